@@ -1,0 +1,136 @@
+/* ppl.h - the embedding API of the ppl probabilistic programming language.
+ *
+ * One opaque ppl_state per interpreter.  There is no global mutable state:
+ * states on different threads share nothing.  Every call returns a status
+ * code (PPL_OK = 0); after a failure ppl_errmsg(S) holds the message, with
+ * the file:line:col, source line and caret of the error when it has one.
+ * The library never exits, aborts, or prints on its own: output produced
+ * by a script (print, summary tables) goes to the output callback.
+ * Values cross the boundary by copy.
+ */
+#ifndef PPL_H
+#define PPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PPL_VERSION_STRING "0.1.0"
+
+typedef enum ppl_status {
+    PPL_OK = 0,
+    PPL_ERR_SYNTAX = 1,     /* the text does not parse */
+    PPL_ERR_NAME = 2,       /* unknown name, bad arity, bad constraint ... */
+    PPL_ERR_RUNTIME = 3,    /* shape, index, type, parameter, data errors */
+    PPL_ERR_IO = 4,         /* a file could not be read or written */
+    PPL_ERR_NOMEM = 5,      /* out of memory */
+    PPL_ERR_MISUSE = 6,     /* NULL state, closed state, bad argument */
+    PPL_ERR_INTERRUPTED = 7,/* ppl_interrupt was called */
+    PPL_ERR_LIMIT = 8       /* recursion / loop / size limit reached */
+} ppl_status;
+
+typedef struct ppl_state ppl_state;
+
+/* Where script output (print, summary) goes.  Default: discarded. */
+typedef void (*ppl_write_fn)(void *ud, const char *text, size_t len);
+
+typedef struct ppl_options {
+    /* Allocator hook; all library memory goes through it. NULL: libc. */
+    void *(*malloc_fn)(void *ud, size_t n);
+    void *(*realloc_fn)(void *ud, void *p, size_t n);
+    void (*free_fn)(void *ud, void *p);
+    void *alloc_ud;
+    ppl_write_fn out;          /* script output */
+    void *out_ud;
+    uint64_t seed;             /* default seed for runs that give none */
+    long max_recursion;        /* 0: default (200) */
+    long max_loop_iterations;  /* 0: default (100,000,000) */
+} ppl_options;
+
+ppl_options ppl_default_options(void);
+const char *ppl_version(void);
+
+/* Open a state (NULL: default options).  Returns NULL only when memory for
+ * the state itself cannot be had. */
+ppl_state *ppl_open(const ppl_options *opts);
+void ppl_close(ppl_state *S);               /* NULL-safe */
+
+/* The message of the last failed call ("" after success).  The string is
+ * owned by the state and valid until the next call on it. */
+const char *ppl_errmsg(const ppl_state *S);
+ppl_status ppl_errcode(const ppl_state *S);
+
+/* Parse, check and run a program's top-level statements (definitions of
+ * models, guides and functions, and any script statements). */
+ppl_status ppl_load_file(ppl_state *S, const char *path);
+ppl_status ppl_load_string(ppl_state *S, const char *name, const char *text);
+/* Parse and check only (names, arity, constraints); runs nothing. */
+ppl_status ppl_check_file(ppl_state *S, const char *path);
+ppl_status ppl_check_string(ppl_state *S, const char *name, const char *text);
+
+/* REPL entry: run one chunk of input; when it is a single expression its
+ * value's printed form is returned in *echo (owned by the state, "" when
+ * none). */
+ppl_status ppl_eval(ppl_state *S, const char *name, const char *text, const char **echo);
+/* 1 when `text` is an unfinished statement (open bracket or block). */
+int ppl_incomplete(const char *text);
+
+/* Interrupt a running computation from another thread or a signal handler
+ * (async-signal-safe): the running call returns PPL_ERR_INTERRUPTED. */
+void ppl_interrupt(ppl_state *S);
+
+/* Global data: bind a float64 array of the given shape (ndim 0 = scalar)
+ * to a global name; models take their arguments by name from these. */
+ppl_status ppl_set_data_f64(ppl_state *S, const char *name, const double *data,
+                            int ndim, const int64_t *shape);
+ppl_status ppl_set_data_json(ppl_state *S, const char *path);  /* every field */
+/* Read a global numeric value back: copies up to cap elements into buf and
+ * sets *n to the element count. */
+ppl_status ppl_get_f64(ppl_state *S, const char *name, double *buf, size_t cap,
+                       size_t *n);
+
+/* Call a global function by name with float64 scalar arguments; the result
+ * (when numeric) is copied into *result (first element). */
+ppl_status ppl_call(ppl_state *S, const char *fn, int nargs, const double *args,
+                    double *result);
+
+/* Seeds the state's default random stream. */
+ppl_status ppl_seed(ppl_state *S, uint64_t seed);
+
+/* ---- inference ---- */
+
+typedef struct ppl_result ppl_result;
+
+typedef struct ppl_svi_opts {
+    const char *guide;       /* guide function name, or "auto_normal",
+                                "auto_mvn", "auto_delta", "auto_diag" */
+    long steps;              /* default 1000 */
+    double lr;               /* Adam learning rate, default 0.01 */
+    int particles;           /* default 1 */
+    uint64_t seed;           /* default 1 */
+    const char *data_json;   /* optional data file binding the model args */
+    int summary_samples;     /* guide draws for the summary, default 1000 */
+} ppl_svi_opts;
+ppl_svi_opts ppl_svi_defaults(void);
+ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
+                   ppl_result **out);
+
+/* Results: summaries, draws, parameters, and the standard text/JSON forms. */
+ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean,
+                              double *sd);
+/* Copies the draws of a scalar site (all chains, in order) or of an
+ * SVI parameter's elements; *n receives the count. */
+ppl_status ppl_result_draws_f64(const ppl_result *R, const char *name, double *buf,
+                                size_t cap, size_t *n);
+/* The summary table (DESIGN 1.8) and the summary JSON, malloc'd (free()). */
+char *ppl_result_table(const ppl_result *R);
+char *ppl_result_json(const ppl_result *R);
+void ppl_result_free(ppl_result *R);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

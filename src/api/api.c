@@ -1,0 +1,430 @@
+/* api.c - the public C API (include/ppl.h).  Every entry point is a
+ * protected boundary: it checks its arguments (a NULL or closed state is an
+ * error, not a crash), runs the operation, and turns a failure into a status
+ * code plus a message read with ppl_errmsg.  The state stays usable after
+ * any error. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ppl.h"
+#include "vm.h"
+#include "infer.h"
+#include "data_io.h"
+
+#define PPL_MAGIC 0x70706c5fu
+#define PPL_CLOSED 0xdeadbeefu
+
+struct ppl_state {
+    unsigned magic;
+    rt_vm *vm;
+    char *err;        /* last message (owned) */
+    ppl_status code;
+    char *echo;       /* last REPL echo (owned) */
+};
+
+struct ppl_result {
+    inf_result *r;
+    bk_ctx *ctx;      /* for JSON rendering (the state's) */
+};
+
+static const char NOMEM_MSG[] = "error: out of memory";
+static const char MISUSE_MSG[] = "error: invalid ppl_state (NULL or closed)";
+
+ppl_options ppl_default_options(void) {
+    ppl_options o;
+    memset(&o, 0, sizeof o);
+    return o;
+}
+
+const char *ppl_version(void) { return PPL_VERSION_STRING; }
+
+static bool valid(const ppl_state *S) { return S && S->magic == PPL_MAGIC; }
+
+static ppl_status set_error(ppl_state *S, ppl_status code, char *msg) {
+    free(S->err);
+    S->err = msg;
+    S->code = code;
+    return code;
+}
+
+static ppl_status ok(ppl_state *S) {
+    free(S->err);
+    S->err = NULL;
+    S->code = PPL_OK;
+    return PPL_OK;
+}
+
+/* Turn the VM's pending error into the state's message. */
+static ppl_status vm_error(ppl_state *S) {
+    int code = S->vm->errcode ? S->vm->errcode : PPL_ERR_RUNTIME;
+    char *m = rt_vm_errmsg(S->vm);
+    if (m) {
+        size_t n = strlen(m);
+        while (n && m[n - 1] == '\n') m[--n] = 0;
+    }
+    rt_vm_clear_error(S->vm);
+    return set_error(S, (ppl_status)code, m);
+}
+
+static ppl_status fmt_error(ppl_state *S, ppl_status code, const char *fmt, const char *arg) {
+    size_t n = strlen(fmt) + (arg ? strlen(arg) : 0) + 16;
+    char *m = malloc(n);
+    if (m) snprintf(m, n, fmt, arg ? arg : "");
+    return set_error(S, code, m);
+}
+
+ppl_state *ppl_open(const ppl_options *opts) {
+    ppl_state *S = calloc(1, sizeof *S);
+    if (!S) return NULL;
+    bk_alloc alloc = {0}, *ap = NULL;
+    if (opts && opts->malloc_fn && opts->realloc_fn && opts->free_fn) {
+        alloc.malloc_fn = opts->malloc_fn;
+        alloc.realloc_fn = opts->realloc_fn;
+        alloc.free_fn = opts->free_fn;
+        alloc.ud = opts->alloc_ud;
+        ap = &alloc;
+    }
+    S->vm = rt_vm_new(ap);
+    if (!S->vm || inf_register_builtins(S->vm)) {
+        rt_vm_free(S->vm);
+        free(S);
+        return NULL;
+    }
+    S->magic = PPL_MAGIC;
+    if (opts) {
+        S->vm->out = (rt_write_fn)opts->out;
+        S->vm->out_ud = opts->out_ud;
+        S->vm->seed = opts->seed;
+        if (opts->max_recursion > 0) S->vm->max_depth = (int)opts->max_recursion;
+        if (opts->max_loop_iterations > 0) S->vm->max_loop = opts->max_loop_iterations;
+    }
+    bk_rng_init(&S->vm->rng, S->vm->seed, 0);
+    return S;
+}
+
+void ppl_close(ppl_state *S) {
+    if (!valid(S)) return;
+    S->magic = PPL_CLOSED;
+    rt_vm_free(S->vm);
+    free(S->err);
+    free(S->echo);
+    free(S);
+}
+
+const char *ppl_errmsg(const ppl_state *S) {
+    if (!valid(S)) return MISUSE_MSG;
+    if (S->code != PPL_OK && !S->err) return NOMEM_MSG;
+    return S->err ? S->err : "";
+}
+
+ppl_status ppl_errcode(const ppl_state *S) { return valid(S) ? S->code : PPL_ERR_MISUSE; }
+
+/* Read a whole file; NULL with *err set on failure. */
+static char *read_file(const char *path, size_t *len, char **err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        size_t n = strlen(path) + 64;
+        *err = malloc(n);
+        if (*err) snprintf(*err, n, "error: cannot open \"%s\"", path);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+        if (n + 1 >= cap) {
+            if (cap > ((size_t)1 << 30)) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *p = realloc(buf, cap * 2);
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        size_t m = strlen(path) + 64;
+        *err = malloc(m);
+        if (*err) snprintf(*err, m, "error: cannot read \"%s\"", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static ppl_status run_text(ppl_state *S, const char *name, const char *text, size_t len, bool check,
+                           bool repl) {
+    rt_source *src = rt_source_new(name, text, len);
+    if (!src) return set_error(S, PPL_ERR_NOMEM, NULL);
+    rt_value echo = rt_none();
+    int rc = rt_run_source(S->vm, src, check, repl ? &echo : NULL);
+    rt_source_release(src);
+    if (rc) return vm_error(S);
+    free(S->echo);
+    S->echo = NULL;
+    if (repl && echo.tag != RT_NONE) S->echo = rt_value_repr(S->vm->bk, echo);
+    rt_release(echo);
+    return ok(S);
+}
+
+static ppl_status load_file(ppl_state *S, const char *path, bool check) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!path) return fmt_error(S, PPL_ERR_MISUSE, "error: path is NULL%s", NULL);
+    size_t len;
+    char *err = NULL;
+    char *text = read_file(path, &len, &err);
+    if (!text) return set_error(S, PPL_ERR_IO, err);
+    ppl_status st = run_text(S, path, text, len, check, false);
+    free(text);
+    return st;
+}
+
+ppl_status ppl_load_file(ppl_state *S, const char *path) { return load_file(S, path, false); }
+ppl_status ppl_check_file(ppl_state *S, const char *path) { return load_file(S, path, true); }
+
+ppl_status ppl_load_string(ppl_state *S, const char *name, const char *text) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!text) return fmt_error(S, PPL_ERR_MISUSE, "error: text is NULL%s", NULL);
+    return run_text(S, name ? name : "<string>", text, strlen(text), false, false);
+}
+
+ppl_status ppl_check_string(ppl_state *S, const char *name, const char *text) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!text) return fmt_error(S, PPL_ERR_MISUSE, "error: text is NULL%s", NULL);
+    return run_text(S, name ? name : "<string>", text, strlen(text), true, false);
+}
+
+ppl_status ppl_eval(ppl_state *S, const char *name, const char *text, const char **echo) {
+    if (echo) *echo = "";
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!text) return fmt_error(S, PPL_ERR_MISUSE, "error: text is NULL%s", NULL);
+    ppl_status st = run_text(S, name ? name : "<repl>", text, strlen(text), false, true);
+    if (st == PPL_OK && echo) *echo = S->echo ? S->echo : "";
+    return st;
+}
+
+int ppl_incomplete(const char *text) { return text ? rt_parse_incomplete(text) : 0; }
+
+void ppl_interrupt(ppl_state *S) {
+    if (valid(S)) S->vm->interrupted = 1;
+}
+
+ppl_status ppl_seed(ppl_state *S, uint64_t seed) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    S->vm->seed = seed;
+    bk_rng_init(&S->vm->rng, seed, 0);
+    return ok(S);
+}
+
+ppl_status ppl_set_data_f64(ppl_state *S, const char *name, const double *data, int ndim,
+                            const int64_t *shape) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!name || (!data && ndim > 0) || ndim < 0 || ndim > BK_MAXDIM || (ndim > 0 && !shape))
+        return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_set_data_f64: bad arguments for \"%s\"", name);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_set_data_f64: negative size for \"%s\"", name);
+        n *= shape[i];
+    }
+    bk_tensor *t = ndim == 0 ? bk_scalar(S->vm->bk, data ? data[0] : 0) : bk_from_f64(S->vm->bk, ndim, shape, data);
+    (void)n;
+    if (!t || rt_global_set(S->vm, name, rt_tensor(t))) return set_error(S, PPL_ERR_NOMEM, NULL);
+    return ok(S);
+}
+
+ppl_status ppl_set_data_json(ppl_state *S, const char *path) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    rt_value v;
+    if (rt_load_json(S->vm, path, (rt_loc){0, 0, 0, 0}, &v)) return vm_error(S);
+    if (v.tag != RT_RECORD) {
+        rt_release(v);
+        return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", path);
+    }
+    rt_record *r = (rt_record *)v.u.o;
+    for (int i = 0; i < r->n; i++)
+        if (rt_global_set(S->vm, r->keys[i], rt_retain(r->vals[i]))) {
+            rt_release(v);
+            return set_error(S, PPL_ERR_NOMEM, NULL);
+        }
+    rt_release(v);
+    return ok(S);
+}
+
+ppl_status ppl_get_f64(ppl_state *S, const char *name, double *buf, size_t cap, size_t *n) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    rt_value *v = name ? rt_global_get(S->vm, name) : NULL;
+    if (!v || v->tag != RT_TENSOR)
+        return fmt_error(S, PPL_ERR_NAME, "error: no numeric global named \"%s\"", name ? name : "(null)");
+    bk_tensor *t = v->u.t;
+    if (n) *n = (size_t)t->numel;
+    for (int64_t i = 0; i < t->numel && (size_t)i < cap && buf; i++) buf[i] = bk_get(t, i);
+    return ok(S);
+}
+
+ppl_status ppl_call(ppl_state *S, const char *fn, int nargs, const double *args, double *result) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    rt_value *f = fn ? rt_global_get(S->vm, fn) : NULL;
+    if (!f || (f->tag != RT_FUNC && f->tag != RT_BUILTIN))
+        return fmt_error(S, PPL_ERR_NAME, "error: no function named \"%s\"", fn ? fn : "(null)");
+    if (nargs < 0 || nargs > 64 || (nargs > 0 && !args))
+        return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_call: bad arguments for \"%s\"", fn);
+    rt_value av[64];
+    for (int i = 0; i < nargs; i++) {
+        bk_tensor *t = bk_scalar(S->vm->bk, args[i]);
+        if (!t) {
+            for (int k = 0; k < i; k++) rt_release(av[k]);
+            return set_error(S, PPL_ERR_NOMEM, NULL);
+        }
+        av[i] = rt_tensor(t);
+    }
+    rt_vm_clear_error(S->vm);
+    rt_value fv = rt_retain(*f), out = rt_none();
+    int rc = rt_call_value(S->vm, fv, nargs, av, 0, NULL, NULL, (rt_loc){0, 0, 0, 0}, &out);
+    rt_release(fv);
+    for (int i = 0; i < nargs; i++) rt_release(av[i]);
+    bk_tape_reset(S->vm->bk);
+    if (rc) return vm_error(S);
+    if (result) *result = out.tag == RT_TENSOR && out.u.t->numel > 0 ? bk_get(out.u.t, 0) : 0.0;
+    rt_release(out);
+    return ok(S);
+}
+
+/* ------------------------------------------------------------- inference --- */
+
+ppl_svi_opts ppl_svi_defaults(void) {
+    ppl_svi_opts o;
+    memset(&o, 0, sizeof o);
+    o.guide = "auto_normal";
+    o.steps = 1000;
+    o.lr = 0.01;
+    o.particles = 1;
+    o.seed = 1;
+    o.summary_samples = 1000;
+    return o;
+}
+
+static ppl_status find_func(ppl_state *S, const char *name, const char *what, rt_func **out) {
+    rt_value *v = name ? rt_global_get(S->vm, name) : NULL;
+    if (!v || v->tag != RT_FUNC) {
+        size_t n = (name ? strlen(name) : 6) + strlen(what) + 64;
+        char *m = malloc(n);
+        if (m) snprintf(m, n, "error: no %s named \"%s\"", what, name ? name : "(null)");
+        return set_error(S, PPL_ERR_NAME, m);
+    }
+    *out = (rt_func *)v->u.o;
+    return PPL_OK;
+}
+
+ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_result **out) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!out) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_svi: out is NULL%s", NULL);
+    *out = NULL;
+    ppl_svi_opts d = o ? *o : ppl_svi_defaults();
+    rt_func *m;
+    if (find_func(S, model, "model", &m)) return S->code;
+    rt_value data = rt_none();
+    if (d.data_json) {
+        if (rt_load_json(S->vm, d.data_json, (rt_loc){0, 0, 0, 0}, &data)) return vm_error(S);
+        if (data.tag != RT_RECORD) {
+            rt_release(data);
+            return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", d.data_json);
+        }
+    }
+    inf_guide *g = NULL;
+    inf_guide user = {0};
+    const char *gname = d.guide ? d.guide : "auto_normal";
+    int kind = strcmp(gname, "auto_normal") == 0 ? INF_GUIDE_NORMAL
+             : strcmp(gname, "auto_diag") == 0 ? INF_GUIDE_DIAG
+             : strcmp(gname, "auto_mvn") == 0 ? INF_GUIDE_MVN
+             : strcmp(gname, "auto_delta") == 0 ? INF_GUIDE_DELTA : INF_GUIDE_USER;
+    if (kind == INF_GUIDE_USER) {
+        rt_func *gf;
+        if (find_func(S, gname, "guide", &gf)) {
+            rt_release(data);
+            return S->code;
+        }
+        user.kind = INF_GUIDE_USER;
+        user.fn = gf;
+        g = &user;
+    } else {
+        g = inf_guide_new(kind, m, 0.1);
+        if (!g) {
+            rt_release(data);
+            return set_error(S, PPL_ERR_NOMEM, NULL);
+        }
+    }
+    inf_svi_opts so = {0};
+    so.steps = d.steps;
+    so.particles = d.particles > 0 ? d.particles : 1;
+    so.seed = d.seed;
+    so.optim = inf_adam_defaults();
+    so.optim.lr = d.lr > 0 ? d.lr : 0.01;
+    so.summary_samples = d.summary_samples > 0 ? d.summary_samples : 1000;
+    rt_vm_clear_error(S->vm);
+    inf_result *r = NULL;
+    int rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
+                         (rt_loc){0, 0, 0, 0}, &r);
+    if (g != &user) inf_guide_free(g);
+    rt_release(data);
+    bk_tape_reset(S->vm->bk);
+    if (rc) return vm_error(S);
+    ppl_result *R = calloc(1, sizeof *R);
+    if (!R) {
+        inf_result_free(r);
+        return set_error(S, PPL_ERR_NOMEM, NULL);
+    }
+    R->r = r;
+    R->ctx = S->vm->bk;
+    *out = R;
+    return ok(S);
+}
+
+ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean, double *sd) {
+    if (!R || !name) return PPL_ERR_MISUSE;
+    for (int i = 0; i < R->r->nrows; i++)
+        if (strcmp(R->r->rows[i].name, name) == 0) {
+            if (mean) *mean = R->r->rows[i].mean;
+            if (sd) *sd = R->r->rows[i].sd;
+            return PPL_OK;
+        }
+    return PPL_ERR_NAME;
+}
+
+ppl_status ppl_result_draws_f64(const ppl_result *R, const char *name, double *buf, size_t cap,
+                                size_t *n) {
+    if (!R || !name) return PPL_ERR_MISUSE;
+    for (int i = 0; i < R->r->nrows; i++)
+        if (strcmp(R->r->rows[i].name, name) == 0) {
+            if (n) *n = (size_t)R->r->ndraws;
+            for (int k = 0; k < R->r->ndraws && (size_t)k < cap && buf; k++) buf[k] = R->r->draws[i][k];
+            return PPL_OK;
+        }
+    rt_value *p = R->r->params ? rt_record_get(R->r->params, name) : NULL;
+    if (p && p->tag == RT_TENSOR) {
+        if (n) *n = (size_t)p->u.t->numel;
+        for (int64_t k = 0; k < p->u.t->numel && (size_t)k < cap && buf; k++) buf[k] = bk_get(p->u.t, k);
+        return PPL_OK;
+    }
+    return PPL_ERR_NAME;
+}
+
+char *ppl_result_table(const ppl_result *R) { return R ? inf_result_table(R->r) : NULL; }
+char *ppl_result_json(const ppl_result *R) { return R ? inf_result_json(R->ctx, R->r) : NULL; }
+
+void ppl_result_free(ppl_result *R) {
+    if (!R) return;
+    inf_result_free(R->r);
+    free(R);
+}

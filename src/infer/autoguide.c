@@ -1,0 +1,322 @@
+/* autoguide.c - guides: a user's guide function run under the trace
+ * handler, or an automatic guide built from the model's latent sites.
+ *
+ * Automatic guides work in unconstrained space (as Pyro's): each latent x
+ * with support C is x = T_C(u), u drawn from the guide's base family, and
+ * log q(x) = log q(u) - log|det dT/du|.
+ *   AutoNormal / AutoDiagonalNormal: u ~ Normal(loc, scale) per element,
+ *     params "<prefix>.locs.<site>" and "<prefix>.scales.<site>".
+ *   AutoMultivariateNormal: u = loc + L eps over the flattened vector,
+ *     params "AutoMultivariateNormal.loc" and ".scale_tril".
+ *   AutoDelta: x = T_C(param "AutoDelta.<site>"), log q = 0 (MAP).
+ * The latent sites, their shapes and supports come from one prototype run
+ * of the model (so supports whose bounds depend on other latents use the
+ * prototype's bounds - documented in docs/INFERENCE.md). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "infer.h"
+
+void inf_guide_free(inf_guide *g) {
+    if (!g) return;
+    for (int i = 0; i < g->nlat; i++) {
+        free(g->lat[i].name);
+        sl_constraint_clear(&g->lat[i].support);
+    }
+    free(g->lat);
+    if (g->fn) rt_release(rt_obj_value(&g->fn->h));
+    free(g);
+}
+
+/* Discover the model's latent sites from a prototype run. */
+static int discover(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
+    rt_trace tr;
+    rt_trace_init(&tr);
+    rt_handler ht, hs;
+    rt_seed_state ss;
+    rt_handler_trace(&ht, &tr);
+    rt_handler_seed(&hs, &ss, 0x5eed);
+    bool grad = bk_set_grad_enabled(vm->bk, false);
+    int rc = rt_push_handler(vm, &hs);
+    if (rc == 0 && (rc = rt_push_handler(vm, &ht)) != 0) rt_pop_handler(vm, &hs);
+    rt_value ret = rt_none();
+    if (rc == 0) {
+        rc = rt_call_with_data(vm, g->fn, data, loc, &ret);
+        rt_pop_handler(vm, &ht);
+        rt_pop_handler(vm, &hs);
+    }
+    bk_set_grad_enabled(vm->bk, grad);
+    rt_release(ret);
+    if (rc) {
+        rt_trace_clear(&tr);
+        return -1;
+    }
+    int n = 0;
+    for (int i = 0; i < tr.n; i++)
+        if (tr.sites[i].kind == RT_SITE_SAMPLE) n++;
+    g->lat = calloc(n ? n : 1, sizeof *g->lat);
+    if (!g->lat) {
+        rt_trace_clear(&tr);
+        return rt_fail(vm, 5, loc, "out of memory");
+    }
+    g->dim = 0;
+    for (int i = 0; i < tr.n && rc == 0; i++) {
+        rt_site *s = &tr.sites[i];
+        if (s->kind != RT_SITE_SAMPLE) continue;
+        inf_latent *L = &g->lat[g->nlat];
+        if (sl_support(vm->bk, s->dist, &L->support)) {
+            rc = rt_fail_bk(vm, s->loc);
+            break;
+        }
+        g->nlat++;
+        L->name = strdup(s->name);
+        if (sl_constraint_is_discrete(&L->support)) {
+            rc = rt_error_loc(vm, s->loc, "%s cannot handle the discrete latent site \"%s\"; write "
+                              "a guide for it or marginalize it out", g->prefix, s->name);
+            break;
+        }
+        L->ndim = s->value->ndim;
+        memcpy(L->shape, s->value->shape, sizeof L->shape);
+        if (sl_unconstrained_shape(vm->bk, &L->support, L->ndim, L->shape, &L->undim, L->ushape)) {
+            rc = rt_fail_bk(vm, s->loc);
+            break;
+        }
+        L->unumel = 1;
+        for (int d = 0; d < L->undim; d++) L->unumel *= L->ushape[d];
+        L->offset = g->dim;
+        g->dim += L->unumel;
+    }
+    rt_trace_clear(&tr);
+    if (rc == 0) g->ready = true;
+    return rc;
+}
+
+/* Get or create a parameter (unconstrained initial value u0, which is
+ * pushed through the constraint so the store keeps its convention). */
+static bk_tensor *guide_param(rt_vm *vm, const char *name, bk_tensor *init, int ckind, rt_loc loc) {
+    rt_param *p = rt_param_find(vm, name);
+    if (!p) {
+        sl_constraint c = {.kind = ckind};
+        bool g = bk_set_grad_enabled(vm->bk, false);
+        p = rt_param_create(vm, name, init, &c, loc);
+        bk_set_grad_enabled(vm->bk, g);
+        if (!p) return NULL;
+    }
+    bk_tensor *v = rt_param_value(vm, p);
+    if (!v) rt_fail_bk(vm, loc);
+    return v;
+}
+
+static int add_site(rt_vm *vm, rt_trace *tr, const char *name, bk_tensor *value, bk_tensor *lp,
+                    rt_loc loc) {
+    if (tr->n == tr->cap) {
+        int cap = tr->cap ? tr->cap * 2 : 16;
+        rt_site *s = realloc(tr->sites, cap * sizeof *s);
+        if (!s) return rt_fail(vm, 5, loc, "out of memory");
+        tr->sites = s;
+        tr->cap = cap;
+    }
+    rt_site *s = &tr->sites[tr->n];
+    memset(s, 0, sizeof *s);
+    s->name = strdup(name);
+    if (!s->name) return rt_fail(vm, 5, loc, "out of memory");
+    tr->n++;
+    s->kind = RT_SITE_SAMPLE;
+    s->value = value;
+    s->log_prob = lp;
+    s->scale = 1.0;
+    s->loc = loc;
+    return 0;
+}
+
+static const double HALF_LOG_2PI = 0.91893853320467274178;
+
+/* u ~ Normal(loc, scale) elementwise: returns u (rsample), sets *lq. */
+static bk_tensor *normal_rsample(rt_vm *vm, bk_tensor *loc_, bk_tensor *scale, bk_tensor **lq) {
+    bk_ctx *c = vm->bk;
+    bk_tensor *eps = bk_rand_normal(c, &vm->rng, loc_->ndim, loc_->shape);
+    bk_tensor *se = eps ? bk_mul(c, scale, eps) : NULL;
+    bk_tensor *u = se ? bk_add(c, loc_, se) : NULL;
+    /* log q(u) = sum(-eps^2/2 - log scale - log sqrt(2 pi)) */
+    bk_tensor *e2 = eps ? bk_mul(c, eps, eps) : NULL;
+    bk_tensor *ls = bk_unop(c, BK_OP_LOG, scale);
+    bk_tensor *a = e2 ? bk_mul_s(c, e2, -0.5) : NULL;
+    bk_tensor *b = (a && ls) ? bk_sub(c, a, ls) : NULL;
+    bk_tensor *s = b ? bk_sum_all(c, b) : NULL;
+    *lq = s ? bk_add_s(c, s, -HALF_LOG_2PI * (double)loc_->numel) : NULL;
+    bk_release(eps);
+    bk_release(se);
+    bk_release(e2);
+    bk_release(ls);
+    bk_release(a);
+    bk_release(b);
+    bk_release(s);
+    if (!*lq) {
+        bk_release(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* x = T(u) and the site's log q = lq_u - log|det J|. */
+static int emit(rt_vm *vm, rt_trace *tr, const inf_latent *L, bk_tensor *u, bk_tensor *lq_u, rt_loc loc) {
+    bk_tensor *ld = NULL;
+    bk_tensor *x = sl_to_constrained(vm->bk, &L->support, u, L->ndim, L->shape, lq_u ? &ld : NULL);
+    if (!x) return rt_fail_bk(vm, loc);
+    bk_tensor *lq = NULL;
+    if (lq_u) {
+        lq = bk_sub(vm->bk, lq_u, ld);
+        bk_release(ld);
+        if (!lq) {
+            bk_release(x);
+            return rt_fail_bk(vm, loc);
+        }
+    } else {
+        lq = bk_scalar(vm->bk, 0.0);
+    }
+    if (add_site(vm, tr, L->name, x, lq, loc)) {
+        bk_release(x);
+        bk_release(lq);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_normal(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
+    char name[512];
+    for (int i = 0; i < g->nlat; i++) {
+        inf_latent *L = &g->lat[i];
+        bk_tensor *z = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+        bk_tensor *s0 = bk_full(vm->bk, BK_F64, L->undim, L->ushape, g->init_scale);
+        snprintf(name, sizeof name, "%s.locs.%s", g->prefix, L->name);
+        bk_tensor *loc_ = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+        snprintf(name, sizeof name, "%s.scales.%s", g->prefix, L->name);
+        bk_tensor *scale = (loc_ && s0) ? guide_param(vm, name, s0, SL_C_POSITIVE, loc) : NULL;
+        bk_release(z);
+        bk_release(s0);
+        bk_tensor *lq = NULL, *u = NULL;
+        if (scale) u = normal_rsample(vm, loc_, scale, &lq);
+        bk_release(loc_);
+        bk_release(scale);
+        if (!u) return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+        int rc = emit(vm, tr, L, u, lq, loc);
+        bk_release(u);
+        bk_release(lq);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+static int run_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
+    char name[512];
+    for (int i = 0; i < g->nlat; i++) {
+        inf_latent *L = &g->lat[i];
+        bk_tensor *z = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+        snprintf(name, sizeof name, "%s.%s", g->prefix, L->name);
+        bk_tensor *u = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+        bk_release(z);
+        if (!u) return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+        int rc = emit(vm, tr, L, u, NULL, loc);
+        bk_release(u);
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+/* u = loc + L eps over the flattened latent vector. */
+static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
+    bk_ctx *c = vm->bk;
+    int64_t D = g->dim;
+    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
+    bk_tensor *l0 = bk_eye(c, D);
+    bk_tensor *l0s = l0 ? bk_mul_s(c, l0, g->init_scale) : NULL;
+    char name[256];
+    snprintf(name, sizeof name, "%s.loc", g->prefix);
+    bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+    snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
+    bk_tensor *Lt = (mu && l0s) ? guide_param(vm, name, l0s, SL_C_LOWER_CHOLESKY, loc) : NULL;
+    bk_release(z);
+    bk_release(l0);
+    bk_release(l0s);
+    if (!Lt) {
+        bk_release(mu);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
+    bk_tensor *eps = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *Le = eps ? bk_matmul(c, Lt, eps) : NULL;
+    bk_tensor *u = Le ? bk_add(c, mu, Le) : NULL;
+    /* log q(u) = -|eps|^2/2 - sum log diag L - D log sqrt(2 pi) */
+    bk_tensor *lq = NULL;
+    if (u) {
+        /* sum log diag L, with diag(L) = rowsum(L * I) */
+        bk_tensor *I = bk_eye(c, D);
+        bk_tensor *LI = I ? bk_mul(c, Lt, I) : NULL;
+        bk_tensor *diag = LI ? bk_reduce(c, BK_OP_SUM, LI, 1, false) : NULL;
+        bk_tensor *ld = diag ? bk_unop(c, BK_OP_LOG, diag) : NULL;
+        bk_tensor *sld = ld ? bk_sum_all(c, ld) : NULL;
+        bk_tensor *e2 = bk_mul(c, eps, eps);
+        bk_tensor *se2 = e2 ? bk_sum_all(c, e2) : NULL;
+        bk_tensor *h = se2 ? bk_mul_s(c, se2, -0.5) : NULL;
+        bk_tensor *t = (h && sld) ? bk_sub(c, h, sld) : NULL;
+        lq = t ? bk_add_s(c, t, -HALF_LOG_2PI * (double)D) : NULL;
+        bk_release(I);
+        bk_release(LI);
+        bk_release(diag);
+        bk_release(ld);
+        bk_release(sld);
+        bk_release(e2);
+        bk_release(se2);
+        bk_release(h);
+        bk_release(t);
+    }
+    bk_release(eps);
+    bk_release(Le);
+    bk_release(mu);
+    bk_release(Lt);
+    if (!lq) {
+        bk_release(u);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
+    /* split u into sites; the joint log q goes on the first site */
+    int rc = 0;
+    for (int i = 0; i < g->nlat && rc == 0; i++) {
+        inf_latent *L = &g->lat[i];
+        bk_idx sl = {.kind = BK_IDX_SLICE, .start = L->offset, .stop = L->offset + L->unumel, .step = 1};
+        bk_tensor *part = bk_index(c, u, 1, &sl);
+        bk_tensor *ui = part ? bk_reshape(c, part, L->undim, L->ushape) : NULL;
+        bk_release(part);
+        if (!ui) {
+            rc = rt_fail_bk(vm, loc);
+            break;
+        }
+        bk_tensor *zero = bk_scalar(c, 0.0);
+        rc = emit(vm, tr, L, ui, i == 0 ? lq : zero, loc);
+        bk_release(zero);
+        bk_release(ui);
+    }
+    bk_release(u);
+    bk_release(lq);
+    return rc;
+}
+
+int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt_trace *tr) {
+    if (g->kind == INF_GUIDE_USER) {
+        rt_handler ht;
+        rt_handler_trace(&ht, tr);
+        if (rt_push_handler(vm, &ht)) return rt_fail(vm, 5, loc, "out of memory");
+        rt_value ret = rt_none();
+        int rc = rt_call_with_data(vm, g->fn, data, loc, &ret);
+        rt_pop_handler(vm, &ht);
+        rt_release(ret);
+        return rc;
+    }
+    if (!g->ready && discover(vm, g, data, loc)) return -1;
+    switch (g->kind) {
+    case INF_GUIDE_NORMAL:
+    case INF_GUIDE_DIAG: return run_normal(vm, g, tr, loc);
+    case INF_GUIDE_MVN: return run_mvn(vm, g, tr, loc);
+    case INF_GUIDE_DELTA: return run_delta(vm, g, tr, loc);
+    }
+    return -1;
+}

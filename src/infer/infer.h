@@ -1,0 +1,118 @@
+/* infer.h - inference algorithms on top of the runtime: SVI (Trace_ELBO,
+ * optimizers, autoguides) and the result/summary structures the public API
+ * hands out.  The runtime knows none of this; inf_register_builtins adds
+ * svi(...), the optimizers, the ELBOs and the autoguides to a VM. */
+#ifndef PPL_INFER_H
+#define PPL_INFER_H
+
+#include "vm.h"
+
+int inf_register_builtins(rt_vm *vm);
+
+/* ---- optimizers (optim.c) ---- */
+
+typedef enum { INF_OPT_ADAM, INF_OPT_SGD, INF_OPT_RMSPROP, INF_OPT_ADAGRAD,
+               INF_OPT_CLIPPED_ADAM } inf_opt_kind;
+
+typedef struct inf_optim_spec {
+    int kind;
+    double lr, beta1, beta2, eps, momentum, alpha, weight_decay, clip_norm, lrd;
+    bool nesterov;
+} inf_optim_spec;
+
+/* Per-parameter optimizer state, keyed by parameter name. */
+typedef struct inf_optim_slot {
+    char *name;
+    int64_t n;
+    double *m, *v;
+    long t;
+} inf_optim_slot;
+
+typedef struct inf_optim {
+    inf_optim_spec spec;
+    inf_optim_slot *slots;
+    int nslots, cap;
+} inf_optim;
+
+inf_optim_spec inf_adam_defaults(void);
+void inf_optim_init(inf_optim *o, const inf_optim_spec *spec);
+void inf_optim_free(inf_optim *o);
+/* One update of every parameter with a gradient (p->u->grad).  0 or -1. */
+int inf_optim_step(inf_optim *o, rt_vm *vm);
+
+/* ---- guides (autoguide.c) ---- */
+
+typedef enum { INF_GUIDE_USER, INF_GUIDE_NORMAL, INF_GUIDE_DIAG, INF_GUIDE_MVN,
+               INF_GUIDE_DELTA } inf_guide_kind;
+
+typedef struct inf_latent {
+    char *name;
+    sl_constraint support;
+    int ndim;
+    int64_t shape[BK_MAXDIM];
+    int undim;
+    int64_t ushape[BK_MAXDIM];
+    int64_t unumel;
+    int64_t offset;          /* in the flattened vector (MVN / diag) */
+} inf_latent;
+
+typedef struct inf_guide {
+    int kind;                /* inf_guide_kind */
+    rt_func *fn;             /* user guide, or the model of an autoguide */
+    const char *prefix;      /* "AutoNormal", ... */
+    double init_scale;
+    int init;                /* 0 feasible, 1 median, 2 sample */
+    bool ready;              /* latents discovered */
+    inf_latent *lat;
+    int nlat;
+    int64_t dim;             /* total unconstrained size */
+} inf_guide;
+
+/* A new automatic guide for `model` (retained); NULL on OOM. */
+inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale);
+void inf_guide_free(inf_guide *g);
+/* Run the guide once, recording its sites into tr (values and log q). */
+int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt_trace *tr);
+
+/* ---- SVI (svi.c) ---- */
+
+typedef struct inf_svi_opts {
+    long steps;
+    int particles;
+    uint64_t seed;
+    inf_optim_spec optim;
+    int summary_samples;
+} inf_svi_opts;
+
+/* One scalar row of a summary table. */
+typedef struct inf_row {
+    char *name;              /* "theta[0]" */
+    double mean, sd, q5, q50, q95;
+    double ess_bulk, ess_tail, r_hat; /* MCMC only (NaN for SVI) */
+} inf_row;
+
+typedef struct inf_result {
+    int kind;                /* 0 SVI */
+    inf_row *rows;
+    int nrows;
+    double **draws;          /* per row: ndraws values */
+    int ndraws;
+    rt_record *params;       /* constrained learned parameters */
+    double *losses;
+    long nlosses;
+    double elbo;
+} inf_result;
+
+void inf_result_free(inf_result *r);
+/* Wrap a result as the script value `fit` (takes ownership). */
+rt_value inf_fit_value(inf_result *r);
+/* Run SVI; on success *out holds the result. */
+int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                const inf_svi_opts *o, rt_loc loc, inf_result **out);
+/* The summary table and summary JSON of DESIGN 1.8 (malloc'd). */
+char *inf_result_table(const inf_result *r);
+char *inf_result_json(bk_ctx *ctx, const inf_result *r);
+/* Quantile of sorted data (linear interpolation, as NumPy's default). */
+double inf_quantile_sorted(const double *x, int n, double q);
+
+#endif

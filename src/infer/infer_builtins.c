@@ -1,0 +1,265 @@
+/* infer_builtins.c - the inference built-ins a script sees: svi(...),
+ * summary(...), the optimizers (Adam, ClippedAdam, SGD, RMSprop, Adagrad),
+ * Trace_ELBO, and the autoguides (AutoNormal, AutoDiagonalNormal,
+ * AutoMultivariateNormal, AutoDelta). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "infer.h"
+
+/* ----------------------------------------------------------- optimizers --- */
+
+static int make_optim(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
+    static const char *const names[] = {"lr", "betas", "eps", "momentum", "nesterov", "alpha",
+                                        "weight_decay", "clip_norm", "lrd", NULL};
+    if (rt_check_args(vm, c, 1, names)) return -1;
+    inf_optim_spec *s = malloc(sizeof *s);
+    if (!s) return rt_error(vm, c, "out of memory");
+    *s = inf_adam_defaults();
+    s->kind = kind;
+    double nest = 0;
+    double dflt_lr = kind == INF_OPT_ADAGRAD ? 1e-2 : 1e-3;
+    if (kind == INF_OPT_RMSPROP) s->eps = 1e-8;
+    if (kind == INF_OPT_ADAGRAD) s->eps = 1e-10;
+    if (rt_arg_number(vm, c, 0, "lr", dflt_lr, kind == INF_OPT_SGD, &s->lr) ||
+        rt_arg_number(vm, c, -1, "eps", s->eps, false, &s->eps) ||
+        rt_arg_number(vm, c, -1, "momentum", 0, false, &s->momentum) ||
+        rt_arg_number(vm, c, -1, "nesterov", 0, false, &nest) ||
+        rt_arg_number(vm, c, -1, "alpha", 0.99, false, &s->alpha) ||
+        rt_arg_number(vm, c, -1, "weight_decay", 0, false, &s->weight_decay) ||
+        rt_arg_number(vm, c, -1, "clip_norm", 10.0, false, &s->clip_norm) ||
+        rt_arg_number(vm, c, -1, "lrd", 1.0, false, &s->lrd)) {
+        free(s);
+        return -1;
+    }
+    const rt_value *betas = rt_arg(c, -1, "betas");
+    if (betas) {
+        if (betas->tag != RT_TENSOR || betas->u.t->numel != 2) {
+            free(s);
+            return rt_error_kw(vm, c, "betas", "%s: betas must be a pair like [0.9, 0.999]", c->name);
+        }
+        s->beta1 = bk_get(betas->u.t, 0);
+        s->beta2 = bk_get(betas->u.t, 1);
+    }
+    s->nesterov = nest != 0;
+    if (!(s->lr > 0)) {
+        free(s);
+        return rt_error_kw(vm, c, "lr", "%s: lr must be > 0, got %g", c->name, s->lr);
+    }
+    if (s->beta1 < 0 || s->beta1 >= 1 || s->beta2 < 0 || s->beta2 >= 1) {
+        free(s);
+        return rt_error_kw(vm, c, "betas", "%s: betas must be in [0, 1)", c->name);
+    }
+    rt_opaque *o = rt_opaque_new("optimizer", s, free);
+    if (!o) {
+        free(s);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
+static int b_adam(rt_vm *vm, const rt_call *c, rt_value *out) { return make_optim(vm, c, out, INF_OPT_ADAM); }
+static int b_clipped_adam(rt_vm *vm, const rt_call *c, rt_value *out) { return make_optim(vm, c, out, INF_OPT_CLIPPED_ADAM); }
+static int b_sgd(rt_vm *vm, const rt_call *c, rt_value *out) { return make_optim(vm, c, out, INF_OPT_SGD); }
+static int b_rmsprop(rt_vm *vm, const rt_call *c, rt_value *out) { return make_optim(vm, c, out, INF_OPT_RMSPROP); }
+static int b_adagrad(rt_vm *vm, const rt_call *c, rt_value *out) { return make_optim(vm, c, out, INF_OPT_ADAGRAD); }
+
+/* ----------------------------------------------------------------- ELBO --- */
+
+typedef struct elbo_spec {
+    int particles;
+} elbo_spec;
+
+static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"particles", "num_particles", NULL};
+    double p, p2;
+    if (rt_check_args(vm, c, 0, names) || rt_arg_number(vm, c, -1, "particles", 1, false, &p) ||
+        rt_arg_number(vm, c, -1, "num_particles", p, false, &p2))
+        return -1;
+    if (p2 < 1 || p2 != floor(p2) || p2 > 1e6)
+        return rt_error(vm, c, "Trace_ELBO: particles must be a positive integer, got %g", p2);
+    elbo_spec *e = malloc(sizeof *e);
+    if (!e) return rt_error(vm, c, "out of memory");
+    e->particles = (int)p2;
+    rt_opaque *o = rt_opaque_new("Trace_ELBO", e, free);
+    if (!o) {
+        free(e);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
+/* ------------------------------------------------------------ autoguides --- */
+
+static void guide_data_free(void *p) { inf_guide_free(p); }
+
+inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale) {
+    inf_guide *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->kind = kind;
+    model->h.refcount++;
+    g->fn = model;
+    g->init_scale = init_scale;
+    g->prefix = kind == INF_GUIDE_NORMAL ? "AutoNormal"
+              : kind == INF_GUIDE_DIAG ? "AutoDiagonalNormal"
+              : kind == INF_GUIDE_MVN ? "AutoMultivariateNormal"
+              : kind == INF_GUIDE_DELTA ? "AutoDelta" : "guide";
+    return g;
+}
+
+static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
+    static const char *const names[] = {"model", "init_scale", NULL};
+    if (rt_check_args(vm, c, 1, names)) return -1;
+    const rt_value *m = rt_arg(c, 0, "model");
+    if (!m || m->tag != RT_FUNC)
+        return rt_error_arg(vm, c, 0, "%s: the first argument must be a model", c->name);
+    double scale;
+    if (rt_arg_number(vm, c, -1, "init_scale", 0.1, false, &scale)) return -1;
+    if (!(scale > 0)) return rt_error_kw(vm, c, "init_scale", "%s: init_scale must be > 0, got %g", c->name, scale);
+    inf_guide *g = inf_guide_new(kind, (rt_func *)m->u.o, scale);
+    if (!g) return rt_error(vm, c, "out of memory");
+    rt_opaque *o = rt_opaque_new("autoguide", g, guide_data_free);
+    if (!o) {
+        inf_guide_free(g);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
+static int b_auto_normal(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_NORMAL); }
+static int b_auto_diag(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DIAG); }
+static int b_auto_mvn(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_MVN); }
+static int b_auto_delta(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DELTA); }
+
+/* ------------------------------------------------------------------ fit --- */
+
+static void result_data_free(void *p) { inf_result_free(p); }
+
+static char *fit_repr(bk_ctx *ctx, void *p) {
+    char *t = inf_result_table(p);
+    if (t) {
+        size_t n = strlen(t);
+        while (n && t[n - 1] == '\n') t[--n] = 0;
+    }
+    return t;
+}
+
+static int fit_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, rt_value *out) {
+    inf_result *r = p;
+    if (strcmp(name, "params") == 0) {
+        r->params->h.refcount++;
+        *out = rt_obj_value(&r->params->h);
+        return 0;
+    }
+    if (strcmp(name, "losses") == 0) {
+        bk_tensor *t = bk_from_f64(vm->bk, 1, (int64_t[]){r->nlosses}, r->losses);
+        if (!t) return rt_fail_bk(vm, loc);
+        *out = rt_tensor(t);
+        return 0;
+    }
+    if (strcmp(name, "elbo") == 0) {
+        bk_tensor *t = bk_scalar(vm->bk, r->elbo);
+        if (!t) return rt_fail_bk(vm, loc);
+        *out = rt_tensor(t);
+        return 0;
+    }
+    return rt_error_loc(vm, loc, "an SVI fit has no field \"%s\" (it has params, losses, elbo)", name);
+}
+
+rt_value inf_fit_value(inf_result *r) {
+    rt_opaque *o = rt_opaque_new("svi_fit", r, result_data_free);
+    if (!o) {
+        inf_result_free(r);
+        return rt_none();
+    }
+    o->repr = fit_repr;
+    o->getattr = fit_getattr;
+    return rt_obj_value(&o->h);
+}
+
+static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
+                                        "summary_samples", NULL};
+    if (rt_check_args(vm, c, 3, names)) return -1;
+    const rt_value *m = rt_arg(c, 0, "model");
+    const rt_value *g = rt_arg(c, 1, "guide");
+    const rt_value *d = rt_arg(c, 2, "data");
+    if (!m || m->tag != RT_FUNC) return rt_error_arg(vm, c, 0, "svi: the first argument must be a model");
+    if (!g || (g->tag != RT_FUNC && !(g->tag == RT_OPAQUE && strcmp(((rt_opaque *)g->u.o)->type, "autoguide") == 0)))
+        return rt_error_arg(vm, c, 1, "svi: the second argument must be a guide function or an autoguide such as AutoNormal(model)");
+    if (d && d->tag != RT_RECORD && d->tag != RT_NONE)
+        return rt_error_arg(vm, c, 2, "svi: data must be a record like {y: [1, 2]}, got a %s", rt_type_name(*d));
+    inf_svi_opts o = {0};
+    double steps, seed, ns;
+    if (rt_arg_number(vm, c, -1, "steps", 1000, false, &steps) ||
+        rt_arg_number(vm, c, -1, "seed", (double)vm->seed, false, &seed) ||
+        rt_arg_number(vm, c, -1, "summary_samples", 1000, false, &ns))
+        return -1;
+    if (steps < 0 || steps != floor(steps)) return rt_error_kw(vm, c, "steps", "svi: steps must be a non-negative integer");
+    o.steps = (long)steps;
+    o.seed = (uint64_t)seed;
+    o.summary_samples = (int)ns;
+    o.particles = 1;
+    o.optim = inf_adam_defaults();
+    const rt_value *opt = rt_arg(c, -1, "optim");
+    if (opt) {
+        if (opt->tag != RT_OPAQUE || strcmp(((rt_opaque *)opt->u.o)->type, "optimizer") != 0)
+            return rt_error_kw(vm, c, "optim", "svi: optim must be an optimizer such as Adam(lr=0.01)");
+        o.optim = *(inf_optim_spec *)((rt_opaque *)opt->u.o)->data;
+    }
+    const rt_value *loss = rt_arg(c, -1, "loss");
+    if (loss) {
+        if (loss->tag != RT_OPAQUE || strcmp(((rt_opaque *)loss->u.o)->type, "Trace_ELBO") != 0)
+            return rt_error_kw(vm, c, "loss", "svi: loss must be Trace_ELBO(...)");
+        o.particles = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->particles;
+    }
+    inf_guide *guide;
+    inf_guide user = {0};
+    if (g->tag == RT_FUNC) {
+        user.kind = INF_GUIDE_USER;
+        user.fn = (rt_func *)g->u.o;
+        guide = &user;
+    } else {
+        guide = ((rt_opaque *)g->u.o)->data;
+    }
+    inf_result *r;
+    const rt_record *data = d && d->tag == RT_RECORD ? (const rt_record *)d->u.o : NULL;
+    if (inf_svi_run(vm, (rt_func *)m->u.o, guide, data, &o, c->loc, &r)) return -1;
+    *out = inf_fit_value(r);
+    if (out->tag == RT_NONE) return rt_error(vm, c, "out of memory");
+    return 0;
+}
+
+static int b_summary(rt_vm *vm, const rt_call *c, rt_value *out) {
+    if (rt_check_args(vm, c, 1, NULL)) return -1;
+    const rt_value *f = rt_arg(c, 0, NULL);
+    if (!f || f->tag != RT_OPAQUE || strcmp(((rt_opaque *)f->u.o)->type, "svi_fit") != 0)
+        return rt_error_arg(vm, c, 0, "summary: expected the result of svi(...)");
+    char *t = inf_result_table(((rt_opaque *)f->u.o)->data);
+    if (!t) return rt_error(vm, c, "out of memory");
+    rt_vm_write(vm, t, strlen(t));
+    free(t);
+    *out = rt_none();
+    return 0;
+}
+
+static const rt_builtin_def infer_builtins[] = {
+    {"svi", b_svi},
+    {"summary", b_summary},
+    {"Adam", b_adam},
+    {"ClippedAdam", b_clipped_adam},
+    {"SGD", b_sgd},
+    {"RMSprop", b_rmsprop},
+    {"Adagrad", b_adagrad},
+    {"Trace_ELBO", b_trace_elbo},
+    {"AutoNormal", b_auto_normal},
+    {"AutoDiagonalNormal", b_auto_diag},
+    {"AutoMultivariateNormal", b_auto_mvn},
+    {"AutoDelta", b_auto_delta},
+    {NULL, NULL},
+};
+
+int inf_register_builtins(rt_vm *vm) { return rt_register_builtins(vm, infer_builtins); }

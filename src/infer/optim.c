@@ -1,0 +1,129 @@
+/* optim.c - optimizers with PyTorch's update rules and defaults:
+ * Adam (lr 1e-3, betas (0.9, 0.999), eps 1e-8), ClippedAdam (Pyro: clip
+ * each gradient element to +-clip_norm, lr decays by lrd per step), SGD
+ * (momentum, Nesterov), RMSprop (alpha 0.99, eps 1e-8), Adagrad (eps 1e-10).
+ * They update the unconstrained parameter tensors in place. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "infer.h"
+
+inf_optim_spec inf_adam_defaults(void) {
+    inf_optim_spec s = {0};
+    s.kind = INF_OPT_ADAM;
+    s.lr = 1e-3;
+    s.beta1 = 0.9;
+    s.beta2 = 0.999;
+    s.eps = 1e-8;
+    s.alpha = 0.99;
+    s.clip_norm = 10.0;
+    s.lrd = 1.0;
+    return s;
+}
+
+void inf_optim_init(inf_optim *o, const inf_optim_spec *spec) {
+    memset(o, 0, sizeof *o);
+    o->spec = *spec;
+}
+
+void inf_optim_free(inf_optim *o) {
+    for (int i = 0; i < o->nslots; i++) {
+        free(o->slots[i].name);
+        free(o->slots[i].m);
+        free(o->slots[i].v);
+    }
+    free(o->slots);
+    memset(o, 0, sizeof *o);
+}
+
+static inf_optim_slot *slot_for(inf_optim *o, const char *name, int64_t n) {
+    for (int i = 0; i < o->nslots; i++)
+        if (strcmp(o->slots[i].name, name) == 0) return o->slots[i].n == n ? &o->slots[i] : NULL;
+    if (o->nslots == o->cap) {
+        int cap = o->cap ? o->cap * 2 : 8;
+        inf_optim_slot *s = realloc(o->slots, cap * sizeof *s);
+        if (!s) return NULL;
+        o->slots = s;
+        o->cap = cap;
+    }
+    inf_optim_slot *s = &o->slots[o->nslots];
+    memset(s, 0, sizeof *s);
+    s->name = strdup(name);
+    s->m = calloc(n ? n : 1, sizeof *s->m);
+    s->v = calloc(n ? n : 1, sizeof *s->v);
+    if (!s->name || !s->m || !s->v) {
+        free(s->name);
+        free(s->m);
+        free(s->v);
+        return NULL;
+    }
+    s->n = n;
+    o->nslots++;
+    return s;
+}
+
+static void update(const inf_optim_spec *sp, inf_optim_slot *s, double *w, const double *g0) {
+    int64_t n = s->n;
+    s->t++;
+    double lr = sp->lr;
+    for (int64_t i = 0; i < n; i++) {
+        double g = g0[i] + sp->weight_decay * w[i];
+        switch (sp->kind) {
+        case INF_OPT_CLIPPED_ADAM:
+            if (g > sp->clip_norm) g = sp->clip_norm;
+            if (g < -sp->clip_norm) g = -sp->clip_norm;
+            /* fall through */
+        case INF_OPT_ADAM: {
+            s->m[i] = sp->beta1 * s->m[i] + (1 - sp->beta1) * g;
+            s->v[i] = sp->beta2 * s->v[i] + (1 - sp->beta2) * g * g;
+            double mh = s->m[i] / (1 - pow(sp->beta1, (double)s->t));
+            double vh = s->v[i] / (1 - pow(sp->beta2, (double)s->t));
+            double step = sp->kind == INF_OPT_CLIPPED_ADAM ? lr * pow(sp->lrd, (double)(s->t - 1)) : lr;
+            w[i] -= step * mh / (sqrt(vh) + sp->eps);
+            break;
+        }
+        case INF_OPT_SGD:
+            if (sp->momentum != 0) {
+                s->m[i] = s->t == 1 ? g : sp->momentum * s->m[i] + g;
+                g = sp->nesterov ? g + sp->momentum * s->m[i] : s->m[i];
+            }
+            w[i] -= lr * g;
+            break;
+        case INF_OPT_RMSPROP:
+            s->v[i] = sp->alpha * s->v[i] + (1 - sp->alpha) * g * g;
+            w[i] -= lr * g / (sqrt(s->v[i]) + sp->eps);
+            break;
+        case INF_OPT_ADAGRAD:
+            s->v[i] += g * g;
+            w[i] -= lr * g / (sqrt(s->v[i]) + sp->eps);
+            break;
+        }
+    }
+}
+
+int inf_optim_step(inf_optim *o, rt_vm *vm) {
+    for (int i = 0; i < vm->params.n; i++) {
+        rt_param *p = &vm->params.items[i];
+        bk_tensor *g = p->u->grad;
+        if (!g) continue;
+        inf_optim_slot *s = slot_for(o, p->name, p->u->numel);
+        if (!s) return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "optimizer: out of memory or parameter \"%s\" changed shape", p->name);
+        double gbuf[64];
+        double *gd = p->u->numel <= 64 ? gbuf : malloc(p->u->numel * sizeof *gd);
+        if (!gd) return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
+        bk_copy_out(g, gd);
+        bool finite = true;
+        for (int64_t k = 0; k < p->u->numel; k++)
+            if (!isfinite(gd[k])) finite = false;
+        if (!finite) {
+            if (gd != gbuf) free(gd);
+            return rt_error_loc(vm, (rt_loc){0, 0, 0, 0},
+                                "the gradient of parameter \"%s\" is not finite; lower the learning "
+                                "rate or check the model for invalid values", p->name);
+        }
+        update(&o->spec, s, bk_data(p->u), gd);
+        if (gd != gbuf) free(gd);
+        bk_zero_grad(p->u);
+    }
+    return 0;
+}

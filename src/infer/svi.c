@@ -1,0 +1,307 @@
+/* svi.c - stochastic variational inference with Trace_ELBO.
+ *
+ * One step, per particle: run the guide under `trace`; run the model under
+ * `replay(guide trace)` and `trace`; ELBO = log p(model trace) - log q(guide
+ * trace).  Reparameterized guide sites carry pathwise gradients through the
+ * tape; for the others the surrogate adds log q(z) * detach(ELBO) (the
+ * score-function estimator).  The loss -ELBO/particles is differentiated
+ * and the optimizer updates the unconstrained parameters. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "infer.h"
+
+static const unsigned MODEL_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
+static const unsigned GUIDE_KINDS = (1u << RT_SITE_SAMPLE);
+
+/* Sum over the guide's non-reparameterized sample sites of log q. */
+static bk_tensor *score_terms(rt_vm *vm, const rt_trace *g, bool *any) {
+    bk_tensor *acc = bk_scalar(vm->bk, 0.0);
+    *any = false;
+    for (int i = 0; acc && i < g->n; i++) {
+        const rt_site *s = &g->sites[i];
+        if (s->kind != RT_SITE_SAMPLE || !s->dist || !s->log_prob || s->dist->fam->reparam) continue;
+        *any = true;
+        bk_tensor *a = bk_add(vm->bk, acc, s->log_prob);
+        bk_release(acc);
+        acc = a;
+    }
+    return acc;
+}
+
+/* One particle: returns the surrogate objective (to maximize) and the ELBO value. */
+static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                           rt_loc loc, double *elbo_value) {
+    rt_trace gtr, mtr;
+    rt_trace_init(&gtr);
+    rt_trace_init(&mtr);
+    bk_tensor *sur = NULL;
+    if (inf_guide_run(vm, guide, data, loc, &gtr)) goto done;
+    rt_handler hr, ht;
+    rt_handler_replay(&hr, &gtr);
+    rt_handler_trace(&ht, &mtr);
+    if (rt_push_handler(vm, &hr)) goto done;
+    if (rt_push_handler(vm, &ht)) {
+        rt_pop_handler(vm, &hr);
+        goto done;
+    }
+    rt_value ret = rt_none();
+    int rc = rt_call_with_data(vm, model, data, loc, &ret);
+    rt_pop_handler(vm, &ht);
+    rt_pop_handler(vm, &hr);
+    rt_release(ret);
+    if (rc) goto done;
+    /* every latent site of the model must come from the guide */
+    for (int i = 0; i < mtr.n; i++) {
+        rt_site *s = &mtr.sites[i];
+        if (s->kind == RT_SITE_SAMPLE && !rt_trace_find(&gtr, s->name)) {
+            rt_error_loc(vm, s->loc, "latent site \"%s\" of the model is missing from the guide", s->name);
+            goto done;
+        }
+    }
+    bk_tensor *lp = rt_trace_log_prob_sum(vm, &mtr, MODEL_KINDS);
+    bk_tensor *lq = rt_trace_log_prob_sum(vm, &gtr, GUIDE_KINDS);
+    bk_tensor *elbo = (lp && lq) ? bk_sub(vm->bk, lp, lq) : NULL;
+    bk_release(lp);
+    bk_release(lq);
+    if (!elbo) {
+        rt_fail_bk(vm, loc);
+        goto done;
+    }
+    *elbo_value = bk_item(elbo);
+    bool any;
+    bk_tensor *sc = score_terms(vm, &gtr, &any);
+    if (sc && any) {
+        bk_tensor *signal = bk_detach(vm->bk, elbo);
+        bk_tensor *t = signal ? bk_mul(vm->bk, sc, signal) : NULL;
+        sur = t ? bk_add(vm->bk, elbo, t) : NULL;
+        bk_release(signal);
+        bk_release(t);
+    } else if (sc) {
+        sur = bk_retain(elbo);
+    }
+    bk_release(sc);
+    bk_release(elbo);
+    if (!sur) rt_fail_bk(vm, loc);
+done:
+    rt_trace_clear(&gtr);
+    rt_trace_clear(&mtr);
+    return sur;
+}
+
+static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *loss) {
+    bk_tape_reset(vm->bk);
+    bk_tensor *total = bk_scalar(vm->bk, 0.0);
+    double elbo_sum = 0;
+    if (!total) return rt_fail_bk(vm, loc);
+    for (int p = 0; p < o->particles; p++) {
+        double ev = 0;
+        bk_tensor *s = particle(vm, model, guide, data, loc, &ev);
+        if (!s) {
+            bk_release(total);
+            return -1;
+        }
+        bk_tensor *t = bk_add(vm->bk, total, s);
+        bk_release(s);
+        bk_release(total);
+        total = t;
+        elbo_sum += ev;
+        if (!total) return rt_fail_bk(vm, loc);
+    }
+    bk_tensor *l = bk_mul_s(vm->bk, total, -1.0 / o->particles);
+    bk_release(total);
+    if (!l) return rt_fail_bk(vm, loc);
+    *loss = -elbo_sum / o->particles;
+    int rc = 0;
+    if (l->requires_grad && bk_backward(vm->bk, l)) rc = rt_fail_bk(vm, loc);
+    bk_release(l);
+    bk_tape_reset(vm->bk);
+    if (rc == 0 && !isfinite(*loss))
+        rc = rt_error_loc(vm, loc, "the ELBO is not finite (%g); check the model's supports and "
+                          "the guide's initial values", -*loss);
+    if (rc == 0) rc = inf_optim_step(opt, vm);
+    return rc;
+}
+
+/* ------------------------------------------------------------- summary --- */
+
+static int row_name(char *buf, size_t n, const char *site, const bk_tensor *v, int64_t flat) {
+    if (v->ndim == 0) return snprintf(buf, n, "%s", site);
+    size_t k = (size_t)snprintf(buf, n, "%s[", site);
+    int64_t rem = flat;
+    int64_t idx[BK_MAXDIM];
+    for (int d = v->ndim - 1; d >= 0; d--) {
+        idx[d] = rem % v->shape[d];
+        rem /= v->shape[d];
+    }
+    for (int d = 0; d < v->ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? ", " : "", (long long)idx[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double inf_quantile_sorted(const double *x, int n, double q) {
+    if (n <= 0) return NAN;
+    double pos = q * (n - 1);
+    int i = (int)floor(pos);
+    if (i >= n - 1) return x[n - 1];
+    double f = pos - i;
+    return x[i] * (1 - f) + x[i + 1] * f;
+}
+
+/* Draw from the guide and summarize every scalar of every latent site. */
+static int summarize(rt_vm *vm, inf_guide *guide, const rt_record *data, int ndraws, rt_loc loc,
+                     inf_result *r) {
+    bool grad = bk_set_grad_enabled(vm->bk, false);
+    int rc = 0;
+    int cap = 0;
+    for (int d = 0; d < ndraws && rc == 0; d++) {
+        rt_trace tr;
+        rt_trace_init(&tr);
+        rc = inf_guide_run(vm, guide, data, loc, &tr);
+        int row = 0;
+        for (int i = 0; i < tr.n && rc == 0; i++) {
+            rt_site *s = &tr.sites[i];
+            if (s->kind != RT_SITE_SAMPLE) continue;
+            for (int64_t k = 0; k < s->value->numel; k++, row++) {
+                if (d == 0) {
+                    if (r->nrows == cap) {
+                        cap = cap ? cap * 2 : 16;
+                        inf_row *nr = realloc(r->rows, cap * sizeof *nr);
+                        double **nd = realloc(r->draws, cap * sizeof *nd);
+                        if (nr) r->rows = nr;
+                        if (nd) r->draws = nd;
+                        if (!nr || !nd) {
+                            rc = rt_fail(vm, 5, loc, "out of memory");
+                            break;
+                        }
+                    }
+                    char name[256];
+                    row_name(name, sizeof name, s->name, s->value, k);
+                    memset(&r->rows[r->nrows], 0, sizeof r->rows[0]);
+                    r->rows[r->nrows].name = strdup(name);
+                    r->draws[r->nrows] = calloc(ndraws, sizeof(double));
+                    r->nrows++;
+                    if (!r->rows[r->nrows - 1].name || !r->draws[r->nrows - 1]) {
+                        rc = rt_fail(vm, 5, loc, "out of memory");
+                        break;
+                    }
+                }
+                if (row < r->nrows) r->draws[row][d] = bk_get(s->value, k);
+            }
+        }
+        rt_trace_clear(&tr);
+        bk_tape_reset(vm->bk);
+    }
+    bk_set_grad_enabled(vm->bk, grad);
+    if (rc) return rc;
+    r->ndraws = ndraws;
+    double *tmp = malloc((ndraws ? ndraws : 1) * sizeof *tmp);
+    if (!tmp) return rt_fail(vm, 5, loc, "out of memory");
+    for (int i = 0; i < r->nrows; i++) {
+        inf_row *w = &r->rows[i];
+        double m = 0, v = 0;
+        for (int d = 0; d < ndraws; d++) m += r->draws[i][d];
+        m /= ndraws;
+        for (int d = 0; d < ndraws; d++) v += (r->draws[i][d] - m) * (r->draws[i][d] - m);
+        w->mean = m;
+        w->sd = ndraws > 1 ? sqrt(v / (ndraws - 1)) : 0;
+        memcpy(tmp, r->draws[i], ndraws * sizeof *tmp);
+        qsort(tmp, ndraws, sizeof *tmp, cmp_double);
+        w->q5 = inf_quantile_sorted(tmp, ndraws, 0.05);
+        w->q50 = inf_quantile_sorted(tmp, ndraws, 0.5);
+        w->q95 = inf_quantile_sorted(tmp, ndraws, 0.95);
+        w->ess_bulk = w->ess_tail = w->r_hat = NAN;
+    }
+    free(tmp);
+    return 0;
+}
+
+void inf_result_free(inf_result *r) {
+    if (!r) return;
+    for (int i = 0; i < r->nrows; i++) {
+        free(r->rows[i].name);
+        free(r->draws[i]);
+    }
+    free(r->rows);
+    free(r->draws);
+    if (r->params) rt_release(rt_obj_value(&r->params->h));
+    free(r->losses);
+    free(r);
+}
+
+static rt_record *param_record(rt_vm *vm) {
+    rt_record *rec = rt_record_new();
+    if (!rec) return NULL;
+    bool g = bk_set_grad_enabled(vm->bk, false);
+    for (int i = 0; i < vm->params.n; i++) {
+        bk_tensor *v = rt_param_value(vm, &vm->params.items[i]);
+        if (!v || rt_record_set(rec, vm->params.items[i].name, rt_tensor(v))) {
+            rt_release(rt_obj_value(&rec->h));
+            rec = NULL;
+            break;
+        }
+    }
+    bk_set_grad_enabled(vm->bk, g);
+    return rec;
+}
+
+int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                const inf_svi_opts *o, rt_loc loc, inf_result **out) {
+    *out = NULL;
+    if (o->steps < 0) return rt_error_loc(vm, loc, "svi: steps must be >= 0, got %ld", o->steps);
+    if (o->particles < 1) return rt_error_loc(vm, loc, "svi: particles must be >= 1, got %d", o->particles);
+    inf_result *r = calloc(1, sizeof *r);
+    if (!r) return rt_fail(vm, 5, loc, "out of memory");
+    r->losses = malloc((o->steps ? o->steps : 1) * sizeof *r->losses);
+    if (!r->losses) {
+        free(r);
+        return rt_fail(vm, 5, loc, "out of memory");
+    }
+    inf_optim opt;
+    inf_optim_init(&opt, &o->optim);
+    rt_handler hs;
+    rt_seed_state ss;
+    rt_handler_seed(&hs, &ss, o->seed);
+    if (rt_push_handler(vm, &hs)) {
+        inf_optim_free(&opt);
+        inf_result_free(r);
+        return rt_fail(vm, 5, loc, "out of memory");
+    }
+    bool grad = bk_set_grad_enabled(vm->bk, true);
+    int rc = 0;
+    for (long s = 0; s < o->steps && rc == 0; s++) {
+        if (vm->interrupted) {
+            vm->interrupted = 0;
+            rc = rt_fail(vm, 7, loc, "interrupted");
+            break;
+        }
+        rc = svi_step(vm, model, guide, data, o, &opt, loc, &r->losses[s]);
+        if (rc == 0) r->nlosses = s + 1;
+    }
+    bk_set_grad_enabled(vm->bk, grad);
+    if (rc == 0 && o->summary_samples > 0) rc = summarize(vm, guide, data, o->summary_samples, loc, r);
+    rt_pop_handler(vm, &hs);
+    inf_optim_free(&opt);
+    if (rc == 0) {
+        long k = r->nlosses / 10 > 0 ? r->nlosses / 10 : r->nlosses;
+        double m = 0;
+        for (long i = r->nlosses - k; i < r->nlosses; i++) m += r->losses[i];
+        r->elbo = k ? -m / k : NAN;
+        r->params = param_record(vm);
+        if (!r->params) rc = rt_fail(vm, 5, loc, "out of memory");
+    }
+    if (rc) {
+        inf_result_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
