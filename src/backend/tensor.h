@@ -58,6 +58,7 @@ struct bk_tensor {
     bk_storage *st;
     bk_tensor *grad;       /* filled by bk_backward (owned reference) */
     bk_ctx *ctx;           /* the context that made it (for release) */
+    int32_t mark;          /* scratch flag of the backward sweep */
 };
 
 /* ---------------------------------------------------------------- ops --- */
@@ -310,9 +311,10 @@ bk_tensor *bk_detach(bk_ctx *, bk_tensor *a);
 
 /* Mark a tensor as a leaf whose gradient bk_backward will compute. */
 void bk_set_requires_grad(bk_tensor *t, bool on);
-/* Reverse sweep from scalar `loss` over the tape (no recursion): fills
- * t->grad (replacing any old grad) for every tensor on the tape and every
- * leaf that requires grad.  Returns 0 or -1. */
+/* Reverse sweep from scalar `loss` over the tape (no recursion).  Every
+ * leaf (a requires_grad tensor that is not the output of a recorded op) that
+ * the loss depends on gets t->grad, replacing any old one; gradients of
+ * intermediate tensors are released after the sweep.  Returns 0 or -1. */
 int bk_backward(bk_ctx *, bk_tensor *loss);
 /* Drop the tape (releases recorded tensors). Leaves keep their ->grad. */
 void bk_tape_reset(bk_ctx *);

@@ -1,0 +1,139 @@
+/* bench_gemm.c - backend matmul against direct OpenBLAS gemm.
+ *
+ * For n = 64 ... 2048 it times C = A B through bk_matmul (which allocates
+ * its result each call) and through cblas_dgemm / cblas_sgemm into a
+ * preallocated C, and prints GFLOP/s and the ratio backend / direct.  The
+ * "t" rows pass A as a transposed view (the backend must hand BLAS a Trans
+ * flag, not copy).  Build from the repository root, e.g.
+ *   gcc -O2 -std=gnu11 -I src/backend bench/bench_gemm.c src/backend/(all .c files)
+ *       -o /tmp/bench_gemm -lopenblas -llapacke -lm
+ * Usage: bench_gemm [max_n] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "tensor.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define ROUNDS 7
+
+/* Repetitions so one batch takes about 0.05 s (at least 2). */
+static int reps_for(int n)
+{
+    double flops = 2.0 * n * n * (double)n;
+    int r = (int)(0.05 * 30e9 / flops);
+    return r < 2 ? 2 : r;
+}
+
+typedef struct {
+    bk_ctx *ctx;
+    bk_tensor *a, *b;
+    void *da, *db, *dc;  /* raw buffers for the direct call */
+    int n;
+    bk_dtype dt;
+    int trans_a;         /* pass A transposed */
+} job;
+
+/* Seconds per call, one batch of reps calls. */
+static double time_backend(job *j, int reps)
+{
+    double t0 = now();
+    for (int i = 0; i < reps; i++) {
+        bk_tensor *c = bk_matmul(j->ctx, j->a, j->b);
+        if (!c) {
+            fprintf(stderr, "bk_matmul: %s\n", bk_errmsg(j->ctx));
+            exit(1);
+        }
+        bk_release(c);
+    }
+    return (now() - t0) / reps;
+}
+
+static double time_direct(job *j, int reps)
+{
+    int n = j->n;
+    CBLAS_TRANSPOSE ta = j->trans_a ? CblasTrans : CblasNoTrans;
+    double t0 = now();
+    for (int i = 0; i < reps; i++) {
+        if (j->dt == BK_F32)
+            cblas_sgemm(CblasRowMajor, ta, CblasNoTrans, n, n, n, 1.0f, j->da, n, j->db, n, 0.0f,
+                        j->dc, n);
+        else
+            cblas_dgemm(CblasRowMajor, ta, CblasNoTrans, n, n, n, 1.0, j->da, n, j->db, n, 0.0,
+                        j->dc, n);
+    }
+    return (now() - t0) / reps;
+}
+
+static bk_tensor *random_matrix(bk_ctx *ctx, int n, bk_dtype dt)
+{
+    int64_t shape[2] = {n, n};
+    bk_tensor *t = bk_empty(ctx, BK_F64, 2, shape), *c;
+    for (int64_t i = 0; i < t->numel; i++)
+        bk_set(t, i, (double)rand() / RAND_MAX - 0.5);
+    if (dt == BK_F64)
+        return t;
+    c = bk_cast(ctx, t, dt);
+    bk_release(t);
+    return c;
+}
+
+static void *raw(bk_tensor *t)
+{
+    size_t esz = t->dtype == BK_F32 ? sizeof(float) : sizeof(double);
+    return (char *)t->st->data + (size_t)t->offset * esz;
+}
+
+static void run(bk_ctx *ctx, int n, bk_dtype dt, int trans_a)
+{
+    job j = {ctx, NULL, NULL, NULL, NULL, NULL, n, dt, trans_a};
+    bk_tensor *a0 = random_matrix(ctx, n, dt);
+    size_t esz = dt == BK_F32 ? sizeof(float) : sizeof(double);
+    int reps = reps_for(n) * (dt == BK_F32 ? 2 : 1);
+    double tb, td, gf;
+    j.b = random_matrix(ctx, n, dt);
+    j.a = trans_a ? bk_transpose(ctx, a0, 0, 1) : bk_retain(a0);
+    j.da = raw(a0);
+    j.db = raw(j.b);
+    j.dc = malloc((size_t)n * n * esz);
+    time_backend(&j, 1); /* warm up both paths */
+    time_direct(&j, 1);
+    /* alternate the two, best of ROUNDS each, so drift hits both alike */
+    tb = td = 1e30;
+    for (int r = 0; r < ROUNDS; r++) {
+        double x = time_backend(&j, reps), y = time_direct(&j, reps);
+        tb = x < tb ? x : tb;
+        td = y < td ? y : td;
+    }
+    gf = 2.0 * n * n * (double)n * 1e-9;
+    printf("%-4s %-2s %5d  backend %8.2f GFLOP/s  direct %8.2f GFLOP/s  ratio %.3f\n",
+           dt == BK_F32 ? "f32" : "f64", trans_a ? "t" : "", n, gf / tb, gf / td, td / tb);
+    fflush(stdout);
+    free(j.dc);
+    bk_release(a0);
+    bk_release(j.a);
+    bk_release(j.b);
+}
+
+int main(int argc, char **argv)
+{
+    int maxn = argc > 1 ? atoi(argv[1]) : 2048;
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_set_grad_enabled(ctx, false);
+    printf("ratio = direct time / backend time (1.0 = no overhead)\n");
+    for (int n = 64; n <= maxn; n *= 2) {
+        run(ctx, n, BK_F64, 0);
+        run(ctx, n, BK_F64, 1);
+        run(ctx, n, BK_F32, 0);
+    }
+    bk_ctx_free(ctx);
+    return 0;
+}

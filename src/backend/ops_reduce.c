@@ -1,0 +1,278 @@
+/* ops_reduce.c - reductions (sum, mean, max, min, logsumexp, prod) along
+ * one axis or all of them, and the scans along an axis (cumsum, softmax,
+ * log_softmax), with their backward rules.
+ *
+ * Every kernel views its (contiguous copy of the) input as [outer, n,
+ * inner], where n is the reduced axis; reducing all axes is outer = inner =
+ * 1, n = numel.  Backward rules compute first-order gradients directly on
+ * that layout. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ops_impl.h"
+
+typedef struct layout {
+    int64_t outer, n, inner;
+    int axis;          /* -1 when all axes */
+    int ondim;         /* output shape */
+    int64_t oshape[BK_MAXDIM];
+    int kdim;          /* keepdim shape (for broadcasting gradients back) */
+    int64_t kshape[BK_MAXDIM];
+} layout;
+
+static int get_layout(bk_ctx *ctx, const char *name, const bk_tensor *x, int64_t axis, int keepdim,
+                      bool scan, layout *L) {
+    memset(L, 0, sizeof *L);
+    if (axis == BK_ALL_AXES && !scan) {
+        L->outer = 1;
+        L->n = x->numel;
+        L->inner = 1;
+        L->axis = -1;
+        L->ondim = keepdim ? x->ndim : 0;
+        for (int i = 0; i < x->ndim; i++) L->oshape[i] = 1;
+        L->kdim = x->ndim;
+        for (int i = 0; i < x->ndim; i++) L->kshape[i] = 1;
+        return 0;
+    }
+    int64_t a = axis < 0 ? axis + x->ndim : axis;
+    if (x->ndim == 0 && (a == 0 || a == -1)) {
+        /* a scalar reduces to itself */
+        L->outer = L->n = L->inner = 1;
+        L->axis = -1;
+        return 0;
+    }
+    if (a < 0 || a >= x->ndim) {
+        bk_seterr(ctx, "%s: axis %lld is out of range for a tensor of %d dimension%s", name,
+                  (long long)axis, x->ndim, x->ndim == 1 ? "" : "s");
+        return -1;
+    }
+    L->axis = (int)a;
+    L->outer = 1;
+    L->inner = 1;
+    for (int i = 0; i < a; i++) L->outer *= x->shape[i];
+    for (int i = (int)a + 1; i < x->ndim; i++) L->inner *= x->shape[i];
+    L->n = x->shape[a];
+    L->kdim = x->ndim;
+    for (int i = 0; i < x->ndim; i++) L->kshape[i] = i == a ? 1 : x->shape[i];
+    if (scan) {
+        L->ondim = x->ndim;
+        memcpy(L->oshape, x->shape, sizeof L->oshape);
+    } else if (keepdim) {
+        L->ondim = x->ndim;
+        memcpy(L->oshape, L->kshape, sizeof L->oshape);
+    } else {
+        L->ondim = 0;
+        for (int i = 0; i < x->ndim; i++)
+            if (i != a) L->oshape[L->ondim++] = x->shape[i];
+    }
+    return 0;
+}
+
+/* A contiguous float64 copy of x (caller frees). */
+static double *dense(bk_ctx *ctx, const bk_tensor *x) {
+    double *p = bk_malloc(ctx, (size_t)(x->numel ? x->numel : 1) * sizeof *p);
+    if (p) bk_copy_out(x, p);
+    return p;
+}
+
+#define AT(i, k, j) ((i) * L.n * L.inner + (k) * L.inner + (j))
+
+static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *args) {
+    bk_tensor *x = in[0];
+    layout L;
+    if (get_layout(ctx, bk_optable[op].name, x, args->axis, args->keepdim, false, &L)) return NULL;
+    if ((op == BK_OP_MAX || op == BK_OP_MIN) && L.n == 0) {
+        bk_seterr(ctx, "%s of an empty tensor", bk_optable[op].name);
+        return NULL;
+    }
+    double *p = dense(ctx, x);
+    if (!p) return NULL;
+    bk_tensor *out = bk_empty(ctx, BK_F64, L.ondim, L.oshape);
+    if (!out) {
+        bk_free(ctx, p);
+        return NULL;
+    }
+    double *o = bk_data(out);
+    for (int64_t i = 0; i < L.outer; i++)
+        for (int64_t j = 0; j < L.inner; j++) {
+            double acc;
+            switch (op) {
+            case BK_OP_SUM:
+            case BK_OP_MEAN:
+                acc = 0;
+                for (int64_t k = 0; k < L.n; k++) acc += p[AT(i, k, j)];
+                if (op == BK_OP_MEAN) acc = L.n ? acc / (double)L.n : NAN;
+                break;
+            case BK_OP_MAX:
+            case BK_OP_MIN:
+                acc = p[AT(i, 0, j)];
+                for (int64_t k = 1; k < L.n; k++) {
+                    double v = p[AT(i, k, j)];
+                    if (isnan(v) || (op == BK_OP_MAX ? v > acc : v < acc)) acc = v;
+                    if (isnan(acc)) break;
+                }
+                break;
+            case BK_OP_PROD:
+                acc = 1;
+                for (int64_t k = 0; k < L.n; k++) acc *= p[AT(i, k, j)];
+                break;
+            default: { /* LOGSUMEXP with one max shift */
+                double m = -INFINITY;
+                for (int64_t k = 0; k < L.n; k++) m = fmax(m, p[AT(i, k, j)]);
+                if (isinf(m)) {
+                    acc = m;
+                    break;
+                }
+                double s = 0;
+                for (int64_t k = 0; k < L.n; k++) s += exp(p[AT(i, k, j)] - m);
+                acc = m + log(s);
+            }
+            }
+            o[i * L.inner + j] = acc;
+        }
+    bk_free(ctx, p);
+    return out;
+}
+
+#define FW_RED(E)                                                                    \
+    bk_tensor *bk_fw_##E(bk_ctx *c, bk_tensor **in, const bk_opargs *a) { return reduce(c, BK_OP_##E, in, a); }
+FW_RED(SUM)
+FW_RED(MEAN)
+FW_RED(MAX)
+FW_RED(MIN)
+FW_RED(LOGSUMEXP)
+FW_RED(PROD)
+
+/* The incoming gradient laid out densely as [outer, inner] (keepdim shape). */
+static double *grad_dense(bk_ctx *ctx, bk_tensor *g) { return dense(ctx, g); }
+
+/* Backward of the reductions: gin[0][i,k,j] = g[i,j] * w[i,k,j]. */
+static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) {
+    bk_tensor *x = e->in[0];
+    if (!x->requires_grad) return 0;
+    layout L;
+    if (get_layout(ctx, bk_optable[e->op].name, x, e->args.axis, e->args.keepdim, false, &L)) return -1;
+    double *p = dense(ctx, x), *gd = grad_dense(ctx, g), *od = dense(ctx, e->out);
+    bk_tensor *r = (p && gd && od) ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
+    if (!r) {
+        bk_free(ctx, p);
+        bk_free(ctx, gd);
+        bk_free(ctx, od);
+        return -1;
+    }
+    double *o = bk_data(r);
+    for (int64_t i = 0; i < L.outer; i++)
+        for (int64_t j = 0; j < L.inner; j++) {
+            double gv = gd[i * L.inner + j], ov = od[i * L.inner + j];
+            int64_t pick = -1;
+            if (e->op == BK_OP_MAX || e->op == BK_OP_MIN)
+                for (int64_t k = 0; k < L.n && pick < 0; k++)
+                    if (p[AT(i, k, j)] == ov || (isnan(ov) && isnan(p[AT(i, k, j)]))) pick = k;
+            for (int64_t k = 0; k < L.n; k++) {
+                double xv = p[AT(i, k, j)], w;
+                switch (e->op) {
+                case BK_OP_SUM: w = 1; break;
+                case BK_OP_MEAN: w = 1.0 / (double)L.n; break;
+                case BK_OP_MAX:
+                case BK_OP_MIN: w = k == pick; break;
+                case BK_OP_LOGSUMEXP: w = isinf(ov) && ov < 0 ? 0 : exp(xv - ov); break;
+                default: { /* PROD: product of the others (exact with zeros) */
+                    w = 1;
+                    for (int64_t m = 0; m < L.n; m++)
+                        if (m != k) w *= p[AT(i, m, j)];
+                }
+                }
+                o[AT(i, k, j)] = gv * w;
+            }
+        }
+    bk_free(ctx, p);
+    bk_free(ctx, gd);
+    bk_free(ctx, od);
+    gin[0] = r;
+    return 0;
+}
+
+#define BW_RED(E)                                                                                 \
+    int bk_bw_##E(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) { return bw_reduce(c, e, g, gin); }
+BW_RED(SUM)
+BW_RED(MEAN)
+BW_RED(MAX)
+BW_RED(MIN)
+BW_RED(LOGSUMEXP)
+BW_RED(PROD)
+
+/* ---------------------------------------------------------------- scans --- */
+
+static bk_tensor *scan(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *args) {
+    bk_tensor *x = in[0];
+    layout L;
+    if (get_layout(ctx, bk_optable[op].name, x, args->axis, 0, true, &L)) return NULL;
+    double *p = dense(ctx, x);
+    bk_tensor *out = p ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
+    if (!out) {
+        bk_free(ctx, p);
+        return NULL;
+    }
+    double *o = bk_data(out);
+    for (int64_t i = 0; i < L.outer; i++)
+        for (int64_t j = 0; j < L.inner; j++) {
+            if (op == BK_OP_CUMSUM) {
+                double s = 0;
+                for (int64_t k = 0; k < L.n; k++) o[AT(i, k, j)] = s += p[AT(i, k, j)];
+                continue;
+            }
+            double m = -INFINITY, s = 0;
+            for (int64_t k = 0; k < L.n; k++) m = fmax(m, p[AT(i, k, j)]);
+            for (int64_t k = 0; k < L.n; k++) s += exp(p[AT(i, k, j)] - m);
+            double lse = m + log(s);
+            for (int64_t k = 0; k < L.n; k++) {
+                double v = p[AT(i, k, j)] - lse;
+                o[AT(i, k, j)] = op == BK_OP_SOFTMAX ? exp(v) : v;
+            }
+        }
+    bk_free(ctx, p);
+    return out;
+}
+
+bk_tensor *bk_fw_CUMSUM(bk_ctx *c, bk_tensor **in, const bk_opargs *a) { return scan(c, BK_OP_CUMSUM, in, a); }
+bk_tensor *bk_fw_SOFTMAX(bk_ctx *c, bk_tensor **in, const bk_opargs *a) { return scan(c, BK_OP_SOFTMAX, in, a); }
+bk_tensor *bk_fw_LOG_SOFTMAX(bk_ctx *c, bk_tensor **in, const bk_opargs *a) { return scan(c, BK_OP_LOG_SOFTMAX, in, a); }
+
+static int bw_scan(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) {
+    bk_tensor *x = e->in[0];
+    if (!x->requires_grad) return 0;
+    layout L;
+    if (get_layout(ctx, bk_optable[e->op].name, x, e->args.axis, 0, true, &L)) return -1;
+    double *gd = dense(ctx, g), *od = dense(ctx, e->out);
+    bk_tensor *r = (gd && od) ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
+    if (!r) {
+        bk_free(ctx, gd);
+        bk_free(ctx, od);
+        return -1;
+    }
+    double *o = bk_data(r);
+    for (int64_t i = 0; i < L.outer; i++)
+        for (int64_t j = 0; j < L.inner; j++) {
+            if (e->op == BK_OP_CUMSUM) {
+                /* reverse cumulative sum of g */
+                double s = 0;
+                for (int64_t k = L.n; k-- > 0;) o[AT(i, k, j)] = s += gd[AT(i, k, j)];
+            } else if (e->op == BK_OP_SOFTMAX) {
+                double dot = 0;
+                for (int64_t k = 0; k < L.n; k++) dot += gd[AT(i, k, j)] * od[AT(i, k, j)];
+                for (int64_t k = 0; k < L.n; k++) o[AT(i, k, j)] = od[AT(i, k, j)] * (gd[AT(i, k, j)] - dot);
+            } else {
+                double sg = 0;
+                for (int64_t k = 0; k < L.n; k++) sg += gd[AT(i, k, j)];
+                for (int64_t k = 0; k < L.n; k++) o[AT(i, k, j)] = gd[AT(i, k, j)] - exp(od[AT(i, k, j)]) * sg;
+            }
+        }
+    bk_free(ctx, gd);
+    bk_free(ctx, od);
+    gin[0] = r;
+    return 0;
+}
+
+int bk_bw_CUMSUM(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) { return bw_scan(c, e, g, gin); }
+int bk_bw_SOFTMAX(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) { return bw_scan(c, e, g, gin); }
+int bk_bw_LOG_SOFTMAX(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) { return bw_scan(c, e, g, gin); }

@@ -1,0 +1,845 @@
+/* tensor.c - the backend context, tensor objects, broadcasting, op
+ * dispatch (bk_apply), the tape and the reverse sweep, and the named op
+ * wrappers.
+ *
+ * Memory: tensor structs and small storages are recycled through freelists
+ * in the context, so an op on a 1-element tensor does not call malloc on
+ * the hot path.  Every allocation goes through the context's allocator hook
+ * (bk_alloc), which tests use to inject out-of-memory. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tensor.h"
+
+#define SMALL_BYTES 64       /* storages up to this size are recycled */
+#define FREELIST_MAX 4096    /* at most this many cached objects of a kind */
+
+typedef struct small_block {
+    struct small_block *next;
+} small_block;
+
+struct bk_ctx {
+    bk_alloc alloc;
+    char err[512];
+    bool grad;
+    bk_tape_entry *tape;
+    size_t ntape, captape;
+    bk_tensor *free_tensors;   /* linked through ->grad */
+    size_t nfree_tensors;
+    small_block *free_small;   /* storage header + SMALL_BYTES blocks */
+    size_t nfree_small;
+    long fail_after;           /* fault injection: 0 = off */
+};
+
+/* -------------------------------------------------------------- memory --- */
+
+static void *sys_malloc(void *ud, size_t n) { (void)ud; return malloc(n); }
+static void *sys_realloc(void *ud, void *p, size_t n) { (void)ud; return realloc(p, n); }
+static void sys_free(void *ud, void *p) { (void)ud; free(p); }
+
+static bool injected_failure(bk_ctx *ctx) {
+    if (ctx->fail_after <= 0) return false;
+    if (--ctx->fail_after == 0) return true;
+    return false;
+}
+
+void *bk_malloc(bk_ctx *ctx, size_t n) {
+    void *p = injected_failure(ctx) ? NULL : ctx->alloc.malloc_fn(ctx->alloc.ud, n ? n : 1);
+    if (!p) bk_seterr(ctx, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+void *bk_realloc(bk_ctx *ctx, void *p, size_t n) {
+    void *q = injected_failure(ctx) ? NULL : ctx->alloc.realloc_fn(ctx->alloc.ud, p, n ? n : 1);
+    if (!q) bk_seterr(ctx, "out of memory (%zu bytes)", n);
+    return q;
+}
+
+void bk_free(bk_ctx *ctx, void *p) {
+    if (p) ctx->alloc.free_fn(ctx->alloc.ud, p);
+}
+
+void bk_fail_alloc_after(bk_ctx *ctx, long n) { ctx->fail_after = n; }
+
+bk_ctx *bk_ctx_new(const bk_alloc *alloc) {
+    bk_alloc a = {sys_malloc, sys_realloc, sys_free, NULL};
+    if (alloc && alloc->malloc_fn && alloc->realloc_fn && alloc->free_fn) a = *alloc;
+    bk_ctx *ctx = a.malloc_fn(a.ud, sizeof *ctx);
+    if (!ctx) return NULL;
+    memset(ctx, 0, sizeof *ctx);
+    ctx->alloc = a;
+    ctx->grad = true;
+    return ctx;
+}
+
+void bk_ctx_free(bk_ctx *ctx) {
+    if (!ctx) return;
+    bk_tape_reset(ctx);
+    bk_free(ctx, ctx->tape);
+    while (ctx->free_tensors) {
+        bk_tensor *t = ctx->free_tensors;
+        ctx->free_tensors = t->grad;
+        bk_free(ctx, t);
+    }
+    while (ctx->free_small) {
+        small_block *b = ctx->free_small;
+        ctx->free_small = b->next;
+        bk_free(ctx, b);
+    }
+    ctx->alloc.free_fn(ctx->alloc.ud, ctx);
+}
+
+const char *bk_errmsg(const bk_ctx *ctx) { return ctx->err[0] ? ctx->err : "unknown error"; }
+
+void bk_seterr(bk_ctx *ctx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    va_end(ap);
+}
+
+void bk_clearerr(bk_ctx *ctx) { ctx->err[0] = 0; }
+
+bool bk_set_grad_enabled(bk_ctx *ctx, bool on) {
+    bool old = ctx->grad;
+    ctx->grad = on;
+    return old;
+}
+
+bool bk_grad_enabled(const bk_ctx *ctx) { return ctx->grad; }
+
+/* ------------------------------------------------------------- storage --- */
+
+static size_t dtype_size(int dt) { return dt == BK_F32 ? sizeof(float) : sizeof(double); }
+
+static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
+    bk_storage *st;
+    if (nbytes <= SMALL_BYTES) {
+        if (ctx->free_small) {
+            st = (bk_storage *)ctx->free_small;
+            ctx->free_small = ctx->free_small->next;
+            ctx->nfree_small--;
+        } else {
+            st = bk_malloc(ctx, sizeof(bk_storage) + SMALL_BYTES);
+            if (!st) return NULL;
+        }
+    } else {
+        st = bk_malloc(ctx, sizeof(bk_storage) + nbytes);
+        if (!st) return NULL;
+    }
+    st->refcount = 1;
+    st->nbytes = nbytes;
+    st->data = st + 1;
+    st->dev = &bk_cpu_device;
+    return st;
+}
+
+static void storage_release(bk_ctx *ctx, bk_storage *st) {
+    if (!st || --st->refcount > 0) return;
+    if (st->nbytes <= SMALL_BYTES && ctx->nfree_small < FREELIST_MAX) {
+        small_block *b = (small_block *)st;
+        b->next = ctx->free_small;
+        ctx->free_small = b;
+        ctx->nfree_small++;
+        return;
+    }
+    bk_free(ctx, st);
+}
+
+/* ------------------------------------------------------------- tensors --- */
+
+static bk_tensor *tensor_struct(bk_ctx *ctx) {
+    bk_tensor *t;
+    if (ctx->free_tensors) {
+        t = ctx->free_tensors;
+        ctx->free_tensors = t->grad;
+        ctx->nfree_tensors--;
+    } else {
+        t = bk_malloc(ctx, sizeof *t);
+        if (!t) return NULL;
+    }
+    t->refcount = 1;
+    t->requires_grad = false;
+    t->grad = NULL;
+    t->ctx = ctx;
+    t->mark = 0;
+    t->offset = 0;
+    t->st = NULL;
+    return t;
+}
+
+static void set_contiguous_strides(bk_tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        t->strides[i] = s;
+        s *= t->shape[i];
+    }
+}
+
+static bool check_shape(bk_ctx *ctx, int ndim, const int64_t *shape, int64_t *numel) {
+    if (ndim < 0 || ndim > BK_MAXDIM) {
+        bk_seterr(ctx, "tensors have at most %d dimensions, got %d", BK_MAXDIM, ndim);
+        return false;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            bk_seterr(ctx, "negative dimension %lld", (long long)shape[i]);
+            return false;
+        }
+        if (shape[i] && n > (INT64_C(1) << 40) / shape[i]) {
+            bk_seterr(ctx, "tensor is too large (the limit is 2^40 elements)");
+            return false;
+        }
+        n *= shape[i];
+    }
+    *numel = n;
+    return true;
+}
+
+bk_tensor *bk_empty(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape) {
+    int64_t n;
+    if (!check_shape(ctx, ndim, shape, &n)) return NULL;
+    bk_tensor *t = tensor_struct(ctx);
+    if (!t) return NULL;
+    t->st = storage_new(ctx, (size_t)n * dtype_size(dt));
+    if (!t->st) {
+        t->refcount = 0;
+        t->grad = ctx->free_tensors;
+        ctx->free_tensors = t;
+        ctx->nfree_tensors++;
+        return NULL;
+    }
+    t->dtype = (int8_t)dt;
+    t->ndim = (int8_t)ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = n;
+    set_contiguous_strides(t);
+    return t;
+}
+
+bk_tensor *bk__new_like_shape(bk_ctx *ctx, int ndim, const int64_t *shape) {
+    return bk_empty(ctx, BK_F64, ndim, shape);
+}
+
+bk_tensor *bk_full(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape, double v) {
+    bk_tensor *t = bk_empty(ctx, dt, ndim, shape);
+    if (!t) return NULL;
+    if (dt == BK_F32) {
+        float *p = (float *)t->st->data;
+        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)v;
+    } else {
+        double *p = (double *)t->st->data;
+        for (int64_t i = 0; i < t->numel; i++) p[i] = v;
+    }
+    return t;
+}
+
+bk_tensor *bk_zeros(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape) {
+    return bk_full(ctx, dt, ndim, shape, 0.0);
+}
+
+bk_tensor *bk_scalar(bk_ctx *ctx, double v) {
+    bk_tensor *t = bk_empty(ctx, BK_F64, 0, NULL);
+    if (t) *(double *)t->st->data = v;
+    return t;
+}
+
+bk_tensor *bk_from_f64(bk_ctx *ctx, int ndim, const int64_t *shape, const double *data) {
+    bk_tensor *t = bk_empty(ctx, BK_F64, ndim, shape);
+    if (t && t->numel) memcpy(t->st->data, data, (size_t)t->numel * sizeof(double));
+    return t;
+}
+
+bk_tensor *bk_arange(bk_ctx *ctx, double start, double stop, double step) {
+    if (step == 0) {
+        bk_seterr(ctx, "arange: step cannot be zero");
+        return NULL;
+    }
+    double nd = ceil((stop - start) / step);
+    int64_t n = nd > 0 ? (int64_t)nd : 0;
+    bk_tensor *t = bk_empty(ctx, BK_F64, 1, &n);
+    if (!t) return NULL;
+    double *p = bk_data(t);
+    for (int64_t i = 0; i < n; i++) p[i] = start + (double)i * step;
+    return t;
+}
+
+bk_tensor *bk_linspace(bk_ctx *ctx, double a, double b, int64_t n) {
+    if (n < 0) {
+        bk_seterr(ctx, "linspace: num must be >= 0");
+        return NULL;
+    }
+    bk_tensor *t = bk_empty(ctx, BK_F64, 1, &n);
+    if (!t) return NULL;
+    double *p = bk_data(t);
+    for (int64_t i = 0; i < n; i++) p[i] = n == 1 ? a : a + (b - a) * (double)i / (double)(n - 1);
+    return t;
+}
+
+bk_tensor *bk_eye(bk_ctx *ctx, int64_t n) {
+    bk_tensor *t = bk_zeros(ctx, BK_F64, 2, (int64_t[]){n, n});
+    if (!t) return NULL;
+    double *p = bk_data(t);
+    for (int64_t i = 0; i < n; i++) p[i * n + i] = 1.0;
+    return t;
+}
+
+bk_tensor *bk_view(bk_ctx *ctx, bk_tensor *base, int ndim, const int64_t *shape,
+                   const int64_t *strides, int64_t offset) {
+    int64_t n;
+    if (!check_shape(ctx, ndim, shape, &n)) return NULL;
+    bk_tensor *t = tensor_struct(ctx);
+    if (!t) return NULL;
+    t->st = base->st;
+    t->st->refcount++;
+    t->dtype = base->dtype;
+    t->ndim = (int8_t)ndim;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->strides[i] = strides[i];
+    }
+    t->numel = n;
+    t->offset = offset;
+    return t;
+}
+
+bk_tensor *bk_retain(bk_tensor *t) {
+    if (t) t->refcount++;
+    return t;
+}
+
+void bk_release(bk_tensor *t) {
+    if (!t || --t->refcount > 0) return;
+    bk_ctx *ctx = t->ctx;
+    storage_release(ctx, t->st);
+    bk_release(t->grad);
+    if (ctx->nfree_tensors < FREELIST_MAX) {
+        t->grad = ctx->free_tensors;
+        ctx->free_tensors = t;
+        ctx->nfree_tensors++;
+    } else {
+        bk_free(ctx, t);
+    }
+}
+
+bool bk_is_contiguous(const bk_tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+/* Storage offset of the element with flat (row-major) index i. */
+static int64_t elem_offset(const bk_tensor *t, int64_t i) {
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t sz = t->shape[d];
+        if (sz == 0) return off;
+        off += (i % sz) * t->strides[d];
+        i /= sz;
+    }
+    return off;
+}
+
+double bk_get(const bk_tensor *t, int64_t i) {
+    int64_t o = elem_offset(t, i);
+    return t->dtype == BK_F32 ? (double)((const float *)t->st->data)[o] : ((const double *)t->st->data)[o];
+}
+
+void bk_set(bk_tensor *t, int64_t i, double v) {
+    int64_t o = elem_offset(t, i);
+    if (t->dtype == BK_F32) ((float *)t->st->data)[o] = (float)v;
+    else ((double *)t->st->data)[o] = v;
+}
+
+double bk_item(const bk_tensor *t) { return bk_get(t, 0); }
+
+double *bk_data(const bk_tensor *t) { return (double *)t->st->data + t->offset; }
+
+void bk_copy_out(const bk_tensor *t, double *out) {
+    if (t->dtype == BK_F64 && bk_is_contiguous(t)) {
+        if (t->numel) memcpy(out, (const double *)t->st->data + t->offset, (size_t)t->numel * sizeof(double));
+        return;
+    }
+    /* walk the index with a counter instead of dividing per element */
+    int64_t idx[BK_MAXDIM] = {0};
+    int64_t off = t->offset;
+    for (int64_t i = 0; i < t->numel; i++) {
+        out[i] = t->dtype == BK_F32 ? (double)((const float *)t->st->data)[off] : ((const double *)t->st->data)[off];
+        for (int d = t->ndim - 1; d >= 0; d--) {
+            off += t->strides[d];
+            if (++idx[d] < t->shape[d]) break;
+            off -= t->strides[d] * t->shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+bool bk_same_shape(const bk_tensor *a, const bk_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+static const char *shape_text(int n, const int64_t *s, char *buf, size_t len) {
+    size_t k = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n && k < len; i++) k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "", (long long)s[i]);
+    if (k < len) snprintf(buf + k, len - k, "]");
+    return buf;
+}
+
+const char *bk_shape_str(const bk_tensor *t, char *buf, size_t n) {
+    return shape_text(t->ndim, t->shape, buf, n);
+}
+
+int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const int64_t *sb, int *nout,
+                        int64_t *out) {
+    int n = na > nb ? na : nb;
+    for (int i = 0; i < n; i++) {
+        int ia = i - (n - na), ib = i - (n - nb);
+        int64_t a = ia >= 0 ? sa[ia] : 1, b = ib >= 0 ? sb[ib] : 1;
+        if (a != b && a != 1 && b != 1) {
+            char x[128], y[128];
+            bk_seterr(ctx, "shapes %s and %s cannot be broadcast together", shape_text(na, sa, x, sizeof x),
+                      shape_text(nb, sb, y, sizeof y));
+            return -1;
+        }
+        out[i] = a == 1 ? b : a;
+    }
+    *nout = n;
+    return 0;
+}
+
+/* --------------------------------------------------------------- tape --- */
+
+static void entry_release(bk_tape_entry *e) {
+    for (int i = 0; i < e->nin; i++) bk_release(e->in[i]);
+    if (e->in != e->inl) free(e->in);
+    bk_release(e->out);
+    for (int i = 0; i < e->args.nidx; i++)
+        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_release(e->args.idx[i].idx);
+}
+
+void bk_tape_reset(bk_ctx *ctx) {
+    /* release from the end: outputs die before the inputs they came from */
+    for (size_t i = ctx->ntape; i-- > 0;) entry_release(&ctx->tape[i]);
+    ctx->ntape = 0;
+}
+
+size_t bk_tape_len(const bk_ctx *ctx) { return ctx->ntape; }
+
+int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, const bk_opargs *args) {
+    if (ctx->ntape == ctx->captape) {
+        size_t cap = ctx->captape ? ctx->captape * 2 : 256;
+        bk_tape_entry *t = bk_realloc(ctx, ctx->tape, cap * sizeof *t);
+        if (!t) return -1;
+        ctx->tape = t;
+        ctx->captape = cap;
+    }
+    bk_tape_entry *e = &ctx->tape[ctx->ntape];
+    memset(e, 0, sizeof *e);
+    e->op = op;
+    e->nin = nin;
+    if (nin <= BK_MAXIN) {
+        e->in = e->inl;
+    } else {
+        e->in = malloc((size_t)nin * sizeof *e->in);
+        if (!e->in) {
+            bk_seterr(ctx, "out of memory");
+            return -1;
+        }
+    }
+    for (int i = 0; i < nin; i++) e->in[i] = bk_retain(in[i]);
+    e->out = bk_retain(out);
+    if (args) {
+        e->args = *args;
+        for (int i = 0; i < e->args.nidx; i++)
+            if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_retain(e->args.idx[i].idx);
+    }
+    ctx->ntape++;
+    return 0;
+}
+
+void bk_set_requires_grad(bk_tensor *t, bool on) { t->requires_grad = on; }
+
+void bk_zero_grad(bk_tensor *t) {
+    bk_release(t->grad);
+    t->grad = NULL;
+}
+
+static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
+    bk_tensor *r = g;
+    if (!bk_same_shape(g, t)) {
+        r = bk_sum_to(ctx, g, t->ndim, t->shape);
+        if (!r) return -1;
+    } else {
+        bk_retain(r);
+    }
+    if (t->grad) {
+        bk_tensor *s = bk_add(ctx, t->grad, r);
+        bk_release(r);
+        if (!s) return -1;
+        bk_release(t->grad);
+        t->grad = s;
+    } else {
+        t->grad = r;
+    }
+    return 0;
+}
+
+int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
+    if (loss->numel != 1) {
+        bk_seterr(ctx, "backward needs a scalar loss, got %lld elements", (long long)loss->numel);
+        return -1;
+    }
+    bool grad = bk_set_grad_enabled(ctx, false);
+    size_t n = ctx->ntape;
+    for (size_t i = 0; i < n; i++) ctx->tape[i].out->mark = 1;
+    /* old gradients of leaves and of tape outputs are dropped */
+    for (size_t i = 0; i < n; i++) {
+        bk_tape_entry *e = &ctx->tape[i];
+        bk_zero_grad(e->out);
+        for (int k = 0; k < e->nin; k++)
+            if (!e->in[k]->mark) bk_zero_grad(e->in[k]);
+    }
+    int rc = 0;
+    bk_zero_grad(loss);
+    loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
+    if (!loss->grad) rc = -1;
+    for (size_t i = n; rc == 0 && i-- > 0;) {
+        bk_tape_entry *e = &ctx->tape[i];
+        if (!e->out->grad) continue;
+        bk_tensor *gin[64];
+        bk_tensor **g = e->nin <= 64 ? gin : calloc((size_t)e->nin, sizeof *g);
+        if (!g) {
+            bk_seterr(ctx, "out of memory");
+            rc = -1;
+            break;
+        }
+        for (int k = 0; k < e->nin; k++) g[k] = NULL;
+        if (bk_optable[e->op].backward(ctx, e, e->out->grad, g)) rc = -1;
+        for (int k = 0; k < e->nin; k++) {
+            if (g[k] && rc == 0 && e->in[k]->requires_grad) rc = accumulate(ctx, e->in[k], g[k]);
+            bk_release(g[k]);
+        }
+        if (g != gin) free(g);
+        /* the output's gradient is no longer needed */
+        bk_zero_grad(e->out);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ctx->tape[i].out->mark = 0;
+        bk_zero_grad(ctx->tape[i].out);
+    }
+    if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
+    bk_set_grad_enabled(ctx, grad);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- apply --- */
+
+static bk_tensor *to_f64(bk_ctx *ctx, bk_tensor *t) {
+    bk_tensor *r = bk_empty(ctx, BK_F64, t->ndim, t->shape);
+    if (r) bk_copy_out(t, bk_data(r));
+    return r;
+}
+
+static bk_tensor *to_f32(bk_ctx *ctx, bk_tensor *t) {
+    bk_tensor *r = bk_empty(ctx, BK_F32, t->ndim, t->shape);
+    if (!r) return NULL;
+    float *p = (float *)r->st->data;
+    for (int64_t i = 0; i < t->numel; i++) p[i] = (float)bk_get(t, i);
+    return r;
+}
+
+/* The CPU kernels compute in float64: convert float32 inputs, then convert
+ * the result back.  CAST is the one op that handles dtypes itself. */
+static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
+    bool f32 = false;
+    for (int i = 0; i < nin; i++)
+        if (in[i]->dtype == BK_F32) f32 = true;
+    const bk_device *dev = in[0] && in[0]->st ? in[0]->st->dev : &bk_cpu_device;
+    for (int i = 1; i < nin; i++)
+        if (in[i]->st->dev != dev) {
+            bk_seterr(ctx, "%s: inputs are on different devices (%s and %s)", bk_optable[op].name,
+                      dev->name, in[i]->st->dev->name);
+            return NULL;
+        }
+    bk_forward_fn fw = dev->supports_op(op) ? dev->kernel(op) : bk_cpu_device.kernel(op);
+    if (!f32 || op == BK_OP_CAST) return fw(ctx, in, args);
+    bk_tensor *conv[64];
+    if (nin > 64) {
+        bk_seterr(ctx, "%s: too many inputs", bk_optable[op].name);
+        return NULL;
+    }
+    for (int i = 0; i < nin; i++) {
+        conv[i] = in[i]->dtype == BK_F32 ? to_f64(ctx, in[i]) : bk_retain(in[i]);
+        if (!conv[i]) {
+            for (int k = 0; k < i; k++) bk_release(conv[k]);
+            return NULL;
+        }
+    }
+    bk_tensor *r = fw(ctx, conv, args);
+    for (int i = 0; i < nin; i++) bk_release(conv[i]);
+    if (!r) return NULL;
+    bk_tensor *o = to_f32(ctx, r);
+    bk_release(r);
+    return o;
+}
+
+bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
+    if (op < 0 || op >= BK_OP_COUNT) {
+        bk_seterr(ctx, "unknown op %d", op);
+        return NULL;
+    }
+    const bk_opinfo *info = &bk_optable[op];
+    if (info->nin >= 0 && nin != info->nin) {
+        bk_seterr(ctx, "%s takes %d inputs, got %d", info->name, info->nin, nin);
+        return NULL;
+    }
+    if (nin < 1) {
+        bk_seterr(ctx, "%s needs at least one input", info->name);
+        return NULL;
+    }
+    bool need = false;
+    for (int i = 0; i < nin; i++) {
+        if (!in[i]) return NULL; /* an earlier op failed; its error stands */
+        if (in[i]->requires_grad) need = true;
+    }
+    bk_opargs zero;
+    if (!args) {
+        memset(&zero, 0, sizeof zero);
+        args = &zero;
+    }
+    bk_tensor *out = run_forward(ctx, op, nin, in, args);
+    if (!out) return NULL;
+    if (!(need && ctx->grad && info->differentiable)) return out;
+    /* a recorded output must be a distinct object from its inputs */
+    for (int i = 0; i < nin; i++)
+        if (out == in[i]) {
+            bk_tensor *v = bk_view(ctx, out, out->ndim, out->shape, out->strides, out->offset);
+            bk_release(out);
+            if (!v) return NULL;
+            out = v;
+            break;
+        }
+    out->requires_grad = true;
+    if (bk__record(ctx, op, nin, in, out, args)) {
+        bk_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* -------------------------------------------------------- op wrappers --- */
+
+static bk_tensor *apply1(bk_ctx *ctx, int op, bk_tensor *a, const bk_opargs *args) {
+    return bk_apply(ctx, op, 1, &a, args);
+}
+
+static bk_tensor *apply2(bk_ctx *ctx, int op, bk_tensor *a, bk_tensor *b, const bk_opargs *args) {
+    bk_tensor *in[2] = {a, b};
+    return bk_apply(ctx, op, 2, in, args);
+}
+
+bk_tensor *bk_add(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_ADD, a, b, NULL); }
+bk_tensor *bk_sub(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_SUB, a, b, NULL); }
+bk_tensor *bk_mul(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_MUL, a, b, NULL); }
+bk_tensor *bk_div(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_DIV, a, b, NULL); }
+bk_tensor *bk_pow(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_POW, a, b, NULL); }
+bk_tensor *bk_binop(bk_ctx *c, int op, bk_tensor *a, bk_tensor *b) { return apply2(c, op, a, b, NULL); }
+bk_tensor *bk_unop(bk_ctx *c, int op, bk_tensor *a) { return apply1(c, op, a, NULL); }
+bk_tensor *bk_matmul(bk_ctx *c, bk_tensor *a, bk_tensor *b) { return apply2(c, BK_OP_MATMUL, a, b, NULL); }
+
+bk_tensor *bk_where(bk_ctx *c, bk_tensor *cond, bk_tensor *a, bk_tensor *b) {
+    bk_tensor *in[3] = {cond, a, b};
+    return bk_apply(c, BK_OP_WHERE, 3, in, NULL);
+}
+
+static bk_tensor *with_scalar(bk_ctx *c, int op, bk_tensor *a, double s) {
+    if (!a) return NULL;
+    bk_tensor *k = bk_scalar(c, s);
+    if (!k) return NULL;
+    bk_tensor *r = apply2(c, op, a, k, NULL);
+    bk_release(k);
+    return r;
+}
+
+bk_tensor *bk_add_s(bk_ctx *c, bk_tensor *a, double s) { return with_scalar(c, BK_OP_ADD, a, s); }
+bk_tensor *bk_mul_s(bk_ctx *c, bk_tensor *a, double s) { return with_scalar(c, BK_OP_MUL, a, s); }
+
+bk_tensor *bk_reduce(bk_ctx *c, int op, bk_tensor *a, int64_t axis, bool keepdim) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    args.keepdim = keepdim;
+    return apply1(c, op, a, &args);
+}
+
+bk_tensor *bk_sum_all(bk_ctx *c, bk_tensor *a) { return bk_reduce(c, BK_OP_SUM, a, BK_ALL_AXES, false); }
+
+bk_tensor *bk_sum_to(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) {
+    if (!a) return NULL;
+    if (a->ndim < ndim) {
+        char x[128], y[128];
+        bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(a, x, sizeof x), shape_text(ndim, shape, y, sizeof y));
+        return NULL;
+    }
+    bk_tensor *cur = bk_retain(a);
+    /* leading extra dims */
+    while (cur && cur->ndim > ndim) {
+        bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, 0, false);
+        bk_release(cur);
+        cur = r;
+    }
+    for (int d = 0; cur && d < ndim; d++) {
+        if (shape[d] == 1 && cur->shape[d] != 1) {
+            bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, d, true);
+            bk_release(cur);
+            cur = r;
+        } else if (shape[d] != cur->shape[d]) {
+            char x[128], y[128];
+            bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(cur, x, sizeof x), shape_text(ndim, shape, y, sizeof y));
+            bk_release(cur);
+            return NULL;
+        }
+    }
+    return cur;
+}
+
+bk_tensor *bk_transpose(bk_ctx *c, bk_tensor *a, int64_t d0, int64_t d1) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = d0;
+    args.axis2 = d1;
+    return apply1(c, BK_OP_TRANSPOSE, a, &args);
+}
+
+static bk_tensor *shaped(bk_ctx *c, int op, bk_tensor *a, int ndim, const int64_t *shape) {
+    if (ndim < 0 || ndim > BK_MAXDIM) {
+        bk_seterr(c, "%s: at most %d dimensions", bk_optable[op].name, BK_MAXDIM);
+        return NULL;
+    }
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.ndim = ndim;
+    for (int i = 0; i < ndim; i++) args.shape[i] = shape[i];
+    return apply1(c, op, a, &args);
+}
+
+bk_tensor *bk_reshape(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) { return shaped(c, BK_OP_RESHAPE, a, ndim, shape); }
+bk_tensor *bk_expand(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) { return shaped(c, BK_OP_EXPAND, a, ndim, shape); }
+
+static bk_tensor *variadic(bk_ctx *c, int op, int n, bk_tensor **ts, int64_t axis) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    args.n = n;
+    return bk_apply(c, op, n, ts, &args);
+}
+
+bk_tensor *bk_concat(bk_ctx *c, int n, bk_tensor **ts, int64_t axis) { return variadic(c, BK_OP_CONCAT, n, ts, axis); }
+bk_tensor *bk_stack(bk_ctx *c, int n, bk_tensor **ts, int64_t axis) { return variadic(c, BK_OP_STACK, n, ts, axis); }
+
+bk_tensor *bk_index(bk_ctx *c, bk_tensor *a, int nidx, const bk_idx *idx) {
+    if (nidx < 0 || nidx > BK_MAXDIM) {
+        bk_seterr(c, "index: too many indices");
+        return NULL;
+    }
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.nidx = nidx;
+    for (int i = 0; i < nidx; i++) args.idx[i] = idx[i];
+    return apply1(c, BK_OP_INDEX, a, &args);
+}
+
+bk_tensor *bk_index_put(bk_ctx *c, bk_tensor *a, int nidx, const bk_idx *idx, bk_tensor *v) {
+    if (nidx < 0 || nidx > BK_MAXDIM) {
+        bk_seterr(c, "index_put: too many indices");
+        return NULL;
+    }
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.nidx = nidx;
+    for (int i = 0; i < nidx; i++) args.idx[i] = idx[i];
+    return apply2(c, BK_OP_INDEX_PUT, a, v, &args);
+}
+
+bk_tensor *bk_index_select(bk_ctx *c, bk_tensor *a, int64_t axis, bk_tensor *idx) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    return apply2(c, BK_OP_INDEX_SELECT, a, idx, &args);
+}
+
+bk_tensor *bk_gather(bk_ctx *c, bk_tensor *a, int64_t axis, bk_tensor *idx) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    return apply2(c, BK_OP_GATHER, a, idx, &args);
+}
+
+bk_tensor *bk_cholesky(bk_ctx *c, bk_tensor *a) { return apply1(c, BK_OP_CHOLESKY, a, NULL); }
+
+bk_tensor *bk_solve_triangular(bk_ctx *c, bk_tensor *a, bk_tensor *b, bool upper) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.upper = upper;
+    return apply2(c, BK_OP_SOLVE_TRIANGULAR, a, b, &args);
+}
+
+bk_tensor *bk_logdet(bk_ctx *c, bk_tensor *a) { return apply1(c, BK_OP_LOGDET, a, NULL); }
+bk_tensor *bk_inverse(bk_ctx *c, bk_tensor *a) { return apply1(c, BK_OP_INVERSE, a, NULL); }
+bk_tensor *bk_contiguous(bk_ctx *c, bk_tensor *a) { return apply1(c, BK_OP_CONTIGUOUS, a, NULL); }
+
+bk_tensor *bk_cast(bk_ctx *c, bk_tensor *a, bk_dtype dt) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.n = dt;
+    return apply1(c, BK_OP_CAST, a, &args);
+}
+
+bk_tensor *bk_squeeze(bk_ctx *c, bk_tensor *a, int64_t axis) {
+    if (!a) return NULL;
+    int64_t ax = axis < 0 ? axis + a->ndim : axis;
+    if (ax < 0 || ax >= a->ndim || a->shape[ax] != 1) {
+        bk_seterr(c, "squeeze: axis %lld is not a dimension of size 1", (long long)axis);
+        return NULL;
+    }
+    int64_t shape[BK_MAXDIM];
+    int n = 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (i != ax) shape[n++] = a->shape[i];
+    return bk_reshape(c, a, n, shape);
+}
+
+bk_tensor *bk_unsqueeze(bk_ctx *c, bk_tensor *a, int64_t axis) {
+    if (!a) return NULL;
+    int64_t ax = axis < 0 ? axis + a->ndim + 1 : axis;
+    if (ax < 0 || ax > a->ndim || a->ndim >= BK_MAXDIM) {
+        bk_seterr(c, "unsqueeze: axis %lld is out of range", (long long)axis);
+        return NULL;
+    }
+    int64_t shape[BK_MAXDIM];
+    int n = 0;
+    for (int i = 0; i <= a->ndim; i++) {
+        if (i == ax) shape[n++] = 1;
+        if (i < a->ndim) shape[n++] = a->shape[i];
+    }
+    return bk_reshape(c, a, n, shape);
+}
+
+bk_tensor *bk_detach(bk_ctx *c, bk_tensor *a) {
+    if (!a) return NULL;
+    bk_tensor *r = bk_empty(c, (bk_dtype)a->dtype, a->ndim, a->shape);
+    if (!r) return NULL;
+    if (a->dtype == BK_F64) bk_copy_out(a, bk_data(r));
+    else
+        for (int64_t i = 0; i < a->numel; i++) ((float *)r->st->data)[i] = (float)bk_get(a, i);
+    return r;
+}

@@ -1,0 +1,467 @@
+/* dist_util.c - the helpers of dist_impl.h: tensor scope, argument binding,
+ * parameter validation, shapes and the elementwise scalar map. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dist_impl.h"
+
+/* ------------------------------------------------------------ scope --- */
+
+bk_tensor *s_keep(sl_scope *s, bk_tensor *t) {
+    if (!t) {
+        s->err = true;
+        return NULL;
+    }
+    if (s->n == SL_SCOPE_MAX) {
+        /* a formula longer than the scope: a bug, reported not crashed */
+        bk_release(t);
+        bk_seterr(s->ctx, "internal error: distribution formula too long");
+        s->err = true;
+        return NULL;
+    }
+    s->t[s->n++] = t;
+    return t;
+}
+
+bk_tensor *s_done(sl_scope *s, bk_tensor *r) {
+    if (s->err || !r) r = NULL;
+    else bk_retain(r);
+    for (int i = 0; i < s->n; i++) bk_release(s->t[i]);
+    s->n = 0;
+    return r;
+}
+
+/* Every op helper returns NULL without calling the backend once the scope
+ * has failed, so chained formulas need no intermediate checks. */
+#define LIVE1(a) if (s->err || !(a)) { s->err = true; return NULL; }
+#define LIVE2(a, b) if (s->err || !(a) || !(b)) { s->err = true; return NULL; }
+
+bk_tensor *s_scalar(sl_scope *s, double v) {
+    if (s->err) return NULL;
+    return s_keep(s, bk_scalar(s->ctx, v));
+}
+bk_tensor *s_bin(sl_scope *s, int op, bk_tensor *a, bk_tensor *b) {
+    LIVE2(a, b);
+    return s_keep(s, bk_binop(s->ctx, op, a, b));
+}
+bk_tensor *s_add(sl_scope *s, bk_tensor *a, bk_tensor *b) { return s_bin(s, BK_OP_ADD, a, b); }
+bk_tensor *s_sub(sl_scope *s, bk_tensor *a, bk_tensor *b) { return s_bin(s, BK_OP_SUB, a, b); }
+bk_tensor *s_mul(sl_scope *s, bk_tensor *a, bk_tensor *b) { return s_bin(s, BK_OP_MUL, a, b); }
+bk_tensor *s_div(sl_scope *s, bk_tensor *a, bk_tensor *b) { return s_bin(s, BK_OP_DIV, a, b); }
+bk_tensor *s_un(sl_scope *s, int op, bk_tensor *a) {
+    LIVE1(a);
+    return s_keep(s, bk_unop(s->ctx, op, a));
+}
+bk_tensor *s_adds(sl_scope *s, bk_tensor *a, double v) {
+    LIVE1(a);
+    return s_keep(s, bk_add_s(s->ctx, a, v));
+}
+bk_tensor *s_muls(sl_scope *s, bk_tensor *a, double v) {
+    LIVE1(a);
+    return s_keep(s, bk_mul_s(s->ctx, a, v));
+}
+bk_tensor *s_rsubs(sl_scope *s, double v, bk_tensor *a) { return s_adds(s, s_muls(s, a, -1.0), v); }
+bk_tensor *s_where(sl_scope *s, bk_tensor *c, bk_tensor *a, bk_tensor *b) {
+    LIVE2(a, b);
+    LIVE1(c);
+    return s_keep(s, bk_where(s->ctx, c, a, b));
+}
+bk_tensor *s_wheres(sl_scope *s, bk_tensor *c, bk_tensor *a, double b) {
+    return s_where(s, c, a, s_scalar(s, b));
+}
+bk_tensor *s_red(sl_scope *s, int op, bk_tensor *a, int64_t axis, bool keep) {
+    LIVE1(a);
+    return s_keep(s, bk_reduce(s->ctx, op, a, axis, keep));
+}
+bk_tensor *s_sum(sl_scope *s, bk_tensor *a, int64_t axis, bool keep) {
+    return s_red(s, BK_OP_SUM, a, axis, keep);
+}
+bk_tensor *s_matmul(sl_scope *s, bk_tensor *a, bk_tensor *b) {
+    LIVE2(a, b);
+    return s_keep(s, bk_matmul(s->ctx, a, b));
+}
+bk_tensor *s_expand(sl_scope *s, bk_tensor *a, int nd, const int64_t *shape) {
+    LIVE1(a);
+    return s_keep(s, bk_expand(s->ctx, a, nd, shape));
+}
+bk_tensor *s_unsq(sl_scope *s, bk_tensor *a, int64_t axis) {
+    LIVE1(a);
+    return s_keep(s, bk_unsqueeze(s->ctx, a, axis));
+}
+bk_tensor *s_sq(sl_scope *s, bk_tensor *a, int64_t axis) {
+    LIVE1(a);
+    return s_keep(s, bk_squeeze(s->ctx, a, axis));
+}
+bk_tensor *s_log(sl_scope *s, bk_tensor *a) { return s_un(s, BK_OP_LOG, a); }
+bk_tensor *s_exp(sl_scope *s, bk_tensor *a) { return s_un(s, BK_OP_EXP, a); }
+bk_tensor *s_square(sl_scope *s, bk_tensor *a) { return s_un(s, BK_OP_SQUARE, a); }
+bk_tensor *s_lgamma(sl_scope *s, bk_tensor *a) { return s_un(s, BK_OP_LGAMMA, a); }
+bk_tensor *s_digamma(sl_scope *s, bk_tensor *a) { return s_un(s, BK_OP_DIGAMMA, a); }
+
+bk_tensor *s_xlogy(sl_scope *s, bk_tensor *x, bk_tensor *logy) {
+    bk_tensor *zero = s_scalar(s, 0.0);
+    bk_tensor *nz = s_bin(s, BK_OP_NE, x, zero);
+    return s_where(s, nz, s_mul(s, x, s_safe(s, nz, logy, 0.0)), zero);
+}
+bk_tensor *s_guard(sl_scope *s, bk_tensor *ok, bk_tensor *lp) {
+    return s_wheres(s, ok, lp, -INFINITY);
+}
+bk_tensor *s_safe(sl_scope *s, bk_tensor *ok, bk_tensor *x, double v) {
+    return s_wheres(s, ok, x, v);
+}
+bk_tensor *s_isint(sl_scope *s, bk_tensor *x) {
+    return s_bin(s, BK_OP_EQ, x, s_un(s, BK_OP_FLOOR, x));
+}
+bk_tensor *s_and(sl_scope *s, bk_tensor *a, bk_tensor *b) { return s_mul(s, a, b); }
+
+bk_tensor *s_diag(sl_scope *s, bk_tensor *m) {
+    LIVE1(m);
+    if (m->ndim < 2) {
+        bk_seterr(s->ctx, "expected a matrix");
+        s->err = true;
+        return NULL;
+    }
+    bk_tensor *eye = s_keep(s, bk_eye(s->ctx, m->shape[m->ndim - 1]));
+    return s_sum(s, s_mul(s, m, eye), -1, false);
+}
+
+bk_tensor *s_probs(sl_scope *s, const sl_dist *d, int i) {
+    return d->variant == 0 ? d->p[i] : s_un(s, BK_OP_SIGMOID, d->p[i]);
+}
+bk_tensor *s_logp(sl_scope *s, const sl_dist *d, int i) {
+    return d->variant == 0 ? s_log(s, d->p[i]) : s_un(s, BK_OP_LOG_SIGMOID, d->p[i]);
+}
+bk_tensor *s_log1mp(sl_scope *s, const sl_dist *d, int i) {
+    return d->variant == 0 ? s_un(s, BK_OP_LOG1P, s_muls(s, d->p[i], -1.0))
+                           : s_un(s, BK_OP_LOG_SIGMOID, s_muls(s, d->p[i], -1.0));
+}
+
+/* --------------------------------------------------------- building --- */
+
+static int bind_value(const sl_args *a, sl_dist *d, int slot, const rt_value *v, int pos,
+                      const char *name, bool kw) {
+    const rt_call *c = a->call;
+    if (v->tag != RT_TENSOR) {
+        if (kw)
+            return rt_error_kw(a->vm, c, name, "%s: %s must be a number or tensor, got a %s",
+                               d->fam->name, name, rt_type_name(*v));
+        return rt_error_arg(a->vm, c, pos, "%s: %s must be a number or tensor, got a %s",
+                            d->fam->name, name, rt_type_name(*v));
+    }
+    bk_tensor *t = v->u.t;
+    t = t->dtype == BK_F64 ? bk_retain(t) : bk_cast(rt_vm_bk(a->vm), t, BK_F64);
+    if (!t) return rt_error_bk(a->vm, c);
+    bk_release(d->p[slot]);
+    d->p[slot] = t;
+    if (slot >= d->np) d->np = slot + 1;
+    return 0;
+}
+
+static const rt_value *find_kw(const rt_call *c, const char *name) {
+    for (int i = 0; i < c->nkw; i++)
+        if (strcmp(c->kwnames[i], name) == 0) return &c->kwargs[i];
+    return NULL;
+}
+
+int sl_bind_param(const sl_args *a, sl_bindinfo *b, sl_dist *d, int slot, int pos,
+                  const char *name, double dflt) {
+    const rt_call *c = a->call;
+    const rt_value *v = find_kw(c, name);
+    b->kw[slot] = v ? name : NULL;
+    b->pos[slot] = -1;
+    if (!v && pos >= 0 && pos < c->nargs) {
+        v = &c->args[pos];
+        b->pos[slot] = pos;
+    }
+    if (v) return bind_value(a, d, slot, v, pos, name, b->kw[slot] != NULL);
+    if (isnan(dflt))
+        return rt_error(a->vm, c, "%s: missing argument \"%s\"", d->fam->name, name);
+    bk_tensor *t = bk_scalar(rt_vm_bk(a->vm), dflt);
+    if (!t) return rt_error_bk(a->vm, c);
+    bk_release(d->p[slot]);
+    d->p[slot] = t;
+    if (slot >= d->np) d->np = slot + 1;
+    return 0;
+}
+
+int sl_bind_choice(const sl_args *a, sl_bindinfo *b, sl_dist *d, int slot, int pos,
+                   const char *n0, const char *n1) {
+    const rt_call *c = a->call;
+    const rt_value *v0 = find_kw(c, n0), *v1 = find_kw(c, n1);
+    int p0 = -1;
+    if (!v0 && pos >= 0 && pos < c->nargs) {
+        v0 = &c->args[pos];
+        p0 = pos;
+    }
+    if (v0 && v1)
+        return rt_error_kw(a->vm, c, n1, "%s: give either %s or %s, not both", d->fam->name, n0,
+                           n1);
+    if (!v0 && !v1)
+        return rt_error(a->vm, c, "%s: missing argument: give %s= or %s=", d->fam->name, n0, n1);
+    d->variant = v0 ? 0 : 1;
+    b->pos[slot] = p0;
+    b->kw[slot] = v0 ? (p0 < 0 ? n0 : NULL) : n1;
+    return bind_value(a, d, slot, v0 ? v0 : v1, p0, v0 ? n0 : n1, p0 < 0);
+}
+
+int sl_build_simple(const sl_args *a, sl_dist *d, const char *const *names, const double *dflts) {
+    int n = 0;
+    while (names[n]) n++;
+    if (rt_check_args(a->vm, a->call, n, names)) return -1;
+    sl_bindinfo b;
+    for (int i = 0; i < n; i++)
+        if (sl_bind_param(a, &b, d, i, i, names[i], dflts ? dflts[i] : NAN)) return -1;
+    return sl_build_finish(a, &b, d);
+}
+
+int sl_build_finish(const sl_args *a, const sl_bindinfo *b, sl_dist *d) {
+    int bad = -1;
+    bk_ctx *ctx = rt_vm_bk(a->vm);
+    if (!d->fam->init || d->fam->init(ctx, d, &bad) == 0) return 0;
+    const char *msg = bk_errmsg(ctx);
+    if (bad >= 0 && bad < SL_MAXP && b && b->kw[bad])
+        return rt_error_kw(a->vm, a->call, b->kw[bad], "%s", msg);
+    if (bad >= 0 && bad < SL_MAXP && b && b->pos[bad] >= 0)
+        return rt_error_arg(a->vm, a->call, b->pos[bad], "%s", msg);
+    return rt_error(a->vm, a->call, "%s", msg);
+}
+
+static bool value_ok(int kind, double v) {
+    switch (kind) {
+    case SL_V_REAL: return !isnan(v);
+    case SL_V_POS: return v > 0;
+    case SL_V_NONNEG: return v >= 0;
+    case SL_V_PROB: return v >= 0 && v <= 1;
+    case SL_V_NONNEG_INT: return v >= 0 && v == floor(v) && !isinf(v);
+    }
+    return false;
+}
+
+int sl_check_param(bk_ctx *ctx, const sl_dist *d, int i, const char *name, int kind, int *bad) {
+    static const char *const what[] = {"a real number", "> 0", ">= 0", "in [0, 1]",
+                                       "a non-negative integer"};
+    const bk_tensor *t = d->p[i];
+    if (!t) return 0;
+    for (int64_t k = 0; k < t->numel; k++) {
+        double v = bk_get(t, k);
+        if (!value_ok(kind, v)) {
+            /* shortest form that still reads back the same value */
+            char buf[32];
+            for (int prec = 1; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, v);
+                if (strtod(buf, NULL) == v || isnan(v)) break;
+            }
+            bk_seterr(ctx, "%s: %s must be %s, got %s", d->fam->name, name, what[kind], buf);
+            *bad = i;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int sl_shape_broadcast(bk_ctx *ctx, sl_dist *d, const int *ev, int *bad) {
+    int nb = 0;
+    int64_t b[BK_MAXDIM];
+    for (int i = 0; i < d->np; i++) {
+        const bk_tensor *t = d->p[i];
+        if (!t) continue;
+        int e = ev ? ev[i] : 0;
+        int nd = t->ndim - e;
+        if (nd < 0) {
+            bk_seterr(ctx, "%s: parameter %d must have at least %d dimension%s", d->fam->name,
+                      i + 1, e, e == 1 ? "" : "s");
+            *bad = i;
+            return -1;
+        }
+        int64_t out[BK_MAXDIM];
+        int no;
+        if (bk_broadcast_shapes(ctx, nb, b, nd, t->shape, &no, out)) {
+            char s1[64], s2[64];
+            bk_tensor tmp = *t;
+            tmp.ndim = (int8_t)nd;
+            bk_shape_str(&tmp, s2, sizeof s2);
+            tmp.ndim = (int8_t)nb;
+            memcpy(tmp.shape, b, sizeof b);
+            bk_shape_str(&tmp, s1, sizeof s1);
+            bk_seterr(ctx, "%s: parameter shapes %s and %s do not broadcast", d->fam->name, s1,
+                      s2);
+            *bad = i;
+            return -1;
+        }
+        nb = no;
+        memcpy(b, out, sizeof b);
+    }
+    d->nbatch = nb;
+    memcpy(d->batch, b, sizeof b);
+    d->nevent = 0;
+    return 0;
+}
+
+/* ----------------------------------------------------------- shapes --- */
+
+int sl_draw_shape(const sl_dist *d, int nsample, const int64_t *sample_shape, int64_t *shape) {
+    int n = nsample + d->nbatch + d->nevent;
+    if (n > BK_MAXDIM) return -1;
+    int k = 0;
+    for (int i = 0; i < nsample; i++) shape[k++] = sample_shape[i];
+    for (int i = 0; i < d->nbatch; i++) shape[k++] = d->batch[i];
+    for (int i = 0; i < d->nevent; i++) shape[k++] = d->event[i];
+    return n;
+}
+
+int sl_fam_batch(const sl_dist *d, int64_t *shape) {
+    int k = 0;
+    for (int i = 0; i < d->nbatch; i++) shape[k++] = d->batch[i];
+    for (int i = 0; i < d->reinterpreted; i++) shape[k++] = d->event[i];
+    return k;
+}
+
+bk_tensor *sl_map(bk_ctx *ctx, bk_rng *rng, int nd, const int64_t *shape, int n, bk_tensor **in,
+                  sl_mapfn fn, const void *ud) {
+    int64_t sh[BK_MAXDIM];
+    if (!shape) {
+        nd = 0;
+        for (int j = 0; j < n; j++) {
+            int64_t o[BK_MAXDIM];
+            int no;
+            if (bk_broadcast_shapes(ctx, nd, sh, in[j]->ndim, in[j]->shape, &no, o)) return NULL;
+            nd = no;
+            memcpy(sh, o, sizeof o);
+        }
+        shape = sh;
+    }
+    /* logical (row-major) strides of each input inside the broadcast shape */
+    int64_t ls[4][BK_MAXDIM];
+    if (n > 4) {
+        bk_seterr(ctx, "internal error: sl_map takes at most 4 inputs");
+        return NULL;
+    }
+    for (int j = 0; j < n; j++) {
+        const bk_tensor *t = in[j];
+        int off = nd - t->ndim;
+        if (off < 0) {
+            bk_seterr(ctx, "internal error: sl_map input has too many dimensions");
+            return NULL;
+        }
+        int64_t st = 1;
+        for (int k = nd - 1; k >= 0; k--) {
+            int tk = k - off;
+            if (tk < 0) {
+                ls[j][k] = 0;
+                continue;
+            }
+            if (t->shape[tk] != 1 && t->shape[tk] != shape[k]) {
+                bk_seterr(ctx, "shapes do not broadcast");
+                return NULL;
+            }
+            ls[j][k] = t->shape[tk] == 1 ? 0 : st;
+            st *= t->shape[tk];
+        }
+    }
+    bk_tensor *out = bk_empty(ctx, BK_F64, nd, shape);
+    if (!out) return NULL;
+    double *o = bk_data(out);
+    int64_t idx[BK_MAXDIM] = {0}, flat[4] = {0};
+    double args[4];
+    for (int64_t i = 0; i < out->numel; i++) {
+        for (int j = 0; j < n; j++) args[j] = bk_get(in[j], flat[j]);
+        o[i] = fn(rng, args, ud);
+        /* odometer step, keeping each input's flat index in sync */
+        for (int k = nd - 1; k >= 0; k--) {
+            idx[k]++;
+            for (int j = 0; j < n; j++) flat[j] += ls[j][k];
+            if (idx[k] < shape[k]) break;
+            for (int j = 0; j < n; j++) flat[j] -= ls[j][k] * shape[k];
+            idx[k] = 0;
+        }
+    }
+    return out;
+}
+
+static double identity_fn(bk_rng *r, const double *a, const void *ud) { return a[0]; }
+
+bk_tensor *sl_dense(bk_ctx *ctx, bk_tensor *t, int nd, const int64_t *shape) {
+    return sl_map(ctx, NULL, nd, shape, 1, &t, identity_fn, NULL);
+}
+
+bk_tensor *s_axis(sl_scope *s, int op, bk_tensor *a, int64_t axis) {
+    LIVE1(a);
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    args.keepdim = 1;
+    return s_keep(s, bk_apply(s->ctx, op, 1, &a, &args));
+}
+
+bk_tensor *s_cat_logp(sl_scope *s, const sl_dist *d, int i) {
+    if (d->variant == 1) return s_axis(s, BK_OP_LOG_SOFTMAX, d->p[i], -1);
+    bk_tensor *p = d->p[i];
+    return s_log(s, s_div(s, p, s_sum(s, p, -1, true)));
+}
+
+/* ------------------------------------------------------ family bits --- */
+
+int sl_support_kind(sl_constraint *out, int kind) {
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    return 0;
+}
+
+bk_tensor *sl_noise(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss,
+                    sl_mapfn fn, const void *ud) {
+    int64_t shape[BK_MAXDIM];
+    int nd = sl_draw_shape(d, ns, ss, shape);
+    if (nd < 0) {
+        bk_seterr(ctx, "%s: sample has too many dimensions", d->fam->name);
+        return NULL;
+    }
+    return sl_map(ctx, rng, nd, shape, 0, NULL, fn, ud);
+}
+
+bk_tensor *sl_noise_normal(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns,
+                           const int64_t *ss) {
+    int64_t shape[BK_MAXDIM];
+    int nd = sl_draw_shape(d, ns, ss, shape);
+    if (nd < 0) {
+        bk_seterr(ctx, "%s: sample has too many dimensions", d->fam->name);
+        return NULL;
+    }
+    return bk_rand_normal(ctx, rng, nd, shape);
+}
+
+bk_tensor *sl_affine(bk_ctx *ctx, bk_tensor *loc, bk_tensor *scale, bk_tensor *noise) {
+    if (!noise) return NULL;
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *r = s_mul(&s, s_keep(&s, noise), scale);
+    if (loc) r = s_add(&s, r, loc);
+    return s_done(&s, r);
+}
+
+bk_tensor *sl_gamma_noise(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_tensor *alpha, int ns,
+                          const int64_t *ss) {
+    int64_t shape[BK_MAXDIM];
+    int nd = sl_draw_shape(d, ns, ss, shape);
+    if (nd < 0) {
+        bk_seterr(ctx, "%s: sample has too many dimensions", d->fam->name);
+        return NULL;
+    }
+    return bk_rand_gamma(ctx, rng, alpha, nd, shape);
+}
+
+bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n) {
+    int64_t shape[BK_MAXDIM];
+    if (d->nbatch + 1 > BK_MAXDIM) {
+        bk_seterr(ctx, "%s: too many dimensions to enumerate", d->fam->name);
+        return NULL;
+    }
+    shape[0] = n;
+    memcpy(shape + 1, d->batch, d->nbatch * sizeof *shape);
+    bk_tensor *t = bk_empty(ctx, BK_F64, d->nbatch + 1, shape);
+    if (!t) return NULL;
+    double *v = bk_data(t);
+    int64_t per = n > 0 ? t->numel / n : 0;
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t j = 0; j < per; j++) v[k * per + j] = (double)k;
+    return t;
+}

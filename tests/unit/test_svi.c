@@ -1,0 +1,169 @@
+/* test_svi.c - SVI reaches analytic posteriors.
+ *
+ * Each model is conjugate, so the exact posterior is known; the guide family
+ * contains it, so the ELBO optimum is the posterior itself.  Learning rates
+ * decay (ClippedAdam's lrd) so that the final iterate's noise is far below
+ * the tolerances, which are fractions of the posterior's own sd: means
+ * within 0.1 sd, sds within 10%. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ppl.h"
+
+static ppl_state *S;
+
+static void setup(void) { S = ppl_open(NULL); }
+static void teardown(void) { ppl_close(S); }
+
+static double get(const char *name) {
+    double v = NAN;
+    size_t n;
+    ck_assert_msg(ppl_get_f64(S, name, &v, 1, &n) == PPL_OK, "%s", ppl_errmsg(S));
+    return v;
+}
+
+#define RUN(src)                                                                 \
+    do {                                                                         \
+        ppl_status st_ = ppl_load_string(S, "<test>", src);                      \
+        ck_assert_msg(st_ == PPL_OK, "%s", ppl_errmsg(S));                       \
+    } while (0)
+
+START_TEST(temperature_sensor) {
+    /* prior N(15, 2), one reading 18 with unit noise: posterior N(17.4, sqrt(0.8)) */
+    RUN("model weather(sensor) {\n"
+        "  sample temp ~ Normal(15.0, 2.0)\n"
+        "  observe sensor ~ Normal(temp, 1.0)\n"
+        "}\n"
+        "guide wg(sensor) {\n"
+        "  param loc = 15.0\n"
+        "  param scale: positive = 1.0\n"
+        "  sample temp ~ Normal(loc, scale)\n"
+        "}\n"
+        "fit = svi(weather, wg, {sensor: 18.0}, steps=3000, optim=ClippedAdam(lr=0.05, lrd=0.999),"
+        " loss=Trace_ELBO(particles=4), seed=1)\n"
+        "loc = fit.params.loc\nscale = fit.params.scale\n");
+    double sd = sqrt(0.8);
+    ck_assert_msg(fabs(get("loc") - 17.4) < 0.1 * sd, "loc %g", get("loc"));
+    ck_assert_msg(fabs(get("scale") / sd - 1) < 0.1, "scale %g", get("scale"));
+}
+END_TEST
+
+START_TEST(normal_normal_2d_autonormal) {
+    /* mu[k] ~ N(0, 1), y[i, k] ~ N(mu[k], 0.5), known precision */
+    RUN("model m(y) {\n"
+        "  sample mu ~ Normal(zeros(2), 1.0).to_event(1)\n"
+        "  plate data(5) {\n"
+        "    observe y ~ Normal(mu, 0.5).to_event(1)\n"
+        "  }\n"
+        "}\n"
+        "y = [[0.9, -1.2], [1.4, -0.8], [0.7, -1.1], [1.1, -0.6], [1.3, -1.5]]\n"
+        "fit = svi(m, AutoNormal(m), {y: y}, steps=4000, optim=ClippedAdam(lr=0.05, lrd=0.999),"
+        " loss=Trace_ELBO(particles=4), seed=2)\n"
+        "loc = fit.params[\"AutoNormal.locs.mu\"]\n"
+        "scale = fit.params[\"AutoNormal.scales.mu\"]\n"
+        "l0 = loc[0]\nl1 = loc[1]\ns0 = scale[0]\n");
+    double prec = 1.0 + 5 / 0.25;
+    double m0 = (0.9 + 1.4 + 0.7 + 1.1 + 1.3) / 0.25 / prec;
+    double m1 = (-1.2 - 0.8 - 1.1 - 0.6 - 1.5) / 0.25 / prec;
+    double sd = 1 / sqrt(prec);
+    ck_assert_msg(fabs(get("l0") - m0) < 0.1 * sd, "l0 %g want %g", get("l0"), m0);
+    ck_assert_msg(fabs(get("l1") - m1) < 0.1 * sd, "l1 %g want %g", get("l1"), m1);
+    ck_assert_msg(fabs(get("s0") / sd - 1) < 0.1, "s0 %g want %g", get("s0"), sd);
+}
+END_TEST
+
+START_TEST(same_seed_same_result) {
+    RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
+        "a = svi(m, AutoNormal(m), {y: 1.0}, steps=50, seed=9, optim=Adam(lr=0.1)).params[\"AutoNormal.locs.mu\"]\n");
+    double a = get("a");
+    ppl_close(S);
+    S = ppl_open(NULL);
+    RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
+        "a = svi(m, AutoNormal(m), {y: 1.0}, steps=50, seed=9, optim=Adam(lr=0.1)).params[\"AutoNormal.locs.mu\"]\n");
+    ck_assert(a == get("a"));
+}
+END_TEST
+
+START_TEST(discrete_latent_score_function) {
+    /* z ~ Bernoulli(0.3), y ~ N(2 z, 1), y = 1.5: exact p(z = 1 | y) */
+    RUN("model m(y) {\n"
+        "  sample z ~ Bernoulli(0.3)\n"
+        "  observe y ~ Normal(2.0 * z, 1.0)\n"
+        "}\n"
+        "guide g(y) {\n"
+        "  param q: unit_interval = 0.5\n"
+        "  sample z ~ Bernoulli(q)\n"
+        "}\n"
+        "fit = svi(m, g, {y: 1.5}, steps=3000, optim=ClippedAdam(lr=0.02, lrd=0.999),"
+        " loss=Trace_ELBO(particles=8), seed=3)\n"
+        "q = fit.params.q\n");
+    double a = 0.3 * exp(-0.5 * 0.25), b = 0.7 * exp(-0.5 * 2.25);
+    double want = a / (a + b);
+    /* tolerance: 0.1 of the posterior's Bernoulli sd */
+    double sd = sqrt(want * (1 - want));
+    ck_assert_msg(fabs(get("q") - want) < 0.1 * sd, "q %g want %g", get("q"), want);
+}
+END_TEST
+
+START_TEST(svi_errors) {
+    RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  sample nu ~ Normal(0, 1)\n  observe y ~ Normal(mu + nu, 1)\n}\n"
+        "guide g(y) {\n  param a = 0.0\n  sample mu ~ Normal(a, 1)\n}\n");
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "fit = svi(m, g, {y: 1}, steps=5)\n"), PPL_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(ppl_errmsg(S), "\"nu\" of the model is missing from the guide"));
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "fit = svi(m, g, {}, steps=5)\n"), PPL_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(ppl_errmsg(S), "needs argument \"y\""));
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "fit = svi(m, g, {y: 1}, optim=Adam(lr=-1))\n"), PPL_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(ppl_errmsg(S), "lr must be > 0"));
+}
+END_TEST
+
+START_TEST(api_svi_autoguides) {
+    RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  sample s ~ HalfNormal(2)\n"
+        "  plate data(4) {\n    observe y ~ Normal(mu, s)\n  }\n}\n");
+    double y[4] = {0.5, 1.5, 1.0, 2.0};
+    ck_assert_int_eq(ppl_set_data_f64(S, "y", y, 1, (int64_t[]){4}), PPL_OK);
+    const char *guides[] = {"auto_normal", "auto_mvn", "auto_delta", "auto_diag"};
+    for (int i = 0; i < 4; i++) {
+        ppl_svi_opts o = ppl_svi_defaults();
+        o.guide = guides[i];
+        o.steps = 300;
+        o.lr = 0.05;
+        o.summary_samples = 200;
+        ppl_result *R;
+        ck_assert_msg(ppl_svi(S, "m", &o, &R) == PPL_OK, "%s: %s", guides[i], ppl_errmsg(S));
+        double mean, sd;
+        ck_assert_int_eq(ppl_result_summary(R, "mu", &mean, &sd), PPL_OK);
+        ck_assert_msg(mean > 0.3 && mean < 1.6, "%s: mu mean %g", guides[i], mean);
+        ck_assert_int_eq(ppl_result_summary(R, "s", &mean, &sd), PPL_OK);
+        ck_assert(mean > 0);
+        char *t = ppl_result_table(R);
+        ck_assert_ptr_nonnull(strstr(t, "q95"));
+        free(t);
+        char *j = ppl_result_json(R);
+        ck_assert_ptr_nonnull(strstr(j, "\"summary\""));
+        ck_assert_ptr_nonnull(strstr(j, "\"params\""));
+        free(j);
+        ppl_result_free(R);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("svi");
+    TCase *tc = tcase_create("svi");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, temperature_sensor);
+    tcase_add_test(tc, normal_normal_2d_autonormal);
+    tcase_add_test(tc, same_seed_same_result);
+    tcase_add_test(tc, discrete_latent_score_function);
+    tcase_add_test(tc, svi_errors);
+    tcase_add_test(tc, api_svi_autoguides);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
