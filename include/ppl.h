@@ -128,6 +128,8 @@ ppl_status ppl_result_draws_f64(const ppl_result *R, const char *name, double *b
 /* The summary table (DESIGN 1.8) and the summary JSON, malloc'd (free()). */
 char *ppl_result_table(const ppl_result *R);
 char *ppl_result_json(const ppl_result *R);
+/* The learned parameters alone, as a JSON object (malloc'd). */
+char *ppl_result_params_json(const ppl_result *R);
 void ppl_result_free(ppl_result *R);
 
 #ifdef __cplusplus

@@ -342,6 +342,21 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
             return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", d.data_json);
         }
     }
+    /* Arguments the data file does not give come from globals of the same
+     * name (ppl_set_data_f64). */
+    if (data.tag != RT_RECORD) {
+        rt_record *rec = rt_record_new();
+        if (!rec) return set_error(S, PPL_ERR_NOMEM, NULL);
+        data = rt_obj_value(&rec->h);
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        rt_value *gv = rt_global_get(S->vm, m->pnames[i]);
+        if (gv && gv->tag == RT_TENSOR && !rt_record_get((rt_record *)data.u.o, m->pnames[i]) &&
+            rt_record_set((rt_record *)data.u.o, m->pnames[i], rt_retain(*gv))) {
+            rt_release(data);
+            return set_error(S, PPL_ERR_NOMEM, NULL);
+        }
+    }
     inf_guide *g = NULL;
     inf_guide user = {0};
     const char *gname = d.guide ? d.guide : "auto_normal";
@@ -422,6 +437,12 @@ ppl_status ppl_result_draws_f64(const ppl_result *R, const char *name, double *b
 
 char *ppl_result_table(const ppl_result *R) { return R ? inf_result_table(R->r) : NULL; }
 char *ppl_result_json(const ppl_result *R) { return R ? inf_result_json(R->ctx, R->r) : NULL; }
+
+char *ppl_result_params_json(const ppl_result *R) {
+    if (!R || !R->r->params) return NULL;
+    rt_value v = rt_obj_value(&R->r->params->h);
+    return rt_to_json(R->ctx, v);
+}
 
 void ppl_result_free(ppl_result *R) {
     if (!R) return;

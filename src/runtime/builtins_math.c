@@ -43,6 +43,26 @@ UNARY(erfc, ERFC)
 UNARY(floor, FLOOR)
 UNARY(square, SQUARE)
 
+/* round(x, ndigits=0): half away from zero is not needed here; NumPy rounds
+ * half to even, we round half up - documented in docs/LANGUAGE.md. */
+static int b_round(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"x", "ndigits", NULL};
+    bk_tensor *x;
+    double nd;
+    if (rt_check_args(vm, c, 2, names) || rt_arg_tensor(vm, c, 0, "x", true, &x) ||
+        rt_arg_number(vm, c, 1, "ndigits", 0, false, &nd))
+        return -1;
+    double sc = pow(10.0, nd);
+    bk_tensor *a = bk_mul_s(vm->bk, x, sc);
+    bk_tensor *b = a ? bk_add_s(vm->bk, a, 0.5) : NULL;
+    bk_tensor *f = b ? bk_unop(vm->bk, BK_OP_FLOOR, b) : NULL;
+    bk_tensor *r = f ? bk_mul_s(vm->bk, f, 1.0 / sc) : NULL;
+    bk_release(a);
+    bk_release(b);
+    bk_release(f);
+    return ret_tensor(vm, c, r, out);
+}
+
 static int b_detach(rt_vm *vm, const rt_call *c, rt_value *out) {
     bk_tensor *x;
     if (rt_check_args(vm, c, 1, NULL) || rt_arg_tensor(vm, c, 0, "x", true, &x)) return -1;
@@ -301,7 +321,7 @@ const rt_builtin_def rt_math_builtins[] = {
     {"softplus", b_softplus}, {"log_sigmoid", b_log_sigmoid}, {"tanh", b_tanh},
     {"relu", b_relu}, {"sin", b_sin}, {"cos", b_cos}, {"lgamma", b_lgamma},
     {"digamma", b_digamma}, {"erf", b_erf}, {"erfc", b_erfc}, {"floor", b_floor},
-    {"square", b_square}, {"detach", b_detach},
+    {"square", b_square}, {"detach", b_detach}, {"round", b_round},
     {"sum", b_sum}, {"mean", b_mean}, {"prod", b_prod}, {"max", b_max}, {"min", b_min},
     {"logsumexp", b_logsumexp}, {"softmax", b_softmax}, {"log_softmax", b_log_softmax},
     {"cumsum", b_cumsum},

@@ -451,6 +451,11 @@ static char *indexed_name(rt_vm *vm, frame *F, const char *base, ir_node *const 
             return NULL;
         }
         if (eval(vm, F, items[i], &v)) return NULL;
+        if (v.tag == RT_TENSOR && v.u.t->ndim > 0) {
+            /* a vectorized site (y[idx] in a plate) is named after y alone */
+            rt_release(v);
+            return strdup(base);
+        }
         int64_t k;
         int rc = to_int(vm, v, items[i]->loc, "an index in a site name", &k);
         rt_release(v);
