@@ -1,0 +1,390 @@
+/* test_ops_grad.c - every op of the op table against central finite
+ * differences, in float64, on random inputs (including broadcasting and
+ * non-contiguous views).  The test loops over bk_optable: an op without a
+ * case in CASES fails, so a new op cannot land untested.
+ *
+ * A case builds its output from its inputs with a small function, so ops
+ * that need well-conditioned inputs (cholesky of X X^T + n I, say) get them
+ * through differentiable preprocessing.  The loss is sum(out * w) for a
+ * random w; its gradient from the tape must match the central difference
+ * (h = 1e-6) to a relative error below 1e-6. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tensor.h"
+
+enum { ANY, POS, UNIT, BIG }; /* input domains */
+
+typedef bk_tensor *(*case_fn)(bk_ctx *, bk_tensor **in);
+
+typedef struct gcase {
+    int op;
+    const char *label;
+    int nin;
+    int ndim[3];
+    int64_t shape[3][3];
+    int domain[3];
+    bool transpose0;    /* pass input 0 as a transposed (non-contiguous) view */
+    case_fn fn;         /* NULL: bk_apply(op) with no args */
+    bool no_grad;       /* forward only (comparisons, floor, ...) */
+} gcase;
+
+static bk_tensor *opargs_axis(bk_ctx *c, int op, bk_tensor *x, int64_t axis, int keep) {
+    return bk_reduce(c, op, x, axis, keep);
+}
+
+#define RED(name, OP, axis, keep) \
+    static bk_tensor *name(bk_ctx *c, bk_tensor **in) { return opargs_axis(c, BK_OP_##OP, in[0], axis, keep); }
+RED(sum_ax1, SUM, 1, 0)
+RED(sum_all, SUM, BK_ALL_AXES, 0)
+RED(mean_ax0, MEAN, 0, 1)
+RED(max_ax1, MAX, 1, 0)
+RED(min_all, MIN, BK_ALL_AXES, 0)
+RED(lse_ax1, LOGSUMEXP, 1, 0)
+RED(prod_ax0, PROD, 0, 0)
+RED(cumsum_ax1, CUMSUM, 1, 0)
+RED(softmax_ax1, SOFTMAX, 1, 0)
+RED(lsm_ax0, LOG_SOFTMAX, 0, 0)
+
+static bk_tensor *f_where(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *z = bk_scalar(c, 0.0);
+    bk_tensor *m = bk_binop(c, BK_OP_GT, in[0], z);
+    bk_tensor *r = bk_where(c, m, in[1], in[2]);
+    bk_release(z);
+    bk_release(m);
+    return r;
+}
+
+/* X X^T + n I: a well-conditioned symmetric positive definite matrix */
+static bk_tensor *spd(bk_ctx *c, bk_tensor *x) {
+    bk_tensor *xt = bk_transpose(c, x, 0, 1);
+    bk_tensor *a = bk_matmul(c, x, xt);
+    bk_tensor *i = bk_eye(c, x->shape[0]);
+    bk_tensor *ni = bk_mul_s(c, i, (double)x->shape[0]);
+    bk_tensor *r = bk_add(c, a, ni);
+    bk_release(xt);
+    bk_release(a);
+    bk_release(i);
+    bk_release(ni);
+    return r;
+}
+
+static bk_tensor *f_chol(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *s = spd(c, in[0]);
+    bk_tensor *r = bk_cholesky(c, s);
+    bk_release(s);
+    return r;
+}
+
+static bk_tensor *f_logdet(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *s = spd(c, in[0]);
+    bk_tensor *r = bk_logdet(c, s);
+    bk_release(s);
+    return r;
+}
+
+static bk_tensor *f_inverse(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *s = spd(c, in[0]);
+    bk_tensor *r = bk_inverse(c, s);
+    bk_release(s);
+    return r;
+}
+
+static bk_tensor *f_solve(bk_ctx *c, bk_tensor **in) {
+    /* a lower-triangular, well-conditioned A from cholesky(spd(X)) */
+    bk_tensor *s = spd(c, in[0]);
+    bk_tensor *l = bk_cholesky(c, s);
+    bk_tensor *r = bk_solve_triangular(c, l, in[1], false);
+    bk_release(s);
+    bk_release(l);
+    return r;
+}
+
+static bk_tensor *f_reshape(bk_ctx *c, bk_tensor **in) { return bk_reshape(c, in[0], 2, (int64_t[]){3, 2}); }
+static bk_tensor *f_transpose(bk_ctx *c, bk_tensor **in) { return bk_transpose(c, in[0], 0, 1); }
+static bk_tensor *f_expand(bk_ctx *c, bk_tensor **in) { return bk_expand(c, in[0], 2, (int64_t[]){4, 3}); }
+static bk_tensor *f_concat(bk_ctx *c, bk_tensor **in) { return bk_concat(c, 2, in, 0); }
+static bk_tensor *f_stack(bk_ctx *c, bk_tensor **in) { return bk_stack(c, 2, in, 1); }
+static bk_tensor *f_contig(bk_ctx *c, bk_tensor **in) { return bk_contiguous(c, in[0]); }
+
+static bk_tensor *f_cast(bk_ctx *c, bk_tensor **in) {
+    /* f64 -> f32 -> f64 loses precision; the gradient of cast is identity,
+     * so check cast to f64 (a copy) */
+    return bk_cast(c, in[0], BK_F64);
+}
+
+static bk_tensor *f_index(bk_ctx *c, bk_tensor **in) {
+    bk_idx idx[2] = {{.kind = BK_IDX_SLICE, .start = 2, .stop = 0, .step = -1}, {.kind = BK_IDX_INT, .start = 1}};
+    return bk_index(c, in[0], 2, idx);
+}
+
+static bk_tensor *f_index_put(bk_ctx *c, bk_tensor **in) {
+    bk_idx idx[1] = {{.kind = BK_IDX_INT, .start = 1}};
+    return bk_index_put(c, in[0], 1, idx, in[1]);
+}
+
+static bk_tensor *f_index_select(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *i = bk_from_f64(c, 1, (int64_t[]){4}, (double[]){2, 0, 2, 1});
+    bk_tensor *r = bk_index_select(c, in[0], 0, i);
+    bk_release(i);
+    return r;
+}
+
+static bk_tensor *f_gather(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *i = bk_from_f64(c, 2, (int64_t[]){3, 2}, (double[]){0, 2, 1, 1, 2, 0});
+    bk_tensor *r = bk_gather(c, in[0], 1, i);
+    bk_release(i);
+    return r;
+}
+
+#define S2(a, b) {a, b, 0}
+#define S1(a) {a, 0, 0}
+static const gcase CASES[] = {
+    {BK_OP_ADD, "add broadcast", 2, {2, 1}, {S2(3, 4), S1(4)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_ADD, "add transposed", 2, {2, 2}, {S2(3, 4), S2(3, 4)}, {ANY, ANY}, true, NULL, false},
+    {BK_OP_SUB, "sub", 2, {2, 2}, {S2(3, 1), S2(1, 4)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_MUL, "mul", 2, {2, 0}, {S2(3, 4), S1(0)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_DIV, "div", 2, {1, 1}, {S1(5), S1(5)}, {ANY, POS}, false, NULL, false},
+    {BK_OP_POW, "pow", 2, {1, 1}, {S1(5), S1(5)}, {POS, ANY}, false, NULL, false},
+    {BK_OP_MAXIMUM, "maximum", 2, {1, 1}, {S1(6), S1(6)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_MINIMUM, "minimum", 2, {2, 1}, {S2(2, 3), S1(3)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_LT, "lt", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_LE, "le", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_GT, "gt", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_GE, "ge", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_EQ, "eq", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_NE, "ne", 2, {1, 1}, {S1(4), S1(4)}, {ANY, ANY}, false, NULL, true},
+    {BK_OP_WHERE, "where", 3, {1, 1, 0}, {S1(6), S1(6), S1(0)}, {ANY, ANY, ANY}, false, f_where, false},
+    {BK_OP_NEG, "neg", 1, {2}, {S2(2, 3)}, {ANY}, true, NULL, false},
+    {BK_OP_ABS, "abs", 1, {1}, {S1(6)}, {ANY}, false, NULL, false},
+    {BK_OP_EXP, "exp", 1, {2}, {S2(3, 2)}, {ANY}, true, NULL, false},
+    {BK_OP_LOG, "log", 1, {1}, {S1(5)}, {POS}, false, NULL, false},
+    {BK_OP_LOG1P, "log1p", 1, {1}, {S1(5)}, {POS}, false, NULL, false},
+    {BK_OP_EXPM1, "expm1", 1, {1}, {S1(5)}, {ANY}, false, NULL, false},
+    {BK_OP_SQRT, "sqrt", 1, {1}, {S1(5)}, {POS}, false, NULL, false},
+    {BK_OP_SQUARE, "square", 1, {1}, {S1(5)}, {ANY}, false, NULL, false},
+    {BK_OP_SIGMOID, "sigmoid", 1, {1}, {S1(5)}, {BIG}, false, NULL, false},
+    {BK_OP_LOGIT, "logit", 1, {1}, {S1(5)}, {UNIT}, false, NULL, false},
+    {BK_OP_SOFTPLUS, "softplus", 1, {1}, {S1(5)}, {BIG}, false, NULL, false},
+    {BK_OP_LOG_SIGMOID, "log_sigmoid", 1, {1}, {S1(5)}, {BIG}, false, NULL, false},
+    {BK_OP_TANH, "tanh", 1, {1}, {S1(5)}, {ANY}, false, NULL, false},
+    {BK_OP_RELU, "relu", 1, {1}, {S1(6)}, {ANY}, false, NULL, false},
+    {BK_OP_SIN, "sin", 1, {1}, {S1(5)}, {BIG}, false, NULL, false},
+    {BK_OP_COS, "cos", 1, {1}, {S1(5)}, {BIG}, false, NULL, false},
+    {BK_OP_LGAMMA, "lgamma", 1, {1}, {S1(5)}, {POS}, false, NULL, false},
+    {BK_OP_DIGAMMA, "digamma", 1, {1}, {S1(5)}, {POS}, false, NULL, false},
+    {BK_OP_TRIGAMMA, "trigamma", 1, {1}, {S1(5)}, {POS}, false, NULL, true},
+    {BK_OP_ERF, "erf", 1, {1}, {S1(5)}, {ANY}, false, NULL, false},
+    {BK_OP_ERFC, "erfc", 1, {1}, {S1(5)}, {ANY}, false, NULL, false},
+    {BK_OP_FLOOR, "floor", 1, {1}, {S1(5)}, {BIG}, false, NULL, true},
+    {BK_OP_NOT, "not", 1, {1}, {S1(5)}, {ANY}, false, NULL, true},
+    {BK_OP_SUM, "sum axis 1", 1, {2}, {S2(3, 4)}, {ANY}, true, sum_ax1, false},
+    {BK_OP_SUM, "sum all", 1, {2}, {S2(3, 4)}, {ANY}, false, sum_all, false},
+    {BK_OP_MEAN, "mean keepdim", 1, {2}, {S2(3, 4)}, {ANY}, false, mean_ax0, false},
+    {BK_OP_MAX, "max axis 1", 1, {2}, {S2(3, 4)}, {ANY}, false, max_ax1, false},
+    {BK_OP_MIN, "min all", 1, {2}, {S2(3, 4)}, {ANY}, false, min_all, false},
+    {BK_OP_LOGSUMEXP, "logsumexp", 1, {2}, {S2(3, 4)}, {BIG}, false, lse_ax1, false},
+    {BK_OP_PROD, "prod", 1, {2}, {S2(3, 4)}, {ANY}, false, prod_ax0, false},
+    {BK_OP_CUMSUM, "cumsum", 1, {2}, {S2(3, 4)}, {ANY}, true, cumsum_ax1, false},
+    {BK_OP_SOFTMAX, "softmax", 1, {2}, {S2(3, 4)}, {BIG}, false, softmax_ax1, false},
+    {BK_OP_LOG_SOFTMAX, "log_softmax", 1, {2}, {S2(3, 4)}, {BIG}, false, lsm_ax0, false},
+    {BK_OP_MATMUL, "matmul", 2, {2, 2}, {S2(3, 4), S2(4, 2)}, {ANY, ANY}, false, NULL, false},
+    {BK_OP_MATMUL, "matvec transposed", 2, {2, 1}, {S2(3, 4), S1(4)}, {ANY, ANY}, true, NULL, false},
+    {BK_OP_CHOLESKY, "cholesky", 1, {2}, {S2(3, 3)}, {ANY}, false, f_chol, false},
+    {BK_OP_SOLVE_TRIANGULAR, "solve_triangular", 2, {2, 2}, {S2(3, 3), S2(3, 2)}, {ANY, ANY}, false, f_solve, false},
+    {BK_OP_LOGDET, "logdet", 1, {2}, {S2(3, 3)}, {ANY}, false, f_logdet, false},
+    {BK_OP_INVERSE, "inverse", 1, {2}, {S2(3, 3)}, {ANY}, false, f_inverse, false},
+    {BK_OP_RESHAPE, "reshape", 1, {2}, {S2(2, 3)}, {ANY}, true, f_reshape, false},
+    {BK_OP_TRANSPOSE, "transpose", 1, {2}, {S2(2, 3)}, {ANY}, false, f_transpose, false},
+    {BK_OP_EXPAND, "expand", 1, {2}, {S2(1, 3)}, {ANY}, false, f_expand, false},
+    {BK_OP_CONCAT, "concat", 2, {2, 2}, {S2(2, 3), S2(1, 3)}, {ANY, ANY}, false, f_concat, false},
+    {BK_OP_STACK, "stack", 2, {2, 2}, {S2(2, 3), S2(2, 3)}, {ANY, ANY}, false, f_stack, false},
+    {BK_OP_INDEX, "index slice/int", 1, {2}, {S2(4, 3)}, {ANY}, false, f_index, false},
+    {BK_OP_INDEX_PUT, "index_put", 2, {2, 1}, {S2(3, 4), S1(4)}, {ANY, ANY}, false, f_index_put, false},
+    {BK_OP_INDEX_SELECT, "index_select", 1, {2}, {S2(3, 2)}, {ANY}, false, f_index_select, false},
+    {BK_OP_GATHER, "gather", 1, {2}, {S2(3, 3)}, {ANY}, false, f_gather, false},
+    {BK_OP_CONTIGUOUS, "contiguous", 1, {2}, {S2(3, 2)}, {ANY}, true, f_contig, false},
+    {BK_OP_CAST, "cast", 1, {1}, {S1(4)}, {ANY}, false, f_cast, false},
+};
+#define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
+
+static uint64_t lcg = 12345;
+static double urand(void) {
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg >> 11) / 9007199254740992.0;
+}
+
+static double draw(int domain) {
+    switch (domain) {
+    case POS: return 0.3 + 2.0 * urand();
+    case UNIT: return 0.1 + 0.8 * urand();
+    case BIG: return -4 + 8 * urand();
+    default: return -1.5 + 3 * urand();
+    }
+}
+
+static bk_tensor *make_input(bk_ctx *c, const gcase *k, int i) {
+    int nd = k->ndim[i];
+    int64_t shape[3];
+    for (int d = 0; d < nd; d++) shape[d] = k->shape[i][d];
+    bool tr = i == 0 && k->transpose0 && nd == 2;
+    if (tr) { /* store transposed, view it back */
+        int64_t t = shape[0];
+        shape[0] = shape[1];
+        shape[1] = t;
+    }
+    bk_tensor *x = bk_empty(c, BK_F64, nd, shape);
+    for (int64_t e = 0; e < x->numel; e++) bk_data(x)[e] = draw(k->domain[i]);
+    if (!tr) return x;
+    int64_t vs[2] = {shape[1], shape[0]}, st[2] = {x->strides[1], x->strides[0]};
+    bk_tensor *v = bk_view(c, x, 2, vs, st, 0);
+    bk_release(x);
+    return v;
+}
+
+static bk_tensor *run_case(bk_ctx *c, const gcase *k, bk_tensor **in) {
+    return k->fn ? k->fn(c, in) : bk_apply(c, k->op, k->nin, in, NULL);
+}
+
+/* loss = sum(out * w) as a double, without the tape */
+static double loss_value(bk_ctx *c, const gcase *k, bk_tensor **in, const double *w) {
+    bool g = bk_set_grad_enabled(c, false);
+    bk_tensor *out = run_case(c, k, in);
+    bk_set_grad_enabled(c, g);
+    ck_assert_msg(out != NULL, "%s: %s", k->label, bk_errmsg(c));
+    double s = 0;
+    for (int64_t e = 0; e < out->numel; e++) s += bk_get(out, e) * w[e];
+    bk_release(out);
+    return s;
+}
+
+static void check_case(const gcase *k) {
+    bk_ctx *c = bk_ctx_new(NULL);
+    bk_tensor *in[3] = {0};
+    for (int i = 0; i < k->nin; i++) in[i] = make_input(c, k, i);
+    bk_tensor *out = run_case(c, k, in);
+    ck_assert_msg(out != NULL, "%s forward: %s", k->label, bk_errmsg(c));
+    double *w = malloc(sizeof(double) * (size_t)(out->numel ? out->numel : 1));
+    for (int64_t e = 0; e < out->numel; e++) w[e] = draw(ANY);
+    if (k->no_grad) {
+        /* forward values against the scalar definition */
+        for (int64_t e = 0; e < out->numel && k->nin <= 2; e++) {
+            double a = bk_get(in[0], e), b = k->nin == 2 ? bk_get(in[1], e) : 0, want;
+            switch (k->op) {
+            case BK_OP_LT: want = a < b; break;
+            case BK_OP_LE: want = a <= b; break;
+            case BK_OP_GT: want = a > b; break;
+            case BK_OP_GE: want = a >= b; break;
+            case BK_OP_EQ: want = a == b; break;
+            case BK_OP_NE: want = a != b; break;
+            case BK_OP_FLOOR: want = floor(a); break;
+            case BK_OP_NOT: want = a == 0; break;
+            default: want = bk_get(out, e); /* trigamma: checked by fixtures */
+            }
+            ck_assert_msg(bk_get(out, e) == want, "%s element %lld", k->label, (long long)e);
+        }
+        bk_release(out);
+    } else {
+        bk_release(out);
+        for (int i = 0; i < k->nin; i++) bk_set_requires_grad(in[i], true);
+        out = run_case(c, k, in);
+        bk_tensor *wt = bk_from_f64(c, out->ndim, out->shape, w);
+        bk_tensor *p = bk_mul(c, out, wt);
+        bk_tensor *loss = bk_sum_all(c, p);
+        ck_assert_msg(bk_backward(c, loss) == 0, "%s backward: %s", k->label, bk_errmsg(c));
+        for (int i = 0; i < k->nin; i++) {
+            bk_tensor *x = in[i];
+            for (int64_t e = 0; e < x->numel; e++) {
+                double x0 = bk_get(x, e), h = 1e-6 * fmax(1.0, fabs(x0));
+                bk_set(x, e, x0 + h);
+                double fp = loss_value(c, k, in, w);
+                bk_set(x, e, x0 - h);
+                double fm = loss_value(c, k, in, w);
+                bk_set(x, e, x0);
+                double fd = (fp - fm) / (2 * h), ad = x->grad ? bk_get(x->grad, e) : 0.0;
+                double err = fabs(fd - ad) / fmax(1.0, fabs(fd));
+                ck_assert_msg(err < 1e-6, "%s: d/d input %d [%lld]: tape %.12g, finite difference %.12g",
+                              k->label, i, (long long)e, ad, fd);
+            }
+        }
+        bk_release(wt);
+        bk_release(p);
+        bk_release(loss);
+        bk_release(out);
+    }
+    bk_tape_reset(c);
+    for (int i = 0; i < k->nin; i++) bk_release(in[i]);
+    free(w);
+    bk_ctx_free(c);
+}
+
+START_TEST(every_op_has_a_case) {
+    for (int op = 0; op < BK_OP_COUNT; op++) {
+        bool found = false;
+        for (int i = 0; i < NCASES; i++)
+            if (CASES[i].op == op) found = true;
+        ck_assert_msg(found, "op %s has no gradient test", bk_optable[op].name);
+    }
+}
+END_TEST
+
+START_TEST(gradients_match_finite_differences) { check_case(&CASES[_i]); }
+END_TEST
+
+START_TEST(tape_memory_is_reused) {
+    /* a million small op + backward + reset cycles must not grow memory:
+     * the context recycles tensors and the tape */
+    bk_ctx *c = bk_ctx_new(NULL);
+    bk_tensor *x = bk_scalar(c, 0.5);
+    bk_set_requires_grad(x, true);
+    for (int i = 0; i < 1000000; i++) {
+        bk_tensor *y = bk_mul(c, x, x);
+        bk_tensor *z = bk_add(c, y, x);
+        ck_assert(bk_backward(c, z) == 0);
+        bk_release(y);
+        bk_release(z);
+        bk_tape_reset(c);
+    }
+    ck_assert(fabs(bk_item(x->grad) - 2.0) < 1e-15);
+    bk_release(x);
+    bk_ctx_free(c);
+}
+END_TEST
+
+START_TEST(allocation_failures_are_errors) {
+    /* every allocation failure in a small computation returns an error */
+    for (long n = 1; n < 40; n++) {
+        bk_ctx *c = bk_ctx_new(NULL);
+        bk_tensor *a = bk_from_f64(c, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+        bk_set_requires_grad(a, true);
+        bk_fail_alloc_after(c, n);
+        bk_tensor *b = bk_unop(c, BK_OP_EXP, a);
+        bk_tensor *s = b ? bk_sum_all(c, b) : NULL;
+        int rc = s ? bk_backward(c, s) : -1;
+        (void)rc;
+        bk_release(b);
+        bk_release(s);
+        bk_tape_reset(c);
+        bk_release(a);
+        bk_fail_alloc_after(c, 0);
+        bk_ctx_free(c);
+    }
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("ops_grad");
+    TCase *tc = tcase_create("ops");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, every_op_has_a_case);
+    tcase_add_loop_test(tc, gradients_match_finite_differences, 0, NCASES);
+    tcase_add_test(tc, tape_memory_is_reused);
+    tcase_add_test(tc, allocation_failures_are_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
