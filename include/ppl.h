@@ -67,6 +67,10 @@ ppl_status ppl_errcode(const ppl_state *S);
  * models, guides and functions, and any script statements). */
 ppl_status ppl_load_file(ppl_state *S, const char *path);
 ppl_status ppl_load_string(ppl_state *S, const char *name, const char *text);
+/* Load a file for an inference command: run its definitions (def, model,
+ * guide) and its data assignments, but not its script actions (svi, trace,
+ * summary, print, write_json calls). */
+ppl_status ppl_load_definitions(ppl_state *S, const char *path);
 /* Parse and check only (names, arity, constraints); runs nothing. */
 ppl_status ppl_check_file(ppl_state *S, const char *path);
 ppl_status ppl_check_string(ppl_state *S, const char *name, const char *text);

@@ -192,6 +192,14 @@ static ppl_status load_file(ppl_state *S, const char *path, bool check) {
 }
 
 ppl_status ppl_load_file(ppl_state *S, const char *path) { return load_file(S, path, false); }
+
+ppl_status ppl_load_definitions(ppl_state *S, const char *path) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    S->vm->defs_only = true;
+    ppl_status st = load_file(S, path, false);
+    S->vm->defs_only = false;
+    return st;
+}
 ppl_status ppl_check_file(ppl_state *S, const char *path) { return load_file(S, path, true); }
 
 ppl_status ppl_load_string(ppl_state *S, const char *name, const char *text) {

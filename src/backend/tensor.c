@@ -441,6 +441,9 @@ int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, con
         if (!t) return -1;
         ctx->tape = t;
         ctx->captape = cap;
+        /* entries with inline inputs point into themselves: re-aim them */
+        for (size_t i = 0; i < ctx->ntape; i++)
+            if (t[i].nin <= BK_MAXIN) t[i].in = t[i].inl;
     }
     bk_tape_entry *e = &ctx->tape[ctx->ntape];
     memset(e, 0, sizeof *e);

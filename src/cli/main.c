@@ -158,7 +158,7 @@ static int cmd_svi(int argc, char **argv) {
     if (!o.model) return usage_error("%s", "ppl svi needs --model NAME");
     ppl_state *S = open_state(&o);
     if (!S) return 1;
-    if (ppl_load_file(S, o.file) != PPL_OK) {
+    if (ppl_load_definitions(S, o.file) != PPL_OK) {
         rc = lib_error(S);
         ppl_close(S);
         return rc;

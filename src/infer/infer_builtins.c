@@ -43,8 +43,9 @@ static int make_optim(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
     }
     s->nesterov = nest != 0;
     if (!(s->lr > 0)) {
+        double lr = s->lr;
         free(s);
-        return rt_error_kw(vm, c, "lr", "%s: lr must be > 0, got %g", c->name, s->lr);
+        return rt_error_kw(vm, c, "lr", "%s: lr must be > 0, got %g", c->name, lr);
     }
     if (s->beta1 < 0 || s->beta1 >= 1 || s->beta2 < 0 || s->beta2 >= 1) {
         free(s);

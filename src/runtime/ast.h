@@ -92,6 +92,8 @@ void ast_free(ast_node *n);           /* frees the subtree; NULL-safe */
 int ast_push_kid(ast_node *n, ast_node *kid);
 int ast_push_name(ast_node *n, char *name);
 const char *ast_kind_name(int kind);
+/* S-expression form of a subtree, for tests (malloc'd). */
+char *ast_dump(const ast_node *n);
 
 /* Limits that turn adversarial input into ordinary errors. */
 #define PPL_MAX_PARSE_DEPTH 200     /* nesting of brackets / blocks */

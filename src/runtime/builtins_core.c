@@ -72,7 +72,7 @@ static char *trace_repr(bk_ctx *ctx, void *p) {
     n += (size_t)snprintf(s, cap, "%-16s %-13s %-10s %-22s %s\n", "site", "kind", "shape", "value", "log_prob");
     for (int i = 0; i < t->tr.n; i++) {
         const rt_site *st = &t->tr.sites[i];
-        char shape[64], val[64], lp[40];
+        char shape[64], val[96], lp[40];
         bk_shape_str(st->value, shape, sizeof shape);
         if (st->value->numel == 1) {
             rt_format_number(bk_item(st->value), val, sizeof val);

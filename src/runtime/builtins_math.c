@@ -258,7 +258,7 @@ static int tensors_arg(rt_vm *vm, const rt_call *c, bk_tensor **ts, int *n) {
 static int concat_stack(rt_vm *vm, const rt_call *c, rt_value *out, int stack) {
     static const char *const names[] = {"tensors", "axis", NULL};
     bk_tensor *ts[64];
-    int n;
+    int n = 0;
     double axis;
     if (rt_check_args(vm, c, 2, names) || rt_arg_number(vm, c, 1, "axis", 0, false, &axis)) return -1;
     int own = tensors_arg(vm, c, ts, &n);

@@ -652,7 +652,7 @@ static int eval_param(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     rt_param *p = rt_param_find(vm, name);
     if (!p) {
         /* the initial value is evaluated only when the parameter is created */
-        bk_tensor *t;
+        bk_tensor *t = NULL;
         if (eval(vm, F, n->kids[1], &init)) goto done;
         if (rt_to_tensor(vm, init, n->kids[1]->loc, &t)) goto done;
         bool g = bk_set_grad_enabled(vm->bk, false);
@@ -1137,13 +1137,33 @@ static int exec(rt_vm *vm, frame *F, const ir_node *n) {
     }
 }
 
+/* True when the expression calls one of the script-level actions that a
+ * definitions-only load skips (inference runs, output). */
+static bool calls_action(const rt_vm *vm, const ir_node *n) {
+    static const char *const actions[] = {"svi", "trace", "summary", "print", "write_json", NULL};
+    if (!n) return false;
+    if (n->op == IR_CALL && n->kids[0] && n->kids[0]->op == IR_GLOBAL)
+        for (const char *const *a = actions; *a; a++)
+            if (strcmp(vm->gnames[n->kids[0]->slot], *a) == 0) return true;
+    for (int i = 0; i < n->nkids; i++)
+        if (calls_action(vm, n->kids[i])) return true;
+    return false;
+}
+
 int rt_exec_unit(rt_vm *vm, ir_unit *u, rt_value *echo) {
     frame top = {0};
     const rt_source *saved = vm->cur_src;
     vm->cur_src = u->src;
-    int c;
+    int c = CTL_NORMAL;
     if (echo) *echo = rt_none();
-    if (u->echo && echo) {
+    if (vm->defs_only) {
+        /* definitions and data assignments only (ppl svi FILE) */
+        for (int i = 0; i < u->body->nkids && c == CTL_NORMAL; i++) {
+            const ir_node *st = u->body->kids[i];
+            if (st->op == IR_DEF || (st->op == IR_ASSIGN && !calls_action(vm, st->kids[0])))
+                c = exec(vm, &top, st);
+        }
+    } else if (u->echo && echo) {
         c = eval(vm, &top, u->body->kids[0]->kids[0], echo) ? CTL_ERROR : CTL_NORMAL;
     } else {
         c = exec(vm, &top, u->body);

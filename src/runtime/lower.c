@@ -145,10 +145,6 @@ static int scope_add(lctx *L, lscope *s, const char *name) {
     return s->n++;
 }
 
-static void scope_free(lscope *s) {
-    for (int i = 0; i < s->n; i++) free(s->names[i]);
-    free(s->names);
-}
 
 /* The variable a target expression assigns: x, x[i], r.a. */
 static const ast_node *target_var(const ast_node *t) {

@@ -159,6 +159,7 @@ struct rt_vm {
     rt_write_fn out;
     void *out_ud;
     const char *cur_site;       /* site whose distribution is being built */
+    bool defs_only;             /* run only definitions and data assignments */
     const rt_source *cur_src;   /* source of the code running now */
     uint64_t site_counter;
 };
