@@ -57,7 +57,7 @@ static ast_node *make_def(struct lex_extra *X, YYLTYPE loc, int role, char *name
 %token TRUE_ "true" FALSE_ "false" AND "and" OR "or" NOT "not"
 %token POW "**" EQ "==" NE "!=" LE "<=" GE ">="
 
-%type <node> body stmt_list stmt simple_stmt compound_stmt block if_stmt expr or_expr and_expr not_expr
+%type <node> body stmt_list simple_stmt compound_stmt block if_stmt expr or_expr and_expr not_expr
 %type <node> comparison arith term unary power postfix primary args arg_list list_items index_items
 %type <node> expr_list index_item opt_expr record_items params param_list param sample_target constraint
 %type <str> opt_as
@@ -78,24 +78,22 @@ program
     : body                           { X->result = $1; }
     ;
 
+/* A simple statement ends at a newline or ";" (or at the "}" / end of
+ * input that closes its body); a compound statement ends at its "}". */
 body
     : stmt_list                      { $$ = $1; }
-    | stmt_list stmt                 { $$ = push(X, $1, $2); OOM($$); }
+    | stmt_list simple_stmt          { $$ = push(X, $1, $2); OOM($$); }
     ;
 
 stmt_list
     : %empty                         { $$ = node(X, AST_BLOCK, L(@$)); OOM($$); }
     | stmt_list sep                  { $$ = $1; }
-    | stmt_list stmt sep             { $$ = push(X, $1, $2); OOM($$); }
+    | stmt_list simple_stmt sep      { $$ = push(X, $1, $2); OOM($$); }
+    | stmt_list compound_stmt        { $$ = push(X, $1, $2); OOM($$); }
     | stmt_list error sep            { $$ = $1; yyerrok; }
     ;
 
 sep : NEWLINE | ';' ;
-
-stmt
-    : simple_stmt
-    | compound_stmt
-    ;
 
 simple_stmt
     : expr                           { $$ = node2(X, AST_EXPR_STMT, 0, L(@$), $1, NULL); OOM($$); }
@@ -465,14 +463,14 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
     (void)scanner;
     yysymbol_kind_t got = yypcontext_token(ctx);
     if (got == YYSYMBOL_LEXERROR || X->stop) return 0; /* already reported */
-    yysymbol_kind_t exp[8];
-    int n = yypcontext_expected_tokens(ctx, exp, 8);
+    yysymbol_kind_t exp[YYNTOKENS];
+    int n = yypcontext_expected_tokens(ctx, exp, YYNTOKENS);
     bool expr = false;
     for (int i = 0; i < n && n > 0; i++)
         if (exp[i] == YYSYMBOL_NUM || exp[i] == YYSYMBOL_NAME) expr = true;
-    char g[64], want[256] = "";
-    tok_name(got, g, sizeof g);
-    if (expr && exp[0] != YYSYMBOL_NAME) {
+    char gbuf[64], want[256] = "";
+    const char *g = tok_name(got, gbuf, sizeof gbuf);
+    if (expr && n > 3) {
         snprintf(want, sizeof want, " (expected an expression)");
     } else if (n > 0 && n <= 4) {
         size_t k = (size_t)snprintf(want, sizeof want, " (expected ");

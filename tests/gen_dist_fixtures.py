@@ -7,11 +7,13 @@ formulas and cross-checked against scipy.stats in float64, so a wrong
 formula here fails loudly instead of becoming a wrong fixture.
 
 Line format (whitespace separated):
-    Family variant np p1 .. pnp x logp cdf mean var entropy cond
-A tensor token is "v" (scalar), "v,v,v" (vector) or "v,v;v,v" (matrix);
+    Family variant np p1 .. pnp x logp cdf mean var entropy cond econd
+A tensor token is "v" (scalar), "v,v,v" or "v," (vector) or "v,v;v,v;"
+(matrix, each row ends with ";");
 "nan" means "not checked".  cond is the sum of the magnitudes of the terms
 of the log density: float64 evaluation of the formula has an absolute
-rounding error of about eps * cond, which the test allows for.
+rounding error of about eps * cond, which the test allows for; econd is
+the same for the entropy formula.
 Run from the repository root: python3 tests/gen_dist_fixtures.py
 """
 import math
@@ -27,9 +29,9 @@ def tok(v):
     a = np.asarray(v, dtype=float)
     if a.ndim == 0:
         return repr(float(a))
-    if a.ndim == 1:
-        return ",".join(repr(float(x)) for x in a)
-    return ";".join(",".join(repr(float(x)) for x in r) for r in a)
+    if a.ndim == 1:   # a trailing "," marks a 1-element vector
+        return ",".join(repr(float(x)) for x in a) + ("," if len(a) == 1 else "")
+    return "".join(",".join(repr(float(x)) for x in r) + ";" for r in a)
 
 
 def close(a, b, tol=1e-7):
@@ -40,17 +42,23 @@ def close(a, b, tol=1e-7):
 
 
 def add(fam, variant, params, x, logp, cdf=math.nan, mean=math.nan, var=math.nan,
-        ent=math.nan, cond=0.0, check=None):
+        ent=math.nan, cond=0.0, check=None, econd=0.0):
     logp = float(logp)
     # scipy underflows to -inf far in the tails where the exact value is finite
     if check is not None and not (math.isinf(check) and logp < -1e6) and not close(logp, check):
         raise SystemExit(f"{fam} {params} {x}: mpmath {logp} vs scipy {check}")
     rows.append(" ".join([fam, str(variant), str(len(params))] + [tok(p) for p in params] +
                          [tok(x), tok(logp), tok(cdf), tok(mean), tok(var), tok(ent),
-                          repr(float(cond))]))
+                          repr(float(cond)), repr(float(econd))]))
 
 
 M = mp.mpf
+
+
+def logsig(l):
+    """log(sigmoid(l)) without forming 1 - sigmoid(l) (40 digits are not
+    enough for 1 - sigmoid(700))."""
+    return -mp.log1p(mp.exp(-M(l)))
 lg = mp.loggamma
 NINF = -math.inf
 
@@ -98,8 +106,8 @@ for l in [0.0, 2.5, -3.0, 40.0, -40.0, 700.0]:
         if x not in (0.0, 1.0):
             lp = NINF
         else:
-            lp = mp.log(pl) if x == 1 else mp.log(1 - pl)
-        ent = -(pl * mp.log(pl) + (1 - pl) * mp.log(1 - pl))
+            lp = logsig(l) if x == 1 else logsig(-l)
+        ent = -(pl * logsig(l) + (1 - pl) * logsig(-l))
         add("Bernoulli", 1, [l], x, lp, mean=pl, var=pl * (1 - pl), ent=ent)
 
 # ----------------------------------------------------------- Categorical
@@ -129,9 +137,9 @@ for a, b in [(1, 1), (2.5, 0.5), (0.3, 2), (1e-3, 1), (1e4, 1e4), (1e6, 1e6), (5
         else:
             terms = [a * mp.log(b), (a - 1) * mp.log(x), -b * M(x), -lg(a)]
             lp, cond = sum(terms), csum(*terms)
-        ent = a - math.log(b) + math.lgamma(a) + (1 - a) * float(mp.digamma(a))
-        add("Gamma", 0, [a, b], x, lp, d.cdf(x), a / b, a / b ** 2, ent, cond,
-            d.logpdf(x) if x > 0 else None)
+        eterms = [M(a), -mp.log(b), lg(a), (1 - M(a)) * mp.digamma(a)]
+        add("Gamma", 0, [a, b], x, lp, d.cdf(x), a / b, a / b ** 2, sum(eterms), cond,
+            d.logpdf(x) if x > 0 else None, csum(*eterms))
 
 # ------------------------------------------------------------------ Beta
 for a, b in [(1, 1), (2, 3), (0.5, 0.5), (1e-3, 2), (1e4, 2e4), (1e6, 1e6), (30, 0.7)]:
@@ -144,10 +152,10 @@ for a, b in [(1, 1), (2, 3), (0.5, 0.5), (1e-3, 2), (1e4, 2e4), (1e6, 1e6), (30,
             terms = [(a - 1) * mp.log(x), (b - 1) * mp.log1p(-M(x)), -lb]
             lp, cond = sum(terms), csum(*terms) + csum(lg(a), lg(b), lg(M(a) + b))
         A, B = M(a), M(b)
-        ent = (lg(A) + lg(B) - lg(A + B) - (A - 1) * mp.digamma(A) - (B - 1) * mp.digamma(B)
-               + (A + B - 2) * mp.digamma(A + B))
+        eterms = [lg(A), lg(B), -lg(A + B), -(A - 1) * mp.digamma(A), -(B - 1) * mp.digamma(B),
+                  (A + B - 2) * mp.digamma(A + B)]
         add("Beta", 0, [a, b], x, lp, d.cdf(x), a / (a + b), a * b / ((a + b) ** 2 * (a + b + 1)),
-            ent, cond, d.logpdf(x) if 0 < x < 1 else None)
+            sum(eterms), cond, d.logpdf(x) if 0 < x < 1 else None, csum(*eterms))
 
 # ------------------------------------------------------------- LogNormal
 for mu, s in [(0, 1), (1, 0.5), (-2, 2), (0, 1e-6), (5, 0.01)]:
@@ -220,10 +228,10 @@ for df, loc, s in [(1, 0, 1), (3, 1, 2), (0.5, 0, 1), (30, -1, 0.5), (1e6, 0, 1)
         mean = loc if df > 1 else math.nan
         var = s ** 2 * df / (df - 2) if df > 2 else (math.inf if df > 1 else math.nan)
         D = M(df)
-        ent = ((D + 1) / 2 * (mp.digamma((D + 1) / 2) - mp.digamma(D / 2)) + mp.log(D) / 2
-               + lg(D / 2) + lg(M(1) / 2) - lg((D + 1) / 2) + mp.log(s))
-        add("StudentT", 0, [df, loc, s], x, lp, d.cdf(x), mean, var, ent, csum(*terms),
-            d.logpdf(x))
+        eterms = [(D + 1) / 2 * mp.digamma((D + 1) / 2), -(D + 1) / 2 * mp.digamma(D / 2),
+                  mp.log(D) / 2, lg(D / 2), lg(M(1) / 2), -lg((D + 1) / 2), mp.log(s)]
+        add("StudentT", 0, [df, loc, s], x, lp, d.cdf(x), mean, var, sum(eterms), csum(*terms),
+            d.logpdf(x), csum(*eterms))
 
 # --------------------------------------------------------------- Poisson
 for r in [1, 3.5, 0.01, 200, 1e-9, 0.0]:
@@ -256,9 +264,9 @@ for n, p in [(10, 0.3), (1, 0.5), (100, 1e-6), (50, 1 - 1e-9), (7, 0.0), (5, 1.0
 for n, l in [(10, 0.0), (20, 40.0), (20, -40.0), (3, 1.5)]:
     pl = 1 / (1 + mp.exp(-M(l)))
     for x in [0.0, 2.0, float(n)]:
-        lp = lg(n + 1) - lg(x + 1) - lg(n - x + 1) + x * mp.log(pl) + (n - x) * mp.log(1 - pl)
+        lp = lg(n + 1) - lg(x + 1) - lg(n - x + 1) + x * logsig(l) + (n - x) * logsig(-l)
         add("Binomial", 1, [n, l], x, lp, mean=n * pl, var=n * pl * (1 - pl),
-            cond=csum(lg(n + 1), lg(x + 1), lg(n - x + 1), x * mp.log(pl), (n - x) * mp.log(1 - pl)))
+            cond=csum(lg(n + 1), lg(x + 1), lg(n - x + 1), x * logsig(l), (n - x) * logsig(-l)))
 
 # ---------------------------------------------------------- InverseGamma
 for a, b in [(1, 1), (3, 2), (0.5, 0.1), (2.5, 1e3), (1e4, 1e4)]:
@@ -272,9 +280,9 @@ for a, b in [(1, 1), (3, 2), (0.5, 0.1), (2.5, 1e3), (1e4, 1e4)]:
         mean = b / (a - 1) if a > 1 else math.inf
         var = b ** 2 / ((a - 1) ** 2 * (a - 2)) if a > 2 else math.inf
         A = M(a)
-        ent = A + mp.log(b) + lg(A) - (1 + A) * mp.digamma(A)
-        add("InverseGamma", 0, [a, b], x, lp, d.cdf(x), mean, var, ent, cond,
-            d.logpdf(x) if x > 0 else None)
+        eterms = [A, mp.log(b), lg(A), -(1 + A) * mp.digamma(A)]
+        add("InverseGamma", 0, [a, b], x, lp, d.cdf(x), mean, var, sum(eterms), cond,
+            d.logpdf(x) if x > 0 else None, csum(*eterms))
 
 # ------------------------------------------------------------- Dirichlet
 for alpha in [[1, 1, 1], [0.5, 2, 3], [10, 20], [1e-2, 1e-2, 5], [1e4, 2e4, 3e4]]:
@@ -282,7 +290,8 @@ for alpha in [[1, 1, 1], [0.5, 2, 3], [10, 20], [1e-2, 1e-2, 5], [1e4, 2e4, 3e4]
     A = [M(v) for v in alpha]
     A0 = sum(A)
     K = len(alpha)
-    ent = sum(lg(v) for v in A) - lg(A0) + (A0 - K) * mp.digamma(A0) - sum((v - 1) * mp.digamma(v) for v in A)
+    eterms = [lg(v) for v in A] + [-lg(A0), (A0 - K) * mp.digamma(A0)] + [-(v - 1) * mp.digamma(v) for v in A]
+    ent, econd = sum(eterms), csum(*eterms)
     mean = [float(v / A0) for v in A]
     var = [float(v * (A0 - v) / (A0 ** 2 * (A0 + 1))) for v in A]
     for x in [np.array(alpha) / sum(alpha), np.full(K, 1.0 / K),
@@ -295,7 +304,7 @@ for alpha in [[1, 1, 1], [0.5, 2, 3], [10, 20], [1e-2, 1e-2, 5], [1e4, 2e4, 3e4]
             terms = [sum((a - 1) * mp.log(v) for a, v in zip(A, xs)), lg(A0), -sum(lg(a) for a in A)]
             lp, cond = sum(terms), csum(*terms) + float(sum(abs(lg(a)) for a in A))
         add("Dirichlet", 0, [alpha], x, lp, mean=mean, var=var, ent=ent, cond=cond,
-            check=d.logpdf(x) if lp != NINF else None)
+            check=d.logpdf(x) if lp != NINF else None, econd=econd)
 
 # ------------------------------------------------------------- Geometric
 for p in [0.5, 0.1, 0.9, 1e-6, 1.0]:
@@ -312,9 +321,9 @@ for p in [0.5, 0.1, 0.9, 1e-6, 1.0]:
 for l in [0.0, 3.0, -40.0, 40.0]:
     pl = 1 / (1 + mp.exp(-M(l)))
     for x in [0.0, 2.0, 4.0]:
-        lp = x * mp.log(1 - pl) + mp.log(pl)
+        lp = x * logsig(-l) + logsig(l)
         add("Geometric", 1, [l], x, lp, mean=(1 - pl) / pl, var=(1 - pl) / pl ** 2,
-            ent=-((1 - pl) * mp.log(1 - pl) + pl * mp.log(pl)) / pl, cond=csum(x * 40, 40))
+            ent=-((1 - pl) * logsig(-l) + pl * logsig(l)) / pl, cond=csum(x * 40, 40))
 
 # ------------------------------------------------------ NegativeBinomial
 # PyTorch convention: successes (prob p) before total_count failures, which
@@ -333,7 +342,7 @@ for r, p in [(5, 0.3), (1, 0.5), (0.5, 0.9), (100, 1e-4), (3.3, 0.999)]:
 for r, l in [(4, 0.0), (2, -3.0), (10, 1.0)]:
     pl = 1 / (1 + mp.exp(-M(l)))
     for x in [0.0, 3.0, 9.0]:
-        terms = [lg(x + r), -lg(r), -lg(x + 1), r * mp.log(1 - pl), x * mp.log(pl)]
+        terms = [lg(x + r), -lg(r), -lg(x + 1), r * logsig(-l), x * logsig(l)]
         add("NegativeBinomial", 1, [r, l], x, sum(terms), mean=r * pl / (1 - pl),
             var=r * pl / (1 - pl) ** 2, cond=csum(*terms))
 

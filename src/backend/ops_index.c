@@ -427,13 +427,32 @@ done:
     return out;
 }
 
+/* A repeated tensor index writes one element several times and the last
+ * write wins (NumPy): zero g at the region positions that were overwritten. */
+static int zero_overwritten(bk_ctx *ctx, const int64_t *offs, int64_t count, int64_t size,
+                            bk_tensor *g)
+{
+    int64_t *last = bk_malloc(ctx, (size_t)(size > 0 ? size : 1) * sizeof *last);
+    double *gv = bk_data(g);
+    if (!last)
+        return -1;
+    for (int64_t i = 0; i < count; i++)
+        last[offs[i]] = i;
+    for (int64_t i = 0; i < count; i++)
+        if (last[offs[i]] != i)
+            gv[i] = 0.0;
+    bk_free(ctx, last);
+    return 0;
+}
+
 /* Gradient of the assigned value: gout at the region, in v's rank when v
  * has extra leading size-1 dimensions. */
 static bk_tensor *index_put_grad_v(bk_ctx *ctx, const bk_tensor *v, const ix_plan *p,
-                                   const int64_t *offs, const bk_tensor *gc)
+                                   const int64_t *offs, int64_t count, const bk_tensor *gc)
 {
     int64_t rshape[BK_MAXDIM], shape[BK_MAXDIM];
     int rnd = plan_result_shape(p, rshape), nd = rnd;
+    bk_tensor *g;
     if (v->ndim > rnd) {
         nd = v->ndim;
         for (int i = 0; i < nd; i++)
@@ -441,7 +460,12 @@ static bk_tensor *index_put_grad_v(bk_ctx *ctx, const bk_tensor *v, const ix_pla
     } else {
         memcpy(shape, rshape, sizeof shape);
     }
-    return gather_offsets(ctx, gc, offs, nd, shape);
+    g = gather_offsets(ctx, gc, offs, nd, shape);
+    if (g && p->tidx && count > 0 && zero_overwritten(ctx, offs, count, gc->numel, g) < 0) {
+        bk_release(g);
+        return NULL;
+    }
+    return g;
 }
 
 int bk_bw_INDEX_PUT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin)
@@ -460,7 +484,7 @@ int bk_bw_INDEX_PUT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_ten
         goto done;
     if (gc->numel > 0)
         bk_copy_out(gout, bk_data(gc));
-    if (v->requires_grad && !(gin[1] = index_put_grad_v(ctx, v, &p, offs, gc)))
+    if (v->requires_grad && !(gin[1] = index_put_grad_v(ctx, v, &p, offs, count, gc)))
         goto done;
     if (x->requires_grad) {
         double *g = bk_data(gc);

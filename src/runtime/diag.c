@@ -155,8 +155,8 @@ static void format_one(out *o, const rt_diag *d) {
         if (ncar > to - col0 + 1) ncar = to - col0 + 1;
         if (ncar < 1) ncar = 1;
     }
-    fmt(o, "%*s |\n", w, "");
-    fmt(o, "%s | ", num);
+    fmt(o, " %*s |\n", w, "");
+    fmt(o, " %s | ", num);
     if (from > 0) puts_(o, "...");
     for (long i = from; i < to; i++) {
         unsigned char c = (unsigned char)line[i];
@@ -165,7 +165,7 @@ static void format_one(out *o, const rt_diag *d) {
         put(o, &ch, 1);
     }
     puts_(o, "\n");
-    fmt(o, "%*s | ", w, "");
+    fmt(o, " %*s | ", w, "");
     if (from > 0) puts_(o, "   ");
     for (long i = from; i < col0; i++) put(o, line[i] == '\t' ? "\t" : " ", 1);
     for (long i = 0; i < ncar; i++) put(o, "^", 1);

@@ -147,7 +147,10 @@ static int binop_values(rt_vm *vm, int op, rt_value a, rt_value b, rt_loc loc, r
     case AST_OP_NE: r = bk_binop(c, BK_OP_NE, x, y); break;
     default: return rt_error_loc(vm, loc, "unknown operator");
     }
-    if (!r) return rt_error_loc(vm, loc, "%s: %s", op_symbol(op), bk_errmsg(c));
+    if (!r) {
+        if (op == AST_OP_MATMUL) return rt_error_loc(vm, loc, "%s", bk_errmsg(c));
+        return rt_error_loc(vm, loc, "%s (operator %s)", bk_errmsg(c), op_symbol(op));
+    }
     *out = rt_tensor(r);
     return 0;
 }
@@ -301,6 +304,7 @@ int rt_call_value(rt_vm *vm, rt_value fn, int nargs, rt_value *args, int nkw, co
 
 static int call_func(rt_vm *vm, rt_func *f, int nargs, rt_value *args, int nkw,
                      const char **kwnames, rt_value *kwargs, rt_loc loc, rt_value *out) {
+    *out = rt_none();
     if (nargs > f->nparams)
         return rt_error_loc(vm, loc, "%s takes %d argument%s, got %d", f->name, f->nparams,
                             f->nparams == 1 ? "" : "s", nargs);
@@ -360,6 +364,7 @@ static int call_func(rt_vm *vm, rt_func *f, int nargs, rt_value *args, int nkw,
 
 int rt_call_with_data(rt_vm *vm, rt_func *f, const rt_record *data, rt_loc loc, rt_value *out) {
     rt_value args[64];
+    *out = rt_none();
     int n = f->nparams;
     if (n > 64) return rt_error_loc(vm, loc, "%s has too many parameters", f->name);
     int k = 0;

@@ -14,10 +14,8 @@ trap 'rm -rf "$TMP"' EXIT
 cd "$DIR/../.." || exit 1
 
 # Inputs too big to commit are generated here.
-python_free_repeat() { # $1 = char, $2 = count
-    awk -v c="$1" -v n="$2" 'BEGIN { s = ""; for (i = 0; i < n; i++) s = s c; printf "%s", s }'
-}
-{ python_free_repeat x 1000000; printf ' = 1\n'; } > "$TMP/huge_identifier.ppl"
+head -c 1000000 /dev/zero | tr '\0' x > "$TMP/huge_identifier.ppl"
+printf ' = 1\n' >> "$TMP/huge_identifier.ppl"
 
 pass=0
 fail=0

@@ -83,7 +83,7 @@ START_TEST(builtins) {
     ECHO("shape(zeros([2, 3]))", "[2, 3]");
     ECHO("str(3) + \"x\"", "3x");
     ECHO("sigmoid(0)", "0.5");
-    ECHO("logsumexp([0, 0])", "0.69314718055994529");
+    ECHO("logsumexp([0, 0])", "0.6931471805599453");
     ECHO("cumsum([1, 2, 3])", "[1, 3, 6]");
     ECHO("transpose([[1, 2], [3, 4]])", "[[1, 3],\n [2, 4]]");
     ECHO("dot([1, 2], [3, 4])", "11");
@@ -177,11 +177,11 @@ START_TEST(loop_limit) {
 END_TEST
 
 START_TEST(distributions_in_language) {
-    ECHO("Normal(0, 1).log_prob(0.0)", "-0.91893853320467274");
+    ECHO("Normal(0, 1).log_prob(0.0)", "-0.9189385332046728");
     ECHO("Normal(0, 1).mean", "0");
     RUN("d = Normal(zeros(3), 1)");
-    ECHO("d.log_prob([0, 0, 0])", "[-0.91893853320467274, -0.91893853320467274, -0.91893853320467274]");
-    ECHO("d.to_event(1).log_prob([0, 0, 0])", "-2.7568155996140183");
+    ECHO("d.log_prob([0, 0, 0])", "[-0.9189385332046728, -0.9189385332046728, -0.9189385332046728]");
+    ECHO("abs(d.to_event(1).log_prob([0, 0, 0]) - 3 * Normal(0, 1).log_prob(0.0)) < 1e-14", "1");
     FAILS("x = Normal(0, -1)\n", PPL_ERR_RUNTIME, "Normal: scale must be > 0, got -1");
 }
 END_TEST
@@ -255,7 +255,7 @@ START_TEST(params_and_constraints) {
     size_t n;
     ck_assert_int_eq(ppl_get_f64(S, "v", &d, 1, &n), PPL_OK);
     ck_assert(d > 2.25 - 1e-12 && d < 2.25 + 1e-12);
-    FAILS("model b() {\n  param s: positive = -1.0\n}\ntr = trace(b, {})\n", PPL_ERR_RUNTIME,
+    FAILS("model b() {\n  param s_bad: positive = -1.0\n}\ntr = trace(b, {})\n", PPL_ERR_RUNTIME,
           "outside its constraint positive");
 }
 END_TEST
