@@ -43,8 +43,8 @@ UNARY(erfc, ERFC)
 UNARY(floor, FLOOR)
 UNARY(square, SQUARE)
 
-/* round(x, ndigits=0): half away from zero is not needed here; NumPy rounds
- * half to even, we round half up - documented in docs/LANGUAGE.md. */
+/* round(x, ndigits=0): rounds half up (NumPy rounds half to even); see
+ * docs/LANGUAGE.md. */
 static int b_round(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"x", "ndigits", NULL};
     bk_tensor *x;
@@ -56,7 +56,10 @@ static int b_round(rt_vm *vm, const rt_call *c, rt_value *out) {
     bk_tensor *a = bk_mul_s(vm->bk, x, sc);
     bk_tensor *b = a ? bk_add_s(vm->bk, a, 0.5) : NULL;
     bk_tensor *f = b ? bk_unop(vm->bk, BK_OP_FLOOR, b) : NULL;
-    bk_tensor *r = f ? bk_mul_s(vm->bk, f, 1.0 / sc) : NULL;
+    bk_tensor *d = bk_scalar(vm->bk, sc);
+    /* divide (not multiply by 1/sc): 3066 / 1000 is the double nearest 3.066 */
+    bk_tensor *r = (f && d) ? bk_div(vm->bk, f, d) : NULL;
+    bk_release(d);
     bk_release(a);
     bk_release(b);
     bk_release(f);
