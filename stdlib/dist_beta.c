@@ -1,4 +1,5 @@
 /* dist_beta.c - Beta(concentration1, concentration0) on (0, 1). */
+#include <float.h>
 #include "dist_impl.h"
 #include "special.h"
 
@@ -36,9 +37,11 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
 static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *ga = s_keep(&s, sl_gamma_noise(ctx, rng, d, d->p[0], ns, ss));
-    bk_tensor *gb = s.err ? NULL : s_keep(&s, sl_gamma_noise(ctx, rng, d, d->p[1], ns, ss));
-    return s_done(&s, s_div(&s, ga, s_add(&s, ga, gb)));
+    bk_tensor *ga = s_keep(&s, sl_gamma_noise_pos(ctx, rng, d, d->p[0], ns, ss));
+    bk_tensor *gb = s.err ? NULL : s_keep(&s, sl_gamma_noise_pos(ctx, rng, d, d->p[1], ns, ss));
+    bk_tensor *x = s_div(&s, ga, s_add(&s, ga, gb));
+    /* keep draws inside the open interval when one gamma dwarfs the other */
+    return s_done(&s, s_bin(&s, BK_OP_MINIMUM, x, s_scalar(&s, 1.0 - DBL_EPSILON / 2)));
 }
 
 static bk_tensor *mean(bk_ctx *ctx, const sl_dist *d) {

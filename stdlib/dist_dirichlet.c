@@ -41,7 +41,7 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
 static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *g = s_keep(&s, sl_gamma_noise(ctx, rng, d, d->p[0], ns, ss));
+    bk_tensor *g = s_keep(&s, sl_gamma_noise_pos(ctx, rng, d, d->p[0], ns, ss));
     return s_done(&s, s_div(&s, g, s_sum(&s, g, -1, true)));
 }
 

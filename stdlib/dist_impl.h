@@ -149,6 +149,10 @@ bk_tensor *sl_affine(bk_ctx *ctx, bk_tensor *loc, bk_tensor *scale, bk_tensor *n
  * sample_shape + batch + event. */
 bk_tensor *sl_gamma_noise(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_tensor *alpha,
                           int ns, const int64_t *ss);
+/* Gamma(alpha, 1) draws as above, clamped to >= DBL_MIN so that a draw
+ * that underflows (tiny alpha) stays inside the support. */
+bk_tensor *sl_gamma_noise_pos(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_tensor *alpha,
+                              int ns, const int64_t *ss);
 /* Values 0..n-1 laid out as [n] + batch of d. */
 bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n);
 

@@ -27,7 +27,7 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
 }
 
 static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
-    bk_tensor *g = sl_gamma_noise(ctx, rng, d, d->p[0], ns, ss);
+    bk_tensor *g = sl_gamma_noise_pos(ctx, rng, d, d->p[0], ns, ss);
     if (!g) return NULL;
     bk_tensor *r = bk_div(ctx, d->p[1], g);
     bk_release(g);

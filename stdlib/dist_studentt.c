@@ -35,7 +35,7 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     sl_scope s;
     sl_scope_init(&s, ctx);
     bk_tensor *half = s_muls(&s, d->p[0], 0.5);
-    bk_tensor *g = s.err ? NULL : s_keep(&s, sl_gamma_noise(ctx, rng, d, half, ns, ss));
+    bk_tensor *g = s.err ? NULL : s_keep(&s, sl_gamma_noise_pos(ctx, rng, d, half, ns, ss));
     bk_tensor *eps = s.err ? NULL : s_keep(&s, sl_noise_normal(ctx, rng, d, ns, ss));
     bk_tensor *t = s_div(&s, eps, s_un(&s, BK_OP_SQRT, s_div(&s, g, half)));
     return s_done(&s, s_add(&s, d->p[1], s_mul(&s, d->p[2], t)));

@@ -1,5 +1,6 @@
 /* dist_util.c - the helpers of dist_impl.h: tensor scope, argument binding,
  * parameter validation, shapes and the elementwise scalar map. */
+#include <float.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +448,14 @@ bk_tensor *sl_gamma_noise(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_tensor 
         return NULL;
     }
     return bk_rand_gamma(ctx, rng, alpha, nd, shape);
+}
+
+bk_tensor *sl_gamma_noise_pos(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_tensor *alpha,
+                              int ns, const int64_t *ss) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *g = s_keep(&s, sl_gamma_noise(ctx, rng, d, alpha, ns, ss));
+    return s_done(&s, s_bin(&s, BK_OP_MAXIMUM, g, s_scalar(&s, DBL_MIN)));
 }
 
 bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n) {
