@@ -121,6 +121,29 @@ static int binop_values(rt_vm *vm, int op, rt_value a, rt_value b, rt_loc loc, r
     }
     bk_ctx *c = vm->bk;
     bk_tensor *x = a.u.t, *y = b.u.t, *r = NULL;
+    /* Scalar fast path: plain numbers that no gradient flows through skip
+     * the general op machinery (this is most of a scalar loop's work). */
+    if (x->ndim == 0 && y->ndim == 0 && x->dtype == BK_F64 && y->dtype == BK_F64 &&
+        !x->requires_grad && !y->requires_grad && op <= AST_OP_NE && op != AST_OP_MATMUL &&
+        op != AST_OP_POW && op != AST_OP_MOD) {
+        double u = bk_item(x), v = bk_item(y), w;
+        switch (op) {
+        case AST_OP_ADD: w = u + v; break;
+        case AST_OP_SUB: w = u - v; break;
+        case AST_OP_MUL: w = u * v; break;
+        case AST_OP_DIV: w = u / v; break;
+        case AST_OP_LT: w = u < v; break;
+        case AST_OP_LE: w = u <= v; break;
+        case AST_OP_GT: w = u > v; break;
+        case AST_OP_GE: w = u >= v; break;
+        case AST_OP_EQ: w = u == v; break;
+        default: w = u != v; break;
+        }
+        r = bk_scalar(c, w);
+        if (!r) return oom(vm, loc);
+        *out = rt_tensor(r);
+        return 0;
+    }
     switch (op) {
     case AST_OP_ADD: r = bk_add(c, x, y); break;
     case AST_OP_SUB: r = bk_sub(c, x, y); break;

@@ -608,7 +608,9 @@ static bool is_range_call(lctx *L, const ast_node *it) {
     if (strcmp(it->a->str, "range") != 0) return false;
     if (L->fn && scope_find(L->fn, "range") >= 0) return false;
     rt_value *g = rt_global_get(L->vm, "range");
-    return g && g->tag == RT_BUILTIN && it->nnames == 0;
+    for (int i = 0; i < it->nnames; i++)
+        if (it->names[i]) return false; /* keyword arguments: the general path */
+    return g && g->tag == RT_BUILTIN;
 }
 
 static ir_node *lower_stmt(lctx *L, const ast_node *a) {
