@@ -4,7 +4,9 @@
  * its result each call) and through cblas_dgemm / cblas_sgemm into a
  * preallocated C, and prints GFLOP/s and the ratio backend / direct.  The
  * "t" rows pass A as a transposed view (the backend must hand BLAS a Trans
- * flag, not copy).  Build from the repository root, e.g.
+ * flag, not copy).  "k" rows call the matmul kernel straight from the op
+ * table, without bk_apply (which converts float32 inputs to float64 for
+ * every op but cast: the f32 rows through bk_apply measure that).  Build from the repository root, e.g.
  *   gcc -O2 -std=gnu11 -I src/backend bench/bench_gemm.c src/backend/(all .c files)
  *       -o /tmp/bench_gemm -lopenblas -llapacke -lm
  * Usage: bench_gemm [max_n] */
@@ -40,6 +42,7 @@ typedef struct {
     int n;
     bk_dtype dt;
     int trans_a;         /* pass A transposed */
+    int kernel;          /* call the op table's kernel, not bk_matmul */
 } job;
 
 /* Seconds per call, one batch of reps calls. */
@@ -47,7 +50,9 @@ static double time_backend(job *j, int reps)
 {
     double t0 = now();
     for (int i = 0; i < reps; i++) {
-        bk_tensor *c = bk_matmul(j->ctx, j->a, j->b);
+        bk_tensor *in[2] = {j->a, j->b};
+        bk_tensor *c = j->kernel ? bk_optable[BK_OP_MATMUL].forward(j->ctx, in, NULL)
+                                 : bk_matmul(j->ctx, j->a, j->b);
         if (!c) {
             fprintf(stderr, "bk_matmul: %s\n", bk_errmsg(j->ctx));
             exit(1);
@@ -92,9 +97,9 @@ static void *raw(bk_tensor *t)
     return (char *)t->st->data + (size_t)t->offset * esz;
 }
 
-static void run(bk_ctx *ctx, int n, bk_dtype dt, int trans_a)
+static void run(bk_ctx *ctx, int n, bk_dtype dt, int trans_a, int kernel)
 {
-    job j = {ctx, NULL, NULL, NULL, NULL, NULL, n, dt, trans_a};
+    job j = {ctx, NULL, NULL, NULL, NULL, NULL, n, dt, trans_a, kernel};
     bk_tensor *a0 = random_matrix(ctx, n, dt);
     size_t esz = dt == BK_F32 ? sizeof(float) : sizeof(double);
     int reps = reps_for(n) * (dt == BK_F32 ? 2 : 1);
@@ -115,7 +120,7 @@ static void run(bk_ctx *ctx, int n, bk_dtype dt, int trans_a)
     }
     gf = 2.0 * n * n * (double)n * 1e-9;
     printf("%-4s %-2s %5d  backend %8.2f GFLOP/s  direct %8.2f GFLOP/s  ratio %.3f\n",
-           dt == BK_F32 ? "f32" : "f64", trans_a ? "t" : "", n, gf / tb, gf / td, td / tb);
+           dt == BK_F32 ? "f32" : "f64", trans_a ? "t" : kernel ? "k" : "", n, gf / tb, gf / td, td / tb);
     fflush(stdout);
     free(j.dc);
     bk_release(a0);
@@ -130,9 +135,10 @@ int main(int argc, char **argv)
     bk_set_grad_enabled(ctx, false);
     printf("ratio = direct time / backend time (1.0 = no overhead)\n");
     for (int n = 64; n <= maxn; n *= 2) {
-        run(ctx, n, BK_F64, 0);
-        run(ctx, n, BK_F64, 1);
-        run(ctx, n, BK_F32, 0);
+        run(ctx, n, BK_F64, 0, 0);
+        run(ctx, n, BK_F64, 1, 0);
+        run(ctx, n, BK_F32, 0, 0);
+        run(ctx, n, BK_F32, 0, 1);
     }
     bk_ctx_free(ctx);
     return 0;

@@ -561,7 +561,7 @@ static bk_tensor *to_f32(bk_ctx *ctx, bk_tensor *t) {
 }
 
 /* The CPU kernels compute in float64: convert float32 inputs, then convert
- * the result back.  CAST is the one op that handles dtypes itself. */
+ * the result back.  CAST and MATMUL handle dtypes themselves. */
 static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
     bool f32 = false;
     for (int i = 0; i < nin; i++)
@@ -574,7 +574,8 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
             return NULL;
         }
     bk_forward_fn fw = dev->supports_op(op) ? dev->kernel(op) : bk_cpu_device.kernel(op);
-    if (!f32 || op == BK_OP_CAST) return fw(ctx, in, args);
+    /* CAST and MATMUL (sgemm) handle float32 themselves */
+    if (!f32 || op == BK_OP_CAST || op == BK_OP_MATMUL) return fw(ctx, in, args);
     bk_tensor *conv[64];
     if (nin > 64) {
         bk_seterr(ctx, "%s: too many inputs", bk_optable[op].name);

@@ -140,7 +140,11 @@ static bk_tensor *f_gather(bk_ctx *c, bk_tensor **in) {
 
 #define S2(a, b) {a, b, 0}
 #define S1(a) {a, 0, 0}
+#include "gradcases_shape.inc" /* helper functions of the shape/linalg cases */
 static const gcase CASES[] = {
+#define GRADCASES_ROWS
+#include "gradcases_shape.inc" /* more shape, index and linalg cases */
+#undef GRADCASES_ROWS
     {BK_OP_ADD, "add broadcast", 2, {2, 1}, {S2(3, 4), S1(4)}, {ANY, ANY}, false, NULL, false},
     {BK_OP_ADD, "add transposed", 2, {2, 2}, {S2(3, 4), S2(3, 4)}, {ANY, ANY}, true, NULL, false},
     {BK_OP_SUB, "sub", 2, {2, 2}, {S2(3, 1), S2(1, 4)}, {ANY, ANY}, false, NULL, false},
