@@ -139,8 +139,12 @@ static int binop_values(rt_vm *vm, int op, rt_value a, rt_value b, rt_loc loc, r
         case AST_OP_EQ: w = u == v; break;
         default: w = u != v; break;
         }
-        r = bk_scalar(c, w);
+        /* reuse an operand nobody else holds (a temporary) for the result */
+        if (x->refcount == 1 && x->st->refcount == 1 && !x->grad) r = bk_retain(x);
+        else if (y->refcount == 1 && y->st->refcount == 1 && !y->grad) r = bk_retain(y);
+        else r = bk_scalar(c, w);
         if (!r) return oom(vm, loc);
+        *bk_data(r) = w;
         *out = rt_tensor(r);
         return 0;
     }
@@ -1032,9 +1036,16 @@ static int exec_for(rt_vm *vm, frame *F, const ir_node *n) {
             if (++count > limit)
                 return rt_fail(vm, ERR_LIMIT, n->loc, "loop ran more than %ld iterations (the limit)", limit);
             if ((count & 1023) == 0 && check_interrupt(vm, n->loc)) return CTL_ERROR;
-            bk_tensor *t = bk_scalar(vm->bk, i);
-            if (!t) return oom(vm, n->loc);
-            if (assign(vm, F, &tv, rt_tensor(t), n->loc)) return CTL_ERROR;
+            rt_value *cur = slot_ref(vm, F, tv.scope, tv.slot);
+            if (cur->tag == RT_TENSOR && cur->u.t->refcount == 1 && cur->u.t->st->refcount == 1 &&
+                cur->u.t->ndim == 0 && cur->u.t->dtype == BK_F64 && !cur->u.t->requires_grad) {
+                /* the loop variable is held only here: update it in place */
+                *bk_data(cur->u.t) = i;
+            } else {
+                bk_tensor *t = bk_scalar(vm->bk, i);
+                if (!t) return oom(vm, n->loc);
+                if (assign(vm, F, &tv, rt_tensor(t), n->loc)) return CTL_ERROR;
+            }
             int c = exec(vm, F, n->kids[1]);
             if (c == CTL_BREAK) break;
             if (c == CTL_ERROR || c == CTL_RETURN) return c;
