@@ -101,6 +101,7 @@ typedef struct inf_result {
     double *losses;
     long nlosses;
     double elbo;
+    int divergences;         /* MCMC */
 } inf_result;
 
 void inf_result_free(inf_result *r);

@@ -1,0 +1,214 @@
+/* potential.c - a model as a log density over one unconstrained vector, for
+ * MCMC.
+ *
+ * The latent sites (names, shapes, supports) come from a prototype run.
+ * Evaluating at u runs the model under an `unconstrain` handler: at each
+ * latent site it takes that site's slice of u, maps it through the site's
+ * support (or its `sample x: C` constraint) - computed from the
+ * distribution in this very run, so bounds that depend on other latents
+ * (Uniform(0, 1 - a)) are right - and adds log|det J|.  The log joint plus
+ * the log-Jacobians is differentiated by the tape. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "potential.h"
+
+void inf_potential_free(inf_potential *p) {
+    if (!p) return;
+    for (int i = 0; i < p->nlat; i++) {
+        free(p->lat[i].name);
+        sl_constraint_clear(&p->lat[i].support);
+    }
+    free(p->lat);
+    free(p);
+}
+
+/* ------------------------------------------------------------- handler --- */
+
+typedef struct unc_state {
+    inf_potential *pot;
+    bk_tensor *u;          /* the whole unconstrained vector (a leaf) */
+    bk_tensor *logdet;     /* running sum */
+    int failed;
+} unc_state;
+
+static int find_latent(const inf_potential *p, const char *name) {
+    for (int i = 0; i < p->nlat; i++)
+        if (strcmp(p->lat[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
+    unc_state *st = h->state;
+    if (m->kind != RT_SITE_SAMPLE || m->observed) return 0;
+    int i = find_latent(st->pot, m->name);
+    if (i < 0)
+        return rt_error_loc(vm, m->loc, "latent site \"%s\" did not appear in the prototype run; "
+                            "MCMC needs the same latent sites on every run", m->name);
+    inf_latent *L = &st->pot->lat[i];
+    bk_ctx *c = vm->bk;
+    sl_constraint sup = {0};
+    if (m->constraint) sup = sl_constraint_copy(m->constraint);
+    else if (sl_support(c, m->dist, &sup)) return rt_fail_bk(vm, m->loc);
+    bk_idx sl = {.kind = BK_IDX_SLICE, .start = L->offset, .stop = L->offset + L->unumel, .step = 1};
+    bk_tensor *part = bk_index(c, st->u, 1, &sl);
+    bk_tensor *ui = part ? bk_reshape(c, part, L->undim, L->ushape) : NULL;
+    bk_tensor *ld = NULL;
+    bk_tensor *x = ui ? sl_to_constrained(c, &sup, ui, L->ndim, L->shape, &ld) : NULL;
+    bk_release(part);
+    bk_release(ui);
+    sl_constraint_clear(&sup);
+    if (!x) return rt_fail_bk(vm, m->loc);
+    bk_tensor *acc = bk_add(c, st->logdet, ld);
+    bk_release(ld);
+    if (!acc) {
+        bk_release(x);
+        return rt_fail_bk(vm, m->loc);
+    }
+    bk_release(st->logdet);
+    st->logdet = acc;
+    bk_release(m->value);
+    m->value = x;
+    m->done = true;
+    return 0;
+}
+
+/* --------------------------------------------------------- prototype --- */
+
+int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, inf_potential **out) {
+    *out = NULL;
+    inf_potential *p = calloc(1, sizeof *p);
+    if (!p) return rt_fail(vm, 5, loc, "out of memory");
+    p->vm = vm;
+    p->model = model;
+    p->data = data;
+    p->loc = loc;
+    rt_trace tr;
+    rt_trace_init(&tr);
+    rt_handler ht, hs;
+    rt_seed_state ss;
+    rt_handler_trace(&ht, &tr);
+    rt_handler_seed(&hs, &ss, 0x5eed);
+    bool grad = bk_set_grad_enabled(vm->bk, false);
+    int rc = rt_push_handler(vm, &hs);
+    if (rc == 0 && (rc = rt_push_handler(vm, &ht)) != 0) rt_pop_handler(vm, &hs);
+    rt_value ret = rt_none();
+    if (rc == 0) {
+        rc = rt_call_with_data(vm, model, data, loc, &ret);
+        rt_pop_handler(vm, &ht);
+        rt_pop_handler(vm, &hs);
+    }
+    bk_set_grad_enabled(vm->bk, grad);
+    rt_release(ret);
+    int n = 0;
+    for (int i = 0; i < tr.n; i++)
+        if (tr.sites[i].kind == RT_SITE_SAMPLE) n++;
+    if (rc == 0 && !(p->lat = calloc(n ? n : 1, sizeof *p->lat))) rc = rt_fail(vm, 5, loc, "out of memory");
+    for (int i = 0; i < tr.n && rc == 0; i++) {
+        rt_site *s = &tr.sites[i];
+        if (s->kind != RT_SITE_SAMPLE) continue;
+        inf_latent *L = &p->lat[p->nlat];
+        if (sl_support(vm->bk, s->dist, &L->support)) {
+            rc = rt_fail_bk(vm, s->loc);
+            break;
+        }
+        p->nlat++;
+        L->name = strdup(s->name);
+        if (sl_constraint_is_discrete(&L->support)) {
+            rc = rt_error_loc(vm, s->loc, "MCMC cannot sample the discrete latent site \"%s\"; "
+                              "marginalize it out (sum over its values with logsumexp in a factor) "
+                              "or use SVI with a guide for it", s->name);
+            break;
+        }
+        L->ndim = s->value->ndim;
+        memcpy(L->shape, s->value->shape, sizeof L->shape);
+        if (sl_unconstrained_shape(vm->bk, &L->support, L->ndim, L->shape, &L->undim, L->ushape)) {
+            rc = rt_fail_bk(vm, s->loc);
+            break;
+        }
+        L->unumel = 1;
+        for (int d = 0; d < L->undim; d++) L->unumel *= L->ushape[d];
+        L->offset = p->dim;
+        p->dim += L->unumel;
+    }
+    rt_trace_clear(&tr);
+    if (rc == 0 && p->dim == 0) rc = rt_error_loc(vm, loc, "the model has no latent sites to sample");
+    if (rc) {
+        inf_potential_free(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+/* ------------------------------------------------------------ evaluate --- */
+
+static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
+
+int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
+    rt_vm *vm = p->vm;
+    bk_ctx *c = vm->bk;
+    int64_t d = p->dim;
+    bk_tape_reset(c);
+    bool g = bk_set_grad_enabled(c, grad != NULL);
+    bk_tensor *u = bk_from_f64(c, 1, &d, q);
+    if (!u) {
+        bk_set_grad_enabled(c, g);
+        return rt_fail_bk(vm, p->loc);
+    }
+    if (grad) bk_set_requires_grad(u, true);
+    unc_state st = {.pot = p, .u = u, .logdet = bk_scalar(c, 0.0)};
+    rt_trace tr;
+    rt_trace_init(&tr);
+    rt_handler hu, ht;
+    memset(&hu, 0, sizeof hu);
+    hu.type = "unconstrain";
+    hu.process = unconstrain_process;
+    hu.state = &st;
+    rt_handler_trace(&ht, &tr);
+    int rc = st.logdet ? 0 : -1;
+    /* trace outside, unconstrain inside: the trace records the values the
+     * unconstrain handler supplies */
+    if (rc == 0 && rt_push_handler(vm, &ht) == 0) {
+        if (rt_push_handler(vm, &hu) == 0) {
+            rt_value ret = rt_none();
+            rc = rt_call_with_data(vm, p->model, p->data, p->loc, &ret);
+            rt_release(ret);
+            rt_pop_handler(vm, &hu);
+        } else {
+            rc = -1;
+        }
+        rt_pop_handler(vm, &ht);
+    }
+    bk_tensor *lp = NULL;
+    if (rc == 0) {
+        bk_tensor *lj = rt_trace_log_prob_sum(vm, &tr, LOGP_KINDS);
+        lp = lj ? bk_add(c, lj, st.logdet) : NULL;
+        bk_release(lj);
+        if (!lp) rc = rt_fail_bk(vm, p->loc);
+    }
+    if (rc == 0) {
+        *logp = bk_item(lp);
+        if (grad) {
+            if (!isfinite(*logp)) {
+                for (int64_t i = 0; i < d; i++) grad[i] = 0;
+            } else if (lp->requires_grad) {
+                if (bk_backward(c, lp)) rc = rt_fail_bk(vm, p->loc);
+                else if (u->grad) bk_copy_out(u->grad, grad);
+                else
+                    for (int64_t i = 0; i < d; i++) grad[i] = 0;
+            } else {
+                for (int64_t i = 0; i < d; i++) grad[i] = 0;
+            }
+        }
+    }
+    bk_release(lp);
+    bk_release(st.logdet);
+    if (keep && rc == 0) *keep = tr;
+    else rt_trace_clear(&tr);
+    bk_tape_reset(c);
+    bk_release(u);
+    bk_set_grad_enabled(c, g);
+    return rc;
+}

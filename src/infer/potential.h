@@ -1,0 +1,27 @@
+/* potential.h - a model's log density over one unconstrained vector (with
+ * its gradient), the bridge from the runtime to the MCMC kernels. */
+#ifndef PPL_INFER_POTENTIAL_H
+#define PPL_INFER_POTENTIAL_H
+
+#include "infer.h"
+
+typedef struct inf_potential {
+    rt_vm *vm;
+    rt_func *model;          /* borrowed */
+    const rt_record *data;   /* borrowed */
+    rt_loc loc;
+    inf_latent *lat;         /* latent sites, in model order */
+    int nlat;
+    int64_t dim;             /* total unconstrained size */
+} inf_potential;
+
+/* Discover the latent sites by one prototype run; -1 with an error for
+ * discrete latents or a model without latents. */
+int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, inf_potential **out);
+void inf_potential_free(inf_potential *p);
+/* log p(x(q)) + log|det J(q)| and (when grad != NULL) its gradient w.r.t.
+ * q.  When keep != NULL it receives the run's trace (constrained values,
+ * deterministic sites); the caller clears it.  0, or -1 with an error. */
+int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep);
+
+#endif
