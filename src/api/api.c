@@ -119,49 +119,16 @@ const char *ppl_errmsg(const ppl_state *S) {
 
 ppl_status ppl_errcode(const ppl_state *S) { return valid(S) ? S->code : PPL_ERR_MISUSE; }
 
-/* Read a whole file; NULL with *err set on failure. */
+/* Read a whole file; NULL with a malloc'd "error: ..." message on failure. */
 static char *read_file(const char *path, size_t *len, char **err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        size_t n = strlen(path) + 64;
+    char msg[600];
+    char *text = rt_read_file(path, len, msg, sizeof msg);
+    if (!text) {
+        size_t n = strlen(msg) + 8;
         *err = malloc(n);
-        if (*err) snprintf(*err, n, "error: cannot open \"%s\"", path);
-        return NULL;
+        if (*err) snprintf(*err, n, "error: %s", msg);
     }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-        if (n + 1 >= cap) {
-            if (cap > ((size_t)1 << 30)) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        size_t m = strlen(path) + 64;
-        *err = malloc(m);
-        if (*err) snprintf(*err, m, "error: cannot read \"%s\"", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
+    return text;
 }
 
 static ppl_status run_text(ppl_state *S, const char *name, const char *text, size_t len, bool check,

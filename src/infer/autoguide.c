@@ -20,76 +20,18 @@
 
 void inf_guide_free(inf_guide *g) {
     if (!g) return;
-    for (int i = 0; i < g->nlat; i++) {
-        free(g->lat[i].name);
-        sl_constraint_clear(&g->lat[i].support);
-    }
-    free(g->lat);
+    inf_latents_free(g->lat, g->nlat);
     if (g->fn) rt_release(rt_obj_value(&g->fn->h));
     free(g);
 }
 
 /* Discover the model's latent sites from a prototype run. */
 static int discover(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
-    rt_trace tr;
-    rt_trace_init(&tr);
-    rt_handler ht, hs;
-    rt_seed_state ss;
-    rt_handler_trace(&ht, &tr);
-    rt_handler_seed(&hs, &ss, 0x5eed);
-    bool grad = bk_set_grad_enabled(vm->bk, false);
-    int rc = rt_push_handler(vm, &hs);
-    if (rc == 0 && (rc = rt_push_handler(vm, &ht)) != 0) rt_pop_handler(vm, &hs);
-    rt_value ret = rt_none();
-    if (rc == 0) {
-        rc = rt_call_with_data(vm, g->fn, data, loc, &ret);
-        rt_pop_handler(vm, &ht);
-        rt_pop_handler(vm, &hs);
-    }
-    bk_set_grad_enabled(vm->bk, grad);
-    rt_release(ret);
-    if (rc) {
-        rt_trace_clear(&tr);
+    if (inf_latents_discover(vm, g->fn, data, loc, "write a guide for it or marginalize it out", &g->lat,
+                             &g->nlat, &g->dim))
         return -1;
-    }
-    int n = 0;
-    for (int i = 0; i < tr.n; i++)
-        if (tr.sites[i].kind == RT_SITE_SAMPLE) n++;
-    g->lat = calloc(n ? n : 1, sizeof *g->lat);
-    if (!g->lat) {
-        rt_trace_clear(&tr);
-        return rt_fail(vm, 5, loc, "out of memory");
-    }
-    g->dim = 0;
-    for (int i = 0; i < tr.n && rc == 0; i++) {
-        rt_site *s = &tr.sites[i];
-        if (s->kind != RT_SITE_SAMPLE) continue;
-        inf_latent *L = &g->lat[g->nlat];
-        if (sl_support(vm->bk, s->dist, &L->support)) {
-            rc = rt_fail_bk(vm, s->loc);
-            break;
-        }
-        g->nlat++;
-        L->name = strdup(s->name);
-        if (sl_constraint_is_discrete(&L->support)) {
-            rc = rt_error_loc(vm, s->loc, "%s cannot handle the discrete latent site \"%s\"; write "
-                              "a guide for it or marginalize it out", g->prefix, s->name);
-            break;
-        }
-        L->ndim = s->value->ndim;
-        memcpy(L->shape, s->value->shape, sizeof L->shape);
-        if (sl_unconstrained_shape(vm->bk, &L->support, L->ndim, L->shape, &L->undim, L->ushape)) {
-            rc = rt_fail_bk(vm, s->loc);
-            break;
-        }
-        L->unumel = 1;
-        for (int d = 0; d < L->undim; d++) L->unumel *= L->ushape[d];
-        L->offset = g->dim;
-        g->dim += L->unumel;
-    }
-    rt_trace_clear(&tr);
-    if (rc == 0) g->ready = true;
-    return rc;
+    g->ready = true;
+    return 0;
 }
 
 /* Get or create a parameter (unconstrained initial value u0, which is

@@ -68,6 +68,12 @@ typedef struct inf_guide {
     int64_t dim;             /* total unconstrained size */
 } inf_guide;
 
+/* The latent sites of `model` from one seeded prototype run (latents.c);
+ * discrete ones are an error ending with `discrete_hint`. */
+int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, const char *discrete_hint,
+                         inf_latent **lat, int *nlat, int64_t *dim);
+void inf_latents_free(inf_latent *lat, int n);
+
 /* A new automatic guide for `model` (retained); NULL on OOM. */
 inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale);
 void inf_guide_free(inf_guide *g);

@@ -16,11 +16,7 @@
 
 void inf_potential_free(inf_potential *p) {
     if (!p) return;
-    for (int i = 0; i < p->nlat; i++) {
-        free(p->lat[i].name);
-        sl_constraint_clear(&p->lat[i].support);
-    }
-    free(p->lat);
+    inf_latents_free(p->lat, p->nlat);
     free(p);
 }
 
@@ -84,59 +80,16 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
     p->model = model;
     p->data = data;
     p->loc = loc;
-    rt_trace tr;
-    rt_trace_init(&tr);
-    rt_handler ht, hs;
-    rt_seed_state ss;
-    rt_handler_trace(&ht, &tr);
-    rt_handler_seed(&hs, &ss, 0x5eed);
-    bool grad = bk_set_grad_enabled(vm->bk, false);
-    int rc = rt_push_handler(vm, &hs);
-    if (rc == 0 && (rc = rt_push_handler(vm, &ht)) != 0) rt_pop_handler(vm, &hs);
-    rt_value ret = rt_none();
-    if (rc == 0) {
-        rc = rt_call_with_data(vm, model, data, loc, &ret);
-        rt_pop_handler(vm, &ht);
-        rt_pop_handler(vm, &hs);
-    }
-    bk_set_grad_enabled(vm->bk, grad);
-    rt_release(ret);
-    int n = 0;
-    for (int i = 0; i < tr.n; i++)
-        if (tr.sites[i].kind == RT_SITE_SAMPLE) n++;
-    if (rc == 0 && !(p->lat = calloc(n ? n : 1, sizeof *p->lat))) rc = rt_fail(vm, 5, loc, "out of memory");
-    for (int i = 0; i < tr.n && rc == 0; i++) {
-        rt_site *s = &tr.sites[i];
-        if (s->kind != RT_SITE_SAMPLE) continue;
-        inf_latent *L = &p->lat[p->nlat];
-        if (sl_support(vm->bk, s->dist, &L->support)) {
-            rc = rt_fail_bk(vm, s->loc);
-            break;
-        }
-        p->nlat++;
-        L->name = strdup(s->name);
-        if (sl_constraint_is_discrete(&L->support)) {
-            rc = rt_error_loc(vm, s->loc, "MCMC cannot sample the discrete latent site \"%s\"; "
-                              "marginalize it out (sum over its values with logsumexp in a factor) "
-                              "or use SVI with a guide for it", s->name);
-            break;
-        }
-        L->ndim = s->value->ndim;
-        memcpy(L->shape, s->value->shape, sizeof L->shape);
-        if (sl_unconstrained_shape(vm->bk, &L->support, L->ndim, L->shape, &L->undim, L->ushape)) {
-            rc = rt_fail_bk(vm, s->loc);
-            break;
-        }
-        L->unumel = 1;
-        for (int d = 0; d < L->undim; d++) L->unumel *= L->ushape[d];
-        L->offset = p->dim;
-        p->dim += L->unumel;
-    }
-    rt_trace_clear(&tr);
-    if (rc == 0 && p->dim == 0) rc = rt_error_loc(vm, loc, "the model has no latent sites to sample");
-    if (rc) {
-        inf_potential_free(p);
+    if (inf_latents_discover(vm, model, data, loc,
+                             "MCMC needs it marginalized out (sum over its values with logsumexp in a "
+                             "factor), or use SVI with a guide for it",
+                             &p->lat, &p->nlat, &p->dim)) {
+        free(p);
         return -1;
+    }
+    if (p->dim == 0) {
+        inf_potential_free(p);
+        return rt_error_loc(vm, loc, "the model has no latent sites to sample");
     }
     *out = p;
     return 0;

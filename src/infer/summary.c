@@ -78,6 +78,18 @@ char *inf_result_table(const inf_result *r) {
         put(&b, "\n");
     }
     if (!mcmc && r->nlosses) put(&b, "\nfinal ELBO: %.6g (mean of the last 10%% of %ld steps)\n", r->elbo, r->nlosses);
+    if (mcmc) {
+        put(&b, "\ndivergences: %d\n", r->divergences);
+        if (r->divergences > 0)
+            put(&b, "warning: %d divergent transitions: the sampler could not follow the posterior's "
+                    "curvature; raise target_accept (e.g. 0.95) or reparameterize (non-centered)\n",
+                r->divergences);
+        double worst = 0;
+        for (int i = 0; i < r->nrows; i++)
+            if (r->rows[i].r_hat > worst) worst = r->rows[i].r_hat;
+        if (worst > 1.01)
+            put(&b, "warning: r_hat up to %.3f > 1.01: the chains disagree; run longer warmup or more samples\n", worst);
+    }
     if (b.oom) {
         free(b.s);
         return NULL;
@@ -124,6 +136,8 @@ char *inf_result_json(bk_ctx *ctx, const inf_result *r) {
         put(&b, ",\n\"elbo\": ");
         jnum(&b, r->elbo);
         put(&b, ",\n\"steps\": %ld", r->nlosses);
+    } else {
+        put(&b, ",\n\"divergences\": %d", r->divergences);
     }
     put(&b, "}\n");
     if (b.oom) {
