@@ -75,7 +75,7 @@ static int to_int(rt_vm *vm, rt_value v, rt_loc loc, const char *what, int64_t *
 
 /* ------------------------------------------------------------ operators --- */
 
-static int str_concat(rt_vm *vm, rt_value a, rt_value b, rt_value *out, rt_loc loc) {
+__attribute__((noinline)) static int str_concat(rt_vm *vm, rt_value a, rt_value b, rt_value *out, rt_loc loc) {
     rt_str *x = (rt_str *)a.u.o, *y = (rt_str *)b.u.o;
     char *buf = malloc(x->len + y->len + 1);
     if (!buf) return oom(vm, loc);
@@ -255,7 +255,7 @@ static int eval_index_specs(rt_vm *vm, frame *F, ir_node *const *items, int nite
     return 0;
 }
 
-static int index_value(rt_vm *vm, frame *F, const ir_node *n, rt_value obj, rt_value *out) {
+__attribute__((noinline)) static int index_value(rt_vm *vm, frame *F, const ir_node *n, rt_value obj, rt_value *out) {
     int nitems = n->nkids - 1;
     ir_node *const *items = n->kids + 1;
     if (obj.tag == RT_LIST || obj.tag == RT_STR) {
@@ -418,7 +418,7 @@ int rt_call_with_data(rt_vm *vm, rt_func *f, const rt_record *data, rt_loc loc, 
     return call_func(vm, f, k, args, nkw, kwn, kwv, loc, out);
 }
 
-static int eval_call(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_call(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     int nargs = n->nkids - 1;
     rt_value fn;
     if (eval(vm, F, n->kids[0], &fn)) return -1;
@@ -610,7 +610,7 @@ static sl_dist *dist_over_plates(rt_vm *vm, sl_dist *d, rt_loc loc) {
     return e;
 }
 
-static int eval_sample(rt_vm *vm, frame *F, const ir_node *n, const ir_target *tgt, rt_value *out) {
+__attribute__((noinline)) static int eval_sample(rt_vm *vm, frame *F, const ir_node *n, const ir_target *tgt, rt_value *out) {
     char *name = n->kids[0] ? site_name(vm, F, n->kids[0], n->loc)
                             : indexed_name(vm, F, tgt->name, tgt->idx, tgt->nidx, n->loc);
     if (!name) return -1;
@@ -635,7 +635,7 @@ done:
     return rc;
 }
 
-static int eval_observe(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_observe(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     const ir_node *vexpr = n->kids[2];
     char *name;
     if (n->kids[0]) name = site_name(vm, F, n->kids[0], n->loc);
@@ -669,7 +669,7 @@ done:
     return rc;
 }
 
-static int eval_param(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_param(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     char *name = site_name(vm, F, n->kids[0], n->loc);
     if (!name) return -1;
     int rc = -1;
@@ -703,7 +703,7 @@ done:
     return rc;
 }
 
-static int eval_det_factor(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_det_factor(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     char *name = site_name(vm, F, n->kids[0], n->loc);
     if (!name) return -1;
     rt_value v;
@@ -729,7 +729,7 @@ done:
 
 /* ------------------------------------------------------------ evaluation --- */
 
-static int eval_list(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_list(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     int k = n->nkids;
     rt_value *vals = calloc(k ? k : 1, sizeof *vals);
     if (!vals) return oom(vm, n->loc);
@@ -774,7 +774,7 @@ static int eval_list(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     return rc;
 }
 
-static int eval_field(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
+__attribute__((noinline)) static int eval_field(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     rt_value obj;
     if (eval(vm, F, n->kids[0], &obj)) return -1;
     int rc = 0;
@@ -970,7 +970,7 @@ static int assign(rt_vm *vm, frame *F, const ir_target *t, rt_value v, rt_loc lo
     return 0;
 }
 
-static int exec_plate(rt_vm *vm, frame *F, const ir_node *n) {
+__attribute__((noinline)) static int exec_plate(rt_vm *vm, frame *F, const ir_node *n) {
     rt_value sz, sub = rt_none();
     int64_t size, b;
     if (eval(vm, F, n->kids[0], &sz)) return CTL_ERROR;
@@ -1012,7 +1012,7 @@ static int exec_plate(rt_vm *vm, frame *F, const ir_node *n) {
     return c;
 }
 
-static int exec_for(rt_vm *vm, frame *F, const ir_node *n) {
+__attribute__((noinline)) static int exec_for(rt_vm *vm, frame *F, const ir_node *n) {
     const ir_node *it = n->kids[0];
     ir_target tv = {.scope = n->aux, .slot = n->slot};
     long limit = vm->max_loop;
