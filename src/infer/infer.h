@@ -108,6 +108,7 @@ typedef struct inf_result {
     long nlosses;
     double elbo;
     int divergences;         /* MCMC */
+    rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */
 } inf_result;
 
 void inf_result_free(inf_result *r);
@@ -116,6 +117,10 @@ rt_value inf_fit_value(inf_result *r);
 /* Run SVI; on success *out holds the result. */
 int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
                 const inf_svi_opts *o, rt_loc loc, inf_result **out);
+/* Prior (guide NULL) or posterior predictive draws: a record of site name
+ * -> tensor [samples, ...]; return_sites (strings) filters, NULL = all. */
+int inf_predictive(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, int samples, uint64_t seed,
+                   const rt_list *return_sites, rt_loc loc, rt_value *out);
 /* The summary table and summary JSON of DESIGN 1.8 (malloc'd). */
 char *inf_result_table(const inf_result *r);
 char *inf_result_json(bk_ctx *ctx, const inf_result *r);

@@ -229,6 +229,8 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
     inf_result *r;
     const rt_record *data = d && d->tag == RT_RECORD ? (const rt_record *)d->u.o : NULL;
     if (inf_svi_run(vm, (rt_func *)m->u.o, guide, data, &o, c->loc, &r)) return -1;
+    r->model = rt_retain(*m);
+    r->guide = rt_retain(*g);
     *out = inf_fit_value(r);
     if (out->tag == RT_NONE) return rt_error(vm, c, "out of memory");
     return 0;
@@ -263,4 +265,8 @@ static const rt_builtin_def infer_builtins[] = {
     {NULL, NULL},
 };
 
-int inf_register_builtins(rt_vm *vm) { return rt_register_builtins(vm, infer_builtins); }
+extern const rt_builtin_def inf_predictive_builtins[];
+
+int inf_register_builtins(rt_vm *vm) {
+    return rt_register_builtins(vm, infer_builtins) || rt_register_builtins(vm, inf_predictive_builtins) ? -1 : 0;
+}

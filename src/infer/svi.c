@@ -233,6 +233,8 @@ void inf_result_free(inf_result *r) {
     free(r->rows);
     free(r->draws);
     if (r->params) rt_release(rt_obj_value(&r->params->h));
+    rt_release(r->model);
+    rt_release(r->guide);
     free(r->losses);
     free(r);
 }

@@ -149,6 +149,25 @@ START_TEST(api_svi_autoguides) {
 }
 END_TEST
 
+START_TEST(prior_and_posterior_predictive) {
+    /* prior predictive of y ~ N(mu, 1), mu ~ N(0, 2): y ~ N(0, sqrt 5); 4000
+     * draws give the mean within 4 standard errors (4 sqrt(5/4000) = 0.14) */
+    RUN("model m(y) {\n  sample mu ~ Normal(0.0, 2.0)\n  observe y ~ Normal(mu, 1.0)\n}\n"
+        "p = predictive(m, data={y: 0.0}, samples=4000, seed=5)\n"
+        "pm = mean(p.y)\npv = mean(p.y ** 2) - pm ** 2\nn = len(p.mu)\n");
+    ck_assert_msg(fabs(get("pm")) < 0.14, "prior predictive mean %g", get("pm"));
+    ck_assert_msg(fabs(get("pv") - 5) < 0.45, "prior predictive variance %g", get("pv")); /* 4 se of the variance */
+    ck_assert(get("n") == 4000);
+    /* posterior predictive from a fitted guide: y* ~ N(loc, sqrt(scale^2 + 1)) */
+    RUN("guide g(y) {\n  param loc = 0.0\n  param scale: positive = 1.0\n  sample mu ~ Normal(loc, scale)\n}\n"
+        "fit = svi(m, g, {y: 3.0}, steps=2000, optim=ClippedAdam(lr=0.05, lrd=0.998), loss=Trace_ELBO(particles=4), seed=1)\n"
+        "q = predictive(m, fit, {y: 3.0}, samples=4000, seed=6, return_sites=[\"y\"])\n"
+        "qm = mean(q.y)\nwant = fit.params.loc\nhas_mu = len(q)\n");
+    ck_assert_msg(fabs(get("qm") - get("want")) < 4 * sqrt((0.8 + 1) / 4000.0), "posterior predictive mean %g vs %g", get("qm"), get("want"));
+    ck_assert(get("has_mu") == 1); /* return_sites kept only y */
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("svi");
     TCase *tc = tcase_create("svi");
@@ -160,6 +179,7 @@ int main(void) {
     tcase_add_test(tc, discrete_latent_score_function);
     tcase_add_test(tc, svi_errors);
     tcase_add_test(tc, api_svi_autoguides);
+    tcase_add_test(tc, prior_and_posterior_predictive);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
