@@ -15,6 +15,9 @@
 
 #define SMALL_BYTES 64       /* storages up to this size are recycled */
 #define FREELIST_MAX 4096    /* at most this many cached objects of a kind */
+#define BIG_CACHE 8          /* large storages kept for reuse: elementwise
+                                chains free and allocate same-sized blocks,
+                                and fresh pages cost more than the math */
 
 typedef struct small_block {
     struct small_block *next;
@@ -30,6 +33,8 @@ struct bk_ctx {
     size_t nfree_tensors;
     small_block *free_small;   /* storage header + SMALL_BYTES blocks */
     size_t nfree_small;
+    bk_storage *big[BIG_CACHE];
+    int nbig;
     long fail_after;           /* fault injection: 0 = off */
 };
 
@@ -88,6 +93,7 @@ void bk_ctx_free(bk_ctx *ctx) {
         ctx->free_small = b->next;
         bk_free(ctx, b);
     }
+    for (int i = 0; i < ctx->nbig; i++) bk_free(ctx, ctx->big[i]);
     ctx->alloc.free_fn(ctx->alloc.ud, ctx);
 }
 
@@ -126,9 +132,21 @@ static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
             if (!st) return NULL;
         }
     } else {
-        st = bk_malloc(ctx, sizeof(bk_storage) + nbytes);
-        if (!st) return NULL;
+        st = NULL;
+        /* a cached block that fits without wasting more than half */
+        for (int i = 0; i < ctx->nbig; i++)
+            if (ctx->big[i]->cap >= nbytes && ctx->big[i]->cap / 2 <= nbytes) {
+                st = ctx->big[i];
+                ctx->big[i] = ctx->big[--ctx->nbig];
+                break;
+            }
+        if (!st) {
+            st = bk_malloc(ctx, sizeof(bk_storage) + nbytes);
+            if (!st) return NULL;
+            st->cap = nbytes;
+        }
     }
+    if (nbytes <= SMALL_BYTES) st->cap = SMALL_BYTES;
     st->refcount = 1;
     st->nbytes = nbytes;
     st->data = st + 1;
@@ -144,6 +162,22 @@ static void storage_release(bk_ctx *ctx, bk_storage *st) {
         ctx->free_small = b;
         ctx->nfree_small++;
         return;
+    }
+    if (st->nbytes > SMALL_BYTES && st->cap <= ((size_t)64 << 20)) {
+        if (ctx->nbig == BIG_CACHE) {
+            /* evict the smallest cached block */
+            int k = 0;
+            for (int i = 1; i < ctx->nbig; i++)
+                if (ctx->big[i]->cap < ctx->big[k]->cap) k = i;
+            if (ctx->big[k]->cap < st->cap) {
+                bk_free(ctx, ctx->big[k]);
+                ctx->big[k] = st;
+                return;
+            }
+        } else {
+            ctx->big[ctx->nbig++] = st;
+            return;
+        }
     }
     bk_free(ctx, st);
 }

@@ -41,6 +41,7 @@ typedef struct bk_alloc {
 typedef struct bk_storage {
     int refcount;
     size_t nbytes;
+    size_t cap;            /* bytes allocated for data (>= nbytes) */
     void *data;
     const bk_device *dev;
 } bk_storage;
