@@ -85,6 +85,7 @@ int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt
 typedef struct inf_svi_opts {
     long steps;
     int particles;
+    bool mean_field;     /* TraceMeanField_ELBO: closed-form KL where known */
     uint64_t seed;
     inf_optim_spec optim;
     int summary_samples;

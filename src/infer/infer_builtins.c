@@ -70,9 +70,10 @@ static int b_adagrad(rt_vm *vm, const rt_call *c, rt_value *out) { return make_o
 
 typedef struct elbo_spec {
     int particles;
+    bool mean_field;
 } elbo_spec;
 
-static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) {
+static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field) {
     static const char *const names[] = {"particles", "num_particles", NULL};
     double p, p2;
     if (rt_check_args(vm, c, 0, names) || rt_arg_number(vm, c, -1, "particles", 1, false, &p) ||
@@ -83,7 +84,8 @@ static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) {
     elbo_spec *e = malloc(sizeof *e);
     if (!e) return rt_error(vm, c, "out of memory");
     e->particles = (int)p2;
-    rt_opaque *o = rt_opaque_new("Trace_ELBO", e, free);
+    e->mean_field = mean_field;
+    rt_opaque *o = rt_opaque_new("ELBO", e, free);
     if (!o) {
         free(e);
         return rt_error(vm, c, "out of memory");
@@ -91,6 +93,9 @@ static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) {
     *out = rt_obj_value(&o->h);
     return 0;
 }
+
+static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) { return make_elbo(vm, c, out, false); }
+static int b_mean_field_elbo(rt_vm *vm, const rt_call *c, rt_value *out) { return make_elbo(vm, c, out, true); }
 
 /* ------------------------------------------------------------ autoguides --- */
 
@@ -213,9 +218,10 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
     }
     const rt_value *loss = rt_arg(c, -1, "loss");
     if (loss) {
-        if (loss->tag != RT_OPAQUE || strcmp(((rt_opaque *)loss->u.o)->type, "Trace_ELBO") != 0)
-            return rt_error_kw(vm, c, "loss", "svi: loss must be Trace_ELBO(...)");
+        if (loss->tag != RT_OPAQUE || strcmp(((rt_opaque *)loss->u.o)->type, "ELBO") != 0)
+            return rt_error_kw(vm, c, "loss", "svi: loss must be Trace_ELBO(...) or TraceMeanField_ELBO(...)");
         o.particles = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->particles;
+        o.mean_field = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->mean_field;
     }
     inf_guide *guide;
     inf_guide user = {0};
@@ -258,6 +264,7 @@ static const rt_builtin_def infer_builtins[] = {
     {"RMSprop", b_rmsprop},
     {"Adagrad", b_adagrad},
     {"Trace_ELBO", b_trace_elbo},
+    {"TraceMeanField_ELBO", b_mean_field_elbo},
     {"AutoNormal", b_auto_normal},
     {"AutoDiagonalNormal", b_auto_diag},
     {"AutoMultivariateNormal", b_auto_mvn},

@@ -30,9 +30,41 @@ static bk_tensor *score_terms(rt_vm *vm, const rt_trace *g, bool *any) {
     return acc;
 }
 
+/* TraceMeanField_ELBO: the observed and factor terms, plus for every latent
+ * site either -KL(q || p) in closed form (when the pair is registered) or
+ * the Monte Carlo term log p(z) - log q(z). */
+static bk_tensor *mean_field_elbo(rt_vm *vm, const rt_trace *mtr, const rt_trace *gtr) {
+    bk_ctx *c = vm->bk;
+    bk_tensor *acc = rt_trace_log_prob_sum(vm, mtr, (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR));
+    for (int i = 0; acc && i < mtr->n; i++) {
+        const rt_site *m = &mtr->sites[i];
+        if (m->kind != RT_SITE_SAMPLE) continue;
+        const rt_site *g = rt_trace_find(gtr, m->name);
+        bk_tensor *term = NULL;
+        bk_tensor *kl = (g && g->dist && m->dist) ? sl_kl(c, g->dist, m->dist) : NULL;
+        if (kl) {
+            bk_tensor *ks = bk_sum_all(c, kl);
+            bk_tensor *sc = ks ? bk_mul_s(c, ks, -m->scale) : NULL;
+            bk_release(kl);
+            bk_release(ks);
+            term = sc;
+        } else {
+            bk_clearerr(c);
+            bk_tensor *zero = bk_scalar(c, 0.0);
+            term = (g && g->log_prob) ? bk_sub(c, m->log_prob, g->log_prob) : bk_add(c, m->log_prob, zero);
+            bk_release(zero);
+        }
+        bk_tensor *a = term ? bk_add(c, acc, term) : NULL;
+        bk_release(term);
+        bk_release(acc);
+        acc = a;
+    }
+    return acc;
+}
+
 /* One particle: returns the surrogate objective (to maximize) and the ELBO value. */
 static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                           rt_loc loc, double *elbo_value) {
+                           rt_loc loc, bool mean_field, double *elbo_value) {
     rt_trace gtr, mtr;
     rt_trace_init(&gtr);
     rt_trace_init(&mtr);
@@ -60,11 +92,16 @@ static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt
             goto done;
         }
     }
-    bk_tensor *lp = rt_trace_log_prob_sum(vm, &mtr, MODEL_KINDS);
-    bk_tensor *lq = rt_trace_log_prob_sum(vm, &gtr, GUIDE_KINDS);
-    bk_tensor *elbo = (lp && lq) ? bk_sub(vm->bk, lp, lq) : NULL;
-    bk_release(lp);
-    bk_release(lq);
+    bk_tensor *elbo;
+    if (mean_field) {
+        elbo = mean_field_elbo(vm, &mtr, &gtr);
+    } else {
+        bk_tensor *lp = rt_trace_log_prob_sum(vm, &mtr, MODEL_KINDS);
+        bk_tensor *lq = rt_trace_log_prob_sum(vm, &gtr, GUIDE_KINDS);
+        elbo = (lp && lq) ? bk_sub(vm->bk, lp, lq) : NULL;
+        bk_release(lp);
+        bk_release(lq);
+    }
     if (!elbo) {
         rt_fail_bk(vm, loc);
         goto done;
@@ -98,7 +135,7 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     if (!total) return rt_fail_bk(vm, loc);
     for (int p = 0; p < o->particles; p++) {
         double ev = 0;
-        bk_tensor *s = particle(vm, model, guide, data, loc, &ev);
+        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, &ev);
         if (!s) {
             bk_release(total);
             return -1;

@@ -73,6 +73,27 @@ START_TEST(normal_normal_2d_autonormal) {
 }
 END_TEST
 
+START_TEST(mean_field_elbo) {
+    /* the same sensor posterior through TraceMeanField_ELBO (closed-form
+     * Normal || Normal KL); its ELBO estimate has no latent noise at all */
+    RUN("model weather(sensor) {\n"
+        "  sample temp ~ Normal(15.0, 2.0)\n"
+        "  observe sensor ~ Normal(temp, 1.0)\n"
+        "}\n"
+        "guide wg(sensor) {\n"
+        "  param loc = 15.0\n"
+        "  param scale: positive = 1.0\n"
+        "  sample temp ~ Normal(loc, scale)\n"
+        "}\n"
+        "fit = svi(weather, wg, {sensor: 18.0}, steps=3000, optim=ClippedAdam(lr=0.05, lrd=0.999),"
+        " loss=TraceMeanField_ELBO(particles=4), seed=1)\n"
+        "loc = fit.params.loc\nscale = fit.params.scale\n");
+    double sd = sqrt(0.8);
+    ck_assert_msg(fabs(get("loc") - 17.4) < 0.1 * sd, "loc %g", get("loc"));
+    ck_assert_msg(fabs(get("scale") / sd - 1) < 0.1, "scale %g", get("scale"));
+}
+END_TEST
+
 START_TEST(same_seed_same_result) {
     RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
         "a = svi(m, AutoNormal(m), {y: 1.0}, steps=50, seed=9, optim=Adam(lr=0.1)).params[\"AutoNormal.locs.mu\"]\n");
@@ -176,6 +197,7 @@ int main(void) {
     tcase_add_test(tc, temperature_sensor);
     tcase_add_test(tc, normal_normal_2d_autonormal);
     tcase_add_test(tc, same_seed_same_result);
+    tcase_add_test(tc, mean_field_elbo);
     tcase_add_test(tc, discrete_latent_score_function);
     tcase_add_test(tc, svi_errors);
     tcase_add_test(tc, api_svi_autoguides);
