@@ -273,7 +273,11 @@ static const rt_builtin_def infer_builtins[] = {
 };
 
 extern const rt_builtin_def inf_predictive_builtins[];
+extern const rt_builtin_def inf_params_builtins[];
 
 int inf_register_builtins(rt_vm *vm) {
-    return rt_register_builtins(vm, infer_builtins) || rt_register_builtins(vm, inf_predictive_builtins) ? -1 : 0;
+    const rt_builtin_def *const tables[] = {infer_builtins, inf_predictive_builtins, inf_params_builtins, NULL};
+    for (int i = 0; tables[i]; i++)
+        if (rt_register_builtins(vm, tables[i])) return -1;
+    return 0;
 }

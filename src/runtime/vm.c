@@ -220,7 +220,14 @@ rt_param *rt_param_create(rt_vm *vm, const char *name, bk_tensor *init, const sl
 }
 
 bk_tensor *rt_param_value(rt_vm *vm, rt_param *p) {
-    return sl_to_constrained(vm->bk, &p->c, p->u, p->ndim, p->shape, NULL);
+    bk_tensor *v = sl_to_constrained(vm->bk, &p->c, p->u, p->ndim, p->shape, NULL);
+    if (!v || bk_grad_enabled(vm->bk)) return v;
+    /* Outside a gradient computation the value may outlive this step (a
+     * trace, fit.params): copy it so later in-place optimizer updates of
+     * the parameter do not show through a view. */
+    bk_tensor *c = bk_detach(vm->bk, v);
+    bk_release(v);
+    return c;
 }
 
 /* -------------------------------------------------------------- running --- */

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "ppl.h"
 
@@ -189,6 +190,27 @@ START_TEST(prior_and_posterior_predictive) {
 }
 END_TEST
 
+START_TEST(save_and_load_params) {
+    /* saving, training on, then loading brings back the saved values exactly */
+    RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
+        "guide g(y) {\n  param loc = 0.5\n  param s: interval(0.01, 5) = 1.0\n  sample mu ~ Normal(loc, s)\n}\n"
+        "f1 = svi(m, g, {y: 2.0}, steps=100, optim=Adam(lr=0.05), seed=1)\n"
+        "save_params(\"/tmp/ppl_test_params.json\")\n"
+        "a = f1.params.loc\nb = f1.params.s\n"
+        "f2 = svi(m, g, {y: 2.0}, steps=100, optim=Adam(lr=0.05), seed=2)\n"
+        "load_params(\"/tmp/ppl_test_params.json\")\n"
+        "tr = trace(g, {y: 2.0}, seed=1)\n"
+        "same = tr.loc == a and tr.s == b\nmoved = f2.params.loc != a\n"
+        "clear_params()\nload_params(\"/tmp/ppl_test_params.json\")\n"
+        "again = trace(g, {y: 2.0}, seed=1).loc == a\n");
+    ck_assert(get("moved") == 1);
+    ck_assert(get("same") == 1);
+    ck_assert(get("again") == 1);
+    remove("/tmp/ppl_test_params.json");
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "load_params(\"/nonexistent.json\")\n"), PPL_ERR_IO);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("svi");
     TCase *tc = tcase_create("svi");
@@ -198,6 +220,7 @@ int main(void) {
     tcase_add_test(tc, normal_normal_2d_autonormal);
     tcase_add_test(tc, same_seed_same_result);
     tcase_add_test(tc, mean_field_elbo);
+    tcase_add_test(tc, save_and_load_params);
     tcase_add_test(tc, discrete_latent_score_function);
     tcase_add_test(tc, svi_errors);
     tcase_add_test(tc, api_svi_autoguides);
