@@ -86,6 +86,8 @@ typedef struct inf_svi_opts {
     long steps;
     int particles;
     bool mean_field;     /* TraceMeanField_ELBO: closed-form KL where known */
+    bool renyi;          /* RenyiELBO(alpha): the Renyi bound over the particles */
+    double alpha;
     uint64_t seed;
     inf_optim_spec optim;
     int summary_samples;

@@ -71,6 +71,8 @@ static int b_adagrad(rt_vm *vm, const rt_call *c, rt_value *out) { return make_o
 typedef struct elbo_spec {
     int particles;
     bool mean_field;
+    bool renyi;
+    double alpha;
 } elbo_spec;
 
 static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field) {
@@ -81,7 +83,7 @@ static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field
         return -1;
     if (p2 < 1 || p2 != floor(p2) || p2 > 1e6)
         return rt_error(vm, c, "Trace_ELBO: particles must be a positive integer, got %g", p2);
-    elbo_spec *e = malloc(sizeof *e);
+    elbo_spec *e = calloc(1, sizeof *e);
     if (!e) return rt_error(vm, c, "out of memory");
     e->particles = (int)p2;
     e->mean_field = mean_field;
@@ -96,6 +98,29 @@ static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field
 
 static int b_trace_elbo(rt_vm *vm, const rt_call *c, rt_value *out) { return make_elbo(vm, c, out, false); }
 static int b_mean_field_elbo(rt_vm *vm, const rt_call *c, rt_value *out) { return make_elbo(vm, c, out, true); }
+
+/* RenyiELBO(alpha=0, particles=K): alpha = 0 is the importance-weighted bound */
+static int b_renyi_elbo(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"alpha", "particles", "num_particles", NULL};
+    double a, p, p2;
+    if (rt_check_args(vm, c, 1, names) || rt_arg_number(vm, c, 0, "alpha", 0, false, &a) ||
+        rt_arg_number(vm, c, -1, "particles", 2, false, &p) || rt_arg_number(vm, c, -1, "num_particles", p, false, &p2))
+        return -1;
+    if (a == 1 || !isfinite(a)) return rt_error_arg(vm, c, 0, "RenyiELBO: alpha must be a number other than 1 (alpha = 1 is Trace_ELBO)");
+    if (p2 < 1 || p2 != floor(p2) || p2 > 256) return rt_error(vm, c, "RenyiELBO: particles must be an integer in 1..256");
+    elbo_spec *e = calloc(1, sizeof *e);
+    if (!e) return rt_error(vm, c, "out of memory");
+    e->particles = (int)p2;
+    e->renyi = true;
+    e->alpha = a;
+    rt_opaque *o = rt_opaque_new("ELBO", e, free);
+    if (!o) {
+        free(e);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
 
 /* ------------------------------------------------------------ autoguides --- */
 
@@ -222,6 +247,8 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
             return rt_error_kw(vm, c, "loss", "svi: loss must be Trace_ELBO(...) or TraceMeanField_ELBO(...)");
         o.particles = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->particles;
         o.mean_field = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->mean_field;
+        o.renyi = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->renyi;
+        o.alpha = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->alpha;
     }
     inf_guide *guide;
     inf_guide user = {0};
@@ -265,6 +292,7 @@ static const rt_builtin_def infer_builtins[] = {
     {"Adagrad", b_adagrad},
     {"Trace_ELBO", b_trace_elbo},
     {"TraceMeanField_ELBO", b_mean_field_elbo},
+    {"RenyiELBO", b_renyi_elbo},
     {"AutoNormal", b_auto_normal},
     {"AutoDiagonalNormal", b_auto_diag},
     {"AutoMultivariateNormal", b_auto_mvn},

@@ -64,7 +64,7 @@ static bk_tensor *mean_field_elbo(rt_vm *vm, const rt_trace *mtr, const rt_trace
 
 /* One particle: returns the surrogate objective (to maximize) and the ELBO value. */
 static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                           rt_loc loc, bool mean_field, double *elbo_value) {
+                           rt_loc loc, bool mean_field, double *elbo_value, bool *scored) {
     rt_trace gtr, mtr;
     rt_trace_init(&gtr);
     rt_trace_init(&mtr);
@@ -109,6 +109,7 @@ static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt
     *elbo_value = bk_item(elbo);
     bool any;
     bk_tensor *sc = score_terms(vm, &gtr, &any);
+    *scored = any;
     if (sc && any) {
         bk_tensor *signal = bk_detach(vm->bk, elbo);
         bk_tensor *t = signal ? bk_mul(vm->bk, sc, signal) : NULL;
@@ -133,24 +134,59 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     bk_tensor *total = bk_scalar(vm->bk, 0.0);
     double elbo_sum = 0;
     if (!total) return rt_fail_bk(vm, loc);
-    for (int p = 0; p < o->particles; p++) {
+    bk_tensor *each[256];
+    int K = o->particles;
+    if (o->renyi && K > 256) {
+        bk_release(total);
+        return rt_error_loc(vm, loc, "RenyiELBO: at most 256 particles");
+    }
+    for (int p = 0; p < K; p++) {
         double ev = 0;
-        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, &ev);
+        bool scored = false;
+        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, &ev, &scored);
         if (!s) {
+            for (int k = 0; o->renyi && k < p; k++) bk_release(each[k]);
             bk_release(total);
             return -1;
+        }
+        if (o->renyi && scored) {
+            for (int k = 0; k < p; k++) bk_release(each[k]);
+            bk_release(s);
+            bk_release(total);
+            return rt_error_loc(vm, loc, "RenyiELBO needs a reparameterizable guide (it has a discrete or "
+                                "non-reparameterized site); use Trace_ELBO");
+        }
+        elbo_sum += ev;
+        if (o->renyi) {
+            each[p] = s;
+            continue;
         }
         bk_tensor *t = bk_add(vm->bk, total, s);
         bk_release(s);
         bk_release(total);
         total = t;
-        elbo_sum += ev;
         if (!total) return rt_fail_bk(vm, loc);
     }
-    bk_tensor *l = bk_mul_s(vm->bk, total, -1.0 / o->particles);
+    bk_tensor *l;
+    if (o->renyi) {
+        /* 1/(1-alpha) log mean_k exp((1-alpha) w_k); alpha = 0 is the IWAE bound */
+        bk_tensor *w = bk_stack(vm->bk, K, each, 0);
+        for (int k = 0; k < K; k++) bk_release(each[k]);
+        bk_tensor *sw = w ? bk_mul_s(vm->bk, w, 1 - o->alpha) : NULL;
+        bk_tensor *lse = sw ? bk_reduce(vm->bk, BK_OP_LOGSUMEXP, sw, 0, false) : NULL;
+        bk_tensor *m = lse ? bk_add_s(vm->bk, lse, -log((double)K)) : NULL;
+        l = m ? bk_mul_s(vm->bk, m, -1.0 / (1 - o->alpha)) : NULL;
+        if (l) *loss = bk_item(l);
+        bk_release(w);
+        bk_release(sw);
+        bk_release(lse);
+        bk_release(m);
+    } else {
+        l = bk_mul_s(vm->bk, total, -1.0 / K);
+        *loss = -elbo_sum / K;
+    }
     bk_release(total);
     if (!l) return rt_fail_bk(vm, loc);
-    *loss = -elbo_sum / o->particles;
     int rc = 0;
     if (l->requires_grad && bk_backward(vm->bk, l)) rc = rt_fail_bk(vm, loc);
     bk_release(l);
