@@ -88,6 +88,8 @@ typedef struct inf_svi_opts {
     bool mean_field;     /* TraceMeanField_ELBO: closed-form KL where known */
     bool renyi;          /* RenyiELBO(alpha): the Renyi bound over the particles */
     double alpha;
+    double baseline_beta;/* score-function baseline: decaying average of the
+                            ELBO with this factor (0: no baseline) */
     uint64_t seed;
     inf_optim_spec optim;
     int summary_samples;

@@ -73,20 +73,25 @@ typedef struct elbo_spec {
     bool mean_field;
     bool renyi;
     double alpha;
+    double baseline;
 } elbo_spec;
 
 static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field) {
-    static const char *const names[] = {"particles", "num_particles", NULL};
-    double p, p2;
+    static const char *const names[] = {"particles", "num_particles", "baseline", NULL};
+    double p, p2, beta;
     if (rt_check_args(vm, c, 0, names) || rt_arg_number(vm, c, -1, "particles", 1, false, &p) ||
-        rt_arg_number(vm, c, -1, "num_particles", p, false, &p2))
+        rt_arg_number(vm, c, -1, "num_particles", p, false, &p2) ||
+        rt_arg_number(vm, c, -1, "baseline", 0, false, &beta))
         return -1;
+    if (!(beta >= 0 && beta < 1))
+        return rt_error_kw(vm, c, "baseline", "%s: baseline must be a decay factor in [0, 1), like 0.9", c->name);
     if (p2 < 1 || p2 != floor(p2) || p2 > 1e6)
         return rt_error(vm, c, "Trace_ELBO: particles must be a positive integer, got %g", p2);
     elbo_spec *e = calloc(1, sizeof *e);
     if (!e) return rt_error(vm, c, "out of memory");
     e->particles = (int)p2;
     e->mean_field = mean_field;
+    e->baseline = beta;
     rt_opaque *o = rt_opaque_new("ELBO", e, free);
     if (!o) {
         free(e);
@@ -249,6 +254,7 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
         o.mean_field = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->mean_field;
         o.renyi = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->renyi;
         o.alpha = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->alpha;
+        o.baseline_beta = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->baseline;
     }
     inf_guide *guide;
     inf_guide user = {0};

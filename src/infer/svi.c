@@ -64,7 +64,7 @@ static bk_tensor *mean_field_elbo(rt_vm *vm, const rt_trace *mtr, const rt_trace
 
 /* One particle: returns the surrogate objective (to maximize) and the ELBO value. */
 static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                           rt_loc loc, bool mean_field, double *elbo_value, bool *scored) {
+                           rt_loc loc, bool mean_field, double baseline, double *elbo_value, bool *scored) {
     rt_trace gtr, mtr;
     rt_trace_init(&gtr);
     rt_trace_init(&mtr);
@@ -111,7 +111,9 @@ static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt
     bk_tensor *sc = score_terms(vm, &gtr, &any);
     *scored = any;
     if (sc && any) {
-        bk_tensor *signal = bk_detach(vm->bk, elbo);
+        /* learning signal: the ELBO minus a baseline (0, or a decaying
+         * average of past ELBOs), constant to the tape */
+        bk_tensor *signal = bk_scalar(vm->bk, bk_item(elbo) - baseline);
         bk_tensor *t = signal ? bk_mul(vm->bk, sc, signal) : NULL;
         sur = t ? bk_add(vm->bk, elbo, t) : NULL;
         bk_release(signal);
@@ -129,7 +131,7 @@ done:
 }
 
 static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *loss) {
+                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
     bk_tape_reset(vm->bk);
     bk_tensor *total = bk_scalar(vm->bk, 0.0);
     double elbo_sum = 0;
@@ -143,7 +145,7 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     for (int p = 0; p < K; p++) {
         double ev = 0;
         bool scored = false;
-        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, &ev, &scored);
+        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, *baseline, &ev, &scored);
         if (!s) {
             for (int k = 0; o->renyi && k < p; k++) bk_release(each[k]);
             bk_release(total);
@@ -187,6 +189,8 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     }
     bk_release(total);
     if (!l) return rt_fail_bk(vm, loc);
+    if (o->baseline_beta > 0)
+        *baseline = o->baseline_beta * *baseline + (1 - o->baseline_beta) * (elbo_sum / K);
     int rc = 0;
     if (l->requires_grad && bk_backward(vm->bk, l)) rc = rt_fail_bk(vm, loc);
     bk_release(l);
@@ -352,13 +356,14 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
     }
     bool grad = bk_set_grad_enabled(vm->bk, true);
     int rc = 0;
+    double baseline = 0;
     for (long s = 0; s < o->steps && rc == 0; s++) {
         if (vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
             break;
         }
-        rc = svi_step(vm, model, guide, data, o, &opt, loc, &r->losses[s]);
+        rc = svi_step(vm, model, guide, data, o, &opt, loc, &baseline, &r->losses[s]);
         if (rc == 0) r->nlosses = s + 1;
     }
     bk_set_grad_enabled(vm->bk, grad);

@@ -137,12 +137,17 @@ START_TEST(discrete_latent_score_function) {
         "}\n"
         "fit = svi(m, g, {y: 1.5}, steps=3000, optim=ClippedAdam(lr=0.02, lrd=0.999),"
         " loss=Trace_ELBO(particles=8), seed=3)\n"
-        "q = fit.params.q\n");
+        "q = fit.params.q\n"
+        "clear_params()\n"
+        "fit2 = svi(m, g, {y: 1.5}, steps=3000, optim=ClippedAdam(lr=0.02, lrd=0.999),"
+        " loss=Trace_ELBO(particles=8, baseline=0.9), seed=3)\n"
+        "q2 = fit2.params.q\n");
     double a = 0.3 * exp(-0.5 * 0.25), b = 0.7 * exp(-0.5 * 2.25);
     double want = a / (a + b);
     /* tolerance: 0.1 of the posterior's Bernoulli sd */
     double sd = sqrt(want * (1 - want));
     ck_assert_msg(fabs(get("q") - want) < 0.1 * sd, "q %g want %g", get("q"), want);
+    ck_assert_msg(fabs(get("q2") - want) < 0.1 * sd, "with a baseline: q %g want %g", get("q2"), want);
 }
 END_TEST
 
