@@ -21,33 +21,99 @@
 void inf_guide_free(inf_guide *g) {
     if (!g) return;
     inf_latents_free(g->lat, g->nlat);
+    if (g->init_values) rt_release(rt_obj_value(&g->init_values->h));
     if (g->fn) rt_release(rt_obj_value(&g->fn->h));
     free(g);
 }
 
-/* Discover the model's latent sites from a prototype run. */
+/* The constrained initial value of a latent under the guide's strategy. */
+static bk_tensor *init_value(rt_vm *vm, const inf_guide *g, const inf_latent *L) {
+    bk_ctx *c = vm->bk;
+    switch (g->init) {
+    case INF_INIT_SAMPLE: return bk_retain(L->proto);
+    case INF_INIT_MEDIAN: {
+        /* the median of 15 prior draws, as Pyro's init_to_median */
+        int64_t n = 15;
+        bk_tensor *draws = sl_sample(c, &vm->rng, L->dist, 1, &n);
+        if (!draws) return NULL;
+        int64_t per = L->proto->numel;
+        bk_tensor *r = bk_empty(c, BK_F64, L->ndim, L->shape);
+        double col[15];
+        for (int64_t k = 0; r && k < per; k++) {
+            for (int i = 0; i < 15; i++) col[i] = bk_get(draws, i * per + k);
+            for (int i = 1; i < 15; i++) /* insertion sort: 15 values */
+                for (int j = i; j > 0 && col[j - 1] > col[j]; j--) {
+                    double t = col[j];
+                    col[j] = col[j - 1];
+                    col[j - 1] = t;
+                }
+            bk_data(r)[k] = col[7];
+        }
+        bk_release(draws);
+        return r;
+    }
+    case INF_INIT_VALUE: {
+        rt_value *v = g->init_values ? rt_record_get(g->init_values, L->name) : NULL;
+        if (v && v->tag == RT_TENSOR) return bk_expand(c, v->u.t, L->ndim, L->shape);
+        return NULL; /* not given: feasible */
+    }
+    default: return NULL;
+    }
+}
+
+/* Discover the model's latent sites from a prototype run, and their
+ * initial unconstrained values. */
 static int discover(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
     if (inf_latents_discover(vm, g->fn, data, loc, "write a guide for it or marginalize it out", &g->lat,
                              &g->nlat, &g->dim))
         return -1;
-    g->ready = true;
-    return 0;
+    bool grad = bk_set_grad_enabled(vm->bk, false);
+    int rc = 0;
+    for (int i = 0; i < g->nlat && rc == 0; i++) {
+        inf_latent *L = &g->lat[i];
+        bk_tensor *x = init_value(vm, g, L);
+        bk_tensor *u = x ? sl_to_unconstrained(vm->bk, &L->support, x) : NULL;
+        bk_release(x);
+        if (u) {
+            bk_tensor *r = bk_reshape(vm->bk, u, L->undim, L->ushape);
+            bk_release(u);
+            u = r;
+        }
+        bool finite = u != NULL;
+        for (int64_t k = 0; u && k < u->numel; k++)
+            if (!isfinite(bk_get(u, k))) finite = false;
+        if (!finite) {
+            /* feasible: the middle of the support (unconstrained zero) */
+            bk_release(u);
+            bk_clearerr(vm->bk);
+            u = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+        }
+        L->init_u = u;
+        if (!u) rc = rt_fail_bk(vm, loc);
+    }
+    bk_set_grad_enabled(vm->bk, grad);
+    if (rc == 0) g->ready = true;
+    return rc;
 }
 
-/* Get or create a parameter (unconstrained initial value u0, which is
- * pushed through the constraint so the store keeps its convention). */
-static bk_tensor *guide_param(rt_vm *vm, const char *name, bk_tensor *init, int ckind, rt_loc loc) {
+/* Get or create a parameter with constraint c from a constrained initial
+ * value; returns its constrained value (recorded on the tape). */
+static bk_tensor *guide_param_c(rt_vm *vm, const char *name, bk_tensor *init, const sl_constraint *c, rt_loc loc) {
     rt_param *p = rt_param_find(vm, name);
     if (!p) {
-        sl_constraint c = {.kind = ckind};
         bool g = bk_set_grad_enabled(vm->bk, false);
-        p = rt_param_create(vm, name, init, &c, loc);
+        p = rt_param_create(vm, name, init, c, loc);
         bk_set_grad_enabled(vm->bk, g);
         if (!p) return NULL;
     }
     bk_tensor *v = rt_param_value(vm, p);
     if (!v) rt_fail_bk(vm, loc);
     return v;
+}
+
+static bk_tensor *guide_param(rt_vm *vm, const char *name, bk_tensor *init, int ckind, rt_loc loc) {
+    sl_constraint c = {.kind = ckind};
+    return guide_param_c(vm, name, init, &c, loc);
 }
 
 static int add_site(rt_vm *vm, rt_trace *tr, const char *name, bk_tensor *value, bk_tensor *lp,
@@ -129,7 +195,7 @@ static int run_normal(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     char name[512];
     for (int i = 0; i < g->nlat; i++) {
         inf_latent *L = &g->lat[i];
-        bk_tensor *z = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+        bk_tensor *z = bk_retain(L->init_u);
         bk_tensor *s0 = bk_full(vm->bk, BK_F64, L->undim, L->ushape, g->init_scale);
         snprintf(name, sizeof name, "%s.locs.%s", g->prefix, L->name);
         bk_tensor *loc_ = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
@@ -150,18 +216,25 @@ static int run_normal(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     return 0;
 }
 
+/* AutoDelta: a point mass at a parameter that lives in the site's support
+ * (MAP in constrained space, as Pyro's), log q = 0. */
 static int run_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     char name[512];
     for (int i = 0; i < g->nlat; i++) {
         inf_latent *L = &g->lat[i];
-        bk_tensor *z = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+        bk_tensor *x0 = sl_to_constrained(vm->bk, &L->support, L->init_u, L->ndim, L->shape, NULL);
+        bk_tensor *x0d = x0 ? bk_detach(vm->bk, x0) : NULL;
+        bk_release(x0);
         snprintf(name, sizeof name, "%s.%s", g->prefix, L->name);
-        bk_tensor *u = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
-        bk_release(z);
-        if (!u) return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-        int rc = emit(vm, tr, L, u, NULL, loc);
-        bk_release(u);
-        if (rc) return -1;
+        bk_tensor *x = x0d ? guide_param_c(vm, name, x0d, &L->support, loc) : NULL;
+        bk_release(x0d);
+        if (!x) return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+        bk_tensor *zero = bk_scalar(vm->bk, 0.0);
+        if (!zero || add_site(vm, tr, L->name, x, zero, loc)) {
+            bk_release(x);
+            bk_release(zero);
+            return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+        }
     }
     return 0;
 }
@@ -171,6 +244,8 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
     int64_t D = g->dim;
     bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
+    for (int i = 0; z && i < g->nlat; i++) /* the latents' initial values, flattened */
+        bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
     bk_tensor *l0 = bk_eye(c, D);
     bk_tensor *l0s = l0 ? bk_mul_s(c, l0, g->init_scale) : NULL;
     char name[256];

@@ -42,6 +42,9 @@ int inf_optim_step(inf_optim *o, rt_vm *vm);
 
 /* ---- guides (autoguide.c) ---- */
 
+/* Autoguide initialization, as Pyro's init strategies. */
+typedef enum { INF_INIT_FEASIBLE, INF_INIT_MEDIAN, INF_INIT_SAMPLE, INF_INIT_VALUE } inf_init_kind;
+
 typedef enum { INF_GUIDE_USER, INF_GUIDE_NORMAL, INF_GUIDE_DIAG, INF_GUIDE_MVN,
                INF_GUIDE_DELTA } inf_guide_kind;
 
@@ -54,6 +57,9 @@ typedef struct inf_latent {
     int64_t ushape[BK_MAXDIM];
     int64_t unumel;
     int64_t offset;          /* in the flattened vector (MVN / diag) */
+    bk_tensor *proto;        /* the prototype run's value (retained) */
+    sl_dist *dist;           /* the prototype run's distribution (retained) */
+    bk_tensor *init_u;       /* initial unconstrained value (autoguides) */
 } inf_latent;
 
 typedef struct inf_guide {
@@ -61,7 +67,8 @@ typedef struct inf_guide {
     rt_func *fn;             /* user guide, or the model of an autoguide */
     const char *prefix;      /* "AutoNormal", ... */
     double init_scale;
-    int init;                /* 0 feasible, 1 median, 2 sample */
+    int init;                /* inf_init_kind */
+    rt_record *init_values;  /* init_to_value(values=...) (retained) */
     bool ready;              /* latents discovered */
     inf_latent *lat;
     int nlat;

@@ -145,8 +145,43 @@ inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale) {
     return g;
 }
 
+/* init_to_feasible() / init_to_median() / init_to_sample() /
+ * init_to_value(values={...}): an init strategy for autoguides. */
+typedef struct init_spec {
+    int kind;
+    rt_value values;
+} init_spec;
+
+static void init_spec_free(void *p) {
+    init_spec *s = p;
+    rt_release(s->values);
+    free(s);
+}
+
+static int make_init(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"values", NULL};
+    int kind = strcmp(c->name, "init_to_median") == 0 ? INF_INIT_MEDIAN
+             : strcmp(c->name, "init_to_sample") == 0 ? INF_INIT_SAMPLE
+             : strcmp(c->name, "init_to_value") == 0 ? INF_INIT_VALUE : INF_INIT_FEASIBLE;
+    if (rt_check_args(vm, c, kind == INF_INIT_VALUE ? 1 : 0, names)) return -1;
+    const rt_value *v = rt_arg(c, 0, "values");
+    if (kind == INF_INIT_VALUE && (!v || v->tag != RT_RECORD))
+        return rt_error(vm, c, "init_to_value needs values={site: value, ...}");
+    init_spec *s = calloc(1, sizeof *s);
+    if (!s) return rt_error(vm, c, "out of memory");
+    s->kind = kind;
+    s->values = v ? rt_retain(*v) : rt_none();
+    rt_opaque *o = rt_opaque_new("init", s, init_spec_free);
+    if (!o) {
+        init_spec_free(s);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
 static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
-    static const char *const names[] = {"model", "init_scale", NULL};
+    static const char *const names[] = {"model", "init_scale", "init_loc_fn", NULL};
     if (rt_check_args(vm, c, 1, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     if (!m || m->tag != RT_FUNC)
@@ -154,8 +189,38 @@ static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) 
     double scale;
     if (rt_arg_number(vm, c, -1, "init_scale", 0.1, false, &scale)) return -1;
     if (!(scale > 0)) return rt_error_kw(vm, c, "init_scale", "%s: init_scale must be > 0, got %g", c->name, scale);
+    int init = INF_INIT_FEASIBLE;
+    rt_record *values = NULL;
+    const rt_value *il = rt_arg(c, -1, "init_loc_fn");
+    if (il) {
+        rt_value spec = rt_none();
+        if (il->tag == RT_BUILTIN && strncmp(((rt_builtin *)il->u.o)->name, "init_to_", 8) == 0) {
+            /* the strategy itself, as in Pyro: init_loc_fn=init_to_median */
+            rt_call none = {0};
+            none.name = ((rt_builtin *)il->u.o)->name;
+            none.loc = c->loc;
+            if (make_init(vm, &none, &spec)) return -1;
+        } else if (il->tag == RT_OPAQUE && strcmp(((rt_opaque *)il->u.o)->type, "init") == 0) {
+            spec = rt_retain(*il);
+        } else {
+            return rt_error_kw(vm, c, "init_loc_fn", "%s: init_loc_fn must be init_to_feasible, init_to_median, "
+                               "init_to_sample or init_to_value(values={...})", c->name);
+        }
+        init_spec *is = ((rt_opaque *)spec.u.o)->data;
+        init = is->kind;
+        if (is->values.tag == RT_RECORD) {
+            values = (rt_record *)is->values.u.o;
+            values->h.refcount++;
+        }
+        rt_release(spec);
+    }
     inf_guide *g = inf_guide_new(kind, (rt_func *)m->u.o, scale);
-    if (!g) return rt_error(vm, c, "out of memory");
+    if (!g) {
+        if (values) rt_release(rt_obj_value(&values->h));
+        return rt_error(vm, c, "out of memory");
+    }
+    g->init = init;
+    g->init_values = values;
     rt_opaque *o = rt_opaque_new("autoguide", g, guide_data_free);
     if (!o) {
         inf_guide_free(g);
@@ -303,6 +368,10 @@ static const rt_builtin_def infer_builtins[] = {
     {"AutoDiagonalNormal", b_auto_diag},
     {"AutoMultivariateNormal", b_auto_mvn},
     {"AutoDelta", b_auto_delta},
+    {"init_to_feasible", make_init},
+    {"init_to_median", make_init},
+    {"init_to_sample", make_init},
+    {"init_to_value", make_init},
     {NULL, NULL},
 };
 

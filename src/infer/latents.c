@@ -9,6 +9,9 @@ void inf_latents_free(inf_latent *lat, int n) {
     for (int i = 0; i < n; i++) {
         free(lat[i].name);
         sl_constraint_clear(&lat[i].support);
+        bk_release(lat[i].proto);
+        bk_release(lat[i].init_u);
+        if (lat[i].dist) rt_release(rt_obj_value(&lat[i].dist->h));
     }
     free(lat);
 }
@@ -67,6 +70,9 @@ int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_lo
             break;
         }
         L[k].name = strdup(s->name);
+        L[k].proto = bk_retain(s->value);
+        L[k].dist = s->dist;
+        if (s->dist) s->dist->h.refcount++;
         rc = L[k].name ? describe(vm, s, &L[k], discrete_hint) : rt_fail(vm, 5, loc, "out of memory");
         L[k].offset = *dim;
         *dim += L[k].unumel;

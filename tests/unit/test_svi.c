@@ -113,6 +113,26 @@ START_TEST(renyi_elbo_reaches_log_evidence) {
 }
 END_TEST
 
+START_TEST(autodelta_map_and_init_strategies) {
+    /* MAP of mu ~ N(0, 1), s ~ LogNormal(0, 1), y ~ N(mu, 1), y = 2: mu = 1
+     * and the mode of s = exp(-1), found in constrained space */
+    RUN("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample s ~ LogNormal(0.0, 1.0)\n"
+        "  observe y ~ Normal(mu, 1.0)\n}\n"
+        "g = AutoDelta(m, init_loc_fn=init_to_value(values={mu: 5.0}))\n"
+        "f0 = svi(m, g, {y: 2.0}, steps=0, summary_samples=1)\nstart = f0.params[\"AutoDelta.mu\"]\n"
+        "f = svi(m, g, {y: 2.0}, steps=3000, optim=Adam(lr=0.01), seed=1, summary_samples=1)\n"
+        "mu = f.params[\"AutoDelta.mu\"]\ns = f.params[\"AutoDelta.s\"]\n"
+        "clear_params()\n"
+        "h = AutoNormal(m, init_loc_fn=init_to_median)\n"
+        "f2 = svi(m, h, {y: 2.0}, steps=0, summary_samples=1)\nmed = f2.params[\"AutoNormal.locs.mu\"]\n");
+    ck_assert(get("start") == 5.0);
+    ck_assert_msg(fabs(get("mu") - 1.0) < 1e-3, "MAP mu %g", get("mu"));
+    ck_assert_msg(fabs(get("s") - exp(-1.0)) < 1e-3, "MAP s %g", get("s"));
+    /* the median of 15 draws of N(0, 1) is within 4 of its sd (~0.32) of 0 */
+    ck_assert_msg(fabs(get("med")) < 4 * 0.32, "init_to_median gave %g", get("med"));
+}
+END_TEST
+
 START_TEST(same_seed_same_result) {
     RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
         "a = svi(m, AutoNormal(m), {y: 1.0}, steps=50, seed=9, optim=Adam(lr=0.1)).params[\"AutoNormal.locs.mu\"]\n");
@@ -244,6 +264,7 @@ int main(void) {
     tcase_add_test(tc, same_seed_same_result);
     tcase_add_test(tc, mean_field_elbo);
     tcase_add_test(tc, renyi_elbo_reaches_log_evidence);
+    tcase_add_test(tc, autodelta_map_and_init_strategies);
     tcase_add_test(tc, save_and_load_params);
     tcase_add_test(tc, discrete_latent_score_function);
     tcase_add_test(tc, svi_errors);
