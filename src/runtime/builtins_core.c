@@ -187,7 +187,64 @@ static int b_trace(rt_vm *vm, const rt_call *c, rt_value *out) {
     return 0;
 }
 
+/* ---------------------------------------------------------- constraints --- */
+
+/* Constraints as values (ImproperUniform(support=positive), ...): an opaque
+ * "constraint" holding an sl_constraint. */
+static void constraint_free(void *p) {
+    sl_constraint_clear(p);
+    free(p);
+}
+
+static char *constraint_repr(bk_ctx *ctx, void *p) {
+    (void)ctx;
+    const char *n = sl_constraint_name(((sl_constraint *)p)->kind);
+    char *s = malloc(strlen(n) + 16);
+    if (s) sprintf(s, "<constraint %s>", n);
+    return s;
+}
+
+static rt_value constraint_value(int kind, bk_tensor *lo, bk_tensor *hi) {
+    sl_constraint *c = calloc(1, sizeof *c);
+    rt_opaque *o = c ? rt_opaque_new("constraint", c, constraint_free) : NULL;
+    if (!o) {
+        free(c);
+        return rt_none();
+    }
+    c->kind = kind;
+    c->lo = bk_retain(lo);
+    c->hi = bk_retain(hi);
+    o->repr = constraint_repr;
+    return rt_obj_value(&o->h);
+}
+
+int rt_register_constraints(rt_vm *vm) {
+    for (int k = 0; k < SL_C_COUNT; k++) {
+        int nargs = 0;
+        sl_constraint_lookup(sl_constraint_name(k), &nargs);
+        if (nargs != 0) continue; /* interval(...) etc. are functions */
+        rt_value v = constraint_value(k, NULL, NULL);
+        if (v.tag == RT_NONE || rt_global_set(vm, sl_constraint_name(k), v)) return -1;
+    }
+    return 0;
+}
+
+/* interval(a, b), greater_than(a), less_than(b) as values */
+static int b_bounded(rt_vm *vm, const rt_call *c, rt_value *out) {
+    int nargs = 0, kind = sl_constraint_lookup(c->name, &nargs);
+    if (rt_check_args(vm, c, nargs, NULL)) return -1;
+    if (c->nargs != nargs) return rt_error(vm, c, "%s takes %d argument%s, got %d", c->name, nargs, nargs == 1 ? "" : "s", c->nargs);
+    bk_tensor *a, *b = NULL;
+    if (rt_arg_tensor(vm, c, 0, NULL, true, &a) || (nargs == 2 && rt_arg_tensor(vm, c, 1, NULL, true, &b))) return -1;
+    bk_tensor *lo = kind == SL_C_LESS_THAN ? NULL : a, *hi = kind == SL_C_LESS_THAN ? a : b;
+    *out = constraint_value(kind, lo, hi);
+    return out->tag == RT_NONE ? rt_error(vm, c, "out of memory") : 0;
+}
+
 const rt_builtin_def rt_core_builtins[] = {
+    {"interval", b_bounded},
+    {"greater_than", b_bounded},
+    {"less_than", b_bounded},
     {"print", b_print},
     {"str", b_str},
     {"len", b_len},

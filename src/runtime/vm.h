@@ -210,5 +210,7 @@ bool rt_truthy(rt_vm *vm, rt_value v, rt_loc loc, int *err);
 /* Built-in tables registered at VM creation */
 extern const rt_builtin_def rt_math_builtins[];
 extern const rt_builtin_def rt_core_builtins[];
+/* Globals real, positive, simplex, ... bound to constraint values. */
+int rt_register_constraints(rt_vm *vm);
 
 #endif
