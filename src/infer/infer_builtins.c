@@ -382,5 +382,6 @@ int inf_register_builtins(rt_vm *vm) {
     const rt_builtin_def *const tables[] = {infer_builtins, inf_predictive_builtins, inf_params_builtins, NULL};
     for (int i = 0; tables[i]; i++)
         if (rt_register_builtins(vm, tables[i])) return -1;
+    { extern const rt_builtin_def inf_hmm_builtins[]; if (rt_register_builtins(vm, inf_hmm_builtins)) return -1; }
     return 0;
 }

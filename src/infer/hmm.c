@@ -1,0 +1,732 @@
+/* hmm.c - exact inference on a DiscreteHMM with plain double loops (no
+ * tape): Viterbi, forward-backward marginals, forward-filter backward-sample,
+ * filtering and Baum-Welch EM for Categorical and Normal emissions.
+ *
+ * The forward / backward recursions run in probability space, rescaled at
+ * every step (Rabiner's scaling): the emission likelihoods of step t are
+ * shifted by their max (c[t]) before exponentiation and the alphas are
+ * normalized to sum 1 (scale s[t]), so log p(y) = sum_t (log s[t] + c[t]).
+ * Viterbi runs in log space. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hmm.h"
+
+/* --------------------------------------------------------- the model --- */
+
+/* An HMM's numbers for one sequence, all malloc'd. */
+typedef struct hmm_num {
+    int64_t K, T;
+    bool tv;            /* time-varying trans: A + t*K*K is step t's matrix */
+    double *logpi;      /* [K] */
+    double *logA;       /* [K*K] or [T*K*K] */
+    double *logB;       /* [T*K] emission log-likelihoods */
+} hmm_num;
+
+static void num_free(hmm_num *m) {
+    free(m->logpi);
+    free(m->logA);
+    free(m->logB);
+    memset(m, 0, sizeof *m);
+}
+
+static double *copy_tensor(bk_ctx *ctx, bk_tensor *t) {
+    if (!t) return NULL;
+    double *v = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
+    if (v) bk_copy_out(t, v);
+    else bk_seterr(ctx, "out of memory");
+    bk_release(t);
+    return v;
+}
+
+/* Fill m from h and the sequence y (off the tape).  0 or -1 + bk error. */
+static int num_load(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m) {
+    memset(m, 0, sizeof *m);
+    bool g = bk_set_grad_enabled(ctx, false);
+    bk_tensor *B = sl_hmm_emission_logp(ctx, h, y);
+    m->K = sl_hmm_nstates(h);
+    m->T = B ? B->shape[0] : 0;
+    m->tv = h->p[1]->ndim == 3;
+    m->logB = copy_tensor(ctx, B);
+    m->logpi = m->logB ? copy_tensor(ctx, sl_hmm_log_init(ctx, h)) : NULL;
+    m->logA = m->logpi ? copy_tensor(ctx, sl_hmm_log_trans(ctx, h)) : NULL;
+    bk_set_grad_enabled(ctx, g);
+    if (m->logA) return 0;
+    num_free(m);
+    return -1;
+}
+
+static const double *step_logA(const hmm_num *m, int64_t t) {
+    return m->logA + (m->tv ? t * m->K * m->K : 0);
+}
+
+/* ---------------------------------------------------- forward-backward --- */
+
+/* Scaled forward pass: alpha[T*K] (each row normalized); returns log p(y)
+ * (-inf when y is impossible).  b[T*K] receives exp(logB - c[t]) and
+ * s[T] the scales (both may be used by the backward pass). */
+static double forward(const hmm_num *m, const double *A, double *alpha, double *b, double *s) {
+    int64_t K = m->K;
+    double ll = 0;
+    for (int64_t t = 0; t < m->T; t++) {
+        const double *lb = m->logB + t * K;
+        double c = -INFINITY;
+        for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
+        if (!isfinite(c)) c = 0;
+        double *a = alpha + t * K, tot = 0;
+        for (int64_t j = 0; j < K; j++) {
+            b[t * K + j] = exp(lb[j] - c);
+            double p = 0;
+            if (t == 0) p = exp(m->logpi[j]);
+            else {
+                const double *At = A + (m->tv ? t * K * K : 0);
+                for (int64_t i = 0; i < K; i++) p += alpha[(t - 1) * K + i] * At[i * K + j];
+            }
+            a[j] = p * b[t * K + j];
+            tot += a[j];
+        }
+        s[t] = tot;
+        if (tot > 0)
+            for (int64_t j = 0; j < K; j++) a[j] /= tot;
+        ll += log(tot) + c;
+    }
+    return ll;
+}
+
+/* Scaled backward pass matching forward's scales: beta[T*K]. */
+static void backward(const hmm_num *m, const double *A, const double *b, const double *s,
+                     double *beta) {
+    int64_t K = m->K, T = m->T;
+    for (int64_t k = 0; k < K && T > 0; k++) beta[(T - 1) * K + k] = 1.0;
+    for (int64_t t = T - 2; t >= 0; t--) {
+        const double *At = A + (m->tv ? (t + 1) * K * K : 0);
+        for (int64_t i = 0; i < K; i++) {
+            double v = 0;
+            for (int64_t j = 0; j < K; j++)
+                v += At[i * K + j] * b[(t + 1) * K + j] * beta[(t + 1) * K + j];
+            beta[t * K + i] = s[t + 1] > 0 ? v / s[t + 1] : 0;
+        }
+    }
+}
+
+/* Workspace of the recursions for one sequence. */
+typedef struct hmm_work {
+    double *A, *alpha, *beta, *b, *s;
+} hmm_work;
+
+static void work_free(hmm_work *w) {
+    free(w->A);
+    free(w->alpha);
+    free(w->beta);
+    free(w->b);
+    free(w->s);
+}
+
+static int work_alloc(bk_ctx *ctx, hmm_work *w, int64_t K, int64_t T, int64_t nA) {
+    size_t n = (size_t)((T ? T : 1) * K);
+    w->A = malloc((size_t)nA * sizeof(double));
+    w->alpha = malloc(n * sizeof(double));
+    w->beta = malloc(n * sizeof(double));
+    w->b = malloc(n * sizeof(double));
+    w->s = malloc((size_t)(T ? T : 1) * sizeof(double));
+    if (w->A && w->alpha && w->beta && w->b && w->s) return 0;
+    work_free(w);
+    bk_seterr(ctx, "out of memory");
+    return -1;
+}
+
+/* exp of the log transition matrices into w->A. */
+static void fill_A(const hmm_num *m, hmm_work *w) {
+    int64_t n = (m->tv ? m->T : 1) * m->K * m->K;
+    for (int64_t i = 0; i < n; i++) w->A[i] = exp(m->logA[i]);
+}
+
+static int work_for(bk_ctx *ctx, const hmm_num *m, hmm_work *w) {
+    if (work_alloc(ctx, w, m->K, m->T, (m->tv ? m->T : 1) * m->K * m->K)) return -1;
+    fill_A(m, w);
+    return 0;
+}
+
+/* ---------------------------------------------------- argument checks --- */
+
+static int hmm_args(rt_vm *vm, const rt_call *c, int maxpos, const char *const *names,
+                    sl_dist **h, bk_tensor **y) {
+    if (rt_check_args(vm, c, maxpos, names)) return -1;
+    const rt_value *v = rt_arg(c, 0, "h");
+    if (!v) return rt_error(vm, c, "%s: missing argument \"h\"", c->name);
+    if (v->tag != RT_DIST || ((sl_dist *)v->u.o)->fam != &sl_family_discretehmm)
+        return rt_error_arg(vm, c, 0, "%s: h must be a DiscreteHMM, got a %s", c->name,
+                            v->tag == RT_DIST ? ((sl_dist *)v->u.o)->fam->name
+                                              : rt_type_name(*v));
+    *h = (sl_dist *)v->u.o;
+    return y ? rt_arg_tensor(vm, c, 1, names[1], true, y) : 0;
+}
+
+/* Load h and y; errors are reported at y. */
+static int load_call(rt_vm *vm, const rt_call *c, sl_dist **h, hmm_num *m) {
+    static const char *const names[] = {"h", "y", NULL};
+    bk_tensor *y;
+    if (hmm_args(vm, c, 2, names, h, &y)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    if (num_load(ctx, *h, y, m)) return rt_error_arg(vm, c, 1, "%s: %s", c->name, bk_errmsg(ctx));
+    return 0;
+}
+
+static int ret_tensor(rt_vm *vm, const rt_call *c, bk_tensor *t, rt_value *out) {
+    if (!t) return rt_error_bk(vm, c);
+    *out = rt_tensor(t);
+    return 0;
+}
+
+/* ------------------------------------------------------------- viterbi --- */
+
+/* MAP path into z[T]; returns its joint log-probability with y. */
+static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) {
+    int64_t K = m->K, T = m->T;
+    for (int64_t k = 0; k < K; k++) delta[k] = m->logpi[k] + m->logB[k];
+    for (int64_t t = 1; t < T; t++) {
+        const double *lA = step_logA(m, t);
+        for (int64_t j = 0; j < K; j++) {
+            double best = -INFINITY;
+            int64_t arg = 0;
+            for (int64_t i = 0; i < K; i++) {
+                double v = delta[(t - 1) * K + i] + lA[i * K + j];
+                if (v > best) {
+                    best = v;
+                    arg = i;
+                }
+            }
+            delta[t * K + j] = best + m->logB[t * K + j];
+            bp[t * K + j] = arg;
+        }
+    }
+    if (T == 0) return 0;
+    double best = -INFINITY;
+    z[T - 1] = 0;
+    for (int64_t k = 0; k < K; k++)
+        if (delta[(T - 1) * K + k] > best) {
+            best = delta[(T - 1) * K + k];
+            z[T - 1] = k;
+        }
+    for (int64_t t = T - 1; t > 0; t--) z[t - 1] = bp[t * K + z[t]];
+    return best;
+}
+
+static bk_tensor *path_tensor(bk_ctx *ctx, const int64_t *z, int64_t T) {
+    bk_tensor *t = bk_empty(ctx, BK_F64, 1, (int64_t[]){T});
+    if (!t) return NULL;
+    double *v = bk_data(t);
+    for (int64_t i = 0; i < T; i++) v[i] = (double)z[i];
+    return t;
+}
+
+static int b_viterbi(rt_vm *vm, const rt_call *c, rt_value *out) {
+    sl_dist *h;
+    hmm_num m;
+    if (load_call(vm, c, &h, &m)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    size_t n = (size_t)((m.T ? m.T : 1) * m.K);
+    double *delta = malloc(n * sizeof *delta);
+    int64_t *bp = malloc(n * sizeof *bp), *z = malloc(n * sizeof *z);
+    int rc = -1;
+    rt_record *r = NULL;
+    if (!delta || !bp || !z) {
+        rc = rt_error(vm, c, "out of memory");
+        goto done;
+    }
+    double lp = viterbi(&m, delta, bp, z);
+    bk_tensor *path = path_tensor(ctx, z, m.T), *lpt = bk_scalar(ctx, lp);
+    r = rt_record_new();
+    if (!path || !lpt || !r || rt_record_set(r, "path", rt_tensor(path)) ||
+        rt_record_set(r, "log_prob", rt_tensor(lpt))) {
+        /* rt_record_set took over the values it got */
+        if (!r) {
+            bk_release(path);
+            bk_release(lpt);
+        }
+        rc = rt_error(vm, c, "out of memory");
+        goto done;
+    }
+    *out = rt_obj_value(&r->h);
+    r = NULL;
+    rc = 0;
+done:
+    if (r) rt_release(rt_obj_value(&r->h));
+    free(delta);
+    free(bp);
+    free(z);
+    num_free(&m);
+    return rc;
+}
+
+/* ----------------------------------------------------------- marginals --- */
+
+static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
+    sl_dist *h;
+    hmm_num m;
+    hmm_work w;
+    if (load_call(vm, c, &h, &m)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    if (work_for(ctx, &m, &w)) {
+        num_free(&m);
+        return rt_error_bk(vm, c);
+    }
+    int rc;
+    double ll = forward(&m, w.A, w.alpha, w.b, w.s);
+    if (!isfinite(ll)) {
+        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
+                          c->name);
+    } else {
+        backward(&m, w.A, w.b, w.s, w.beta);
+        bk_tensor *g = bk_empty(ctx, BK_F64, 2, (int64_t[]){m.T, m.K});
+        if (g) {
+            double *gv = bk_data(g);
+            for (int64_t t = 0; t < m.T; t++) {
+                double tot = 0;
+                for (int64_t k = 0; k < m.K; k++)
+                    tot += gv[t * m.K + k] = w.alpha[t * m.K + k] * w.beta[t * m.K + k];
+                for (int64_t k = 0; k < m.K; k++) gv[t * m.K + k] /= tot;
+            }
+        }
+        rc = ret_tensor(vm, c, g, out);
+    }
+    work_free(&w);
+    num_free(&m);
+    return rc;
+}
+
+/* ----------------------------------------------------- sample / filter --- */
+
+static int b_sample_states(rt_vm *vm, const rt_call *c, rt_value *out) {
+    sl_dist *h;
+    hmm_num m;
+    hmm_work w;
+    if (load_call(vm, c, &h, &m)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    if (work_for(ctx, &m, &w)) {
+        num_free(&m);
+        return rt_error_bk(vm, c);
+    }
+    int rc;
+    int64_t K = m.K, T = m.T;
+    int64_t *z = malloc((size_t)(T ? T : 1) * sizeof *z);
+    double *p = malloc((size_t)K * sizeof *p);
+    if (!z || !p) {
+        rc = rt_error(vm, c, "out of memory");
+    } else if (!isfinite(forward(&m, w.A, w.alpha, w.b, w.s))) {
+        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
+                          c->name);
+    } else {
+        /* z[T-1] from the filter, then z[t] | z[t+1] ~ alpha[t] * A[:, z[t+1]] */
+        bk_rng *rng = rt_vm_rng(vm);
+        if (T > 0) z[T - 1] = bk_rng_categorical(rng, K, w.alpha + (T - 1) * K);
+        for (int64_t t = T - 2; t >= 0; t--) {
+            const double *At = w.A + (m.tv ? (t + 1) * K * K : 0);
+            for (int64_t i = 0; i < K; i++) p[i] = w.alpha[t * K + i] * At[i * K + z[t + 1]];
+            z[t] = bk_rng_categorical(rng, K, p);
+        }
+        rc = ret_tensor(vm, c, path_tensor(ctx, z, T), out);
+    }
+    free(z);
+    free(p);
+    work_free(&w);
+    num_free(&m);
+    return rc;
+}
+
+static int b_filter(rt_vm *vm, const rt_call *c, rt_value *out) {
+    sl_dist *h;
+    hmm_num m;
+    hmm_work w;
+    if (load_call(vm, c, &h, &m)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    if (work_for(ctx, &m, &w)) {
+        num_free(&m);
+        return rt_error_bk(vm, c);
+    }
+    int rc;
+    if (!isfinite(forward(&m, w.A, w.alpha, w.b, w.s))) {
+        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
+                          c->name);
+    } else {
+        bk_tensor *p;
+        if (m.T == 0) {
+            for (int64_t k = 0; k < m.K; k++) w.alpha[k] = exp(m.logpi[k]);
+            p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha);
+        } else {
+            p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha + (m.T - 1) * m.K);
+        }
+        sl_dist *d = p ? sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p) : NULL;
+        bk_release(p);
+        if (d) {
+            *out = rt_obj_value(&d->h);
+            rc = 0;
+        } else {
+            rc = rt_error_bk(vm, c);
+        }
+    }
+    work_free(&w);
+    num_free(&m);
+    return rc;
+}
+
+/* ---------------------------------------------------------- baum-welch --- */
+
+enum { EM_CATEGORICAL, EM_NORMAL };
+
+/* EM state: the current parameters and the E-step's expected counts. */
+typedef struct bw_state {
+    int kind;
+    int64_t K, V;           /* V: Categorical categories */
+    double *pi, *A;         /* [K], [K*K] */
+    double *E;              /* Categorical probs [K*V] */
+    double *mu, *sd;        /* Normal [K] */
+    /* accumulators */
+    double *c_pi, *c_A, *c_g, *c_E, *c_y, *c_yy;
+} bw_state;
+
+typedef struct bw_seq {
+    int64_t T;
+    const double *y;
+} bw_seq;
+
+static void bw_free(bw_state *s) {
+    double **f[] = {&s->pi, &s->A, &s->E, &s->mu, &s->sd, &s->c_pi,
+                    &s->c_A, &s->c_g, &s->c_E, &s->c_y, &s->c_yy};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        free(*f[i]);
+        *f[i] = NULL;
+    }
+}
+
+/* Parameters broadcast to n values (a dense copy). */
+static double *dense(bk_ctx *ctx, bk_tensor *t, int nd, const int64_t *shape) {
+    return copy_tensor(ctx, bk_expand(ctx, t, nd, shape));
+}
+
+/* Category probabilities of one row of Categorical probs (variant 0) or
+ * logits (variant 1), in place. */
+static void normalize_row(double *r, int64_t V, int variant) {
+    double m = -INFINITY, tot = 0;
+    for (int64_t v = 0; variant == 1 && v < V; v++) m = fmax(m, r[v]);
+    for (int64_t v = 0; v < V; v++) tot += r[v] = variant == 1 ? exp(r[v] - m) : r[v];
+    for (int64_t v = 0; v < V; v++) r[v] /= tot;
+}
+
+static int bw_init(bk_ctx *ctx, const sl_dist *h, bw_state *s) {
+    const sl_dist *e = h->sub[0];
+    int64_t K = sl_hmm_nstates(h);
+    memset(s, 0, sizeof *s);
+    s->K = K;
+    if (h->p[1]->ndim == 3) {
+        bk_seterr(ctx, "baum_welch: time-varying trans is not supported");
+        return -1;
+    }
+    if (e->mask || e->reinterpreted) {
+        bk_seterr(ctx, "baum_welch: the emission must be a plain Categorical or Normal");
+        return -1;
+    }
+    bool g = bk_set_grad_enabled(ctx, false);
+    int64_t kk[2] = {K, K};
+    s->pi = copy_tensor(ctx, sl_hmm_log_init(ctx, h));
+    s->A = copy_tensor(ctx, sl_hmm_log_trans(ctx, h));
+    for (int64_t i = 0; s->pi && i < K; i++) s->pi[i] = exp(s->pi[i]);
+    for (int64_t i = 0; s->A && i < K * K; i++) s->A[i] = exp(s->A[i]);
+    int rc = s->pi && s->A ? 0 : -1;
+    if (rc == 0 && strcmp(e->fam->name, "Categorical") == 0) {
+        s->kind = EM_CATEGORICAL;
+        s->V = e->p[0]->shape[e->p[0]->ndim - 1];
+        kk[1] = s->V;
+        s->E = dense(ctx, e->p[0], 2, kk);
+        for (int64_t k = 0; s->E && k < K; k++) normalize_row(s->E + k * s->V, s->V, e->variant);
+        rc = s->E ? 0 : -1;
+    } else if (rc == 0 && strcmp(e->fam->name, "Normal") == 0) {
+        s->kind = EM_NORMAL;
+        s->mu = dense(ctx, e->p[0], 1, kk);
+        s->sd = s->mu ? dense(ctx, e->p[1], 1, kk) : NULL;
+        rc = s->sd ? 0 : -1;
+    } else if (rc == 0) {
+        bk_seterr(ctx, "baum_welch: emission must be Categorical or Normal, got %s", e->fam->name);
+        rc = -1;
+    }
+    bk_set_grad_enabled(ctx, g);
+    int64_t V = s->kind == EM_CATEGORICAL ? s->V : 1;
+    if (rc == 0) {
+        s->c_pi = calloc((size_t)K, sizeof(double));
+        s->c_A = calloc((size_t)(K * K), sizeof(double));
+        s->c_g = calloc((size_t)K, sizeof(double));
+        s->c_E = calloc((size_t)(K * V), sizeof(double));
+        s->c_y = calloc((size_t)K, sizeof(double));
+        s->c_yy = calloc((size_t)K, sizeof(double));
+        if (!s->c_pi || !s->c_A || !s->c_g || !s->c_E || !s->c_y || !s->c_yy) {
+            bk_seterr(ctx, "out of memory");
+            rc = -1;
+        }
+    }
+    if (rc) bw_free(s);
+    return rc;
+}
+
+/* Emission log-likelihoods of one sequence under the current parameters. */
+static void bw_logB(const bw_state *s, const bw_seq *q, double *logB) {
+    int64_t K = s->K;
+    for (int64_t t = 0; t < q->T; t++)
+        for (int64_t k = 0; k < K; k++) {
+            double y = q->y[t], v;
+            if (s->kind == EM_CATEGORICAL) {
+                v = log(s->E[k * s->V + (int64_t)y]);
+            } else {
+                double zz = (y - s->mu[k]) / s->sd[k];
+                v = -0.5 * zz * zz - log(s->sd[k]) - 0.5 * log(2 * M_PI);
+            }
+            logB[t * K + k] = v;
+        }
+}
+
+/* E-step over one sequence: add its expected counts; returns log p(y). */
+static double bw_estep(bw_state *s, const bw_seq *q, hmm_num *m, hmm_work *w) {
+    int64_t K = s->K, T = q->T;
+    m->T = T;
+    bw_logB(s, q, m->logB);
+    double ll = forward(m, w->A, w->alpha, w->b, w->s);
+    if (!isfinite(ll) || T == 0) return ll;
+    backward(m, w->A, w->b, w->s, w->beta);
+    for (int64_t t = 0; t < T; t++) {
+        for (int64_t k = 0; k < K; k++) {
+            double g = w->alpha[t * K + k] * w->beta[t * K + k];
+            if (t == 0) s->c_pi[k] += g;
+            s->c_g[k] += g;
+            if (s->kind == EM_CATEGORICAL) s->c_E[k * s->V + (int64_t)q->y[t]] += g;
+            else {
+                s->c_y[k] += g * q->y[t];
+                s->c_yy[k] += g * q->y[t] * q->y[t];
+            }
+        }
+        if (t == 0) continue;
+        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t] */
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++)
+                s->c_A[i * K + j] += w->alpha[(t - 1) * K + i] * w->A[i * K + j] *
+                                     w->b[t * K + j] * w->beta[t * K + j] / w->s[t];
+    }
+    return ll;
+}
+
+/* M-step: new parameters from the counts (a state never visited keeps its
+ * emission), then clear the counts. */
+static void bw_mstep(bw_state *s, int64_t nseq) {
+    int64_t K = s->K, V = s->kind == EM_CATEGORICAL ? s->V : 1;
+    for (int64_t k = 0; k < K; k++) s->pi[k] = s->c_pi[k] / (double)nseq;
+    for (int64_t i = 0; i < K; i++) {
+        double r = 0;
+        for (int64_t j = 0; j < K; j++) r += s->c_A[i * K + j];
+        if (r > 0)
+            for (int64_t j = 0; j < K; j++) s->A[i * K + j] = s->c_A[i * K + j] / r;
+        double g = s->c_g[i];
+        if (!(g > 0)) continue;
+        if (s->kind == EM_CATEGORICAL) {
+            for (int64_t v = 0; v < V; v++) s->E[i * V + v] = s->c_E[i * V + v] / g;
+        } else {
+            double mu = s->c_y[i] / g, var = s->c_yy[i] / g - mu * mu;
+            /* a floor keeps a state that owns one point from collapsing */
+            double floor = 1e-10 * (1.0 + mu * mu);
+            s->mu[i] = mu;
+            s->sd[i] = sqrt(var > floor ? var : floor);
+        }
+    }
+    memset(s->c_pi, 0, (size_t)K * sizeof(double));
+    memset(s->c_A, 0, (size_t)(K * K) * sizeof(double));
+    memset(s->c_g, 0, (size_t)K * sizeof(double));
+    memset(s->c_E, 0, (size_t)(K * V) * sizeof(double));
+    memset(s->c_y, 0, (size_t)K * sizeof(double));
+    memset(s->c_yy, 0, (size_t)K * sizeof(double));
+}
+
+/* The sequences of `ys`: a tensor [T] (one), [N, T] (N; `lengths` may cut
+ * each row), or a list of [T_i] tensors.  seqs[i].y points into *buf. */
+static int bw_sequences(rt_vm *vm, const rt_call *c, const bw_state *st, bw_seq **seqs,
+                        int64_t *nseq, double **buf, int64_t *maxT) {
+    const rt_value *v = rt_arg(c, 1, "ys");
+    bk_tensor *lens = NULL;
+    if (!v) return rt_error(vm, c, "baum_welch: missing argument \"ys\"");
+    if (rt_arg(c, -1, "lengths") && rt_arg_tensor(vm, c, -1, "lengths", false, &lens)) return -1;
+    int64_t n, total = 0;
+    bool is_list = v->tag == RT_LIST;
+    const rt_list *l = is_list ? (const rt_list *)v->u.o : NULL;
+    if (is_list) {
+        n = l->n;
+        for (int64_t i = 0; i < n; i++) {
+            if (l->items[i].tag != RT_TENSOR || l->items[i].u.t->ndim != 1)
+                return rt_error_arg(vm, c, 1, "baum_welch: ys must be a list of vectors");
+            total += l->items[i].u.t->numel;
+        }
+    } else if (v->tag == RT_TENSOR && (v->u.t->ndim == 1 || v->u.t->ndim == 2)) {
+        n = v->u.t->ndim == 1 ? 1 : v->u.t->shape[0];
+        total = v->u.t->numel;
+    } else {
+        return rt_error_arg(vm, c, 1, "baum_welch: ys must be a sequence [T], a matrix [N, T] "
+                                      "or a list of sequences");
+    }
+    if (lens && (is_list || lens->numel != n))
+        return rt_error_kw(vm, c, "lengths", "baum_welch: lengths must have one entry per row of ys");
+    if (n <= 0 || total < 0) return rt_error_arg(vm, c, 1, "baum_welch: ys holds no sequence");
+    *seqs = calloc((size_t)n, sizeof **seqs);
+    *buf = malloc((size_t)(total ? total : 1) * sizeof **buf);
+    if (!*seqs || !*buf) return rt_error(vm, c, "out of memory");
+    *nseq = n;
+    *maxT = 0;
+    int64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bk_tensor *t = is_list ? l->items[i].u.t : v->u.t;
+        int64_t T = is_list || t->ndim == 1 ? t->numel : t->shape[1];
+        if (is_list) bk_copy_out(t, *buf + off);
+        else if (i == 0) bk_copy_out(t, *buf);
+        (*seqs)[i].y = *buf + (is_list ? off : i * T);
+        if (lens) {
+            double L = bk_get(lens, i);
+            if (!(L >= 0 && L <= T && L == floor(L)))
+                return rt_error_kw(vm, c, "lengths", "baum_welch: lengths[%lld] must be an "
+                                   "integer in [0, %lld]", (long long)i, (long long)T);
+            T = (int64_t)L;
+        }
+        (*seqs)[i].T = T;
+        if (T > *maxT) *maxT = T;
+        off += is_list ? t->numel : 0;
+    }
+    /* Categorical observations must be category indices */
+    for (int64_t i = 0; st->kind == EM_CATEGORICAL && i < n; i++)
+        for (int64_t t = 0; t < (*seqs)[i].T; t++) {
+            double y = (*seqs)[i].y[t];
+            if (!(y >= 0 && y < (double)st->V && y == floor(y)))
+                return rt_error_arg(vm, c, 1, "baum_welch: observations must be integers in "
+                                    "[0, %lld], got %g", (long long)(st->V - 1), y);
+        }
+    return 0;
+}
+
+static bk_tensor *vec(bk_ctx *ctx, const double *v, int nd, int64_t a, int64_t b) {
+    return bk_from_f64(ctx, nd, (int64_t[]){a, b}, v);
+}
+
+/* Result record: init, trans, probs | loc + scale, emission, hmm,
+ * log_likelihoods, iterations, converged. */
+static int bw_result(rt_vm *vm, const rt_call *c, const bw_state *s, const double *lls,
+                     int64_t nll, bool converged, rt_value *out) {
+    bk_ctx *ctx = rt_vm_bk(vm);
+    int64_t K = s->K;
+    rt_record *r = rt_record_new();
+    if (!r) return rt_error(vm, c, "out of memory");
+    bk_tensor *pi = vec(ctx, s->pi, 1, K, 0), *A = vec(ctx, s->A, 2, K, K);
+    bk_tensor *p0 = NULL, *p1 = NULL;
+    const sl_family *fam;
+    if (s->kind == EM_CATEGORICAL) {
+        fam = sl_find_family("Categorical");
+        p0 = vec(ctx, s->E, 2, K, s->V);
+    } else {
+        fam = sl_find_family("Normal");
+        p0 = vec(ctx, s->mu, 1, K, 0);
+        p1 = vec(ctx, s->sd, 1, K, 0);
+    }
+    bk_tensor *ps[2] = {p0, p1};
+    sl_dist *em = pi && A && p0 ? sl_dist_make(ctx, fam, 0, p1 ? 2 : 1, ps) : NULL;
+    sl_dist *h = em ? sl_hmm_make(ctx, pi, A, em, 0, -1) : NULL;
+    bk_tensor *ll = bk_from_f64(ctx, 1, (int64_t[]){nll}, lls);
+    bk_tensor *it = bk_scalar(ctx, (double)nll), *cv = bk_scalar(ctx, converged ? 1.0 : 0.0);
+    int bad = !h || !ll || !it || !cv;
+    if (!bad) {
+        bad |= rt_record_set(r, "init", rt_tensor(bk_retain(pi)));
+        bad |= rt_record_set(r, "trans", rt_tensor(bk_retain(A)));
+        if (s->kind == EM_CATEGORICAL) {
+            bad |= rt_record_set(r, "probs", rt_tensor(bk_retain(p0)));
+        } else {
+            bad |= rt_record_set(r, "loc", rt_tensor(bk_retain(p0)));
+            bad |= rt_record_set(r, "scale", rt_tensor(bk_retain(p1)));
+        }
+        em->h.refcount++;
+        bad |= rt_record_set(r, "emission", rt_obj_value(&em->h));
+        h->h.refcount++;
+        bad |= rt_record_set(r, "hmm", rt_obj_value(&h->h));
+        bad |= rt_record_set(r, "log_likelihoods", rt_tensor(bk_retain(ll)));
+        bad |= rt_record_set(r, "iterations", rt_tensor(bk_retain(it)));
+        bad |= rt_record_set(r, "converged", rt_tensor(bk_retain(cv)));
+    }
+    bk_release(pi);
+    bk_release(A);
+    bk_release(p0);
+    bk_release(p1);
+    bk_release(ll);
+    bk_release(it);
+    bk_release(cv);
+    sl_dist_release(em);
+    sl_dist_release(h);
+    if (bad) {
+        rt_release(rt_obj_value(&r->h));
+        return bk_errmsg(ctx)[0] ? rt_error_bk(vm, c) : rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&r->h);
+    return 0;
+}
+
+static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"h", "ys", "iters", "tol", "lengths", NULL};
+    sl_dist *h;
+    double iters, tol;
+    if (hmm_args(vm, c, 4, names, &h, NULL) ||
+        rt_arg_number(vm, c, 2, "iters", 100, false, &iters) ||
+        rt_arg_number(vm, c, 3, "tol", 1e-6, false, &tol))
+        return -1;
+    if (!(iters >= 1 && iters == floor(iters) && iters < 1e9))
+        return rt_error(vm, c, "baum_welch: iters must be a positive integer, got %g", iters);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bw_state s;
+    if (bw_init(ctx, h, &s)) return rt_error_arg(vm, c, 0, "%s", bk_errmsg(ctx));
+    bw_seq *seqs = NULL;
+    double *buf = NULL, *lls = NULL;
+    int64_t nseq = 0, maxT = 0, K = s.K, nll = 0;
+    hmm_num m = {.K = K};
+    hmm_work w = {0};
+    bool converged = false, have_work = false;
+    int rc = bw_sequences(vm, c, &s, &seqs, &nseq, &buf, &maxT);
+    if (rc == 0) {
+        lls = malloc((size_t)iters * sizeof *lls);
+        m.logpi = malloc((size_t)K * sizeof(double));
+        m.logB = malloc((size_t)((maxT ? maxT : 1) * K) * sizeof(double));
+        have_work = work_alloc(ctx, &w, K, maxT, K * K) == 0;
+        if (!lls || !m.logpi || !m.logB || !have_work) rc = rt_error(vm, c, "out of memory");
+    }
+    for (int64_t it = 0; rc == 0 && it < (int64_t)iters; it++) {
+        for (int64_t k = 0; k < K; k++) m.logpi[k] = log(s.pi[k]);
+        memcpy(w.A, s.A, (size_t)(K * K) * sizeof(double));
+        double ll = 0;
+        for (int64_t i = 0; i < nseq; i++) ll += bw_estep(&s, &seqs[i], &m, &w);
+        if (!isfinite(ll)) {
+            rc = rt_error_arg(vm, c, 1, "baum_welch: the data have probability 0 under the "
+                                        "starting parameters");
+            break;
+        }
+        lls[nll++] = ll;
+        if (nll > 1 && ll - lls[nll - 2] < tol) {
+            converged = true;
+            break;
+        }
+        bw_mstep(&s, nseq);
+    }
+    if (rc == 0) rc = bw_result(vm, c, &s, lls, nll, converged, out);
+    if (have_work) work_free(&w);
+    free(m.logpi);
+    free(m.logB);
+    free(lls);
+    free(seqs);
+    free(buf);
+    bw_free(&s);
+    return rc;
+}
+
+const rt_builtin_def inf_hmm_builtins[] = {
+    {"hmm_viterbi", b_viterbi},
+    {"hmm_marginals", b_marginals},
+    {"hmm_sample_states", b_sample_states},
+    {"hmm_filter", b_filter},
+    {"baum_welch", b_baum_welch},
+    {NULL, NULL},
+};

@@ -1,0 +1,476 @@
+/* dist_hmm.c - DiscreteHMM(init, trans, emission): a hidden Markov model
+ * over a whole observed sequence y[0..T-1].
+ *
+ *   init[k]     = p(z_0 = k)             (the state that emits y[0])
+ *   trans[i, j] = p(z_t = j | z_{t-1} = i), or time-varying [T, K, K] where
+ *                 trans[t] moves z_{t-1} to z_t (trans[0] is unused)
+ *   emission    a distribution of batch shape [K]: p(y_t | z_t = k)
+ *
+ * Parameters: p[0] init, p[1] trans, p[2] optional duration (scalar; the
+ * sequence length sample() draws when trans is not time-varying);
+ * sub[0] the emission.  variant bit 0: init_logits, bit 1: trans_logits.
+ * The event is the whole sequence: event = [T] + emission event, with T = 0
+ * when the length is only known from the observed value.
+ *
+ * log_prob is the forward algorithm in log space written with tape ops, so
+ * it is differentiable in init, trans and the emission's parameters: one
+ * max-shift per time step and a matmul of the shifted, exponentiated alphas
+ * with the transition matrix (no per-entry logsumexp).
+ *
+ * The helpers sl_hmm_* are declared in src/infer/hmm.h (the inference code
+ * that uses them); this file does not include it to keep stdlib below
+ * infer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dist_impl.h"
+
+enum { HMM_INIT_LOGITS = 1, HMM_TRANS_LOGITS = 2, HMM_EMISSION_SLOT = 3 };
+/* tolerance of the "sums to 1" checks (relative to 1) */
+#define HMM_SUM_TOL 1e-6
+
+sl_dist *sl_hmm_make(bk_ctx *ctx, bk_tensor *init, bk_tensor *trans, sl_dist *emission,
+                     int variant, int64_t duration);
+int64_t sl_hmm_nstates(const sl_dist *d);
+bk_tensor *sl_hmm_log_init(bk_ctx *ctx, const sl_dist *d);
+bk_tensor *sl_hmm_log_trans(bk_ctx *ctx, const sl_dist *d);
+bk_tensor *sl_hmm_emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y);
+
+extern const sl_family sl_family_discretehmm;
+
+int64_t sl_hmm_nstates(const sl_dist *d) { return d->p[0]->shape[0]; }
+
+static bool time_varying(const sl_dist *d) { return d->p[1]->ndim == 3; }
+
+/* ------------------------------------------------------- validation --- */
+
+static const char *shape_text(int nd, const int64_t *shape, char *buf, size_t n) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < nd && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* Shortest text that reads back to v (as in the other families' messages). */
+static void num_text(double v, char *buf, size_t n) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || isnan(v)) break;
+    }
+}
+
+/* Each row of length K of t (contiguous logical order) must sum to 1. */
+static int check_rows(bk_ctx *ctx, const bk_tensor *t, int64_t K, const char *name, int *bad,
+                      int slot) {
+    int64_t rows = t->numel / K;
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t k = 0; k < K; k++) s += bk_get(t, r * K + k);
+        if (!(fabs(s - 1.0) <= HMM_SUM_TOL)) {
+            char buf[32];
+            num_text(s, buf, sizeof buf);
+            if (t->ndim == 1)
+                bk_seterr(ctx, "DiscreteHMM: %s must sum to 1, got %s", name, buf);
+            else if (t->ndim == 2)
+                bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld", name,
+                          buf, (long long)r);
+            else
+                bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld of %s[%lld]",
+                          name, buf, (long long)(r % K), name, (long long)(r / K));
+            *bad = slot;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_init(bk_ctx *ctx, sl_dist *d, int *bad) {
+    const bk_tensor *p = d->p[0];
+    const char *name = d->variant & HMM_INIT_LOGITS ? "init_logits" : "init";
+    char buf[64];
+    if (p->ndim != 1 || p->shape[0] < 1) {
+        bk_seterr(ctx, "DiscreteHMM: %s must be a vector [K] with K >= 1, got shape %s", name,
+                  bk_shape_str(p, buf, sizeof buf));
+        *bad = 0;
+        return -1;
+    }
+    if (d->variant & HMM_INIT_LOGITS) return sl_check_param(ctx, d, 0, name, SL_V_REAL, bad);
+    if (sl_check_param(ctx, d, 0, name, SL_V_NONNEG, bad)) return -1;
+    return check_rows(ctx, p, p->shape[0], name, bad, 0);
+}
+
+static int check_trans(bk_ctx *ctx, sl_dist *d, int *bad) {
+    const bk_tensor *p = d->p[1];
+    int64_t K = sl_hmm_nstates(d);
+    const char *name = d->variant & HMM_TRANS_LOGITS ? "trans_logits" : "trans";
+    char buf[64];
+    if ((p->ndim != 2 && p->ndim != 3) || p->shape[p->ndim - 1] != K ||
+        p->shape[p->ndim - 2] != K) {
+        bk_seterr(ctx, "DiscreteHMM: %s must have shape [K, K] or [T, K, K] with K = %lld "
+                       "(from init), got %s",
+                  name, (long long)K, bk_shape_str(p, buf, sizeof buf));
+        *bad = 1;
+        return -1;
+    }
+    if (d->variant & HMM_TRANS_LOGITS) return sl_check_param(ctx, d, 1, name, SL_V_REAL, bad);
+    if (sl_check_param(ctx, d, 1, name, SL_V_NONNEG, bad)) return -1;
+    return check_rows(ctx, p, K, name, bad, 1);
+}
+
+static int check_emission(bk_ctx *ctx, sl_dist *d, int *bad) {
+    const sl_dist *e = d->sub[0];
+    int64_t K = sl_hmm_nstates(d);
+    char buf[64];
+    *bad = HMM_EMISSION_SLOT;
+    if (!e) {
+        bk_seterr(ctx, "DiscreteHMM: missing emission distribution");
+        return -1;
+    }
+    if (e->nbatch > 1 || (e->nbatch == 1 && e->batch[0] != K && e->batch[0] != 1)) {
+        bk_seterr(ctx, "DiscreteHMM: emission must have batch shape [%lld] (one per state), "
+                       "got %s",
+                  (long long)K, shape_text(e->nbatch, e->batch, buf, sizeof buf));
+        return -1;
+    }
+    if (1 + e->nevent > BK_MAXDIM - 1) {
+        bk_seterr(ctx, "DiscreteHMM: emission event has too many dimensions");
+        return -1;
+    }
+    *bad = -1;
+    return 0;
+}
+
+/* The sequence length known from the parameters: time-varying trans or
+ * duration; 0 when unknown. */
+static int check_length(bk_ctx *ctx, sl_dist *d, int64_t *T, int *bad) {
+    *T = time_varying(d) ? d->p[1]->shape[0] : 0;
+    if (!d->p[2]) return 0;
+    if (d->p[2]->numel != 1 || sl_check_param(ctx, d, 2, "duration", SL_V_NONNEG_INT, bad)) {
+        if (d->p[2]->numel != 1) bk_seterr(ctx, "DiscreteHMM: duration must be a number");
+        *bad = 2;
+        return -1;
+    }
+    int64_t n = (int64_t)bk_item(d->p[2]);
+    if (*T && n != *T) {
+        bk_seterr(ctx, "DiscreteHMM: duration %lld does not match the %lld steps of trans",
+                  (long long)n, (long long)*T);
+        *bad = 2;
+        return -1;
+    }
+    *T = n;
+    return 0;
+}
+
+static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
+    int64_t T;
+    if (!d->p[0] || !d->p[1]) {
+        bk_seterr(ctx, "DiscreteHMM: needs init and trans");
+        return -1;
+    }
+    if (check_init(ctx, d, bad) || check_trans(ctx, d, bad) || check_emission(ctx, d, bad) ||
+        check_length(ctx, d, &T, bad))
+        return -1;
+    const sl_dist *e = d->sub[0];
+    d->nbatch = 0;
+    d->nevent = 1 + e->nevent;
+    d->event[0] = T;
+    for (int i = 0; i < e->nevent; i++) d->event[1 + i] = e->event[i];
+    return 0;
+}
+
+/* --------------------------------------------------------- building --- */
+
+static int bind_emission(const sl_args *a, sl_bindinfo *b, sl_dist *d) {
+    const rt_call *c = a->call;
+    const rt_value *v = rt_arg(c, 2, "emission");
+    bool kw = v && !(c->nargs > 2 && v == &c->args[2]);
+    b->pos[HMM_EMISSION_SLOT] = v && !kw ? 2 : -1;
+    b->kw[HMM_EMISSION_SLOT] = kw ? "emission" : NULL;
+    if (!v) return rt_error(a->vm, c, "DiscreteHMM: missing argument \"emission\"");
+    if (v->tag != RT_DIST) {
+        if (kw)
+            return rt_error_kw(a->vm, c, "emission",
+                               "DiscreteHMM: emission must be a distribution, got a %s",
+                               rt_type_name(*v));
+        return rt_error_arg(a->vm, c, 2, "DiscreteHMM: emission must be a distribution, got a %s",
+                            rt_type_name(*v));
+    }
+    d->sub[0] = (sl_dist *)v->u.o;
+    d->sub[0]->h.refcount++;
+    return 0;
+}
+
+static int build(const sl_args *a, sl_dist *d) {
+    static const char *const names[] = {"init", "trans", "emission", "init_logits",
+                                        "trans_logits", "duration", NULL};
+    sl_bindinfo b;
+    for (int i = 0; i < SL_MAXP; i++) {
+        b.pos[i] = -1;
+        b.kw[i] = NULL;
+    }
+    if (rt_check_args(a->vm, a->call, 3, names) ||
+        sl_bind_choice(a, &b, d, 0, 0, "init", "init_logits"))
+        return -1;
+    int v0 = d->variant;
+    if (sl_bind_choice(a, &b, d, 1, 1, "trans", "trans_logits")) return -1;
+    d->variant = v0 | (d->variant ? HMM_TRANS_LOGITS : 0);
+    if (rt_arg(a->call, -1, "duration") &&
+        sl_bind_param(a, &b, d, 2, -1, "duration", NAN))
+        return -1;
+    d->np = 3;
+    if (bind_emission(a, &b, d)) return -1;
+    return sl_build_finish(a, &b, d);
+}
+
+sl_dist *sl_hmm_make(bk_ctx *ctx, bk_tensor *init_p, bk_tensor *trans, sl_dist *emission,
+                     int variant, int64_t duration) {
+    bk_tensor *p[3] = {init_p, trans, NULL};
+    if (!init_p || !trans || !emission) {
+        bk_seterr(ctx, "DiscreteHMM: needs init, trans and emission");
+        return NULL;
+    }
+    sl_dist *d = sl_dist_new(&sl_family_discretehmm);
+    if (!d) {
+        bk_seterr(ctx, "out of memory");
+        return NULL;
+    }
+    d->variant = variant;
+    d->np = 3;
+    if (duration >= 0 && !(p[2] = bk_scalar(ctx, (double)duration))) goto fail;
+    for (int i = 0; i < 3; i++) {
+        bk_tensor *t = p[i];
+        if (!t) continue;
+        d->p[i] = t->dtype == BK_F64 ? bk_retain(t) : bk_cast(ctx, t, BK_F64);
+        if (!d->p[i]) goto fail;
+    }
+    if (duration >= 0) bk_release(p[2]);
+    p[2] = NULL;
+    d->sub[0] = emission;
+    emission->h.refcount++;
+    int bad = -1;
+    if (init(ctx, d, &bad)) goto fail;
+    return d;
+fail:
+    bk_release(p[2]);
+    sl_dist_release(d);
+    return NULL;
+}
+
+/* -------------------------------------------------- log parameters --- */
+
+/* log of normalized probabilities along the last axis; log 0 = -inf with a
+ * zero (not NaN) gradient. */
+static bk_tensor *s_norm_logp(sl_scope *s, bk_tensor *p, bool logits) {
+    if (logits) return s_axis(s, BK_OP_LOG_SOFTMAX, p, -1);
+    bk_tensor *q = s_div(s, p, s_sum(s, p, -1, true));
+    bk_tensor *pos = s_bin(s, BK_OP_GT, q, s_scalar(s, 0.0));
+    return s_guard(s, pos, s_log(s, s_safe(s, pos, q, 1.0)));
+}
+
+/* Normalized probabilities along the last axis. */
+static bk_tensor *s_norm_p(sl_scope *s, bk_tensor *p, bool logits) {
+    if (logits) return s_axis(s, BK_OP_SOFTMAX, p, -1);
+    return s_div(s, p, s_sum(s, p, -1, true));
+}
+
+bk_tensor *sl_hmm_log_init(bk_ctx *ctx, const sl_dist *d) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    return s_done(&s, s_norm_logp(&s, d->p[0], d->variant & HMM_INIT_LOGITS));
+}
+
+bk_tensor *sl_hmm_log_trans(bk_ctx *ctx, const sl_dist *d) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    return s_done(&s, s_norm_logp(&s, d->p[1], d->variant & HMM_TRANS_LOGITS));
+}
+
+bk_tensor *sl_hmm_emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+    const sl_dist *e = d->sub[0];
+    int ne = e->nevent;
+    char buf[64];
+    bool ok = y->ndim == 1 + ne;
+    for (int i = 0; ok && i < ne; i++) ok = y->shape[1 + i] == e->event[i];
+    if (!ok) {
+        bk_seterr(ctx, "DiscreteHMM: the observed sequence must have shape [T]%s, got %s",
+                  ne ? " + the emission's event shape" : "", bk_shape_str(y, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t T = y->shape[0], K = sl_hmm_nstates(d);
+    if (time_varying(d) && T != d->p[1]->shape[0]) {
+        bk_seterr(ctx, "DiscreteHMM: the sequence has %lld steps but trans has %lld",
+                  (long long)T, (long long)d->p[1]->shape[0]);
+        return NULL;
+    }
+    /* y[T, 1, event...] broadcasts against the emission batch [K] */
+    int64_t shape[BK_MAXDIM];
+    shape[0] = T;
+    shape[1] = 1;
+    for (int i = 0; i < ne; i++) shape[2 + i] = e->event[i];
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *yr = s_keep(&s, bk_reshape(ctx, y, 2 + ne, shape));
+    bk_tensor *lp = s.err ? NULL : s_keep(&s, sl_log_prob(ctx, e, yr));
+    if (!s.err && (lp->ndim != 2 || lp->shape[0] != T || (lp->shape[1] != K && lp->shape[1] != 1))) {
+        bk_seterr(ctx, "DiscreteHMM: emission log_prob has shape %s, expected [%lld, %lld]",
+                  bk_shape_str(lp, buf, sizeof buf), (long long)T, (long long)K);
+        return s_done(&s, NULL);
+    }
+    return s_done(&s, s_expand(&s, lp, 2, (int64_t[]){T, K}));
+}
+
+/* --------------------------------------------------------- log_prob --- */
+
+/* Largest finite entry of a (0 when none, so an impossible step stays
+ * -inf instead of NaN).  A constant: the shift cancels exactly. */
+static double max_shift(const bk_tensor *a) {
+    double m = -INFINITY;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double v = bk_get(a, i);
+        if (v > m) m = v;
+    }
+    return isfinite(m) ? m : 0.0;
+}
+
+static bk_tensor *s_row(sl_scope *s, bk_tensor *a, int64_t t) {
+    if (s->err || !a) {
+        s->err = true;
+        return NULL;
+    }
+    bk_idx ix = {.kind = BK_IDX_INT, .start = t};
+    return s_keep(s, bk_index(s->ctx, a, 1, &ix));
+}
+
+/* log sum_k exp(v[k]) with one shift. */
+static bk_tensor *s_lse(sl_scope *s, bk_tensor *v) {
+    if (s->err || !v) {
+        s->err = true;
+        return NULL;
+    }
+    double m = max_shift(v);
+    bk_tensor *sum = s_sum(s, s_exp(s, s_adds(s, v, -m)), -1, false);
+    bk_tensor *pos = s_bin(s, BK_OP_GT, sum, s_scalar(s, 0.0));
+    return s_adds(s, s_guard(s, pos, s_log(s, s_safe(s, pos, sum, 1.0))), m);
+}
+
+/* One forward step: alpha' = m + log(exp(alpha - m) @ A) + e. */
+static bk_tensor *forward_step(bk_ctx *ctx, bk_tensor *alpha, bk_tensor *A, bk_tensor *e) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    double m = max_shift(alpha);
+    bk_tensor *row = s_unsq(&s, s_exp(&s, s_adds(&s, alpha, -m)), 0);
+    bk_tensor *pr = s_sq(&s, s_matmul(&s, row, A), 0);
+    bk_tensor *pos = s_bin(&s, BK_OP_GT, pr, s_scalar(&s, 0.0));
+    bk_tensor *l = s_guard(&s, pos, s_log(&s, s_safe(&s, pos, pr, 1.0)));
+    return s_done(&s, s_add(&s, s_adds(&s, l, m), e));
+}
+
+static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *E = s_keep(&s, sl_hmm_emission_logp(ctx, d, x));
+    if (s.err) return s_done(&s, NULL);
+    int64_t T = E->shape[0];
+    if (T == 0) return s_done(&s, s_scalar(&s, 0.0));
+    bk_tensor *A = s_norm_p(&s, d->p[1], d->variant & HMM_TRANS_LOGITS);
+    bk_tensor *logpi = s_norm_logp(&s, d->p[0], d->variant & HMM_INIT_LOGITS);
+    bk_tensor *alpha = bk_retain(s_add(&s, logpi, s_row(&s, E, 0)));
+    for (int64_t t = 1; alpha && t < T; t++) {
+        sl_scope st;
+        sl_scope_init(&st, ctx);
+        bk_tensor *At = time_varying(d) ? s_row(&st, A, t) : A;
+        bk_tensor *et = s_row(&st, E, t);
+        bk_tensor *next = st.err ? NULL : forward_step(ctx, alpha, At, et);
+        s_done(&st, NULL);
+        bk_release(alpha);
+        alpha = next;
+    }
+    if (!alpha) return s_done(&s, NULL);
+    s_keep(&s, alpha);
+    return s_done(&s, s_lse(&s, alpha));
+}
+
+/* ----------------------------------------------------------- sample --- */
+
+/* exp of a log-parameter tensor as a malloc'd contiguous copy. */
+static double *probs_copy(bk_ctx *ctx, bk_tensor *(*fn)(bk_ctx *, const sl_dist *),
+                          const sl_dist *d) {
+    bool g = bk_set_grad_enabled(ctx, false);
+    bk_tensor *t = fn(ctx, d);
+    bk_set_grad_enabled(ctx, g);
+    if (!t) return NULL;
+    double *v = malloc((size_t)t->numel * sizeof *v);
+    if (!v) bk_seterr(ctx, "out of memory");
+    else {
+        bk_copy_out(t, v);
+        for (int64_t i = 0; i < t->numel; i++) v[i] = exp(v[i]);
+    }
+    bk_release(t);
+    return v;
+}
+
+/* A state path of length T into z. */
+static void draw_path(bk_rng *rng, const sl_dist *d, const double *pi, const double *A,
+                      int64_t T, int64_t *z) {
+    int64_t K = sl_hmm_nstates(d);
+    bool tv = time_varying(d);
+    for (int64_t t = 0; t < T; t++) {
+        const double *p = t == 0 ? pi : A + (tv ? t * K * K : 0) + z[t - 1] * K;
+        z[t] = bk_rng_categorical(rng, K, p);
+    }
+}
+
+static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
+    const sl_dist *e = d->sub[0];
+    int64_t T = d->event[0], N = 1, shape[BK_MAXDIM];
+    if (T == 0 && !time_varying(d) && !d->p[2]) {
+        bk_seterr(ctx, "DiscreteHMM: sample needs the sequence length: give duration= or a "
+                       "time-varying trans [T, K, K]");
+        return NULL;
+    }
+    int nd = sl_draw_shape(d, ns, ss, shape);
+    if (nd < 0) {
+        bk_seterr(ctx, "DiscreteHMM: sample has too many dimensions");
+        return NULL;
+    }
+    for (int i = 0; i < ns; i++) N *= ss[i];
+    int64_t kb = e->nbatch ? e->batch[0] : 1, ev = 1;
+    for (int i = 0; i < e->nevent; i++) ev *= e->event[i];
+    double *pi = probs_copy(ctx, sl_hmm_log_init, d);
+    double *A = pi ? probs_copy(ctx, sl_hmm_log_trans, d) : NULL;
+    int64_t *z = malloc((size_t)(T ? T : 1) * sizeof *z);
+    /* every state's emission drawn at every step; the path picks one */
+    bk_tensor *draws = A && z ? sl_sample(ctx, rng, e, 1, (int64_t[]){N * T}) : NULL;
+    double *dv = draws ? malloc((size_t)(draws->numel ? draws->numel : 1) * sizeof *dv) : NULL;
+    bk_tensor *out = dv ? bk_empty(ctx, BK_F64, nd, shape) : NULL;
+    if (out) {
+        bk_copy_out(draws, dv);
+        double *o = bk_data(out);
+        for (int64_t n = 0; n < N; n++) {
+            draw_path(rng, d, pi, A, T, z);
+            for (int64_t t = 0; t < T; t++) {
+                int64_t k = kb == 1 ? 0 : z[t];
+                memcpy(o + (n * T + t) * ev, dv + ((n * T + t) * kb + k) * ev,
+                       (size_t)ev * sizeof *o);
+            }
+        }
+    } else if (!z || (draws && !dv)) {
+        bk_seterr(ctx, "out of memory");
+    }
+    free(pi);
+    free(A);
+    free(z);
+    free(dv);
+    bk_release(draws);
+    return out;
+}
+
+static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
+    return sl_support(ctx, d->sub[0], out);
+}
+
+const sl_family sl_family_discretehmm = {
+    .name = "DiscreteHMM", .build = build, .log_prob = log_prob, .sample = sample,
+    .support = support, .reparam = false, .discrete = false, .init = init,
+};

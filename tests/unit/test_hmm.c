@@ -1,0 +1,499 @@
+/* test_hmm.c - DiscreteHMM and the HMM built-ins: log_prob, marginals and
+ * Viterbi against brute-force enumeration of all K^T paths, log_prob
+ * gradients against central finite differences, FFBS path frequencies
+ * (chi-square), Baum-Welch monotonicity and parameter recovery, sampling
+ * and error messages. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dist.h"
+#include "hmm.h"
+#include "rng.h"
+#include "vm.h"
+
+/* ------------------------------------------------------------ helpers --- */
+
+typedef struct model {
+    int K, T, V, normal, tv;       /* V categories (Categorical); tv: trans [T, K, K] */
+    double pi[3], A[7][3][3], E[3][3], mu[3], sd[3];
+} model;
+
+static double unif(bk_rng *r) { return bk_rng_uniform(r); }
+
+static void rand_simplex(bk_rng *r, double *p, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += p[i] = 0.05 + unif(r);
+    for (int i = 0; i < n; i++) p[i] /= s;
+}
+
+static void rand_model(bk_rng *r, model *m, int K, int T, int normal, int tv) {
+    memset(m, 0, sizeof *m);
+    m->K = K, m->T = T, m->V = 3, m->normal = normal, m->tv = tv;
+    rand_simplex(r, m->pi, K);
+    for (int t = 0; t < (tv ? T : 1); t++)
+        for (int i = 0; i < K; i++) rand_simplex(r, m->A[t][i], K);
+    for (int k = 0; k < K; k++) {
+        rand_simplex(r, m->E[k], m->V);
+        m->mu[k] = 3 * unif(r) - 1.5;
+        m->sd[k] = 0.5 + unif(r);
+    }
+}
+
+static double trans_p(const model *m, int t, int i, int j) { return m->A[m->tv ? t : 0][i][j]; }
+
+static double emit_lp(const model *m, int k, double y) {
+    if (!m->normal) return log(m->E[k][(int)y]);
+    double z = (y - m->mu[k]) / m->sd[k];
+    return -0.5 * z * z - log(m->sd[k]) - 0.5 * log(2 * M_PI);
+}
+
+static double path_lp(const model *m, const int *z, const double *y) {
+    double lp = log(m->pi[z[0]]) + emit_lp(m, z[0], y[0]);
+    for (int t = 1; t < m->T; t++) lp += log(trans_p(m, t, z[t - 1], z[t])) + emit_lp(m, z[t], y[t]);
+    return lp;
+}
+
+/* Advance z as a base-K odometer; false after the last path. */
+static bool next_path(int *z, int T, int K) {
+    for (int t = T - 1; t >= 0; t--) {
+        if (++z[t] < K) return true;
+        z[t] = 0;
+    }
+    return false;
+}
+
+static bk_tensor *tensor(bk_ctx *ctx, int nd, const int64_t *shape, const double *v) {
+    bk_tensor *t = bk_from_f64(ctx, nd, shape, v);
+    ck_assert(t != NULL);
+    return t;
+}
+
+/* The model as a DiscreteHMM (emission built by family). */
+static sl_dist *make_hmm(bk_ctx *ctx, const model *m) {
+    int64_t K = m->K;
+    double tr[7 * 9];
+    int n = 0;
+    for (int t = 0; t < (m->tv ? m->T : 1); t++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) tr[n++] = m->A[t][i][j];
+    bk_tensor *pi = tensor(ctx, 1, (int64_t[]){K}, m->pi);
+    bk_tensor *A = m->tv ? tensor(ctx, 3, (int64_t[]){m->T, K, K}, tr)
+                         : tensor(ctx, 2, (int64_t[]){K, K}, tr);
+    sl_dist *em;
+    if (m->normal) {
+        bk_tensor *p[2] = {tensor(ctx, 1, (int64_t[]){K}, m->mu), tensor(ctx, 1, (int64_t[]){K}, m->sd)};
+        em = sl_dist_make(ctx, sl_find_family("Normal"), 0, 2, p);
+        bk_release(p[0]);
+        bk_release(p[1]);
+    } else {
+        double e[9];
+        for (int k = 0; k < K; k++) memcpy(e + k * m->V, m->E[k], m->V * sizeof *e);
+        bk_tensor *p = tensor(ctx, 2, (int64_t[]){K, m->V}, e);
+        em = sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p);
+        bk_release(p);
+    }
+    ck_assert_msg(em != NULL, "%s", bk_errmsg(ctx));
+    sl_dist *h = sl_hmm_make(ctx, pi, A, em, 0, -1);
+    ck_assert_msg(h != NULL, "%s", bk_errmsg(ctx));
+    bk_release(pi);
+    bk_release(A);
+    sl_dist_release(em);
+    return h;
+}
+
+static void rand_obs(bk_rng *r, const model *m, double *y) {
+    for (int t = 0; t < m->T; t++) y[t] = m->normal ? 4 * unif(r) - 2 : (double)(bk_rng_u32(r) % 3);
+}
+
+/* Call one of the HMM built-ins directly. */
+static int call(rt_vm *vm, const char *name, int nargs, rt_value *args, int nkw,
+                const char **kwn, rt_value *kwv, rt_value *out) {
+    rt_loc loc[8];
+    memset(loc, 0, sizeof loc);
+    rt_call c;
+    memset(&c, 0, sizeof c);
+    c.nargs = nargs, c.args = args, c.argloc = loc, c.nkw = nkw, c.kwnames = kwn, c.kwargs = kwv;
+    c.kwloc = loc, c.name = name, c.self = rt_none();
+    for (int i = 0; inf_hmm_builtins[i].name; i++)
+        if (strcmp(inf_hmm_builtins[i].name, name) == 0) return inf_hmm_builtins[i].fn(vm, &c, out);
+    ck_abort_msg("no built-in %s", name);
+    return -1;
+}
+
+static rt_value hval(sl_dist *h) { return rt_obj_value(&h->h); }   /* borrowed */
+
+/* ----------------------------------------------------- brute force --- */
+
+static void check_brute(rt_vm *vm, bk_rng *r, int K, int T, int normal, int tv) {
+    bk_ctx *ctx = rt_vm_bk(vm);
+    model m;
+    double y[7], marg[7][3] = {{0}}, best = -INFINITY, tot = 0;
+    int z[7] = {0}, bestz[7] = {0};
+    rand_model(r, &m, K, T, normal, tv);
+    rand_obs(r, &m, y);
+    /* enumeration: log-sum-exp with the first path's value as shift */
+    double shift = path_lp(&m, z, y);
+    do {
+        double lp = path_lp(&m, z, y), w = exp(lp - shift);
+        tot += w;
+        for (int t = 0; t < T; t++) marg[t][z[t]] += w;
+        if (lp > best) {
+            best = lp;
+            memcpy(bestz, z, sizeof z);
+        }
+    } while (next_path(z, T, K));
+    double logZ = shift + log(tot);
+
+    sl_dist *h = make_hmm(ctx, &m);
+    bk_tensor *yt = tensor(ctx, 1, (int64_t[]){T}, y);
+    bk_tensor *lp = sl_log_prob(ctx, h, yt);
+    ck_assert_msg(lp && lp->ndim == 0, "%s", bk_errmsg(ctx));
+    ck_assert_msg(fabs(bk_item(lp) - logZ) < 1e-10, "K=%d T=%d: log_prob %.15g vs %.15g", K, T,
+                  bk_item(lp), logZ);
+    bk_release(lp);
+
+    rt_value args[2] = {hval(h), rt_tensor(yt)}, out;
+    ck_assert(call(vm, "hmm_viterbi", 2, args, 0, NULL, NULL, &out) == 0);
+    rt_record *rec = (rt_record *)out.u.o;
+    bk_tensor *path = rt_record_get(rec, "path")->u.t;
+    ck_assert_msg(fabs(bk_item(rt_record_get(rec, "log_prob")->u.t) - best) < 1e-10,
+                  "viterbi log_prob");
+    for (int t = 0; t < T; t++) ck_assert_int_eq((int)bk_get(path, t), bestz[t]);
+    rt_release(out);
+
+    ck_assert(call(vm, "hmm_marginals", 2, args, 0, NULL, NULL, &out) == 0);
+    ck_assert_int_eq(out.u.t->numel, T * K);
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < K; k++)
+            ck_assert_msg(fabs(bk_get(out.u.t, t * K + k) - marg[t][k] / tot) < 1e-10,
+                          "marginal [%d, %d]", t, k);
+    rt_release(out);
+
+    /* the filter is the last marginal */
+    ck_assert(call(vm, "hmm_filter", 2, args, 0, NULL, NULL, &out) == 0);
+    ck_assert_int_eq(out.tag, RT_DIST);
+    sl_dist *f = (sl_dist *)out.u.o;
+    for (int k = 0; k < K; k++)
+        ck_assert(fabs(bk_get(f->p[0], k) - marg[T - 1][k] / tot) < 1e-10);
+    rt_release(out);
+    bk_release(yt);
+    sl_dist_release(h);
+}
+
+START_TEST(brute_force) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 7, 0);
+    for (int K = 1; K <= 3; K++)
+        for (int T = 1; T <= 7; T++)
+            for (int normal = 0; normal <= 1; normal++)
+                for (int tv = 0; tv <= 1; tv++) check_brute(vm, &r, K, T, normal, tv);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* ------------------------------------------------------- gradients --- */
+
+static double eval_lp(bk_ctx *ctx, const sl_dist *h, bk_tensor *y) {
+    bool g = bk_set_grad_enabled(ctx, false);
+    bk_tensor *lp = sl_log_prob(ctx, h, y);
+    bk_set_grad_enabled(ctx, g);
+    ck_assert(lp != NULL);
+    double v = bk_item(lp);
+    bk_release(lp);
+    return v;
+}
+
+/* Every leaf's gradient against central differences, perturbing the leaf's
+ * data in place (no re-validation: perturbed probs need not sum to 1). */
+static void check_grads(bk_ctx *ctx, sl_dist *h, bk_tensor *y, bk_tensor **leaf, int nleaf) {
+    for (int i = 0; i < nleaf; i++) bk_set_requires_grad(leaf[i], true);
+    bk_tensor *lp = sl_log_prob(ctx, h, y);
+    ck_assert_msg(lp != NULL, "%s", bk_errmsg(ctx));
+    ck_assert(bk_backward(ctx, lp) == 0);
+    bk_release(lp);
+    bk_tape_reset(ctx);
+    for (int i = 0; i < nleaf; i++) {
+        double *v = bk_data(leaf[i]);
+        ck_assert(leaf[i]->grad != NULL);
+        for (int64_t k = 0; k < leaf[i]->numel; k++) {
+            double x = v[k], e = 1e-5 * fmax(1.0, fabs(x));
+            v[k] = x + e;
+            double up = eval_lp(ctx, h, y);
+            v[k] = x - e;
+            double dn = eval_lp(ctx, h, y);
+            v[k] = x;
+            double fd = (up - dn) / (2 * e), g = bk_get(leaf[i]->grad, k);
+            ck_assert_msg(fabs(g - fd) <= 1e-6 * fmax(1.0, fabs(fd)),
+                          "leaf %d elem %lld: grad %.12g vs fd %.12g", i, (long long)k, g, fd);
+        }
+    }
+}
+
+START_TEST(gradients_probs_normal) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 11, 0);
+    model m;
+    rand_model(&r, &m, 3, 6, 1, 0);
+    double y[6], tr[9];
+    rand_obs(&r, &m, y);
+    for (int i = 0; i < 9; i++) tr[i] = m.A[0][i / 3][i % 3];
+    bk_tensor *leaf[4] = {tensor(ctx, 1, (int64_t[]){3}, m.pi), tensor(ctx, 2, (int64_t[]){3, 3}, tr),
+                          tensor(ctx, 1, (int64_t[]){3}, m.mu), tensor(ctx, 1, (int64_t[]){3}, m.sd)};
+    sl_dist *em = sl_dist_make(ctx, sl_find_family("Normal"), 0, 2, leaf + 2);
+    sl_dist *h = sl_hmm_make(ctx, leaf[0], leaf[1], em, 0, -1);
+    ck_assert(h != NULL);
+    bk_tensor *yt = tensor(ctx, 1, (int64_t[]){6}, y);
+    check_grads(ctx, h, yt, leaf, 4);
+    bk_release(yt);
+    sl_dist_release(h);
+    sl_dist_release(em);
+    for (int i = 0; i < 4; i++) bk_release(leaf[i]);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(gradients_logits_categorical_timevarying) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 12, 0);
+    double il[3], tl[5 * 9], el[9], y[5];
+    for (int i = 0; i < 3; i++) il[i] = bk_rng_normal(&r);
+    for (int i = 0; i < 45; i++) tl[i] = bk_rng_normal(&r);
+    for (int i = 0; i < 9; i++) el[i] = bk_rng_normal(&r);
+    for (int t = 0; t < 5; t++) y[t] = (double)(bk_rng_u32(&r) % 3);
+    bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){3}, il), tensor(ctx, 3, (int64_t[]){5, 3, 3}, tl),
+                          tensor(ctx, 2, (int64_t[]){3, 3}, el)};
+    sl_dist *em = sl_dist_make(ctx, sl_find_family("Categorical"), 1, 1, leaf + 2);
+    sl_dist *h = sl_hmm_make(ctx, leaf[0], leaf[1], em, SL_HMM_INIT_LOGITS | SL_HMM_TRANS_LOGITS, -1);
+    ck_assert_msg(h != NULL, "%s", bk_errmsg(ctx));
+    bk_tensor *yt = tensor(ctx, 1, (int64_t[]){5}, y);
+    check_grads(ctx, h, yt, leaf, 3);
+    bk_release(yt);
+    sl_dist_release(h);
+    sl_dist_release(em);
+    for (int i = 0; i < 3; i++) bk_release(leaf[i]);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+/* ------------------------------------------------------------ FFBS --- */
+
+START_TEST(ffbs_frequencies) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bk_rng r;
+    bk_rng_init(&r, 5, 0);
+    bk_rng_init(rt_vm_rng(vm), 2024, 0);
+    model m;
+    rand_model(&r, &m, 3, 3, 1, 0);
+    double y[3];
+    rand_obs(&r, &m, y);
+    double post[27], tot = 0;
+    int z[3] = {0}, n = 0;
+    do tot += post[n++] = exp(path_lp(&m, z, y));
+    while (next_path(z, 3, 3));
+    sl_dist *h = make_hmm(ctx, &m);
+    bk_tensor *yt = tensor(ctx, 1, (int64_t[]){3}, y);
+    rt_value args[2] = {hval(h), rt_tensor(yt)}, out;
+    int counts[27] = {0}, N = 20000;
+    for (int i = 0; i < N; i++) {
+        ck_assert(call(vm, "hmm_sample_states", 2, args, 0, NULL, NULL, &out) == 0);
+        int idx = 0;
+        for (int t = 0; t < 3; t++) idx = idx * 3 + (int)bk_get(out.u.t, t);
+        counts[idx]++;
+        rt_release(out);
+    }
+    double chi2 = 0;
+    for (int i = 0; i < 27; i++) {
+        double e = N * post[i] / tot;
+        chi2 += (counts[i] - e) * (counts[i] - e) / e;
+    }
+    /* 26 degrees of freedom: P(chi2 > 60) < 2e-4 */
+    ck_assert_msg(chi2 < 60, "chi-square %g", chi2);
+    bk_release(yt);
+    sl_dist_release(h);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* ------------------------------------------------------ Baum-Welch --- */
+
+START_TEST(baum_welch_normal_recovery) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bk_rng r;
+    bk_rng_init(&r, 99, 0);
+    const double A[2][2] = {{0.95, 0.05}, {0.1, 0.9}}, mu[2] = {-1.0, 2.0}, sd[2] = {0.7, 1.2};
+    const int lens[3] = {50000, 30000, 20000};
+    rt_list *ys = rt_list_new();
+    for (int s = 0; s < 3; s++) {
+        double *y = malloc(lens[s] * sizeof *y);
+        int z = bk_rng_uniform(&r) < 0.5;
+        for (int t = 0; t < lens[s]; t++) {
+            if (t) z = bk_rng_uniform(&r) < A[z][1];
+            y[t] = mu[z] + sd[z] * bk_rng_normal(&r);
+        }
+        ck_assert(rt_list_push(ys, rt_tensor(tensor(ctx, 1, (int64_t[]){lens[s]}, y))) == 0);
+        free(y);
+    }
+    model m0 = {.K = 2, .normal = 1, .pi = {0.5, 0.5}, .A = {{{0.6, 0.4}, {0.4, 0.6}}},
+                .mu = {0.0, 1.0}, .sd = {1.0, 1.0}};
+    sl_dist *h = make_hmm(ctx, &m0);
+    rt_value args[4] = {hval(h), rt_obj_value(&ys->h), rt_tensor(bk_scalar(ctx, 200)),
+                        rt_tensor(bk_scalar(ctx, 1e-8))}, out;
+    ck_assert_msg(call(vm, "baum_welch", 4, args, 0, NULL, NULL, &out) == 0, "%s",
+                  rt_vm_errmsg(vm));
+    rt_record *rec = (rt_record *)out.u.o;
+    bk_tensor *ll = rt_record_get(rec, "log_likelihoods")->u.t;
+    ck_assert(ll->numel > 2);
+    for (int64_t i = 1; i < ll->numel; i++)
+        ck_assert_msg(bk_get(ll, i) >= bk_get(ll, i - 1) - 1e-9 * fabs(bk_get(ll, i)),
+                      "log-likelihood decreased at %lld", (long long)i);
+    bk_tensor *fa = rt_record_get(rec, "trans")->u.t, *fm = rt_record_get(rec, "loc")->u.t,
+              *fs = rt_record_get(rec, "scale")->u.t;
+    int lo = bk_get(fm, 0) < bk_get(fm, 1) ? 0 : 1;   /* label permutation */
+    int map[2] = {lo, 1 - lo};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(fabs(bk_get(fm, map[k]) - mu[k]) < 0.03 * fabs(mu[k]), "loc %d", k);
+        ck_assert_msg(fabs(bk_get(fs, map[k]) - sd[k]) < 0.03 * sd[k], "scale %d", k);
+        for (int j = 0; j < 2; j++)
+            ck_assert_msg(fabs(bk_get(fa, map[k] * 2 + map[j]) - A[k][j]) < 0.1 * A[k][j],
+                          "trans %d %d: %g", k, j, bk_get(fa, map[k] * 2 + map[j]));
+    }
+    rt_release(out);
+    rt_release(args[1]);
+    rt_release(args[2]);
+    rt_release(args[3]);
+    sl_dist_release(h);
+    rt_vm_free(vm);
+}
+END_TEST
+
+START_TEST(baum_welch_categorical_monotone) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bk_rng r;
+    bk_rng_init(&r, 3, 0);
+    model m;
+    rand_model(&r, &m, 3, 7, 0, 0);
+    sl_dist *h = make_hmm(ctx, &m);
+    double y[2 * 40];
+    for (int i = 0; i < 80; i++) y[i] = (double)(bk_rng_u32(&r) % 3);
+    rt_value args[2] = {hval(h), rt_tensor(tensor(ctx, 2, (int64_t[]){2, 40}, y))}, out;
+    const char *kwn[2] = {"lengths", "iters"};
+    rt_value kwv[2] = {rt_tensor(tensor(ctx, 1, (int64_t[]){2}, (double[]){40, 25})),
+                       rt_tensor(bk_scalar(ctx, 30))};
+    ck_assert_msg(call(vm, "baum_welch", 2, args, 2, kwn, kwv, &out) == 0, "%s", rt_vm_errmsg(vm));
+    rt_record *rec = (rt_record *)out.u.o;
+    bk_tensor *ll = rt_record_get(rec, "log_likelihoods")->u.t;
+    for (int64_t i = 1; i < ll->numel; i++)
+        ck_assert(bk_get(ll, i) >= bk_get(ll, i - 1) - 1e-9 * fabs(bk_get(ll, i)));
+    bk_tensor *probs = rt_record_get(rec, "probs")->u.t;
+    ck_assert_int_eq(probs->ndim, 2);
+    ck_assert_int_eq(probs->shape[1], 3);
+    rt_release(out);
+    rt_release(args[1]);
+    rt_release(kwv[0]);
+    rt_release(kwv[1]);
+    sl_dist_release(h);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* ---------------------------------------------------- sample, errors --- */
+
+START_TEST(sample_shapes) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 1, 0);
+    model m;
+    rand_model(&r, &m, 2, 4, 0, 0);
+    sl_dist *h = make_hmm(ctx, &m);
+    ck_assert(sl_sample(ctx, &r, h, 0, NULL) == NULL);   /* no length known */
+    ck_assert(strstr(bk_errmsg(ctx), "duration") != NULL);
+    sl_dist *h2 = sl_hmm_make(ctx, h->p[0], h->p[1], h->sub[0], 0, 12);
+    ck_assert(h2 != NULL);
+    bk_tensor *s = sl_sample(ctx, &r, h2, 1, (int64_t[]){5});
+    ck_assert_msg(s != NULL, "%s", bk_errmsg(ctx));
+    ck_assert_int_eq(s->ndim, 2);
+    ck_assert_int_eq(s->shape[0], 5);
+    ck_assert_int_eq(s->shape[1], 12);
+    for (int64_t i = 0; i < s->numel; i++) {
+        double v = bk_get(s, i);
+        ck_assert(v >= 0 && v <= 2 && v == floor(v));
+    }
+    bk_tensor *lp = sl_log_prob(ctx, h2, s);   /* [5, 12] is not one sequence */
+    ck_assert(lp == NULL);
+    bk_release(s);
+    sl_dist_release(h2);
+    sl_dist_release(h);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(error_messages) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bk_tensor *pi = tensor(ctx, 1, (int64_t[]){2}, (double[]){0.5, 0.5});
+    bk_tensor *bad_pi = tensor(ctx, 1, (int64_t[]){2}, (double[]){0.5, 0.4});
+    bk_tensor *A = tensor(ctx, 2, (int64_t[]){2, 2}, (double[]){0.5, 0.5, 0.4, 0.3});
+    bk_tensor *ok_A = tensor(ctx, 2, (int64_t[]){2, 2}, (double[]){0.5, 0.5, 0.4, 0.6});
+    bk_tensor *p3 = tensor(ctx, 2, (int64_t[]){3, 2}, (double[]){0.5, 0.5, 0.5, 0.5, 0.5, 0.5});
+    sl_dist *em3 = sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p3);
+    ck_assert(em3 != NULL);
+
+    /* through the constructor: the message is located at the argument */
+    rt_value args[3] = {rt_tensor(pi), rt_tensor(A), rt_obj_value(&em3->h)};
+    rt_loc loc[3] = {{1, 13, 1, 22}, {1, 24, 1, 50}, {1, 52, 1, 60}};
+    rt_call c;
+    memset(&c, 0, sizeof c);
+    c.nargs = 3, c.args = args, c.argloc = loc, c.name = "DiscreteHMM", c.self = rt_none();
+    const sl_family *fam = sl_find_family("DiscreteHMM");
+    ck_assert(fam != NULL);
+    sl_dist *d = sl_dist_new(fam);
+    sl_args a = {vm, &c};
+    ck_assert(fam->build(&a, d) == -1);
+    sl_dist_release(d);
+    char *msg = rt_vm_errmsg(vm);
+    ck_assert_msg(strstr(msg, "DiscreteHMM: trans rows must sum to 1, got 0.7 in row 1"), "%s", msg);
+    free(msg);
+    rt_vm_clear_error(vm);
+
+    ck_assert(sl_hmm_make(ctx, bad_pi, ok_A, em3, 0, -1) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx), "DiscreteHMM: init must sum to 1, got 0.9");
+    ck_assert(sl_hmm_make(ctx, pi, ok_A, em3, 0, -1) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx),
+                     "DiscreteHMM: emission must have batch shape [2] (one per state), got [3]");
+    bk_release(pi);
+    bk_release(bad_pi);
+    bk_release(A);
+    bk_release(ok_A);
+    bk_release(p3);
+    sl_dist_release(em3);
+    rt_vm_free(vm);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("hmm");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, brute_force);
+    tcase_add_test(tc, gradients_probs_normal);
+    tcase_add_test(tc, gradients_logits_categorical_timevarying);
+    tcase_add_test(tc, ffbs_frequencies);
+    tcase_add_test(tc, baum_welch_normal_recovery);
+    tcase_add_test(tc, baum_welch_categorical_monotone);
+    tcase_add_test(tc, sample_shapes);
+    tcase_add_test(tc, error_messages);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
