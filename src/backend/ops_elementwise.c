@@ -60,6 +60,64 @@ static double apply_un(int op, double x) {
     return NAN;
 }
 
+/* --------------------------------------------- 1-element fast paths --- */
+
+const signed char bk__pointwise_arity[BK_OP_COUNT] = {
+    [BK_OP_ADD] = 2, [BK_OP_SUB] = 2, [BK_OP_MUL] = 2, [BK_OP_DIV] = 2, [BK_OP_POW] = 2,
+    [BK_OP_MAXIMUM] = 2, [BK_OP_MINIMUM] = 2, [BK_OP_LT] = 2, [BK_OP_LE] = 2, [BK_OP_GT] = 2,
+    [BK_OP_GE] = 2, [BK_OP_EQ] = 2, [BK_OP_NE] = 2,
+    [BK_OP_NEG] = 1, [BK_OP_ABS] = 1, [BK_OP_EXP] = 1, [BK_OP_LOG] = 1, [BK_OP_LOG1P] = 1,
+    [BK_OP_EXPM1] = 1, [BK_OP_SQRT] = 1, [BK_OP_SQUARE] = 1, [BK_OP_SIGMOID] = 1,
+    [BK_OP_LOGIT] = 1, [BK_OP_SOFTPLUS] = 1, [BK_OP_LOG_SIGMOID] = 1, [BK_OP_TANH] = 1,
+    [BK_OP_RELU] = 1, [BK_OP_SIN] = 1, [BK_OP_COS] = 1, [BK_OP_LGAMMA] = 1,
+    [BK_OP_DIGAMMA] = 1, [BK_OP_TRIGAMMA] = 1, [BK_OP_ERF] = 1, [BK_OP_ERFC] = 1,
+    [BK_OP_FLOOR] = 1, [BK_OP_NOT] = 1,
+};
+
+double bk__pointwise(int op, double x, double y) {
+    return bk__pointwise_arity[op] == 2 ? apply_bin(op, x, y) : apply_un(op, x);
+}
+
+#define TWO_OVER_SQRT_PI 1.1283791670955125739
+
+/* The same derivatives as the tensor backward rules below, on doubles. */
+void bk__pointwise_grad(int op, double x, double y, double o, double d[2]) {
+    d[0] = d[1] = 0;
+    switch (op) {
+    case BK_OP_ADD: d[0] = 1; d[1] = 1; break;
+    case BK_OP_SUB: d[0] = 1; d[1] = -1; break;
+    case BK_OP_MUL: d[0] = y; d[1] = x; break;
+    case BK_OP_DIV: d[0] = 1 / y; d[1] = -(o / y); break;
+    case BK_OP_POW:
+        d[0] = y == 0 ? 0 : y * pow(x, y - 1);
+        d[1] = x > 0 ? o * log(x) : 0;
+        break;
+    case BK_OP_MAXIMUM: d[0] = x >= y; d[1] = !(x >= y); break;
+    case BK_OP_MINIMUM: d[0] = x <= y; d[1] = !(x <= y); break;
+    case BK_OP_NEG: d[0] = -1; break;
+    case BK_OP_ABS: d[0] = (double)(x > 0) - (double)(x < 0); break;
+    case BK_OP_EXP: d[0] = o; break;
+    case BK_OP_LOG: d[0] = 1 / x; break;
+    case BK_OP_LOG1P: d[0] = 1 / (x + 1); break;
+    case BK_OP_EXPM1: d[0] = o + 1; break;
+    case BK_OP_SQRT: d[0] = 0.5 / o; break;
+    case BK_OP_SQUARE: d[0] = 2 * x; break;
+    case BK_OP_SIGMOID: d[0] = o * (1 - o); break;
+    case BK_OP_LOGIT: d[0] = 1 / (x * (1 - x)); break;
+    case BK_OP_SOFTPLUS: d[0] = bk_sigmoid(x); break;
+    case BK_OP_LOG_SIGMOID: d[0] = bk_sigmoid(-x); break;
+    case BK_OP_TANH: d[0] = 1 - o * o; break;
+    case BK_OP_RELU: d[0] = x > 0; break;
+    case BK_OP_SIN: d[0] = cos(x); break;
+    case BK_OP_COS: d[0] = -sin(x); break;
+    case BK_OP_LGAMMA: d[0] = bk_digamma(x); break;
+    case BK_OP_DIGAMMA: d[0] = bk_trigamma(x); break;
+    case BK_OP_ERF: d[0] = TWO_OVER_SQRT_PI * exp(-(x * x)); break;
+    case BK_OP_ERFC: d[0] = -TWO_OVER_SQRT_PI * exp(-(x * x)); break;
+    default: break; /* comparisons, trigamma, floor, not: no gradient */
+    }
+}
+
 /* ------------------------------------------------------------- driver --- */
 
 /* Strides of t broadcast to an output of ndim dims (0 where repeated). */
@@ -107,16 +165,39 @@ static bk_tensor *map_n(bk_ctx *ctx, int op, int n, bk_tensor **in) {
             q[i] = p[i] + in[i]->offset;
             inc[i] = in[i]->numel == 1 && N != 1 ? 0 : 1;
         }
+        /* one loop per op, with the op a constant inside it, so the
+         * scalar kernel's switch folds away and the loop can vectorize */
+#define UN_LOOP(E)                                                                          \
+    case BK_OP_##E:                                                                         \
+        for (int64_t k = 0; k < N; k++) o[k] = apply_un(BK_OP_##E, q[0][k * inc[0]]);       \
+        break;
+#define BIN_LOOP(E)                                                                         \
+    case BK_OP_##E:                                                                         \
+        if (inc[0] && inc[1])                                                               \
+            for (int64_t k = 0; k < N; k++) o[k] = apply_bin(BK_OP_##E, q[0][k], q[1][k]);  \
+        else                                                                                \
+            for (int64_t k = 0; k < N; k++)                                                 \
+                o[k] = apply_bin(BK_OP_##E, q[0][k * inc[0]], q[1][k * inc[1]]);            \
+        break;
         if (n == 1) {
-            for (int64_t k = 0; k < N; k++) o[k] = apply_un(op, q[0][k * inc[0]]);
+            switch (op) {
+                UN_LOOP(NEG) UN_LOOP(ABS) UN_LOOP(EXP) UN_LOOP(LOG) UN_LOOP(LOG1P) UN_LOOP(EXPM1)
+                UN_LOOP(SQRT) UN_LOOP(SQUARE) UN_LOOP(SIGMOID) UN_LOOP(LOGIT) UN_LOOP(SOFTPLUS)
+                UN_LOOP(LOG_SIGMOID) UN_LOOP(TANH) UN_LOOP(RELU) UN_LOOP(SIN) UN_LOOP(COS)
+                UN_LOOP(LGAMMA) UN_LOOP(DIGAMMA) UN_LOOP(TRIGAMMA) UN_LOOP(ERF) UN_LOOP(ERFC)
+                UN_LOOP(FLOOR) UN_LOOP(NOT)
+            default:
+                for (int64_t k = 0; k < N; k++) o[k] = apply_un(op, q[0][k * inc[0]]);
+            }
         } else if (n == 2) {
-            if (op == BK_OP_ADD && inc[0] && inc[1]) {
-                for (int64_t k = 0; k < N; k++) o[k] = q[0][k] + q[1][k];
-            } else if (op == BK_OP_MUL && inc[0] && inc[1]) {
-                for (int64_t k = 0; k < N; k++) o[k] = q[0][k] * q[1][k];
-            } else {
+            switch (op) {
+                BIN_LOOP(ADD) BIN_LOOP(SUB) BIN_LOOP(MUL) BIN_LOOP(DIV) BIN_LOOP(POW)
+                BIN_LOOP(MAXIMUM) BIN_LOOP(MINIMUM)
+            default:
                 for (int64_t k = 0; k < N; k++) o[k] = apply_bin(op, q[0][k * inc[0]], q[1][k * inc[1]]);
             }
+#undef UN_LOOP
+#undef BIN_LOOP
         } else {
             for (int64_t k = 0; k < N; k++)
                 o[k] = q[0][k * inc[0]] != 0 ? q[1][k * inc[1]] : q[2][k * inc[2]];
@@ -445,7 +526,7 @@ static bk_tensor *d_erf_k(bk_ctx *c, bk_tensor *x, double k) {
     bk_tensor *s = bk_mul(c, x, x);
     bk_tensor *n = s ? bk_mul_s(c, s, -1.0) : NULL;
     bk_tensor *ex = n ? bk_unop(c, BK_OP_EXP, n) : NULL;
-    bk_tensor *r = ex ? bk_mul_s(c, ex, k * 1.1283791670955125739) : NULL;
+    bk_tensor *r = ex ? bk_mul_s(c, ex, k * TWO_OVER_SQRT_PI) : NULL;
     bk_release(s);
     bk_release(n);
     bk_release(ex);

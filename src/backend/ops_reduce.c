@@ -68,10 +68,15 @@ static int get_layout(bk_ctx *ctx, const char *name, const bk_tensor *x, int64_t
     return 0;
 }
 
-/* A contiguous float64 copy of x (caller frees). */
-static double *dense(bk_ctx *ctx, const bk_tensor *x) {
+/* The elements of x in row-major order: x's own data when it is already
+ * contiguous (the common case: no copy), else a copy in *owned that the
+ * caller frees with bk_free.  NULL when out of memory. */
+static const double *dense(bk_ctx *ctx, const bk_tensor *x, double **owned) {
+    *owned = NULL;
+    if (x->dtype == BK_F64 && bk_is_contiguous(x)) return bk_data(x);
     double *p = bk_malloc(ctx, (size_t)(x->numel ? x->numel : 1) * sizeof *p);
     if (p) bk_copy_out(x, p);
+    *owned = p;
     return p;
 }
 
@@ -85,11 +90,12 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
         bk_seterr(ctx, "%s of an empty tensor", bk_optable[op].name);
         return NULL;
     }
-    double *p = dense(ctx, x);
+    double *own;
+    const double *p = dense(ctx, x, &own);
     if (!p) return NULL;
     bk_tensor *out = bk_empty(ctx, BK_F64, L.ondim, L.oshape);
     if (!out) {
-        bk_free(ctx, p);
+        bk_free(ctx, own);
         return NULL;
     }
     double *o = bk_data(out);
@@ -130,7 +136,7 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
             }
             o[i * L.inner + j] = acc;
         }
-    bk_free(ctx, p);
+    bk_free(ctx, own);
     return out;
 }
 
@@ -143,21 +149,19 @@ FW_RED(MIN)
 FW_RED(LOGSUMEXP)
 FW_RED(PROD)
 
-/* The incoming gradient laid out densely as [outer, inner] (keepdim shape). */
-static double *grad_dense(bk_ctx *ctx, bk_tensor *g) { return dense(ctx, g); }
-
 /* Backward of the reductions: gin[0][i,k,j] = g[i,j] * w[i,k,j]. */
 static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) {
     bk_tensor *x = e->in[0];
     if (!x->requires_grad) return 0;
     layout L;
     if (get_layout(ctx, bk_optable[e->op].name, x, e->args.axis, e->args.keepdim, false, &L)) return -1;
-    double *p = dense(ctx, x), *gd = grad_dense(ctx, g), *od = dense(ctx, e->out);
-    bk_tensor *r = (p && gd && od) ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
+    /* the incoming gradient and the output, densely as [outer, inner] */
+    double *own[3] = {NULL, NULL, NULL};
+    const double *p = dense(ctx, x, &own[0]), *gd = p ? dense(ctx, g, &own[1]) : NULL;
+    const double *od = gd ? dense(ctx, e->out, &own[2]) : NULL;
+    bk_tensor *r = od ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
     if (!r) {
-        bk_free(ctx, p);
-        bk_free(ctx, gd);
-        bk_free(ctx, od);
+        for (int k = 0; k < 3; k++) bk_free(ctx, own[k]);
         return -1;
     }
     double *o = bk_data(r);
@@ -168,6 +172,20 @@ static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tenso
             if (e->op == BK_OP_MAX || e->op == BK_OP_MIN)
                 for (int64_t k = 0; k < L.n && pick < 0; k++)
                     if (p[AT(i, k, j)] == ov || (isnan(ov) && isnan(p[AT(i, k, j)]))) pick = k;
+            if (e->op == BK_OP_PROD) {
+                /* the product of the others, as prefix times suffix
+                 * products: exact when some elements are zero */
+                double pre = 1, suf = 1;
+                for (int64_t k = 0; k < L.n; k++) {
+                    o[AT(i, k, j)] = pre;
+                    pre *= p[AT(i, k, j)];
+                }
+                for (int64_t k = L.n; k-- > 0;) {
+                    o[AT(i, k, j)] = gv * (o[AT(i, k, j)] * suf);
+                    suf *= p[AT(i, k, j)];
+                }
+                continue;
+            }
             for (int64_t k = 0; k < L.n; k++) {
                 double xv = p[AT(i, k, j)], w;
                 switch (e->op) {
@@ -175,19 +193,12 @@ static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tenso
                 case BK_OP_MEAN: w = 1.0 / (double)L.n; break;
                 case BK_OP_MAX:
                 case BK_OP_MIN: w = k == pick; break;
-                case BK_OP_LOGSUMEXP: w = isinf(ov) && ov < 0 ? 0 : exp(xv - ov); break;
-                default: { /* PROD: product of the others (exact with zeros) */
-                    w = 1;
-                    for (int64_t m = 0; m < L.n; m++)
-                        if (m != k) w *= p[AT(i, m, j)];
-                }
+                default: /* LOGSUMEXP */ w = isinf(ov) && ov < 0 ? 0 : exp(xv - ov); break;
                 }
                 o[AT(i, k, j)] = gv * w;
             }
         }
-    bk_free(ctx, p);
-    bk_free(ctx, gd);
-    bk_free(ctx, od);
+    for (int k = 0; k < 3; k++) bk_free(ctx, own[k]);
     gin[0] = r;
     return 0;
 }
@@ -207,10 +218,11 @@ static bk_tensor *scan(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *arg
     bk_tensor *x = in[0];
     layout L;
     if (get_layout(ctx, bk_optable[op].name, x, args->axis, 0, true, &L)) return NULL;
-    double *p = dense(ctx, x);
+    double *own;
+    const double *p = dense(ctx, x, &own);
     bk_tensor *out = p ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
     if (!out) {
-        bk_free(ctx, p);
+        bk_free(ctx, own);
         return NULL;
     }
     double *o = bk_data(out);
@@ -230,7 +242,7 @@ static bk_tensor *scan(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *arg
                 o[AT(i, k, j)] = op == BK_OP_SOFTMAX ? exp(v) : v;
             }
         }
-    bk_free(ctx, p);
+    bk_free(ctx, own);
     return out;
 }
 
@@ -243,11 +255,12 @@ static int bw_scan(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor 
     if (!x->requires_grad) return 0;
     layout L;
     if (get_layout(ctx, bk_optable[e->op].name, x, e->args.axis, 0, true, &L)) return -1;
-    double *gd = dense(ctx, g), *od = dense(ctx, e->out);
-    bk_tensor *r = (gd && od) ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
+    double *own[2] = {NULL, NULL};
+    const double *gd = dense(ctx, g, &own[0]), *od = gd ? dense(ctx, e->out, &own[1]) : NULL;
+    bk_tensor *r = od ? bk_empty(ctx, BK_F64, x->ndim, x->shape) : NULL;
     if (!r) {
-        bk_free(ctx, gd);
-        bk_free(ctx, od);
+        bk_free(ctx, own[0]);
+        bk_free(ctx, own[1]);
         return -1;
     }
     double *o = bk_data(r);
@@ -267,8 +280,8 @@ static int bw_scan(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor 
                 for (int64_t k = 0; k < L.n; k++) o[AT(i, k, j)] = gd[AT(i, k, j)] - exp(od[AT(i, k, j)]) * sg;
             }
         }
-    bk_free(ctx, gd);
-    bk_free(ctx, od);
+    bk_free(ctx, own[0]);
+    bk_free(ctx, own[1]);
     gin[0] = r;
     return 0;
 }

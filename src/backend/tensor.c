@@ -8,6 +8,7 @@
  * (bk_alloc), which tests use to inject out-of-memory. */
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,9 +453,22 @@ int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const in
 
 /* --------------------------------------------------------------- tape --- */
 
-static void entry_release(bk_tape_entry *e) {
+static const bk_opargs zero_args;
+
+/* The index list is most of bk_opargs and almost always empty: copy only
+ * the entries in use (the rest of dst->idx is left unspecified). */
+static void copy_args(bk_opargs *dst, const bk_opargs *src) {
+    memcpy(dst, src, offsetof(bk_opargs, idx));
+    for (int i = 0; i < src->nidx; i++) dst->idx[i] = src->idx[i];
+    dst->upper = src->upper;
+    dst->trans = src->trans;
+    dst->unit = src->unit;
+    dst->n = src->n;
+}
+
+static void entry_release(bk_ctx *ctx, bk_tape_entry *e) {
     for (int i = 0; i < e->nin; i++) bk_release(e->in[i]);
-    if (e->in != e->inl) free(e->in);
+    if (e->in != e->inl) bk_free(ctx, e->in);
     bk_release(e->out);
     for (int i = 0; i < e->args.nidx; i++)
         if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_release(e->args.idx[i].idx);
@@ -462,7 +476,7 @@ static void entry_release(bk_tape_entry *e) {
 
 void bk_tape_reset(bk_ctx *ctx) {
     /* release from the end: outputs die before the inputs they came from */
-    for (size_t i = ctx->ntape; i-- > 0;) entry_release(&ctx->tape[i]);
+    for (size_t i = ctx->ntape; i-- > 0;) entry_release(ctx, &ctx->tape[i]);
     ctx->ntape = 0;
 }
 
@@ -480,25 +494,19 @@ int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, con
             if (t[i].nin <= BK_MAXIN) t[i].in = t[i].inl;
     }
     bk_tape_entry *e = &ctx->tape[ctx->ntape];
-    memset(e, 0, sizeof *e);
-    e->op = op;
-    e->nin = nin;
     if (nin <= BK_MAXIN) {
         e->in = e->inl;
     } else {
-        e->in = malloc((size_t)nin * sizeof *e->in);
-        if (!e->in) {
-            bk_seterr(ctx, "out of memory");
-            return -1;
-        }
+        e->in = bk_malloc(ctx, (size_t)nin * sizeof *e->in);
+        if (!e->in) return -1;
     }
+    e->op = op;
+    e->nin = nin;
     for (int i = 0; i < nin; i++) e->in[i] = bk_retain(in[i]);
     e->out = bk_retain(out);
-    if (args) {
-        e->args = *args;
-        for (int i = 0; i < e->args.nidx; i++)
-            if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_retain(e->args.idx[i].idx);
-    }
+    copy_args(&e->args, args ? args : &zero_args);
+    for (int i = 0; i < e->args.nidx; i++)
+        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_retain(e->args.idx[i].idx);
     ctx->ntape++;
     return 0;
 }
@@ -508,6 +516,49 @@ void bk_set_requires_grad(bk_tensor *t, bool on) { t->requires_grad = on; }
 void bk_zero_grad(bk_tensor *t) {
     bk_release(t->grad);
     t->grad = NULL;
+}
+
+static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g);
+
+static bool one_f64(const bk_tensor *t) {
+    return t->numel == 1 && t->dtype == BK_F64 && t->st->dev == &bk_cpu_device;
+}
+
+static double one_value(const bk_tensor *t) { return ((const double *)t->st->data)[t->offset]; }
+
+/* t->grad += v for a 1-element t: in place when nothing else shares the
+ * gradient tensor or its storage. */
+static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
+    bk_tensor *g = t->grad;
+    if (!g) {
+        g = bk_empty(ctx, BK_F64, t->ndim, t->shape);
+        if (!g) return -1;
+        *(double *)g->st->data = v;
+        t->grad = g;
+        return 0;
+    }
+    if (g->refcount == 1 && g->st->refcount == 1 && one_f64(g)) {
+        ((double *)g->st->data)[g->offset] += v;
+        return 0;
+    }
+    bk_tensor *s = bk_scalar(ctx, v);
+    int rc = s ? accumulate(ctx, t, s) : -1;
+    bk_release(s);
+    return rc;
+}
+
+/* The backward step of a pointwise op on 1-element tensors, on doubles
+ * (the same values as the op's tensor rule, without creating tensors). */
+static bool backward_one(bk_ctx *ctx, const bk_tape_entry *e, int *rc) {
+    if (bk__pointwise_arity[e->op] != e->nin || !one_f64(e->out) || !one_f64(e->out->grad)) return false;
+    for (int k = 0; k < e->nin; k++)
+        if (!one_f64(e->in[k])) return false;
+    double x = one_value(e->in[0]), y = e->nin == 2 ? one_value(e->in[1]) : 0, d[2];
+    bk__pointwise_grad(e->op, x, y, one_value(e->out), d);
+    double g = one_value(e->out->grad);
+    for (int k = 0; k < e->nin && *rc == 0; k++)
+        if (e->in[k]->requires_grad) *rc = add_one_grad(ctx, e->in[k], g * d[k]);
+    return true;
 }
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
@@ -552,10 +603,13 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     for (size_t i = n; rc == 0 && i-- > 0;) {
         bk_tape_entry *e = &ctx->tape[i];
         if (!e->out->grad) continue;
+        if (backward_one(ctx, e, &rc)) {
+            bk_zero_grad(e->out);
+            continue;
+        }
         bk_tensor *gin[64];
-        bk_tensor **g = e->nin <= 64 ? gin : calloc((size_t)e->nin, sizeof *g);
+        bk_tensor **g = e->nin <= 64 ? gin : bk_malloc(ctx, (size_t)e->nin * sizeof *g);
         if (!g) {
-            bk_seterr(ctx, "out of memory");
             rc = -1;
             break;
         }
@@ -565,7 +619,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
             if (g[k] && rc == 0 && e->in[k]->requires_grad) rc = accumulate(ctx, e->in[k], g[k]);
             bk_release(g[k]);
         }
-        if (g != gin) free(g);
+        if (g != gin) bk_free(ctx, g);
         /* the output's gradient is no longer needed */
         bk_zero_grad(e->out);
     }
@@ -630,6 +684,21 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
     return o;
 }
 
+/* A pointwise op on 1-element float64 CPU tensors, without the kernel's
+ * broadcasting machinery: the common case of scalar models.  Returns false
+ * when the fast path does not apply; otherwise sets *out (NULL when out of
+ * memory). */
+static bool pointwise_one(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor **out) {
+    static const int64_t ones[BK_MAXDIM] = {1, 1, 1, 1, 1, 1, 1, 1};
+    if (bk__pointwise_arity[op] != nin || !one_f64(in[0]) || (nin == 2 && !one_f64(in[1]))) return false;
+    int nd = in[0]->ndim;
+    if (nin == 2 && in[1]->ndim > nd) nd = in[1]->ndim;
+    double x = one_value(in[0]), y = nin == 2 ? one_value(in[1]) : 0;
+    *out = bk_empty(ctx, BK_F64, nd, ones);
+    if (*out) *(double *)(*out)->st->data = bk__pointwise(op, x, y);
+    return true;
+}
+
 bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
     if (op < 0 || op >= BK_OP_COUNT) {
         bk_seterr(ctx, "unknown op %d", op);
@@ -649,12 +718,14 @@ bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_oparg
         if (!in[i]) return NULL; /* an earlier op failed; its error stands */
         if (in[i]->requires_grad) need = true;
     }
-    bk_opargs zero;
     if (!args) {
-        memset(&zero, 0, sizeof zero);
-        args = &zero;
+        args = &zero_args;
+    } else if (args->nidx < 0 || args->nidx > BK_MAXDIM) {
+        bk_seterr(ctx, "%s: %d indices (at most %d)", info->name, args->nidx, BK_MAXDIM);
+        return NULL;
     }
-    bk_tensor *out = run_forward(ctx, op, nin, in, args);
+    bk_tensor *out;
+    if (!pointwise_one(ctx, op, nin, in, &out)) out = run_forward(ctx, op, nin, in, args);
     if (!out) return NULL;
     if (!(need && ctx->grad && info->differentiable)) return out;
     /* a recorded output must be a distinct object from its inputs */

@@ -174,7 +174,8 @@ typedef struct bk_tape_entry {
     bk_tensor **in;               /* retained inputs (points to inl or heap) */
     bk_tensor *inl[BK_MAXIN];
     bk_tensor *out;               /* retained output */
-    bk_opargs args;               /* index tensors in args.idx are retained */
+    bk_opargs args;               /* index tensors in args.idx are retained;
+                                     idx[i] for i >= nidx is unspecified */
 } bk_tape_entry;
 
 /* Forward kernel: computes the op on CPU float64 inputs and returns a new
@@ -312,10 +313,16 @@ bk_tensor *bk_detach(bk_ctx *, bk_tensor *a);
 
 /* Mark a tensor as a leaf whose gradient bk_backward will compute. */
 void bk_set_requires_grad(bk_tensor *t, bool on);
-/* Reverse sweep from scalar `loss` over the tape (no recursion).  Every
- * leaf (a requires_grad tensor that is not the output of a recorded op) that
- * the loss depends on gets t->grad, replacing any old one; gradients of
- * intermediate tensors are released after the sweep.  Returns 0 or -1. */
+/* Reverse sweep from scalar `loss` over the tape (no recursion): seeds
+ * d loss = 1, then for each entry from the last to the first whose output
+ * has a gradient, calls the op's backward rule, sums each input gradient
+ * down to the input's shape (bk_sum_to) and adds it to the input's ->grad.
+ * Every leaf (a requires_grad tensor that is not the output of a recorded
+ * op) that appears on the tape first loses any old ->grad, and afterwards
+ * holds d loss / d leaf (when the loss depends on it); the gradients of op
+ * outputs (intermediates) are released after the sweep, so they have
+ * ->grad == NULL.  The tape is left as it was (bk_tape_reset drops it).
+ * Returns 0, or -1 with an error set (leaf gradients are then partial). */
 int bk_backward(bk_ctx *, bk_tensor *loss);
 /* Drop the tape (releases recorded tensors). Leaves keep their ->grad. */
 void bk_tape_reset(bk_ctx *);
@@ -325,6 +332,15 @@ void bk_zero_grad(bk_tensor *t);
 
 /* Internal helpers shared by the op files (not for the runtime). */
 bk_tensor *bk__new_like_shape(bk_ctx *, int ndim, const int64_t *shape);
+/* Pointwise ops on doubles, for the 1-element fast paths of bk_apply and
+ * bk_backward (ops_elementwise.c).  bk__pointwise_arity[op] is 1 or 2 for
+ * the unary / binary elementwise ops (not WHERE), 0 for every other op.
+ * bk__pointwise_grad sets d[0] (and d[1] for binary ops) to the partial
+ * derivatives of op at (x, y) given the result out; the tensor backward
+ * rules compute the same values. */
+extern const signed char bk__pointwise_arity[BK_OP_COUNT];
+double bk__pointwise(int op, double x, double y);
+void bk__pointwise_grad(int op, double x, double y, double out, double d[2]);
 int bk__record(bk_ctx *, int op, int nin, bk_tensor **in, bk_tensor *out,
                const bk_opargs *args);
 
