@@ -7,16 +7,24 @@
  *   positive        x = exp(u)
  *   greater_than(a) x = a + exp(u);   less_than(b) x = b - exp(u)
  *   interval(a, b)  x = a + (b - a) sigmoid(u);  unit_interval x = sigmoid(u)
+ *                   (sigmoid clamped to [DBL_MIN, 1 - 2^-53] so x stays
+ *                   strictly inside for |u| > 37, as Pyro's clamp_probs)
  *   simplex         stick-breaking over the last dim, K-1 free values:
  *                   z_k = sigmoid(u_k - log(K-1-k)), x_k = z_k (1 - sum_{j<k} x_j)
- *                   (u = 0 maps to the uniform simplex)
+ *                   (u = 0 maps to the uniform simplex), computed in log
+ *                   space with whole-vector ops (any K, batches of rows)
  *   ordered         x_0 = u_0, x_k = x_{k-1} + exp(u_k)
  *   positive_ordered x_k = sum_{j<=k} exp(u_j)
  *   lower_cholesky  n(n+1)/2 values filled row by row into the lower
  *                   triangle ((0,0), (1,0), (1,1), (2,0), ...), exp on the
  *                   diagonal
- *   corr_cholesky   n(n-1)/2 values, tanh to partial correlations, Stan's
- *                   construction row by row */
+ *   corr_cholesky   n(n-1)/2 values in the same row-wise order over the
+ *                   strict lower triangle ((1,0), (2,0), (2,1), ...), tanh
+ *                   to partial correlations, Stan's construction (written
+ *                   with whole-matrix ops, see corr_chol)
+ * Discrete supports (boolean, nonnegative_integer, integer_interval) only
+ * have sl_check. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,10 +141,6 @@ static bk_tensor *last_slice(tmp *s, bk_tensor *x, int64_t a, int64_t b) {
     return K(s, bk_index(s->c, x, x->ndim, idx));
 }
 
-static bk_tensor *last_elem(tmp *s, bk_tensor *x, int64_t k) {
-    bk_tensor *t = last_slice(s, x, k, k + 1);
-    return t ? K(s, bk_squeeze(s->c, t, -1)) : NULL;
-}
 
 static int64_t last_dim(const bk_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
@@ -227,47 +231,100 @@ static bk_tensor *lower_to_vec(tmp *s, bk_tensor *x, int64_t n, bool strict) {
     return flat ? K(s, bk_index_select(s->c, flat, 0, pos)) : NULL;
 }
 
+/* ------------------------------------------------------- scan helpers --- */
+
+/* Zeros shaped like a but with k elements in the last dimension. */
+static bk_tensor *zeros_last(tmp *s, const bk_tensor *a, int64_t k) {
+    int64_t shape[BK_MAXDIM];
+    for (int d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
+    shape[a->ndim - 1] = k;
+    return K(s, bk_zeros(s->c, BK_F64, a->ndim, shape));
+}
+
+/* Exclusive cumulative sum along the last dimension (first entry 0); the
+ * inclusive one goes to *incl. */
+static bk_tensor *excl_cumsum(tmp *s, bk_tensor *a, bk_tensor **incl) {
+    bk_tensor *cs = a ? K(s, bk_reduce(s->c, BK_OP_CUMSUM, a, -1, false)) : NULL;
+    *incl = cs;
+    if (!cs) return (s->bad = true, NULL);
+    int64_t n = last_dim(a);
+    if (n == 1) return zeros_last(s, a, 1);
+    bk_tensor *parts[2] = {zeros_last(s, a, 1), last_slice(s, cs, 0, n - 1)};
+    return parts[0] && parts[1] ? K(s, bk_concat(s->c, 2, parts, -1)) : (s->bad = true, NULL);
+}
+
+/* ------------------------------------------------------------ simplex --- */
+
+/* Stick-breaking in log space, so neither x nor log|det J| loses precision
+ * when a stick is nearly used up:  t_k = u_k - log(K-1-k),
+ * log x_k = log sigmoid(t_k) + sum_{j<k} log sigmoid(-t_j),
+ * log x_{K-1} = sum_j log sigmoid(-t_j),
+ * log|det J| = sum_k [log sigmoid(t_k) + log sigmoid(-t_k) + sum_{j<k} log sigmoid(-t_j)]. */
+static bk_tensor *simplex_forward(tmp *s, bk_tensor *u, bk_tensor **ld) {
+    int64_t km1 = last_dim(u);
+    if (km1 == 0) {
+        *ld = scalar(s, 0.0);
+        bk_tensor *z = zeros_last(s, u, 1);
+        return z ? K(s, bk_add_s(s->c, z, 1.0)) : NULL;
+    }
+    bk_tensor *off = K(s, bk_empty(s->c, BK_F64, 1, &km1));
+    if (!off) return NULL;
+    for (int64_t k = 0; k < km1; k++) bk_data(off)[k] = -log((double)(km1 - k));
+    bk_tensor *t = bin(s, BK_OP_ADD, u, off);
+    bk_tensor *lz = un(s, BK_OP_LOG_SIGMOID, t);
+    bk_tensor *l1 = un(s, BK_OP_LOG_SIGMOID, un(s, BK_OP_NEG, t));
+    bk_tensor *cs, *lrem = excl_cumsum(s, l1, &cs);
+    bk_tensor *parts[2] = {un(s, BK_OP_EXP, bin(s, BK_OP_ADD, lz, lrem)),
+                           un(s, BK_OP_EXP, last_slice(s, cs, km1 - 1, km1))};
+    *ld = sum_all(s, bin(s, BK_OP_ADD, bin(s, BK_OP_ADD, lz, l1), lrem));
+    return parts[0] && parts[1] ? K(s, bk_concat(s->c, 2, parts, -1)) : (s->bad = true, NULL);
+}
+
+/* u_k = log x_k - log(x_{k+1} + ... + x_{K-1}) + log(K-1-k); the tail sums
+ * are a cumulative sum of the reversed vector, free of the cancellation in
+ * 1 - cumsum when the last sticks are small. */
+static bk_tensor *simplex_inverse(tmp *s, bk_tensor *x) {
+    int64_t Kd = last_dim(x), km1 = Kd - 1;
+    if (Kd == 1) return zeros_last(s, x, 0);
+    bk_tensor *rev = K(s, bk_empty(s->c, BK_F64, 1, &Kd));
+    bk_tensor *off = K(s, bk_empty(s->c, BK_F64, 1, &km1));
+    if (!rev || !off) return NULL;
+    for (int64_t k = 0; k < Kd; k++) bk_data(rev)[k] = (double)(Kd - 1 - k);
+    for (int64_t k = 0; k < km1; k++) bk_data(off)[k] = log((double)(km1 - k));
+    bk_tensor *xr = K(s, bk_index_select(s->c, x, -1, rev));
+    bk_tensor *cr = xr ? K(s, bk_reduce(s->c, BK_OP_CUMSUM, xr, -1, false)) : NULL;
+    bk_tensor *tail = cr ? K(s, bk_index_select(s->c, cr, -1, rev)) : NULL; /* tail[k] = sum_{j>=k} x_j */
+    bk_tensor *lx = un(s, BK_OP_LOG, last_slice(s, x, 0, km1));
+    bk_tensor *lt = un(s, BK_OP_LOG, last_slice(s, tail, 1, Kd));
+    return bin(s, BK_OP_ADD, bin(s, BK_OP_SUB, lx, lt), off);
+}
+
 /* --------------------------------------------------------- corr cholesky --- */
 
-/* Stan's corr_cholesky: rows built from partial correlations z = tanh(y). */
+/* Stan's corr_cholesky from partial correlations z = tanh(y), written with
+ * whole-matrix ops.  With w = log sqrt(1 - z^2) (computed from y, exact for
+ * large |y|) and W its strict lower triangle, C the exclusive cumulative sum
+ * of W along rows:  L = (Z + I) exp(C), i.e. L_ij = z_ij prod_{k<j}
+ * sqrt(1 - z_ik^2) and L_ii = prod_{k<i} sqrt(1 - z_ik^2).
+ * log|det J| = sum_{j<i} [log(1 - z_ij^2) + C_ij]. */
 static bk_tensor *corr_chol(tmp *s, bk_tensor *y, int64_t n, bk_tensor **logdet) {
-    bk_tensor *z = un(s, BK_OP_TANH, y);
-    bk_tensor *elems[64 * 64];
-    if (n > 64) {
-        bk_seterr(s->c, "corr_cholesky: at most 64 x 64");
-        s->bad = true;
-        return NULL;
+    if (n <= 1) {
+        *logdet = scalar(s, 0.0);
+        return K(s, bk_full(s->c, BK_F64, 2, (int64_t[]){n, n}, 1.0));
     }
-    bk_tensor *ld = scalar(s, 0.0), *zero = scalar(s, 0.0), *one = scalar(s, 1.0);
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i++) {
-        bk_tensor *acc = zero; /* sum of squares of the row so far */
-        for (int64_t j = 0; j < n; j++) {
-            if (j > i) {
-                elems[i * n + j] = zero;
-                continue;
-            }
-            bk_tensor *rest = bin(s, BK_OP_SUB, one, acc);
-            if (j == i) {
-                elems[i * n + j] = un(s, BK_OP_SQRT, rest);
-                continue;
-            }
-            bk_tensor *zk = K(s, bk_index(s->c, z, 1, &(bk_idx){.kind = BK_IDX_INT, .start = k++}));
-            bk_tensor *sr = un(s, BK_OP_SQRT, rest);
-            bk_tensor *e = bin(s, BK_OP_MUL, zk, sr);
-            elems[i * n + j] = e;
-            acc = bin(s, BK_OP_ADD, acc, bin(s, BK_OP_MUL, e, e));
-            /* log|d e / d y| = log(1 - z^2) + 0.5 log(rest) */
-            bk_tensor *z2 = bin(s, BK_OP_MUL, zk, zk);
-            bk_tensor *t1 = un(s, BK_OP_LOG1P, muls(s, z2, -1.0));
-            bk_tensor *t2 = muls(s, un(s, BK_OP_LOG, rest), 0.5);
-            ld = bin(s, BK_OP_ADD, ld, bin(s, BK_OP_ADD, t1, t2));
-        }
-    }
-    if (s->bad) return NULL;
-    bk_tensor *st = K(s, bk_stack(s->c, (int)(n * n), elems, 0));
-    if (logdet) *logdet = ld;
-    return st ? K(s, bk_reshape(s->c, st, 2, (int64_t[]){n, n})) : NULL;
+    bk_tensor *ay = un(s, BK_OP_ABS, y);
+    /* log sech y = log 2 - |y| - softplus(-2|y|) */
+    bk_tensor *w = adds(s, muls(s, bin(s, BK_OP_ADD, ay, un(s, BK_OP_SOFTPLUS, muls(s, ay, -2.0))), -1.0), log(2.0));
+    bk_tensor *Z = vec_to_lower(s, un(s, BK_OP_TANH, y), n, true);
+    bk_tensor *W = vec_to_lower(s, w, n, true);
+    bk_tensor *cs, *C = excl_cumsum(s, W, &cs);
+    bk_tensor *I = K(s, bk_eye(s->c, n));
+    bk_tensor *L = bin(s, BK_OP_MUL, bin(s, BK_OP_ADD, Z, I), un(s, BK_OP_EXP, C));
+    bk_tensor *M = K(s, bk_empty(s->c, BK_F64, 2, (int64_t[]){n, n})); /* 1 below the diagonal */
+    if (!M) return NULL;
+    for (int64_t i = 0; i < n * n; i++) bk_data(M)[i] = (i / n) > (i % n);
+    *logdet = sum_all(s, bin(s, BK_OP_ADD, muls(s, W, 2.0), bin(s, BK_OP_MUL, C, M)));
+    return L;
 }
 
 /* ------------------------------------------------------------ forward --- */
@@ -297,7 +354,10 @@ bk_tensor *sl_to_constrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *u, 
     }
     case SL_C_UNIT_INTERVAL:
     case SL_C_INTERVAL: {
-        bk_tensor *sg = un(&s, BK_OP_SIGMOID, u);
+        /* sigmoid rounds to exactly 0 or 1 for |u| > ~37; keep x strictly
+         * inside the support (as Pyro's clamp_probs does) */
+        bk_tensor *sg = bin(&s, BK_OP_MAXIMUM, bin(&s, BK_OP_MINIMUM, un(&s, BK_OP_SIGMOID, u), scalar(&s, 1 - 0x1p-53)),
+                            scalar(&s, DBL_MIN));
         /* log sigmoid(u) + log sigmoid(-u) (+ log(hi - lo)) */
         bk_tensor *l = bin(&s, BK_OP_ADD, un(&s, BK_OP_LOG_SIGMOID, u), un(&s, BK_OP_LOG_SIGMOID, un(&s, BK_OP_NEG, u)));
         if (c->kind == SL_C_UNIT_INTERVAL) {
@@ -313,37 +373,13 @@ bk_tensor *sl_to_constrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *u, 
         ld = sum_all(&s, l);
         break;
     }
-    case SL_C_SIMPLEX: {
-        int64_t km1 = last_dim(u), Kd = km1 + 1;
+    case SL_C_SIMPLEX:
         if (u->ndim < 1) {
             bk_seterr(ctx, "simplex: expected a vector");
             return finish(&s, NULL);
         }
-        bk_tensor *parts[1024];
-        if (Kd > 1024) {
-            bk_seterr(ctx, "simplex: at most 1024 categories");
-            return finish(&s, NULL);
-        }
-        int64_t bshape[BK_MAXDIM];
-        for (int d = 0; d < u->ndim - 1; d++) bshape[d] = u->shape[d];
-        bk_tensor *rem = K(&s, bk_full(ctx, BK_F64, u->ndim - 1, bshape, 1.0));
-        ld = scalar(&s, 0.0);
-        for (int64_t k = 0; k < km1; k++) {
-            bk_tensor *t = adds(&s, last_elem(&s, u, k), -log((double)(km1 - k)));
-            bk_tensor *z = un(&s, BK_OP_SIGMOID, t);
-            bk_tensor *xk = bin(&s, BK_OP_MUL, z, rem);
-            parts[k] = xk;
-            /* log z + log(1 - z) + log rem */
-            bk_tensor *l = bin(&s, BK_OP_ADD, un(&s, BK_OP_LOG_SIGMOID, t), un(&s, BK_OP_LOG_SIGMOID, un(&s, BK_OP_NEG, t)));
-            l = bin(&s, BK_OP_ADD, l, un(&s, BK_OP_LOG, rem));
-            ld = bin(&s, BK_OP_ADD, ld, sum_all(&s, l));
-            rem = bin(&s, BK_OP_SUB, rem, xk);
-        }
-        parts[km1] = rem;
-        if (s.bad) return finish(&s, NULL);
-        x = K(&s, bk_stack(ctx, (int)Kd, parts, -1));
+        x = simplex_forward(&s, u, &ld);
         break;
-    }
     case SL_C_ORDERED:
     case SL_C_POSITIVE_ORDERED: {
         int64_t n = last_dim(u);
@@ -420,31 +456,13 @@ bk_tensor *sl_to_unconstrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *x
         u = un(&s, BK_OP_LOGIT, t);
         break;
     }
-    case SL_C_SIMPLEX: {
-        int64_t Kd = last_dim(x);
-        if (x->ndim < 1 || Kd < 1) {
+    case SL_C_SIMPLEX:
+        if (x->ndim < 1 || last_dim(x) < 1) {
             bk_seterr(ctx, "simplex: expected a vector");
             return finish(&s, NULL);
         }
-        if (Kd > 1024) {
-            bk_seterr(ctx, "simplex: at most 1024 categories");
-            return finish(&s, NULL);
-        }
-        bk_tensor *parts[1024];
-        int64_t bshape[BK_MAXDIM];
-        for (int d = 0; d < x->ndim - 1; d++) bshape[d] = x->shape[d];
-        bk_tensor *rem = K(&s, bk_full(ctx, BK_F64, x->ndim - 1, bshape, 1.0));
-        for (int64_t k = 0; k + 1 < Kd; k++) {
-            bk_tensor *xk = last_elem(&s, x, k);
-            bk_tensor *z = bin(&s, BK_OP_DIV, xk, rem);
-            parts[k] = adds(&s, un(&s, BK_OP_LOGIT, z), log((double)(Kd - 1 - k)));
-            rem = bin(&s, BK_OP_SUB, rem, xk);
-        }
-        if (s.bad) return finish(&s, NULL);
-        if (Kd == 1) u = K(&s, bk_zeros(ctx, BK_F64, x->ndim, (int64_t[]){0}));
-        else u = K(&s, bk_stack(ctx, (int)(Kd - 1), parts, -1));
+        u = simplex_inverse(&s, x);
         break;
-    }
     case SL_C_ORDERED:
     case SL_C_POSITIVE_ORDERED: {
         int64_t n = last_dim(x);
