@@ -122,6 +122,21 @@ ppl_svi_opts ppl_svi_defaults(void);
 ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
                    ppl_result **out);
 
+typedef struct ppl_mcmc_opts {
+    int chains;              /* default 4 (run one after another; seeded per chain) */
+    int warmup, samples;     /* default 1000 each */
+    int max_depth;           /* NUTS tree depth, default 10 */
+    double target_accept;    /* default 0.8 */
+    uint64_t seed;           /* default 1 */
+    int dense_metric;        /* 0: diagonal (default), 1: dense */
+    const char *data_json;   /* optional data file binding the model args */
+} ppl_mcmc_opts;
+ppl_mcmc_opts ppl_mcmc_defaults(void);
+/* NUTS with Stan's warmup adaptation on a model. */
+ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl_result **out);
+/* Stan CSV draws of an MCMC result: PATH for one chain, PATH_1.csv ... */
+ppl_status ppl_result_write_stan_csv(const ppl_result *R, const char *path, char *err, size_t errlen);
+
 /* Results: summaries, draws, parameters, and the standard text/JSON forms. */
 ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean,
                               double *sd);

@@ -10,6 +10,7 @@
 #include "vm.h"
 #include "infer.h"
 #include "data_io.h"
+#include "mcmc.h"
 
 #define PPL_MAGIC 0x70706c5fu
 #define PPL_CLOSED 0xdeadbeefu
@@ -24,6 +25,7 @@ struct ppl_state {
 
 struct ppl_result {
     inf_result *r;
+    inf_mcmc *m;      /* MCMC results keep their chains (Stan CSV) */
     bk_ctx *ctx;      /* for JSON rendering (the state's) */
 };
 
@@ -381,6 +383,86 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     return ok(S);
 }
 
+ppl_mcmc_opts ppl_mcmc_defaults(void) {
+    ppl_mcmc_opts o;
+    memset(&o, 0, sizeof o);
+    o.chains = 4;
+    o.warmup = 1000;
+    o.samples = 1000;
+    o.max_depth = 10;
+    o.target_accept = 0.8;
+    o.seed = 1;
+    return o;
+}
+
+/* The model's arguments: the data file's fields, then globals by name. */
+static ppl_status model_data(ppl_state *S, rt_func *m, const char *json, rt_value *out) {
+    rt_value data = rt_none();
+    if (json) {
+        if (rt_load_json(S->vm, json, (rt_loc){0, 0, 0, 0}, &data)) return vm_error(S);
+        if (data.tag != RT_RECORD) {
+            rt_release(data);
+            return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", json);
+        }
+    } else {
+        rt_record *rec = rt_record_new();
+        if (!rec) return set_error(S, PPL_ERR_NOMEM, NULL);
+        data = rt_obj_value(&rec->h);
+    }
+    for (int i = 0; i < m->nparams; i++) {
+        rt_value *gv = rt_global_get(S->vm, m->pnames[i]);
+        if (gv && gv->tag == RT_TENSOR && !rt_record_get((rt_record *)data.u.o, m->pnames[i]) &&
+            rt_record_set((rt_record *)data.u.o, m->pnames[i], rt_retain(*gv))) {
+            rt_release(data);
+            return set_error(S, PPL_ERR_NOMEM, NULL);
+        }
+    }
+    *out = data;
+    return PPL_OK;
+}
+
+ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl_result **out) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!out) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_mcmc: out is NULL%s", NULL);
+    *out = NULL;
+    ppl_mcmc_opts d = o ? *o : ppl_mcmc_defaults();
+    rt_func *m;
+    if (find_func(S, model, "model", &m)) return S->code;
+    rt_value data;
+    if (model_data(S, m, d.data_json, &data)) return S->code;
+    inf_mcmc_opts mo = {.chains = d.chains, .warmup = d.warmup, .samples = d.samples, .max_depth = d.max_depth,
+                        .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed};
+    rt_vm_clear_error(S->vm);
+    inf_mcmc *res = NULL;
+    int rc = inf_mcmc_run(S->vm, m, (rt_record *)data.u.o, &mo, (rt_loc){0, 0, 0, 0}, &res);
+    rt_release(data);
+    bk_tape_reset(S->vm->bk);
+    if (rc) return vm_error(S);
+    ppl_result *R = calloc(1, sizeof *R);
+    inf_result *r = inf_mcmc_result(res);
+    if (!R || !r) {
+        free(R);
+        inf_result_free(r);
+        inf_mcmc_free(res);
+        return set_error(S, PPL_ERR_NOMEM, NULL);
+    }
+    R->r = r;
+    R->m = res;
+    R->ctx = S->vm->bk;
+    *out = R;
+    return ok(S);
+}
+
+ppl_status ppl_result_write_stan_csv(const ppl_result *R, const char *path, char *err, size_t errlen) {
+    if (!R || !R->m || !path) {
+        if (err && errlen) snprintf(err, errlen, "not an MCMC result");
+        return PPL_ERR_MISUSE;
+    }
+    char tmp[512];
+    if (inf_mcmc_write_csv(R->m, path, err ? err : tmp, err ? errlen : sizeof tmp)) return PPL_ERR_IO;
+    return PPL_OK;
+}
+
 ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean, double *sd) {
     if (!R || !name) return PPL_ERR_MISUSE;
     for (int i = 0; i < R->r->nrows; i++)
@@ -421,6 +503,7 @@ char *ppl_result_params_json(const ppl_result *R) {
 
 void ppl_result_free(ppl_result *R) {
     if (!R) return;
+    inf_mcmc_free(R->m);
     inf_result_free(R->r);
     free(R);
 }

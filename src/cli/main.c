@@ -18,6 +18,9 @@ static const char USAGE[] =
     "  ppl svi FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
     "          [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
     "          [--out params.json] [--summary S.json]\n"
+    "  ppl sample FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W] [--samples S]\n"
+    "          [--seed N] [--target-accept P] [--max-depth D] [--metric diag|dense]\n"
+    "          [--out draws.csv] [--summary S.json]\n"
     "  ppl --help | --version\n";
 
 static void to_stdout(void *ud, const char *text, size_t len) {
@@ -49,7 +52,9 @@ static long long parse_count(const char *s) {
 
 typedef struct opts {
     const char *file, *model, *guide, *data, *out, *summary, *device;
-    long long seed, steps, particles;
+    long long seed, steps, particles, chains, warmup, samples, max_depth;
+    double target_accept;
+    const char *metric;
     double lr;
     bool have_seed;
 } opts;
@@ -84,6 +89,22 @@ static int parse_opts(int argc, char **argv, opts *o, const char *allowed) {
         else if (strcmp(name, "out") == 0) o->out = v;
         else if (strcmp(name, "summary") == 0) o->summary = v;
         else if (strcmp(name, "device") == 0) o->device = v;
+        else if (strcmp(name, "metric") == 0) o->metric = v;
+        else if (strcmp(name, "chains") == 0 || strcmp(name, "warmup") == 0 || strcmp(name, "samples") == 0 ||
+                 strcmp(name, "max-depth") == 0) {
+            long long n = parse_count(v);
+            if (n < 0 || (n == 0 && strcmp(name, "warmup") != 0))
+                return usage_error("this option needs a positive integer, got \"%s\"", v);
+            if (name[0] == 'c') o->chains = n;
+            else if (name[0] == 'w') o->warmup = n;
+            else if (name[0] == 's') o->samples = n;
+            else o->max_depth = n;
+        } else if (strcmp(name, "target-accept") == 0) {
+            char *end;
+            o->target_accept = strtod(v, &end);
+            if (!*v || *end || !(o->target_accept > 0 && o->target_accept < 1))
+                return usage_error("--target-accept needs a number in (0, 1), got \"%s\"", v);
+        }
         else return usage_error("unknown option \"%s\"", a);
     }
     if (!o->file) return usage_error("%s", "missing the .ppl file");
@@ -194,6 +215,56 @@ static int cmd_svi(int argc, char **argv) {
     return rc;
 }
 
+static int cmd_sample(int argc, char **argv) {
+    opts o = {0};
+    o.warmup = -1;
+    int rc = parse_opts(argc, argv, &o, "model data chains warmup samples seed target-accept max-depth metric out summary device");
+    if (rc || (rc = check_device(&o))) return rc;
+    if (!o.model) return usage_error("%s", "ppl sample needs --model NAME");
+    if (o.metric && strcmp(o.metric, "diag") != 0 && strcmp(o.metric, "dense") != 0)
+        return usage_error("--metric must be diag or dense, got \"%s\"", o.metric);
+    ppl_state *S = open_state(&o);
+    if (!S) return 1;
+    if (ppl_load_definitions(S, o.file) != PPL_OK) {
+        rc = lib_error(S);
+        ppl_close(S);
+        return rc;
+    }
+    ppl_mcmc_opts mo = ppl_mcmc_defaults();
+    if (o.chains) mo.chains = (int)o.chains;
+    if (o.warmup >= 0) mo.warmup = (int)o.warmup;
+    if (o.samples) mo.samples = (int)o.samples;
+    if (o.max_depth) mo.max_depth = (int)o.max_depth;
+    if (o.target_accept > 0) mo.target_accept = o.target_accept;
+    if (o.have_seed) mo.seed = (uint64_t)o.seed;
+    mo.dense_metric = o.metric && strcmp(o.metric, "dense") == 0;
+    mo.data_json = o.data;
+    ppl_result *R;
+    if (ppl_mcmc(S, o.model, &mo, &R) != PPL_OK) {
+        rc = lib_error(S);
+        ppl_close(S);
+        return rc;
+    }
+    char *table = ppl_result_table(R);
+    if (table) fputs(table, stdout);
+    free(table);
+    if (o.summary) {
+        char *j = ppl_result_json(R);
+        if (!j || write_text(o.summary, j)) rc = 1;
+        free(j);
+    }
+    if (o.out) {
+        char err[512];
+        if (ppl_result_write_stan_csv(R, o.out, err, sizeof err) != PPL_OK) {
+            fprintf(stderr, "error: %s\n", err);
+            rc = 1;
+        }
+    }
+    ppl_result_free(R);
+    ppl_close(S);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return ppl_cli_repl();
     const char *cmd = argv[1];
@@ -214,9 +285,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
     if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
     if (strcmp(cmd, "svi") == 0) return cmd_svi(argc, argv);
-    if (strcmp(cmd, "sample") == 0) {
-        fprintf(stderr, "error: ppl sample (MCMC) is not available in this version yet; use ppl svi\n");
-        return 2;
-    }
+    if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
     return usage_error("unknown command \"%s\"", cmd);
 }

@@ -8,6 +8,9 @@
 #include "vm.h"
 
 int inf_register_builtins(rt_vm *vm);
+/* The summary of a posterior value returned by mcmc(...), or NULL. */
+struct inf_result;
+const struct inf_result *inf_posterior_result(rt_value v);
 
 /* ---- optimizers (optim.c) ---- */
 

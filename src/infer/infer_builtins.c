@@ -343,9 +343,10 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
 static int b_summary(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (rt_check_args(vm, c, 1, NULL)) return -1;
     const rt_value *f = rt_arg(c, 0, NULL);
-    if (!f || f->tag != RT_OPAQUE || strcmp(((rt_opaque *)f->u.o)->type, "svi_fit") != 0)
-        return rt_error_arg(vm, c, 0, "summary: expected the result of svi(...)");
-    char *t = inf_result_table(((rt_opaque *)f->u.o)->data);
+    const inf_result *post = f ? inf_posterior_result(*f) : NULL;
+    if (!post && (!f || f->tag != RT_OPAQUE || strcmp(((rt_opaque *)f->u.o)->type, "svi_fit") != 0))
+        return rt_error_arg(vm, c, 0, "summary: expected the result of svi(...) or mcmc(...)");
+    char *t = inf_result_table(post ? post : ((rt_opaque *)f->u.o)->data);
     if (!t) return rt_error(vm, c, "out of memory");
     rt_vm_write(vm, t, strlen(t));
     free(t);
@@ -377,9 +378,10 @@ static const rt_builtin_def infer_builtins[] = {
 
 extern const rt_builtin_def inf_predictive_builtins[];
 extern const rt_builtin_def inf_params_builtins[];
+extern const rt_builtin_def inf_mcmc_builtins[];
 
 int inf_register_builtins(rt_vm *vm) {
-    const rt_builtin_def *const tables[] = {infer_builtins, inf_predictive_builtins, inf_params_builtins, NULL};
+    const rt_builtin_def *const tables[] = {infer_builtins, inf_predictive_builtins, inf_params_builtins, inf_mcmc_builtins, NULL};
     for (int i = 0; tables[i]; i++)
         if (rt_register_builtins(vm, tables[i])) return -1;
     { extern const rt_builtin_def inf_hmm_builtins[]; if (rt_register_builtins(vm, inf_hmm_builtins)) return -1; }

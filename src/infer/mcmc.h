@@ -1,0 +1,33 @@
+/* mcmc.h - MCMC on models: chains, constrained draws, summaries, Stan CSV. */
+#ifndef PPL_INFER_MCMC_H
+#define PPL_INFER_MCMC_H
+
+#include "infer.h"
+#include "mcmc_core.h"
+
+typedef struct inf_mcmc_opts {
+    int chains, warmup, samples, max_depth;
+    double target_accept;
+    int dense;          /* 1: dense metric */
+    int hmc_steps;      /* 0: NUTS; else HMC with this many leapfrog steps */
+    uint64_t seed;
+} inf_mcmc_opts;
+
+typedef struct inf_mcmc {
+    int chains, samples, dim;
+    int nnames;
+    char **names;        /* one per scalar of every latent and deterministic site */
+    double *draws;       /* (chains * samples) x nnames, chain-major */
+    mc_chain_out *out;   /* per chain: unconstrained draws and sampler columns */
+    int divergences;
+} inf_mcmc;
+
+int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,
+                 inf_mcmc **out);
+void inf_mcmc_free(inf_mcmc *m);
+/* Summary rows with R-hat and bulk/tail ESS (kind 1 result). */
+inf_result *inf_mcmc_result(const inf_mcmc *m);
+/* Stan CSV: PATH for one chain, PATH_1.csv ... for several. */
+int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,555 @@
+/* nuts.c - static HMC and the No-U-Turn sampler with multinomial sampling
+ * and the generalized no-U-turn criterion (Betancourt 2017), as Stan's
+ * base_nuts does it, plus the chain driver that runs warmup and sampling. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mcmc_core.h"
+
+#define MC_MAX_DELTA_H 1000.0   /* energy error that counts as a divergence */
+
+mc_opts mc_opts_default(void) {
+    mc_opts o = {1000, 1000, 10, 0.8, 0, 0, 1.0};
+    return o;
+}
+
+/* ---- the Hamiltonian -------------------------------------------------- */
+
+void mc_dtau_dp(const mc_ham *h, const double *p, double *out) {
+    int d = h->d;
+    if (!h->inv_metric) {
+        memcpy(out, p, (size_t)d * sizeof *out);
+    } else if (!h->dense) {
+        for (int i = 0; i < d; i++) out[i] = h->inv_metric[i] * p[i];
+    } else {
+        for (int i = 0; i < d; i++) {
+            const double *row = h->inv_metric + (size_t)i * d;
+            double s = 0.0;
+            for (int j = 0; j < d; j++) s += row[j] * p[j];
+            out[i] = s;
+        }
+    }
+}
+
+double mc_kinetic(const mc_ham *h, const double *p) {
+    int d = h->d;
+    double s = 0.0;
+    if (!h->inv_metric) {
+        for (int i = 0; i < d; i++) s += p[i] * p[i];
+    } else if (!h->dense) {
+        for (int i = 0; i < d; i++) s += h->inv_metric[i] * p[i] * p[i];
+    } else {
+        for (int i = 0; i < d; i++) {
+            const double *row = h->inv_metric + (size_t)i * d;
+            double r = 0.0;
+            for (int j = 0; j < d; j++) r += row[j] * p[j];
+            s += p[i] * r;
+        }
+    }
+    return 0.5 * s;
+}
+
+int mc_ham_factor(mc_ham *h) {
+    int d = h->d;
+    if (!h->dense) return 0;
+    const double *a = h->inv_metric;
+    double *l = h->chol;
+    memset(l, 0, (size_t)d * d * sizeof *l);
+    for (int j = 0; j < d; j++) {
+        double s = a[(size_t)j * d + j];
+        for (int k = 0; k < j; k++) s -= l[(size_t)j * d + k] * l[(size_t)j * d + k];
+        if (!(s > 0.0)) return -1;
+        double ljj = sqrt(s);
+        l[(size_t)j * d + j] = ljj;
+        for (int i = j + 1; i < d; i++) {
+            double t = a[(size_t)i * d + j];
+            for (int k = 0; k < j; k++) t -= l[(size_t)i * d + k] * l[(size_t)j * d + k];
+            l[(size_t)i * d + j] = t / ljj;
+        }
+    }
+    return 0;
+}
+
+/* p ~ N(0, M): diagonal p_i = u_i / sqrt(minv_i); dense p = L^-T u, whose
+ * covariance is (L L')^-1 = M. */
+void mc_sample_momentum(const mc_ham *h, bk_rng *rng, double *p) {
+    int d = h->d;
+    for (int i = 0; i < d; i++) p[i] = bk_rng_normal(rng);
+    if (!h->inv_metric) return;
+    if (!h->dense) {
+        for (int i = 0; i < d; i++) p[i] /= sqrt(h->inv_metric[i]);
+        return;
+    }
+    const double *l = h->chol;
+    for (int i = d - 1; i >= 0; i--) {
+        double s = p[i];
+        for (int k = i + 1; k < d; k++) s -= l[(size_t)k * d + i] * p[k];
+        p[i] = s / l[(size_t)i * d + i];
+    }
+}
+
+static int ham_leapfrog(const mc_ham *h, double eps, int steps, double *q, double *p,
+                        double *grad, double *logp, double *scratch) {
+    int d = h->d;
+    for (int s = 0; s < steps; s++) {
+        for (int i = 0; i < d; i++) p[i] += 0.5 * eps * grad[i];
+        mc_dtau_dp(h, p, scratch);
+        for (int i = 0; i < d; i++) q[i] += eps * scratch[i];
+        if (h->f(h->ud, q, logp, grad) != 0 || isnan(*logp)) {
+            *logp = -INFINITY;
+            return -1;
+        }
+        for (int i = 0; i < d; i++) p[i] += 0.5 * eps * grad[i];
+    }
+    return 0;
+}
+
+int mc_leapfrog(mc_logp_fn f, void *ud, int d, const double *inv_metric, int dense,
+                double eps, int steps, double *q, double *p, double *grad, double *logp) {
+    mc_ham h = {f, ud, d, dense, (double *)inv_metric, NULL};
+    double *scratch = malloc((size_t)(d > 0 ? d : 1) * sizeof *scratch);
+    if (!scratch) return -1;
+    int rc = ham_leapfrog(&h, eps, steps, q, p, grad, logp, scratch);
+    free(scratch);
+    return rc;
+}
+
+/* ---- NUTS workspace --------------------------------------------------- */
+
+typedef struct point { double *q, *p, *g; double lp; } point;
+
+/* Temporaries of one recursion level of build_tree. */
+typedef struct level {
+    point z_final;
+    double *p_init_end, *ps_init_end, *rho_init, *p_final_beg, *ps_final_beg, *rho_final;
+} level;
+
+typedef struct nuts_ws {
+    mc_ham *h;
+    bk_rng *rng;
+    int d, max_depth;
+    double eps;
+    point z, z_fwd, z_bck, z_sample, z_propose;
+    double *p_ff, *ps_ff, *p_fb, *ps_fb, *p_bf, *ps_bf, *p_bb, *ps_bb;
+    double *rho, *rho_fwd, *rho_bck, *rho_ext, *scratch;
+    level *lv;            /* lv[1..max_depth] */
+    double *mem;
+    /* per-transition results */
+    int n_leapfrog, divergent, depth;
+    double sum_metro_prob;
+} nuts_ws;
+
+static void point_copy(point *dst, const point *src, int d) {
+    memcpy(dst->q, src->q, (size_t)d * sizeof(double));
+    memcpy(dst->p, src->p, (size_t)d * sizeof(double));
+    memcpy(dst->g, src->g, (size_t)d * sizeof(double));
+    dst->lp = src->lp;
+}
+
+static double *carve(double **cur, int d) {
+    double *r = *cur;
+    *cur += d;
+    return r;
+}
+
+static void point_carve(point *pt, double **cur, int d) {
+    pt->q = carve(cur, d);
+    pt->p = carve(cur, d);
+    pt->g = carve(cur, d);
+    pt->lp = 0.0;
+}
+
+static int ws_init(nuts_ws *w, mc_ham *h, bk_rng *rng, int max_depth) {
+    int d = h->d;
+    memset(w, 0, sizeof *w);
+    w->h = h;
+    w->rng = rng;
+    w->d = d;
+    w->max_depth = max_depth;
+    size_t nvec = 5 * 3 + 8 + 5 + (size_t)max_depth * 9;
+    w->mem = calloc(nvec * (size_t)d + 1, sizeof(double));
+    w->lv = calloc((size_t)max_depth + 1, sizeof(level));
+    if (!w->mem || !w->lv) {
+        free(w->mem);
+        free(w->lv);
+        return -1;
+    }
+    double *c = w->mem;
+    point_carve(&w->z, &c, d);
+    point_carve(&w->z_fwd, &c, d);
+    point_carve(&w->z_bck, &c, d);
+    point_carve(&w->z_sample, &c, d);
+    point_carve(&w->z_propose, &c, d);
+    double **vecs[] = {&w->p_ff, &w->ps_ff, &w->p_fb, &w->ps_fb, &w->p_bf, &w->ps_bf,
+                       &w->p_bb, &w->ps_bb, &w->rho, &w->rho_fwd, &w->rho_bck,
+                       &w->rho_ext, &w->scratch};
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = carve(&c, d);
+    for (int k = 1; k <= max_depth; k++) {
+        level *l = &w->lv[k];
+        point_carve(&l->z_final, &c, d);
+        l->p_init_end = carve(&c, d);
+        l->ps_init_end = carve(&c, d);
+        l->rho_init = carve(&c, d);
+        l->p_final_beg = carve(&c, d);
+        l->ps_final_beg = carve(&c, d);
+        l->rho_final = carve(&c, d);
+    }
+    return 0;
+}
+
+static void ws_free(nuts_ws *w) {
+    free(w->mem);
+    free(w->lv);
+}
+
+static double hamiltonian(const nuts_ws *w, const point *z) {
+    double e = -z->lp + mc_kinetic(w->h, z->p);
+    return isnan(e) ? INFINITY : e;
+}
+
+static double log_sum_exp(double a, double b) {
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    double m = a > b ? a : b;
+    return m + log(exp(a - m) + exp(b - m));
+}
+
+static double dot(const double *a, const double *b, int d) {
+    double s = 0.0;
+    for (int i = 0; i < d; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Generalized no-U-turn: both end velocities still point along rho. */
+static int criterion(const double *ps_minus, const double *ps_plus, const double *rho, int d) {
+    return dot(ps_plus, rho, d) > 0.0 && dot(ps_minus, rho, d) > 0.0;
+}
+
+static void vadd(double *dst, const double *a, const double *b, int d) {
+    for (int i = 0; i < d; i++) dst[i] = a[i] + b[i];
+}
+
+/* Extends the trajectory by 2^depth leapfrog steps in direction sign from
+ * w->z, sampling z_propose multinomially within the new subtree.  Returns
+ * 0 when the subtree diverged or turned back on itself. */
+static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, double *ps_end,
+                      double *rho, double *p_beg, double *p_end, double H0, double sign,
+                      double *log_sum_weight) {
+    int d = w->d;
+    if (depth == 0) {
+        int bad = ham_leapfrog(w->h, sign * w->eps, 1, w->z.q, w->z.p, w->z.g, &w->z.lp,
+                               w->scratch);
+        w->n_leapfrog++;
+        double h = bad ? INFINITY : hamiltonian(w, &w->z);
+        if (h - H0 > MC_MAX_DELTA_H) w->divergent = 1;
+        *log_sum_weight = log_sum_exp(*log_sum_weight, H0 - h);
+        w->sum_metro_prob += H0 - h > 0 ? 1.0 : exp(H0 - h);
+        point_copy(z_propose, &w->z, d);
+        mc_dtau_dp(w->h, w->z.p, ps_beg);
+        memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
+        for (int i = 0; i < d; i++) rho[i] += w->z.p[i];
+        memcpy(p_beg, w->z.p, (size_t)d * sizeof(double));
+        memcpy(p_end, w->z.p, (size_t)d * sizeof(double));
+        return !w->divergent;
+    }
+    level *L = &w->lv[depth];
+    memset(L->rho_init, 0, (size_t)d * sizeof(double));
+    double lsw_init = -INFINITY;
+    if (!build_tree(w, depth - 1, z_propose, ps_beg, L->ps_init_end, L->rho_init, p_beg,
+                    L->p_init_end, H0, sign, &lsw_init))
+        return 0;
+    memset(L->rho_final, 0, (size_t)d * sizeof(double));
+    double lsw_final = -INFINITY;
+    if (!build_tree(w, depth - 1, &L->z_final, L->ps_final_beg, ps_end, L->rho_final,
+                    L->p_final_beg, p_end, H0, sign, &lsw_final))
+        return 0;
+    /* multinomial choice between the two halves, by their weights */
+    double lsw_sub = log_sum_exp(lsw_init, lsw_final);
+    *log_sum_weight = log_sum_exp(*log_sum_weight, lsw_sub);
+    if (lsw_final > lsw_sub || bk_rng_uniform(w->rng) < exp(lsw_final - lsw_sub))
+        point_copy(z_propose, &L->z_final, d);
+    /* the extended criteria across the halves' seam, then the subtree's own;
+     * rho_init then becomes the subtree's rho (its last use) */
+    double *rho_sub = L->rho_init;
+    int persist;
+    double *tmp = w->scratch;
+    vadd(tmp, L->rho_init, L->p_final_beg, d);
+    persist = criterion(ps_beg, L->ps_final_beg, tmp, d);
+    vadd(tmp, L->rho_final, L->p_init_end, d);
+    persist = persist && criterion(L->ps_init_end, ps_end, tmp, d);
+    vadd(rho_sub, L->rho_init, L->rho_final, d);
+    for (int i = 0; i < d; i++) rho[i] += rho_sub[i];
+    persist = persist && criterion(ps_beg, ps_end, rho_sub, d);
+    return persist;
+}
+
+typedef struct trans_stats {
+    double accept_stat, energy;
+    int n_leapfrog, depth, divergent;
+} trans_stats;
+
+/* One NUTS transition from *cur (q, grad, lp); *cur becomes the draw. */
+static void nuts_transition(nuts_ws *w, point *cur, trans_stats *st) {
+    int d = w->d;
+    point_copy(&w->z, cur, d);
+    mc_sample_momentum(w->h, w->rng, w->z.p);
+    point_copy(&w->z_fwd, &w->z, d);
+    point_copy(&w->z_bck, &w->z, d);
+    point_copy(&w->z_sample, &w->z, d);
+    point_copy(&w->z_propose, &w->z, d);
+    memcpy(w->p_ff, w->z.p, (size_t)d * sizeof(double));
+    memcpy(w->p_fb, w->z.p, (size_t)d * sizeof(double));
+    memcpy(w->p_bf, w->z.p, (size_t)d * sizeof(double));
+    memcpy(w->p_bb, w->z.p, (size_t)d * sizeof(double));
+    mc_dtau_dp(w->h, w->z.p, w->ps_ff);
+    memcpy(w->ps_fb, w->ps_ff, (size_t)d * sizeof(double));
+    memcpy(w->ps_bf, w->ps_ff, (size_t)d * sizeof(double));
+    memcpy(w->ps_bb, w->ps_ff, (size_t)d * sizeof(double));
+    memcpy(w->rho, w->z.p, (size_t)d * sizeof(double));
+    double log_sum_weight = 0.0;
+    double H0 = hamiltonian(w, &w->z);
+    w->n_leapfrog = 0;
+    w->sum_metro_prob = 0.0;
+    w->divergent = 0;
+    int depth = 0;
+    while (depth < w->max_depth) {
+        memset(w->rho_fwd, 0, (size_t)d * sizeof(double));
+        memset(w->rho_bck, 0, (size_t)d * sizeof(double));
+        double lsw_sub = -INFINITY;
+        int valid;
+        if (bk_rng_uniform(w->rng) > 0.5) {
+            point_copy(&w->z, &w->z_fwd, d);
+            memcpy(w->rho_bck, w->rho, (size_t)d * sizeof(double));
+            memcpy(w->p_bf, w->p_fb, (size_t)d * sizeof(double));
+            memcpy(w->ps_bf, w->ps_fb, (size_t)d * sizeof(double));
+            valid = build_tree(w, depth, &w->z_propose, w->ps_fb, w->ps_ff, w->rho_fwd,
+                               w->p_fb, w->p_ff, H0, 1.0, &lsw_sub);
+            point_copy(&w->z_fwd, &w->z, d);
+        } else {
+            point_copy(&w->z, &w->z_bck, d);
+            memcpy(w->rho_fwd, w->rho, (size_t)d * sizeof(double));
+            memcpy(w->p_fb, w->p_bf, (size_t)d * sizeof(double));
+            memcpy(w->ps_fb, w->ps_bf, (size_t)d * sizeof(double));
+            valid = build_tree(w, depth, &w->z_propose, w->ps_bf, w->ps_bb, w->rho_bck,
+                               w->p_bf, w->p_bb, H0, -1.0, &lsw_sub);
+            point_copy(&w->z_bck, &w->z, d);
+        }
+        if (!valid) break;
+        depth++;
+        /* biased progressive sampling: favour the new subtree */
+        if (lsw_sub > log_sum_weight || bk_rng_uniform(w->rng) < exp(lsw_sub - log_sum_weight))
+            point_copy(&w->z_sample, &w->z_propose, d);
+        log_sum_weight = log_sum_exp(log_sum_weight, lsw_sub);
+        vadd(w->rho, w->rho_bck, w->rho_fwd, d);
+        int persist = criterion(w->ps_bb, w->ps_ff, w->rho, d);
+        vadd(w->rho_ext, w->rho_bck, w->p_fb, d);
+        persist = persist && criterion(w->ps_bb, w->ps_fb, w->rho_ext, d);
+        vadd(w->rho_ext, w->rho_fwd, w->p_bf, d);
+        persist = persist && criterion(w->ps_bf, w->ps_ff, w->rho_ext, d);
+        if (!persist) break;
+    }
+    st->n_leapfrog = w->n_leapfrog;
+    st->depth = depth;
+    st->divergent = w->divergent;
+    st->accept_stat = w->n_leapfrog > 0 ? w->sum_metro_prob / w->n_leapfrog : 0.0;
+    point_copy(cur, &w->z_sample, d);
+    st->energy = hamiltonian(w, cur);
+}
+
+/* One static HMC transition of `steps` leapfrog steps with a Metropolis
+ * correction. */
+static void hmc_transition(nuts_ws *w, point *cur, int steps, trans_stats *st) {
+    int d = w->d;
+    point_copy(&w->z, cur, d);
+    mc_sample_momentum(w->h, w->rng, w->z.p);
+    double H0 = hamiltonian(w, &w->z);
+    int bad = ham_leapfrog(w->h, w->eps, steps, w->z.q, w->z.p, w->z.g, &w->z.lp, w->scratch);
+    double h = bad ? INFINITY : hamiltonian(w, &w->z);
+    double a = exp(H0 - h);
+    if (isnan(a)) a = 0.0;
+    st->divergent = h - H0 > MC_MAX_DELTA_H;
+    st->n_leapfrog = steps;
+    st->depth = 0;
+    st->accept_stat = a > 1.0 ? 1.0 : a;
+    if (bk_rng_uniform(w->rng) < a) {
+        point_copy(cur, &w->z, d);
+        st->energy = h;
+    } else {
+        /* rejected: the old position with the fresh momentum, as Stan reports */
+        st->energy = H0;
+    }
+}
+
+/* ---- the chain driver ------------------------------------------------- */
+
+void mc_chain_out_free(mc_chain_out *o) {
+    if (!o) return;
+    free(o->draws);
+    free(o->lp);
+    free(o->accept_stat);
+    free(o->stepsize);
+    free(o->treedepth);
+    free(o->n_leapfrog);
+    free(o->divergent);
+    free(o->energy);
+    free(o->inv_metric);
+    memset(o, 0, sizeof *o);
+}
+
+static int out_alloc(mc_chain_out *out, int d, int n, int dense) {
+    memset(out, 0, sizeof *out);
+    size_t nn = (size_t)(n > 0 ? n : 1);
+    out->draws = calloc(nn * (size_t)(d > 0 ? d : 1), sizeof(double));
+    double **cols[] = {&out->lp, &out->accept_stat, &out->stepsize, &out->treedepth,
+                       &out->n_leapfrog, &out->divergent, &out->energy};
+    int ok = out->draws != NULL;
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        *cols[i] = calloc(nn, sizeof(double));
+        ok = ok && *cols[i];
+    }
+    out->inv_metric = calloc(dense ? (size_t)d * d : (size_t)d, sizeof(double));
+    ok = ok && out->inv_metric;
+    out->d = d;
+    out->samples = n;
+    out->dense = dense;
+    if (!ok) mc_chain_out_free(out);
+    return ok ? 0 : -1;
+}
+
+static void set_unit_metric(double *m, int d, int dense) {
+    memset(m, 0, (dense ? (size_t)d * d : (size_t)d) * sizeof(double));
+    for (int i = 0; i < d; i++) m[dense ? (size_t)i * d + i : (size_t)i] = 1.0;
+}
+
+typedef struct chain_ctx {
+    mc_ham h;
+    nuts_ws w;
+    point cur;
+    double *cur_mem;
+    mc_welford wf;
+    mc_windows win;
+    mc_dual_avg da;
+} chain_ctx;
+
+static void ctx_free(chain_ctx *c) {
+    ws_free(&c->w);
+    free(c->cur_mem);
+    free(c->h.chol);
+    mc_welford_free(&c->wf);
+}
+
+static void transition(chain_ctx *c, const mc_opts *o, trans_stats *st) {
+    if (o->hmc_steps > 0)
+        hmc_transition(&c->w, &c->cur, o->hmc_steps, st);
+    else
+        nuts_transition(&c->w, &c->cur, st);
+}
+
+/* One warmup iteration's adaptation: step size always, metric in the slow
+ * windows; a new metric restarts the step size search (as Stan does). */
+static int adapt_step(chain_ctx *c, double accept_stat, char *err, size_t errlen) {
+    c->w.eps = mc_dual_avg_learn(&c->da, accept_stat);
+    if (!c->win.enabled) return 0;
+    if (mc_windows_in_slow(&c->win)) mc_welford_add(&c->wf, c->cur.q);
+    if (mc_windows_end_slow(&c->win)) {
+        mc_windows_next(&c->win);
+        mc_welford_metric(&c->wf, c->h.inv_metric);
+        mc_welford_restart(&c->wf);
+        if (mc_ham_factor(&c->h) != 0) {
+            snprintf(err, errlen, "mcmc: estimated metric is not positive definite");
+            return -1;
+        }
+        if (mc_find_step_size(&c->h, c->w.rng, c->cur.q, c->cur.lp, c->cur.g, &c->w.eps, err,
+                              errlen) != 0)
+            return -1;
+        mc_dual_avg_restart(&c->da, c->w.eps);
+    }
+    c->win.counter++;
+    return 0;
+}
+
+static void record(mc_chain_out *out, int i, const point *cur, const trans_stats *st, double eps,
+                   int d) {
+    memcpy(out->draws + (size_t)i * d, cur->q, (size_t)d * sizeof(double));
+    out->lp[i] = cur->lp;
+    out->accept_stat[i] = st->accept_stat;
+    out->stepsize[i] = eps;
+    out->treedepth[i] = st->depth;
+    out->n_leapfrog[i] = st->n_leapfrog;
+    out->divergent[i] = st->divergent;
+    out->energy[i] = st->energy;
+}
+
+static int chain_setup(chain_ctx *c, mc_logp_fn f, void *ud, int d, const double *q0,
+                       const mc_opts *o, bk_rng *rng, mc_chain_out *out, char *err,
+                       size_t errlen) {
+    int max_depth = o->max_depth > 0 ? o->max_depth : 10;
+    c->h.f = f;
+    c->h.ud = ud;
+    c->h.d = d;
+    c->h.dense = o->dense != 0;
+    c->h.inv_metric = out->inv_metric;
+    set_unit_metric(out->inv_metric, d, c->h.dense);
+    c->h.chol = c->h.dense ? calloc((size_t)d * d, sizeof(double)) : NULL;
+    c->cur_mem = calloc(3 * (size_t)d, sizeof(double));
+    int fail = !c->cur_mem || (c->h.dense && !c->h.chol) || ws_init(&c->w, &c->h, rng, max_depth);
+    fail = fail || mc_welford_init(&c->wf, d, c->h.dense);
+    if (fail) {
+        snprintf(err, errlen, "mcmc: out of memory");
+        return -1;
+    }
+    mc_ham_factor(&c->h);
+    double *m = c->cur_mem;
+    point_carve(&c->cur, &m, d);
+    memcpy(c->cur.q, q0, (size_t)d * sizeof(double));
+    if (f(ud, c->cur.q, &c->cur.lp, c->cur.g) != 0 || !isfinite(c->cur.lp)) {
+        snprintf(err, errlen, "mcmc: the log density cannot be evaluated at the initial point");
+        return -1;
+    }
+    for (int i = 0; i < d; i++)
+        if (!isfinite(c->cur.g[i])) {
+            snprintf(err, errlen, "mcmc: the gradient is not finite at the initial point");
+            return -1;
+        }
+    c->w.eps = o->init_step > 0 ? o->init_step : 1.0;
+    return 0;
+}
+
+int mc_run_chain(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts *o,
+                 bk_rng *rng, mc_chain_out *out, char *err, size_t errlen) {
+    if (!f || d <= 0 || !q0 || !o || !rng || !out || o->warmup < 0 || o->samples < 0) {
+        snprintf(err, errlen, "mcmc: invalid arguments");
+        if (out) memset(out, 0, sizeof *out);
+        return -1;
+    }
+    int dense = o->dense != 0;
+    if (out_alloc(out, d, o->samples, dense) != 0) {
+        snprintf(err, errlen, "mcmc: out of memory");
+        return -1;
+    }
+    chain_ctx c;
+    memset(&c, 0, sizeof c);
+    double delta = o->target_accept > 0 && o->target_accept < 1 ? o->target_accept : 0.8;
+    int rc = chain_setup(&c, f, ud, d, q0, o, rng, out, err, errlen);
+    if (rc == 0 && o->warmup > 0)
+        rc = mc_find_step_size(&c.h, rng, c.cur.q, c.cur.lp, c.cur.g, &c.w.eps, err, errlen);
+    if (rc == 0) {
+        mc_dual_avg_init(&c.da, c.w.eps, delta);
+        mc_windows_init(&c.win, o->warmup);
+    }
+    trans_stats st;
+    for (int i = 0; rc == 0 && i < o->warmup; i++) {
+        transition(&c, o, &st);
+        rc = adapt_step(&c, st.accept_stat, err, errlen);
+    }
+    if (rc == 0 && o->warmup > 0) c.w.eps = mc_dual_avg_final(&c.da);
+    for (int i = 0; rc == 0 && i < o->samples; i++) {
+        transition(&c, o, &st);
+        record(out, i, &c.cur, &st, c.w.eps, d);
+    }
+    out->final_step = c.w.eps;
+    ctx_free(&c);
+    if (rc != 0) mc_chain_out_free(out);
+    return rc;
+}
