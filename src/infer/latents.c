@@ -16,18 +16,58 @@ void inf_latents_free(inf_latent *lat, int n) {
     free(lat);
 }
 
+/* Sites whose distribution cannot be sampled (ImproperUniform) get a
+ * placeholder in the prototype run: the middle of their support
+ * (unconstrained zero), which is all discovery needs (shape, support). */
+static int placeholder_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
+    (void)h;
+    if (m->kind != RT_SITE_SAMPLE || m->observed || m->done || !m->dist ||
+        strcmp(m->dist->fam->name, "ImproperUniform") != 0)
+        return 0;
+    int n = m->dist->nbatch + m->dist->nevent;
+    int64_t shape[BK_MAXDIM];
+    if (n > BK_MAXDIM) return rt_error_loc(vm, m->loc, "too many dimensions");
+    memcpy(shape, m->dist->batch, sizeof(int64_t) * (size_t)m->dist->nbatch);
+    memcpy(shape + m->dist->nbatch, m->dist->event, sizeof(int64_t) * (size_t)m->dist->nevent);
+    sl_constraint sup = {0};
+    if (m->constraint) sup = sl_constraint_copy(m->constraint);
+    else if (sl_support(vm->bk, m->dist, &sup)) return rt_fail_bk(vm, m->loc);
+    int und;
+    int64_t ushape[BK_MAXDIM];
+    bk_tensor *x = NULL;
+    if (sl_unconstrained_shape(vm->bk, &sup, n, shape, &und, ushape) == 0) {
+        bk_tensor *u = bk_zeros(vm->bk, BK_F64, und, ushape);
+        x = u ? sl_to_constrained(vm->bk, &sup, u, n, shape, NULL) : NULL;
+        bk_release(u);
+    }
+    sl_constraint_clear(&sup);
+    if (!x) return rt_fail_bk(vm, m->loc);
+    bk_release(m->value);
+    m->value = x;
+    m->done = true;
+    return 0;
+}
+
 /* Run the model once (seeded, no gradients) under the trace handler. */
 static int prototype(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, rt_trace *tr) {
-    rt_handler ht, hs;
+    rt_handler ht, hs, hp;
     rt_seed_state ss;
     rt_handler_trace(&ht, tr);
     rt_handler_seed(&hs, &ss, 0x5eed);
+    memset(&hp, 0, sizeof hp);
+    hp.type = "placeholder";
+    hp.process = placeholder_process;
     bool grad = bk_set_grad_enabled(vm->bk, false);
     int rc = rt_push_handler(vm, &hs);
     if (rc == 0 && (rc = rt_push_handler(vm, &ht)) != 0) rt_pop_handler(vm, &hs);
+    if (rc == 0 && (rc = rt_push_handler(vm, &hp)) != 0) {
+        rt_pop_handler(vm, &ht);
+        rt_pop_handler(vm, &hs);
+    }
     rt_value ret = rt_none();
     if (rc == 0) {
         rc = rt_call_with_data(vm, model, data, loc, &ret);
+        rt_pop_handler(vm, &hp);
         rt_pop_handler(vm, &ht);
         rt_pop_handler(vm, &hs);
     }

@@ -1,0 +1,128 @@
+/* test_mcmc.c - NUTS on models with known posteriors.  Each posterior mean
+ * and sd must be within 4 Monte Carlo standard errors (from the sampler's
+ * own bulk ESS) plus 2% of the posterior sd - the issue's criterion. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mcmc.h"
+
+typedef struct want {
+    const char *name;
+    double mean, sd;
+} want;
+
+static void check_model(const char *src, const char *model, const char *data_src, const want *w, int nw) {
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
+    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
+    rt_source_release(s);
+    rt_source *ds = rt_source_new("d.ppl", data_src, strlen(data_src));
+    ck_assert_msg(rt_run_source(vm, ds, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
+    rt_source_release(ds);
+    rt_value *data = rt_global_get(vm, "data");
+    ck_assert(data && data->tag == RT_RECORD);
+    inf_mcmc_opts o = {.chains = 4, .warmup = 1000, .samples = 1000, .max_depth = 10, .target_accept = 0.8, .seed = 7};
+    inf_mcmc *m;
+    ck_assert_msg(inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)data->u.o, &o,
+                               (rt_loc){0}, &m) == 0, "%s", rt_vm_errmsg(vm));
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert(r != NULL);
+    for (int k = 0; k < nw; k++) {
+        const inf_row *row = NULL;
+        for (int i = 0; i < r->nrows; i++)
+            if (strcmp(r->rows[i].name, w[k].name) == 0) row = &r->rows[i];
+        ck_assert_msg(row != NULL, "no row %s", w[k].name);
+        double ess = row->ess_bulk;
+        ck_assert_msg(ess > 100, "%s: bulk ESS only %g", w[k].name, ess);
+        double tol_m = 4 * w[k].sd / sqrt(ess) + 0.02 * w[k].sd;
+        double tol_s = 4 * w[k].sd / sqrt(2 * ess) + 0.02 * w[k].sd;
+        ck_assert_msg(fabs(row->mean - w[k].mean) < tol_m, "%s: mean %g, want %g +- %g", w[k].name, row->mean,
+                      w[k].mean, tol_m);
+        ck_assert_msg(fabs(row->sd - w[k].sd) < tol_s, "%s: sd %g, want %g +- %g", w[k].name, row->sd, w[k].sd, tol_s);
+        ck_assert_msg(row->r_hat < 1.01, "%s: r_hat %g", w[k].name, row->r_hat);
+    }
+    inf_result_free(r);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+
+START_TEST(normal_normal) {
+    /* mu ~ N(0, 10), y_i ~ N(mu, 2), 5 points summing to 12.5 */
+    double prec = 1 / 100.0 + 5 / 4.0, mean = (12.5 / 4.0) / prec;
+    want w[] = {{"mu", mean, 1 / sqrt(prec)}};
+    check_model("model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  plate n(len(y)) {\n    observe y ~ Normal(mu, 2.0)\n  }\n}\n",
+                "m", "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n", w, 1);
+}
+END_TEST
+
+START_TEST(beta_bernoulli) {
+    /* p ~ Beta(2, 2), 7 heads in 10: Beta(9, 5) */
+    double a = 9, b = 5;
+    want w[] = {{"p", a / (a + b), sqrt(a * b / ((a + b) * (a + b) * (a + b + 1)))}};
+    check_model("model m(x) {\n  sample p ~ Beta(2.0, 2.0)\n  plate n(len(x)) {\n    observe x ~ Bernoulli(p)\n  }\n}\n",
+                "m", "data = {x: [1, 1, 0, 1, 1, 0, 1, 1, 0, 1]}\n", w, 1);
+}
+END_TEST
+
+START_TEST(gamma_precision) {
+    /* tau ~ Gamma(3, 2), y_i ~ N(0, 1/sqrt(tau)), n = 6, sum y^2 = 7.75:
+     * Gamma(3 + 6/2, 2 + 7.75/2) */
+    double a = 3 + 3, b = 2 + 7.75 / 2.0;
+    want w[] = {{"tau", a / b, sqrt(a) / b}};
+    check_model("model m(y) {\n  sample tau ~ Gamma(3.0, 2.0)\n  plate n(len(y)) {\n    observe y ~ Normal(0.0, 1.0 / sqrt(tau))\n  }\n}\n",
+                "m", "data = {y: [1.0, -1.0, 1.5, -0.5, 1.5, 1.0]}\n", w, 1);
+}
+END_TEST
+
+START_TEST(factor_unnormalized_density) {
+    /* a flat prior and a factor: the posterior is N(1, 0.5) */
+    want w[] = {{"x", 1.0, 0.5}};
+    check_model("model m(c) {\n  sample x ~ ImproperUniform()\n  factor f = Normal(c, 0.5).log_prob(x)\n}\n", "m",
+                "data = {c: 1.0}\n", w, 1);
+}
+END_TEST
+
+START_TEST(constrained_and_dependent_support) {
+    /* a ~ Uniform(0, 1), b | a ~ Uniform(0, 1 - a): a stays uniform (mean 1/2,
+     * var 1/12); E[b] = E[(1 - a) / 2] = 1/4 and
+     * var(b) = E[(1 - a)^2 / 12] + var((1 - a) / 2) = 1/36 + 1/48 = 7/144.
+     * The support of b depends on a: the potential must use each run's bound. */
+    want w[] = {{"a", 0.5, sqrt(1 / 12.0)}, {"b", 0.25, sqrt(7 / 144.0)}};
+    check_model("model m(z) {\n  sample a ~ Uniform(0.0, 1.0)\n  sample b ~ Uniform(0.0, 1.0 - a)\n}\n", "m",
+                "data = {z: 0}\n", w, 2);
+}
+END_TEST
+
+START_TEST(discrete_latent_is_an_error) {
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    const char *src = "model m() {\n  sample z ~ Bernoulli(0.5)\n}\npost = mcmc(m, {})\n";
+    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
+    ck_assert(rt_run_source(vm, s, false, NULL) != 0);
+    char *msg = rt_vm_errmsg(vm);
+    ck_assert_msg(strstr(msg, "discrete latent site \"z\""), "%s", msg);
+    free(msg);
+    rt_source_release(s);
+    rt_vm_free(vm);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("mcmc");
+    TCase *tc = tcase_create("mcmc");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, normal_normal);
+    tcase_add_test(tc, beta_bernoulli);
+    tcase_add_test(tc, gamma_precision);
+    tcase_add_test(tc, factor_unnormalized_density);
+    tcase_add_test(tc, constrained_and_dependent_support);
+    tcase_add_test(tc, discrete_latent_is_an_error);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
