@@ -55,9 +55,14 @@ uint32_t bk_rng_u32(bk_rng *r) {
 }
 
 double bk_rng_uniform(bk_rng *r) {
-    /* 53 random bits, shifted by half an ulp: never 0, never 1 */
-    uint64_t a = bk_rng_u32(r) >> 5, b = bk_rng_u32(r) >> 6;
-    return ((double)(a * 67108864 + b) + 0.5) / 9007199254740992.0;
+    /* k * 2^-53 for a 53-bit k is exact; k = 0 is redrawn (probability
+     * 2^-53), so the result lies in [2^-53, 1 - 2^-53].  (Adding half an
+     * ulp instead would round to exactly 1.0 at the top.) */
+    for (;;) {
+        uint64_t a = bk_rng_u32(r) >> 5, b = bk_rng_u32(r) >> 6;
+        uint64_t k = (a << 26) | b;
+        if (k) return (double)k * 0x1p-53;
+    }
 }
 
 double bk_rng_normal(bk_rng *r) {
@@ -95,14 +100,29 @@ double bk_rng_gamma(bk_rng *r, double shape) {
     }
 }
 
+/* log of a Gamma(shape, 1) draw; for shape < 1 the boost is applied in
+ * log space, log G(a + 1) + log(U) / a, which stays finite where the draw
+ * itself underflows (a ~ 0.01 gives values like 1e-200 routinely). */
+static double log_gamma_draw(bk_rng *r, double shape) {
+    if (shape >= 1) return log(bk_rng_gamma(r, shape));
+    double g = bk_rng_gamma(r, shape + 1);
+    return log(g) + log(bk_rng_uniform(r)) / shape;
+}
+
 double bk_rng_beta(bk_rng *r, double a, double b) {
-    double x = bk_rng_gamma(r, a), y = bk_rng_gamma(r, b);
-    if (x + y == 0) return a >= b ? 1.0 : 0.0; /* both underflowed (tiny a, b) */
-    return x / (x + y);
+    if (!(a > 0) || !(b > 0)) return NAN;
+    if (a >= 1 && b >= 1) {
+        double x = bk_rng_gamma(r, a), y = bk_rng_gamma(r, b);
+        return x / (x + y);
+    }
+    /* x / (x + y) = 1 / (1 + exp(log y - log x)) in log space */
+    double lx = log_gamma_draw(r, a), ly = log_gamma_draw(r, b);
+    return 1 / (1 + exp(ly - lx));
 }
 
 int64_t bk_rng_poisson(bk_rng *r, double rate) {
-    if (!(rate >= 0)) return -1;
+    /* -1 flags a rate that is negative, NaN or too large for int64 */
+    if (!(rate >= 0) || !(rate < 4e18)) return -1;
     if (rate == 0) return 0;
     if (rate < 10) {
         /* inversion by sequential search */
@@ -131,6 +151,7 @@ int64_t bk_rng_poisson(bk_rng *r, double rate) {
 }
 
 int64_t bk_rng_binomial(bk_rng *r, int64_t n, double p) {
+    if (isnan(p)) return -1;
     if (n <= 0 || p <= 0) return 0;
     if (p >= 1) return n;
     if (p > 0.5) return n - bk_rng_binomial(r, n, 1 - p);
@@ -165,30 +186,32 @@ int64_t bk_rng_binomial(bk_rng *r, int64_t n, double p) {
 }
 
 int64_t bk_rng_categorical(bk_rng *r, int64_t n, const double *p) {
+    /* inverse cdf on the unnormalized weights; NaN and negative weights
+     * count as 0; -1 when there is no positive weight at all */
     double total = 0;
     for (int64_t i = 0; i < n; i++) total += p[i] > 0 ? p[i] : 0;
+    if (!(total > 0)) return -1;
     double u = bk_rng_uniform(r) * total, s = 0;
-    int64_t last = 0;
+    int64_t last = -1;
     for (int64_t i = 0; i < n; i++) {
         if (!(p[i] > 0)) continue;
         s += p[i];
         last = i;
         if (u < s) return i;
     }
-    return last;
+    return last; /* u rounded above the running sum: the last positive one */
 }
 
 void bk_rng_dirichlet(bk_rng *r, int64_t k, const double *alpha, double *out) {
-    double s = 0;
-    for (int64_t i = 0; i < k; i++) s += out[i] = bk_rng_gamma(r, alpha[i]);
-    if (s == 0) {
-        /* every gamma underflowed: all mass on the largest concentration */
-        int64_t m = 0;
-        for (int64_t i = 1; i < k; i++)
-            if (alpha[i] > alpha[m]) m = i;
-        for (int64_t i = 0; i < k; i++) out[i] = i == m;
-        return;
+    /* gammas in log space, normalized by their log-sum-exp: small
+     * concentrations underflow the gammas themselves */
+    double m = -INFINITY;
+    for (int64_t i = 0; i < k; i++) {
+        out[i] = log_gamma_draw(r, alpha[i]);
+        if (out[i] > m) m = out[i];
     }
+    double s = 0;
+    for (int64_t i = 0; i < k; i++) s += out[i] = exp(out[i] - m);
     for (int64_t i = 0; i < k; i++) out[i] /= s;
 }
 
@@ -241,18 +264,13 @@ bk_tensor *bk_rand_normal(bk_ctx *ctx, bk_rng *r, int ndim, const int64_t *shape
     return t;
 }
 
-/* dz/dalpha for z ~ Gamma(alpha, 1): -(dP/dalpha) / p(z; alpha). */
-static double gamma_dz_dalpha(double a, double z) {
-    double logpdf = (a - 1) * log(z) - z - lgamma(a);
-    double dens = exp(logpdf);
-    if (!(dens > 0) || !isfinite(dens)) return 0;
-    return -bk_gammainc_lower_da(a, z) / dens;
-}
-
 bk_tensor *bk_rand_gamma(bk_ctx *ctx, bk_rng *r, bk_tensor *alpha, int ndim, const int64_t *shape) {
     bk_tensor *z = bk_empty(ctx, BK_F64, ndim, shape);
     if (!z) return NULL;
+    /* the broadcast alpha only supplies numbers: keep it off the tape */
+    bool was = bk_set_grad_enabled(ctx, false);
     bk_tensor *ab = bk_expand(ctx, alpha, ndim, shape);
+    bk_set_grad_enabled(ctx, was);
     if (!ab) {
         bk_release(z);
         return NULL;
@@ -270,7 +288,7 @@ bk_tensor *bk_rand_gamma(bk_ctx *ctx, bk_rng *r, bk_tensor *alpha, int ndim, con
     bk_tensor *dz = bk_empty(ctx, BK_F64, ndim, shape);
     if (dz) {
         double *d = bk_data(dz);
-        for (int64_t i = 0; i < z->numel; i++) d[i] = gamma_dz_dalpha(bk_get(ab, i), p[i]);
+        for (int64_t i = 0; i < z->numel; i++) d[i] = bk_gamma_reparam_da(bk_get(ab, i), p[i]);
     }
     bk_tensor *det = bk_detach(ctx, alpha);
     bk_tensor *diff = det ? bk_sub(ctx, alpha, det) : NULL;

@@ -20,5 +20,8 @@ double bk_sigmoid(double x);
 /* d/da of the regularized lower incomplete gamma P(a, x) (for the implicit
  * reparameterization gradient of Gamma samples). */
 double bk_gammainc_lower_da(double a, double x);
+/* dz/da of z ~ Gamma(a, 1) at a fixed quantile: -(dP(a, z)/da) / p(z; a),
+ * computed without forming the density (finite where it underflows). */
+double bk_gamma_reparam_da(double a, double z);
 
 #endif
