@@ -131,44 +131,92 @@ static long line_span(const rt_source *s, int line, size_t *len) {
     return (long)(p - s->text);
 }
 
+/* Length of the printable UTF-8 character at p (at most n bytes), or 0 when
+ * the bytes there are a control character or not valid UTF-8 (shown as ?
+ * so a diagnostic cannot garble the terminal). */
+static int printable_len(const unsigned char *p, size_t n) {
+    unsigned c = p[0];
+    if (c >= 32 && c < 127) return 1;
+    int k = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (k == 0 || (size_t)k > n) return 0;
+    for (int i = 1; i < k; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xC2 && p[1] < 0xA0) return 0;                 /* C1 controls */
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F) ||
+        (c == 0xED && p[1] > 0x9F))
+        return 0;                                            /* overlong, surrogate, too big */
+    return k;
+}
+
+/* Display cells of line[from, to): one per character; tabs count as tabs. */
+static void show_source(out *o, const char *line, long from, long to) {
+    for (long i = from; i < to;) {
+        const unsigned char *p = (const unsigned char *)line + i;
+        int k = *p == '\t' ? 1 : printable_len(p, (size_t)(to - i));
+        if (k == 0) {
+            put(o, "?", 1);
+            k = 1;
+        } else {
+            put(o, line + i, (size_t)k);
+        }
+        i += k;
+    }
+}
+
+/* The caret line: blanks (tabs kept) under line[from, col0), then one ^ per
+ * character of line[col0, col0 + ncar), at least one. */
+static void show_carets(out *o, const char *line, long len, long from, long col0, long ncar) {
+    for (long i = from; i < col0;) {
+        const unsigned char *p = (const unsigned char *)line + i;
+        int k = *p == '\t' ? 1 : printable_len(p, (size_t)(len - i));
+        put(o, *p == '\t' ? "\t" : " ", 1);
+        i += k ? k : 1;
+    }
+    long n = 0;
+    for (long i = col0; i < col0 + ncar && i < len; n++) {
+        int k = printable_len((const unsigned char *)line + i, (size_t)(len - i));
+        i += k ? k : 1;
+    }
+    if (n < 1) n = 1;
+    for (long i = 0; i < n; i++) put(o, "^", 1);
+}
+
 static void format_one(out *o, const rt_diag *d) {
     fmt(o, "error: %s\n", d->msg);
     if (!d->src || d->loc.line <= 0) return;
     const rt_source *s = d->src;
-    fmt(o, "  --> %s:%d:%d\n", s->name, d->loc.line, d->loc.col);
-    size_t len;
-    long start = line_span(s, d->loc.line, &len);
-    if (start < 0) return;
     char num[16];
     int w = snprintf(num, sizeof num, "%d", d->loc.line);
+    fmt(o, "%*s--> %s:%d:%d\n", w + 1, "", s->name, d->loc.line, d->loc.col);
+    size_t ulen;
+    long start = line_span(s, d->loc.line, &ulen);
+    if (start < 0) return;
     const char *line = s->text + start;
+    long len = (long)ulen;
+    if (len > 0 && line[len - 1] == '\r') len--;            /* CRLF files */
     long col0 = d->loc.col > 0 ? d->loc.col - 1 : 0;
-    long ncar = (d->loc.end_line == d->loc.line && d->loc.end_col >= d->loc.col) ? d->loc.end_col - d->loc.col + 1 : 1;
-    if (col0 > (long)len) col0 = (long)len;
-    if (col0 + ncar > (long)len + 1) ncar = (long)len + 1 - col0;
+    if (col0 > len) col0 = len;
+    /* a multi-line span is marked to the end of its first line */
+    long ncar = d->loc.end_line == d->loc.line ? (long)d->loc.end_col - d->loc.col + 1
+              : d->loc.end_line > d->loc.line ? len - col0 : 1;
+    if (ncar > len - col0) ncar = len - col0;
     if (ncar < 1) ncar = 1;
     /* cut long lines to a window around the caret */
-    long from = 0, to = (long)len;
-    if (to > MAX_SHOWN_LINE) {
+    long from = 0, to = len;
+    if (len > MAX_SHOWN_LINE) {
         from = col0 > MAX_SHOWN_LINE / 2 ? col0 - MAX_SHOWN_LINE / 2 : 0;
-        to = from + MAX_SHOWN_LINE < (long)len ? from + MAX_SHOWN_LINE : (long)len;
-        if (ncar > to - col0 + 1) ncar = to - col0 + 1;
-        if (ncar < 1) ncar = 1;
+        to = from + MAX_SHOWN_LINE < len ? from + MAX_SHOWN_LINE : len;
+        if (ncar > to - col0) ncar = to - col0;
     }
-    fmt(o, " %*s |\n", w, "");
+    fmt(o, "%*s |\n", w + 1, "");
     fmt(o, " %s | ", num);
     if (from > 0) puts_(o, "...");
-    for (long i = from; i < to; i++) {
-        unsigned char c = (unsigned char)line[i];
-        char ch = (c == '\t' || (c >= 32 && c < 127) || c >= 128) ? (char)c : '?';
-        if (c >= 128) ch = '?'; /* keep columns aligned with bytes */
-        put(o, &ch, 1);
-    }
+    show_source(o, line, from, to);
+    if (to < len) puts_(o, "...");
     puts_(o, "\n");
-    fmt(o, " %*s | ", w, "");
+    fmt(o, "%*s | ", w + 1, "");
     if (from > 0) puts_(o, "   ");
-    for (long i = from; i < col0; i++) put(o, line[i] == '\t' ? "\t" : " ", 1);
-    for (long i = 0; i < ncar; i++) put(o, "^", 1);
+    show_carets(o, line, to, from, col0, ncar);
     puts_(o, "\n");
 }
 

@@ -1,11 +1,18 @@
 /* parse.c - the driver of the generated scanner and parser: text in, AST
- * out, every syntax error reported to the diagnostic list. */
+ * out, every syntax error reported to the diagnostic list; and the REPL's
+ * "is this input unfinished?" test. */
 #include <stdlib.h>
 #include <string.h>
 #include "ast.h"
 #include "parse_internal.h"
 #include "ppl_parser.h"
 #include "ppl_lexer.h"
+
+static ast_program *parse_failed(struct lex_extra *x, rt_diaglist *diags, const char *why) {
+    ast_free(x->result);
+    if (why) rt_diag_add(diags, NULL, (rt_loc){0, 0, 0, 0}, "%s", why);
+    return NULL;
+}
 
 ast_program *rt_parse(rt_source *src, rt_diaglist *diags) {
     struct lex_extra x;
@@ -14,28 +21,21 @@ ast_program *rt_parse(rt_source *src, rt_diaglist *diags) {
     x.col = 1;
     x.src = src;
     x.diags = diags;
+    if (src->len > (size_t)INT32_MAX / 2)   /* flex buffers are int-sized */
+        return parse_failed(&x, diags, "the source text is too large to parse");
     yyscan_t scanner;
-    if (yylex_init_extra(&x, &scanner)) return NULL;
+    if (yylex_init_extra(&x, &scanner)) return parse_failed(&x, diags, "out of memory while parsing");
     YY_BUFFER_STATE buf = yy_scan_bytes(src->text, (int)src->len, scanner);
     int rc = buf ? yyparse(scanner, &x) : 2;
     if (buf) yy_delete_buffer(buf, scanner);
     yylex_destroy(scanner);
-    if (rc == 2 || x.oom) {
-        ast_free(x.result);
-        rt_diag_add(diags, NULL, (rt_loc){0, 0, 0, 0}, "out of memory while parsing");
-        return NULL;
-    }
+    if (x.oom || (rc == 2 && !x.too_deep)) return parse_failed(&x, diags, "out of memory while parsing");
     if (rc != 0 || x.nerr > 0 || !x.result) {
-        if (x.nerr == 0) rt_diag_add(diags, src, (rt_loc){x.line, x.col, x.line, x.col}, "syntax error");
-        ast_free(x.result);
-        return NULL;
+        /* every path to a failure reports first; this is a safety net */
+        return parse_failed(&x, diags, x.nerr == 0 ? "syntax error" : NULL);
     }
     ast_program *p = calloc(1, sizeof *p);
-    if (!p) {
-        ast_free(x.result);
-        rt_diag_add(diags, NULL, (rt_loc){0, 0, 0, 0}, "out of memory while parsing");
-        return NULL;
-    }
+    if (!p) return parse_failed(&x, diags, "out of memory while parsing");
     p->body = x.result;
     p->src = rt_source_retain(src);
     return p;
@@ -48,52 +48,52 @@ void ast_program_free(ast_program *p) {
     free(p);
 }
 
-static bool ends_with_word(const char *s, size_t n, const char *w) {
+/* ---- the REPL's continuation test ---- */
+
+static int is_word_char(char c) {
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Does text[0, n) end with the keyword `w` (as a whole word)? */
+static int ends_with_word(const char *text, size_t n, const char *w) {
     size_t k = strlen(w);
-    if (n < k || memcmp(s + n - k, w, k) != 0) return false;
-    if (n == k) return true;
-    char c = s[n - k - 1];
-    return !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'));
+    if (n < k || memcmp(text + n - k, w, k) != 0) return 0;
+    return n == k || !is_word_char(text[n - k - 1]);
+}
+
+/* The last character of the text that is not blank or comment decides
+ * whether a binary operator (or `=`, `~`, `,`) is left dangling. */
+static int dangling(const char *text, size_t n) {
+    if (n == 0) return 0;
+    if (strchr("+-*/%@=~,<>:.!", text[n - 1])) return 1;
+    static const char *const words[] = {"and", "or", "not", "else", "in", "as"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (ends_with_word(text, n, words[i])) return 1;
+    return 0;
 }
 
 int rt_parse_incomplete(const char *text) {
-    int depth = 0;
-    bool in_str = false;
-    const char *last = NULL; /* last significant character */
-    size_t lastlen = 0;
-    const char *line_start = text;
-    for (const char *p = text; *p; p++) {
-        char c = *p;
+    if (!text) return 0;
+    long depth = 0;
+    int in_str = 0;
+    size_t last = 0;     /* end of the last significant character */
+    for (size_t i = 0; text[i]; i++) {
+        char c = text[i];
         if (in_str) {
-            if (c == '\\' && p[1]) p++;
-            else if (c == '"') in_str = false;
-            else if (c == '\n') in_str = false; /* an unterminated string is an error, not more input */
+            if (c == '\\' && text[i + 1] && text[i + 1] != '\n') i++;
+            else if (c == '"' || c == '\n') in_str = 0;   /* strings end at the line */
+            last = i + 1;
             continue;
         }
         if (c == '#') {
-            while (p[1] && p[1] != '\n') p++;
+            while (text[i + 1] && text[i + 1] != '\n') i++;
             continue;
         }
-        if (c == '"') in_str = true;
+        if (c == '"') in_str = 1;
         else if (c == '(' || c == '[' || c == '{') depth++;
         else if (c == ')' || c == ']' || c == '}') depth--;
-        if (c == '\n') line_start = p + 1;
-        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-            last = p;
-            lastlen = (size_t)(p - text) + 1;
-        }
+        if (c != ' ' && c != '\t' && c != '\r' && c != '\n') last = i + 1;
     }
-    (void)line_start;
-    if (in_str) return 0;
-    if (depth > 0) return 1;
-    if (!last) return 0;
-    switch (*last) {
-    case '+': case '-': case '*': case '/': case '%': case '@': case '=': case '~':
-    case ',': case '<': case '>': case ':': case '.':
-        return 1;
-    }
-    if (ends_with_word(text, lastlen, "and") || ends_with_word(text, lastlen, "or") ||
-        ends_with_word(text, lastlen, "not") || ends_with_word(text, lastlen, "else"))
-        return 1;
-    return 0;
+    if (in_str || depth > 0) return 1;
+    return dangling(text, last);
 }

@@ -120,7 +120,7 @@ START_TEST(records_and_strings) {
 END_TEST
 
 START_TEST(functions_and_control) {
-    RUN("def fact(n) { if n <= 1 { return 1 } return n * fact(n - 1) }");
+    RUN("def fact(n) { if n <= 1 { return 1 }; return n * fact(n - 1) }");
     ECHO("fact(10)", "3628800");
     RUN("def f(a, b=10) { return a + b }");
     ECHO("f(1)", "11");
