@@ -47,7 +47,7 @@ static int dist_arg(rt_vm *vm, const rt_call *c, int pos, const char *name, sl_d
 
 static int b_kl(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"p", "q", NULL};
-    sl_dist *p, *q;
+    sl_dist *p = NULL, *q = NULL;
     if (rt_check_args(vm, c, 2, names) || dist_arg(vm, c, 0, "p", &p) ||
         dist_arg(vm, c, 1, "q", &q))
         return -1;

@@ -319,7 +319,7 @@ int sl_fam_batch(const sl_dist *d, int64_t *shape) {
 
 bk_tensor *sl_map(bk_ctx *ctx, bk_rng *rng, int nd, const int64_t *shape, int n, bk_tensor **in,
                   sl_mapfn fn, const void *ud) {
-    int64_t sh[BK_MAXDIM];
+    int64_t sh[BK_MAXDIM] = {0};
     if (!shape) {
         nd = 0;
         for (int j = 0; j < n; j++) {

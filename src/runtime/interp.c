@@ -488,7 +488,7 @@ static char *indexed_name(rt_vm *vm, frame *F, const char *base, ir_node *const 
             rt_release(v);
             return strdup(base);
         }
-        int64_t k;
+        int64_t k = 0;
         int rc = to_int(vm, v, items[i]->loc, "an index in a site name", &k);
         rt_release(v);
         if (rc) return NULL;
