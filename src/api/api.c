@@ -304,24 +304,16 @@ static ppl_status find_func(ppl_state *S, const char *name, const char *what, rt
     return PPL_OK;
 }
 
-ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_result **out) {
-    if (!valid(S)) return PPL_ERR_MISUSE;
-    if (!out) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_svi: out is NULL%s", NULL);
-    *out = NULL;
-    ppl_svi_opts d = o ? *o : ppl_svi_defaults();
-    rt_func *m;
-    if (find_func(S, model, "model", &m)) return S->code;
+/* The model's arguments: the data file's fields, then globals by name. */
+static ppl_status model_data(ppl_state *S, rt_func *m, const char *json, rt_value *out) {
     rt_value data = rt_none();
-    if (d.data_json) {
-        if (rt_load_json(S->vm, d.data_json, (rt_loc){0, 0, 0, 0}, &data)) return vm_error(S);
+    if (json) {
+        if (rt_load_json(S->vm, json, (rt_loc){0, 0, 0, 0}, &data)) return vm_error(S);
         if (data.tag != RT_RECORD) {
             rt_release(data);
-            return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", d.data_json);
+            return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", json);
         }
-    }
-    /* Arguments the data file does not give come from globals of the same
-     * name (ppl_set_data_f64). */
-    if (data.tag != RT_RECORD) {
+    } else {
         rt_record *rec = rt_record_new();
         if (!rec) return set_error(S, PPL_ERR_NOMEM, NULL);
         data = rt_obj_value(&rec->h);
@@ -334,6 +326,19 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
             return set_error(S, PPL_ERR_NOMEM, NULL);
         }
     }
+    *out = data;
+    return PPL_OK;
+}
+
+ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_result **out) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!out) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_svi: out is NULL%s", NULL);
+    *out = NULL;
+    ppl_svi_opts d = o ? *o : ppl_svi_defaults();
+    rt_func *m;
+    if (find_func(S, model, "model", &m)) return S->code;
+    rt_value data;
+    if (model_data(S, m, d.data_json, &data)) return S->code;
     inf_guide *g = NULL;
     inf_guide user = {0};
     const char *gname = d.guide ? d.guide : "auto_normal";
@@ -393,32 +398,6 @@ ppl_mcmc_opts ppl_mcmc_defaults(void) {
     o.target_accept = 0.8;
     o.seed = 1;
     return o;
-}
-
-/* The model's arguments: the data file's fields, then globals by name. */
-static ppl_status model_data(ppl_state *S, rt_func *m, const char *json, rt_value *out) {
-    rt_value data = rt_none();
-    if (json) {
-        if (rt_load_json(S->vm, json, (rt_loc){0, 0, 0, 0}, &data)) return vm_error(S);
-        if (data.tag != RT_RECORD) {
-            rt_release(data);
-            return fmt_error(S, PPL_ERR_RUNTIME, "error: %s: the top level must be an object", json);
-        }
-    } else {
-        rt_record *rec = rt_record_new();
-        if (!rec) return set_error(S, PPL_ERR_NOMEM, NULL);
-        data = rt_obj_value(&rec->h);
-    }
-    for (int i = 0; i < m->nparams; i++) {
-        rt_value *gv = rt_global_get(S->vm, m->pnames[i]);
-        if (gv && gv->tag == RT_TENSOR && !rt_record_get((rt_record *)data.u.o, m->pnames[i]) &&
-            rt_record_set((rt_record *)data.u.o, m->pnames[i], rt_retain(*gv))) {
-            rt_release(data);
-            return set_error(S, PPL_ERR_NOMEM, NULL);
-        }
-    }
-    *out = data;
-    return PPL_OK;
 }
 
 ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl_result **out) {
