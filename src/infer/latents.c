@@ -105,7 +105,9 @@ int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_lo
     for (int i = 0; i < tr.n && rc == 0; i++) {
         const rt_site *s = &tr.sites[i];
         if (s->kind != RT_SITE_SAMPLE) continue;
-        if (sl_support(vm->bk, s->dist, &L[k].support)) {
+        /* `sample x: C ~ D` works in C's space; other sites in D's support */
+        if (s->has_constraint) L[k].support = sl_constraint_copy(&s->constraint);
+        else if (sl_support(vm->bk, s->dist, &L[k].support)) {
             rc = rt_fail_bk(vm, s->loc);
             break;
         }

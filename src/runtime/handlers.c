@@ -208,6 +208,10 @@ static int trace_post(rt_vm *vm, rt_handler *h, rt_msg *m) {
     s->scale = m->scale;
     s->observed = m->observed;
     s->loc = m->loc;
+    if (m->kind == RT_SITE_SAMPLE && m->constraint) {
+        s->has_constraint = true;
+        s->constraint = sl_constraint_copy(m->constraint);
+    }
     s->nplates = m->nplates;
     for (int i = 0; i < m->nplates; i++) {
         s->plates[i] = m->plates[i];
@@ -233,6 +237,7 @@ void rt_trace_clear(rt_trace *t) {
         bk_release(s->value);
         bk_release(s->log_prob);
         for (int k = 0; k < s->nplates; k++) bk_release(s->plates[k].idx);
+        if (s->has_constraint) sl_constraint_clear(&s->constraint);
     }
     free(t->sites);
     memset(t, 0, sizeof *t);

@@ -72,6 +72,8 @@ typedef struct rt_site {
     int nplates;
     rt_plate plates[RT_MAXPLATES]; /* idx retained */
     rt_loc loc;
+    bool has_constraint;    /* sample x: C ~ D */
+    sl_constraint constraint;  /* C (lo/hi retained) */
 } rt_site;
 
 typedef struct rt_trace {
