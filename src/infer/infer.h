@@ -20,6 +20,10 @@ typedef enum { INF_OPT_ADAM, INF_OPT_SGD, INF_OPT_RMSPROP, INF_OPT_ADAGRAD,
 typedef struct inf_optim_spec {
     int kind;
     double lr, beta1, beta2, eps, momentum, alpha, weight_decay, clip_norm, lrd;
+    /* for every optimizer: clip the global gradient norm (0: off), and the
+     * learning-rate schedule lr * lr_decay^t * lr_gamma^floor(t / lr_step) */
+    double max_grad_norm, lr_decay, lr_gamma;
+    long lr_step;
     bool nesterov;
 } inf_optim_spec;
 
@@ -33,6 +37,7 @@ typedef struct inf_optim_slot {
 
 typedef struct inf_optim {
     inf_optim_spec spec;
+    long t;                  /* steps taken (for the schedule) */
     inf_optim_slot *slots;
     int nslots, cap;
 } inf_optim;

@@ -11,13 +11,14 @@
 
 static int make_optim(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
     static const char *const names[] = {"lr", "betas", "eps", "momentum", "nesterov", "alpha",
-                                        "weight_decay", "clip_norm", "lrd", NULL};
+                                        "weight_decay", "clip_norm", "lrd", "max_grad_norm",
+                                        "lr_decay", "lr_step", "lr_gamma", NULL};
     if (rt_check_args(vm, c, 1, names)) return -1;
     inf_optim_spec *s = malloc(sizeof *s);
     if (!s) return rt_error(vm, c, "out of memory");
     *s = inf_adam_defaults();
     s->kind = kind;
-    double nest = 0;
+    double nest = 0, lr_step = 0;
     double dflt_lr = kind == INF_OPT_ADAGRAD ? 1e-2 : 1e-3;
     if (kind == INF_OPT_RMSPROP) s->eps = 1e-8;
     if (kind == INF_OPT_ADAGRAD) s->eps = 1e-10;
@@ -28,7 +29,11 @@ static int make_optim(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
         rt_arg_number(vm, c, -1, "alpha", 0.99, false, &s->alpha) ||
         rt_arg_number(vm, c, -1, "weight_decay", 0, false, &s->weight_decay) ||
         rt_arg_number(vm, c, -1, "clip_norm", 10.0, false, &s->clip_norm) ||
-        rt_arg_number(vm, c, -1, "lrd", 1.0, false, &s->lrd)) {
+        rt_arg_number(vm, c, -1, "lrd", 1.0, false, &s->lrd) ||
+        rt_arg_number(vm, c, -1, "max_grad_norm", 0, false, &s->max_grad_norm) ||
+        rt_arg_number(vm, c, -1, "lr_decay", 1.0, false, &s->lr_decay) ||
+        rt_arg_number(vm, c, -1, "lr_gamma", 1.0, false, &s->lr_gamma) ||
+        rt_arg_number(vm, c, -1, "lr_step", 0, false, &lr_step)) {
         free(s);
         return -1;
     }
@@ -42,6 +47,13 @@ static int make_optim(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
         s->beta2 = bk_get(betas->u.t, 1);
     }
     s->nesterov = nest != 0;
+    if (lr_step < 0 || lr_step != floor(lr_step) || !(s->lr_decay > 0 && s->lr_decay <= 1) ||
+        !(s->lr_gamma > 0 && s->lr_gamma <= 1) || s->max_grad_norm < 0) {
+        free(s);
+        return rt_error(vm, c, "%s: lr_step must be a non-negative integer, lr_decay and lr_gamma in (0, 1], "
+                        "max_grad_norm >= 0", c->name);
+    }
+    s->lr_step = (long)lr_step;
     if (!(s->lr > 0)) {
         double lr = s->lr;
         free(s);

@@ -18,6 +18,8 @@ inf_optim_spec inf_adam_defaults(void) {
     s.alpha = 0.99;
     s.clip_norm = 10.0;
     s.lrd = 1.0;
+    s.lr_decay = 1.0;
+    s.lr_gamma = 1.0;
     return s;
 }
 
@@ -62,10 +64,9 @@ static inf_optim_slot *slot_for(inf_optim *o, const char *name, int64_t n) {
     return s;
 }
 
-static void update(const inf_optim_spec *sp, inf_optim_slot *s, double *w, const double *g0) {
+static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, double *w, const double *g0) {
     int64_t n = s->n;
     s->t++;
-    double lr = sp->lr;
     for (int64_t i = 0; i < n; i++) {
         double g = g0[i] + sp->weight_decay * w[i];
         switch (sp->kind) {
@@ -101,7 +102,25 @@ static void update(const inf_optim_spec *sp, inf_optim_slot *s, double *w, const
     }
 }
 
+/* Scale that brings the global L2 norm of all gradients to at most max
+ * (1 when clipping is off or the norm is already within it). */
+static double clip_scale(const inf_optim *o, rt_vm *vm) {
+    if (!(o->spec.max_grad_norm > 0)) return 1.0;
+    double ss = 0;
+    for (int i = 0; i < vm->params.n; i++) {
+        bk_tensor *g = vm->params.items[i].u->grad;
+        for (int64_t k = 0; g && k < g->numel; k++) ss += bk_get(g, k) * bk_get(g, k);
+    }
+    double norm = sqrt(ss);
+    return norm > o->spec.max_grad_norm ? o->spec.max_grad_norm / norm : 1.0;
+}
+
 int inf_optim_step(inf_optim *o, rt_vm *vm) {
+    const inf_optim_spec *sp = &o->spec;
+    double lr = sp->lr * pow(sp->lr_decay, (double)o->t);
+    if (sp->lr_step > 0) lr *= pow(sp->lr_gamma, (double)(o->t / sp->lr_step));
+    double scale = clip_scale(o, vm);
+    o->t++;
     for (int i = 0; i < vm->params.n; i++) {
         rt_param *p = &vm->params.items[i];
         bk_tensor *g = p->u->grad;
@@ -121,7 +140,9 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
                                 "the gradient of parameter \"%s\" is not finite; lower the learning "
                                 "rate or check the model for invalid values", p->name);
         }
-        update(&o->spec, s, bk_data(p->u), gd);
+        if (scale != 1.0)
+            for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
+        update(&o->spec, lr, s, bk_data(p->u), gd);
         if (gd != gbuf) free(gd);
         bk_zero_grad(p->u);
     }

@@ -133,6 +133,24 @@ START_TEST(autodelta_map_and_init_strategies) {
 }
 END_TEST
 
+START_TEST(schedules_and_clipping) {
+    /* a parameter under a quadratic factor: the gradient is 3 - x, so SGD's
+     * path is exact arithmetic.  lr 0.1 halved every 2 steps:
+     * 0 -> 0.3 -> 0.57 -> 0.6915 -> 0.806925 */
+    RUN("model q() {\n  param x = 0.0\n  factor f = -0.5 * (x - 3.0) ** 2\n}\n"
+        "guide e() {\n}\n"
+        "f1 = svi(q, e, {}, steps=4, optim=SGD(lr=0.1, lr_step=2, lr_gamma=0.5), summary_samples=1)\n"
+        "a = f1.params.x\nclear_params()\n"
+        "f2 = svi(q, e, {}, steps=4, optim=SGD(lr=0.1, max_grad_norm=1.0), summary_samples=1)\n"
+        "b = f2.params.x\nclear_params()\n"
+        "f3 = svi(q, e, {}, steps=2, optim=SGD(lr=0.1, lr_decay=0.5), summary_samples=1)\n"
+        "c = f3.params.x\n");
+    ck_assert_msg(fabs(get("a") - 0.806925) < 1e-12, "step schedule: %.15g", get("a"));
+    ck_assert_msg(fabs(get("b") - 0.4) < 1e-12, "clipped: %.15g", get("b")); /* every step moves exactly 0.1 */
+    ck_assert_msg(fabs(get("c") - (0.3 + 0.05 * 2.7)) < 1e-12, "exponential decay: %.15g", get("c"));
+}
+END_TEST
+
 START_TEST(same_seed_same_result) {
     RUN("model m(y) {\n  sample mu ~ Normal(0, 1)\n  observe y ~ Normal(mu, 1)\n}\n"
         "a = svi(m, AutoNormal(m), {y: 1.0}, steps=50, seed=9, optim=Adam(lr=0.1)).params[\"AutoNormal.locs.mu\"]\n");
@@ -265,6 +283,7 @@ int main(void) {
     tcase_add_test(tc, mean_field_elbo);
     tcase_add_test(tc, renyi_elbo_reaches_log_evidence);
     tcase_add_test(tc, autodelta_map_and_init_strategies);
+    tcase_add_test(tc, schedules_and_clipping);
     tcase_add_test(tc, save_and_load_params);
     tcase_add_test(tc, discrete_latent_score_function);
     tcase_add_test(tc, svi_errors);
