@@ -179,6 +179,7 @@ END_TEST
 START_TEST(distributions_in_language) {
     ECHO("Normal(0, 1).log_prob(0.0)", "-0.9189385332046728");
     ECHO("Normal(0, 1).mean", "0");
+    ECHO("shape(Normal(0, 1).sample([3]))", "[3]"); /* keywords work as method names */
     RUN("d = Normal(zeros(3), 1)");
     ECHO("d.log_prob([0, 0, 0])", "[-0.9189385332046728, -0.9189385332046728, -0.9189385332046728]");
     ECHO("abs(d.to_event(1).log_prob([0, 0, 0]) - 3 * Normal(0, 1).log_prob(0.0)) < 1e-14", "1");
