@@ -94,6 +94,36 @@ static const char *op_symbol(int op) {
     return op >= 0 && op <= AST_OP_POS ? sym[op] : "?";
 }
 
+/* w = x op y for 0-d float64 operands that need no gradient; false when the
+ * general path must run. */
+static bool scalar_binop(int op, const bk_tensor *x, const bk_tensor *y, double *w) {
+    if (x->ndim != 0 || y->ndim != 0 || x->dtype != BK_F64 || y->dtype != BK_F64 || x->requires_grad ||
+        y->requires_grad)
+        return false;
+    double u = ((const double *)x->st->data)[x->offset], v = ((const double *)y->st->data)[y->offset];
+    switch (op) {
+    case AST_OP_ADD: *w = u + v; return true;
+    case AST_OP_SUB: *w = u - v; return true;
+    case AST_OP_MUL: *w = u * v; return true;
+    case AST_OP_DIV: *w = u / v; return true;
+    case AST_OP_LT: *w = u < v; return true;
+    case AST_OP_LE: *w = u <= v; return true;
+    case AST_OP_GT: *w = u > v; return true;
+    case AST_OP_GE: *w = u >= v; return true;
+    case AST_OP_EQ: *w = u == v; return true;
+    case AST_OP_NE: *w = u != v; return true;
+    default: return false;
+    }
+}
+
+/* A variable's or constant's tensor, borrowed (no reference taken), or NULL. */
+static bk_tensor *peek_tensor(rt_vm *vm, const frame *F, const ir_node *n) {
+    const rt_value *v = n->op == IR_CONST ? &n->k
+                      : n->op == IR_LOCAL ? &F->slots[n->slot]
+                      : n->op == IR_GLOBAL ? &vm->gvals[n->slot] : NULL;
+    return v && v->tag == RT_TENSOR ? v->u.t : NULL;
+}
+
 static int binop_values(rt_vm *vm, int op, rt_value a, rt_value b, rt_loc loc, rt_value *out) {
     if (a.tag == RT_STR && b.tag == RT_STR) {
         if (op == AST_OP_ADD) return str_concat(vm, a, b, out, loc);
@@ -123,22 +153,8 @@ static int binop_values(rt_vm *vm, int op, rt_value a, rt_value b, rt_loc loc, r
     bk_tensor *x = a.u.t, *y = b.u.t, *r = NULL;
     /* Scalar fast path: plain numbers that no gradient flows through skip
      * the general op machinery (this is most of a scalar loop's work). */
-    if (x->ndim == 0 && y->ndim == 0 && x->dtype == BK_F64 && y->dtype == BK_F64 &&
-        !x->requires_grad && !y->requires_grad && op <= AST_OP_NE && op != AST_OP_MATMUL &&
-        op != AST_OP_POW && op != AST_OP_MOD) {
-        double u = bk_item(x), v = bk_item(y), w;
-        switch (op) {
-        case AST_OP_ADD: w = u + v; break;
-        case AST_OP_SUB: w = u - v; break;
-        case AST_OP_MUL: w = u * v; break;
-        case AST_OP_DIV: w = u / v; break;
-        case AST_OP_LT: w = u < v; break;
-        case AST_OP_LE: w = u <= v; break;
-        case AST_OP_GT: w = u > v; break;
-        case AST_OP_GE: w = u >= v; break;
-        case AST_OP_EQ: w = u == v; break;
-        default: w = u != v; break;
-        }
+    double w;
+    if (scalar_binop(op, x, y, &w)) {
         /* reuse an operand nobody else holds (a temporary) for the result */
         if (x->refcount == 1 && x->st->refcount == 1 && !x->grad) r = bk_retain(x);
         else if (y->refcount == 1 && y->st->refcount == 1 && !y->grad) r = bk_retain(y);
@@ -852,6 +868,16 @@ static int eval(rt_vm *vm, frame *F, const ir_node *n, rt_value *out) {
     }
     case IR_CALL: return eval_call(vm, F, n, out);
     case IR_BINOP: {
+        /* both operands plain numbers held by variables or constants: no
+         * evaluation calls and no reference traffic */
+        bk_tensor *pa = peek_tensor(vm, F, n->kids[0]), *pb = pa ? peek_tensor(vm, F, n->kids[1]) : NULL;
+        double w;
+        if (pb && scalar_binop(n->aux, pa, pb, &w)) {
+            bk_tensor *r = bk_scalar(vm->bk, w);
+            if (!r) return oom(vm, n->loc);
+            *out = rt_tensor(r);
+            return 0;
+        }
         rt_value a, b;
         if (eval(vm, F, n->kids[0], &a)) return -1;
         if (eval(vm, F, n->kids[1], &b)) {
