@@ -135,6 +135,7 @@ static char *read_file(const char *path, size_t *len, char **err) {
 
 static ppl_status run_text(ppl_state *S, const char *name, const char *text, size_t len, bool check,
                            bool repl) {
+    S->vm->interrupted = 0; /* a Ctrl-C that arrived after the last call ended */
     rt_source *src = rt_source_new(name, text, len);
     if (!src) return set_error(S, PPL_ERR_NOMEM, NULL);
     rt_value echo = rt_none();
@@ -267,6 +268,7 @@ ppl_status ppl_call(ppl_state *S, const char *fn, int nargs, const double *args,
         av[i] = rt_tensor(t);
     }
     rt_vm_clear_error(S->vm);
+    S->vm->interrupted = 0;
     rt_value fv = rt_retain(*f), out = rt_none();
     int rc = rt_call_value(S->vm, fv, nargs, av, 0, NULL, NULL, (rt_loc){0, 0, 0, 0}, &out);
     rt_release(fv);
@@ -370,6 +372,7 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     so.optim.lr = d.lr > 0 ? d.lr : 0.01;
     so.summary_samples = d.summary_samples > 0 ? d.summary_samples : 1000;
     rt_vm_clear_error(S->vm);
+    S->vm->interrupted = 0;
     inf_result *r = NULL;
     int rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
                          (rt_loc){0, 0, 0, 0}, &r);
@@ -412,6 +415,7 @@ ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl
     inf_mcmc_opts mo = {.chains = d.chains, .warmup = d.warmup, .samples = d.samples, .max_depth = d.max_depth,
                         .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed};
     rt_vm_clear_error(S->vm);
+    S->vm->interrupted = 0;
     inf_mcmc *res = NULL;
     int rc = inf_mcmc_run(S->vm, m, (rt_record *)data.u.o, &mo, (rt_loc){0, 0, 0, 0}, &res);
     rt_release(data);

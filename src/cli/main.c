@@ -1,27 +1,328 @@
-/* main.c - the ppl command: run, check, svi, the REPL.  An ordinary client
- * of include/ppl.h: every diagnostic it prints comes from ppl_errmsg.
+/* main.c - the ppl command: run, check, svi, sample, and the REPL.  An
+ * ordinary client of include/ppl.h: every diagnostic about a program comes
+ * from ppl_errmsg; this file only parses the command line and moves text
+ * between the library, the terminal and files.
  *
- * Exit status: 0 success, 1 an error in the program or its data, 2 a usage
- * error on the command line. */
+ * Exit status: 0 success, 1 an error in the program, its data or an output
+ * file, 2 a usage error on the command line, 130 interrupted by Ctrl-C. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "ppl.h"
 #include "repl.h"
 
-static const char USAGE[] =
-    "usage:\n"
-    "  ppl                                   interactive REPL\n"
-    "  ppl run FILE.ppl [--seed N] [--device cpu|cuda]\n"
-    "  ppl check FILE.ppl                    parse and check only\n"
-    "  ppl svi FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
-    "          [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
-    "          [--out params.json] [--summary S.json]\n"
-    "  ppl sample FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W] [--samples S]\n"
-    "          [--seed N] [--target-accept P] [--max-depth D] [--metric diag|dense]\n"
-    "          [--out draws.csv] [--summary S.json]\n"
-    "  ppl --help | --version\n";
+enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+/* ---- options ----------------------------------------------------------- */
+
+/* Every option of every command, parsed into one record; `given` has bit i
+ * set when OPTIONS[i] appeared, so no field needs a sentinel value. */
+typedef struct args {
+    const char *file;
+    const char *model, *guide, *data, *out, *summary, *device, *metric;
+    uint64_t seed;
+    long steps, particles, chains, warmup, samples, max_depth;
+    double lr, target_accept;
+    unsigned long given;
+} args;
+
+typedef enum kind {
+    K_TEXT,   /* any string */
+    K_CHOICE, /* one of the '|'-separated words in `choices` */
+    K_SEED,   /* unsigned 64-bit integer */
+    K_LONG,   /* integer in [lo, INT_MAX] (the library takes ints) */
+    K_RATE,   /* finite number > 0 */
+    K_PROB    /* number strictly inside (0, 1) */
+} kind;
+
+typedef struct option_spec {
+    const char *name;
+    kind kind;
+    size_t offset;       /* of the field in args */
+    long lo;             /* K_LONG: smallest value allowed */
+    const char *choices; /* K_CHOICE */
+    const char *meta;    /* the value's name in help texts */
+    const char *help;
+} option_spec;
+
+#define FIELD(f) offsetof(args, f)
+static const option_spec OPTIONS[] = {
+    {"seed", K_SEED, FIELD(seed), 0, NULL, "N", "random seed (default: run 0, svi and sample 1)"},
+    {"device", K_CHOICE, FIELD(device), 0, "cpu|cuda", "cpu|cuda", "tensor backend (default cpu)"},
+    {"model", K_TEXT, FIELD(model), 0, NULL, "NAME", "the model to fit (required)"},
+    {"guide", K_TEXT, FIELD(guide), 0, NULL, "NAME",
+     "a guide in the file, or auto_normal (default), auto_diag, auto_mvn, auto_delta"},
+    {"data", K_TEXT, FIELD(data), 0, NULL, "D.json", "CmdStan-style JSON binding the model's arguments"},
+    {"steps", K_LONG, FIELD(steps), 0, NULL, "N", "optimization steps (default 1000)"},
+    {"lr", K_RATE, FIELD(lr), 0, NULL, "X", "Adam learning rate (default 0.01)"},
+    {"particles", K_LONG, FIELD(particles), 1, NULL, "K", "ELBO particles per step (default 1)"},
+    {"chains", K_LONG, FIELD(chains), 1, NULL, "C", "chains, run one after another (default 4)"},
+    {"warmup", K_LONG, FIELD(warmup), 0, NULL, "W", "warmup iterations per chain (default 1000)"},
+    {"samples", K_LONG, FIELD(samples), 1, NULL, "S", "draws per chain (default 1000)"},
+    {"target-accept", K_PROB, FIELD(target_accept), 0, NULL, "P", "NUTS target acceptance (default 0.8)"},
+    {"max-depth", K_LONG, FIELD(max_depth), 1, NULL, "D", "NUTS tree depth limit (default 10)"},
+    {"metric", K_CHOICE, FIELD(metric), 0, "diag|dense", "diag|dense", "mass matrix (default diag)"},
+    {"out", K_TEXT, FIELD(out), 0, NULL, "PATH", NULL /* per command */},
+    {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
+};
+#define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static int option_index(const char *name, size_t len) {
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(OPTIONS[i].name) == len && strncmp(OPTIONS[i].name, name, len) == 0) return (int)i;
+    return -1;
+}
+
+static bool given(const args *a, const char *name) {
+    int i = option_index(name, strlen(name));
+    return i >= 0 && (a->given >> i & 1);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+typedef struct command {
+    const char *name;
+    const char *synopsis; /* after "ppl NAME " */
+    const char *about;
+    const char *out_help; /* what --out writes, NULL when not accepted */
+    const char *const *opts;
+    int (*run)(const args *a);
+} command;
+
+static int cmd_run(const args *a);
+static const struct command *find_command(const char *name);
+static int cmd_check(const args *a);
+static int cmd_svi(const args *a);
+static int cmd_sample(const args *a);
+
+static const char *const RUN_OPTS[] = {"seed", "device", NULL};
+static const char *const CHECK_OPTS[] = {NULL};
+static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
+                                       "out", "summary", "device", NULL};
+static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
+                                          "target-accept", "max-depth", "metric", "out", "summary",
+                                          "device", NULL};
+
+static const command COMMANDS[] = {
+    {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
+     "Parse, check and run FILE.ppl (\"-\" reads standard input).\n"
+     "Script output (print, summary) goes to stdout, diagnostics to stderr.",
+     NULL, RUN_OPTS, cmd_run},
+    {"check", "FILE.ppl",
+     "Parse and check FILE.ppl (names, arity, constraints) without running it;\n"
+     "prints \"FILE.ppl: ok\" when it is fine (\"-\" reads standard input).",
+     NULL, CHECK_OPTS, cmd_check},
+    {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
+            "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
+            "        [--out params.json] [--summary S.json]",
+     "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
+     "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
+     "the summary table.  Output files are written atomically.",
+     "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
+    {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
+               "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
+               "        [--metric diag|dense] [--out draws.csv] [--summary S.json]",
+     "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
+     "from the posterior of --model with NUTS and print the summary table.",
+     "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void print_synopses(FILE *f) {
+    fprintf(f, "usage:\n  ppl                 interactive REPL (:help inside)\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  ppl %s %s\n", COMMANDS[i].name, COMMANDS[i].synopsis);
+    fprintf(f, "  ppl --help | --version | COMMAND --help\n");
+}
+
+static void print_help(void) {
+    printf("ppl %s - a small probabilistic programming language\n\n", ppl_version());
+    print_synopses(stdout);
+    printf("\nExit status: 0 success, 1 an error in the program or its data,\n"
+           "2 a command-line error, 130 interrupted.  See docs/CLI.md.\n");
+}
+
+static void print_command_help(const command *c) {
+    printf("usage: ppl %s %s\n\n%s\n", c->name, c->synopsis, c->about);
+    if (!c->opts[0]) return;
+    printf("\noptions:\n");
+    for (const char *const *o = c->opts; *o; o++) {
+        const option_spec *s = &OPTIONS[option_index(*o, strlen(*o))];
+        char head[64];
+        snprintf(head, sizeof head, "--%s %s", s->name, s->meta);
+        printf("  %-24s %s\n", head, s->help ? s->help : c->out_help);
+    }
+}
+
+/* A one-line error, then the command's synopsis as a hint; exit status 2. */
+static int usage_error(const command *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const command *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (c)
+        fprintf(stderr, "\nusage: ppl %s %s\nTry 'ppl %s --help' for more.\n", c->name, c->synopsis,
+                c->name);
+    else
+        fprintf(stderr, "\nTry 'ppl --help' for more.\n");
+    return EXIT_USAGE;
+}
+
+/* ---- value parsing ----------------------------------------------------- */
+
+static bool parse_long(const char *v, long lo, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno == ERANGE || x < lo || x > INT_MAX) return false;
+    *out = x;
+    return true;
+}
+
+static bool parse_seed(const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    if (*v < '0' || *v > '9') return false; /* strtoull would accept "-1" */
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*end || errno == ERANGE) return false;
+    *out = (uint64_t)x;
+    return true;
+}
+
+static bool parse_double(const char *v, double *out) {
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end || !isfinite(x)) return false;
+    *out = x;
+    return true;
+}
+
+static bool choice_ok(const char *choices, const char *v) {
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        size_t w = strcspn(p, "|");
+        if (w == n && strncmp(p, v, n) == 0) return true;
+        p += w + (p[w] == '|');
+    }
+    return false;
+}
+
+/* Store value v of option s into a; returns 0 or a usage error. */
+static int set_option(const command *c, const option_spec *s, const char *v, args *a) {
+    void *field = (char *)a + s->offset;
+    double d;
+    switch (s->kind) {
+    case K_TEXT:
+        *(const char **)field = v;
+        return 0;
+    case K_CHOICE:
+        if (!choice_ok(s->choices, v))
+            return usage_error(c, "--%s must be %s, got \"%s\"", s->name, s->choices, v);
+        *(const char **)field = v;
+        return 0;
+    case K_SEED:
+        if (!parse_seed(v, field))
+            return usage_error(c, "--%s needs a non-negative integer below 2^64, got \"%s\"", s->name, v);
+        return 0;
+    case K_LONG:
+        if (!parse_long(v, s->lo, field))
+            return usage_error(c, "--%s needs an integer %s, got \"%s\"", s->name,
+                               s->lo > 0 ? "of at least 1" : "of at least 0", v);
+        return 0;
+    case K_RATE:
+        if (!parse_double(v, &d) || !(d > 0))
+            return usage_error(c, "--%s needs a positive number, got \"%s\"", s->name, v);
+        *(double *)field = d;
+        return 0;
+    case K_PROB:
+        if (!parse_double(v, &d) || !(d > 0 && d < 1))
+            return usage_error(c, "--%s needs a number strictly between 0 and 1, got \"%s\"", s->name, v);
+        *(double *)field = d;
+        return 0;
+    }
+    return usage_error(c, "internal: bad option kind");
+}
+
+static bool allowed(const command *c, const char *name) {
+    for (const char *const *o = c->opts; *o; o++)
+        if (strcmp(*o, name) == 0) return true;
+    return false;
+}
+
+/* Parse argv[2..] for command c: one file, options as "--name value" or
+ * "--name=value", "--" ends the options.  Returns 0, EXIT_USAGE, or -1
+ * when help was printed. */
+static int parse_args(const command *c, int argc, char **argv, args *a) {
+    bool only_files = false;
+    for (int i = 2; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_files || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (a->file) return usage_error(c, "unexpected argument \"%s\" (one file only)", arg);
+            a->file = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_files = true;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_command_help(c);
+            return -1;
+        }
+        if (arg[1] != '-') return usage_error(c, "unknown option \"%s\"", arg);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        int k = option_index(name, len);
+        if (k < 0 || !allowed(c, OPTIONS[k].name))
+            return usage_error(c, "unknown option \"--%.*s\" for ppl %s", (int)len, name, c->name);
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v) {
+            /* a following "--x" is the next option, not this one's value */
+            if (i + 1 >= argc || (strncmp(argv[i + 1], "--", 2) == 0 && argv[i + 1][2]))
+                return usage_error(c, "option --%s needs a value (%s)", OPTIONS[k].name, OPTIONS[k].meta);
+            v = argv[++i];
+        }
+        int rc = set_option(c, &OPTIONS[k], v, a);
+        if (rc) return rc;
+        a->given |= 1ul << k;
+    }
+    if (!a->file) return usage_error(c, "ppl %s needs a FILE.ppl", c->name);
+    return 0;
+}
+
+/* ---- running the library ----------------------------------------------- */
+
+/* The state a batch command is running, for the SIGINT handler. */
+static ppl_state *volatile g_running;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (g_running) ppl_interrupt(g_running);
+}
+
+/* Ctrl-C asks the library to stop (it returns PPL_ERR_INTERRUPTED and the
+ * command exits 130 without writing half files); a second Ctrl-C kills. */
+static void catch_sigint(ppl_state *S) {
+    g_running = S;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
 
 static void to_stdout(void *ud, const char *text, size_t len) {
     (void)ud;
@@ -29,262 +330,247 @@ static void to_stdout(void *ud, const char *text, size_t len) {
     fflush(stdout);
 }
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "error: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", USAGE);
-    return 2;
+static void print_with_newline(FILE *f, const char *m) {
+    size_t n = strlen(m);
+    fprintf(f, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
 }
 
-static int lib_error(ppl_state *S) {
-    const char *m = ppl_errmsg(S);
-    size_t n = strlen(m);
-    fprintf(stderr, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
+/* Report a failed library call; returns the exit status. */
+static int lib_error(ppl_state *S, ppl_status st) {
+    if (st == PPL_ERR_INTERRUPTED) {
+        fputs("interrupted\n", stderr);
+        return EXIT_INTERRUPTED;
+    }
+    print_with_newline(stderr, ppl_errmsg(S));
     return 1;
 }
 
-/* Parse an unsigned integer option value; -1 when malformed. */
-static long long parse_count(const char *s) {
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    return (*s && !*end && v >= 0) ? v : -1;
-}
-
-typedef struct opts {
-    const char *file, *model, *guide, *data, *out, *summary, *device;
-    long long seed, steps, particles, chains, warmup, samples, max_depth;
-    double target_accept;
-    const char *metric;
-    double lr;
-    bool have_seed;
-} opts;
-
-static int parse_opts(int argc, char **argv, opts *o, const char *allowed) {
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (o->file) return usage_error("unexpected argument \"%s\"", a);
-            o->file = a;
-            continue;
-        }
-        const char *name = a + 2;
-        if (strncmp(a, "--", 2) != 0 || !strstr(allowed, name) || !*name)
-            return usage_error("unknown option \"%s\"", a);
-        if (i + 1 >= argc) return usage_error("option \"%s\" needs a value", a);
-        const char *v = argv[++i];
-        if (strcmp(name, "seed") == 0) {
-            if ((o->seed = parse_count(v)) < 0) return usage_error("--seed needs a non-negative integer, got \"%s\"", v);
-            o->have_seed = true;
-        } else if (strcmp(name, "steps") == 0) {
-            if ((o->steps = parse_count(v)) < 0) return usage_error("--steps needs a non-negative integer, got \"%s\"", v);
-        } else if (strcmp(name, "particles") == 0) {
-            if ((o->particles = parse_count(v)) < 1) return usage_error("--particles needs a positive integer, got \"%s\"", v);
-        } else if (strcmp(name, "lr") == 0) {
-            char *end;
-            o->lr = strtod(v, &end);
-            if (!*v || *end || !(o->lr > 0)) return usage_error("--lr needs a positive number, got \"%s\"", v);
-        } else if (strcmp(name, "model") == 0) o->model = v;
-        else if (strcmp(name, "guide") == 0) o->guide = v;
-        else if (strcmp(name, "data") == 0) o->data = v;
-        else if (strcmp(name, "out") == 0) o->out = v;
-        else if (strcmp(name, "summary") == 0) o->summary = v;
-        else if (strcmp(name, "device") == 0) o->device = v;
-        else if (strcmp(name, "metric") == 0) o->metric = v;
-        else if (strcmp(name, "chains") == 0 || strcmp(name, "warmup") == 0 || strcmp(name, "samples") == 0 ||
-                 strcmp(name, "max-depth") == 0) {
-            long long n = parse_count(v);
-            if (n < 0 || (n == 0 && strcmp(name, "warmup") != 0))
-                return usage_error("this option needs a positive integer, got \"%s\"", v);
-            if (name[0] == 'c') o->chains = n;
-            else if (name[0] == 'w') o->warmup = n;
-            else if (name[0] == 's') o->samples = n;
-            else o->max_depth = n;
-        } else if (strcmp(name, "target-accept") == 0) {
-            char *end;
-            o->target_accept = strtod(v, &end);
-            if (!*v || *end || !(o->target_accept > 0 && o->target_accept < 1))
-                return usage_error("--target-accept needs a number in (0, 1), got \"%s\"", v);
-        }
-        else return usage_error("unknown option \"%s\"", a);
-    }
-    if (!o->file) return usage_error("%s", "missing the .ppl file");
-    return 0;
-}
-
-static ppl_state *open_state(const opts *o) {
+static ppl_state *open_state(const args *a) {
     ppl_options po = ppl_default_options();
     po.out = to_stdout;
-    po.seed = o->have_seed ? (uint64_t)o->seed : 0;
+    if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);
-    if (!S) fprintf(stderr, "error: out of memory\n");
+    if (!S) fputs("error: out of memory\n", stderr);
+    else catch_sigint(S);
     return S;
 }
 
-static int check_device(const opts *o) {
-    if (!o->device || strcmp(o->device, "cpu") == 0) return 0;
-    if (strcmp(o->device, "cuda") == 0) {
-        fprintf(stderr, "error: this build has no CUDA backend (use --device cpu)\n");
-        return 2;
+static int close_state(ppl_state *S, int rc) {
+    g_running = NULL;
+    ppl_close(S);
+    return rc;
+}
+
+static int check_device(const args *a) {
+    if (a->device && strcmp(a->device, "cuda") == 0) {
+        fputs("error: this build has no CUDA backend\n", stderr);
+        return EXIT_USAGE;
     }
-    return usage_error("--device must be cpu or cuda, got \"%s\"", o->device);
+    return 0;
 }
 
-static int cmd_run(int argc, char **argv) {
-    opts o = {0};
-    int rc = parse_opts(argc, argv, &o, "seed device");
-    if (rc || (rc = check_device(&o))) return rc;
-    ppl_state *S = open_state(&o);
+/* All of standard input as a string (malloc'd), or NULL. */
+static char *read_stdin(void) {
+    size_t cap = 1 << 14, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, stdin);
+        if (ferror(stdin) || feof(stdin)) break;
+        char *p = realloc(buf, cap *= 2);
+        if (!p) free(buf);
+        buf = p;
+    }
+    if (!buf || ferror(stdin)) {
+        fprintf(stderr, "error: cannot read standard input%s\n", buf ? "" : ": out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+/* Load (or only check) a.file, where "-" is standard input. */
+static ppl_status load_program(ppl_state *S, const char *file, bool check_only, bool *read_failed) {
+    *read_failed = false;
+    if (strcmp(file, "-") != 0) return check_only ? ppl_check_file(S, file) : ppl_load_file(S, file);
+    char *text = read_stdin();
+    if (!text) {
+        *read_failed = true;
+        return PPL_ERR_IO;
+    }
+    ppl_status st = check_only ? ppl_check_string(S, "<stdin>", text) : ppl_load_string(S, "<stdin>", text);
+    free(text);
+    return st;
+}
+
+static int cmd_run(const args *a) {
+    ppl_state *S = open_state(a);
     if (!S) return 1;
-    rc = ppl_load_file(S, o.file) == PPL_OK ? 0 : lib_error(S);
-    ppl_close(S);
-    return rc;
+    bool read_failed;
+    ppl_status st = load_program(S, a->file, false, &read_failed);
+    return close_state(S, st == PPL_OK ? 0 : read_failed ? 1 : lib_error(S, st));
 }
 
-static int cmd_check(int argc, char **argv) {
-    opts o = {0};
-    int rc = parse_opts(argc, argv, &o, "");
-    if (rc) return rc;
-    ppl_state *S = open_state(&o);
+static int cmd_check(const args *a) {
+    ppl_state *S = open_state(a);
     if (!S) return 1;
-    if (ppl_check_file(S, o.file) == PPL_OK) printf("%s: ok\n", o.file);
-    else rc = lib_error(S);
-    ppl_close(S);
-    return rc;
+    bool read_failed;
+    ppl_status st = load_program(S, a->file, true, &read_failed);
+    if (st == PPL_OK) printf("%s: ok\n", strcmp(a->file, "-") == 0 ? "<stdin>" : a->file);
+    return close_state(S, st == PPL_OK ? 0 : read_failed ? 1 : lib_error(S, st));
 }
 
-static int write_text(const char *path, const char *text) {
-    /* write then rename, so a crash never leaves a broken file */
+/* Write text to path through a temporary file in the same directory and a
+ * rename, so readers never see a half-written file; 0 or -1 (reported). */
+static int write_atomic(const char *path, const char *text) {
     size_t n = strlen(path);
-    char *tmp = malloc(n + 5);
-    if (!tmp) return -1;
-    memcpy(tmp, path, n);
-    memcpy(tmp + n, ".tmp", 5);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) ok = 0;
-    if (!ok) {
-        remove(tmp);
-        fprintf(stderr, "error: cannot write \"%s\"\n", path);
+    char *tmp = malloc(n + 32);
+    if (!tmp) {
+        fputs("error: out of memory\n", stderr);
+        return -1;
+    }
+    snprintf(tmp, n + 32, "%s.tmp.%ld", path, (long)getpid());
+    int err = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0666);
+    if (fd < 0) err = errno;
+    size_t len = strlen(text), done = 0;
+    bool newline = len == 0 || text[len - 1] != '\n';
+    while (!err && done < len) {
+        ssize_t k = write(fd, text + done, len - done);
+        if (k < 0 && errno != EINTR) err = errno;
+        else if (k > 0) done += (size_t)k;
+    }
+    if (!err && newline && write(fd, "\n", 1) != 1) err = errno ? errno : EIO;
+    if (!err && fsync(fd) != 0 && errno != EINVAL) err = errno;
+    if (fd >= 0 && close(fd) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) {
+        if (fd >= 0) unlink(tmp);
+        fprintf(stderr, "error: cannot write \"%s\": %s\n", path, strerror(err));
     }
     free(tmp);
-    return ok ? 0 : -1;
+    return err ? -1 : 0;
 }
 
-static int cmd_svi(int argc, char **argv) {
-    opts o = {0};
-    o.steps = -1;
-    int rc = parse_opts(argc, argv, &o, "model guide data steps lr particles seed out summary device");
-    if (rc || (rc = check_device(&o))) return rc;
-    if (!o.model) return usage_error("%s", "ppl svi needs --model NAME");
-    ppl_state *S = open_state(&o);
-    if (!S) return 1;
-    if (ppl_load_definitions(S, o.file) != PPL_OK) {
-        rc = lib_error(S);
-        ppl_close(S);
-        return rc;
+/* Write a malloc'd JSON text (NULL: out of memory) and free it. */
+static int write_json(const char *path, char *json) {
+    if (!json) {
+        fprintf(stderr, "error: out of memory formatting \"%s\"\n", path);
+        return -1;
     }
-    ppl_svi_opts so = ppl_svi_defaults();
-    if (o.guide) so.guide = o.guide;
-    if (o.steps >= 0) so.steps = o.steps;
-    if (o.lr > 0) so.lr = o.lr;
-    if (o.particles > 0) so.particles = (int)o.particles;
-    if (o.have_seed) so.seed = (uint64_t)o.seed;
-    so.data_json = o.data;
-    ppl_result *R;
-    if (ppl_svi(S, o.model, &so, &R) != PPL_OK) {
-        rc = lib_error(S);
-        ppl_close(S);
-        return rc;
-    }
-    char *table = ppl_result_table(R);
-    if (table) fputs(table, stdout);
-    free(table);
-    if (o.summary) {
-        char *j = ppl_result_json(R);
-        if (!j || write_text(o.summary, j)) rc = 1;
-        free(j);
-    }
-    if (o.out) {
-        char *j = ppl_result_params_json(R);
-        if (!j || write_text(o.out, j)) rc = 1;
-        free(j);
-    }
-    ppl_result_free(R);
-    ppl_close(S);
+    int rc = write_atomic(path, json);
+    free(json);
     return rc;
 }
 
-static int cmd_sample(int argc, char **argv) {
-    opts o = {0};
-    o.warmup = -1;
-    int rc = parse_opts(argc, argv, &o, "model data chains warmup samples seed target-accept max-depth metric out summary device");
-    if (rc || (rc = check_device(&o))) return rc;
-    if (!o.model) return usage_error("%s", "ppl sample needs --model NAME");
-    if (o.metric && strcmp(o.metric, "diag") != 0 && strcmp(o.metric, "dense") != 0)
-        return usage_error("--metric must be diag or dense, got \"%s\"", o.metric);
-    ppl_state *S = open_state(&o);
+/* Common prologue of svi and sample: a file and a model, definitions loaded. */
+static int load_for_inference(const command *c, const args *a, ppl_state **out) {
+    *out = NULL;
+    if (!a->model) return usage_error(c, "ppl %s needs --model NAME", c->name);
+    if (strcmp(a->file, "-") == 0) return usage_error(c, "ppl %s needs a file (not standard input)", c->name);
+    ppl_state *S = open_state(a);
     if (!S) return 1;
-    if (ppl_load_definitions(S, o.file) != PPL_OK) {
-        rc = lib_error(S);
-        ppl_close(S);
-        return rc;
-    }
-    ppl_mcmc_opts mo = ppl_mcmc_defaults();
-    if (o.chains) mo.chains = (int)o.chains;
-    if (o.warmup >= 0) mo.warmup = (int)o.warmup;
-    if (o.samples) mo.samples = (int)o.samples;
-    if (o.max_depth) mo.max_depth = (int)o.max_depth;
-    if (o.target_accept > 0) mo.target_accept = o.target_accept;
-    if (o.have_seed) mo.seed = (uint64_t)o.seed;
-    mo.dense_metric = o.metric && strcmp(o.metric, "dense") == 0;
-    mo.data_json = o.data;
-    ppl_result *R;
-    if (ppl_mcmc(S, o.model, &mo, &R) != PPL_OK) {
-        rc = lib_error(S);
-        ppl_close(S);
-        return rc;
-    }
+    ppl_status st = ppl_load_definitions(S, a->file);
+    if (st != PPL_OK) return close_state(S, lib_error(S, st));
+    *out = S;
+    return 0;
+}
+
+/* Print the summary table and write --summary; returns the exit status. */
+static int report_result(const args *a, const ppl_result *R) {
     char *table = ppl_result_table(R);
-    if (table) fputs(table, stdout);
-    free(table);
-    if (o.summary) {
-        char *j = ppl_result_json(R);
-        if (!j || write_text(o.summary, j)) rc = 1;
-        free(j);
+    if (!table) {
+        fputs("error: out of memory formatting the summary table\n", stderr);
+        return 1;
     }
-    if (o.out) {
-        char err[512];
-        if (ppl_result_write_stan_csv(R, o.out, err, sizeof err) != PPL_OK) {
-            fprintf(stderr, "error: %s\n", err);
+    fputs(table, stdout);
+    fflush(stdout);
+    free(table);
+    if (a->summary && write_json(a->summary, ppl_result_json(R))) return 1;
+    return 0;
+}
+
+static int cmd_svi(const args *a) {
+    const command *c = find_command("svi");
+    ppl_state *S;
+    int rc = load_for_inference(c, a, &S);
+    if (!S) return rc;
+    ppl_svi_opts so = ppl_svi_defaults();
+    if (a->guide) so.guide = a->guide;
+    if (given(a, "steps")) so.steps = a->steps;
+    if (given(a, "lr")) so.lr = a->lr;
+    if (given(a, "particles")) so.particles = (int)a->particles;
+    if (given(a, "seed")) so.seed = a->seed;
+    so.data_json = a->data;
+    ppl_result *R = NULL;
+    ppl_status st = ppl_svi(S, a->model, &so, &R);
+    if (st != PPL_OK) return close_state(S, lib_error(S, st));
+    rc = report_result(a, R);
+    if (a->out && write_json(a->out, ppl_result_params_json(R))) rc = 1;
+    ppl_result_free(R);
+    return close_state(S, rc);
+}
+
+static int cmd_sample(const args *a) {
+    const command *c = find_command("sample");
+    ppl_state *S;
+    int rc = load_for_inference(c, a, &S);
+    if (!S) return rc;
+    ppl_mcmc_opts mo = ppl_mcmc_defaults();
+    if (given(a, "chains")) mo.chains = (int)a->chains;
+    if (given(a, "warmup")) mo.warmup = (int)a->warmup;
+    if (given(a, "samples")) mo.samples = (int)a->samples;
+    if (given(a, "max-depth")) mo.max_depth = (int)a->max_depth;
+    if (given(a, "target-accept")) mo.target_accept = a->target_accept;
+    if (given(a, "seed")) mo.seed = a->seed;
+    if (a->metric) mo.dense_metric = strcmp(a->metric, "dense") == 0;
+    mo.data_json = a->data;
+    ppl_result *R = NULL;
+    ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
+    if (st != PPL_OK) return close_state(S, lib_error(S, st));
+    rc = report_result(a, R);
+    if (a->out) {
+        char err[512] = "";
+        if (ppl_result_write_stan_csv(R, a->out, err, sizeof err) != PPL_OK) {
+            fprintf(stderr, "%s%s\n", strncmp(err, "error:", 6) == 0 ? "" : "error: ", err);
             rc = 1;
         }
     }
     ppl_result_free(R);
-    ppl_close(S);
-    return rc;
+    return close_state(S, rc);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static const command *find_command(const char *name) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(COMMANDS[i].name, name) == 0) return &COMMANDS[i];
+    return NULL;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) return ppl_cli_repl();
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs("ppl - a small probabilistic programming language\n\n", stdout);
-        fputs(USAGE, stdout);
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_help();
         return 0;
     }
-    if (strcmp(cmd, "--version") == 0) {
+    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
         printf("ppl %s\n", ppl_version());
         return 0;
     }
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
-    if (strcmp(cmd, "run") == 0) return cmd_run(argc, argv);
-    if (strcmp(cmd, "check") == 0) return cmd_check(argc, argv);
-    if (strcmp(cmd, "svi") == 0) return cmd_svi(argc, argv);
-    if (strcmp(cmd, "sample") == 0) return cmd_sample(argc, argv);
-    return usage_error("unknown command \"%s\"", cmd);
+    const command *c = find_command(name);
+    if (!c) {
+        size_t n = strlen(name);
+        if (n > 4 && strcmp(name + n - 4, ".ppl") == 0)
+            return usage_error(NULL, "unknown command \"%s\" (to run a file: ppl run %s)", name, name);
+        if (name[0] == '-') return usage_error(NULL, "unknown option \"%s\"", name);
+        return usage_error(NULL, "unknown command \"%s\" (commands: run, check, svi, sample)", name);
+    }
+    args a;
+    memset(&a, 0, sizeof a);
+    int rc = parse_args(c, argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if ((rc = check_device(&a))) return rc;
+    return c->run(&a);
 }

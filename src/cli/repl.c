@@ -1,9 +1,11 @@
 /* repl.c - the REPL: libedit line editing and history when stdin is a
- * terminal, plain line reading otherwise.  Input accumulates until it is a
- * complete chunk (ppl_incomplete), then runs through ppl_eval; an
- * expression's value is echoed.  No error ends the session.  Ctrl-C during
- * a computation interrupts it (ppl_interrupt); at the prompt it discards the
- * current input.  Ctrl-D on an empty prompt leaves with status 0. */
+ * terminal, plain line reading (no prompts) otherwise.  Lines accumulate
+ * until they form a complete chunk (ppl_incomplete), which runs through
+ * ppl_eval; an expression's value is echoed.  No error ends the session.
+ * Ctrl-C during a computation interrupts it (ppl_interrupt); at the prompt
+ * it discards the pending input.  Ctrl-D on an empty prompt leaves with
+ * status 0. */
+#include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,9 +16,13 @@
 #include "ppl.h"
 #include "repl.h"
 
-static ppl_state *volatile g_state;     /* for the signal handler only */
-static volatile sig_atomic_t g_running;  /* an evaluation is in progress */
-static volatile sig_atomic_t g_sigint;   /* Ctrl-C seen at the prompt */
+enum { HISTORY_MAX = 1000 };
+
+/* Shared with the SIGINT handler only; the CLI is a program, not the
+ * library, so process-wide state here is fine. */
+static ppl_state *volatile g_state;
+static volatile sig_atomic_t g_running; /* an evaluation is in progress */
+static volatile sig_atomic_t g_sigint;  /* Ctrl-C arrived while reading */
 
 static void on_sigint(int sig) {
     (void)sig;
@@ -32,87 +38,43 @@ static void to_stdout(void *ud, const char *text, size_t len) {
 
 static const char HELP[] =
     "Enter statements or expressions; an expression's value is printed.\n"
-    "Unfinished blocks and brackets continue on the next line.\n"
+    "Unfinished blocks and brackets continue on the next line (prompt ...>).\n"
     "  :help          this text\n"
     "  :load FILE     run a .ppl file in this session\n"
-    "  :quit          leave (or Ctrl-D)\n"
-    "Ctrl-C interrupts a running computation.\n";
+    "  :quit, :q      leave (or Ctrl-D on an empty line)\n"
+    "Ctrl-C interrupts a running computation, or discards the input being typed.\n";
 
-/* Append line to the growing buffer *buf. */
-static int append(char **buf, size_t *len, const char *line) {
-    size_t n = strlen(line);
-    char *p = realloc(*buf, *len + n + 2);
-    if (!p) return -1;
-    memcpy(p + *len, line, n);
-    *len += n;
-    p[(*len)++] = '\n';
-    p[*len] = 0;
-    *buf = p;
-    return 0;
-}
+typedef struct repl {
+    ppl_state *S;
+    bool tty;      /* libedit and prompts, or plain reading */
+    char *history; /* ~/.ppl_history, NULL when HOME is unset */
+    char *buf;     /* the pending (incomplete) chunk */
+    size_t len;
+    int errors;    /* failed chunks, for the exit status of plain sessions */
+} repl;
 
-static void report(ppl_state *S, ppl_status st) {
-    if (st == PPL_ERR_INTERRUPTED) {
-        fprintf(stderr, "interrupted\n");
-        return;
-    }
-    const char *m = ppl_errmsg(S);
+static void print_with_newline(FILE *f, const char *m) {
     size_t n = strlen(m);
-    fprintf(stderr, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
+    fprintf(f, "%s%s", m, n && m[n - 1] == '\n' ? "" : "\n");
 }
 
-/* Handle a complete chunk; returns 1 when the session should end. */
-static int handle(ppl_state *S, const char *chunk) {
-    const char *s = chunk;
-    while (*s == ' ' || *s == '\t') s++;
-    if (*s == ':') {
-        if (strncmp(s, ":quit", 5) == 0 || strncmp(s, ":q", 2) == 0) return 1;
-        if (strncmp(s, ":help", 5) == 0) {
-            fputs(HELP, stdout);
-            return 0;
-        }
-        if (strncmp(s, ":load", 5) == 0) {
-            char path[4096];
-            if (sscanf(s + 5, " %4095[^\n]", path) != 1) {
-                fprintf(stderr, "error: :load needs a file name\n");
-                return 0;
-            }
-            size_t n = strlen(path);
-            while (n && (path[n - 1] == ' ' || path[n - 1] == '\r')) path[--n] = 0;
-            g_running = 1;
-            ppl_status st = ppl_load_file(S, path);
-            g_running = 0;
-            if (st != PPL_OK) report(S, st);
-            return 0;
-        }
-        fprintf(stderr, "error: unknown command \"%.*s\" (try :help)\n", (int)strcspn(s, " \n"), s);
-        return 0;
-    }
-    const char *echo = "";
-    g_running = 1;
-    ppl_status st = ppl_eval(S, "<repl>", chunk, &echo);
-    g_running = 0;
-    if (st != PPL_OK) report(S, st);
-    else if (echo && *echo) printf("%s\n", echo);
-    fflush(stdout);
-    return 0;
+static void report(repl *r, ppl_status st) {
+    r->errors++;
+    if (st == PPL_ERR_INTERRUPTED) fputs("interrupted\n", stderr);
+    else print_with_newline(stderr, ppl_errmsg(r->S));
+    fflush(stderr);
 }
 
-static char *history_path(void) {
-    const char *home = getenv("HOME");
-    if (!home || !*home) return NULL;
-    size_t n = strlen(home) + 32;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/.ppl_history", home);
-    return p;
-}
+/* ---- input ------------------------------------------------------------- */
 
+/* One line from a non-terminal stdin without its newline (malloc'd), or
+ * NULL at end of input. */
 static char *read_plain(void) {
     size_t cap = 256, n = 0;
     char *buf = malloc(cap);
     if (!buf) return NULL;
     int c;
-    while ((c = fgetc(stdin)) != EOF && c != '\n') {
+    while ((c = getchar()) != EOF && c != '\n') {
         if (n + 2 > cap) {
             char *p = realloc(buf, cap *= 2);
             if (!p) {
@@ -127,71 +89,187 @@ static char *read_plain(void) {
         free(buf);
         return NULL;
     }
+    if (n && buf[n - 1] == '\r') n--; /* files written on Windows */
     buf[n] = 0;
     return buf;
 }
 
-int ppl_cli_repl(void) {
-    ppl_options o = ppl_default_options();
-    o.out = to_stdout;
-    ppl_state *S = ppl_open(&o);
-    if (!S) {
-        fprintf(stderr, "error: out of memory\n");
-        return 1;
+static char *read_line(repl *r) {
+    g_sigint = 0;
+    if (!r->tty) return read_plain();
+    char *line = readline(r->buf ? "...> " : "ppl> ");
+    if (line && *line) {
+        add_history(line);
+        /* saved at once, so a session that is killed keeps its history */
+        if (r->history) write_history(r->history);
     }
-    g_state = S;
+    return line;
+}
+
+static char *history_path(void) {
+    const char *home = getenv("HOME");
+    if (!home || !*home) return NULL;
+    size_t n = strlen(home) + sizeof "/.ppl_history";
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/.ppl_history", home);
+    return p;
+}
+
+/* Append a line to the pending chunk; -1 when out of memory. */
+static int append(repl *r, const char *line) {
+    size_t n = strlen(line);
+    char *p = realloc(r->buf, r->len + n + 2);
+    if (!p) return -1;
+    memcpy(p + r->len, line, n);
+    r->len += n;
+    p[r->len++] = '\n';
+    p[r->len] = 0;
+    r->buf = p;
+    return 0;
+}
+
+static void discard(repl *r) {
+    free(r->buf);
+    r->buf = NULL;
+    r->len = 0;
+}
+
+/* ---- evaluation -------------------------------------------------------- */
+
+static void run_chunk(repl *r, const char *text) {
+    const char *echo = "";
+    g_running = 1;
+    ppl_status st = ppl_eval(r->S, "<repl>", text, &echo);
+    g_running = 0;
+    if (st != PPL_OK) report(r, st);
+    else if (echo && *echo) print_with_newline(stdout, echo);
+    fflush(stdout);
+}
+
+static void load_command(repl *r, const char *arg) {
+    while (*arg == ' ' || *arg == '\t') arg++;
+    size_t n = strlen(arg);
+    while (n && (arg[n - 1] == ' ' || arg[n - 1] == '\t')) n--;
+    if (n >= 2 && (arg[0] == '"' || arg[0] == '\'') && arg[n - 1] == arg[0]) {
+        arg++; /* a quoted name, for paths with spaces */
+        n -= 2;
+    }
+    if (n == 0) {
+        r->errors++;
+        fputs("error: :load needs a file name\n", stderr);
+        return;
+    }
+    char *path = strndup(arg, n);
+    if (!path) {
+        r->errors++;
+        fputs("error: out of memory\n", stderr);
+        return;
+    }
+    g_running = 1;
+    ppl_status st = ppl_load_file(r->S, path);
+    g_running = 0;
+    free(path);
+    if (st != PPL_OK) report(r, st);
+}
+
+/* A line starting with ':' (at the start of a chunk); true to leave. */
+static bool colon_command(repl *r, const char *line) {
+    const char *cmd = line + 1, *end = cmd + strcspn(cmd, " \t");
+    size_t n = (size_t)(end - cmd);
+    if ((n == 4 && strncmp(cmd, "quit", 4) == 0) || (n == 1 && *cmd == 'q')) return true;
+    if (n == 4 && strncmp(cmd, "help", 4) == 0) fputs(HELP, stdout);
+    else if (n == 4 && strncmp(cmd, "load", 4) == 0) load_command(r, end);
+    else {
+        r->errors++;
+        fprintf(stderr, "error: unknown command \":%.*s\" (try :help)\n", (int)n, cmd);
+    }
+    fflush(stdout);
+    return false;
+}
+
+/* Feed one input line; true when the session should end. */
+static bool feed(repl *r, const char *line) {
+    const char *s = line + strspn(line, " \t");
+    if (!r->buf && *s == ':') return colon_command(r, s);
+    if (!r->buf && !*s) return false;
+    if (append(r, line)) {
+        discard(r);
+        r->errors++;
+        fputs("error: out of memory\n", stderr);
+        return false;
+    }
+    if (ppl_incomplete(r->buf)) return false;
+    run_chunk(r, r->buf);
+    discard(r);
+    return false;
+}
+
+/* ---- the session ------------------------------------------------------- */
+
+static void install_sigint(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
+    /* no SA_RESTART: a Ctrl-C must break the terminal read at the prompt */
     sigaction(SIGINT, &sa, NULL);
-    bool tty = isatty(STDIN_FILENO);
-    char *hist = tty ? history_path() : NULL;
-    if (tty) {
-        if (hist) read_history(hist);
-        printf("ppl %s - :help for help, Ctrl-D to leave\n", ppl_version());
-    }
-    char *buf = NULL;
-    size_t len = 0;
+}
+
+static void start_terminal(repl *r) {
+    r->history = history_path();
+    stifle_history(HISTORY_MAX);
+    if (r->history) read_history(r->history); /* a missing file is fine */
+    printf("ppl %s - :help for help, Ctrl-D to leave\n", ppl_version());
+    fflush(stdout);
+}
+
+/* The loop; returns the exit status. */
+static int session(repl *r) {
     for (;;) {
-        g_sigint = 0;
-        char *line = tty ? readline(buf ? "...> " : "ppl> ") : read_plain();
+        char *line = read_line(r);
         if (!line) {
-            if (tty && g_sigint) {
-                /* Ctrl-C at the prompt: drop the pending input */
-                printf("\n");
-                free(buf);
-                buf = NULL;
-                len = 0;
+            if (g_sigint && r->tty) { /* Ctrl-C at the prompt */
+                fputs("\n", stdout);
+                discard(r);
                 continue;
             }
-            if (tty) printf("\n");
+            if (g_sigint) return 130; /* Ctrl-C while a pipe fed us */
+            if (r->tty) fputs("\n", stdout);
+            if (!r->buf) break;
+            /* end of input inside an unfinished chunk: run it, so its
+             * diagnostic (the unclosed bracket) shows */
+            run_chunk(r, r->buf);
+            discard(r);
+            if (r->tty) continue; /* a person leaves with a second Ctrl-D */
             break;
         }
-        if (tty && *line) add_history(line);
-        if (append(&buf, &len, line)) {
-            free(line);
-            fprintf(stderr, "error: out of memory\n");
-            break;
-        }
+        bool quit = feed(r, line);
         free(line);
-        if (ppl_incomplete(buf)) continue;
-        int quit = handle(S, buf);
-        free(buf);
-        buf = NULL;
-        len = 0;
         if (quit) break;
     }
-    /* input that ended inside an unfinished block still runs (and reports) */
-    if (buf) {
-        handle(S, buf);
-        free(buf);
+    fflush(stdout);
+    return !r->tty && r->errors ? 1 : 0;
+}
+
+int ppl_cli_repl(void) {
+    repl r;
+    memset(&r, 0, sizeof r);
+    ppl_options o = ppl_default_options();
+    o.out = to_stdout;
+    r.S = ppl_open(&o);
+    if (!r.S) {
+        fputs("error: out of memory\n", stderr);
+        return 1;
     }
-    if (hist) {
-        write_history(hist);
-        free(hist);
-    }
+    r.tty = isatty(STDIN_FILENO);
+    g_state = r.S;
+    install_sigint();
+    if (r.tty) start_terminal(&r);
+    int rc = session(&r);
+    discard(&r);
+    if (r.history) write_history(r.history);
+    free(r.history);
     g_state = NULL;
-    ppl_close(S);
-    return 0;
+    ppl_close(r.S);
+    return rc;
 }

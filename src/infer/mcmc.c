@@ -15,6 +15,12 @@
 
 static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
     inf_potential *p = ud;
+    /* after Ctrl-C every evaluation fails fast, so the chain ends quickly;
+     * inf_mcmc_run then reports the interrupt */
+    if (p->vm->interrupted) {
+        *logp = -INFINITY;
+        return -1;
+    }
     if (inf_potential_eval(p, q, logp, grad, NULL)) {
         /* a density that cannot be evaluated here counts as -inf */
         rt_vm_clear_error(p->vm);
@@ -145,7 +151,13 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
             break;
         }
         char err[256] = "";
-        if (mc_run_chain(logp_cb, p, (int)p->dim, q, &mo, &rng, &m->out[c], err, sizeof err)) {
+        int crc = mc_run_chain(logp_cb, p, (int)p->dim, q, &mo, &rng, &m->out[c], err, sizeof err);
+        if (vm->interrupted) {
+            vm->interrupted = 0;
+            rc = rt_fail(vm, 7, loc, "interrupted");
+            break;
+        }
+        if (crc) {
             rc = rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
             break;
         }
