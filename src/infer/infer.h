@@ -128,6 +128,7 @@ typedef struct inf_result {
     long nlosses;
     double elbo;
     int divergences;         /* MCMC */
+    double min_ebfmi;        /* MCMC: lowest E-BFMI over the chains */
     rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */
 } inf_result;
 

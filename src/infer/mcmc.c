@@ -206,6 +206,11 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     r->kind = 1;
     r->ndraws = (int)n;
     r->divergences = m->divergences;
+    r->min_ebfmi = INFINITY;
+    for (int c = 0; c < m->chains; c++) {
+        double e = mc_ebfmi(m->out[c].energy, m->samples);
+        if (e < r->min_ebfmi) r->min_ebfmi = e;
+    }
     for (int j = 0; j < m->nnames; j++) {
         for (int64_t i = 0; i < n; i++) col[i] = m->draws[i * m->nnames + j];
         inf_row *w = &r->rows[r->nrows];

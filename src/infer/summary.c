@@ -89,6 +89,9 @@ char *inf_result_table(const inf_result *r) {
             if (r->rows[i].r_hat > worst) worst = r->rows[i].r_hat;
         if (worst > 1.01)
             put(&b, "warning: r_hat up to %.3f > 1.01: the chains disagree; run longer warmup or more samples\n", worst);
+        if (r->min_ebfmi < 0.3)
+            put(&b, "warning: E-BFMI %.2f < 0.3 in a chain: the momentum resampling explores the energy "
+                    "poorly (heavy tails or a funnel); reparameterize the model\n", r->min_ebfmi);
     }
     if (b.oom) {
         free(b.s);
@@ -138,6 +141,8 @@ char *inf_result_json(bk_ctx *ctx, const inf_result *r) {
         put(&b, ",\n\"steps\": %ld", r->nlosses);
     } else {
         put(&b, ",\n\"divergences\": %d", r->divergences);
+        put(&b, ",\n\"min_ebfmi\": ");
+        jnum(&b, r->min_ebfmi);
     }
     put(&b, "}\n");
     if (b.oom) {
