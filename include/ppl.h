@@ -48,6 +48,11 @@ typedef struct ppl_options {
     uint64_t seed;             /* default seed for runs that give none */
     long max_recursion;        /* 0: default (200) */
     long max_loop_iterations;  /* 0: default (100,000,000) */
+    /* Progress of long runs (NULL: none): phase "svi" (done/total steps,
+     * value = running ELBO) or "sample" (chains done/total, value = the
+     * divergences so far).  Called from the running thread. */
+    void (*progress)(void *ud, const char *phase, long done, long total, double value);
+    void *progress_ud;
 } ppl_options;
 
 ppl_options ppl_default_options(void);

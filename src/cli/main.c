@@ -345,9 +345,25 @@ static int lib_error(ppl_state *S, ppl_status st) {
     return 1;
 }
 
+/* A one-line progress bar on stderr (only when stderr is a terminal). */
+static void show_progress(void *ud, const char *phase, long done, long total, double value) {
+    (void)ud;
+    int width = 30, filled = total > 0 ? (int)(width * done / total) : width;
+    char bar[64];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : ' ';
+    bar[width] = 0;
+    if (strcmp(phase, "svi") == 0)
+        fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
+    else
+        fprintf(stderr, "\rsample [%s] %ld/%ld chains  divergences %.0f   ", bar, done, total, value);
+    if (done >= total) fputs("\n", stderr);
+    fflush(stderr);
+}
+
 static ppl_state *open_state(const args *a) {
     ppl_options po = ppl_default_options();
     po.out = to_stdout;
+    if (isatty(STDERR_FILENO)) po.progress = show_progress;
     if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);
     if (!S) fputs("error: out of memory\n", stderr);

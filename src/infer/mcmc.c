@@ -161,6 +161,12 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
             rc = rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
             break;
         }
+        if (vm->progress) {
+            int div = 0;
+            for (int k = 0; k <= c; k++)
+                for (int i = 0; i < o->samples; i++) div += m->out[k].divergent[i] != 0;
+            vm->progress(vm->progress_ud, "sample", c + 1, o->chains, div);
+        }
         if (vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");

@@ -365,6 +365,9 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         }
         rc = svi_step(vm, model, guide, data, o, &opt, loc, &baseline, &r->losses[s]);
         if (rc == 0) r->nlosses = s + 1;
+        long every = o->steps >= 100 ? o->steps / 100 : 1;
+        if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
+            vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
     bk_set_grad_enabled(vm->bk, grad);
     if (rc == 0 && o->summary_samples > 0) rc = summarize(vm, guide, data, o->summary_samples, loc, r);

@@ -160,6 +160,9 @@ struct rt_vm {
     volatile sig_atomic_t interrupted;
     rt_write_fn out;
     void *out_ud;
+    /* progress of long runs (ppl_options.progress), or NULL */
+    void (*progress)(void *ud, const char *phase, long done, long total, double value);
+    void *progress_ud;
     const char *cur_site;       /* site whose distribution is being built */
     bool defs_only;             /* run only definitions and data assignments */
     const rt_source *cur_src;   /* source of the code running now */
