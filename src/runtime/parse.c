@@ -61,20 +61,45 @@ static int ends_with_word(const char *text, size_t n, const char *w) {
     return n == k || !is_word_char(text[n - k - 1]);
 }
 
+/* Does text[0, n) end with a number like `1.` (complete: the dot is its
+ * decimal point, not a field access waiting for a name)? */
+static int ends_with_number_dot(const char *text, size_t n) {
+    size_t i = n - 1;                      /* text[i] == '.' */
+    size_t digits = 0;
+    while (i > 0 && text[i - 1] >= '0' && text[i - 1] <= '9') {
+        i--;
+        digits++;
+    }
+    return digits > 0 && (i == 0 || !is_word_char(text[i - 1]));
+}
+
 /* The last character of the text that is not blank or comment decides
  * whether a binary operator (or `=`, `~`, `,`) is left dangling. */
 static int dangling(const char *text, size_t n) {
     if (n == 0) return 0;
-    if (strchr("+-*/%@=~,<>:.!", text[n - 1])) return 1;
+    if (text[n - 1] == '.') return !ends_with_number_dot(text, n);
+    if (strchr("+-*/%@=~,<>:", text[n - 1])) return 1;
     static const char *const words[] = {"and", "or", "not", "else", "in", "as"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
         if (ends_with_word(text, n, words[i])) return 1;
     return 0;
 }
 
+/* Bytes that can appear outside strings and comments; any other byte is
+ * already a syntax error that more lines cannot repair. */
+static int valid_code_byte(const char *p) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '!') return p[1] == '=';
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || is_word_char((char)c) ||
+           (c != 0 && strchr(".()[]{},;:~=<>+-*/%@", c) != NULL);
+}
+
+static char closer_of(char open) { return open == '(' ? ')' : open == '[' ? ']' : '}'; }
+
 int rt_parse_incomplete(const char *text) {
     if (!text) return 0;
-    long depth = 0;
+    char open[PPL_MAX_PARSE_DEPTH];    /* the brackets still open, innermost last */
+    int depth = 0;
     int in_str = 0;
     size_t last = 0;     /* end of the last significant character */
     for (size_t i = 0; text[i]; i++) {
@@ -89,9 +114,17 @@ int rt_parse_incomplete(const char *text) {
             while (text[i + 1] && text[i + 1] != '\n') i++;
             continue;
         }
-        if (c == '"') in_str = 1;
-        else if (c == '(' || c == '[' || c == '{') depth++;
-        else if (c == ')' || c == ']' || c == '}') depth--;
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '(' || c == '[' || c == '{') {
+            if (depth == PPL_MAX_PARSE_DEPTH) return 0;          /* too deep: an error */
+            open[depth++] = c;
+        } else if (c == ')' || c == ']' || c == '}') {
+            if (depth == 0 || closer_of(open[depth - 1]) != c) return 0;   /* mismatched */
+            depth--;
+        } else if (!valid_code_byte(text + i)) {
+            return 0;
+        }
         if (c != ' ' && c != '\t' && c != '\r' && c != '\n') last = i + 1;
     }
     if (in_str || depth > 0) return 1;

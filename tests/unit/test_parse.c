@@ -464,6 +464,25 @@ START_TEST(incomplete) {
     ck_assert(!rt_parse_incomplete("x = \"abc\n"));      /* an error, not more input */
     ck_assert(!rt_parse_incomplete("band = 1\n"));
     ck_assert(!rt_parse_incomplete("x = y[1:2]\n"));
+    /* a number's trailing decimal point ends nothing; a field access does */
+    ck_assert(!rt_parse_incomplete("x = 1.\n"));
+    ck_assert(!rt_parse_incomplete("x = 1."));
+    ck_assert(rt_parse_incomplete("x = a.\n"));
+    ck_assert(rt_parse_incomplete("x = a1.\n"));
+    ck_assert(rt_parse_incomplete("x = f(1).\n"));
+    ck_assert(rt_parse_incomplete("x = a !=\n"));
+    /* input that is already an error is handed to the parser, not continued */
+    ck_assert(!rt_parse_incomplete("x = [f(1]\n"));
+    ck_assert(!rt_parse_incomplete("x = '(' \n"));
+    ck_assert(!rt_parse_incomplete("x = (1 + \x01\n"));
+    ck_assert(!rt_parse_incomplete("x = y !\n"));
+    ck_assert(rt_parse_incomplete("x = \"\xcf\x83 (\" + (\n"));   /* UTF-8 inside a string is fine */
+    char *deep = repeat("x = ", "(", 100000, "");
+    ck_assert(!rt_parse_incomplete(deep));               /* past the nesting limit */
+    free(deep);
+    deep = repeat("x = ", "(", 200, "");
+    ck_assert(rt_parse_incomplete(deep));
+    free(deep);
 }
 END_TEST
 
