@@ -259,37 +259,42 @@ done:
     return rc;
 }
 
+/* The common start of marginals, FFBS and filtering: load the HMM and the
+ * sequence, allocate the work arrays and run the scaled forward pass.  On
+ * failure everything is freed and the error reported. */
+static int filtered(rt_vm *vm, const rt_call *c, hmm_num *m, hmm_work *w) {
+    sl_dist *h;
+    if (load_call(vm, c, &h, m)) return -1;
+    if (work_for(rt_vm_bk(vm), m, w)) {
+        num_free(m);
+        return rt_error_bk(vm, c);
+    }
+    if (!isfinite(forward(m, w->A, w->alpha, w->b, w->s))) {
+        work_free(w);
+        num_free(m);
+        return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model", c->name);
+    }
+    return 0;
+}
+
 /* ----------------------------------------------------------- marginals --- */
 
 static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
-    sl_dist *h;
     hmm_num m;
     hmm_work w;
-    if (load_call(vm, c, &h, &m)) return -1;
-    bk_ctx *ctx = rt_vm_bk(vm);
-    if (work_for(ctx, &m, &w)) {
-        num_free(&m);
-        return rt_error_bk(vm, c);
-    }
-    int rc;
-    double ll = forward(&m, w.A, w.alpha, w.b, w.s);
-    if (!isfinite(ll)) {
-        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
-                          c->name);
-    } else {
-        backward(&m, w.A, w.b, w.s, w.beta);
-        bk_tensor *g = bk_empty(ctx, BK_F64, 2, (int64_t[]){m.T, m.K});
-        if (g) {
-            double *gv = bk_data(g);
-            for (int64_t t = 0; t < m.T; t++) {
-                double tot = 0;
-                for (int64_t k = 0; k < m.K; k++)
-                    tot += gv[t * m.K + k] = w.alpha[t * m.K + k] * w.beta[t * m.K + k];
-                for (int64_t k = 0; k < m.K; k++) gv[t * m.K + k] /= tot;
-            }
+    if (filtered(vm, c, &m, &w)) return -1;
+    backward(&m, w.A, w.b, w.s, w.beta);
+    bk_tensor *g = bk_empty(rt_vm_bk(vm), BK_F64, 2, (int64_t[]){m.T, m.K});
+    if (g) {
+        double *gv = bk_data(g);
+        for (int64_t t = 0; t < m.T; t++) {
+            double tot = 0;
+            for (int64_t k = 0; k < m.K; k++)
+                tot += gv[t * m.K + k] = w.alpha[t * m.K + k] * w.beta[t * m.K + k];
+            for (int64_t k = 0; k < m.K; k++) gv[t * m.K + k] /= tot;
         }
-        rc = ret_tensor(vm, c, g, out);
     }
+    int rc = ret_tensor(vm, c, g, out);
     work_free(&w);
     num_free(&m);
     return rc;
@@ -298,24 +303,15 @@ static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
 /* ----------------------------------------------------- sample / filter --- */
 
 static int b_sample_states(rt_vm *vm, const rt_call *c, rt_value *out) {
-    sl_dist *h;
     hmm_num m;
     hmm_work w;
-    if (load_call(vm, c, &h, &m)) return -1;
-    bk_ctx *ctx = rt_vm_bk(vm);
-    if (work_for(ctx, &m, &w)) {
-        num_free(&m);
-        return rt_error_bk(vm, c);
-    }
+    if (filtered(vm, c, &m, &w)) return -1;
     int rc;
     int64_t K = m.K, T = m.T;
     int64_t *z = malloc((size_t)(T ? T : 1) * sizeof *z);
     double *p = malloc((size_t)K * sizeof *p);
     if (!z || !p) {
         rc = rt_error(vm, c, "out of memory");
-    } else if (!isfinite(forward(&m, w.A, w.alpha, w.b, w.s))) {
-        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
-                          c->name);
     } else {
         /* z[T-1] from the filter, then z[t] | z[t+1] ~ alpha[t] * A[:, z[t+1]] */
         bk_rng *rng = rt_vm_rng(vm);
@@ -325,7 +321,7 @@ static int b_sample_states(rt_vm *vm, const rt_call *c, rt_value *out) {
             for (int64_t i = 0; i < K; i++) p[i] = w.alpha[t * K + i] * At[i * K + z[t + 1]];
             z[t] = bk_rng_categorical(rng, K, p);
         }
-        rc = ret_tensor(vm, c, path_tensor(ctx, z, T), out);
+        rc = ret_tensor(vm, c, path_tensor(rt_vm_bk(vm), z, T), out);
     }
     free(z);
     free(p);
@@ -335,36 +331,22 @@ static int b_sample_states(rt_vm *vm, const rt_call *c, rt_value *out) {
 }
 
 static int b_filter(rt_vm *vm, const rt_call *c, rt_value *out) {
-    sl_dist *h;
     hmm_num m;
     hmm_work w;
-    if (load_call(vm, c, &h, &m)) return -1;
+    if (filtered(vm, c, &m, &w)) return -1;
     bk_ctx *ctx = rt_vm_bk(vm);
-    if (work_for(ctx, &m, &w)) {
-        num_free(&m);
-        return rt_error_bk(vm, c);
-    }
-    int rc;
-    if (!isfinite(forward(&m, w.A, w.alpha, w.b, w.s))) {
-        rc = rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
-                          c->name);
+    bk_tensor *p;
+    if (m.T == 0) {
+        for (int64_t k = 0; k < m.K; k++) w.alpha[k] = exp(m.logpi[k]);
+        p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha);
     } else {
-        bk_tensor *p;
-        if (m.T == 0) {
-            for (int64_t k = 0; k < m.K; k++) w.alpha[k] = exp(m.logpi[k]);
-            p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha);
-        } else {
-            p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha + (m.T - 1) * m.K);
-        }
-        sl_dist *d = p ? sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p) : NULL;
-        bk_release(p);
-        if (d) {
-            *out = rt_obj_value(&d->h);
-            rc = 0;
-        } else {
-            rc = rt_error_bk(vm, c);
-        }
+        p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha + (m.T - 1) * m.K);
     }
+    sl_dist *d = p ? sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p) : NULL;
+    bk_release(p);
+    int rc = 0;
+    if (d) *out = rt_obj_value(&d->h);
+    else rc = rt_error_bk(vm, c);
     work_free(&w);
     num_free(&m);
     return rc;
