@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ast.h"
+#include "strbuf.h"
 #include "parse_internal.h"
 
 typedef struct ast_box {
@@ -113,29 +114,6 @@ const char *ast_kind_name(int kind) {
 
 /* ---- dump: (kind [op] [str] [names:] a b c kids...), NULL as _ ---- */
 
-typedef struct dbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} dbuf;
-
-static void dput(dbuf *b, const char *s) {
-    size_t n = strlen(s);
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 128;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n + 1);
-    b->n += n;
-}
 
 static const char *op_name(int op) {
     static const char *const ops[] = {"+", "-", "*", "/", "**", "@", "%", "<", "<=",
@@ -149,66 +127,62 @@ static const char *role_name(int role) {
 
 #define DUMP_MAX_DEPTH 2000   /* deeper trees print "..." (ast_dump is for tests) */
 
-static void dump(dbuf *b, const ast_node *n, int depth) {
+static void dump(rt_sb *b, const ast_node *n, int depth) {
     char tmp[64];
     if (!n) {
-        dput(b, "_");
+        rt_sb_puts(b, "_");
         return;
     }
     if (depth > DUMP_MAX_DEPTH) {
-        dput(b, "...");
+        rt_sb_puts(b, "...");
         return;
     }
-    dput(b, "(");
-    dput(b, ast_kind_name(n->kind));
+    rt_sb_puts(b, "(");
+    rt_sb_puts(b, ast_kind_name(n->kind));
     if (n->kind == AST_NUM || n->kind == AST_BOOL) {
         snprintf(tmp, sizeof tmp, " %.15g", n->num);   /* shortest that reads back */
         if (strtod(tmp, NULL) != n->num) snprintf(tmp, sizeof tmp, " %.17g", n->num);
-        dput(b, tmp);
+        rt_sb_puts(b, tmp);
     }
     if (n->kind == AST_BINOP || n->kind == AST_UNOP) {
-        dput(b, " ");
-        dput(b, op_name(n->op));
+        rt_sb_puts(b, " ");
+        rt_sb_puts(b, op_name(n->op));
     }
     if (n->kind == AST_DEF) {
-        dput(b, " ");
-        dput(b, role_name(n->op));
+        rt_sb_puts(b, " ");
+        rt_sb_puts(b, role_name(n->op));
     }
     if (n->str) {
-        dput(b, n->kind == AST_STR ? " \"" : " ");
-        dput(b, n->str);
-        if (n->kind == AST_STR) dput(b, "\"");
+        rt_sb_puts(b, n->kind == AST_STR ? " \"" : " ");
+        rt_sb_puts(b, n->str);
+        if (n->kind == AST_STR) rt_sb_puts(b, "\"");
     }
     for (int i = 0; i < n->nnames; i++) {
-        dput(b, " ");
-        dput(b, n->names[i] ? n->names[i] : "_");
-        dput(b, ":");
+        rt_sb_puts(b, " ");
+        rt_sb_puts(b, n->names[i] ? n->names[i] : "_");
+        rt_sb_puts(b, ":");
     }
     if (n->a || n->b || n->c) {
-        dput(b, " ");
+        rt_sb_puts(b, " ");
         dump(b, n->a, depth + 1);
         if (n->b || n->c) {
-            dput(b, " ");
+            rt_sb_puts(b, " ");
             dump(b, n->b, depth + 1);
         }
         if (n->c) {
-            dput(b, " ");
+            rt_sb_puts(b, " ");
             dump(b, n->c, depth + 1);
         }
     }
     for (int i = 0; i < n->nkids; i++) {
-        dput(b, " ");
+        rt_sb_puts(b, " ");
         dump(b, n->kids[i], depth + 1);
     }
-    dput(b, ")");
+    rt_sb_puts(b, ")");
 }
 
 char *ast_dump(const ast_node *n) {
-    dbuf b = {0};
+    rt_sb b = {0};
     dump(&b, n, 0);
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return rt_sb_finish(&b);
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data_io.h"
+#include "strbuf.h"
 #include "dist.h"
 #include "vm.h"
 
@@ -927,35 +928,9 @@ int rt_load_csv(rt_vm *vm, const char *path, rt_loc callloc, rt_value *out) {
 
 /* ------------------------------------------------------------ JSON out --- */
 
-typedef struct jb {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} jb;
-
-static void jput(jb *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static void jputs(jb *b, const char *s) { jput(b, s, strlen(s)); }
-
 /* Numbers as CmdStan writes them: integers plainly, others with the fewest
  * significant digits (at most 17) that read back to the same double. */
-static void jnum(jb *b, double x) {
+static void jnum(rt_sb *b, double x) {
     char buf[40];
     if (isnan(x)) snprintf(buf, sizeof buf, "NaN");
     else if (isinf(x)) snprintf(buf, sizeof buf, x > 0 ? "Infinity" : "-Infinity");
@@ -965,11 +940,11 @@ static void jnum(jb *b, double x) {
             snprintf(buf, sizeof buf, "%.*g", prec, x);
             if (strtod(buf, NULL) == x) break;
         }
-    jputs(b, buf);
+    rt_sb_puts(b, buf);
 }
 
-static void jstr(jb *b, const char *s) {
-    jputs(b, "\"");
+static void jstr(rt_sb *b, const char *s) {
+    rt_sb_puts(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\t' ? "\\t"
@@ -979,28 +954,28 @@ static void jstr(jb *b, const char *s) {
             snprintf(e, sizeof e, "\\u%04x", c);
             esc = e;
         }
-        if (esc) jputs(b, esc);
-        else jput(b, (const char *)&c, 1);
+        if (esc) rt_sb_puts(b, esc);
+        else rt_sb_put(b, (const char *)&c, 1);
     }
-    jputs(b, "\"");
+    rt_sb_puts(b, "\"");
 }
 
-static void jtensor(jb *b, const bk_tensor *t, int dim, int64_t *flat) {
+static void jtensor(rt_sb *b, const bk_tensor *t, int dim, int64_t *flat) {
     if (dim == t->ndim) {
         jnum(b, bk_get(t, (*flat)++));
         return;
     }
-    jputs(b, "[");
+    rt_sb_puts(b, "[");
     for (int64_t i = 0; i < t->shape[dim]; i++) {
-        if (i) jputs(b, ", ");
+        if (i) rt_sb_puts(b, ", ");
         jtensor(b, t, dim + 1, flat);
     }
-    jputs(b, "]");
+    rt_sb_puts(b, "]");
 }
 
-static void jvalue(jb *b, rt_value v, int depth) {
+static void jvalue(rt_sb *b, rt_value v, int depth) {
     if (depth > 64) {
-        jputs(b, "null");
+        rt_sb_puts(b, "null");
         return;
     }
     switch (v.tag) {
@@ -1012,27 +987,27 @@ static void jvalue(jb *b, rt_value v, int depth) {
     case RT_STR: jstr(b, ((rt_str *)v.u.o)->s); break;
     case RT_RECORD: {
         rt_record *r = (rt_record *)v.u.o;
-        jputs(b, "{");
+        rt_sb_puts(b, "{");
         for (int i = 0; i < r->n; i++) {
-            if (i) jputs(b, ", ");
+            if (i) rt_sb_puts(b, ", ");
             jstr(b, r->keys[i]);
-            jputs(b, ": ");
+            rt_sb_puts(b, ": ");
             jvalue(b, r->vals[i], depth + 1);
         }
-        jputs(b, "}");
+        rt_sb_puts(b, "}");
         break;
     }
     case RT_LIST: {
         rt_list *l = (rt_list *)v.u.o;
-        jputs(b, "[");
+        rt_sb_puts(b, "[");
         for (int i = 0; i < l->n; i++) {
-            if (i) jputs(b, ", ");
+            if (i) rt_sb_puts(b, ", ");
             jvalue(b, l->items[i], depth + 1);
         }
-        jputs(b, "]");
+        rt_sb_puts(b, "]");
         break;
     }
-    case RT_NONE: jputs(b, "null"); break;
+    case RT_NONE: rt_sb_puts(b, "null"); break;
     case RT_DIST: jstr(b, ((const sl_dist *)v.u.o)->fam->name); break; /* "Normal" */
     default: jstr(b, rt_type_name(v));
     }
@@ -1040,13 +1015,9 @@ static void jvalue(jb *b, rt_value v, int depth) {
 
 char *rt_to_json(bk_ctx *ctx, rt_value v) {
     (void)ctx;
-    jb b = {0};
+    rt_sb b = {0};
     jvalue(&b, v, 0);
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s ? b.s : strdup("null");
+    return rt_sb_finish(&b);
 }
 
 /* ------------------------------------------------------------ builtins --- */

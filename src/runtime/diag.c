@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "diag.h"
+#include "strbuf.h"
 
 #define MAX_SHOWN_LINE 200   /* longer source lines are cut around the caret */
 
@@ -82,42 +83,6 @@ int rt_diag_add(rt_diaglist *d, const rt_source *src, rt_loc loc, const char *fm
     return rc;
 }
 
-typedef struct out {
-    char *s;
-    size_t n, cap;
-    int oom;
-} out;
-
-static void put(out *o, const char *s, size_t n) {
-    if (o->oom) return;
-    if (o->n + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap < o->n + n + 1) cap *= 2;
-        char *p = realloc(o->s, cap);
-        if (!p) {
-            o->oom = 1;
-            return;
-        }
-        o->s = p;
-        o->cap = cap;
-    }
-    memcpy(o->s + o->n, s, n);
-    o->n += n;
-    o->s[o->n] = 0;
-}
-
-static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
-
-static void fmt(out *o, const char *f, ...) __attribute__((format(printf, 2, 3)));
-static void fmt(out *o, const char *f, ...) {
-    char buf[1200];
-    va_list ap;
-    va_start(ap, f);
-    int k = vsnprintf(buf, sizeof buf, f, ap);
-    va_end(ap);
-    if (k > 0) put(o, buf, (size_t)k < sizeof buf ? (size_t)k : sizeof buf - 1);
-}
-
 /* Start and length of 1-based line `line` of the source; -1 if absent. */
 static long line_span(const rt_source *s, int line, size_t *len) {
     const char *p = s->text, *end = s->text + s->len;
@@ -149,15 +114,15 @@ static int printable_len(const unsigned char *p, size_t n) {
 }
 
 /* Display cells of line[from, to): one per character; tabs count as tabs. */
-static void show_source(out *o, const char *line, long from, long to) {
+static void show_source(rt_sb *o, const char *line, long from, long to) {
     for (long i = from; i < to;) {
         const unsigned char *p = (const unsigned char *)line + i;
         int k = *p == '\t' ? 1 : printable_len(p, (size_t)(to - i));
         if (k == 0) {
-            put(o, "?", 1);
+            rt_sb_put(o, "?", 1);
             k = 1;
         } else {
-            put(o, line + i, (size_t)k);
+            rt_sb_put(o, line + i, (size_t)k);
         }
         i += k;
     }
@@ -165,11 +130,11 @@ static void show_source(out *o, const char *line, long from, long to) {
 
 /* The caret line: blanks (tabs kept) under line[from, col0), then one ^ per
  * character of line[col0, col0 + ncar), at least one. */
-static void show_carets(out *o, const char *line, long len, long from, long col0, long ncar) {
+static void show_carets(rt_sb *o, const char *line, long len, long from, long col0, long ncar) {
     for (long i = from; i < col0;) {
         const unsigned char *p = (const unsigned char *)line + i;
         int k = *p == '\t' ? 1 : printable_len(p, (size_t)(len - i));
-        put(o, *p == '\t' ? "\t" : " ", 1);
+        rt_sb_put(o, *p == '\t' ? "\t" : " ", 1);
         i += k ? k : 1;
     }
     long n = 0;
@@ -178,16 +143,16 @@ static void show_carets(out *o, const char *line, long len, long from, long col0
         i += k ? k : 1;
     }
     if (n < 1) n = 1;
-    for (long i = 0; i < n; i++) put(o, "^", 1);
+    for (long i = 0; i < n; i++) rt_sb_put(o, "^", 1);
 }
 
-static void format_one(out *o, const rt_diag *d) {
-    fmt(o, "error: %s\n", d->msg);
+static void format_one(rt_sb *o, const rt_diag *d) {
+    rt_sb_printf(o, "error: %s\n", d->msg);
     if (!d->src || d->loc.line <= 0) return;
     const rt_source *s = d->src;
     char num[16];
     int w = snprintf(num, sizeof num, "%d", d->loc.line);
-    fmt(o, "%*s--> %s:%d:%d\n", w + 1, "", s->name, d->loc.line, d->loc.col);
+    rt_sb_printf(o, "%*s--> %s:%d:%d\n", w + 1, "", s->name, d->loc.line, d->loc.col);
     size_t ulen;
     long start = line_span(s, d->loc.line, &ulen);
     if (start < 0) return;
@@ -208,36 +173,28 @@ static void format_one(out *o, const rt_diag *d) {
         to = from + MAX_SHOWN_LINE < len ? from + MAX_SHOWN_LINE : len;
         if (ncar > to - col0) ncar = to - col0;
     }
-    fmt(o, "%*s |\n", w + 1, "");
-    fmt(o, " %s | ", num);
-    if (from > 0) puts_(o, "...");
+    rt_sb_printf(o, "%*s |\n", w + 1, "");
+    rt_sb_printf(o, " %s | ", num);
+    if (from > 0) rt_sb_puts(o, "...");
     show_source(o, line, from, to);
-    if (to < len) puts_(o, "...");
-    puts_(o, "\n");
-    fmt(o, "%*s | ", w + 1, "");
-    if (from > 0) puts_(o, "   ");
+    if (to < len) rt_sb_puts(o, "...");
+    rt_sb_puts(o, "\n");
+    rt_sb_printf(o, "%*s | ", w + 1, "");
+    if (from > 0) rt_sb_puts(o, "   ");
     show_carets(o, line, to, from, col0, ncar);
-    puts_(o, "\n");
+    rt_sb_puts(o, "\n");
 }
 
 char *rt_diag_format(const rt_diag *d) {
-    out o = {0};
+    rt_sb o = {0};
     format_one(&o, d);
-    if (o.oom) {
-        free(o.s);
-        return NULL;
-    }
-    return o.s;
+    return rt_sb_finish(&o);
 }
 
 char *rt_diaglist_format(const rt_diaglist *d) {
-    out o = {0};
+    rt_sb o = {0};
     for (int i = 0; i < d->n; i++) format_one(&o, &d->items[i]);
-    if (o.oom) {
-        free(o.s);
-        return NULL;
-    }
-    return o.s ? o.s : strdup("");
+    return rt_sb_finish(&o);
 }
 
 static int levenshtein(const char *a, const char *b) {

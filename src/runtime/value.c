@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vm.h"
+#include "strbuf.h"
 
 /* ------------------------------------------------------ ref counting --- */
 
@@ -158,31 +159,6 @@ rt_opaque *rt_opaque_new(const char *type, void *data, void (*data_free)(void *)
 
 /* ------------------------------------------------------------- printing --- */
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
 /* Shortest representation that reads back to the same double, as Python
  * prints floats; integers print without a decimal point. */
 void rt_format_number(double x, char *buf, size_t n) {
@@ -195,92 +171,92 @@ void rt_format_number(double x, char *buf, size_t n) {
     }
 }
 
-static void repr_tensor(sbuf *b, const bk_tensor *t, int dim, int64_t *flat) {
+static void repr_tensor(rt_sb *b, const bk_tensor *t, int dim, int64_t *flat) {
     char num[40];
     if (dim == t->ndim) {
         rt_format_number(bk_get(t, (*flat)++), num, sizeof num);
-        sb_puts(b, num);
+        rt_sb_puts(b, num);
         return;
     }
-    sb_puts(b, "[");
+    rt_sb_puts(b, "[");
     int64_t n = t->shape[dim];
     /* Long vectors are elided in the middle, as NumPy does. */
     int64_t inner = 1;
     for (int d = dim + 1; d < t->ndim; d++) inner *= t->shape[d];
     for (int64_t i = 0; i < n; i++) {
         if (n > 20 && i == 6) {
-            sb_puts(b, "..., ");
+            rt_sb_puts(b, "..., ");
             *flat += (n - 12) * inner;
             i = n - 6;
         }
-        if (i) sb_puts(b, dim + 1 < t->ndim ? ",\n " : ", ");
+        if (i) rt_sb_puts(b, dim + 1 < t->ndim ? ",\n " : ", ");
         repr_tensor(b, t, dim + 1, flat);
     }
-    sb_puts(b, "]");
+    rt_sb_puts(b, "]");
 }
 
-static void repr_value(sbuf *b, bk_ctx *ctx, rt_value v, int depth);
+static void repr_value(rt_sb *b, bk_ctx *ctx, rt_value v, int depth);
 
-static void repr_dist(sbuf *b, bk_ctx *ctx, const sl_dist *d, int depth) {
-    sb_puts(b, d->fam ? d->fam->name : "Distribution");
-    sb_puts(b, "(");
+static void repr_dist(rt_sb *b, bk_ctx *ctx, const sl_dist *d, int depth) {
+    rt_sb_puts(b, d->fam ? d->fam->name : "Distribution");
+    rt_sb_puts(b, "(");
     for (int i = 0; i < d->np; i++) {
-        if (i) sb_puts(b, ", ");
+        if (i) rt_sb_puts(b, ", ");
         if (d->p[i]) repr_value(b, ctx, rt_tensor(d->p[i]), depth + 1);
     }
-    sb_puts(b, ")");
+    rt_sb_puts(b, ")");
 }
 
-static void repr_value(sbuf *b, bk_ctx *ctx, rt_value v, int depth) {
+static void repr_value(rt_sb *b, bk_ctx *ctx, rt_value v, int depth) {
     if (depth > 20) {
-        sb_puts(b, "...");
+        rt_sb_puts(b, "...");
         return;
     }
     switch (v.tag) {
-    case RT_NONE: sb_puts(b, "none"); break;
+    case RT_NONE: rt_sb_puts(b, "none"); break;
     case RT_TENSOR: {
         int64_t flat = 0;
         repr_tensor(b, v.u.t, 0, &flat);
         break;
     }
-    case RT_STR: sb_puts(b, ((rt_str *)v.u.o)->s); break;
+    case RT_STR: rt_sb_puts(b, ((rt_str *)v.u.o)->s); break;
     case RT_RECORD: {
         rt_record *r = (rt_record *)v.u.o;
-        sb_puts(b, "{");
+        rt_sb_puts(b, "{");
         for (int i = 0; i < r->n; i++) {
-            if (i) sb_puts(b, ", ");
-            sb_puts(b, r->keys[i]);
-            sb_puts(b, ": ");
-            if (r->vals[i].tag == RT_STR) sb_puts(b, "\"");
+            if (i) rt_sb_puts(b, ", ");
+            rt_sb_puts(b, r->keys[i]);
+            rt_sb_puts(b, ": ");
+            if (r->vals[i].tag == RT_STR) rt_sb_puts(b, "\"");
             repr_value(b, ctx, r->vals[i], depth + 1);
-            if (r->vals[i].tag == RT_STR) sb_puts(b, "\"");
+            if (r->vals[i].tag == RT_STR) rt_sb_puts(b, "\"");
         }
-        sb_puts(b, "}");
+        rt_sb_puts(b, "}");
         break;
     }
     case RT_LIST: {
         rt_list *l = (rt_list *)v.u.o;
-        sb_puts(b, "[");
+        rt_sb_puts(b, "[");
         for (int i = 0; i < l->n; i++) {
-            if (i) sb_puts(b, ", ");
-            if (l->items[i].tag == RT_STR) sb_puts(b, "\"");
+            if (i) rt_sb_puts(b, ", ");
+            if (l->items[i].tag == RT_STR) rt_sb_puts(b, "\"");
             repr_value(b, ctx, l->items[i], depth + 1);
-            if (l->items[i].tag == RT_STR) sb_puts(b, "\"");
+            if (l->items[i].tag == RT_STR) rt_sb_puts(b, "\"");
         }
-        sb_puts(b, "]");
+        rt_sb_puts(b, "]");
         break;
     }
     case RT_FUNC: {
         rt_func *f = (rt_func *)v.u.o;
-        sb_puts(b, f->role == AST_ROLE_MODEL ? "<model " : f->role == AST_ROLE_GUIDE ? "<guide " : "<function ");
-        sb_puts(b, f->name);
-        sb_puts(b, ">");
+        rt_sb_puts(b, f->role == AST_ROLE_MODEL ? "<model " : f->role == AST_ROLE_GUIDE ? "<guide " : "<function ");
+        rt_sb_puts(b, f->name);
+        rt_sb_puts(b, ">");
         break;
     }
     case RT_BUILTIN:
-        sb_puts(b, "<built-in ");
-        sb_puts(b, ((rt_builtin *)v.u.o)->name);
-        sb_puts(b, ">");
+        rt_sb_puts(b, "<built-in ");
+        rt_sb_puts(b, ((rt_builtin *)v.u.o)->name);
+        rt_sb_puts(b, ">");
         break;
     case RT_DIST: repr_dist(b, ctx, (const sl_dist *)v.u.o, depth); break;
     case RT_OPAQUE:
@@ -290,26 +266,21 @@ static void repr_value(sbuf *b, bk_ctx *ctx, rt_value v, int depth) {
                 b->oom = 1;
                 break;
             }
-            sb_puts(b, r);
+            rt_sb_puts(b, r);
             free(r);
             break;
         }
-        sb_puts(b, "<");
-        sb_puts(b, ((rt_opaque *)v.u.o)->type);
-        sb_puts(b, ">");
+        rt_sb_puts(b, "<");
+        rt_sb_puts(b, ((rt_opaque *)v.u.o)->type);
+        rt_sb_puts(b, ">");
         break;
     }
 }
 
 char *rt_value_repr(bk_ctx *ctx, rt_value v) {
-    sbuf b = {0};
+    rt_sb b = {0};
     repr_value(&b, ctx, v, 0);
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    if (!b.s) return strdup("");
-    return b.s;
+    return rt_sb_finish(&b);
 }
 
 /* ------------------------------------------------------ argument helpers --- */

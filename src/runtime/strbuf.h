@@ -1,0 +1,23 @@
+/* strbuf.h - a growable, NUL-terminated string: the one builder behind
+ * value printing, JSON output, diagnostics, AST dumps and summary tables.
+ * After an allocation failure further appends are ignored and `oom` is set;
+ * rt_sb_finish then frees the text and returns NULL. */
+#ifndef PPL_RUNTIME_STRBUF_H
+#define PPL_RUNTIME_STRBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct rt_sb {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} rt_sb;
+
+void rt_sb_put(rt_sb *b, const char *s, size_t n);
+void rt_sb_puts(rt_sb *b, const char *s);
+void rt_sb_printf(rt_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The text (malloc'd, "" when nothing was written), or NULL after OOM. */
+char *rt_sb_finish(rt_sb *b);
+
+#endif
