@@ -7,15 +7,18 @@
  *   emission    a distribution of batch shape [K]: p(y_t | z_t = k)
  *
  * Parameters: p[0] init, p[1] trans, p[2] optional duration (scalar; the
- * sequence length sample() draws when trans is not time-varying);
- * sub[0] the emission.  variant bit 0: init_logits, bit 1: trans_logits.
- * The event is the whole sequence: event = [T] + emission event, with T = 0
- * when the length is only known from the observed value.
+ * sequence length sample() draws when trans is not time-varying), p[3]
+ * optional lengths [B] (a batch of B sequences padded to a common length:
+ * y is [B, T] + emission event and sequence b uses its first lengths[b]
+ * steps); sub[0] the emission.  variant bit 0: init_logits, bit 1:
+ * trans_logits.  The event is the whole sequence: event = [T] + emission
+ * event, with T = 0 when the length is only known from the observed value;
+ * the batch is [B] with lengths, [] without.
  *
- * log_prob is the forward algorithm in log space written with tape ops, so
- * it is differentiable in init, trans and the emission's parameters: one
- * max-shift per time step and a matmul of the shifted, exponentiated alphas
- * with the transition matrix (no per-entry logsumexp).
+ * log_prob is the fused forward op (bk op hmm_forward, src/backend/
+ * ops_hmm.c): a scaled forward recursion whose backward rule is the
+ * forward-backward algorithm, so it is differentiable in init, trans and
+ * the emission's parameters at the cost of two plain passes.
  *
  * The helpers sl_hmm_* are declared in src/infer/hmm.h (the inference code
  * that uses them); this file does not include it to keep stdlib below
@@ -25,22 +28,34 @@
 #include <string.h>
 #include "dist_impl.h"
 
-enum { HMM_INIT_LOGITS = 1, HMM_TRANS_LOGITS = 2, HMM_EMISSION_SLOT = 3 };
+enum { HMM_INIT_LOGITS = 1, HMM_TRANS_LOGITS = 2, HMM_LENGTHS = 3, HMM_EMISSION_SLOT = 4 };
 /* tolerance of the "sums to 1" checks (relative to 1) */
 #define HMM_SUM_TOL 1e-6
 
 sl_dist *sl_hmm_make(bk_ctx *ctx, bk_tensor *init, bk_tensor *trans, sl_dist *emission,
                      int variant, int64_t duration);
+sl_dist *sl_hmm_make_batch(bk_ctx *ctx, bk_tensor *init, bk_tensor *trans, sl_dist *emission,
+                           int variant, int64_t duration, bk_tensor *lengths);
 int64_t sl_hmm_nstates(const sl_dist *d);
 bk_tensor *sl_hmm_log_init(bk_ctx *ctx, const sl_dist *d);
 bk_tensor *sl_hmm_log_trans(bk_ctx *ctx, const sl_dist *d);
 bk_tensor *sl_hmm_emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y);
+int64_t sl_hmm_nseq(const sl_dist *d);
+int64_t sl_hmm_length(const sl_dist *d, int64_t b);
+bk_tensor *sl_hmm_seq(bk_ctx *ctx, const sl_dist *d, bk_tensor *ys, int64_t b);
 
 extern const sl_family sl_family_discretehmm;
 
 int64_t sl_hmm_nstates(const sl_dist *d) { return d->p[0]->shape[0]; }
 
 static bool time_varying(const sl_dist *d) { return d->p[1]->ndim == 3; }
+
+/* Number of sequences of a batched HMM (lengths=), -1 when not batched. */
+int64_t sl_hmm_nseq(const sl_dist *d) { return d->p[HMM_LENGTHS] ? d->p[HMM_LENGTHS]->numel : -1; }
+
+int64_t sl_hmm_length(const sl_dist *d, int64_t b) {
+    return (int64_t)bk_get(d->p[HMM_LENGTHS], b);
+}
 
 /* ------------------------------------------------------- validation --- */
 
@@ -162,6 +177,27 @@ static int check_length(bk_ctx *ctx, sl_dist *d, int64_t *T, int *bad) {
     return 0;
 }
 
+/* lengths: a vector of non-negative integers, at most the steps of a
+ * time-varying trans. */
+static int check_lengths(bk_ctx *ctx, sl_dist *d, int *bad) {
+    const bk_tensor *L = d->p[HMM_LENGTHS];
+    if (!L) return 0;
+    *bad = HMM_LENGTHS;
+    if (L->ndim != 1) {
+        bk_seterr(ctx, "DiscreteHMM: lengths must be a vector [B], one length per sequence");
+        return -1;
+    }
+    if (sl_check_param(ctx, d, HMM_LENGTHS, "lengths", SL_V_NONNEG_INT, bad)) return -1;
+    for (int64_t b = 0; time_varying(d) && b < L->numel; b++)
+        if (bk_get(L, b) > (double)d->p[1]->shape[0]) {
+            bk_seterr(ctx, "DiscreteHMM: lengths[%lld] = %lld exceeds the %lld steps of trans",
+                      (long long)b, (long long)bk_get(L, b), (long long)d->p[1]->shape[0]);
+            return -1;
+        }
+    *bad = -1;
+    return 0;
+}
+
 static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
     int64_t T;
     if (!d->p[0] || !d->p[1]) {
@@ -169,10 +205,11 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
         return -1;
     }
     if (check_init(ctx, d, bad) || check_trans(ctx, d, bad) || check_emission(ctx, d, bad) ||
-        check_length(ctx, d, &T, bad))
+        check_length(ctx, d, &T, bad) || check_lengths(ctx, d, bad))
         return -1;
     const sl_dist *e = d->sub[0];
-    d->nbatch = 0;
+    d->nbatch = d->p[HMM_LENGTHS] ? 1 : 0;
+    if (d->nbatch) d->batch[0] = d->p[HMM_LENGTHS]->numel;
     d->nevent = 1 + e->nevent;
     d->event[0] = T;
     for (int i = 0; i < e->nevent; i++) d->event[1 + i] = e->event[i];
@@ -203,7 +240,7 @@ static int bind_emission(const sl_args *a, sl_bindinfo *b, sl_dist *d) {
 
 static int build(const sl_args *a, sl_dist *d) {
     static const char *const names[] = {"init", "trans", "emission", "init_logits",
-                                        "trans_logits", "duration", NULL};
+                                        "trans_logits", "duration", "lengths", NULL};
     sl_bindinfo b;
     for (int i = 0; i < SL_MAXP; i++) {
         b.pos[i] = -1;
@@ -218,14 +255,22 @@ static int build(const sl_args *a, sl_dist *d) {
     if (rt_arg(a->call, -1, "duration") &&
         sl_bind_param(a, &b, d, 2, -1, "duration", NAN))
         return -1;
-    d->np = 3;
+    if (rt_arg(a->call, -1, "lengths") &&
+        sl_bind_param(a, &b, d, HMM_LENGTHS, -1, "lengths", NAN))
+        return -1;
+    d->np = 4;
     if (bind_emission(a, &b, d)) return -1;
     return sl_build_finish(a, &b, d);
 }
 
 sl_dist *sl_hmm_make(bk_ctx *ctx, bk_tensor *init_p, bk_tensor *trans, sl_dist *emission,
                      int variant, int64_t duration) {
-    bk_tensor *p[3] = {init_p, trans, NULL};
+    return sl_hmm_make_batch(ctx, init_p, trans, emission, variant, duration, NULL);
+}
+
+sl_dist *sl_hmm_make_batch(bk_ctx *ctx, bk_tensor *init_p, bk_tensor *trans, sl_dist *emission,
+                           int variant, int64_t duration, bk_tensor *lengths) {
+    bk_tensor *p[4] = {init_p, trans, NULL, lengths};
     if (!init_p || !trans || !emission) {
         bk_seterr(ctx, "DiscreteHMM: needs init, trans and emission");
         return NULL;
@@ -236,9 +281,9 @@ sl_dist *sl_hmm_make(bk_ctx *ctx, bk_tensor *init_p, bk_tensor *trans, sl_dist *
         return NULL;
     }
     d->variant = variant;
-    d->np = 3;
+    d->np = 4;
     if (duration >= 0 && !(p[2] = bk_scalar(ctx, (double)duration))) goto fail;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         bk_tensor *t = p[i];
         if (!t) continue;
         d->p[i] = t->dtype == BK_F64 ? bk_retain(t) : bk_cast(ctx, t, BK_F64);
@@ -286,109 +331,145 @@ bk_tensor *sl_hmm_log_trans(bk_ctx *ctx, const sl_dist *d) {
     return s_done(&s, s_norm_logp(&s, d->p[1], d->variant & HMM_TRANS_LOGITS));
 }
 
-bk_tensor *sl_hmm_emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+/* Emission log-likelihoods [lead..., T, K] of y [lead..., T] + event
+ * (nlead = 0: one sequence; 1: a batch [B, T]). */
+static bk_tensor *emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y, int nlead) {
     const sl_dist *e = d->sub[0];
-    int ne = e->nevent;
-    char buf[64];
-    bool ok = y->ndim == 1 + ne;
-    for (int i = 0; ok && i < ne; i++) ok = y->shape[1 + i] == e->event[i];
+    int ne = e->nevent, nl = nlead + 1;
+    char buf[64], buf2[64];
+    bool ok = y->ndim == nl + ne;
+    for (int i = 0; ok && i < ne; i++) ok = y->shape[nl + i] == e->event[i];
+    if (ok && nlead) ok = y->shape[0] == sl_hmm_nseq(d);
     if (!ok) {
-        bk_seterr(ctx, "DiscreteHMM: the observed sequence must have shape [T]%s, got %s",
-                  ne ? " + the emission's event shape" : "", bk_shape_str(y, buf, sizeof buf));
+        if (nlead)
+            bk_seterr(ctx, "DiscreteHMM: the observed sequences must have shape [B, T]%s with "
+                           "B = %lld (the entries of lengths), got %s",
+                      ne ? " + the emission's event shape" : "", (long long)sl_hmm_nseq(d),
+                      bk_shape_str(y, buf, sizeof buf));
+        else
+            bk_seterr(ctx, "DiscreteHMM: the observed sequence must have shape [T]%s, got %s",
+                      ne ? " + the emission's event shape" : "",
+                      bk_shape_str(y, buf, sizeof buf));
         return NULL;
     }
-    int64_t T = y->shape[0], K = sl_hmm_nstates(d);
-    if (time_varying(d) && T != d->p[1]->shape[0]) {
+    int64_t T = y->shape[nlead], K = sl_hmm_nstates(d);
+    /* a sequence of a batch may be shorter than a time-varying trans */
+    if (time_varying(d) && (nlead || sl_hmm_nseq(d) < 0 ? T != d->p[1]->shape[0]
+                                                         : T > d->p[1]->shape[0])) {
         bk_seterr(ctx, "DiscreteHMM: the sequence has %lld steps but trans has %lld",
                   (long long)T, (long long)d->p[1]->shape[0]);
         return NULL;
     }
-    /* y[T, 1, event...] broadcasts against the emission batch [K] */
-    int64_t shape[BK_MAXDIM];
-    shape[0] = T;
-    shape[1] = 1;
-    for (int i = 0; i < ne; i++) shape[2 + i] = e->event[i];
+    /* y[lead..., T, 1, event...] broadcasts against the emission batch [K] */
+    int64_t shape[BK_MAXDIM], oshape[3];
+    for (int i = 0; i < nl; i++) oshape[i] = shape[i] = y->shape[i];
+    oshape[nl] = K;
+    shape[nl] = 1;
+    for (int i = 0; i < ne; i++) shape[nl + 1 + i] = e->event[i];
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *yr = s_keep(&s, bk_reshape(ctx, y, 2 + ne, shape));
+    bk_tensor *yr = s_keep(&s, bk_reshape(ctx, y, nl + 1 + ne, shape));
     bk_tensor *lp = s.err ? NULL : s_keep(&s, sl_log_prob(ctx, e, yr));
-    if (!s.err && (lp->ndim != 2 || lp->shape[0] != T || (lp->shape[1] != K && lp->shape[1] != 1))) {
-        bk_seterr(ctx, "DiscreteHMM: emission log_prob has shape %s, expected [%lld, %lld]",
-                  bk_shape_str(lp, buf, sizeof buf), (long long)T, (long long)K);
+    ok = !s.err && lp->ndim == nl + 1 && (lp->shape[nl] == K || lp->shape[nl] == 1);
+    for (int i = 0; ok && i < nl; i++) ok = lp->shape[i] == oshape[i];
+    if (!s.err && !ok) {
+        bk_seterr(ctx, "DiscreteHMM: emission log_prob has shape %s, expected %s",
+                  bk_shape_str(lp, buf, sizeof buf), shape_text(nl + 1, oshape, buf2, sizeof buf2));
         return s_done(&s, NULL);
     }
-    return s_done(&s, s_expand(&s, lp, 2, (int64_t[]){T, K}));
+    return s_done(&s, s_expand(&s, lp, nl + 1, oshape));
+}
+
+bk_tensor *sl_hmm_emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+    return emission_logp(ctx, d, y, 0);
+}
+
+/* Sequence b of a batch ys [B, T] + event, cut to its length (new
+ * reference); NULL + bk error when ys does not fit the HMM. */
+bk_tensor *sl_hmm_seq(bk_ctx *ctx, const sl_dist *d, bk_tensor *ys, int64_t b) {
+    const sl_dist *e = d->sub[0];
+    char buf[64];
+    int64_t B = sl_hmm_nseq(d);
+    bool ok = B >= 0 && ys->ndim == 2 + e->nevent && ys->shape[0] == B && b < B;
+    for (int i = 0; ok && i < e->nevent; i++) ok = ys->shape[2 + i] == e->event[i];
+    if (!ok) {
+        bk_seterr(ctx, "DiscreteHMM: the observed sequences must have shape [B, T]%s with "
+                       "B = %lld (the entries of lengths), got %s",
+                  e->nevent ? " + the emission's event shape" : "", (long long)B,
+                  bk_shape_str(ys, buf, sizeof buf));
+        return NULL;
+    }
+    int64_t L = sl_hmm_length(d, b);
+    if (L > ys->shape[1]) {
+        bk_seterr(ctx, "DiscreteHMM: lengths[%lld] = %lld exceeds the %lld steps of the "
+                       "observed sequences", (long long)b, (long long)L, (long long)ys->shape[1]);
+        return NULL;
+    }
+    bk_idx ix[2] = {{.kind = BK_IDX_INT, .start = b},
+                    {.kind = BK_IDX_SLICE, .start = 0, .stop = L, .step = 1}};
+    return bk_index(ctx, ys, 2, ix);
 }
 
 /* --------------------------------------------------------- log_prob --- */
 
-/* Largest finite entry of a (0 when none, so an impossible step stays
- * -inf instead of NaN).  A constant: the shift cancels exactly. */
-static double max_shift(const bk_tensor *a) {
-    double m = -INFINITY;
-    for (int64_t i = 0; i < a->numel; i++) {
-        double v = bk_get(a, i);
-        if (v > m) m = v;
+/* A batch y [B, T] + event with the steps past each length replaced by a
+ * valid observation (the first step of a non-empty sequence), so that the
+ * emission's log density and its gradient stay finite there: the forward
+ * op ignores those steps.  Returns a new reference (y itself when nothing
+ * is padded). */
+static bk_tensor *fill_padding(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+    int64_t B = y->shape[0], T = y->shape[1], ev = 1, fill = -1;
+    bool padded = false;
+    for (int i = 2; i < y->ndim; i++) ev *= y->shape[i];
+    for (int64_t b = 0; b < B; b++) {
+        int64_t L = sl_hmm_length(d, b);
+        if (L < T) padded = true;
+        if (L > 0 && fill < 0) fill = b;
     }
-    return isfinite(m) ? m : 0.0;
-}
-
-static bk_tensor *s_row(sl_scope *s, bk_tensor *a, int64_t t) {
-    if (s->err || !a) {
-        s->err = true;
-        return NULL;
-    }
-    bk_idx ix = {.kind = BK_IDX_INT, .start = t};
-    return s_keep(s, bk_index(s->ctx, a, 1, &ix));
-}
-
-/* log sum_k exp(v[k]) with one shift. */
-static bk_tensor *s_lse(sl_scope *s, bk_tensor *v) {
-    if (s->err || !v) {
-        s->err = true;
-        return NULL;
-    }
-    double m = max_shift(v);
-    bk_tensor *sum = s_sum(s, s_exp(s, s_adds(s, v, -m)), -1, false);
-    bk_tensor *pos = s_bin(s, BK_OP_GT, sum, s_scalar(s, 0.0));
-    return s_adds(s, s_guard(s, pos, s_log(s, s_safe(s, pos, sum, 1.0))), m);
-}
-
-/* One forward step: alpha' = m + log(exp(alpha - m) @ A) + e. */
-static bk_tensor *forward_step(bk_ctx *ctx, bk_tensor *alpha, bk_tensor *A, bk_tensor *e) {
+    if (!padded || fill < 0) return bk_retain(y);
     sl_scope s;
     sl_scope_init(&s, ctx);
-    double m = max_shift(alpha);
-    bk_tensor *row = s_unsq(&s, s_exp(&s, s_adds(&s, alpha, -m)), 0);
-    bk_tensor *pr = s_sq(&s, s_matmul(&s, row, A), 0);
-    bk_tensor *pos = s_bin(&s, BK_OP_GT, pr, s_scalar(&s, 0.0));
-    bk_tensor *l = s_guard(&s, pos, s_log(&s, s_safe(&s, pos, pr, 1.0)));
-    return s_done(&s, s_add(&s, s_adds(&s, l, m), e));
+    bk_tensor *on = s_keep(&s, bk_zeros(ctx, BK_F64, y->ndim, y->shape));
+    if (s.err) return s_done(&s, NULL);
+    double *o = bk_data(on);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < sl_hmm_length(d, b) * ev; t++) o[b * T * ev + t] = 1.0;
+    /* the replacement: y[fill, 0] broadcast to y's shape */
+    bk_idx ix[2] = {{.kind = BK_IDX_SLICE, .start = fill, .stop = fill + 1, .step = 1},
+                    {.kind = BK_IDX_SLICE, .start = 0, .stop = 1, .step = 1}};
+    bk_tensor *first = s_keep(&s, bk_index(ctx, y, 2, ix));
+    bk_tensor *rep = s_expand(&s, first, y->ndim, y->shape);
+    bk_tensor *c = s_bin(&s, BK_OP_NE, on, s_scalar(&s, 0.0));
+    return s_done(&s, s_where(&s, c, y, rep));
 }
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *E = s_keep(&s, sl_hmm_emission_logp(ctx, d, x));
+    int64_t B = sl_hmm_nseq(d);
+    bk_tensor *lengths, *E;
+    if (B >= 0) {
+        if (x->ndim >= 2 && x->ndim == 2 + d->sub[0]->nevent && x->shape[0] == B)
+            for (int64_t b = 0; b < B; b++)
+                if (sl_hmm_length(d, b) > x->shape[1]) {
+                    bk_seterr(ctx, "DiscreteHMM: lengths[%lld] = %lld exceeds the %lld steps of "
+                                   "the observed sequences", (long long)b,
+                              (long long)sl_hmm_length(d, b), (long long)x->shape[1]);
+                    return s_done(&s, NULL);
+                }
+        bk_tensor *xf = x->ndim >= 2 ? s_keep(&s, fill_padding(ctx, d, x)) : x;
+        E = s_keep(&s, emission_logp(ctx, d, xf, 1));
+        lengths = d->p[HMM_LENGTHS];
+    } else {
+        E = s_keep(&s, sl_hmm_emission_logp(ctx, d, x));
+        lengths = s.err ? NULL : s_scalar(&s, (double)x->shape[0]);
+    }
     if (s.err) return s_done(&s, NULL);
-    int64_t T = E->shape[0];
-    if (T == 0) return s_done(&s, s_scalar(&s, 0.0));
     bk_tensor *A = s_norm_p(&s, d->p[1], d->variant & HMM_TRANS_LOGITS);
     bk_tensor *logpi = s_norm_logp(&s, d->p[0], d->variant & HMM_INIT_LOGITS);
-    bk_tensor *alpha = bk_retain(s_add(&s, logpi, s_row(&s, E, 0)));
-    for (int64_t t = 1; alpha && t < T; t++) {
-        sl_scope st;
-        sl_scope_init(&st, ctx);
-        bk_tensor *At = time_varying(d) ? s_row(&st, A, t) : A;
-        bk_tensor *et = s_row(&st, E, t);
-        bk_tensor *next = st.err ? NULL : forward_step(ctx, alpha, At, et);
-        s_done(&st, NULL);
-        bk_release(alpha);
-        alpha = next;
-    }
-    if (!alpha) return s_done(&s, NULL);
-    s_keep(&s, alpha);
-    return s_done(&s, s_lse(&s, alpha));
+    if (s.err) return s_done(&s, NULL);
+    bk_tensor *in[4] = {logpi, A, E, lengths};
+    return s_done(&s, s_keep(&s, bk_apply(ctx, BK_OP_HMM_FORWARD, 4, in, NULL)));
 }
 
 /* ----------------------------------------------------------- sample --- */
@@ -423,8 +504,12 @@ static void draw_path(bk_rng *rng, const sl_dist *d, const double *pi, const dou
 
 static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
     const sl_dist *e = d->sub[0];
-    int64_t T = d->event[0], N = 1, shape[BK_MAXDIM];
-    if (T == 0 && !time_varying(d) && !d->p[2]) {
+    int64_t T = d->event[0], N = 1, shape[BK_MAXDIM], B = sl_hmm_nseq(d);
+    /* a batch: sequences of lengths[b] steps padded with 0 to the longest
+     * (or to the steps of a time-varying trans / duration) */
+    for (int64_t b = 0; T == 0 && b < B; b++)
+        if (sl_hmm_length(d, b) > T) T = sl_hmm_length(d, b);
+    if (T == 0 && !time_varying(d) && !d->p[2] && B < 0) {
         bk_seterr(ctx, "DiscreteHMM: sample needs the sequence length: give duration= or a "
                        "time-varying trans [T, K, K]");
         return NULL;
@@ -434,7 +519,8 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
         bk_seterr(ctx, "DiscreteHMM: sample has too many dimensions");
         return NULL;
     }
-    for (int i = 0; i < ns; i++) N *= ss[i];
+    shape[ns + d->nbatch] = T;
+    for (int i = 0; i < ns + d->nbatch; i++) N *= shape[i];
     int64_t kb = e->nbatch ? e->batch[0] : 1, ev = 1;
     for (int i = 0; i < e->nevent; i++) ev *= e->event[i];
     double *pi = probs_copy(ctx, sl_hmm_log_init, d);
@@ -448,11 +534,15 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
         bk_copy_out(draws, dv);
         double *o = bk_data(out);
         for (int64_t n = 0; n < N; n++) {
-            draw_path(rng, d, pi, A, T, z);
+            int64_t L = B >= 0 ? sl_hmm_length(d, n % B) : T;
+            draw_path(rng, d, pi, A, L, z);
             for (int64_t t = 0; t < T; t++) {
-                int64_t k = kb == 1 ? 0 : z[t];
-                memcpy(o + (n * T + t) * ev, dv + ((n * T + t) * kb + k) * ev,
-                       (size_t)ev * sizeof *o);
+                int64_t k = kb == 1 || t >= L ? 0 : z[t];
+                if (t < L)
+                    memcpy(o + (n * T + t) * ev, dv + ((n * T + t) * kb + k) * ev,
+                           (size_t)ev * sizeof *o);
+                else
+                    memset(o + (n * T + t) * ev, 0, (size_t)ev * sizeof *o);
             }
         }
     } else if (!z || (draws && !dv)) {

@@ -158,7 +158,9 @@ typedef struct bk_opargs {
     OP(INDEX_SELECT, "index_select", 2, 1)           \
     OP(GATHER, "gather", 2, 1)                       \
     OP(CONTIGUOUS, "contiguous", 1, 1)               \
-    OP(CAST, "cast", 1, 1)
+    OP(CAST, "cast", 1, 1)                           \
+    /* fused models (ops_hmm.c) */                   \
+    OP(HMM_FORWARD, "hmm_forward", 4, 1)
 
 typedef enum {
 #define BK_OP_ENUM(E, name, nin, diff) BK_OP_##E,

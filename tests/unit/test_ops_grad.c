@@ -129,6 +129,18 @@ static bk_tensor *f_gather(bk_ctx *c, bk_tensor **in) {
     return r;
 }
 
+/* hmm_forward: in = {logpi, A, logB}; the lengths cut the batch (the
+ * padded steps of the second sequence must get a zero gradient) */
+static bk_tensor *f_hmm(bk_ctx *c, bk_tensor **in) {
+    int64_t B = in[2]->ndim == 3 ? in[2]->shape[0] : 1;
+    bk_tensor *len = B == 2 ? bk_from_f64(c, 1, (int64_t[]){2}, (double[]){4, 2})
+                            : bk_from_f64(c, 1, (int64_t[]){1}, (double[]){(double)in[2]->shape[0]});
+    bk_tensor *args[4] = {in[0], in[1], in[2], len};
+    bk_tensor *r = bk_apply(c, BK_OP_HMM_FORWARD, 4, args, NULL);
+    bk_release(len);
+    return r;
+}
+
 #define S2(a, b) {a, b, 0}
 #define S1(a) {a, 0, 0}
 #include "gradcases_shape.inc"       /* case functions of the shape/linalg ops */
@@ -155,6 +167,9 @@ static const gcase CASES[] = {
     {BK_OP_GATHER, "gather", 1, {2}, {S2(3, 3)}, {ANY}, false, f_gather, false},
     {BK_OP_CONTIGUOUS, "contiguous", 1, {2}, {S2(3, 2)}, {ANY}, true, f_contig, false},
     {BK_OP_CAST, "cast", 1, {1}, {S1(4)}, {ANY}, false, f_cast, false},
+    {BK_OP_HMM_FORWARD, "hmm_forward batch + lengths", 3, {1, 2, 3}, {S1(3), S2(3, 3), {2, 4, 3}}, {ANY, POS, ANY}, false, f_hmm, false},
+    {BK_OP_HMM_FORWARD, "hmm_forward time-varying", 3, {1, 3, 2}, {S1(3), {4, 3, 3}, S2(4, 3)}, {ANY, POS, ANY}, false, f_hmm, false},
+    {BK_OP_HMM_FORWARD, "hmm_forward K = 25 (BLAS)", 3, {1, 2, 2}, {S1(25), S2(25, 25), S2(3, 25)}, {ANY, POS, ANY}, false, f_hmm, false},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 
