@@ -162,13 +162,30 @@ static int hmm_args(rt_vm *vm, const rt_call *c, int maxpos, const char *const *
     return y ? rt_arg_tensor(vm, c, 1, names[1], true, y) : 0;
 }
 
-/* Load h and y; errors are reported at y. */
-static int load_call(rt_vm *vm, const rt_call *c, sl_dist **h, hmm_num *m) {
-    static const char *const names[] = {"h", "y", NULL};
+/* A call on one sequence y, or on a batch ys [B, T] when h has lengths=:
+ * nseq sequences, each padded to T steps in the results. */
+typedef struct hmm_call {
+    sl_dist *h;
     bk_tensor *y;
-    if (hmm_args(vm, c, 2, names, h, &y)) return -1;
+    int64_t nseq, T;   /* nseq = -1: not batched (T is then y's length) */
+} hmm_call;
+
+static int call_args(rt_vm *vm, const rt_call *c, hmm_call *hc) {
+    static const char *const names[] = {"h", "y", NULL};
+    if (hmm_args(vm, c, 2, names, &hc->h, &hc->y)) return -1;
+    hc->nseq = sl_hmm_nseq(hc->h);
+    hc->T = hc->y->ndim ? hc->y->shape[hc->nseq >= 0 && hc->y->ndim > 1 ? 1 : 0] : 0;
+    return 0;
+}
+
+/* Load sequence b of the call (b = 0 when not batched); errors are
+ * reported at y. */
+static int load_seq(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, hmm_num *m) {
     bk_ctx *ctx = rt_vm_bk(vm);
-    if (num_load(ctx, *h, y, m)) return rt_error_arg(vm, c, 1, "%s: %s", c->name, bk_errmsg(ctx));
+    bk_tensor *y = hc->nseq >= 0 ? sl_hmm_seq(ctx, hc->h, hc->y, b) : bk_retain(hc->y);
+    int rc = y ? num_load(ctx, hc->h, y, m) : -1;
+    bk_release(y);
+    if (rc) return rt_error_arg(vm, c, 1, "%s: %s", c->name, bk_errmsg(ctx));
     return 0;
 }
 
@@ -177,6 +194,21 @@ static int ret_tensor(rt_vm *vm, const rt_call *c, bk_tensor *t, rt_value *out) 
     *out = rt_tensor(t);
     return 0;
 }
+
+/* Result [T] + tail (not batched) or [nseq, T] + tail, filled with `pad`. */
+static bk_tensor *result_tensor(bk_ctx *ctx, const hmm_call *hc, int ntail, const int64_t *tail,
+                                double pad) {
+    int64_t shape[4];
+    int nd = 0;
+    if (hc->nseq >= 0) shape[nd++] = hc->nseq;
+    shape[nd++] = hc->T;
+    for (int i = 0; i < ntail; i++) shape[nd++] = tail[i];
+    bk_tensor *t = bk_empty(ctx, BK_F64, nd, shape);
+    for (int64_t i = 0; t && i < t->numel; i++) bk_data(t)[i] = pad;
+    return t;
+}
+
+static int64_t nseqs(const hmm_call *hc) { return hc->nseq >= 0 ? hc->nseq : 1; }
 
 /* ------------------------------------------------------------- viterbi --- */
 
@@ -212,59 +244,60 @@ static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) 
     return best;
 }
 
-static bk_tensor *path_tensor(bk_ctx *ctx, const int64_t *z, int64_t T) {
-    bk_tensor *t = bk_empty(ctx, BK_F64, 1, (int64_t[]){T});
-    if (!t) return NULL;
-    double *v = bk_data(t);
-    for (int64_t i = 0; i < T; i++) v[i] = (double)z[i];
-    return t;
+/* Record {path, log_prob} (both taken over). */
+static int path_record(rt_vm *vm, const rt_call *c, bk_tensor *path, bk_tensor *lpt,
+                       rt_value *out) {
+    rt_record *r = path && lpt ? rt_record_new() : NULL;
+    if (!r) {
+        bk_release(path);
+        bk_release(lpt);
+        return rt_error(vm, c, "out of memory");
+    }
+    /* rt_record_set takes over the values it gets */
+    if (rt_record_set(r, "path", rt_tensor(path)) || rt_record_set(r, "log_prob", rt_tensor(lpt))) {
+        rt_release(rt_obj_value(&r->h));
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&r->h);
+    return 0;
 }
 
 static int b_viterbi(rt_vm *vm, const rt_call *c, rt_value *out) {
-    sl_dist *h;
-    hmm_num m;
-    if (load_call(vm, c, &h, &m)) return -1;
+    hmm_call hc;
+    if (call_args(vm, c, &hc)) return -1;
     bk_ctx *ctx = rt_vm_bk(vm);
-    size_t n = (size_t)((m.T ? m.T : 1) * m.K);
+    int64_t K = sl_hmm_nstates(hc.h), nb = nseqs(&hc);
+    size_t n = (size_t)((hc.T ? hc.T : 1) * K);
     double *delta = malloc(n * sizeof *delta);
     int64_t *bp = malloc(n * sizeof *bp), *z = malloc(n * sizeof *z);
-    int rc = -1;
-    rt_record *r = NULL;
-    if (!delta || !bp || !z) {
-        rc = rt_error(vm, c, "out of memory");
-        goto done;
+    bk_tensor *path = result_tensor(ctx, &hc, 0, NULL, -1.0);
+    bk_tensor *lpt = bk_empty(ctx, BK_F64, hc.nseq >= 0 ? 1 : 0, (int64_t[]){nb});
+    int rc = 0;
+    if (!delta || !bp || !z || !path || !lpt) rc = rt_error(vm, c, "out of memory");
+    for (int64_t b = 0; rc == 0 && b < nb; b++) {
+        hmm_num m;
+        if ((rc = load_seq(vm, c, &hc, b, &m))) break;
+        bk_data(lpt)[b] = viterbi(&m, delta, bp, z);
+        for (int64_t t = 0; t < m.T; t++) bk_data(path)[b * hc.T + t] = (double)z[t];
+        num_free(&m);
     }
-    double lp = viterbi(&m, delta, bp, z);
-    bk_tensor *path = path_tensor(ctx, z, m.T), *lpt = bk_scalar(ctx, lp);
-    r = rt_record_new();
-    if (!path || !lpt || !r || rt_record_set(r, "path", rt_tensor(path)) ||
-        rt_record_set(r, "log_prob", rt_tensor(lpt))) {
-        /* rt_record_set took over the values it got */
-        if (!r) {
-            bk_release(path);
-            bk_release(lpt);
-        }
-        rc = rt_error(vm, c, "out of memory");
-        goto done;
-    }
-    *out = rt_obj_value(&r->h);
-    r = NULL;
-    rc = 0;
-done:
-    if (r) rt_release(rt_obj_value(&r->h));
     free(delta);
     free(bp);
     free(z);
-    num_free(&m);
-    return rc;
+    if (rc) {
+        bk_release(path);
+        bk_release(lpt);
+        return rc;
+    }
+    return path_record(vm, c, path, lpt, out);
 }
 
-/* The common start of marginals, FFBS and filtering: load the HMM and the
- * sequence, allocate the work arrays and run the scaled forward pass.  On
+/* The common start of marginals, FFBS and filtering on one sequence: load
+ * it, allocate the work arrays and run the scaled forward pass.  On
  * failure everything is freed and the error reported. */
-static int filtered(rt_vm *vm, const rt_call *c, hmm_num *m, hmm_work *w) {
-    sl_dist *h;
-    if (load_call(vm, c, &h, m)) return -1;
+static int filtered(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, hmm_num *m,
+                    hmm_work *w) {
+    if (load_seq(vm, c, hc, b, m)) return -1;
     if (work_for(rt_vm_bk(vm), m, w)) {
         num_free(m);
         return rt_error_bk(vm, c);
@@ -272,6 +305,9 @@ static int filtered(rt_vm *vm, const rt_call *c, hmm_num *m, hmm_work *w) {
     if (!isfinite(forward(m, w->A, w->alpha, w->b, w->s))) {
         work_free(w);
         num_free(m);
+        if (hc->nseq >= 0)
+            return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
+                                c->name, (long long)b);
         return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model", c->name);
     }
     return 0;
@@ -280,76 +316,94 @@ static int filtered(rt_vm *vm, const rt_call *c, hmm_num *m, hmm_work *w) {
 /* ----------------------------------------------------------- marginals --- */
 
 static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
-    hmm_num m;
-    hmm_work w;
-    if (filtered(vm, c, &m, &w)) return -1;
-    backward(&m, w.A, w.b, w.s, w.beta);
-    bk_tensor *g = bk_empty(rt_vm_bk(vm), BK_F64, 2, (int64_t[]){m.T, m.K});
-    if (g) {
-        double *gv = bk_data(g);
+    hmm_call hc;
+    if (call_args(vm, c, &hc)) return -1;
+    int64_t K = sl_hmm_nstates(hc.h);
+    bk_tensor *g = result_tensor(rt_vm_bk(vm), &hc, 1, &K, 0.0);
+    if (!g) return rt_error_bk(vm, c);
+    for (int64_t b = 0; b < nseqs(&hc); b++) {
+        hmm_num m;
+        hmm_work w;
+        if (filtered(vm, c, &hc, b, &m, &w)) {
+            bk_release(g);
+            return -1;
+        }
+        backward(&m, w.A, w.b, w.s, w.beta);
+        double *gv = bk_data(g) + b * hc.T * K;
         for (int64_t t = 0; t < m.T; t++) {
             double tot = 0;
-            for (int64_t k = 0; k < m.K; k++)
-                tot += gv[t * m.K + k] = w.alpha[t * m.K + k] * w.beta[t * m.K + k];
-            for (int64_t k = 0; k < m.K; k++) gv[t * m.K + k] /= tot;
+            for (int64_t k = 0; k < K; k++)
+                tot += gv[t * K + k] = w.alpha[t * K + k] * w.beta[t * K + k];
+            for (int64_t k = 0; k < K; k++) gv[t * K + k] /= tot;
         }
+        work_free(&w);
+        num_free(&m);
     }
-    int rc = ret_tensor(vm, c, g, out);
-    work_free(&w);
-    num_free(&m);
-    return rc;
+    return ret_tensor(vm, c, g, out);
 }
 
 /* ----------------------------------------------------- sample / filter --- */
 
 static int b_sample_states(rt_vm *vm, const rt_call *c, rt_value *out) {
-    hmm_num m;
-    hmm_work w;
-    if (filtered(vm, c, &m, &w)) return -1;
-    int rc;
-    int64_t K = m.K, T = m.T;
-    int64_t *z = malloc((size_t)(T ? T : 1) * sizeof *z);
+    hmm_call hc;
+    if (call_args(vm, c, &hc)) return -1;
+    int64_t K = sl_hmm_nstates(hc.h);
+    bk_tensor *zt = result_tensor(rt_vm_bk(vm), &hc, 0, NULL, -1.0);
+    int64_t *z = malloc((size_t)(hc.T ? hc.T : 1) * sizeof *z);
     double *p = malloc((size_t)K * sizeof *p);
-    if (!z || !p) {
-        rc = rt_error(vm, c, "out of memory");
-    } else {
+    int rc = zt && z && p ? 0 : rt_error(vm, c, "out of memory");
+    bk_rng *rng = rt_vm_rng(vm);
+    for (int64_t b = 0; rc == 0 && b < nseqs(&hc); b++) {
+        hmm_num m;
+        hmm_work w;
+        if ((rc = filtered(vm, c, &hc, b, &m, &w))) break;
+        int64_t T = m.T;
         /* z[T-1] from the filter, then z[t] | z[t+1] ~ alpha[t] * A[:, z[t+1]] */
-        bk_rng *rng = rt_vm_rng(vm);
         if (T > 0) z[T - 1] = bk_rng_categorical(rng, K, w.alpha + (T - 1) * K);
         for (int64_t t = T - 2; t >= 0; t--) {
             const double *At = w.A + (m.tv ? (t + 1) * K * K : 0);
             for (int64_t i = 0; i < K; i++) p[i] = w.alpha[t * K + i] * At[i * K + z[t + 1]];
             z[t] = bk_rng_categorical(rng, K, p);
         }
-        rc = ret_tensor(vm, c, path_tensor(rt_vm_bk(vm), z, T), out);
+        for (int64_t t = 0; t < T; t++) bk_data(zt)[b * hc.T + t] = (double)z[t];
+        work_free(&w);
+        num_free(&m);
     }
     free(z);
     free(p);
-    work_free(&w);
-    num_free(&m);
-    return rc;
+    if (rc) {
+        bk_release(zt);
+        return rc;
+    }
+    return ret_tensor(vm, c, zt, out);
 }
 
 static int b_filter(rt_vm *vm, const rt_call *c, rt_value *out) {
-    hmm_num m;
-    hmm_work w;
-    if (filtered(vm, c, &m, &w)) return -1;
+    hmm_call hc;
+    if (call_args(vm, c, &hc)) return -1;
     bk_ctx *ctx = rt_vm_bk(vm);
-    bk_tensor *p;
-    if (m.T == 0) {
-        for (int64_t k = 0; k < m.K; k++) w.alpha[k] = exp(m.logpi[k]);
-        p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha);
-    } else {
-        p = bk_from_f64(ctx, 1, (int64_t[]){m.K}, w.alpha + (m.T - 1) * m.K);
+    int64_t K = sl_hmm_nstates(hc.h), nb = nseqs(&hc);
+    bk_tensor *p = hc.nseq >= 0 ? bk_empty(ctx, BK_F64, 2, (int64_t[]){nb, K})
+                                : bk_empty(ctx, BK_F64, 1, (int64_t[]){K});
+    if (!p) return rt_error_bk(vm, c);
+    for (int64_t b = 0; b < nb; b++) {
+        hmm_num m;
+        hmm_work w;
+        if (filtered(vm, c, &hc, b, &m, &w)) {
+            bk_release(p);
+            return -1;
+        }
+        double *pv = bk_data(p) + b * K;
+        for (int64_t k = 0; k < K; k++)
+            pv[k] = m.T == 0 ? exp(m.logpi[k]) : w.alpha[(m.T - 1) * K + k];
+        work_free(&w);
+        num_free(&m);
     }
-    sl_dist *d = p ? sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p) : NULL;
+    sl_dist *d = sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p);
     bk_release(p);
-    int rc = 0;
-    if (d) *out = rt_obj_value(&d->h);
-    else rc = rt_error_bk(vm, c);
-    work_free(&w);
-    num_free(&m);
-    return rc;
+    if (!d) return rt_error_bk(vm, c);
+    *out = rt_obj_value(&d->h);
+    return 0;
 }
 
 /* ---------------------------------------------------------- baum-welch --- */
@@ -526,12 +580,16 @@ static void bw_mstep(bw_state *s, int64_t nseq) {
 
 /* The sequences of `ys`: a tensor [T] (one), [N, T] (N; `lengths` may cut
  * each row), or a list of [T_i] tensors.  seqs[i].y points into *buf. */
-static int bw_sequences(rt_vm *vm, const rt_call *c, const bw_state *st, bw_seq **seqs,
+static int bw_sequences(rt_vm *vm, const rt_call *c, const sl_dist *h, const bw_state *st,
+                        bw_seq **seqs,
                         int64_t *nseq, double **buf, int64_t *maxT) {
     const rt_value *v = rt_arg(c, 1, "ys");
     bk_tensor *lens = NULL;
     if (!v) return rt_error(vm, c, "baum_welch: missing argument \"ys\"");
     if (rt_arg(c, -1, "lengths") && rt_arg_tensor(vm, c, -1, "lengths", false, &lens)) return -1;
+    /* a batched h lends its lengths to a matrix ys */
+    if (!lens && sl_hmm_nseq(h) >= 0 && v->tag == RT_TENSOR && v->u.t->ndim == 2)
+        lens = h->p[3];
     int64_t n, total = 0;
     bool is_list = v->tag == RT_LIST;
     const rt_list *l = is_list ? (const rt_list *)v->u.o : NULL;
@@ -668,7 +726,7 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
     hmm_num m = {.K = K};
     hmm_work w = {0};
     bool converged = false, have_work = false;
-    int rc = bw_sequences(vm, c, &s, &seqs, &nseq, &buf, &maxT);
+    int rc = bw_sequences(vm, c, h, &s, &seqs, &nseq, &buf, &maxT);
     if (rc == 0) {
         lls = malloc((size_t)iters * sizeof *lls);
         m.logpi = malloc((size_t)K * sizeof(double));

@@ -201,7 +201,8 @@ static double eval_lp(bk_ctx *ctx, const sl_dist *h, bk_tensor *y) {
     bk_tensor *lp = sl_log_prob(ctx, h, y);
     bk_set_grad_enabled(ctx, g);
     ck_assert(lp != NULL);
-    double v = bk_item(lp);
+    double v = 0;
+    for (int64_t i = 0; i < lp->numel; i++) v += bk_get(lp, i);   /* a batch: the sum */
     bk_release(lp);
     return v;
 }
@@ -210,10 +211,12 @@ static double eval_lp(bk_ctx *ctx, const sl_dist *h, bk_tensor *y) {
  * data in place (no re-validation: perturbed probs need not sum to 1). */
 static void check_grads(bk_ctx *ctx, sl_dist *h, bk_tensor *y, bk_tensor **leaf, int nleaf) {
     for (int i = 0; i < nleaf; i++) bk_set_requires_grad(leaf[i], true);
-    bk_tensor *lp = sl_log_prob(ctx, h, y);
-    ck_assert_msg(lp != NULL, "%s", bk_errmsg(ctx));
+    bk_tensor *lp1 = sl_log_prob(ctx, h, y);
+    ck_assert_msg(lp1 != NULL, "%s", bk_errmsg(ctx));
+    bk_tensor *lp = bk_sum_all(ctx, lp1);
     ck_assert(bk_backward(ctx, lp) == 0);
     bk_release(lp);
+    bk_release(lp1);
     bk_tape_reset(ctx);
     for (int i = 0; i < nleaf; i++) {
         double *v = bk_data(leaf[i]);
@@ -435,6 +438,190 @@ START_TEST(sample_shapes) {
 }
 END_TEST
 
+/* ----------------------------------------------- batches (lengths=) --- */
+
+/* Exact answers for one sequence of m->T steps by enumeration. */
+static void enumerate(const model *m, const double *y, double *logZ, double marg[7][3],
+                      double *best, int *bestz) {
+    int z[7] = {0};
+    double tot = 0, shift;
+    memset(marg, 0, 7 * sizeof marg[0]);
+    *best = -INFINITY;
+    if (m->T == 0) {
+        *logZ = *best = 0;
+        return;
+    }
+    shift = path_lp(m, z, y);
+    do {
+        double lp = path_lp(m, z, y), w = exp(lp - shift);
+        tot += w;
+        for (int t = 0; t < m->T; t++) marg[t][z[t]] += w;
+        if (lp > *best) {
+            *best = lp;
+            memcpy(bestz, z, sizeof z);
+        }
+    } while (next_path(z, m->T, m->K));
+    for (int t = 0; t < m->T; t++)
+        for (int k = 0; k < m->K; k++) marg[t][k] /= tot;
+    *logZ = shift + log(tot);
+}
+
+enum { NB = 4, TB = 7 };
+static const double LENS[NB] = {7, 3, 0, 5};
+
+/* A batch of NB sequences padded to TB steps (padding: NaN for Normal, -1
+ * for Categorical, which the emission must never see), checked per
+ * sequence against enumeration: log_prob, Viterbi, marginals, filter,
+ * FFBS paths (within the sequence's length) and the padding of results. */
+static void check_batch(rt_vm *vm, bk_rng *r, int K, int normal, int tv) {
+    bk_ctx *ctx = rt_vm_bk(vm);
+    model m;
+    double y[NB * TB];
+    rand_model(r, &m, K, TB, normal, tv);
+    for (int b = 0; b < NB; b++) {
+        rand_obs(r, &m, y + b * TB);
+        for (int t = (int)LENS[b]; t < TB; t++) y[b * TB + t] = normal ? NAN : -1;
+    }
+    sl_dist *h1 = make_hmm(ctx, &m);
+    bk_tensor *L = tensor(ctx, 1, (int64_t[]){NB}, LENS);
+    sl_dist *h = sl_hmm_make_batch(ctx, h1->p[0], h1->p[1], h1->sub[0], 0, -1, L);
+    ck_assert_msg(h != NULL, "%s", bk_errmsg(ctx));
+    ck_assert_int_eq(h->nbatch, 1);
+    ck_assert_int_eq(h->batch[0], NB);
+    bk_tensor *yt = tensor(ctx, 2, (int64_t[]){NB, TB}, y);
+    bk_tensor *lp = sl_log_prob(ctx, h, yt);
+    ck_assert_msg(lp && lp->ndim == 1 && lp->shape[0] == NB, "%s", bk_errmsg(ctx));
+    rt_value args[2] = {hval(h), rt_tensor(yt)}, vit, mg, fl, ss;
+    ck_assert(call(vm, "hmm_viterbi", 2, args, 0, NULL, NULL, &vit) == 0);
+    ck_assert(call(vm, "hmm_marginals", 2, args, 0, NULL, NULL, &mg) == 0);
+    ck_assert(call(vm, "hmm_filter", 2, args, 0, NULL, NULL, &fl) == 0);
+    ck_assert(call(vm, "hmm_sample_states", 2, args, 0, NULL, NULL, &ss) == 0);
+    bk_tensor *path = rt_record_get((rt_record *)vit.u.o, "path")->u.t;
+    bk_tensor *vlp = rt_record_get((rt_record *)vit.u.o, "log_prob")->u.t;
+    bk_tensor *fp = ((sl_dist *)fl.u.o)->p[0];
+    ck_assert_int_eq(path->numel, NB * TB);
+    ck_assert_int_eq(mg.u.t->numel, NB * TB * K);
+    ck_assert_int_eq(fp->numel, NB * K);
+    for (int b = 0; b < NB; b++) {
+        model mb = m;
+        mb.T = (int)LENS[b];
+        double logZ, marg[7][3], best;
+        int bestz[7] = {0};
+        enumerate(&mb, y + b * TB, &logZ, marg, &best, bestz);
+        ck_assert_msg(fabs(bk_get(lp, b) - logZ) < 1e-10, "K=%d seq %d: log_prob %.15g vs %.15g",
+                      K, b, bk_get(lp, b), logZ);
+        ck_assert(fabs(bk_get(vlp, b) - best) < 1e-10);
+        for (int t = 0; t < TB; t++) {
+            ck_assert_int_eq((int)bk_get(path, b * TB + t), t < mb.T ? bestz[t] : -1);
+            double zs = bk_get(ss.u.t, b * TB + t);
+            ck_assert(t < mb.T ? zs >= 0 && zs < K : zs == -1);
+            for (int k = 0; k < K; k++)
+                ck_assert(fabs(bk_get(mg.u.t, (b * TB + t) * K + k) -
+                               (t < mb.T ? marg[t][k] : 0)) < 1e-10);
+        }
+        for (int k = 0; k < K; k++)
+            ck_assert(fabs(bk_get(fp, b * K + k) - (mb.T ? marg[mb.T - 1][k] : m.pi[k])) < 1e-10);
+    }
+    rt_release(vit);
+    rt_release(mg);
+    rt_release(fl);
+    rt_release(ss);
+    bk_release(lp);
+    bk_release(yt);
+    bk_release(L);
+    sl_dist_release(h);
+    sl_dist_release(h1);
+}
+
+START_TEST(batch_brute_force) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 17, 0);
+    for (int K = 1; K <= 3; K++)
+        for (int normal = 0; normal <= 1; normal++)
+            for (int tv = 0; tv <= 1; tv++) check_batch(vm, &r, K, normal, tv);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* Gradients of the summed batch log-likelihood (Normal emission, padding
+ * NaN: a NaN reaching the emission would poison every gradient). */
+START_TEST(batch_gradients) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 21, 0);
+    model m;
+    rand_model(&r, &m, 3, TB, 1, 0);
+    double y[NB * TB], tr[9];
+    for (int b = 0; b < NB; b++) {
+        rand_obs(&r, &m, y + b * TB);
+        for (int t = (int)LENS[b]; t < TB; t++) y[b * TB + t] = NAN;
+    }
+    for (int i = 0; i < 9; i++) tr[i] = m.A[0][i / 3][i % 3];
+    bk_tensor *leaf[4] = {tensor(ctx, 1, (int64_t[]){3}, m.pi), tensor(ctx, 2, (int64_t[]){3, 3}, tr),
+                          tensor(ctx, 1, (int64_t[]){3}, m.mu), tensor(ctx, 1, (int64_t[]){3}, m.sd)};
+    bk_tensor *L = tensor(ctx, 1, (int64_t[]){NB}, LENS);
+    sl_dist *em = sl_dist_make(ctx, sl_find_family("Normal"), 0, 2, leaf + 2);
+    sl_dist *h = sl_hmm_make_batch(ctx, leaf[0], leaf[1], em, 0, -1, L);
+    ck_assert(h != NULL);
+    bk_tensor *yt = tensor(ctx, 2, (int64_t[]){NB, TB}, y);
+    check_grads(ctx, h, yt, leaf, 4);
+    /* the batched value is the sum of the per-sequence values */
+    double tot = 0;
+    for (int b = 0; b < NB; b++) {
+        bk_tensor *yb = sl_hmm_seq(ctx, h, yt, b);
+        sl_dist *hb = sl_hmm_make(ctx, leaf[0], leaf[1], em, 0, -1);
+        tot += eval_lp(ctx, hb, yb);
+        sl_dist_release(hb);
+        bk_release(yb);
+    }
+    ck_assert(fabs(tot - eval_lp(ctx, h, yt)) < 1e-10);
+    bk_release(yt);
+    bk_release(L);
+    sl_dist_release(h);
+    sl_dist_release(em);
+    for (int i = 0; i < 4; i++) bk_release(leaf[i]);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(batch_errors) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 3, 0);
+    model m;
+    rand_model(&r, &m, 2, 4, 0, 1);
+    sl_dist *h = make_hmm(ctx, &m);
+    bk_tensor *L = tensor(ctx, 1, (int64_t[]){2}, (double[]){4, 5});
+    ck_assert(sl_hmm_make_batch(ctx, h->p[0], h->p[1], h->sub[0], 0, -1, L) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx), "DiscreteHMM: lengths[1] = 5 exceeds the 4 steps of trans");
+    bk_tensor *L2 = tensor(ctx, 1, (int64_t[]){2}, (double[]){4, 1.5});
+    ck_assert(sl_hmm_make_batch(ctx, h->p[0], h->p[1], h->sub[0], 0, -1, L2) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx), "DiscreteHMM: lengths must be a non-negative integer, got 1.5");
+    bk_tensor *L3 = tensor(ctx, 1, (int64_t[]){2}, (double[]){4, 2});
+    sl_dist *hb = sl_hmm_make_batch(ctx, h->p[0], h->p[1], h->sub[0], 0, -1, L3);
+    ck_assert(hb != NULL);
+    bk_tensor *y3 = bk_zeros(ctx, BK_F64, 2, (int64_t[]){3, 4});
+    ck_assert(sl_log_prob(ctx, hb, y3) == NULL);
+    ck_assert(strstr(bk_errmsg(ctx), "must have shape [B, T] with B = 2") != NULL);
+    /* a batch sample: [2, 4], padded with 0 past each length */
+    bk_tensor *s = sl_sample(ctx, &r, hb, 0, NULL);
+    ck_assert_msg(s && s->ndim == 2 && s->shape[0] == 2 && s->shape[1] == 4, "%s", bk_errmsg(ctx));
+    ck_assert(bk_get(s, 6) == 0 && bk_get(s, 7) == 0);
+    bk_tensor *lp = sl_log_prob(ctx, hb, s);
+    ck_assert(lp && lp->numel == 2 && isfinite(bk_get(lp, 0)) && isfinite(bk_get(lp, 1)));
+    bk_release(lp);
+    bk_release(s);
+    bk_release(y3);
+    bk_release(L);
+    bk_release(L2);
+    bk_release(L3);
+    sl_dist_release(hb);
+    sl_dist_release(h);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(error_messages) {
     rt_vm *vm = rt_vm_new(NULL);
     bk_ctx *ctx = rt_vm_bk(vm);
@@ -490,6 +677,9 @@ int main(void) {
     tcase_add_test(tc, baum_welch_categorical_monotone);
     tcase_add_test(tc, sample_shapes);
     tcase_add_test(tc, error_messages);
+    tcase_add_test(tc, batch_brute_force);
+    tcase_add_test(tc, batch_gradients);
+    tcase_add_test(tc, batch_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
