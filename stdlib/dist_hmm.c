@@ -443,10 +443,58 @@ static bk_tensor *fill_padding(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
     return s_done(&s, s_where(&s, c, y, rep));
 }
 
+/* The Categorical fast path: the observed symbols as a tensor of codes
+ * ([T], or [B, T] with -1 past each length) for the op hmm_forward_cat,
+ * which looks up one exponentiated emission table instead of building the
+ * [T, K] log-likelihoods.  NULL (no error) when it does not apply: another
+ * emission, x on the tape, or a value outside the categories (the general
+ * path then gives the Categorical's answer). */
+static bk_tensor *cat_codes(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
+    const sl_dist *e = d->sub[0];
+    int64_t B = sl_hmm_nseq(d);
+    int nd = B >= 0 ? 2 : 1;
+    if (strcmp(e->fam->name, "Categorical") != 0 || e->mask || e->reinterpreted ||
+        e->nevent != 0 || e->p[0]->ndim > 2 || x->requires_grad || x->ndim != nd ||
+        (B >= 0 && x->shape[0] != B))
+        return NULL;
+    if (time_varying(d) && x->shape[nd - 1] != d->p[1]->shape[0]) return NULL;
+    int64_t T = x->shape[nd - 1], V = e->p[0]->shape[e->p[0]->ndim - 1];
+    bk_tensor *c = bk_empty(ctx, BK_F64, nd, x->shape);
+    if (!c) return NULL;
+    double *v = bk_data(c);
+    bk_copy_out(x, v);
+    for (int64_t b = 0; b < (B >= 0 ? B : 1); b++) {
+        int64_t L = B >= 0 ? sl_hmm_length(d, b) : T;
+        for (int64_t t = 0; t < T; t++) {
+            double *y = v + b * T + t;
+            if (t >= L) *y = -1;
+            else if (!(*y >= 0 && *y < (double)V && *y == floor(*y))) {
+                bk_release(c);
+                return NULL;
+            }
+        }
+    }
+    return c;
+}
+
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
     sl_scope s;
     sl_scope_init(&s, ctx);
     int64_t B = sl_hmm_nseq(d);
+    bool fits = true;
+    for (int64_t b = 0; b < B && x->ndim >= 2; b++) fits = sl_hmm_length(d, b) <= x->shape[1];
+    bk_tensor *codes = fits ? cat_codes(ctx, d, x) : NULL;
+    if (codes) {
+        s_keep(&s, codes);
+        const sl_dist *e = d->sub[0];
+        int64_t K = sl_hmm_nstates(d), V = e->p[0]->shape[e->p[0]->ndim - 1];
+        bk_tensor *logE = s_expand(&s, s_cat_logp(&s, e, 0), 2, (int64_t[]){K, V});
+        bk_tensor *A = s_norm_p(&s, d->p[1], d->variant & HMM_TRANS_LOGITS);
+        bk_tensor *logpi = s_norm_logp(&s, d->p[0], d->variant & HMM_INIT_LOGITS);
+        if (s.err) return s_done(&s, NULL);
+        bk_tensor *in[4] = {logpi, A, logE, codes};
+        return s_done(&s, s_keep(&s, bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL)));
+    }
     bk_tensor *lengths, *E;
     if (B >= 0) {
         if (x->ndim >= 2 && x->ndim == 2 + d->sub[0]->nevent && x->shape[0] == B)

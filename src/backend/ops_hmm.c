@@ -12,6 +12,13 @@
  *                 entries past L are ignored.  Not differentiable.
  * Output: log p(y) of each sequence: [] for [T, K], [B] for [B, T, K].
  *
+ * hmm_forward_cat is the same for a Categorical emission, without the
+ * [T, K] log-likelihood matrix: in[2] is the log emission table logE
+ * [K, V] and in[3] the observed symbols, [T] or [B, T], where a negative
+ * entry ends its sequence (padding).  The table is exponentiated once
+ * (shifted by each symbol's max), so a step costs one vector-matrix product
+ * and K lookups; d/d logE[k, v] = sum over t with y_t = v of gamma_t(k).
+ *
  * The recursion is Rabiner's scaled forward pass: at each step the
  * emission log-likelihoods are shifted by their max c_t and exponentiated
  * once, the predicted alphas come from one vector-matrix product (BLAS
@@ -33,14 +40,22 @@
 #define HMM_BLAS_K 24
 
 typedef struct hmm_in {
-    int64_t K, T, B;
-    bool tv;                 /* A is [T, K, K] */
-    const double *logpi, *A, *logB, *len;
-    double *own[4];          /* contiguous copies made here (else NULL) */
+    int64_t K, T, B, V;       /* V > 0: Categorical form */
+    bool tv;                  /* A is [T, K, K] */
+    const double *logpi, *A, *logB, *len, *codes;
+    double mpi;               /* max of logpi (finite, else 0) */
+    double *pexp;             /* [K] exp(logpi - mpi) */
+    double *etab, *cmax;      /* Categorical: [V, K] exp(logE[k, v] - cmax[v]), [V] */
+    int64_t *L;               /* [B] lengths */
+    double *own[4];           /* contiguous copies made here (else NULL) */
 } hmm_in;
 
 static void in_free(bk_ctx *ctx, hmm_in *h) {
     for (int i = 0; i < 4; i++) bk_free(ctx, h->own[i]);
+    bk_free(ctx, h->pexp);
+    bk_free(ctx, h->etab);
+    bk_free(ctx, h->cmax);
+    bk_free(ctx, h->L);
 }
 
 static const double *in_data(bk_ctx *ctx, hmm_in *h, int i, const bk_tensor *t) {
@@ -50,56 +65,95 @@ static const double *in_data(bk_ctx *ctx, hmm_in *h, int i, const bk_tensor *t) 
     return h->own[i];
 }
 
+static int shape_err(bk_ctx *ctx, const char *op, const char *what) {
+    bk_seterr(ctx, "%s: %s", op, what);
+    return -1;
+}
+
 /* Shapes and data of the inputs; -1 + error when they do not fit. */
-static int in_load(bk_ctx *ctx, bk_tensor **in, hmm_in *h) {
+static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
     memset(h, 0, sizeof *h);
-    const bk_tensor *pi = in[0], *A = in[1], *lb = in[2], *len = in[3];
-    if (pi->ndim != 1 || pi->shape[0] < 1) {
-        bk_seterr(ctx, "hmm_forward: logpi must be [K] with K >= 1");
-        return -1;
-    }
+    const char *op = cat ? "hmm_forward_cat" : "hmm_forward";
+    const bk_tensor *pi = in[0], *A = in[1], *em = in[2], *obs = cat ? in[3] : in[2];
+    if (pi->ndim != 1 || pi->shape[0] < 1) return shape_err(ctx, op, "logpi must be [K], K >= 1");
     int64_t K = h->K = pi->shape[0];
-    if (lb->ndim != 2 && lb->ndim != 3) {
-        bk_seterr(ctx, "hmm_forward: logB must be [T, K] or [B, T, K]");
-        return -1;
-    }
-    h->B = lb->ndim == 3 ? lb->shape[0] : 1;
-    h->T = lb->shape[lb->ndim - 2];
-    if (lb->shape[lb->ndim - 1] != K) {
-        bk_seterr(ctx, "hmm_forward: logB has %lld states, logpi %lld",
-                  (long long)lb->shape[lb->ndim - 1], (long long)K);
-        return -1;
+    if (cat) {
+        if (em->ndim != 2 || em->shape[0] != K || em->shape[1] < 1)
+            return shape_err(ctx, op, "logE must be [K, V] with K from logpi");
+        h->V = em->shape[1];
+        if (obs->ndim != 1 && obs->ndim != 2) return shape_err(ctx, op, "y must be [T] or [B, T]");
+        h->B = obs->ndim == 2 ? obs->shape[0] : 1;
+        h->T = obs->shape[obs->ndim - 1];
+    } else {
+        if (em->ndim != 2 && em->ndim != 3) return shape_err(ctx, op, "logB must be [T, K] or [B, T, K]");
+        if (em->shape[em->ndim - 1] != K) return shape_err(ctx, op, "logB and logpi differ in K");
+        h->B = em->ndim == 3 ? em->shape[0] : 1;
+        h->T = em->shape[em->ndim - 2];
+        if (in[3]->numel != h->B) return shape_err(ctx, op, "one length per sequence needed");
     }
     h->tv = A->ndim == 3;
     if ((A->ndim != 2 && A->ndim != 3) || A->shape[A->ndim - 1] != K ||
-        A->shape[A->ndim - 2] != K || (h->tv && A->shape[0] != h->T)) {
-        bk_seterr(ctx, "hmm_forward: A must be [K, K] or [T, K, K] with K = %lld, T = %lld",
-                  (long long)K, (long long)h->T);
-        return -1;
-    }
-    if (len->numel != h->B) {
-        bk_seterr(ctx, "hmm_forward: %lld lengths for %lld sequences", (long long)len->numel,
-                  (long long)h->B);
-        return -1;
-    }
+        A->shape[A->ndim - 2] != K || (h->tv && A->shape[0] != h->T))
+        return shape_err(ctx, op, "A must be [K, K] or [T, K, K] (K from logpi, T from the data)");
     h->logpi = in_data(ctx, h, 0, pi);
     h->A = h->logpi ? in_data(ctx, h, 1, A) : NULL;
-    h->logB = h->A && lb->numel ? in_data(ctx, h, 2, lb) : NULL;
-    h->len = h->A ? in_data(ctx, h, 3, len) : NULL;
-    if (!h->len || (lb->numel && !h->logB)) {
-        in_free(ctx, h);
-        return -1;
+    if (!h->A) goto fail;
+    if (cat) {
+        const double *lE = in_data(ctx, h, 2, em);
+        h->codes = obs->numel ? in_data(ctx, h, 3, obs) : NULL;
+        if (!lE || (obs->numel && !h->codes)) goto fail;
+        int64_t V = h->V;
+        h->etab = bk_malloc(ctx, (size_t)(V * K) * sizeof(double));
+        h->cmax = bk_malloc(ctx, (size_t)V * sizeof(double));
+        if (!h->etab || !h->cmax) goto fail;
+        for (int64_t v = 0; v < V; v++) {
+            double c = -INFINITY;
+            for (int64_t k = 0; k < K; k++) c = fmax(c, lE[k * V + v]);
+            h->cmax[v] = c;
+            for (int64_t k = 0; k < K; k++)
+                h->etab[v * K + k] = isfinite(c) ? exp(lE[k * V + v] - c) : 0.0;
+        }
+    } else {
+        h->logB = em->numel ? in_data(ctx, h, 2, em) : NULL;
+        h->len = in_data(ctx, h, 3, in[3]);
+        if (!h->len || (em->numel && !h->logB)) goto fail;
     }
+    h->L = bk_malloc(ctx, (size_t)h->B * sizeof(int64_t));
+    h->pexp = bk_malloc(ctx, (size_t)K * sizeof(double));
+    if (!h->L || !h->pexp) goto fail;
     for (int64_t b = 0; b < h->B; b++) {
+        if (cat) {
+            /* a sequence ends at its first negative entry; symbols must be
+             * integers below V */
+            int64_t t = 0;
+            for (; t < h->T; t++) {
+                double v = h->codes[b * h->T + t];
+                if (v < 0) break;
+                if (!(v < (double)h->V && v == floor(v))) {
+                    bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
+                              (long long)h->V);
+                    goto fail;
+                }
+            }
+            h->L[b] = t;
+            continue;
+        }
         double L = h->len[b];
         if (!(L >= 0 && L <= (double)h->T && L == floor(L))) {
-            bk_seterr(ctx, "hmm_forward: length %g of sequence %lld is not an integer in "
-                           "[0, %lld]", L, (long long)b, (long long)h->T);
-            in_free(ctx, h);
-            return -1;
+            bk_seterr(ctx, "%s: length %g of sequence %lld is not an integer in [0, %lld]", op,
+                      L, (long long)b, (long long)h->T);
+            goto fail;
         }
+        h->L[b] = (int64_t)L;
     }
+    h->mpi = -INFINITY;
+    for (int64_t k = 0; k < K; k++) h->mpi = fmax(h->mpi, h->logpi[k]);
+    if (!isfinite(h->mpi)) h->mpi = 0;
+    for (int64_t k = 0; k < K; k++) h->pexp[k] = exp(h->logpi[k] - h->mpi);
     return 0;
+fail:
+    in_free(ctx, h);
+    return -1;
 }
 
 /* p[j] = sum_i a[i] M[i, j] */
@@ -130,59 +184,78 @@ static void matvec(int64_t K, const double *M, const double *v, double *q) {
     }
 }
 
-/* Scaled forward pass over the first L steps of one sequence.  alpha
- * receives the normalized alphas (L*K, or K when keep is false: only the
- * current row is kept), b the shifted emission likelihoods exp(logB - c_t)
- * (L*K, or K), s the scales (L, may be NULL when keep is false); tmp is K
- * doubles.  Returns log p(y_0..y_{L-1}); -inf when impossible (the arrays
- * are then filled only up to the failing step). */
-static double fwd_seq(const hmm_in *h, const double *logB, int64_t L, bool keep, double *alpha,
-                      double *b, double *s, double *tmp) {
+/* Emission likelihoods of step t of sequence b, shifted: e[k] =
+ * p(y_t | k) / exp(*c), c = -inf when no state can emit y_t.  e is the
+ * Categorical table's row, or buf (K doubles) filled from logB. */
+static inline const double *emission(const hmm_in *h, int64_t b, int64_t t, double *buf,
+                                     double *c) {
     int64_t K = h->K;
-    double ll = 0;
+    if (h->V) {
+        int64_t v = (int64_t)h->codes[b * h->T + t];
+        *c = h->cmax[v];
+        return h->etab + v * K;
+    }
+    const double *lb = h->logB + (b * h->T + t) * K;
+    double m = -INFINITY;
+    for (int64_t k = 0; k < K; k++) m = fmax(m, lb[k]);
+    if (isfinite(m))
+        for (int64_t k = 0; k < K; k++) buf[k] = exp(lb[k] - m);
+    *c = m;
+    return buf;
+}
+
+/* Scaled forward pass over sequence b.  alpha receives the normalized
+ * alphas (L*K, or K when keep is false: only the current row is kept), b
+ * the shifted emission likelihoods (L*K, or K), s the scales (L; may be
+ * NULL when keep is false); tmp is K doubles.  Returns log p(y); -inf when
+ * impossible (the arrays are then filled only up to the failing step). */
+static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, double *b,
+                      double *s, double *tmp) {
+    int64_t K = h->K, L = h->L[bi];
+    /* the scales are multiplied up and their log taken only when the
+     * product would leave [1e-280, 1e280] (with a row-stochastic A each
+     * scale is at most 1: normalized alphas, shifted emissions), which
+     * keeps one log per step out of the loop */
+    double ll = 0, prod = 1;
     for (int64_t t = 0; t < L; t++) {
-        const double *lb = logB + t * K;
-        double *a = alpha + (keep ? t * K : 0), *bt = b + (keep ? t * K : 0);
-        double c = -INFINITY;
-        if (t == 0)
-            for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k] + h->logpi[k]);
-        else
-            for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
-        if (!isfinite(c)) return c == INFINITY ? INFINITY : -INFINITY;
-        double tot = 0;
+        double *a = alpha + (keep ? t * K : 0), c, tot = 0;
+        const double *bt = emission(h, bi, t, b + (keep ? t * K : 0), &c);
+        if (!isfinite(c)) return c;
+        if (keep && bt != b + t * K) memcpy(b + t * K, bt, (size_t)K * sizeof *bt);
         if (t == 0) {
-            /* b_0 is never used by the backward pass: the alphas directly */
-            for (int64_t k = 0; k < K; k++) tot += a[k] = exp(lb[k] + h->logpi[k] - c);
+            for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * bt[k];
+            c += h->mpi;
         } else {
             const double *At = h->A + (h->tv ? t * K * K : 0);
-            const double *prev = keep ? a - K : a;
-            vecmat(K, prev, At, tmp);
-            for (int64_t k = 0; k < K; k++) bt[k] = exp(lb[k] - c);
+            vecmat(K, keep ? a - K : a, At, tmp);
             for (int64_t k = 0; k < K; k++) tot += a[k] = tmp[k] * bt[k];
         }
-        if (!(tot > 0) || !isfinite(tot)) return tot > 0 ? tot : -INFINITY;
+        if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
         double inv = 1.0 / tot;
         for (int64_t k = 0; k < K; k++) a[k] *= inv;
         if (s) s[t] = tot;
-        ll += log(tot) + c;
+        ll += c;
+        double np = prod * tot;
+        if (np > 1e-280 && np < 1e280) {
+            prod = np;
+        } else {
+            ll += log(prod) + log(tot);
+            prod = 1;
+        }
     }
-    return ll;
+    return ll + log(prod);
 }
 
-bk_tensor *bk_fw_HMM_FORWARD(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
-    (void)args;
+static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     hmm_in h;
-    if (in_load(ctx, in, &h)) return NULL;
-    bk_tensor *out = bk_empty(ctx, BK_F64, in[2]->ndim == 3 ? 1 : 0, (int64_t[]){h.B});
+    if (in_load(ctx, in, cat, &h)) return NULL;
+    int batched = (cat ? in[3]->ndim : in[2]->ndim) == (cat ? 2 : 3);
+    bk_tensor *out = bk_empty(ctx, BK_F64, batched, (int64_t[]){h.B});
     double *work = out ? bk_malloc(ctx, (size_t)(3 * h.K) * sizeof(double)) : NULL;
     if (work) {
         double *o = bk_data(out);
-        for (int64_t b = 0; b < h.B; b++) {
-            int64_t L = (int64_t)h.len[b];
-            o[b] = L ? fwd_seq(&h, h.logB + b * h.T * h.K, L, false, work, work + h.K, NULL,
-                               work + 2 * h.K)
-                     : 0.0;
-        }
+        for (int64_t b = 0; b < h.B; b++)
+            o[b] = h.L[b] ? fwd_seq(&h, b, false, work, work + h.K, NULL, work + 2 * h.K) : 0.0;
     } else {
         bk_release(out);
         out = NULL;
@@ -192,17 +265,25 @@ bk_tensor *bk_fw_HMM_FORWARD(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args)
     return out;
 }
 
-/* Gradients of one sequence (weight g = its output gradient) added into
- * gpi [K], gA [K*K or T*K*K], glogB [T*K] (any may be NULL). */
-static void bwd_seq(const hmm_in *h, const double *logB, int64_t L, double g, double *alpha,
-                    double *b, double *s, double *beta, double *tmp, double *gpi, double *gA,
-                    double *glogB) {
-    int64_t K = h->K;
+bk_tensor *bk_fw_HMM_FORWARD(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
+    (void)args;
+    return forward_op(ctx, in, false);
+}
+
+bk_tensor *bk_fw_HMM_FORWARD_CAT(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
+    (void)args;
+    return forward_op(ctx, in, true);
+}
+
+/* Gradients of sequence bi (weight g = its output gradient) added into
+ * gpi [K], gA [K*K or T*K*K] and gem (logB [B*T*K], or logE [K*V] in the
+ * Categorical form); any may be NULL. */
+static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double *b, double *s,
+                    double *beta, double *tmp, double *gpi, double *gA, double *gem) {
+    int64_t K = h->K, L = h->L[bi];
     if (L == 0 || g == 0) return;
-    double ll = fwd_seq(h, logB, L, true, alpha, b, s, tmp);
+    double ll = fwd_seq(h, bi, true, alpha, b, s, tmp);
     if (!isfinite(ll)) return;
-    /* at t = 0 the scaled alphas already include pi: b_0 stays as is, the
-     * pair marginals start at t = 1 */
     for (int64_t k = 0; k < K; k++) beta[(L - 1) * K + k] = 1.0;
     for (int64_t t = L - 1; t >= 0; t--) {
         double *bt = beta + t * K;
@@ -214,8 +295,13 @@ static void bwd_seq(const hmm_in *h, const double *logB, int64_t L, double g, do
             matvec(K, A1, v, bt);
         }
         const double *at = alpha + t * K;
-        if (glogB)
-            for (int64_t k = 0; k < K; k++) glogB[t * K + k] += g * at[k] * bt[k];
+        if (gem && h->V) {
+            int64_t y = (int64_t)h->codes[bi * h->T + t];
+            for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * at[k] * bt[k];
+        } else if (gem) {
+            double *gr = gem + (bi * h->T + t) * K;
+            for (int64_t k = 0; k < K; k++) gr[k] += g * at[k] * bt[k];
+        }
         if (t == 0 && gpi)
             for (int64_t k = 0; k < K; k++) gpi[k] += g * at[k] * bt[k];
         if (t > 0 && gA) {
@@ -235,27 +321,25 @@ static void bwd_seq(const hmm_in *h, const double *logB, int64_t L, double g, do
     }
 }
 
-int bk_bw_HMM_FORWARD(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
+static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin,
+                       bool cat) {
     bk_tensor **in = e->in;
     bool need[3] = {in[0]->requires_grad, in[1]->requires_grad, in[2]->requires_grad};
     if (!need[0] && !need[1] && !need[2]) return 0;
     hmm_in h;
-    if (in_load(ctx, in, &h)) return -1;
+    if (in_load(ctx, in, cat, &h)) return -1;
     int64_t K = h.K, T = h.T;
+    double *work = NULL;
     for (int i = 0; i < 3; i++)
         if (need[i] && !(gin[i] = bk_zeros(ctx, BK_F64, in[i]->ndim, in[i]->shape))) goto fail;
     size_t n = (size_t)((T ? T : 1) * K);
-    double *work = bk_malloc(ctx, (3 * n + (size_t)(T ? T : 1) + (size_t)K) * sizeof(double));
+    work = bk_malloc(ctx, (3 * n + (size_t)(T ? T : 1) + (size_t)K) * sizeof(double));
     if (!work) goto fail;
     double *alpha = work, *b = alpha + n, *beta = b + n, *s = beta + n, *tmp = s + (T ? T : 1);
     double *gpi = need[0] ? bk_data(gin[0]) : NULL, *gA = need[1] ? bk_data(gin[1]) : NULL;
-    double *gB = need[2] ? bk_data(gin[2]) : NULL;
-    for (int64_t bi = 0; bi < h.B; bi++) {
-        int64_t L = (int64_t)h.len[bi];
-        if (L)
-            bwd_seq(&h, h.logB + bi * T * K, L, bk_get(gout, bi), alpha, b, s, beta, tmp, gpi,
-                    gA, gB ? gB + bi * T * K : NULL);
-    }
+    double *gem = need[2] ? bk_data(gin[2]) : NULL;
+    for (int64_t bi = 0; bi < h.B; bi++)
+        bwd_seq(&h, bi, bk_get(gout, bi), alpha, b, s, beta, tmp, gpi, gA, gem);
     bk_free(ctx, work);
     in_free(ctx, &h);
     return 0;
@@ -266,4 +350,12 @@ fail:
     }
     in_free(ctx, &h);
     return -1;
+}
+
+int bk_bw_HMM_FORWARD(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
+    return backward_op(ctx, e, gout, gin, false);
+}
+
+int bk_bw_HMM_FORWARD_CAT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
+    return backward_op(ctx, e, gout, gin, true);
 }

@@ -160,7 +160,8 @@ typedef struct bk_opargs {
     OP(CONTIGUOUS, "contiguous", 1, 1)               \
     OP(CAST, "cast", 1, 1)                           \
     /* fused models (ops_hmm.c) */                   \
-    OP(HMM_FORWARD, "hmm_forward", 4, 1)
+    OP(HMM_FORWARD, "hmm_forward", 4, 1)             \
+    OP(HMM_FORWARD_CAT, "hmm_forward_cat", 4, 1)
 
 typedef enum {
 #define BK_OP_ENUM(E, name, nin, diff) BK_OP_##E,

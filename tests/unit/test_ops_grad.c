@@ -141,6 +141,16 @@ static bk_tensor *f_hmm(bk_ctx *c, bk_tensor **in) {
     return r;
 }
 
+/* hmm_forward_cat: in = {logpi, A, logE [K, V]}; two sequences of
+ * symbols, the second padded (-1) after 2 steps */
+static bk_tensor *f_hmm_cat(bk_ctx *c, bk_tensor **in) {
+    bk_tensor *y = bk_from_f64(c, 2, (int64_t[]){2, 4}, (double[]){0, 3, 1, 1, 2, 0, -1, -1});
+    bk_tensor *args[4] = {in[0], in[1], in[2], y};
+    bk_tensor *r = bk_apply(c, BK_OP_HMM_FORWARD_CAT, 4, args, NULL);
+    bk_release(y);
+    return r;
+}
+
 #define S2(a, b) {a, b, 0}
 #define S1(a) {a, 0, 0}
 #include "gradcases_shape.inc"       /* case functions of the shape/linalg ops */
@@ -169,6 +179,7 @@ static const gcase CASES[] = {
     {BK_OP_CAST, "cast", 1, {1}, {S1(4)}, {ANY}, false, f_cast, false},
     {BK_OP_HMM_FORWARD, "hmm_forward batch + lengths", 3, {1, 2, 3}, {S1(3), S2(3, 3), {2, 4, 3}}, {ANY, POS, ANY}, false, f_hmm, false},
     {BK_OP_HMM_FORWARD, "hmm_forward time-varying", 3, {1, 3, 2}, {S1(3), {4, 3, 3}, S2(4, 3)}, {ANY, POS, ANY}, false, f_hmm, false},
+    {BK_OP_HMM_FORWARD_CAT, "hmm_forward_cat batch + padding", 3, {1, 2, 2}, {S1(3), S2(3, 3), S2(3, 4)}, {ANY, POS, ANY}, false, f_hmm_cat, false},
     {BK_OP_HMM_FORWARD, "hmm_forward K = 25 (BLAS)", 3, {1, 2, 2}, {S1(25), S2(25, 25), S2(3, 25)}, {ANY, POS, ANY}, false, f_hmm, false},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
