@@ -10,7 +10,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cblas.h>
 #include "hmm.h"
+
+/* K from which the vector-matrix products go to BLAS (as in the forward
+ * op, src/backend/ops_hmm.c). */
+#define HMM_BLAS_K 24
 
 /* --------------------------------------------------------- the model --- */
 
@@ -21,13 +26,37 @@ typedef struct hmm_num {
     double *logpi;      /* [K] */
     double *logA;       /* [K*K] or [T*K*K] */
     double *logB;       /* [T*K] emission log-likelihoods */
+    /* Categorical emissions (optional, else NULL): the symbols y [T] and
+     * the table etab[v*K + k] = p(v | k) / exp(cmax[v]), which the scaled
+     * recursions look up instead of exponentiating logB */
+    const double *y;    /* owned by num_load's hmm_num, borrowed in baum_welch */
+    double *etab, *cmax;
 } hmm_num;
 
 static void num_free(hmm_num *m) {
+    free((void *)m->y);
     free(m->logpi);
     free(m->logA);
     free(m->logB);
+    free(m->etab);
+    free(m->cmax);
     memset(m, 0, sizeof *m);
+}
+
+/* etab / cmax from the log emission table logE [K*V]; -1 when out of memory. */
+static int cat_table(hmm_num *m, const double *logE, int64_t V) {
+    int64_t K = m->K;
+    m->etab = malloc((size_t)(V * K) * sizeof(double));
+    m->cmax = malloc((size_t)V * sizeof(double));
+    if (!m->etab || !m->cmax) return -1;
+    for (int64_t v = 0; v < V; v++) {
+        double c = -INFINITY;
+        for (int64_t k = 0; k < K; k++) c = fmax(c, logE[k * V + v]);
+        m->cmax[v] = c;
+        for (int64_t k = 0; k < K; k++)
+            m->etab[v * K + k] = isfinite(c) ? exp(logE[k * V + v] - c) : 0.0;
+    }
+    return 0;
 }
 
 static double *copy_tensor(bk_ctx *ctx, bk_tensor *t) {
@@ -39,10 +68,66 @@ static double *copy_tensor(bk_ctx *ctx, bk_tensor *t) {
     return v;
 }
 
+static void normalize_row(double *r, int64_t V, int variant);
+static double *dense(bk_ctx *ctx, bk_tensor *t, int nd, const int64_t *shape);
+
+/* The Categorical fast path of num_load: logB by lookup in the emission's
+ * log table, and etab.  1: done; 0: not applicable (another emission, a
+ * time-varying trans of another length, a symbol outside the categories:
+ * the general path handles it); -1: out of memory. */
+static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m) {
+    const sl_dist *e = h->sub[0];
+    if (strcmp(e->fam->name, "Categorical") != 0 || e->mask || e->reinterpreted ||
+        e->p[0]->ndim > 2 || y->ndim != 1)
+        return 0;
+    if (h->p[1]->ndim == 3 && (sl_hmm_nseq(h) < 0 ? y->shape[0] != h->p[1]->shape[0]
+                                                  : y->shape[0] > h->p[1]->shape[0]))
+        return 0;
+    int64_t K = sl_hmm_nstates(h), T = y->shape[0], V = e->p[0]->shape[e->p[0]->ndim - 1];
+    double *yv = malloc((size_t)(T ? T : 1) * sizeof *yv);
+    if (!yv) return -1;
+    bk_copy_out(y, yv);
+    for (int64_t t = 0; t < T; t++)
+        if (!(yv[t] >= 0 && yv[t] < (double)V && yv[t] == floor(yv[t]))) {
+            free(yv);
+            return 0;
+        }
+    double *logE = dense(ctx, e->p[0], 2, (int64_t[]){K, V});
+    m->K = K;
+    m->T = T;
+    m->logB = malloc((size_t)((T ? T : 1) * K) * sizeof(double));
+    if (!logE || !m->logB) {
+        free(yv);
+        free(logE);
+        return -1;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        normalize_row(logE + k * V, V, e->variant);
+        for (int64_t v = 0; v < V; v++) logE[k * V + v] = log(logE[k * V + v]);
+    }
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t k = 0; k < K; k++) m->logB[t * K + k] = logE[k * V + (int64_t)yv[t]];
+    m->y = yv;
+    int rc = cat_table(m, logE, V);
+    free(logE);
+    return rc ? -1 : 1;
+}
+
 /* Fill m from h and the sequence y (off the tape).  0 or -1 + bk error. */
 static int num_load(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m) {
     memset(m, 0, sizeof *m);
     bool g = bk_set_grad_enabled(ctx, false);
+    int cat = num_load_cat(ctx, h, y, m);
+    if (cat) {
+        m->tv = h->p[1]->ndim == 3;
+        m->logpi = cat > 0 ? copy_tensor(ctx, sl_hmm_log_init(ctx, h)) : NULL;
+        m->logA = m->logpi ? copy_tensor(ctx, sl_hmm_log_trans(ctx, h)) : NULL;
+        bk_set_grad_enabled(ctx, g);
+        if (m->logA) return 0;
+        num_free(m);
+        if (!bk_errmsg(ctx)[0]) bk_seterr(ctx, "out of memory");
+        return -1;
+    }
     bk_tensor *B = sl_hmm_emission_logp(ctx, h, y);
     m->K = sl_hmm_nstates(h);
     m->T = B ? B->shape[0] : 0;
@@ -62,59 +147,100 @@ static const double *step_logA(const hmm_num *m, int64_t t) {
 
 /* ---------------------------------------------------- forward-backward --- */
 
-/* Scaled forward pass: alpha[T*K] (each row normalized); returns log p(y)
- * (-inf when y is impossible).  b[T*K] receives exp(logB - c[t]) and
- * s[T] the scales (both may be used by the backward pass). */
-static double forward(const hmm_num *m, const double *A, double *alpha, double *b, double *s) {
-    int64_t K = m->K;
-    double ll = 0;
-    for (int64_t t = 0; t < m->T; t++) {
-        const double *lb = m->logB + t * K;
-        double c = -INFINITY;
-        for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
-        if (!isfinite(c)) c = 0;
-        double *a = alpha + t * K, tot = 0;
-        for (int64_t j = 0; j < K; j++) {
-            b[t * K + j] = exp(lb[j] - c);
-            double p = 0;
-            if (t == 0) p = exp(m->logpi[j]);
-            else {
-                const double *At = A + (m->tv ? t * K * K : 0);
-                for (int64_t i = 0; i < K; i++) p += alpha[(t - 1) * K + i] * At[i * K + j];
-            }
-            a[j] = p * b[t * K + j];
-            tot += a[j];
-        }
-        s[t] = tot;
-        if (tot > 0)
-            for (int64_t j = 0; j < K; j++) a[j] /= tot;
-        ll += log(tot) + c;
+/* p[j] = sum_i a[i] M[i, j] */
+static void vecmat(int64_t K, const double *a, const double *M, double *p) {
+    if (K >= HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+        return;
     }
-    return ll;
+    for (int64_t j = 0; j < K; j++) p[j] = 0;
+    for (int64_t i = 0; i < K; i++) {
+        double ai = a[i];
+        const double *Mi = M + i * K;
+        for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
+    }
 }
 
-/* Scaled backward pass matching forward's scales: beta[T*K]. */
+/* q[i] = sum_j M[i, j] v[j] */
+static void matvec(int64_t K, const double *M, const double *v, double *q) {
+    if (K >= HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
+        return;
+    }
+    for (int64_t i = 0; i < K; i++) {
+        const double *Mi = M + i * K;
+        double s = 0;
+        for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
+        q[i] = s;
+    }
+}
+
+/* Scaled forward pass: alpha[T*K] (each row normalized); returns log p(y)
+ * (-inf when y is impossible).  b[T*K] receives the shifted emission
+ * likelihoods exp(logB - c[t]) (looked up in etab for Categorical
+ * emissions) and s[T] the scales (both used by the backward pass). */
+static double forward(const hmm_num *m, const double *A, double *alpha, double *b, double *s) {
+    int64_t K = m->K;
+    double ll = 0, prod = 1;
+    for (int64_t t = 0; t < m->T; t++) {
+        double *bt = b + t * K, c;
+        if (m->etab) {
+            int64_t v = (int64_t)m->y[t];
+            memcpy(bt, m->etab + v * K, (size_t)K * sizeof *bt);
+            c = m->cmax[v];
+        } else {
+            const double *lb = m->logB + t * K;
+            c = -INFINITY;
+            for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
+            if (!isfinite(c)) c = 0;
+            for (int64_t k = 0; k < K; k++) bt[k] = exp(lb[k] - c);
+        }
+        if (!isfinite(c)) c = 0;
+        double *a = alpha + t * K, tot = 0;
+        if (t == 0)
+            for (int64_t j = 0; j < K; j++) a[j] = exp(m->logpi[j]);
+        else
+            vecmat(K, a - K, A + (m->tv ? t * K * K : 0), a);
+        for (int64_t j = 0; j < K; j++) tot += a[j] *= bt[j];
+        s[t] = tot;
+        if (tot > 0) {
+            double inv = 1.0 / tot;
+            for (int64_t j = 0; j < K; j++) a[j] *= inv;
+        }
+        /* one log per 1e-280 of the scales' product, not one per step */
+        ll += c;
+        double np = prod * tot;
+        if (np > 1e-280 && np < 1e280) {
+            prod = np;
+        } else {
+            ll += log(prod) + log(tot);
+            prod = 1;
+        }
+    }
+    return ll + log(prod);
+}
+
+/* Scaled backward pass matching forward's scales: beta[T*K]; tmp is K
+ * doubles. */
 static void backward(const hmm_num *m, const double *A, const double *b, const double *s,
-                     double *beta) {
+                     double *beta, double *tmp) {
     int64_t K = m->K, T = m->T;
     for (int64_t k = 0; k < K && T > 0; k++) beta[(T - 1) * K + k] = 1.0;
     for (int64_t t = T - 2; t >= 0; t--) {
         const double *At = A + (m->tv ? (t + 1) * K * K : 0);
-        for (int64_t i = 0; i < K; i++) {
-            double v = 0;
-            for (int64_t j = 0; j < K; j++)
-                v += At[i * K + j] * b[(t + 1) * K + j] * beta[(t + 1) * K + j];
-            beta[t * K + i] = s[t + 1] > 0 ? v / s[t + 1] : 0;
-        }
+        double inv = s[t + 1] > 0 ? 1.0 / s[t + 1] : 0;
+        for (int64_t j = 0; j < K; j++) tmp[j] = b[(t + 1) * K + j] * beta[(t + 1) * K + j] * inv;
+        matvec(K, At, tmp, beta + t * K);
     }
 }
 
 /* Workspace of the recursions for one sequence. */
 typedef struct hmm_work {
-    double *A, *alpha, *beta, *b, *s;
+    double *A, *alpha, *beta, *b, *s, *tmp;
 } hmm_work;
 
 static void work_free(hmm_work *w) {
+    free(w->tmp);
     free(w->A);
     free(w->alpha);
     free(w->beta);
@@ -129,7 +255,8 @@ static int work_alloc(bk_ctx *ctx, hmm_work *w, int64_t K, int64_t T, int64_t nA
     w->beta = malloc(n * sizeof(double));
     w->b = malloc(n * sizeof(double));
     w->s = malloc((size_t)(T ? T : 1) * sizeof(double));
-    if (w->A && w->alpha && w->beta && w->b && w->s) return 0;
+    w->tmp = malloc((size_t)K * sizeof(double));
+    if (w->A && w->alpha && w->beta && w->b && w->s && w->tmp) return 0;
     work_free(w);
     bk_seterr(ctx, "out of memory");
     return -1;
@@ -328,7 +455,7 @@ static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
             bk_release(g);
             return -1;
         }
-        backward(&m, w.A, w.b, w.s, w.beta);
+        backward(&m, w.A, w.b, w.s, w.beta, w.tmp);
         double *gv = bk_data(g) + b * hc.T * K;
         for (int64_t t = 0; t < m.T; t++) {
             double tot = 0;
@@ -504,29 +631,29 @@ static int bw_init(bk_ctx *ctx, const sl_dist *h, bw_state *s) {
 }
 
 /* Emission log-likelihoods of one sequence under the current parameters. */
-static void bw_logB(const bw_state *s, const bw_seq *q, double *logB) {
+/* (Normal emissions; Categorical ones are looked up in m->etab.)  lnorm[k]
+ * = log sd[k] + log(2 pi) / 2. */
+static void bw_logB(const bw_state *s, const bw_seq *q, const double *lnorm, double *logB) {
     int64_t K = s->K;
     for (int64_t t = 0; t < q->T; t++)
         for (int64_t k = 0; k < K; k++) {
-            double y = q->y[t], v;
-            if (s->kind == EM_CATEGORICAL) {
-                v = log(s->E[k * s->V + (int64_t)y]);
-            } else {
-                double zz = (y - s->mu[k]) / s->sd[k];
-                v = -0.5 * zz * zz - log(s->sd[k]) - 0.5 * log(2 * M_PI);
-            }
-            logB[t * K + k] = v;
+            double zz = (q->y[t] - s->mu[k]) / s->sd[k];
+            logB[t * K + k] = -0.5 * zz * zz - lnorm[k];
         }
 }
 
-/* E-step over one sequence: add its expected counts; returns log p(y). */
-static double bw_estep(bw_state *s, const bw_seq *q, hmm_num *m, hmm_work *w) {
+/* E-step over one sequence: add its expected counts; returns log p(y).
+ * c_A receives sum_t alpha[t-1, i] b[t, j] beta[t, j] / s[t]; the M-step
+ * multiplies by A[i, j] to get the expected transition counts. */
+static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_num *m,
+                       hmm_work *w) {
     int64_t K = s->K, T = q->T;
     m->T = T;
-    bw_logB(s, q, m->logB);
+    if (s->kind == EM_CATEGORICAL) m->y = q->y;
+    else bw_logB(s, q, lnorm, m->logB);
     double ll = forward(m, w->A, w->alpha, w->b, w->s);
     if (!isfinite(ll) || T == 0) return ll;
-    backward(m, w->A, w->b, w->s, w->beta);
+    backward(m, w->A, w->b, w->s, w->beta, w->tmp);
     for (int64_t t = 0; t < T; t++) {
         for (int64_t k = 0; k < K; k++) {
             double g = w->alpha[t * K + k] * w->beta[t * K + k];
@@ -540,10 +667,18 @@ static double bw_estep(bw_state *s, const bw_seq *q, hmm_num *m, hmm_work *w) {
         }
         if (t == 0) continue;
         /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t] */
-        for (int64_t i = 0; i < K; i++)
-            for (int64_t j = 0; j < K; j++)
-                s->c_A[i * K + j] += w->alpha[(t - 1) * K + i] * w->A[i * K + j] *
-                                     w->b[t * K + j] * w->beta[t * K + j] / w->s[t];
+        double *v = w->tmp, inv = 1.0 / w->s[t];
+        const double *ap = w->alpha + (t - 1) * K;
+        for (int64_t j = 0; j < K; j++) v[j] = w->b[t * K + j] * w->beta[t * K + j] * inv;
+        if (K >= HMM_BLAS_K) {
+            cblas_dger(CblasRowMajor, (int)K, (int)K, 1.0, ap, 1, v, 1, s->c_A, (int)K);
+            continue;
+        }
+        for (int64_t i = 0; i < K; i++) {
+            double ai = ap[i];
+            double *ci = s->c_A + i * K;
+            for (int64_t j = 0; j < K; j++) ci[j] += ai * v[j];
+        }
     }
     return ll;
 }
@@ -553,6 +688,7 @@ static double bw_estep(bw_state *s, const bw_seq *q, hmm_num *m, hmm_work *w) {
 static void bw_mstep(bw_state *s, int64_t nseq) {
     int64_t K = s->K, V = s->kind == EM_CATEGORICAL ? s->V : 1;
     for (int64_t k = 0; k < K; k++) s->pi[k] = s->c_pi[k] / (double)nseq;
+    for (int64_t i = 0; i < K * K; i++) s->c_A[i] *= s->A[i];
     for (int64_t i = 0; i < K; i++) {
         double r = 0;
         for (int64_t j = 0; j < K; j++) r += s->c_A[i * K + j];
@@ -721,7 +857,7 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
     bw_state s;
     if (bw_init(ctx, h, &s)) return rt_error_arg(vm, c, 0, "%s", bk_errmsg(ctx));
     bw_seq *seqs = NULL;
-    double *buf = NULL, *lls = NULL;
+    double *buf = NULL, *lls = NULL, *lnorm = NULL;
     int64_t nseq = 0, maxT = 0, K = s.K, nll = 0;
     hmm_num m = {.K = K};
     hmm_work w = {0};
@@ -731,14 +867,30 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
         lls = malloc((size_t)iters * sizeof *lls);
         m.logpi = malloc((size_t)K * sizeof(double));
         m.logB = malloc((size_t)((maxT ? maxT : 1) * K) * sizeof(double));
+        lnorm = malloc((size_t)(K * (s.kind == EM_CATEGORICAL ? s.V : 1)) * sizeof(double));
         have_work = work_alloc(ctx, &w, K, maxT, K * K) == 0;
-        if (!lls || !m.logpi || !m.logB || !have_work) rc = rt_error(vm, c, "out of memory");
+        if (!lls || !m.logpi || !m.logB || !lnorm || !have_work)
+            rc = rt_error(vm, c, "out of memory");
     }
     for (int64_t it = 0; rc == 0 && it < (int64_t)iters; it++) {
         for (int64_t k = 0; k < K; k++) m.logpi[k] = log(s.pi[k]);
         memcpy(w.A, s.A, (size_t)(K * K) * sizeof(double));
+        /* Categorical: the exponentiated emission table of this iteration
+         * (from log E); Normal: the per-state constants of the density */
+        free(m.etab);
+        free(m.cmax);
+        m.etab = m.cmax = NULL;
+        if (s.kind == EM_CATEGORICAL) {
+            for (int64_t i = 0; i < K * s.V; i++) lnorm[i] = log(s.E[i]);
+            if (cat_table(&m, lnorm, s.V)) {
+                rc = rt_error(vm, c, "out of memory");
+                break;
+            }
+        } else {
+            for (int64_t k = 0; k < K; k++) lnorm[k] = log(s.sd[k]) + 0.5 * log(2 * M_PI);
+        }
         double ll = 0;
-        for (int64_t i = 0; i < nseq; i++) ll += bw_estep(&s, &seqs[i], &m, &w);
+        for (int64_t i = 0; i < nseq; i++) ll += bw_estep(&s, &seqs[i], lnorm, &m, &w);
         if (!isfinite(ll)) {
             rc = rt_error_arg(vm, c, 1, "baum_welch: the data have probability 0 under the "
                                         "starting parameters");
@@ -755,6 +907,9 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (have_work) work_free(&w);
     free(m.logpi);
     free(m.logB);
+    free(m.etab);
+    free(m.cmax);
+    free(lnorm);
     free(lls);
     free(seqs);
     free(buf);

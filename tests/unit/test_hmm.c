@@ -622,6 +622,55 @@ START_TEST(batch_errors) {
 }
 END_TEST
 
+/* Long sequences, where the scales' product must be flushed to the log
+ * many times: log_prob (Categorical fast path and Normal with a tiny sd,
+ * whose per-step likelihoods are far from 1) against a log-space forward
+ * written here, with a logsumexp per entry. */
+static double logspace_forward(const model *m, int64_t T, const double *y) {
+    int K = m->K;
+    double a[3], n[3];
+    for (int k = 0; k < K; k++) a[k] = log(m->pi[k]) + emit_lp(m, k, y[0]);
+    for (int64_t t = 1; t < T; t++) {
+        for (int j = 0; j < K; j++) {
+            double mx = -INFINITY, s = 0;
+            for (int i = 0; i < K; i++) mx = fmax(mx, a[i] + log(m->A[0][i][j]));
+            for (int i = 0; i < K; i++) s += exp(a[i] + log(m->A[0][i][j]) - mx);
+            n[j] = mx + log(s) + emit_lp(m, j, y[t]);
+        }
+        memcpy(a, n, sizeof a);
+    }
+    double mx = -INFINITY, s = 0;
+    for (int k = 0; k < K; k++) mx = fmax(mx, a[k]);
+    for (int k = 0; k < K; k++) s += exp(a[k] - mx);
+    return mx + log(s);
+}
+
+START_TEST(long_sequences) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 31, 0);
+    enum { TL = 20000 };
+    double *y = malloc(TL * sizeof *y);
+    for (int normal = 0; normal <= 1; normal++) {
+        model m;
+        rand_model(&r, &m, 3, 1, normal, 0);
+        for (int k = 0; k < 3; k++) m.sd[k] = 1e-3 * (1 + k);
+        for (int64_t t = 0; t < TL; t++)
+            y[t] = normal ? m.mu[bk_rng_u32(&r) % 3] + 0.01 * bk_rng_normal(&r)
+                          : (double)(bk_rng_u32(&r) % 3);
+        sl_dist *h = make_hmm(ctx, &m);
+        bk_tensor *yt = tensor(ctx, 1, (int64_t[]){TL}, y);
+        double want = logspace_forward(&m, TL, y), got = eval_lp(ctx, h, yt);
+        ck_assert_msg(fabs(got - want) < 1e-9 * fabs(want), "normal=%d: %.15g vs %.15g", normal,
+                      got, want);
+        bk_release(yt);
+        sl_dist_release(h);
+    }
+    free(y);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(error_messages) {
     rt_vm *vm = rt_vm_new(NULL);
     bk_ctx *ctx = rt_vm_bk(vm);
@@ -680,6 +729,7 @@ int main(void) {
     tcase_add_test(tc, batch_brute_force);
     tcase_add_test(tc, batch_gradients);
     tcase_add_test(tc, batch_errors);
+    tcase_add_test(tc, long_sequences);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
