@@ -67,12 +67,17 @@ typedef struct npy_info {
     int fortran;          /* -1 unset */
     int ndim;             /* -1 unset */
     int64_t shape[BK_MAXDIM];
+    size_t descr_pos, fortran_pos, key_pos; /* where they start (for messages) */
 } npy_info;
 
 static int read_value(hdr *h, const char *key, npy_info *info) {
     skip_ws(h);
-    if (strcmp(key, "descr") == 0) return read_str(h, info->descr, sizeof info->descr);
+    if (strcmp(key, "descr") == 0) {
+        info->descr_pos = h->pos;
+        return read_str(h, info->descr, sizeof info->descr);
+    }
     if (strcmp(key, "fortran_order") == 0) {
+        info->fortran_pos = h->pos;
         if (h->n - h->pos >= 4 && strncmp(h->s + h->pos, "True", 4) == 0) {
             info->fortran = 1;
             h->pos += 4;
@@ -96,7 +101,10 @@ static int read_value(hdr *h, const char *key, npy_info *info) {
                 v = v * 10 + (h->s[h->pos++] - '0');
             }
             if (h->pos == start) return herr(h, "expected a dimension (a non-negative integer)%s", "");
-            if (info->ndim == BK_MAXDIM) return herr(h, "more than 8 dimensions%s", "");
+            if (info->ndim == BK_MAXDIM) {
+                h->pos = start;
+                return herr(h, "more than 8 dimensions%s", "");
+            }
             info->shape[info->ndim++] = v;
             if (!eat(h, ',')) {
                 if (!eat(h, ')')) return herr(h, "expected ',' or ')' in the shape%s", "");
@@ -105,6 +113,7 @@ static int read_value(hdr *h, const char *key, npy_info *info) {
         }
         return 0;
     }
+    h->pos = info->key_pos;
     return herr(h, "unknown header key '%s'", key);
 }
 
@@ -136,10 +145,12 @@ int rt_parse_npy(bk_ctx *ctx, const char *name, const unsigned char *buf, size_t
         return -1;
     }
     hdr h = {name, (const char *)buf + hstart, hlen, 0, hstart, err, errlen};
-    npy_info info = {{0}, -1, -1, {0}};
+    npy_info info = {{0}, -1, -1, {0}, 0, 0, 0};
     if (!eat(&h, '{')) return herr(&h, "the header must be a dict starting with '{'%s", "");
     while (!eat(&h, '}')) {
         char key[64];
+        skip_ws(&h);
+        info.key_pos = h.pos;
         if (read_str(&h, key, sizeof key)) return -1;
         if (!eat(&h, ':')) return herr(&h, "expected ':' after the key%s", "");
         if (read_value(&h, key, &info)) return -1;
@@ -150,9 +161,10 @@ int rt_parse_npy(bk_ctx *ctx, const char *name, const unsigned char *buf, size_t
     }
     if (!info.descr[0] || info.fortran < 0 || info.ndim < 0)
         return herr(&h, "the header lacks one of 'descr', 'fortran_order', 'shape'%s", "");
+    h.pos = info.fortran_pos;
     if (info.fortran) return herr(&h, "Fortran-order arrays are not read (save with np.ascontiguousarray)%s", "");
     const char *d = info.descr;
-    h.pos = 0;
+    h.pos = info.descr_pos;
     if (d[0] == '>') return herr(&h, "unsupported dtype '%s' (big-endian; use .astype('<f8'))", d);
     if (d[0] != '<' && d[0] != '|' && d[0] != '=')
         return herr(&h, "unsupported dtype '%s'", d);
