@@ -204,6 +204,41 @@ static bk_tensor *map_n(bk_ctx *ctx, int op, int n, bk_tensor **in) {
         }
         return out;
     }
+    /* rows: one input plain, the other contiguous with the shape of the
+     * output's trailing dimensions (a bias [n] added to [B, n]) */
+    if (n == 2) {
+        int ps = plain(in[0], ndim, shape) ? 0 : plain(in[1], ndim, shape) ? 1 : -1;
+        const bk_tensor *r = ps >= 0 ? in[1 - ps] : NULL;
+        bool suffix = r && bk_is_contiguous(r) && r->numel > 0 && N % r->numel == 0;
+        for (int d = 0; suffix && d < r->ndim; d++) {
+            int od = ndim - r->ndim + d;
+            if (od < 0 ? r->shape[d] != 1 : r->shape[d] != shape[od]) suffix = false;
+        }
+        if (suffix) {
+            const double *a = p[ps] + in[ps]->offset, *b = p[1 - ps] + r->offset;
+            int64_t P = r->numel, R = N / P;
+#define ROW_LOOP(E)                                                                          \
+    case BK_OP_##E:                                                                          \
+        for (int64_t i = 0; i < R; i++) {                                                    \
+            const double *ai = a + i * P;                                                    \
+            double *oi = o + i * P;                                                          \
+            if (ps == 0)                                                                     \
+                for (int64_t j = 0; j < P; j++) oi[j] = apply_bin(BK_OP_##E, ai[j], b[j]);   \
+            else                                                                             \
+                for (int64_t j = 0; j < P; j++) oi[j] = apply_bin(BK_OP_##E, b[j], ai[j]);   \
+        }                                                                                    \
+        break;
+            switch (op) {
+                ROW_LOOP(ADD) ROW_LOOP(SUB) ROW_LOOP(MUL) ROW_LOOP(DIV)
+            default:
+                for (int64_t i = 0; i < R; i++)
+                    for (int64_t j = 0; j < P; j++)
+                        o[i * P + j] = ps == 0 ? apply_bin(op, a[i * P + j], b[j]) : apply_bin(op, b[j], a[i * P + j]);
+            }
+#undef ROW_LOOP
+            return out;
+        }
+    }
     int64_t st[3][BK_MAXDIM], off[3], idx[BK_MAXDIM] = {0};
     for (int i = 0; i < n; i++) {
         bcast_strides(in[i], ndim, shape, st[i]);

@@ -324,12 +324,60 @@ static int64_t *contiguous_offsets(bk_ctx *ctx, const bk_tensor *x, int nidx,
 
 /* -------------------------------------------------------------- index --- */
 
+/* x[idx] with one tensor index on axis 0 and the other axes whole: rows
+ * copied with memcpy when x's rows are contiguous float64 (the minibatch
+ * gather of a subsampled plate).  Returns false when it does not apply. */
+static bool rows_only(const bk_tensor *x, const bk_opargs *a)
+{
+    if (a->nidx != 1 || a->idx[0].kind != BK_IDX_TENSOR || !a->idx[0].idx || x->ndim < 1 ||
+        x->dtype != BK_F64 || a->idx[0].idx->ndim + x->ndim - 1 > BK_MAXDIM)
+        return false;
+    int64_t st = 1;
+    for (int d = x->ndim - 1; d >= 1; d--) {
+        if (x->shape[d] != 1 && x->strides[d] != st)
+            return false;
+        st *= x->shape[d];
+    }
+    return true;
+}
+
+static int rows_shape(const bk_tensor *x, const bk_tensor *idx, int64_t *shape)
+{
+    int nd = 0;
+    for (int d = 0; d < idx->ndim; d++)
+        shape[nd++] = idx->shape[d];
+    for (int d = 1; d < x->ndim; d++)
+        shape[nd++] = x->shape[d];
+    return nd;
+}
+
+static bk_tensor *gather_rows(bk_ctx *ctx, const bk_tensor *x, const bk_tensor *idx)
+{
+    int64_t shape[BK_MAXDIM], *rows, row = 1;
+    int nd = rows_shape(x, idx, shape);
+    for (int d = 1; d < x->ndim; d++)
+        row *= x->shape[d];
+    if (!(rows = read_indices(ctx, idx, 0, x->shape[0])))
+        return NULL;
+    bk_tensor *out = bk_empty(ctx, BK_F64, nd, shape);
+    if (out && row > 0) {
+        const double *src = (const double *)x->st->data + x->offset;
+        double *o = bk_data(out);
+        for (int64_t i = 0; i < idx->numel; i++)
+            memcpy(o + i * row, src + rows[i] * x->strides[0], (size_t)row * sizeof(double));
+    }
+    bk_free(ctx, rows);
+    return out;
+}
+
 bk_tensor *bk_fw_INDEX(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a)
 {
     bk_tensor *x = in[0], *out;
     ix_plan p;
     int64_t shape[BK_MAXDIM], count, *offs;
     int nd;
+    if (rows_only(x, a))
+        return gather_rows(ctx, x, a->idx[0].idx);
     if (plan_index(ctx, x->ndim, x->shape, x->strides, x->offset, a->nidx, a->idx, &p) < 0)
         return NULL;
     if (!p.tidx)

@@ -122,6 +122,8 @@ typedef struct bk_opargs {
     OP(LOG_SIGMOID, "log_sigmoid", 1, 1)             \
     OP(TANH, "tanh", 1, 1)                           \
     OP(RELU, "relu", 1, 1)                           \
+    OP(ELU, "elu", 1, 1)             /* alpha: scalar */ \
+    OP(LEAKY_RELU, "leaky_relu", 1, 1) /* slope: scalar */ \
     OP(SIN, "sin", 1, 1)                             \
     OP(COS, "cos", 1, 1)                             \
     OP(LGAMMA, "lgamma", 1, 1)                       \
@@ -284,6 +286,10 @@ bk_tensor *bk_where(bk_ctx *, bk_tensor *cond, bk_tensor *a, bk_tensor *b);
 /* Scalar conveniences (the scalar is a constant) */
 bk_tensor *bk_add_s(bk_ctx *, bk_tensor *a, double s);
 bk_tensor *bk_mul_s(bk_ctx *, bk_tensor *a, double s);
+/* Activations with a constant (ops_nn.c): elu(x) = x > 0 ? x : alpha (e^x - 1),
+ * leaky_relu(x) = x > 0 ? x : slope x. */
+bk_tensor *bk_elu(bk_ctx *, bk_tensor *a, double alpha);
+bk_tensor *bk_leaky_relu(bk_ctx *, bk_tensor *a, double slope);
 /* Reductions; axis may be negative; BK_ALL_AXES reduces all. */
 bk_tensor *bk_reduce(bk_ctx *, int op, bk_tensor *a, int64_t axis, bool keepdim);
 bk_tensor *bk_sum_all(bk_ctx *, bk_tensor *a);

@@ -67,6 +67,9 @@ static inf_optim_slot *slot_for(inf_optim *o, const char *name, int64_t n) {
 static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, double *w, const double *g0) {
     int64_t n = s->n;
     s->t++;
+    /* Adam's bias corrections and ClippedAdam's decayed rate, once per step */
+    const double bc1 = 1 - pow(sp->beta1, (double)s->t), bc2 = 1 - pow(sp->beta2, (double)s->t);
+    const double adam_step = sp->kind == INF_OPT_CLIPPED_ADAM ? lr * pow(sp->lrd, (double)(s->t - 1)) : lr;
     for (int64_t i = 0; i < n; i++) {
         double g = g0[i] + sp->weight_decay * w[i];
         switch (sp->kind) {
@@ -77,10 +80,9 @@ static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, doubl
         case INF_OPT_ADAM: {
             s->m[i] = sp->beta1 * s->m[i] + (1 - sp->beta1) * g;
             s->v[i] = sp->beta2 * s->v[i] + (1 - sp->beta2) * g * g;
-            double mh = s->m[i] / (1 - pow(sp->beta1, (double)s->t));
-            double vh = s->v[i] / (1 - pow(sp->beta2, (double)s->t));
-            double step = sp->kind == INF_OPT_CLIPPED_ADAM ? lr * pow(sp->lrd, (double)(s->t - 1)) : lr;
-            w[i] -= step * mh / (sqrt(vh) + sp->eps);
+            double mh = s->m[i] / bc1;
+            double vh = s->v[i] / bc2;
+            w[i] -= adam_step * mh / (sqrt(vh) + sp->eps);
             break;
         }
         case INF_OPT_SGD:

@@ -215,6 +215,9 @@ bool rt_truthy(rt_vm *vm, rt_value v, rt_loc loc, int *err);
 /* Built-in tables registered at VM creation */
 extern const rt_builtin_def rt_math_builtins[];
 extern const rt_builtin_def rt_core_builtins[];
+/* Networks (stdlib/nn_builtins.c) and NPY files (data_npy.c) */
+extern const rt_builtin_def sl_nn_builtins[];
+extern const rt_builtin_def rt_npy_builtins[];
 /* Globals real, positive, simplex, ... bound to constraint values. */
 int rt_register_constraints(rt_vm *vm);
 
