@@ -367,10 +367,13 @@ char *rt_svg_images(const char *title, const double *data, int64_t n, int64_t h,
     if (cols > n) cols = n > 0 ? (int)n : 1;
     int64_t rows = n > 0 ? (n + cols - 1) / cols : 1;
     int64_t big = h > w ? h : w;
-    double pix = big > 0 ? fmax(1.0, floor(112.0 / (double)big)) : 1;
+    /* a few images are drawn large, many small */
+    double target = n <= 4 ? 256 : n <= 16 ? 160 : 112;
+    double pix = big > 0 ? fmax(1.0, floor(target / (double)big)) : 1;
     double gap = 6, cw = pix * (double)w, ch = pix * (double)h;
     double W = cols * (cw + gap) + gap, top = title ? TITLE_H : 0, H = top + (double)rows * (ch + gap) + gap;
-    if (W < 200) W = 200;
+    double need = title ? 8.5 * (double)strlen(title) + 40 : 200;
+    if (W < need) W = need;
     rt_sb b = {0};
     header(&b, (int)ceil(W), (int)ceil(H));
     if (title) text(&b, W / 2, 22, "middle", 14, "font-weight=\"bold\" fill=\"#222222\"", title);
