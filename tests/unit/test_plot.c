@@ -231,7 +231,7 @@ START_TEST(builtins_render) {
     int rects = 0;
     for (const char *p = s; (p = strstr(p, "<rect")); p++) rects++;
     ck_assert_int_eq(rects, 5);
-    ck_assert(strstr(s, "width=\"56.0\" height=\"28.0\" fill=\"rgb(255,255,255)\""));
+    ck_assert(strstr(s, "width=\"128.0\" height=\"64.0\" fill=\"rgb(255,255,255)\""));
     free(s);
 }
 END_TEST
