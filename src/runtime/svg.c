@@ -234,7 +234,30 @@ static void draw_legend(rt_sb *b, const frame *f, const rt_svg_panel *p) {
         }
     if (!n) return;
     double w = 34 + 6.6 * (double)(longest > 40 ? 40 : longest), h = 8 + 18.0 * n;
-    double x = f->x0 + f->w - w - 8, y = f->y0 + 8;
+    /* the corner that hides the fewest drawn points (top right on ties) */
+    double best = INFINITY, x = 0, y = 0;
+    for (int corner = 0; corner < 4; corner++) {
+        double cx = corner % 2 == 0 ? f->x0 + f->w - w - 8 : f->x0 + 8;
+        double cy = corner < 2 ? f->y0 + 8 : f->y0 + f->h - h - 8;
+        double hidden = 0;
+        for (int i = 0; i < p->nseries; i++) {
+            const rt_svg_series *s = &p->series[i];
+            if (s->kind == RT_SVG_VLINE) continue;
+            for (int k = 0; k < 2; k++) {
+                const double *v = k == 0 ? s->y : s->y2;
+                if (!v) continue;
+                int64_t step = s->n > 2000 ? s->n / 2000 : 1;
+                for (int64_t j = 0; j < s->n; j += step) {
+                    double X = s->kind == RT_SVG_BARS ? 0.5 * (px(f, s->x[j]) + px(f, s->x[j + 1])) : px(f, s->x[j]);
+                    double Y = py(f, v[j]);
+                    if (X >= cx && X <= cx + w && Y >= cy && Y <= cy + h) hidden += (double)step;
+                    /* a bar hides everything between its top and the axis */
+                    if (s->kind == RT_SVG_BARS && X >= cx && X <= cx + w && Y < cy) hidden += (double)step;
+                }
+            }
+        }
+        if (hidden < best) best = hidden, x = cx, y = cy;
+    }
     rt_sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" fill-opacity=\"0.85\" "
                     "stroke=\"#bbbbbb\"/>\n",
                  x, y, w, h);
