@@ -142,6 +142,10 @@ ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl
 /* Stan CSV draws of an MCMC result: PATH for one chain, PATH_1.csv ... */
 ppl_status ppl_result_write_stan_csv(const ppl_result *R, const char *path, char *err, size_t errlen);
 
+/* An SVG picture of a result (atomically written): the loss curve of an SVI
+ * fit, or the trace and density of an MCMC result's first latent scalar. */
+ppl_status ppl_result_write_plot(const ppl_result *R, const char *path, char *err, size_t errlen);
+
 /* Results: summaries, draws, parameters, and the standard text/JSON forms. */
 ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean,
                               double *sd);

@@ -11,6 +11,7 @@
 #include "infer.h"
 #include "data_io.h"
 #include "mcmc.h"
+#include "result_plot.h"
 
 #define PPL_MAGIC 0x70706c5fu
 #define PPL_CLOSED 0xdeadbeefu
@@ -446,6 +447,16 @@ ppl_status ppl_result_write_stan_csv(const ppl_result *R, const char *path, char
     char tmp[512];
     if (inf_mcmc_write_csv(R->m, path, err ? err : tmp, err ? errlen : sizeof tmp)) return PPL_ERR_IO;
     return PPL_OK;
+}
+
+ppl_status ppl_result_write_plot(const ppl_result *R, const char *path, char *err, size_t errlen) {
+    char tmp[512];
+    if (!err || !errlen) err = tmp, errlen = sizeof tmp;
+    if (!R || !path) {
+        snprintf(err, errlen, "no result or no path");
+        return PPL_ERR_MISUSE;
+    }
+    return inf_result_plot(R->r, R->m, path, err, errlen) ? PPL_ERR_IO : PPL_OK;
 }
 
 ppl_status ppl_result_summary(const ppl_result *R, const char *name, double *mean, double *sd) {

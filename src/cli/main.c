@@ -29,7 +29,7 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
  * set when OPTIONS[i] appeared, so no field needs a sentinel value. */
 typedef struct args {
     const char *file;
-    const char *model, *guide, *data, *out, *summary, *device, *metric;
+    const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -74,6 +74,8 @@ static const option_spec OPTIONS[] = {
     {"metric", K_CHOICE, FIELD(metric), 0, "diag|dense", "diag|dense", "mass matrix (default diag)"},
     {"out", K_TEXT, FIELD(out), 0, NULL, "PATH", NULL /* per command */},
     {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
+    {"plot", K_TEXT, FIELD(plot), 0, NULL, "FILE.svg",
+     "write an SVG picture (loss curve; trace + density)"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -108,10 +110,10 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", NULL};
+                                       "out", "summary", "device", "plot", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
-                                          "device", NULL};
+                                          "device", "plot", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -124,14 +126,15 @@ static const command COMMANDS[] = {
      NULL, CHECK_OPTS, cmd_check},
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
-            "        [--out params.json] [--summary S.json]",
+            "        [--out params.json] [--summary S.json] [--plot FILE.svg]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
      "the summary table.  Output files are written atomically.",
      "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
-               "        [--metric diag|dense] [--out draws.csv] [--summary S.json]",
+               "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
+               "        [--plot FILE.svg]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -503,6 +506,11 @@ static int report_result(const args *a, const ppl_result *R) {
     fflush(stdout);
     free(table);
     if (a->summary && write_json(a->summary, ppl_result_json(R))) return 1;
+    char err[512] = "";
+    if (a->plot && ppl_result_write_plot(R, a->plot, err, sizeof err) != PPL_OK) {
+        fprintf(stderr, "error: %s\n", err);
+        return 1;
+    }
     return 0;
 }
 

@@ -397,5 +397,6 @@ int inf_register_builtins(rt_vm *vm) {
     for (int i = 0; tables[i]; i++)
         if (rt_register_builtins(vm, tables[i])) return -1;
     { extern const rt_builtin_def inf_hmm_builtins[]; if (rt_register_builtins(vm, inf_hmm_builtins)) return -1; }
+    { extern const rt_builtin_def inf_eval_builtins[]; if (rt_register_builtins(vm, inf_eval_builtins)) return -1; }
     return 0;
 }

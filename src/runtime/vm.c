@@ -5,6 +5,8 @@
 #include "vm.h"
 #include "data_io.h"
 
+extern const rt_builtin_def rt_plot_builtins[]; /* plot_builtins.c */
+
 rt_vm *rt_vm_new(const bk_alloc *alloc) {
     rt_vm *vm = calloc(1, sizeof *vm);
     if (!vm) return NULL;
@@ -21,9 +23,9 @@ rt_vm *rt_vm_new(const bk_alloc *alloc) {
     bk_set_grad_enabled(vm->bk, false);
     rt_diaglist_init(&vm->errs);
     if (rt_register_builtins(vm, rt_core_builtins) || rt_register_builtins(vm, rt_math_builtins) ||
-        rt_register_builtins(vm, rt_data_io_builtins) || sl_register_dist_builtins(vm) ||
-        rt_register_constraints(vm) || rt_register_builtins(vm, sl_nn_builtins) ||
-        rt_register_builtins(vm, rt_npy_builtins)) {
+        rt_register_builtins(vm, rt_data_io_builtins) || rt_register_builtins(vm, rt_plot_builtins) ||
+        sl_register_dist_builtins(vm) || rt_register_constraints(vm) ||
+        rt_register_builtins(vm, sl_nn_builtins) || rt_register_builtins(vm, rt_npy_builtins)) {
         rt_vm_free(vm);
         return NULL;
     }
