@@ -157,7 +157,8 @@ fail:
 }
 
 /* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *a, const double *M, double *p) {
+static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
+                   double *restrict p) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
         return;
@@ -171,7 +172,8 @@ static void vecmat(int64_t K, const double *a, const double *M, double *p) {
 }
 
 /* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *M, const double *v, double *q) {
+static void matvec(int64_t K, const double *restrict M, const double *restrict v,
+                   double *restrict q) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;

@@ -148,7 +148,8 @@ static const double *step_logA(const hmm_num *m, int64_t t) {
 /* ---------------------------------------------------- forward-backward --- */
 
 /* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *a, const double *M, double *p) {
+static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
+                   double *restrict p) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
         return;
@@ -162,7 +163,8 @@ static void vecmat(int64_t K, const double *a, const double *M, double *p) {
 }
 
 /* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *M, const double *v, double *q) {
+static void matvec(int64_t K, const double *restrict M, const double *restrict v,
+                   double *restrict q) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;
@@ -339,36 +341,43 @@ static int64_t nseqs(const hmm_call *hc) { return hc->nseq >= 0 ? hc->nseq : 1; 
 
 /* ------------------------------------------------------------- viterbi --- */
 
-/* MAP path into z[T]; returns its joint log-probability with y. */
+/* MAP path into z[T]; returns its joint log-probability with y.  The
+ * inner loop runs along rows of log A (contiguous), keeping the best
+ * predecessor of every state j. */
 static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) {
     int64_t K = m->K, T = m->T;
     for (int64_t k = 0; k < K; k++) delta[k] = m->logpi[k] + m->logB[k];
     for (int64_t t = 1; t < T; t++) {
-        const double *lA = step_logA(m, t);
+        const double *lA = step_logA(m, t), *prev = delta + (t - 1) * K;
+        double *best = delta + t * K;
+        int64_t *arg = bp + t * K;
         for (int64_t j = 0; j < K; j++) {
-            double best = -INFINITY;
-            int64_t arg = 0;
-            for (int64_t i = 0; i < K; i++) {
-                double v = delta[(t - 1) * K + i] + lA[i * K + j];
-                if (v > best) {
-                    best = v;
-                    arg = i;
+            best[j] = -INFINITY;
+            arg[j] = 0;
+        }
+        for (int64_t i = 0; i < K; i++) {
+            double di = prev[i];
+            const double *row = lA + i * K;
+            for (int64_t j = 0; j < K; j++) {
+                double v = di + row[j];
+                if (v > best[j]) {
+                    best[j] = v;
+                    arg[j] = i;
                 }
             }
-            delta[t * K + j] = best + m->logB[t * K + j];
-            bp[t * K + j] = arg;
         }
+        for (int64_t j = 0; j < K; j++) best[j] += m->logB[t * K + j];
     }
     if (T == 0) return 0;
-    double best = -INFINITY;
+    double top = -INFINITY;
     z[T - 1] = 0;
     for (int64_t k = 0; k < K; k++)
-        if (delta[(T - 1) * K + k] > best) {
-            best = delta[(T - 1) * K + k];
+        if (delta[(T - 1) * K + k] > top) {
+            top = delta[(T - 1) * K + k];
             z[T - 1] = k;
         }
     for (int64_t t = T - 1; t > 0; t--) z[t - 1] = bp[t * K + z[t]];
-    return best;
+    return top;
 }
 
 /* Record {path, log_prob} (both taken over). */
