@@ -675,20 +675,22 @@ static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_nu
             }
         }
         if (t == 0) continue;
-        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t] */
-        double *v = w->tmp, inv = 1.0 / w->s[t];
+        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t]: b's row
+         * t becomes v_t = b_t beta_t / s_t (b is not needed any more) */
+        double *v = w->b + t * K, inv = 1.0 / w->s[t];
+        for (int64_t j = 0; j < K; j++) v[j] *= w->beta[t * K + j] * inv;
+        if (K >= HMM_BLAS_K) continue;
         const double *ap = w->alpha + (t - 1) * K;
-        for (int64_t j = 0; j < K; j++) v[j] = w->b[t * K + j] * w->beta[t * K + j] * inv;
-        if (K >= HMM_BLAS_K) {
-            cblas_dger(CblasRowMajor, (int)K, (int)K, 1.0, ap, 1, v, 1, s->c_A, (int)K);
-            continue;
-        }
         for (int64_t i = 0; i < K; i++) {
             double ai = ap[i];
             double *ci = s->c_A + i * K;
             for (int64_t j = 0; j < K; j++) ci[j] += ai * v[j];
         }
     }
+    /* large K: c_A += alpha[0 .. T-2]^T V[1 .. T-1], one GEMM */
+    if (K >= HMM_BLAS_K && T > 1)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(T - 1), 1.0,
+                    w->alpha, (int)K, w->b + K, (int)K, 1.0, s->c_A, (int)K);
     return ll;
 }
 

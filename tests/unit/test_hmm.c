@@ -612,6 +612,28 @@ START_TEST(batch_errors) {
     ck_assert(lp && lp->numel == 2 && isfinite(bk_get(lp, 0)) && isfinite(bk_get(lp, 1)));
     bk_release(lp);
     bk_release(s);
+    /* homogeneous trans: the sample is as long as the longest sequence */
+    model m2;
+    rand_model(&r, &m2, 2, 1, 0, 0);
+    sl_dist *hh = make_hmm(ctx, &m2);
+    bk_tensor *L4 = tensor(ctx, 1, (int64_t[]){3}, (double[]){2, 6, 0});
+    sl_dist *hb2 = sl_hmm_make_batch(ctx, hh->p[0], hh->p[1], hh->sub[0], 0, -1, L4);
+    ck_assert(hb2 != NULL);
+    bk_tensor *s2 = sl_sample(ctx, &r, hb2, 1, (int64_t[]){4});
+    ck_assert_msg(s2 && s2->ndim == 3 && s2->shape[0] == 4 && s2->shape[1] == 3 &&
+                  s2->shape[2] == 6, "%s", bk_errmsg(ctx));
+    for (int64_t n = 0; n < 4; n++)
+        for (int64_t t = 0; t < 6; t++) {
+            ck_assert(t < 2 || bk_get(s2, (n * 3 + 0) * 6 + t) == 0);
+            ck_assert(bk_get(s2, (n * 3 + 2) * 6 + t) == 0);
+        }
+    /* lengths beyond duration */
+    ck_assert(sl_hmm_make_batch(ctx, hh->p[0], hh->p[1], hh->sub[0], 0, 5, L4) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx), "DiscreteHMM: lengths[1] = 6 exceeds the 5 steps of duration");
+    bk_release(s2);
+    bk_release(L4);
+    sl_dist_release(hb2);
+    sl_dist_release(hh);
     bk_release(y3);
     bk_release(L);
     bk_release(L2);
