@@ -25,19 +25,26 @@ typedef struct hmm_num {
     bool tv;            /* time-varying trans: A + t*K*K is step t's matrix */
     double *logpi;      /* [K] */
     double *logA;       /* [K*K] or [T*K*K] */
-    double *logB;       /* [T*K] emission log-likelihoods */
+    double *logB;       /* [T*K] emission log-likelihoods (NULL with ltab) */
     /* Categorical emissions (optional, else NULL): the symbols y [T] and
      * the table etab[v*K + k] = p(v | k) / exp(cmax[v]), which the scaled
      * recursions look up instead of exponentiating logB */
     const double *y;    /* owned by num_load's hmm_num, borrowed in baum_welch */
     double *etab, *cmax;
+    double *ltab;       /* [V*K] log p(v | k) at v*K + k: logB's rows by lookup */
 } hmm_num;
+
+/* Emission log-likelihoods of step t, [K]. */
+static inline const double *logB_row(const struct hmm_num *m, int64_t t) {
+    return m->ltab ? m->ltab + (int64_t)m->y[t] * m->K : m->logB + t * m->K;
+}
 
 static void num_free(hmm_num *m) {
     free((void *)m->y);
     free(m->logpi);
     free(m->logA);
     free(m->logB);
+    free(m->ltab);
     free(m->etab);
     free(m->cmax);
     memset(m, 0, sizeof *m);
@@ -71,8 +78,8 @@ static double *copy_tensor(bk_ctx *ctx, bk_tensor *t) {
 static void normalize_row(double *r, int64_t V, int variant);
 static double *dense(bk_ctx *ctx, bk_tensor *t, int nd, const int64_t *shape);
 
-/* The Categorical fast path of num_load: logB by lookup in the emission's
- * log table, and etab.  1: done; 0: not applicable (another emission, a
+/* The Categorical fast path of num_load: ltab (logB's rows by lookup in
+ * the emission's log table) and etab.  1: done; 0: not applicable (another emission, a
  * time-varying trans of another length, a symbol outside the categories:
  * the general path handles it); -1: out of memory. */
 static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m) {
@@ -95,8 +102,8 @@ static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m)
     double *logE = dense(ctx, e->p[0], 2, (int64_t[]){K, V});
     m->K = K;
     m->T = T;
-    m->logB = malloc((size_t)((T ? T : 1) * K) * sizeof(double));
-    if (!logE || !m->logB) {
+    m->ltab = malloc((size_t)(V * K) * sizeof(double));
+    if (!logE || !m->ltab) {
         free(yv);
         free(logE);
         return -1;
@@ -105,8 +112,8 @@ static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m)
         normalize_row(logE + k * V, V, e->variant);
         for (int64_t v = 0; v < V; v++) logE[k * V + v] = log(logE[k * V + v]);
     }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t k = 0; k < K; k++) m->logB[t * K + k] = logE[k * V + (int64_t)yv[t]];
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t k = 0; k < K; k++) m->ltab[v * K + k] = logE[k * V + v];
     m->y = yv;
     int rc = cat_table(m, logE, V);
     free(logE);
@@ -191,7 +198,7 @@ static double forward(const hmm_num *m, const double *A, double *alpha, double *
             memcpy(bt, m->etab + v * K, (size_t)K * sizeof *bt);
             c = m->cmax[v];
         } else {
-            const double *lb = m->logB + t * K;
+            const double *lb = logB_row(m, t);
             c = -INFINITY;
             for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
             if (!isfinite(c)) c = 0;
@@ -346,7 +353,7 @@ static int64_t nseqs(const hmm_call *hc) { return hc->nseq >= 0 ? hc->nseq : 1; 
  * predecessor of every state j. */
 static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) {
     int64_t K = m->K, T = m->T;
-    for (int64_t k = 0; k < K; k++) delta[k] = m->logpi[k] + m->logB[k];
+    for (int64_t k = 0; k < K && T > 0; k++) delta[k] = m->logpi[k] + logB_row(m, 0)[k];
     for (int64_t t = 1; t < T; t++) {
         const double *lA = step_logA(m, t), *prev = delta + (t - 1) * K;
         double *best = delta + t * K;
@@ -366,7 +373,8 @@ static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) 
                 }
             }
         }
-        for (int64_t j = 0; j < K; j++) best[j] += m->logB[t * K + j];
+        const double *lb = logB_row(m, t);
+        for (int64_t j = 0; j < K; j++) best[j] += lb[j];
     }
     if (T == 0) return 0;
     double top = -INFINITY;
