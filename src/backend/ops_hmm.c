@@ -248,6 +248,54 @@ static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, dou
     return ll + log(prod);
 }
 
+/* fwd_seq without the stored rows (the forward op's pass): the same
+ * arithmetic in a loop free of the bookkeeping branches. */
+static double fwd_fast(const hmm_in *h, int64_t bi, double *restrict a, double *restrict p,
+                       double *restrict buf) {
+    int64_t K = h->K, L = h->L[bi];
+    double c, tot = 0;
+    const double *e = emission(h, bi, 0, buf, &c);
+    if (!isfinite(c)) return c;
+    for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * e[k];
+    if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+    double ll = c + h->mpi, prod = tot, inv = 1.0 / tot;
+    for (int64_t k = 0; k < K; k++) a[k] *= inv;
+    for (int64_t t = 1; t < L; t++) {
+        e = emission(h, bi, t, buf, &c);
+        if (!isfinite(c)) return c;
+        const double *At = h->A + (h->tv ? t * K * K : 0);
+        if (K >= HMM_BLAS_K) {
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, At, (int)K, a, 1, 0.0, p,
+                        1);
+        } else {
+            for (int64_t j = 0; j < K; j++) p[j] = 0;
+            for (int64_t i = 0; i < K; i++) {
+                double ai = a[i];
+                const double *Ai = At + i * K;
+                for (int64_t j = 0; j < K; j++) p[j] += ai * Ai[j];
+            }
+        }
+        tot = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double x = p[k] * e[k];
+            a[k] = x;
+            tot += x;
+        }
+        if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+        inv = 1.0 / tot;
+        for (int64_t k = 0; k < K; k++) a[k] *= inv;
+        ll += c;
+        double np = prod * tot;
+        if (np > 1e-280 && np < 1e280) {
+            prod = np;
+        } else {
+            ll += log(prod) + log(tot);
+            prod = 1;
+        }
+    }
+    return ll + log(prod);
+}
+
 static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     hmm_in h;
     if (in_load(ctx, in, cat, &h)) return NULL;
@@ -257,7 +305,7 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     if (work) {
         double *o = bk_data(out);
         for (int64_t b = 0; b < h.B; b++)
-            o[b] = h.L[b] ? fwd_seq(&h, b, false, work, work + h.K, NULL, work + 2 * h.K) : 0.0;
+            o[b] = h.L[b] ? fwd_fast(&h, b, work, work + h.K, work + 2 * h.K) : 0.0;
     } else {
         bk_release(out);
         out = NULL;
