@@ -3,18 +3,23 @@
  * backward: what NUTS and SVI pay), forward-backward (hmm_marginals) and
  * Viterbi (hmm_viterbi), and seconds per Baum-Welch iteration, against a
  * plain C scaled-forward loop (the roofline: alpha <- (alpha A) .* E[:, y_t],
- * renormalized, with the emission table E in probability space).
+ * renormalized, with the emission table E in probability space), written
+ * with scalar loops and with one BLAS dgemv per step; ratio_forward_to_
+ * best_plain compares with the faster of the two.
  *
  * K states in {2, 3, 8, 32, 64, 256}, Categorical emissions over V = 10
  * symbols, random parameters; one long sequence (T = 10^5; 10^4 for K = 256)
  * and a batch of 50 sequences of 100 (one batched DiscreteHMM with lengths=).
- * Medians of REPS runs.  Build and run: bench/bench_hmm.sh.
+ * Medians of 9 runs (5 for K >= 64), the measures interleaved within each
+ * run; ratio_forward_to_plain is the median of the per-run ratios.  Build
+ * and run: bench/bench_hmm.sh.
  * Output: one line per (K, shape, measure), "name K shape value unit". */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <cblas.h>
 #include "dist.h"
 #include "hmm.h"
 #include "rng.h"
@@ -22,9 +27,11 @@
 
 #define V 10
 
+/* CPU time of this thread: the benchmark machine is shared, and a thread
+ * that waits for a core is not charged (one thread: OPENBLAS_NUM_THREADS=1). */
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -46,8 +53,9 @@ static void simplex(bk_rng *r, double *p, int n) {
 
 /* ------------------------------------------------ plain C roofline --- */
 
-static double plain_forward(int K, int64_t T, const double *pi, const double *A,
-                            const double *E, const double *y, double *a, double *p) {
+static double plain_forward(int K, int64_t T, const double *restrict pi,
+                            const double *restrict A, const double *restrict E,
+                            const double *restrict y, double *restrict a, double *restrict p) {
     double ll = 0;
     int v0 = (int)y[0];
     double tot = 0;
@@ -62,6 +70,29 @@ static double plain_forward(int K, int64_t T, const double *pi, const double *A,
             const double *Ai = A + i * K;
             for (int j = 0; j < K; j++) p[j] += ai * Ai[j];
         }
+        tot = 0;
+        for (int j = 0; j < K; j++) tot += a[j] = p[j] * E[j * V + v];
+        double inv = 1.0 / tot;
+        for (int j = 0; j < K; j++) a[j] *= inv;
+        ll += log(tot);
+    }
+    return ll;
+}
+
+/* The same loop with the prediction as one BLAS dgemv: the roofline for
+ * large K, where the scalar loop above is far from the machine's speed. */
+static double plain_forward_blas(int K, int64_t T, const double *restrict pi,
+                                 const double *restrict A, const double *restrict E,
+                                 const double *restrict y, double *restrict a,
+                                 double *restrict p) {
+    double ll = 0, tot = 0;
+    int v0 = (int)y[0];
+    for (int k = 0; k < K; k++) tot += a[k] = pi[k] * E[k * V + v0];
+    for (int k = 0; k < K; k++) a[k] /= tot;
+    ll += log(tot);
+    for (int64_t t = 1; t < T; t++) {
+        int v = (int)y[t];
+        cblas_dgemv(CblasRowMajor, CblasTrans, K, K, 1.0, A, K, a, 1, 0.0, p, 1);
         tot = 0;
         for (int j = 0; j < K; j++) tot += a[j] = p[j] * E[j * V + v];
         double inv = 1.0 / tot;
@@ -150,8 +181,9 @@ static double total_lp(bk_tensor *lp) {
     return v;
 }
 
-enum { M_PLAIN, M_FORWARD, M_GRAD, M_FB, M_VITERBI, M_BW, M_COUNT };
-static const char *const MNAME[M_COUNT] = {"plain_c_forward", "ppl_forward", "ppl_forward_grad",
+enum { M_PLAIN, M_PLAIN_BLAS, M_FORWARD, M_GRAD, M_FB, M_VITERBI, M_BW, M_COUNT };
+static const char *const MNAME[M_COUNT] = {"plain_c_forward", "plain_c_forward_blas",
+                                           "ppl_forward", "ppl_forward_grad",
                                            "ppl_forward_backward", "ppl_viterbi",
                                            "ppl_baum_welch_iter"};
 
@@ -161,11 +193,13 @@ static double run_once(rt_vm *vm, setup *s, int m, double *check) {
     int64_t nb = s->B ? s->B : 1;
     double t0 = now(), ll = 0;
     switch (m) {
-    case M_PLAIN: {
+    case M_PLAIN:
+    case M_PLAIN_BLAS: {
         double *a = malloc(s->K * sizeof(double)), *p = malloc(s->K * sizeof(double));
         t0 = now();
         for (int64_t b = 0; b < nb; b++)
-            ll += plain_forward(s->K, s->T, s->pi, s->A, s->E, s->y + b * s->T, a, p);
+            ll += (m == M_PLAIN ? plain_forward : plain_forward_blas)(s->K, s->T, s->pi, s->A,
+                                                                      s->E, s->y + b * s->T, a, p);
         double dt = now() - t0;
         free(a);
         free(p);
@@ -244,22 +278,28 @@ int main(int argc, char **argv) {
             int64_t T = shape ? 100 : (K >= 256 ? 10000 : 100000), B = shape ? 50 : 0;
             setup_make(ctx, &r, &s, K, B, T);
             int64_t steps = (B ? B : 1) * T;
-            int reps = K >= 64 ? 3 : 7;
-            double ref = NAN;
+            /* the measures interleaved within each repetition, so that all
+             * of them see the same background load */
+            int reps = K >= 64 ? 5 : 9;
+            double t[M_COUNT][9], chk[M_COUNT], ratio[9], ratio_b[9];
+            for (int m = 0; m < M_COUNT; m++) run_once(vm, &s, m, &chk[m]);   /* warm-up */
+            for (int i = 0; i < reps; i++) {
+                for (int m = 0; m < M_COUNT; m++) t[m][i] = run_once(vm, &s, m, &chk[m]);
+                ratio[i] = t[M_FORWARD][i] / t[M_PLAIN][i];
+                ratio_b[i] = t[M_FORWARD][i] / fmin(t[M_PLAIN][i], t[M_PLAIN_BLAS][i]);
+            }
+            const char *sh = B ? "50x100" : (T == 100000 ? "1x100000" : "1x10000");
             for (int m = 0; m < M_COUNT; m++) {
-                double t[7], chk = NAN;
-                run_once(vm, &s, m, &chk);   /* warm-up */
-                for (int i = 0; i < reps; i++) t[i] = run_once(vm, &s, m, &chk);
-                double med = median(t, reps);
-                if (m == M_PLAIN) ref = chk;
-                if (!isnan(chk) && fabs(chk - ref) > 1e-8 * fabs(ref))
-                    fprintf(stderr, "bench_hmm: %s K=%d: log p %.12g differs from the plain loop's "
-                                    "%.12g\n", MNAME[m], K, chk, ref);
-                const char *sh = B ? "50x100" : (T == 100000 ? "1x100000" : "1x10000");
+                if (!isnan(chk[m]) && fabs(chk[m] - chk[M_PLAIN]) > 1e-8 * fabs(chk[M_PLAIN]))
+                    fprintf(stderr, "bench_hmm: %s K=%d: log p %.12g differs from the plain "
+                                    "loop's %.12g\n", MNAME[m], K, chk[m], chk[M_PLAIN]);
+                double med = median(t[m], reps);
                 if (m == M_BW) printf("%s %d %s %.6f s\n", MNAME[m], K, sh, med);
                 else printf("%s %d %s %.1f ns\n", MNAME[m], K, sh, med / (double)steps * 1e9);
-                fflush(stdout);
             }
+            printf("ratio_forward_to_plain %d %s %.2f x\n", K, sh, median(ratio, reps));
+            printf("ratio_forward_to_best_plain %d %s %.2f x\n", K, sh, median(ratio_b, reps));
+            fflush(stdout);
             setup_free(&s);
         }
     }

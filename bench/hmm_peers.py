@@ -7,7 +7,9 @@ simulated from them; ns per time step of score (forward), predict_proba
 (fit with every parameter re-estimated, tol = -inf, 3 iterations).  One long
 sequence (T = 10^5, shortened for large K so that a call stays near a second:
 hmmlearn is linear in T, so ns per step is unaffected) and 50 sequences of
-100.  Both of hmmlearn's implementations: "log" (the default; lines
+100.  Times are process CPU time (time.process_time), as in bench_hmm.c
+(thread CPU time): the benchmark machine is shared.  K >= 64: one run each, no warm-up (hmmlearn takes seconds there).
+Both of hmmlearn's implementations: "log" (the default; lines
 hmmlearn_*) and "scaling" (hmmlearn_scaling_*).  Medians of 3 runs; one
 thread.  Output lines as bench_hmm.c's.
 usage: hmm_peers.py [K]
@@ -15,6 +17,7 @@ usage: hmm_peers.py [K]
 import os
 import sys
 import time
+import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -78,17 +81,21 @@ def model(rng, K, impl):
     return h
 
 
-def timed(fn, reps=3):
-    fn()
+def timed(fn, reps=3, warm=True):
+    if warm:
+        fn()
     ts = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.process_time()   # CPU time: the machine is shared
         fn()
-        ts.append(time.perf_counter() - t0)
+        ts.append(time.process_time() - t0)
     return float(np.median(ts))
 
 
 def main():
+    warnings.filterwarnings("ignore")
+    import logging
+    logging.getLogger("hmmlearn").setLevel(logging.ERROR)
     only = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     rng = np.random.default_rng(2026)
     print("# measure K shape ns_per_step (baum_welch: seconds per iteration)")
@@ -98,23 +105,26 @@ def main():
         for shape, impl in [(s, i) for s in ("long", "50x100") for i in ("log", "scaling")]:
             h = model(rng, K, impl)
             if shape == "long":
-                T = int(min(100000, max(1000, 1e7 / K ** 2)))
+                T = int(min(100000, max(500, 1e7 / K ** 2)))
                 lengths = [T]
             else:
                 lengths = [100] * 50
             X, _ = h.sample(sum(lengths), random_state=1)
             steps = sum(lengths)
+            reps = 3 if K < 64 else 1      # K >= 64: single runs (seconds each)
             name = f"1x{T}" if shape == "long" else shape
             tag = "hmmlearn" if impl == "log" else "hmmlearn_scaling"
             for what, fn in ((f"{tag}_forward", lambda: h.score(X, lengths)),
                              (f"{tag}_forward_backward", lambda: h.predict_proba(X, lengths)),
                              (f"{tag}_viterbi", lambda: h.decode(X, lengths))):
-                print(f"{what} {K} {name} {timed(fn) / steps * 1e9:.1f} ns", flush=True)
+                print(f"{what} {K} {name} {timed(fn, reps, K < 64) / steps * 1e9:.1f} ns",
+                      flush=True)
 
             def fit():
                 g = model(np.random.default_rng(5), K, impl)
                 g.fit(X, lengths)
-            print(f"{tag}_baum_welch_iter {K} {name} {timed(fit) / 3:.6f} s", flush=True)
+            print(f"{tag}_baum_welch_iter {K} {name} {timed(fit, reps, K < 64) / 3:.6f} s",
+                  flush=True)
 
 
 if __name__ == "__main__":

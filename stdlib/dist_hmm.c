@@ -188,10 +188,13 @@ static int check_lengths(bk_ctx *ctx, sl_dist *d, int *bad) {
         return -1;
     }
     if (sl_check_param(ctx, d, HMM_LENGTHS, "lengths", SL_V_NONNEG_INT, bad)) return -1;
-    for (int64_t b = 0; time_varying(d) && b < L->numel; b++)
-        if (bk_get(L, b) > (double)d->p[1]->shape[0]) {
-            bk_seterr(ctx, "DiscreteHMM: lengths[%lld] = %lld exceeds the %lld steps of trans",
-                      (long long)b, (long long)bk_get(L, b), (long long)d->p[1]->shape[0]);
+    /* the steps fixed by a time-varying trans or duration bound the lengths */
+    int64_t T = time_varying(d) ? d->p[1]->shape[0] : d->p[2] ? (int64_t)bk_item(d->p[2]) : -1;
+    for (int64_t b = 0; T >= 0 && b < L->numel; b++)
+        if (bk_get(L, b) > (double)T) {
+            bk_seterr(ctx, "DiscreteHMM: lengths[%lld] = %lld exceeds the %lld steps of %s",
+                      (long long)b, (long long)bk_get(L, b), (long long)T,
+                      time_varying(d) ? "trans" : "duration");
             return -1;
         }
     *bad = -1;
@@ -555,8 +558,10 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     int64_t T = d->event[0], N = 1, shape[BK_MAXDIM], B = sl_hmm_nseq(d);
     /* a batch: sequences of lengths[b] steps padded with 0 to the longest
      * (or to the steps of a time-varying trans / duration) */
-    for (int64_t b = 0; T == 0 && b < B; b++)
-        if (sl_hmm_length(d, b) > T) T = sl_hmm_length(d, b);
+    int64_t Lmax = 0;
+    for (int64_t b = 0; b < B; b++)
+        if (sl_hmm_length(d, b) > Lmax) Lmax = sl_hmm_length(d, b);
+    if (T == 0) T = Lmax;
     if (T == 0 && !time_varying(d) && !d->p[2] && B < 0) {
         bk_seterr(ctx, "DiscreteHMM: sample needs the sequence length: give duration= or a "
                        "time-varying trans [T, K, K]");

@@ -157,7 +157,8 @@ fail:
 }
 
 /* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *a, const double *M, double *p) {
+static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
+                   double *restrict p) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
         return;
@@ -171,7 +172,8 @@ static void vecmat(int64_t K, const double *a, const double *M, double *p) {
 }
 
 /* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *M, const double *v, double *q) {
+static void matvec(int64_t K, const double *restrict M, const double *restrict v,
+                   double *restrict q) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;
@@ -246,6 +248,54 @@ static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, dou
     return ll + log(prod);
 }
 
+/* fwd_seq without the stored rows (the forward op's pass): the same
+ * arithmetic in a loop free of the bookkeeping branches. */
+static double fwd_fast(const hmm_in *h, int64_t bi, double *restrict a, double *restrict p,
+                       double *restrict buf) {
+    int64_t K = h->K, L = h->L[bi];
+    double c, tot = 0;
+    const double *e = emission(h, bi, 0, buf, &c);
+    if (!isfinite(c)) return c;
+    for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * e[k];
+    if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+    double ll = c + h->mpi, prod = tot, inv = 1.0 / tot;
+    for (int64_t k = 0; k < K; k++) a[k] *= inv;
+    for (int64_t t = 1; t < L; t++) {
+        e = emission(h, bi, t, buf, &c);
+        if (!isfinite(c)) return c;
+        const double *At = h->A + (h->tv ? t * K * K : 0);
+        if (K >= HMM_BLAS_K) {
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, At, (int)K, a, 1, 0.0, p,
+                        1);
+        } else {
+            for (int64_t j = 0; j < K; j++) p[j] = 0;
+            for (int64_t i = 0; i < K; i++) {
+                double ai = a[i];
+                const double *Ai = At + i * K;
+                for (int64_t j = 0; j < K; j++) p[j] += ai * Ai[j];
+            }
+        }
+        tot = 0;
+        for (int64_t k = 0; k < K; k++) {
+            double x = p[k] * e[k];
+            a[k] = x;
+            tot += x;
+        }
+        if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+        inv = 1.0 / tot;
+        for (int64_t k = 0; k < K; k++) a[k] *= inv;
+        ll += c;
+        double np = prod * tot;
+        if (np > 1e-280 && np < 1e280) {
+            prod = np;
+        } else {
+            ll += log(prod) + log(tot);
+            prod = 1;
+        }
+    }
+    return ll + log(prod);
+}
+
 static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     hmm_in h;
     if (in_load(ctx, in, cat, &h)) return NULL;
@@ -255,7 +305,7 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     if (work) {
         double *o = bk_data(out);
         for (int64_t b = 0; b < h.B; b++)
-            o[b] = h.L[b] ? fwd_seq(&h, b, false, work, work + h.K, NULL, work + 2 * h.K) : 0.0;
+            o[b] = h.L[b] ? fwd_fast(&h, b, work, work + h.K, work + 2 * h.K) : 0.0;
     } else {
         bk_release(out);
         out = NULL;
@@ -277,7 +327,10 @@ bk_tensor *bk_fw_HMM_FORWARD_CAT(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a
 
 /* Gradients of sequence bi (weight g = its output gradient) added into
  * gpi [K], gA [K*K or T*K*K] and gem (logB [B*T*K], or logE [K*V] in the
- * Categorical form); any may be NULL. */
+ * Categorical form); any may be NULL.  The backward pass overwrites each
+ * row of b with v_t = b_t * beta_t / s_t, which gives both beta_{t-1} =
+ * A_t v_t and the pair-marginal sums sum_t alpha_{t-1} v_t^T (one GEMM for
+ * a homogeneous A: the A gradient). */
 static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double *b, double *s,
                     double *beta, double *tmp, double *gpi, double *gA, double *gem) {
     int64_t K = h->K, L = h->L[bi];
@@ -286,15 +339,7 @@ static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double
     if (!isfinite(ll)) return;
     for (int64_t k = 0; k < K; k++) beta[(L - 1) * K + k] = 1.0;
     for (int64_t t = L - 1; t >= 0; t--) {
-        double *bt = beta + t * K;
-        if (t < L - 1) {
-            /* beta_t = A_{t+1} (b_{t+1} * beta_{t+1}) / s_{t+1} */
-            const double *A1 = h->A + (h->tv ? (t + 1) * K * K : 0);
-            double *v = tmp, inv = 1.0 / s[t + 1];
-            for (int64_t k = 0; k < K; k++) v[k] = b[(t + 1) * K + k] * beta[(t + 1) * K + k] * inv;
-            matvec(K, A1, v, bt);
-        }
-        const double *at = alpha + t * K;
+        const double *bt = beta + t * K, *at = alpha + t * K;
         if (gem && h->V) {
             int64_t y = (int64_t)h->codes[bi * h->T + t];
             for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * at[k] * bt[k];
@@ -302,21 +347,33 @@ static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double
             double *gr = gem + (bi * h->T + t) * K;
             for (int64_t k = 0; k < K; k++) gr[k] += g * at[k] * bt[k];
         }
-        if (t == 0 && gpi)
-            for (int64_t k = 0; k < K; k++) gpi[k] += g * at[k] * bt[k];
-        if (t > 0 && gA) {
-            double *G = gA + (h->tv ? t * K * K : 0), *v = tmp, w = g / s[t];
+        if (t == 0) {
+            for (int64_t k = 0; gpi && k < K; k++) gpi[k] += g * at[k] * bt[k];
+            break;
+        }
+        double *v = b + t * K, w = 1.0 / s[t];
+        for (int64_t k = 0; k < K; k++) v[k] *= bt[k] * w;
+        matvec(K, h->A + (h->tv ? t * K * K : 0), v, beta + (t - 1) * K);
+        if (gA && h->tv) {
+            double *G = gA + t * K * K;
             const double *ap = alpha + (t - 1) * K;
-            for (int64_t k = 0; k < K; k++) v[k] = b[t * K + k] * bt[k] * w;
-            if (K >= HMM_BLAS_K) {
-                cblas_dger(CblasRowMajor, (int)K, (int)K, 1.0, ap, 1, v, 1, G, (int)K);
-            } else {
-                for (int64_t i = 0; i < K; i++) {
-                    double ai = ap[i];
-                    double *Gi = G + i * K;
-                    for (int64_t j = 0; j < K; j++) Gi[j] += ai * v[j];
-                }
-            }
+            for (int64_t i = 0; i < K; i++)
+                for (int64_t j = 0; j < K; j++) G[i * K + j] += g * ap[i] * v[j];
+        }
+    }
+    if (!gA || h->tv || L < 2) return;
+    /* gA += g * alpha[0 .. L-2]^T V[1 .. L-1] */
+    if (K >= HMM_BLAS_K) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(L - 1), g,
+                    alpha, (int)K, b + K, (int)K, 1.0, gA, (int)K);
+        return;
+    }
+    for (int64_t t = 1; t < L; t++) {
+        const double *ap = alpha + (t - 1) * K, *v = b + t * K;
+        for (int64_t i = 0; i < K; i++) {
+            double ai = g * ap[i];
+            double *Gi = gA + i * K;
+            for (int64_t j = 0; j < K; j++) Gi[j] += ai * v[j];
         }
     }
 }

@@ -25,19 +25,26 @@ typedef struct hmm_num {
     bool tv;            /* time-varying trans: A + t*K*K is step t's matrix */
     double *logpi;      /* [K] */
     double *logA;       /* [K*K] or [T*K*K] */
-    double *logB;       /* [T*K] emission log-likelihoods */
+    double *logB;       /* [T*K] emission log-likelihoods (NULL with ltab) */
     /* Categorical emissions (optional, else NULL): the symbols y [T] and
      * the table etab[v*K + k] = p(v | k) / exp(cmax[v]), which the scaled
      * recursions look up instead of exponentiating logB */
     const double *y;    /* owned by num_load's hmm_num, borrowed in baum_welch */
     double *etab, *cmax;
+    double *ltab;       /* [V*K] log p(v | k) at v*K + k: logB's rows by lookup */
 } hmm_num;
+
+/* Emission log-likelihoods of step t, [K]. */
+static inline const double *logB_row(const struct hmm_num *m, int64_t t) {
+    return m->ltab ? m->ltab + (int64_t)m->y[t] * m->K : m->logB + t * m->K;
+}
 
 static void num_free(hmm_num *m) {
     free((void *)m->y);
     free(m->logpi);
     free(m->logA);
     free(m->logB);
+    free(m->ltab);
     free(m->etab);
     free(m->cmax);
     memset(m, 0, sizeof *m);
@@ -71,8 +78,8 @@ static double *copy_tensor(bk_ctx *ctx, bk_tensor *t) {
 static void normalize_row(double *r, int64_t V, int variant);
 static double *dense(bk_ctx *ctx, bk_tensor *t, int nd, const int64_t *shape);
 
-/* The Categorical fast path of num_load: logB by lookup in the emission's
- * log table, and etab.  1: done; 0: not applicable (another emission, a
+/* The Categorical fast path of num_load: ltab (logB's rows by lookup in
+ * the emission's log table) and etab.  1: done; 0: not applicable (another emission, a
  * time-varying trans of another length, a symbol outside the categories:
  * the general path handles it); -1: out of memory. */
 static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m) {
@@ -95,8 +102,8 @@ static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m)
     double *logE = dense(ctx, e->p[0], 2, (int64_t[]){K, V});
     m->K = K;
     m->T = T;
-    m->logB = malloc((size_t)((T ? T : 1) * K) * sizeof(double));
-    if (!logE || !m->logB) {
+    m->ltab = malloc((size_t)(V * K) * sizeof(double));
+    if (!logE || !m->ltab) {
         free(yv);
         free(logE);
         return -1;
@@ -105,8 +112,8 @@ static int num_load_cat(bk_ctx *ctx, const sl_dist *h, bk_tensor *y, hmm_num *m)
         normalize_row(logE + k * V, V, e->variant);
         for (int64_t v = 0; v < V; v++) logE[k * V + v] = log(logE[k * V + v]);
     }
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t k = 0; k < K; k++) m->logB[t * K + k] = logE[k * V + (int64_t)yv[t]];
+    for (int64_t v = 0; v < V; v++)
+        for (int64_t k = 0; k < K; k++) m->ltab[v * K + k] = logE[k * V + v];
     m->y = yv;
     int rc = cat_table(m, logE, V);
     free(logE);
@@ -148,7 +155,8 @@ static const double *step_logA(const hmm_num *m, int64_t t) {
 /* ---------------------------------------------------- forward-backward --- */
 
 /* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *a, const double *M, double *p) {
+static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
+                   double *restrict p) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
         return;
@@ -162,7 +170,8 @@ static void vecmat(int64_t K, const double *a, const double *M, double *p) {
 }
 
 /* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *M, const double *v, double *q) {
+static void matvec(int64_t K, const double *restrict M, const double *restrict v,
+                   double *restrict q) {
     if (K >= HMM_BLAS_K) {
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;
@@ -189,7 +198,7 @@ static double forward(const hmm_num *m, const double *A, double *alpha, double *
             memcpy(bt, m->etab + v * K, (size_t)K * sizeof *bt);
             c = m->cmax[v];
         } else {
-            const double *lb = m->logB + t * K;
+            const double *lb = logB_row(m, t);
             c = -INFINITY;
             for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
             if (!isfinite(c)) c = 0;
@@ -339,36 +348,44 @@ static int64_t nseqs(const hmm_call *hc) { return hc->nseq >= 0 ? hc->nseq : 1; 
 
 /* ------------------------------------------------------------- viterbi --- */
 
-/* MAP path into z[T]; returns its joint log-probability with y. */
+/* MAP path into z[T]; returns its joint log-probability with y.  The
+ * inner loop runs along rows of log A (contiguous), keeping the best
+ * predecessor of every state j. */
 static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) {
     int64_t K = m->K, T = m->T;
-    for (int64_t k = 0; k < K; k++) delta[k] = m->logpi[k] + m->logB[k];
+    for (int64_t k = 0; k < K && T > 0; k++) delta[k] = m->logpi[k] + logB_row(m, 0)[k];
     for (int64_t t = 1; t < T; t++) {
-        const double *lA = step_logA(m, t);
+        const double *lA = step_logA(m, t), *prev = delta + (t - 1) * K;
+        double *best = delta + t * K;
+        int64_t *arg = bp + t * K;
         for (int64_t j = 0; j < K; j++) {
-            double best = -INFINITY;
-            int64_t arg = 0;
-            for (int64_t i = 0; i < K; i++) {
-                double v = delta[(t - 1) * K + i] + lA[i * K + j];
-                if (v > best) {
-                    best = v;
-                    arg = i;
+            best[j] = -INFINITY;
+            arg[j] = 0;
+        }
+        for (int64_t i = 0; i < K; i++) {
+            double di = prev[i];
+            const double *row = lA + i * K;
+            for (int64_t j = 0; j < K; j++) {
+                double v = di + row[j];
+                if (v > best[j]) {
+                    best[j] = v;
+                    arg[j] = i;
                 }
             }
-            delta[t * K + j] = best + m->logB[t * K + j];
-            bp[t * K + j] = arg;
         }
+        const double *lb = logB_row(m, t);
+        for (int64_t j = 0; j < K; j++) best[j] += lb[j];
     }
     if (T == 0) return 0;
-    double best = -INFINITY;
+    double top = -INFINITY;
     z[T - 1] = 0;
     for (int64_t k = 0; k < K; k++)
-        if (delta[(T - 1) * K + k] > best) {
-            best = delta[(T - 1) * K + k];
+        if (delta[(T - 1) * K + k] > top) {
+            top = delta[(T - 1) * K + k];
             z[T - 1] = k;
         }
     for (int64_t t = T - 1; t > 0; t--) z[t - 1] = bp[t * K + z[t]];
-    return best;
+    return top;
 }
 
 /* Record {path, log_prob} (both taken over). */
@@ -666,20 +683,22 @@ static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_nu
             }
         }
         if (t == 0) continue;
-        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t] */
-        double *v = w->tmp, inv = 1.0 / w->s[t];
+        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t]: b's row
+         * t becomes v_t = b_t beta_t / s_t (b is not needed any more) */
+        double *v = w->b + t * K, inv = 1.0 / w->s[t];
+        for (int64_t j = 0; j < K; j++) v[j] *= w->beta[t * K + j] * inv;
+        if (K >= HMM_BLAS_K) continue;
         const double *ap = w->alpha + (t - 1) * K;
-        for (int64_t j = 0; j < K; j++) v[j] = w->b[t * K + j] * w->beta[t * K + j] * inv;
-        if (K >= HMM_BLAS_K) {
-            cblas_dger(CblasRowMajor, (int)K, (int)K, 1.0, ap, 1, v, 1, s->c_A, (int)K);
-            continue;
-        }
         for (int64_t i = 0; i < K; i++) {
             double ai = ap[i];
             double *ci = s->c_A + i * K;
             for (int64_t j = 0; j < K; j++) ci[j] += ai * v[j];
         }
     }
+    /* large K: c_A += alpha[0 .. T-2]^T V[1 .. T-1], one GEMM */
+    if (K >= HMM_BLAS_K && T > 1)
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(T - 1), 1.0,
+                    w->alpha, (int)K, w->b + K, (int)K, 1.0, s->c_A, (int)K);
     return ll;
 }
 

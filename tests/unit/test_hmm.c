@@ -407,6 +407,90 @@ START_TEST(baum_welch_categorical_monotone) {
 }
 END_TEST
 
+/* K = 25 takes the BLAS paths (dgemv, the pair-marginal GEMM): Baum-Welch
+ * stays monotone with stochastic rows, its first log-likelihood equals
+ * log_prob, and the marginals are distributions. */
+START_TEST(baum_welch_large_k) {
+    rt_vm *vm = rt_vm_new(NULL);
+    bk_ctx *ctx = rt_vm_bk(vm);
+    bk_rng r;
+    bk_rng_init(&r, 8, 0);
+    enum { KL = 25, VL = 4, TL = 300 };
+    double pi[KL], A[KL * KL], E[KL * VL], y[TL];
+    rand_simplex(&r, pi, KL);
+    for (int i = 0; i < KL; i++) rand_simplex(&r, A + i * KL, KL);
+    for (int i = 0; i < KL; i++) rand_simplex(&r, E + i * VL, VL);
+    for (int t = 0; t < TL; t++) y[t] = (double)(bk_rng_u32(&r) % VL);
+    bk_tensor *tp = tensor(ctx, 1, (int64_t[]){KL}, pi), *tA = tensor(ctx, 2, (int64_t[]){KL, KL}, A);
+    bk_tensor *tE = tensor(ctx, 2, (int64_t[]){KL, VL}, E), *ty = tensor(ctx, 1, (int64_t[]){TL}, y);
+    sl_dist *em = sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &tE);
+    sl_dist *h = sl_hmm_make(ctx, tp, tA, em, 0, -1);
+    ck_assert(h != NULL);
+    double lp = eval_lp(ctx, h, ty);
+    rt_value args[2] = {hval(h), rt_tensor(ty)}, out;
+    ck_assert(call(vm, "hmm_marginals", 2, args, 0, NULL, NULL, &out) == 0);
+    for (int t = 0; t < TL; t++) {
+        double tot = 0;
+        for (int k = 0; k < KL; k++) tot += bk_get(out.u.t, t * KL + k);
+        ck_assert(fabs(tot - 1) < 1e-12);
+    }
+    rt_release(out);
+    const char *kwn[1] = {"iters"};
+    rt_value kwv[1] = {rt_tensor(bk_scalar(ctx, 8))};
+    ck_assert_msg(call(vm, "baum_welch", 2, args, 1, kwn, kwv, &out) == 0, "%s", rt_vm_errmsg(vm));
+    rt_record *rec = (rt_record *)out.u.o;
+    bk_tensor *ll = rt_record_get(rec, "log_likelihoods")->u.t, *fA = rt_record_get(rec, "trans")->u.t;
+    ck_assert_msg(fabs(bk_get(ll, 0) - lp) < 1e-9 * fabs(lp), "%.15g vs %.15g", bk_get(ll, 0), lp);
+    for (int64_t i = 1; i < ll->numel; i++)
+        ck_assert(bk_get(ll, i) >= bk_get(ll, i - 1) - 1e-9 * fabs(bk_get(ll, i)));
+    ck_assert(bk_get(ll, ll->numel - 1) > bk_get(ll, 0) + 1);
+    for (int i = 0; i < KL; i++) {
+        double tot = 0;
+        for (int j = 0; j < KL; j++) tot += bk_get(fA, i * KL + j);
+        ck_assert(fabs(tot - 1) < 1e-12);
+    }
+    rt_release(out);
+    rt_release(kwv[0]);
+    /* one EM step: its trans are the expected transition counts, rows
+     * normalized; the counts are A[i, j] d log p / d A[i, j] (the forward
+     * op's gradient, itself checked against finite differences) */
+    const char *kwn1[1] = {"iters"};
+    rt_value kwv1[1] = {rt_tensor(bk_scalar(ctx, 1))};
+    ck_assert(call(vm, "baum_welch", 2, args, 1, kwn1, kwv1, &out) == 0);
+    fA = rt_record_get((rt_record *)out.u.o, "trans")->u.t;
+    double lpi[KL], lE[KL * VL];
+    for (int k = 0; k < KL; k++) lpi[k] = log(pi[k]);
+    for (int k = 0; k < KL * VL; k++) lE[k] = log(E[k]);
+    bk_tensor *in[4] = {tensor(ctx, 1, (int64_t[]){KL}, lpi), tensor(ctx, 2, (int64_t[]){KL, KL}, A),
+                        tensor(ctx, 2, (int64_t[]){KL, VL}, lE), ty};
+    bk_set_requires_grad(in[1], true);
+    bool g = bk_set_grad_enabled(ctx, true);
+    bk_tensor *f = bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL);
+    ck_assert(f != NULL && bk_backward(ctx, f) == 0 && in[1]->grad != NULL);
+    bk_set_grad_enabled(ctx, g);
+    for (int i = 0; i < KL; i++) {
+        double row = 0;
+        for (int j = 0; j < KL; j++) row += A[i * KL + j] * bk_get(in[1]->grad, i * KL + j);
+        for (int j = 0; j < KL; j++) {
+            double want = A[i * KL + j] * bk_get(in[1]->grad, i * KL + j) / row;
+            ck_assert_msg(fabs(bk_get(fA, i * KL + j) - want) < 1e-10, "trans[%d, %d]", i, j);
+        }
+    }
+    bk_release(f);
+    bk_tape_reset(ctx);
+    for (int i = 0; i < 3; i++) bk_release(in[i]);
+    rt_release(out);
+    rt_release(kwv1[0]);
+    bk_release(tp);
+    bk_release(tA);
+    bk_release(tE);
+    bk_release(ty);
+    sl_dist_release(em);
+    sl_dist_release(h);
+    rt_vm_free(vm);
+}
+END_TEST
+
 /* ---------------------------------------------------- sample, errors --- */
 
 START_TEST(sample_shapes) {
@@ -612,6 +696,28 @@ START_TEST(batch_errors) {
     ck_assert(lp && lp->numel == 2 && isfinite(bk_get(lp, 0)) && isfinite(bk_get(lp, 1)));
     bk_release(lp);
     bk_release(s);
+    /* homogeneous trans: the sample is as long as the longest sequence */
+    model m2;
+    rand_model(&r, &m2, 2, 1, 0, 0);
+    sl_dist *hh = make_hmm(ctx, &m2);
+    bk_tensor *L4 = tensor(ctx, 1, (int64_t[]){3}, (double[]){2, 6, 0});
+    sl_dist *hb2 = sl_hmm_make_batch(ctx, hh->p[0], hh->p[1], hh->sub[0], 0, -1, L4);
+    ck_assert(hb2 != NULL);
+    bk_tensor *s2 = sl_sample(ctx, &r, hb2, 1, (int64_t[]){4});
+    ck_assert_msg(s2 && s2->ndim == 3 && s2->shape[0] == 4 && s2->shape[1] == 3 &&
+                  s2->shape[2] == 6, "%s", bk_errmsg(ctx));
+    for (int64_t n = 0; n < 4; n++)
+        for (int64_t t = 0; t < 6; t++) {
+            ck_assert(t < 2 || bk_get(s2, (n * 3 + 0) * 6 + t) == 0);
+            ck_assert(bk_get(s2, (n * 3 + 2) * 6 + t) == 0);
+        }
+    /* lengths beyond duration */
+    ck_assert(sl_hmm_make_batch(ctx, hh->p[0], hh->p[1], hh->sub[0], 0, 5, L4) == NULL);
+    ck_assert_str_eq(bk_errmsg(ctx), "DiscreteHMM: lengths[1] = 6 exceeds the 5 steps of duration");
+    bk_release(s2);
+    bk_release(L4);
+    sl_dist_release(hb2);
+    sl_dist_release(hh);
     bk_release(y3);
     bk_release(L);
     bk_release(L2);
@@ -730,6 +836,7 @@ int main(void) {
     tcase_add_test(tc, batch_gradients);
     tcase_add_test(tc, batch_errors);
     tcase_add_test(tc, long_sequences);
+    tcase_add_test(tc, baum_welch_large_k);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
