@@ -360,7 +360,7 @@ static bk_tensor *gather_rows(bk_ctx *ctx, const bk_tensor *x, const bk_tensor *
     if (!(rows = read_indices(ctx, idx, 0, x->shape[0])))
         return NULL;
     bk_tensor *out = bk_empty(ctx, BK_F64, nd, shape);
-    if (out && row > 0) {
+    if (out && row > 0 && idx->numel > 0) {
         const double *src = (const double *)x->st->data + x->offset;
         double *o = bk_data(out);
         for (int64_t i = 0; i < idx->numel; i++)

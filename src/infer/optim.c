@@ -64,12 +64,32 @@ static inf_optim_slot *slot_for(inf_optim *o, const char *name, int64_t n) {
     return s;
 }
 
+/* Plain Adam as one branch-free loop, the same arithmetic as the general
+ * loop in update().  This file is compiled with -fno-math-errno and the
+ * dynamic vectorizer cost model (CMakeLists.txt), so the loop vectorizes;
+ * vector sqrt and division are correctly rounded too, so the result is
+ * bit-identical to the scalar loop. */
+static void adam_loop(int64_t n, double b1, double b2, double wd, double eps, double bc1, double bc2,
+                      double step, double *restrict m, double *restrict v, double *restrict w,
+                      const double *restrict g0) {
+    for (int64_t i = 0; i < n; i++) {
+        double g = g0[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        w[i] -= step * (m[i] / bc1) / (sqrt(v[i] / bc2) + eps);
+    }
+}
+
 static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, double *w, const double *g0) {
     int64_t n = s->n;
     s->t++;
     /* Adam's bias corrections and ClippedAdam's decayed rate, once per step */
     const double bc1 = 1 - pow(sp->beta1, (double)s->t), bc2 = 1 - pow(sp->beta2, (double)s->t);
     const double adam_step = sp->kind == INF_OPT_CLIPPED_ADAM ? lr * pow(sp->lrd, (double)(s->t - 1)) : lr;
+    if (sp->kind == INF_OPT_ADAM) {
+        adam_loop(n, sp->beta1, sp->beta2, sp->weight_decay, sp->eps, bc1, bc2, adam_step, s->m, s->v, w, g0);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         double g = g0[i] + sp->weight_decay * w[i];
         switch (sp->kind) {

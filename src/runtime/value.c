@@ -254,6 +254,12 @@ static void repr_value(rt_sb *b, bk_ctx *ctx, rt_value v, int depth) {
         break;
     }
     case RT_BUILTIN:
+        /* a network (a built-in bound to a "module") prints as the module */
+        if (((rt_builtin *)v.u.o)->self.tag == RT_OPAQUE &&
+            strcmp(((rt_opaque *)((rt_builtin *)v.u.o)->self.u.o)->type, "module") == 0) {
+            repr_value(b, ctx, ((rt_builtin *)v.u.o)->self, depth);
+            break;
+        }
         rt_sb_puts(b, "<built-in ");
         rt_sb_puts(b, ((rt_builtin *)v.u.o)->name);
         rt_sb_puts(b, ">");

@@ -271,6 +271,7 @@ START_TEST(language_mlp) {
               "b1 = s[\"enc.1.bias\"].value\n"
               "by_hand = elu(x @ W0 + b0) @ W1 + b1\n");
     ck_assert_str_eq(eval_ok(S, "s[\"enc.0.weight\"].kind"), "param");
+    ck_assert_str_eq(eval_ok(S, "str(net)"), "<MLP enc [3, 4, 2] elu>");
     ck_assert_str_eq(eval_ok(S, "W0.shape"), "[3, 4]");
     ck_assert_str_eq(eval_ok(S, "b1.shape"), "[2]");
     ck_assert_str_eq(eval_ok(S, "max(abs(net(x) - by_hand)) < 1e-12"), "1");
