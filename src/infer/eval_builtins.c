@@ -312,7 +312,7 @@ static int draws_interval(rt_vm *vm, const rt_call *c, const char *fn, bk_tensor
 
 static int b_interval_coverage(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"lower", "upper", "y", "level", NULL};
-    static const char *fn = "interval_coverage";
+    static const char *const fn = "interval_coverage";
     if (rt_check_args(vm, c, 3, names)) return -1;
     double level;
     bool has_level;
@@ -367,7 +367,7 @@ static int mean_width(rt_vm *vm, const rt_call *c, bk_tensor *lo, bk_tensor *hi,
 
 static int b_sharpness(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"lower", "upper", "level", NULL};
-    static const char *fn = "sharpness";
+    static const char *const fn = "sharpness";
     if (rt_check_args(vm, c, 2, names)) return -1;
     double level;
     bool has_level;
@@ -422,7 +422,7 @@ static int b_sharpness(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static int b_predictive_interval(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"samples", "level", NULL};
-    static const char *fn = "predictive_interval";
+    static const char *const fn = "predictive_interval";
     if (rt_check_args(vm, c, 1, names)) return -1;
     double level;
     bk_tensor *s;

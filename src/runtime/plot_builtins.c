@@ -129,7 +129,7 @@ static double *index_x(rt_vm *vm, const rt_call *c, pool *P, int64_t n) {
 
 static int b_plot_lines(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "data", "labels", "label", "smooth", "logy", NULL};
-    static const char *fn = "plot_lines";
+    static const char *const fn = "plot_lines";
     const char *path;
     rt_svg_panel p = {0};
     double smooth, logy;
@@ -227,7 +227,7 @@ static void permute(double *v, const int64_t *idx, double *tmp, int64_t n) {
 
 static int b_plot_band(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "x", "mean", "lower", "upper", "points", "truth", "label", NULL};
-    static const char *fn = "plot_band";
+    static const char *const fn = "plot_band";
     const char *path, *label = NULL;
     rt_svg_panel p = {0};
     if (check(vm, c, 5, own, true) || rt_arg_string(vm, c, 0, "path", true, &path) || panel_text(vm, c, &p) ||
@@ -293,7 +293,7 @@ static int b_plot_band(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static int b_plot_hist(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "samples", "bins", "density", "ref", NULL};
-    static const char *fn = "plot_hist";
+    static const char *const fn = "plot_hist";
     const char *path;
     rt_svg_panel p = {0};
     double bins, density;
@@ -327,7 +327,7 @@ static int b_plot_hist(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static int b_plot_density(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "samples", "labels", "label", "ref", NULL};
-    static const char *fn = "plot_density";
+    static const char *const fn = "plot_density";
     const char *path;
     rt_svg_panel p = {0};
     bk_tensor *t;
@@ -377,7 +377,7 @@ static int b_plot_density(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static int b_plot_scatter(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "x", "y", "label", NULL};
-    static const char *fn = "plot_scatter";
+    static const char *const fn = "plot_scatter";
     const char *path, *label = NULL;
     rt_svg_panel p = {0};
     if (check(vm, c, 3, own, true) || rt_arg_string(vm, c, 0, "path", true, &path) || panel_text(vm, c, &p) ||
@@ -402,7 +402,7 @@ static int b_plot_scatter(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static int b_plot_images(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const own[] = {"path", "images", "cols", "vmin", "vmax", "invert", "title", NULL};
-    static const char *fn = "plot_images";
+    static const char *const fn = "plot_images";
     const char *path, *title;
     bk_tensor *t;
     double cols, vmin, vmax, invert;

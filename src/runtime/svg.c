@@ -75,12 +75,15 @@ static void axis_setup(axis *a, double lo, double hi, double pad, bool zero_floo
         double k0 = ceil(a->lo - 1e-9), k1 = floor(a->hi + 1e-9);
         double every = k1 - k0 > 8 ? ceil((k1 - k0) / 8) : 1;
         for (double k = k0; k <= k1 && a->nticks < 64; k += every) a->ticks[a->nticks++] = k;
-        if (a->nticks < 2) { /* less than a decade: 1-2-5 steps within it */
+        /* less than a decade or two: 1-2-5 multiples, or all of 1..9 */
+        static const double mult[2][9] = {{1, 2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9}};
+        static const int nmult[2] = {3, 9};
+        for (int m = 0; m < 2 && a->nticks < 3; m++) {
             a->nticks = 0;
             for (double k = floor(a->lo) - 1; k <= a->hi && a->nticks < 60; k++)
-                for (int j = 0; j < 3; j++) {
-                    double v = k + log10((double[]){1, 2, 5}[j]);
-                    if (v >= a->lo && v <= a->hi) a->ticks[a->nticks++] = v;
+                for (int j = 0; j < nmult[m]; j++) {
+                    double v = k + log10(mult[m][j]);
+                    if (v >= a->lo && v <= a->hi && a->nticks < 64) a->ticks[a->nticks++] = v;
                 }
         }
         a->step = 1;
@@ -95,7 +98,8 @@ static void tick_label(const axis *a, double t, char *buf, size_t n) {
     if (a->log) {
         double v = pow(10, t);
         if (t >= -3 && t <= 5) snprintf(buf, n, "%g", v);
-        else snprintf(buf, n, "1e%d", (int)lround(t));
+        else if (fabs(t - round(t)) < 1e-9) snprintf(buf, n, "1e%d", (int)lround(t));
+        else snprintf(buf, n, "%.3g", v);
         return;
     }
     double m = fmax(fabs(a->lo), fabs(a->hi));
@@ -330,14 +334,14 @@ static void draw_panel(rt_sb *b, const rt_svg_panel *p, double ox, double oy, in
         tick_label(&f.ay, f.ay.ticks[i], lab, sizeof lab);
         text(b, f.x0 - 8, Y + 4, "end", 11, NULL, lab);
     }
-    if (p->xlabel) text(b, f.x0 + f.w / 2, f.y0 + f.h + 40, "middle", 13, NULL, p->xlabel);
-    if (p->ylabel) {
+    if (p->xlabel && p->xlabel[0]) text(b, f.x0 + f.w / 2, f.y0 + f.h + 40, "middle", 13, NULL, p->xlabel);
+    if (p->ylabel && p->ylabel[0]) {
         char rot[96];
         double X = ox + 16, Y = f.y0 + f.h / 2;
         snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", X, Y);
         text(b, X, Y, "middle", 13, rot, p->ylabel);
     }
-    if (p->title) text(b, f.x0 + f.w / 2, oy + 22, "middle", 14, "font-weight=\"bold\"", p->title);
+    if (p->title && p->title[0]) text(b, f.x0 + f.w / 2, oy + 22, "middle", 14, "font-weight=\"bold\"", p->title);
     rt_sb_puts(b, "</g>\n");
     /* series */
     rt_sb_printf(b, "<g clip-path=\"url(#clip%d)\">\n", id);
@@ -376,7 +380,7 @@ char *rt_svg_render(const char *title, const rt_svg_panel *panels, int npanels, 
     int top = title ? TITLE_H : 0;
     rt_sb b = {0};
     header(&b, cols * PANEL_W, rows * PANEL_H + top);
-    if (title) text(&b, cols * PANEL_W / 2.0, 24, "middle", 16, "font-weight=\"bold\" fill=\"#222222\"", title);
+    if (title && title[0]) text(&b, cols * PANEL_W / 2.0, 24, "middle", 16, "font-weight=\"bold\" fill=\"#222222\"", title);
     for (int i = 0; i < npanels; i++) draw_panel(&b, &panels[i], (i % cols) * PANEL_W, top + (i / cols) * PANEL_H, i);
     rt_sb_puts(&b, "</svg>\n");
     return rt_sb_finish(&b);

@@ -219,6 +219,10 @@ START_TEST(builtins_render) {
     s = plot("loss", "plot_lines(\"%s\", 1000 * exp(-x) + 1, smooth=5, logy=true)");
     ck_assert(strstr(s, ">1</text>") && strstr(s, ">10</text>") && strstr(s, ">100</text>") && strstr(s, ">1000</text>"));
     free(s);
+    /* less than a decade on a log axis: ticks at 1..9 times a power of ten */
+    s = plot("logsmall", "plot_lines(\"%s\", [2.0, 3.0, 4.0], logy=true)");
+    ck_assert(strstr(s, ">2</text>") && strstr(s, ">3</text>") && strstr(s, ">4</text>"));
+    free(s);
     free(plot("band", "plot_band(\"%s\", x, sin(x), sin(x) - 0.3, sin(x) + 0.3, points={x: x, y: sin(x) + 0.1}, "
                       "truth=sin(x), title=\"band\")"));
     free(plot("hist", "plot_hist(\"%s\", Normal(0, 1).sample([2000]), bins=25, ref=0)"));
