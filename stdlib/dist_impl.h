@@ -156,4 +156,16 @@ bk_tensor *sl_gamma_noise_pos(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_ten
 /* Values 0..n-1 laid out as [n] + batch of d. */
 bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n);
 
+/* ------------------------------------------------------- transforms --- */
+
+/* A transform value (or a list of them, composed first to last) as a new
+ * reference in *out; -1 with an error at argument pos otherwise
+ * (transform_builtins.c). */
+struct sl_transform;
+int sl_transform_from_value(rt_vm *vm, const rt_call *c, int pos, rt_value v,
+                            struct sl_transform **out);
+/* ExpTransform(), AffineTransform(loc, scale), ... (called by
+ * sl_register_dist_builtins). */
+int sl_register_transform_builtins(rt_vm *vm);
+
 #endif

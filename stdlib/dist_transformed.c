@@ -1,0 +1,160 @@
+/* dist_transformed.c - TransformedDistribution(base, transforms): y = T(x)
+ * with x ~ base and T an elementwise bijection (one transform, a list of
+ * them applied first to last, or a ComposeTransform).
+ *
+ *   log p(y) = log p_base(T^-1(y)) - sum_event log|dT/dx|(T^-1(y))
+ *
+ * The event shape is the base's; the batch shape is the base's broadcast
+ * with the transforms' parameter shapes (an AffineTransform with a vector
+ * loc widens a scalar base).  sample = T(base sample), differentiable when
+ * the base's sample is (rsample).  The support is the codomain of the last
+ * transform (as in PyTorch).  Values whose inverse leaves the base's
+ * support, or is undefined, get -inf. */
+#include <stdio.h>
+#include <string.h>
+#include "dist_impl.h"
+#include "transform.h"
+
+extern const sl_family sl_family_transformed;
+
+/* Broadcast (nd, shape) with every parameter tensor of t. */
+static int param_shapes(bk_ctx *ctx, const sl_transform *t, int *nd, int64_t *shape) {
+    const bk_tensor *ps[3] = {t->loc, t->scale, t->exponent};
+    for (int i = 0; i < 3; i++) {
+        if (!ps[i]) continue;
+        int no;
+        int64_t o[BK_MAXDIM];
+        if (bk_broadcast_shapes(ctx, *nd, shape, ps[i]->ndim, ps[i]->shape, &no, o)) return -1;
+        *nd = no;
+        memcpy(shape, o, sizeof o);
+    }
+    for (int i = 0; i < t->n; i++)
+        if (param_shapes(ctx, t->parts[i], nd, shape)) return -1;
+    return 0;
+}
+
+/* Fill d (fresh, of this family) from base and tf. 0, or -1 + bk error. */
+static int fill(bk_ctx *ctx, sl_dist *d, sl_dist *base, sl_transform *tf) {
+    if (base->fam->discrete) {
+        bk_seterr(ctx, "TransformedDistribution: base must be a continuous distribution, got %s",
+                  base->fam->name);
+        return -1;
+    }
+    int64_t full[BK_MAXDIM];
+    int nd = sl_draw_shape(base, 0, NULL, full);
+    int nd0 = nd;
+    if (param_shapes(ctx, tf, &nd, full)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", bk_errmsg(ctx));
+        bk_seterr(ctx, "TransformedDistribution: the parameters of %s do not broadcast with the "
+                  "base distribution's shape (%s)", sl_transform_name(tf), why);
+        return -1;
+    }
+    int nev = base->nevent;
+    int nb = nd - nev;
+    /* the event must stay the base's: parameters may only widen the batch */
+    int64_t bfull[BK_MAXDIM];
+    sl_draw_shape(base, 0, NULL, bfull);
+    for (int i = 0; i < nev; i++)
+        if (full[nb + i] != bfull[nd0 - nev + i]) {
+            bk_seterr(ctx, "TransformedDistribution: the parameters of %s would change the base "
+                      "distribution's event shape", sl_transform_name(tf));
+            return -1;
+        }
+    sl_dist *b = base;
+    if (nb != base->nbatch || memcmp(full, base->batch, (size_t)nb * sizeof *full) != 0) {
+        b = sl_expand(ctx, base, nb, full);
+        if (!b) return -1;
+    } else {
+        base->h.refcount++;
+    }
+    d->sub[0] = b;
+    d->tf = sl_transform_retain(tf);
+    d->nbatch = nb;
+    memcpy(d->batch, full, (size_t)nb * sizeof *full);
+    d->nevent = nev;
+    memcpy(d->event, full + nb, (size_t)nev * sizeof *full);
+    return 0;
+}
+
+sl_dist *sl_transformed_new(bk_ctx *ctx, sl_dist *base, sl_transform *tf) {
+    sl_dist *d = sl_dist_new(&sl_family_transformed);
+    if (!d) {
+        bk_seterr(ctx, "out of memory");
+        return NULL;
+    }
+    if (fill(ctx, d, base, tf)) {
+        sl_dist_release(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int build(const sl_args *a, sl_dist *d) {
+    static const char *const names[] = {"base_distribution", "transforms", NULL};
+    rt_vm *vm = a->vm;
+    const rt_call *c = a->call;
+    if (rt_check_args(vm, c, 2, names)) return -1;
+    const rt_value *bv = rt_arg(c, 0, "base_distribution"), *tv = rt_arg(c, 1, "transforms");
+    if (!bv || bv->tag != RT_DIST)
+        return rt_error_arg(vm, c, 0, "TransformedDistribution: base_distribution must be a "
+                            "distribution, got %s", bv ? rt_type_name(*bv) : "nothing");
+    if (!tv)
+        return rt_error(vm, c, "TransformedDistribution: missing argument \"transforms\"");
+    sl_transform *tf = NULL;
+    if (sl_transform_from_value(vm, c, 1, *tv, &tf)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    int rc = fill(ctx, d, (sl_dist *)bv->u.o, tf);
+    sl_transform_release(tf);
+    if (rc) return rt_error_arg(vm, c, bv->u.o && ((sl_dist *)bv->u.o)->fam->discrete ? 0 : 1,
+                                "%s", bk_errmsg(ctx));
+    return 0;
+}
+
+static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+    const sl_dist *base = d->sub[0];
+    int own_ev = d->nevent - d->reinterpreted;
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *x = s_keep(&s, sl_transform_inverse(ctx, d->tf, y));
+    bk_tensor *lpb = s.err ? NULL : s_keep(&s, sl_log_prob(ctx, base, x));
+    bk_tensor *ladj = s.err ? NULL : s_keep(&s, sl_transform_log_abs_det_jacobian(ctx, d->tf, x, y));
+    for (int i = 0; i < own_ev && ladj; i++) ladj = s_sum(&s, ladj, -1, false);
+    bk_tensor *lp = s_sub(&s, lpb, ladj);
+    /* undefined inverses (log of a negative number, ...) read as outside the support */
+    bk_tensor *nan = s_bin(&s, BK_OP_NE, lp, lp);
+    bk_tensor *ok = s_bin(&s, BK_OP_EQ, nan, s_scalar(&s, 0.0));
+    return s_done(&s, s_guard(&s, ok, s_safe(&s, ok, lp, 0.0)));
+}
+
+static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
+    bk_tensor *x = sl_sample(ctx, rng, d->sub[0], ns, ss);
+    if (!x) return NULL;
+    bk_tensor *y = sl_transform_forward(ctx, d->tf, x);
+    bk_release(x);
+    return y;
+}
+
+static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
+    int kind = sl_transform_codomain(d->tf);
+    sl_support_kind(out, kind);
+    if (kind == SL_C_INTERVAL) { /* Tanh: (-1, 1) */
+        out->lo = bk_scalar(ctx, -1.0);
+        out->hi = bk_scalar(ctx, 1.0);
+        if (!out->lo || !out->hi) {
+            sl_constraint_clear(out);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const sl_family sl_family_transformed = {
+    .name = "TransformedDistribution", .build = build, .log_prob = log_prob, .sample = sample,
+    .support = support, .reparam = true, .discrete = false,
+};
+
+bool sl_dist_reparam(const sl_dist *d) {
+    if (d->fam == &sl_family_transformed) return sl_dist_reparam(d->sub[0]);
+    return d->fam->reparam;
+}
