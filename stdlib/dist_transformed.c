@@ -111,19 +111,49 @@ static int build(const sl_args *a, sl_dist *d) {
     return 0;
 }
 
+/* 1 where v lies in the codomain of the simple transform t. */
+static bk_tensor *in_codomain(sl_scope *s, const sl_transform *t, bk_tensor *v) {
+    switch (sl_transform_codomain(t)) {
+    case SL_C_POSITIVE: return s_bin(s, BK_OP_GT, v, s_scalar(s, 0.0));
+    case SL_C_UNIT_INTERVAL:
+        return s_and(s, s_bin(s, BK_OP_GT, v, s_scalar(s, 0.0)),
+                     s_bin(s, BK_OP_LT, v, s_scalar(s, 1.0)));
+    case SL_C_INTERVAL: /* Tanh */
+        return s_bin(s, BK_OP_LT, s_un(s, BK_OP_ABS, v), s_scalar(s, 1.0));
+    default: return s_bin(s, BK_OP_EQ, v, v);
+    }
+}
+
+/* Invert t part by part (last first), and-ing into *ok whether each
+ * intermediate value lies in the codomain of the part that produced it. */
+static bk_tensor *inverse_checked(sl_scope *s, const sl_transform *t, bk_tensor *v,
+                                  bk_tensor **ok) {
+    if (t->kind == SL_T_COMPOSE) {
+        for (int i = t->n - 1; i >= 0 && v; i--) v = inverse_checked(s, t->parts[i], v, ok);
+        return v;
+    }
+    bk_tensor *in = in_codomain(s, t, v);
+    *ok = *ok ? s_and(s, *ok, in) : in;
+    return s->err ? NULL : s_keep(s, sl_transform_inverse(s->ctx, t, v));
+}
+
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
     const sl_dist *base = d->sub[0];
     int own_ev = d->nevent - d->reinterpreted;
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *x = s_keep(&s, sl_transform_inverse(ctx, d->tf, y));
-    bk_tensor *lpb = s.err ? NULL : s_keep(&s, sl_log_prob(ctx, base, x));
-    bk_tensor *ladj = s.err ? NULL : s_keep(&s, sl_transform_log_abs_det_jacobian(ctx, d->tf, x, y));
+    bk_tensor *ok = NULL;
+    bk_tensor *x = inverse_checked(&s, d->tf, y, &ok);
+    if (!ok) ok = s_bin(&s, BK_OP_EQ, y, y);  /* identity: y is x */
+    bk_tensor *xs = x;
+    bk_tensor *lpb = s.err ? NULL : s_keep(&s, sl_log_prob(ctx, base, xs));
+    bk_tensor *ladj = s.err ? NULL : s_keep(&s, sl_transform_log_abs_det_jacobian(ctx, d->tf, xs, y));
     for (int i = 0; i < own_ev && ladj; i++) ladj = s_sum(&s, ladj, -1, false);
+    /* the event is out of the support when any of its elements is */
+    for (int i = 0; i < own_ev && ok; i++) ok = s_red(&s, BK_OP_MIN, ok, -1, false);
     bk_tensor *lp = s_sub(&s, lpb, ladj);
-    /* undefined inverses (log of a negative number, ...) read as outside the support */
-    bk_tensor *nan = s_bin(&s, BK_OP_NE, lp, lp);
-    bk_tensor *ok = s_bin(&s, BK_OP_EQ, nan, s_scalar(&s, 0.0));
+    /* and an undefined value (NaN) reads as outside the support too */
+    ok = s_and(&s, ok, s_bin(&s, BK_OP_EQ, lp, lp));
     return s_done(&s, s_guard(&s, ok, s_safe(&s, ok, lp, 0.0)));
 }
 
