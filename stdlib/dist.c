@@ -16,6 +16,7 @@ static void dist_free(rt_obj *o) {
         if (d->sub[i]) sl_dist_release(d->sub[i]);
     bk_release(d->mask);
     sl_transform_release(d->tf);
+    if (d->host) rt_release(rt_obj_value(d->host));
     free(d);
 }
 
@@ -75,6 +76,7 @@ static sl_dist *dist_copy(bk_ctx *ctx, const sl_dist *d) {
         if (c->sub[i]) c->sub[i]->h.refcount++;
     bk_retain(c->mask);
     sl_transform_retain(c->tf);
+    if (c->host) c->host->refcount++;
     return c;
 }
 

@@ -33,7 +33,8 @@ typedef struct sl_dist {
     int reinterpreted;          /* dims moved batch -> event by to_event */
     bk_tensor *mask;            /* d.mask(m): log_prob * m, or NULL */
     struct sl_transform *tf;    /* TransformedDistribution's bijection (retained) */
-    const void *host;           /* host-registered family: its definition */
+    rt_obj *host;               /* host-registered family: the object owning
+                                   d->fam (retained), else NULL */
 } sl_dist;
 
 /* Arguments handed to a family's build function. */
@@ -120,6 +121,12 @@ int sl_dist_getattr(rt_vm *vm, sl_dist *d, const char *name, rt_loc loc, rt_valu
 /* TransformedDistribution(base, tf): y = tf(x), x ~ base (both retained).
  * NULL + bk error when base's event is not elementwise-compatible. */
 sl_dist *sl_transformed_new(bk_ctx *, sl_dist *base, struct sl_transform *tf);
+/* A family defined by the embedding program (ppl_register_distribution,
+ * dist_host.c): binds the constructor built-in def->name in vm.  0, or -1
+ * with the reason in err. */
+struct ppl_dist_def;
+int sl_register_host_family(rt_vm *vm, const struct ppl_dist_def *def, char *err, size_t errlen);
+
 /* Whether sample() of d is a differentiable rsample. */
 bool sl_dist_reparam(const sl_dist *d);
 
