@@ -1319,6 +1319,81 @@ START_TEST(test_new_family_shapes) {
 }
 END_TEST
 
+/* The fused no-tape log_prob kernels (Gamma, Beta, Poisson, Categorical)
+ * against the tensor-op formulas (taken when a parameter requires grad),
+ * with scalar and elementwise parameters and values outside the support. */
+START_TEST(test_fused_log_prob) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    const double xs[8] = {0.3, 1.7, 0.0, -1.0, 5.0, 0.999, 2.0, 1e-300};
+    const double ks[8] = {0, 1, 3, 2.5, -1, 40, 300, 7};
+    struct {
+        const char *fam;
+        int variant, np;
+        double p[2][8];
+        const double *x;
+    } cases[] = {
+        {"Gamma", 0, 2, {{2.5, 0.3, 1, 7, 1e-3, 50, 2, 1}, {0.7, 2, 1, 1e3, 1, 0.5, 3, 1}}, xs},
+        {"Beta", 0, 2, {{2, 0.5, 1, 30, 1e-3, 2, 5, 0.7}, {3.5, 0.5, 1, 2, 1, 1e3, 5, 0.2}}, xs},
+        {"Poisson", 0, 1, {{7.5, 1e-3, 0, 3, 100, 2, 250, 1}}, ks},
+    };
+    for (int j = 0; j < 3; j++)
+        for (int scalar = 0; scalar < 2; scalar++) {
+            int64_t n = 8;
+            bk_tensor *x = bk_from_f64(ctx, 1, &n, cases[j].x), *r[2];
+            for (int path = 0; path < 2; path++) {
+                bk_tensor *p[2];
+                for (int k = 0; k < cases[j].np; k++) {
+                    p[k] = scalar ? bk_scalar(ctx, cases[j].p[k][0])
+                                  : bk_from_f64(ctx, 1, &n, cases[j].p[k]);
+                    if (path) bk_set_requires_grad(p[k], true);   /* the tensor-op path */
+                }
+                sl_dist *d = make(ctx, cases[j].fam, 0, cases[j].np, p);
+                r[path] = sl_log_prob(ctx, d, x);
+                ck_assert_msg(r[path] != NULL, "%s", bk_errmsg(ctx));
+                sl_dist_release(d);
+                for (int k = 0; k < cases[j].np; k++) bk_release(p[k]);
+            }
+            for (int i = 0; i < 8; i++) {
+                double a = bk_get(r[0], i), b = bk_get(r[1], i);
+                ck_assert_msg(a == b || fabs(a - b) <= 1e-15 * fabs(b), "%s scalar=%d x[%d]: "
+                              "fused %.17g, ops %.17g", cases[j].fam, scalar, i, a, b);
+            }
+            bk_release(r[0]);
+            bk_release(r[1]);
+            bk_tape_reset(ctx);
+            bk_release(x);
+        }
+    /* Categorical, probs and logits, values in and out of range */
+    double pv[4] = {0.1, 0.0, 0.6, 0.3}, cx[7] = {0, 1, 2, 3, 4, -1, 1.5};
+    int64_t K = 4, n7 = 7;
+    bk_tensor *x = bk_from_f64(ctx, 1, &n7, cx);
+    for (int variant = 0; variant < 2; variant++) {
+        bk_tensor *r[2];
+        for (int path = 0; path < 2; path++) {
+            bk_tensor *p = bk_from_f64(ctx, 1, &K, pv);
+            if (variant) {
+                bk_tensor *l = bk_add_s(ctx, p, 0.5);   /* logits */
+                bk_release(p);
+                p = l;
+            }
+            if (path) bk_set_requires_grad(p, true);
+            sl_dist *d = make(ctx, "Categorical", variant, 1, &p);
+            r[path] = sl_log_prob(ctx, d, x);
+            sl_dist_release(d);
+            bk_release(p);
+        }
+        for (int i = 0; i < 7; i++)
+            ck_assert_msg(bk_get(r[0], i) == bk_get(r[1], i), "Categorical v%d x=%g: %.17g vs %.17g",
+                          variant, cx[i], bk_get(r[0], i), bk_get(r[1], i));
+        bk_release(r[0]);
+        bk_release(r[1]);
+        bk_tape_reset(ctx);
+    }
+    bk_release(x);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *dist_suite(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
@@ -1337,6 +1412,7 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_new_family_grads);
     tcase_add_test(tc, test_new_family_sampling);
     tcase_add_test(tc, test_new_family_shapes);
+    tcase_add_test(tc, test_fused_log_prob);
     suite_add_tcase(s, tc);
     return s;
 }
