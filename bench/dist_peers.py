@@ -5,7 +5,8 @@ with PyTorch CPU (one thread) and SciPy / NumPy, in one run.
 Same workloads on every side: scalar parameters Normal(0.5, 1.5),
 Gamma(2.5, 0.7), Beta(2, 3.5), Poisson(7.5), Categorical(probs = k+1 / 55,
 k < 10), float64 values from the same formula (bench_dist.c: fill), the
-median of 9 timed runs after one warm-up, ns per element.  PyTorch runs with
+median of 9 timed runs after one warm-up, ns per element; three rounds
+(ppl, PyTorch, SciPy in turn) and the median over rounds.  PyTorch runs with
 validate_args=False (no support check; ppl always checks the support and
 returns -inf outside it), no autograd.
 
@@ -27,7 +28,7 @@ import torch
 from scipy import stats
 
 torch.set_num_threads(1)
-N, REPS, K = 1_000_000, 9, 10
+N, REPS, K, ROUNDS = 1_000_000, 9, 10, 3
 u = (np.arange(N) + 0.5) / N
 X = {"Normal": 8 * u - 4, "Gamma": 10 * u, "Beta": u,
      "Poisson": (np.arange(N) % 20).astype(float), "Categorical": (np.arange(N) % K).astype(float)}
@@ -80,17 +81,21 @@ def scipy_fns():
 
 def main():
     exe = sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench_dist"
-    out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
-    ppl = {}
-    for line in out.strip().splitlines():
-        name, ns, _ = line.split()
-        ppl[name] = float(ns)
     tf, sf = torch_fns(), scipy_fns()
-    with torch.no_grad():
-        tt = {k: median_ns(f) for k, f in tf.items()}
-    st = {k: median_ns(f) for k, f in sf.items()}
-    print(f"torch {torch.__version__}, scipy {stats.__name__.split('.')[0]} "
-          f"{__import__('scipy').__version__}, numpy {np.__version__}; N = {N}, median of {REPS}")
+    # ROUNDS rounds of (ppl, PyTorch, SciPy), each a median of REPS runs, and
+    # the median over rounds: load changes on a shared machine hit all three
+    rows = {"ppl": [], "torch": [], "scipy": []}
+    for _ in range(ROUNDS):
+        out = subprocess.run([exe], check=True, capture_output=True, text=True).stdout
+        rows["ppl"].append({l.split()[0]: float(l.split()[1]) for l in out.strip().splitlines()})
+        with torch.no_grad():
+            rows["torch"].append({k: median_ns(f) for k, f in tf.items()})
+        rows["scipy"].append({k: median_ns(f) for k, f in sf.items()})
+    med = {side: {k: sorted(r[k] for r in rs)[ROUNDS // 2] for k in rs[0]} for side, rs in rows.items()}
+    ppl, tt, st = med["ppl"], med["torch"], med["scipy"]
+    print(f"torch {torch.__version__}, scipy {__import__('scipy').__version__}, numpy {np.__version__}; "
+          f"N = {N}, median over {ROUNDS} rounds of medians of {REPS}; load average "
+          f"{os.getloadavg()[0]:.1f}")
     print("| family | ppl ns/elt | PyTorch ns/elt | SciPy ns/elt | PyTorch / ppl | SciPy / ppl |")
     print("|---|---|---|---|---|---|")
     for k in ppl:
