@@ -9,7 +9,8 @@
  * loc widens a scalar base).  sample = T(base sample), differentiable when
  * the base's sample is (rsample).  The support is the codomain of the last
  * transform (as in PyTorch).  Values whose inverse leaves the base's
- * support, or is undefined, get -inf. */
+ * support, or is undefined, get -inf.  cdf / icdf: through the base's for
+ * a scalar base under a monotone chain (1 - F for a decreasing one). */
 #include <stdio.h>
 #include <string.h>
 #include "dist_impl.h"
@@ -179,9 +180,82 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
     return 0;
 }
 
+/* ------------------------------------------------------ cdf / icdf --- */
+
+/* +1 / -1 when t is increasing / decreasing everywhere, 0 when mixed (an
+ * AffineTransform with scales of both signs). */
+static int monotone(const sl_transform *t) {
+    const bk_tensor *k = t->kind == SL_T_AFFINE ? t->scale : t->kind == SL_T_POWER ? t->exponent : NULL;
+    if (t->kind == SL_T_COMPOSE) {
+        int sg = 1;
+        for (int i = 0; i < t->n && sg; i++) sg *= monotone(t->parts[i]);
+        return sg;
+    }
+    if (!k) return 1;
+    int sg = 0;
+    for (int64_t i = 0; i < k->numel; i++) {
+        int e = bk_get(k, i) > 0 ? 1 : -1;
+        if (sg && e != sg) return 0;
+        sg = e;
+    }
+    return sg;
+}
+
+/* T^-1(y) with y first clamped into the closure of each part's codomain,
+ * so values beyond the image map to -inf / +inf of the base. */
+static bk_tensor *inverse_clamped(sl_scope *s, const sl_transform *t, bk_tensor *v) {
+    if (t->kind == SL_T_COMPOSE) {
+        for (int i = t->n - 1; i >= 0 && v; i--) v = inverse_clamped(s, t->parts[i], v);
+        return v;
+    }
+    switch (sl_transform_codomain(t)) {
+    case SL_C_POSITIVE: v = s_bin(s, BK_OP_MAXIMUM, v, s_scalar(s, 0.0)); break;
+    case SL_C_UNIT_INTERVAL:
+        v = s_bin(s, BK_OP_MINIMUM, s_bin(s, BK_OP_MAXIMUM, v, s_scalar(s, 0.0)), s_scalar(s, 1.0));
+        break;
+    case SL_C_INTERVAL:
+        v = s_bin(s, BK_OP_MINIMUM, s_bin(s, BK_OP_MAXIMUM, v, s_scalar(s, -1.0)), s_scalar(s, 1.0));
+        break;
+    default: break;
+    }
+    return s->err ? NULL : s_keep(s, sl_transform_inverse(s->ctx, t, v));
+}
+
+static int cdf_ok(bk_ctx *ctx, const sl_dist *d, bool inverse, int *sign) {
+    const sl_dist *base = d->sub[0];
+    *sign = monotone(d->tf);
+    if (base->nevent != 0 || !(inverse ? base->fam->icdf : base->fam->cdf) || !*sign) {
+        bk_seterr(ctx, "TransformedDistribution: %s needs a scalar base with a closed-form %s "
+                  "(%s) and a monotone transform", inverse ? "icdf" : "cdf",
+                  inverse ? "icdf" : "cdf", base->fam->name);
+        return -1;
+    }
+    return 0;
+}
+
+static bk_tensor *cdf(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
+    int sign;
+    if (cdf_ok(ctx, d, false, &sign)) return NULL;
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *x = inverse_clamped(&s, d->tf, y);
+    bk_tensor *F = s.err ? NULL : s_keep(&s, d->sub[0]->fam->cdf(ctx, d->sub[0], x));
+    return s_done(&s, sign > 0 ? F : s_rsubs(&s, 1.0, F));
+}
+
+static bk_tensor *icdf(bk_ctx *ctx, const sl_dist *d, bk_tensor *q) {
+    int sign;
+    if (cdf_ok(ctx, d, true, &sign)) return NULL;
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *qq = sign > 0 ? q : s_rsubs(&s, 1.0, q);
+    bk_tensor *x = s.err ? NULL : s_keep(&s, d->sub[0]->fam->icdf(ctx, d->sub[0], qq));
+    return s_done(&s, s.err ? NULL : s_keep(&s, sl_transform_forward(ctx, d->tf, x)));
+}
+
 const sl_family sl_family_transformed = {
     .name = "TransformedDistribution", .build = build, .log_prob = log_prob, .sample = sample,
-    .support = support, .reparam = true, .discrete = false,
+    .cdf = cdf, .icdf = icdf, .support = support, .reparam = true, .discrete = false,
 };
 
 bool sl_dist_reparam(const sl_dist *d) {

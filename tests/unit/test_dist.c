@@ -887,7 +887,7 @@ START_TEST(test_transformed_fixtures) {
         bk_tensor *p[SL_MAXP];
         for (int i = 0; i < np; i++) p[i] = parse_tensor(ctx, tok[3 + i]);
         int ntf = atoi(tok[3 + np]);
-        ck_assert_int_eq(nt, 4 + np + ntf + 3);
+        ck_assert_int_eq(nt, 4 + np + ntf + 4);
         sl_transform *parts[8];
         for (int i = 0; i < ntf; i++) parts[i] = parse_tf(ctx, tok[4 + np + i]);
         sl_transform *tf = sl_transform_compose(ctx, ntf, parts);
@@ -900,8 +900,22 @@ START_TEST(test_transformed_fixtures) {
         fails += check_value("TransformedDistribution log_prob", line, lp, ref,
                              strtod(r[2], NULL), 0);
         bk_release(lp);
-        bk_release(y);
         bk_release(ref);
+        /* every chain here is monotone and every base has a cdf */
+        ref = parse_tensor(ctx, r[3]);
+        bk_tensor *F = d->fam->cdf(ctx, d, y);
+        fails += check_value("TransformedDistribution cdf", line, F, ref, 0, 1e-9);
+        double q = F ? bk_item(F) : NAN, yv = bk_item(y);
+        if (base->fam->icdf && q > 1e-6 && q < 1 - 1e-6) {   /* icdf inverts cdf */
+            bk_tensor *qt = bk_scalar(ctx, q), *yb = d->fam->icdf(ctx, d, qt);
+            ck_assert_msg(yb && fabs(bk_item(yb) - yv) <= 1e-7 * fmax(1, fabs(yv)),
+                          "icdf(cdf(%g)) = %.17g (%s)", yv, yb ? bk_item(yb) : NAN, line);
+            bk_release(yb);
+            bk_release(qt);
+        }
+        bk_release(F);
+        bk_release(ref);
+        bk_release(y);
         sl_dist_release(d);
         sl_dist_release(base);
         sl_transform_release(tf);
