@@ -1329,6 +1329,30 @@ START_TEST(test_new_family_shapes) {
     bk_release(l3);
     bk_release(two);
     sl_dist_release(base);
+
+    /* a vector base: log|J| is summed over the event; a row outside the image is -inf */
+    bk_tensor *mp[2] = {bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){0, 1}),
+                        bk_from_f64(ctx, 2, (int64_t[]){2, 2}, (double[]){1, 0, 0.5, 2})};
+    sl_dist *mvn = make(ctx, "MultivariateNormal", 1, 2, mp);
+    sl_transform *ex = sl_transform_new(ctx, SL_T_EXP);
+    d = sl_transformed_new(ctx, mvn, ex);
+    ck_assert_int_eq(d->nevent, 1);
+    bk_tensor *yv = bk_from_f64(ctx, 2, (int64_t[]){2, 2}, (double[]){0.5, 3, 1, -1});
+    bk_tensor *ly = bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){log(0.5), log(3.0)});
+    lp = sl_log_prob(ctx, d, yv);
+    lr = sl_log_prob(ctx, mvn, ly);
+    assert_shape(lp, 1, (int64_t[]){2});
+    ck_assert(fabs(bk_get(lp, 0) - (bk_item(lr) - log(0.5) - log(3.0))) < 1e-13);
+    ck_assert(bk_get(lp, 1) == -INFINITY);
+    bk_release(lp);
+    bk_release(lr);
+    bk_release(ly);
+    bk_release(yv);
+    sl_dist_release(d);
+    sl_transform_release(ex);
+    sl_dist_release(mvn);
+    bk_release(mp[0]);
+    bk_release(mp[1]);
     bk_ctx_free(ctx);
 }
 END_TEST
