@@ -160,6 +160,50 @@ char *ppl_result_json(const ppl_result *R);
 char *ppl_result_params_json(const ppl_result *R);
 void ppl_result_free(ppl_result *R);
 
+
+/* ---- host-defined distribution families --------------------------------
+ * A family with scalar values (event shape []) whose parameters broadcast
+ * elementwise, like Normal(loc, scale).  ppl broadcasts the value and the
+ * parameters to one shape of n elements and calls the callbacks on float64
+ * arrays of length n: p[i] is parameter i's array.  After registration
+ * `observe y ~ Name(a, b)`, `sample z ~ Name(a, b)`, `Name(a, b).log_prob(x)`
+ * and `.sample(shape)` work in .ppl code of this state. */
+typedef struct ppl_dist_def {
+    const char *name;                /* constructor name, an identifier ("Skellam") */
+    int nparams;                     /* 1 .. 6 */
+    const char *const *param_names;  /* positional order; also keyword names */
+    /* out[k] = log density (or mass) of x[k]; -INFINITY outside the support
+     * (a NaN result is read as -INFINITY).  Required. */
+    void (*log_prob)(void *ud, size_t n, const double *x, const double *const *p, double *out);
+    /* Optional: dx[k] = d log_prob / d x[k] and dp[i][k] = d log_prob / d p[i][k];
+     * any of dx, dp[i] may be NULL (not needed).  Without it the family is
+     * usable only where no gradient flows through it: observed values with
+     * constant parameters (data, or predictive / prior sampling).  Using it
+     * under NUTS or SVI with a latent parameter or value is an error
+     * naming the family. */
+    void (*grad)(void *ud, size_t n, const double *x, const double *const *p, double *dx,
+                 double *const *dp);
+    /* Optional: out[k] = a draw given p[i][k]; uniform(rng) returns uniform
+     * (0, 1) numbers from the state's seeded generator.  Without it the
+     * family cannot be sampled (prior predictive, latent initialization). */
+    void (*sample)(void *ud, size_t n, const double *const *p, double *out,
+                   double (*uniform)(void *rng), void *rng);
+    /* Optional: NULL when parameter i may take value v, else the reason,
+     * e.g. "must be > 0" (reported as "Name: b must be > 0, got -1" at the
+     * argument). */
+    const char *(*check)(void *ud, int i, double v);
+    /* Support, by constraint name: NULL or "real", "positive",
+     * "unit_interval", "nonnegative_integer", "boolean" ... (parameter-free
+     * constraints).  Integer supports make the family discrete. */
+    const char *support;
+    void *ud;                        /* handed to every callback */
+} ppl_dist_def;
+
+/* Registers (or replaces) a host family in S.  The definition is copied,
+ * except ud.  Errors: a bad name, a clash with a built-in family, a
+ * missing log_prob, an unknown support. */
+ppl_status ppl_register_distribution(ppl_state *S, const ppl_dist_def *def);
+
 #ifdef __cplusplus
 }
 #endif

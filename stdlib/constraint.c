@@ -48,6 +48,7 @@ static const struct {
     [SL_C_BOOLEAN] = {"boolean", 0},
     [SL_C_NONNEG_INTEGER] = {"nonnegative_integer", 0},
     [SL_C_INTEGER_INTERVAL] = {"integer_interval", 2},
+    [SL_C_ONE_HOT] = {"one_hot", 0},
 };
 
 const char *sl_constraint_name(int kind) {
@@ -77,7 +78,8 @@ sl_constraint sl_constraint_copy(const sl_constraint *c) {
 }
 
 bool sl_constraint_is_discrete(const sl_constraint *c) {
-    return c->kind == SL_C_BOOLEAN || c->kind == SL_C_NONNEG_INTEGER || c->kind == SL_C_INTEGER_INTERVAL;
+    return c->kind == SL_C_BOOLEAN || c->kind == SL_C_NONNEG_INTEGER || c->kind == SL_C_INTEGER_INTERVAL ||
+           c->kind == SL_C_ONE_HOT;
 }
 
 /* ----------------------------------------------------------- small tools --- */
@@ -563,6 +565,7 @@ bk_tensor *sl_check(bk_ctx *ctx, const sl_constraint *c, bk_tensor *x) {
     if (!x) return NULL;
     switch (c->kind) {
     case SL_C_SIMPLEX:
+    case SL_C_ONE_HOT:
     case SL_C_ORDERED:
     case SL_C_POSITIVE_ORDERED: {
         if (x->ndim < 1) {
@@ -579,10 +582,12 @@ bk_tensor *sl_check(bk_ctx *ctx, const sl_constraint *c, bk_tensor *x) {
                 double v = bk_get(x, i * n + k);
                 sum += v;
                 if (c->kind == SL_C_SIMPLEX && !(v >= 0)) ok = false;
-                if (c->kind != SL_C_SIMPLEX && k > 0 && !(v > bk_get(x, i * n + k - 1))) ok = false;
+                if (c->kind == SL_C_ONE_HOT && v != 0 && v != 1) ok = false;
+                if (c->kind != SL_C_SIMPLEX && c->kind != SL_C_ONE_HOT && k > 0 && !(v > bk_get(x, i * n + k - 1))) ok = false;
                 if (c->kind == SL_C_POSITIVE_ORDERED && !(v > 0)) ok = false;
             }
             if (c->kind == SL_C_SIMPLEX && fabs(sum - 1) > 1e-6) ok = false;
+            if (c->kind == SL_C_ONE_HOT && sum != 1) ok = false;
             bk_data(r)[i] = ok;
         }
         return r;

@@ -23,6 +23,7 @@ typedef enum {
     SL_C_BOOLEAN,
     SL_C_NONNEG_INTEGER,
     SL_C_INTEGER_INTERVAL, /* lo, hi inclusive */
+    SL_C_ONE_HOT,          /* last dim: zeros and a single 1 */
     SL_C_COUNT
 } sl_ckind;
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dist_impl.h"
+#include "transform.h"
 
 /* --------------------------------------------------------- lifetime --- */
 
@@ -14,6 +15,8 @@ static void dist_free(rt_obj *o) {
     for (int i = 0; i < 2; i++)
         if (d->sub[i]) sl_dist_release(d->sub[i]);
     bk_release(d->mask);
+    sl_transform_release(d->tf);
+    if (d->host) rt_release(rt_obj_value(d->host));
     free(d);
 }
 
@@ -72,6 +75,8 @@ static sl_dist *dist_copy(bk_ctx *ctx, const sl_dist *d) {
     for (int i = 0; i < 2; i++)
         if (c->sub[i]) c->sub[i]->h.refcount++;
     bk_retain(c->mask);
+    sl_transform_retain(c->tf);
+    if (c->host) c->host->refcount++;
     return c;
 }
 

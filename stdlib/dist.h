@@ -32,6 +32,9 @@ typedef struct sl_dist {
     int64_t event[BK_MAXDIM];
     int reinterpreted;          /* dims moved batch -> event by to_event */
     bk_tensor *mask;            /* d.mask(m): log_prob * m, or NULL */
+    struct sl_transform *tf;    /* TransformedDistribution's bijection (retained) */
+    rt_obj *host;               /* host-registered family: the object owning
+                                   d->fam (retained), else NULL */
 } sl_dist;
 
 /* Arguments handed to a family's build function. */
@@ -114,6 +117,18 @@ int sl_register_dist_builtins(rt_vm *vm);
 /* Field / method lookup on a distribution value (`d.mean`, `d.log_prob`):
  * sets *out and returns 0, or -1 with an error at loc. */
 int sl_dist_getattr(rt_vm *vm, sl_dist *d, const char *name, rt_loc loc, rt_value *out);
+
+/* TransformedDistribution(base, tf): y = tf(x), x ~ base (both retained).
+ * NULL + bk error when base's event is not elementwise-compatible. */
+sl_dist *sl_transformed_new(bk_ctx *, sl_dist *base, struct sl_transform *tf);
+/* A family defined by the embedding program (ppl_register_distribution,
+ * dist_host.c): binds the constructor built-in def->name in vm.  0, or -1
+ * with the reason in err. */
+struct ppl_dist_def;
+int sl_register_host_family(rt_vm *vm, const struct ppl_dist_def *def, char *err, size_t errlen);
+
+/* Whether sample() of d is a differentiable rsample. */
+bool sl_dist_reparam(const sl_dist *d);
 
 /* KL divergence KL(p || q) in closed form for registered pairs; NULL with a
  * bk error "no closed-form KL for Normal || Gamma" otherwise. */

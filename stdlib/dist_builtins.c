@@ -67,7 +67,7 @@ int sl_register_dist_builtins(rt_vm *vm) {
     defs[n].fn = b_kl;
     int rc = rt_register_builtins(vm, defs);
     free(defs);
-    return rc;
+    return rc ? rc : sl_register_transform_builtins(vm);
 }
 
 /* ---------------------------------------------------------- methods --- */
@@ -111,7 +111,7 @@ static int draw(rt_vm *vm, const rt_call *c, rt_value *out, bool reparam) {
     int64_t shape[BK_MAXDIM];
     if (rt_check_args(vm, c, 1, names) || shape_arg(vm, c, 0, "sample_shape", &nd, shape))
         return -1;
-    if (reparam && !d->fam->reparam)
+    if (reparam && !sl_dist_reparam(d))
         return rt_error(vm, c, "%s has no reparameterized sampler; use sample()", d->fam->name);
     bk_ctx *ctx = rt_vm_bk(vm);
     bk_tensor *t = sl_sample(ctx, rt_vm_rng(vm), d, nd, shape);

@@ -28,7 +28,39 @@ static int build(const sl_args *a, sl_dist *d) {
 
 static int64_t ncat(const sl_dist *d) { return d->p[0]->shape[d->p[0]->ndim - 1]; }
 
+/* No gradient needed, one category vector (no batch) and a contiguous
+ * float64 x: the K log-probabilities once (by the same tensor formula),
+ * then one table lookup per value.  NULL when it does not apply. */
+static bk_tensor *fused(bk_ctx *ctx, const sl_dist *d, bk_tensor *x, bool *err) {
+    const bk_tensor *p = d->p[0];
+    *err = false;
+    if (p->ndim != 1 || sl_needs_grad(ctx, p) || sl_needs_grad(ctx, x) || x->dtype != BK_F64 ||
+        !bk_is_contiguous(x))
+        return NULL;
+    int64_t K = ncat(d);
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *lp = s_cat_logp(&s, d, 0);
+    bk_tensor *tab = s.err ? NULL : s_keep(&s, bk_contiguous(ctx, lp));
+    bk_tensor *out = s.err ? NULL : s_keep(&s, bk_empty(ctx, BK_F64, x->ndim, x->shape));
+    if (s.err) {
+        *err = true;
+        return s_done(&s, NULL);
+    }
+    const double *t = bk_data(tab), *xv = bk_data(x);
+    double *o = bk_data(out);
+    for (int64_t i = 0; i < out->numel; i++) {
+        double v = xv[i];
+        int64_t k = v >= 0 && v < (double)K ? (int64_t)v : -1;   /* in range: no overflow */
+        o[i] = k >= 0 && (double)k == v ? t[k] : -INFINITY;
+    }
+    return s_done(&s, out);
+}
+
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
+    bool ferr;
+    bk_tensor *r = fused(ctx, d, x, &ferr);
+    if (r || ferr) return r;
     int64_t K = ncat(d), B[BK_MAXDIM + 1];
     int nb;
     const bk_tensor *p = d->p[0];

@@ -156,4 +156,40 @@ bk_tensor *sl_gamma_noise_pos(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, bk_ten
 /* Values 0..n-1 laid out as [n] + batch of d. */
 bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n);
 
+/* ------------------------------------------------- fused log_prob --- */
+
+/* The no-tape fast path of elementwise log densities.  When no gradient
+ * is needed (grad mode off, or neither x nor any parameter requires grad)
+ * and every input (x, p[0..np-1]) is a contiguous float64 tensor that is
+ * either a single element or of the full broadcast shape, the family can
+ * compute its density in one pass over plain arrays: element i of input j
+ * is p[j][i * sp[j]] (stride 0 or 1), and out[i] receives the result. */
+typedef struct sl_fused {
+    int64_t n;
+    const double *x;
+    int64_t sx;
+    const double *p[SL_MAXP];
+    int64_t sp[SL_MAXP];
+    bool scalar_params;         /* every parameter has one element */
+    double *out;
+    bk_tensor *res;             /* the result to return (new reference) */
+} sl_fused;
+/* 1: the fast path applies (f filled, f->res allocated); 0: it does not
+ * (use tensor ops); -1: error (bk error set). */
+int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f);
+/* Whether a gradient can flow from t (grad mode on and t requires grad). */
+bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t);
+
+/* ------------------------------------------------------- transforms --- */
+
+/* A transform value (or a list of them, composed first to last) as a new
+ * reference in *out; -1 with an error at argument pos otherwise
+ * (transform_builtins.c). */
+struct sl_transform;
+int sl_transform_from_value(rt_vm *vm, const rt_call *c, int pos, rt_value v,
+                            struct sl_transform **out);
+/* ExpTransform(), AffineTransform(loc, scale), ... (called by
+ * sl_register_dist_builtins). */
+int sl_register_transform_builtins(rt_vm *vm);
+
 #endif

@@ -12,7 +12,47 @@ static int build(const sl_args *a, sl_dist *d) {
     return sl_build_simple(a, d, names, NULL);
 }
 
+/* lgamma(k + 1) for small counts, filled on first use within one call */
+#define LF_TAB 256
+
+/* One pass over plain arrays when no gradient is needed; the same
+ * arithmetic, in the same order, as the tensor-op formula below. */
+static void fused(const sl_fused *f) {
+    double tab[LF_TAB];
+    int sg;
+    for (int i = 0; i < LF_TAB; i++) tab[i] = NAN;
+    const double *x = f->x, *r = f->p[0];
+    double *o = f->out;
+    for (int64_t i = 0; i < f->n; i++) {
+        double k = x[i * f->sx], ri = r[i * f->sp[0]];
+        double lf;
+        if (k >= 0 && k < LF_TAB) {   /* small counts: exact integers from a table */
+            int j = (int)k;
+            if ((double)j != k) {
+                o[i] = -INFINITY;
+                continue;
+            }
+            if (isnan(tab[j])) tab[j] = lgamma_r(k + 1.0, &sg);
+            lf = tab[j];
+        } else if (k >= LF_TAB && k == floor(k) && !isinf(k)) {
+            lf = lgamma_r(k + 1.0, &sg);
+        } else {
+            o[i] = -INFINITY;
+            continue;
+        }
+        double t = k != 0 ? k * log(ri) : 0.0;
+        o[i] = t - ri - lf;
+    }
+}
+
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
+    sl_fused f;
+    int fr = sl_fused_begin(ctx, d, 1, x, &f);
+    if (fr < 0) return NULL;
+    if (fr > 0) {
+        fused(&f);
+        return f.res;
+    }
     sl_scope s;
     sl_scope_init(&s, ctx);
     bk_tensor *ok = s_and(&s, s_isint(&s, x), s_bin(&s, BK_OP_GE, x, s_scalar(&s, 0.0)));

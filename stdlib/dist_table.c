@@ -10,6 +10,8 @@ extern const sl_family sl_family_normal, sl_family_halfnormal, sl_family_bernoul
     sl_family_inversegamma, sl_family_dirichlet, sl_family_delta, sl_family_geometric,
     sl_family_negativebinomial, sl_family_mvnormal, sl_family_improperuniform,
     sl_family_discretehmm, sl_family_mixture;
+extern const sl_family sl_family_lowrank_mvnormal, sl_family_onehot_categorical,
+    sl_family_transformed;
 
 const sl_family *const sl_families[] = {
     &sl_family_normal,      &sl_family_halfnormal,       &sl_family_bernoulli,
@@ -19,5 +21,6 @@ const sl_family *const sl_families[] = {
     &sl_family_studentt,    &sl_family_poisson,          &sl_family_binomial,
     &sl_family_inversegamma, &sl_family_dirichlet,       &sl_family_delta,
     &sl_family_geometric,   &sl_family_negativebinomial, &sl_family_mvnormal,
-    &sl_family_improperuniform, &sl_family_discretehmm, &sl_family_mixture, NULL,
+    &sl_family_improperuniform, &sl_family_discretehmm, &sl_family_mixture,
+    &sl_family_lowrank_mvnormal, &sl_family_onehot_categorical, &sl_family_transformed, NULL,
 };

@@ -474,3 +474,49 @@ bk_tensor *sl_enumerate(bk_ctx *ctx, const sl_dist *d, int64_t n) {
         for (int64_t j = 0; j < per; j++) v[k * per + j] = (double)k;
     return t;
 }
+
+/* -------------------------------------------------- fused log_prob --- */
+
+bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t) {
+    return t && t->requires_grad && bk_grad_enabled(ctx);
+}
+
+static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shape) {
+    if (t->dtype != BK_F64 || !bk_is_contiguous(t) || sl_needs_grad(ctx, t)) return false;
+    if (t->numel == 1) return true;
+    if (t->ndim != nd) return false;
+    for (int i = 0; i < nd; i++)
+        if (t->shape[i] != shape[i]) return false;
+    return true;
+}
+
+int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f) {
+    int nd = x->ndim;
+    int64_t shape[BK_MAXDIM];
+    memcpy(shape, x->shape, sizeof shape);
+    for (int i = 0; i < np; i++) {
+        int no;
+        int64_t o[BK_MAXDIM];
+        if (bk_broadcast_shapes(ctx, nd, shape, d->p[i]->ndim, d->p[i]->shape, &no, o)) {
+            bk_clearerr(ctx);
+            return 0;   /* the tensor-op path reports the mismatch */
+        }
+        nd = no;
+        memcpy(shape, o, sizeof o);
+    }
+    if (!fusable(ctx, x, nd, shape)) return 0;
+    f->scalar_params = true;
+    for (int i = 0; i < np; i++) {
+        if (!fusable(ctx, d->p[i], nd, shape)) return 0;
+        f->p[i] = bk_data(d->p[i]);
+        f->sp[i] = d->p[i]->numel == 1 ? 0 : 1;
+        if (f->sp[i]) f->scalar_params = false;
+    }
+    f->x = bk_data(x);
+    f->sx = x->numel == 1 ? 0 : 1;
+    f->res = bk_empty(ctx, BK_F64, nd, shape);
+    if (!f->res) return -1;
+    f->n = f->res->numel;
+    f->out = bk_data(f->res);
+    return 1;
+}

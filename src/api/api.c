@@ -12,6 +12,7 @@
 #include "data_io.h"
 #include "mcmc.h"
 #include "result_plot.h"
+#include "dist.h"
 
 #define PPL_MAGIC 0x70706c5fu
 #define PPL_CLOSED 0xdeadbeefu
@@ -502,4 +503,15 @@ void ppl_result_free(ppl_result *R) {
     inf_mcmc_free(R->m);
     inf_result_free(R->r);
     free(R);
+}
+
+/* ---- host-defined distribution families (stdlib/dist_host.c) ---------- */
+
+ppl_status ppl_register_distribution(ppl_state *S, const ppl_dist_def *def) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    char err[400];
+    if (sl_register_host_family(S->vm, def, err, sizeof err))
+        return fmt_error(S, strcmp(err, "out of memory") == 0 ? PPL_ERR_NOMEM : PPL_ERR_MISUSE,
+                         "error: %s", err);
+    return ok(S);
 }

@@ -34,21 +34,38 @@ static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
 static int initial_point(inf_potential *p, bk_rng *rng, double *q, rt_loc loc) {
     double *g = malloc(sizeof(double) * (size_t)p->dim);
     if (!g) return rt_fail(p->vm, 5, loc, "out of memory");
+    char *why = NULL;   /* the last evaluation error, if any */
     for (int attempt = 0; attempt < 100; attempt++) {
         for (int64_t i = 0; i < p->dim; i++) q[i] = -2 + 4 * bk_rng_uniform(rng);
         double lp;
-        if (inf_potential_eval(p, q, &lp, g, NULL) == 0 && isfinite(lp)) {
+        int rc = inf_potential_eval(p, q, &lp, g, NULL);
+        if (rc == 0 && isfinite(lp)) {
             bool ok = true;
             for (int64_t i = 0; i < p->dim; i++)
                 if (!isfinite(g[i])) ok = false;
             if (ok) {
                 free(g);
+                free(why);
                 return 0;
             }
+        }
+        if (rc) {
+            free(why);
+            why = rt_vm_errmsg(p->vm);
         }
         rt_vm_clear_error(p->vm);
     }
     free(g);
+    /* an evaluation that failed says why better than "no finite density" */
+    if (why) {
+        char *m = why, *nl = strchr(m, '\n');
+        if (nl) *nl = 0;
+        if (strncmp(m, "error: ", 7) == 0) m += 7;
+        int rc = rt_error_loc(p->vm, loc, "MCMC could not evaluate the log density at any of 100 "
+                              "starting points: %s", m);
+        free(why);
+        return rc;
+    }
     return rt_error_loc(p->vm, loc, "MCMC found no starting point with a finite log density in 100 "
                         "tries (uniform in (-2, 2) on the unconstrained scale); check the model's "
                         "supports and data");

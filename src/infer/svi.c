@@ -21,7 +21,7 @@ static bk_tensor *score_terms(rt_vm *vm, const rt_trace *g, bool *any) {
     *any = false;
     for (int i = 0; acc && i < g->n; i++) {
         const rt_site *s = &g->sites[i];
-        if (s->kind != RT_SITE_SAMPLE || !s->dist || !s->log_prob || s->dist->fam->reparam) continue;
+        if (s->kind != RT_SITE_SAMPLE || !s->dist || !s->log_prob || sl_dist_reparam(s->dist)) continue;
         *any = true;
         bk_tensor *a = bk_add(vm->bk, acc, s->log_prob);
         bk_release(acc);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "vm.h"
 #include "strbuf.h"
+#include "transform.h"
 
 /* ------------------------------------------------------ ref counting --- */
 
@@ -203,6 +204,21 @@ static void repr_dist(rt_sb *b, bk_ctx *ctx, const sl_dist *d, int depth) {
     for (int i = 0; i < d->np; i++) {
         if (i) rt_sb_puts(b, ", ");
         if (d->p[i]) repr_value(b, ctx, rt_tensor(d->p[i]), depth + 1);
+    }
+    /* families built from distributions (MixtureSameFamily, TransformedDistribution) */
+    for (int i = 0; d->np == 0 && i < 2 && depth < 20; i++)
+        if (d->sub[i]) {
+            if (i) rt_sb_puts(b, ", ");
+            repr_dist(b, ctx, d->sub[i], depth + 1);
+        }
+    if (d->tf) {
+        const sl_transform *t = d->tf;
+        rt_sb_puts(b, t->kind == SL_T_COMPOSE ? ", [" : ", ");
+        for (int i = 0; t->kind == SL_T_COMPOSE && i < t->n; i++) {
+            if (i) rt_sb_puts(b, ", ");
+            rt_sb_puts(b, sl_transform_name(t->parts[i]));
+        }
+        rt_sb_puts(b, t->kind == SL_T_COMPOSE ? "]" : sl_transform_name(t));
     }
     rt_sb_puts(b, ")");
 }

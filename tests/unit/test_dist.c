@@ -840,6 +840,598 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* ------------------------ LowRankMVN, OneHotCategorical, Transformed --- */
+
+#include "transform.h"
+
+/* "exp", "sigmoid", "tanh", "softplus", "affine:L:S", "power:E" */
+static sl_transform *parse_tf(bk_ctx *ctx, const char *s) {
+    if (strcmp(s, "exp") == 0) return sl_transform_new(ctx, SL_T_EXP);
+    if (strcmp(s, "sigmoid") == 0) return sl_transform_new(ctx, SL_T_SIGMOID);
+    if (strcmp(s, "tanh") == 0) return sl_transform_new(ctx, SL_T_TANH);
+    if (strcmp(s, "softplus") == 0) return sl_transform_new(ctx, SL_T_SOFTPLUS);
+    if (strncmp(s, "affine:", 7) == 0) {
+        char *end;
+        double l = strtod(s + 7, &end), sc = strtod(end + 1, NULL);
+        bk_tensor *a = bk_scalar(ctx, l), *b = bk_scalar(ctx, sc);
+        sl_transform *t = sl_transform_affine(ctx, a, b);
+        bk_release(a);
+        bk_release(b);
+        return t;
+    }
+    if (strncmp(s, "power:", 6) == 0) {
+        bk_tensor *e = bk_scalar(ctx, strtod(s + 6, NULL));
+        sl_transform *t = sl_transform_power(ctx, e);
+        bk_release(e);
+        return t;
+    }
+    ck_abort_msg("unknown transform %s", s);
+    return NULL;
+}
+
+START_TEST(test_transformed_fixtures) {
+    FILE *f = fopen("tests/fixtures/dist_transformed.txt", "r");
+    ck_assert_msg(f != NULL, "missing tests/fixtures/dist_transformed.txt");
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    char line[4096];
+    int rows = 0, fails = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] == '#') continue;
+        line[strcspn(line, "\n")] = 0;
+        char buf[4096];
+        strcpy(buf, line);
+        char *tok[32];
+        int nt = 0;
+        for (char *s = strtok(buf, " "); s && nt < 32; s = strtok(NULL, " ")) tok[nt++] = s;
+        int variant = atoi(tok[1]), np = atoi(tok[2]);
+        bk_tensor *p[SL_MAXP];
+        for (int i = 0; i < np; i++) p[i] = parse_tensor(ctx, tok[3 + i]);
+        int ntf = atoi(tok[3 + np]);
+        ck_assert_int_eq(nt, 4 + np + ntf + 4);
+        sl_transform *parts[8];
+        for (int i = 0; i < ntf; i++) parts[i] = parse_tf(ctx, tok[4 + np + i]);
+        sl_transform *tf = sl_transform_compose(ctx, ntf, parts);
+        sl_dist *base = make(ctx, tok[0], variant, np, p);
+        sl_dist *d = sl_transformed_new(ctx, base, tf);
+        ck_assert_msg(d != NULL, "%s: %s", line, bk_errmsg(ctx));
+        const char **r = (const char **)tok + 4 + np + ntf;
+        bk_tensor *y = parse_tensor(ctx, r[0]), *ref = parse_tensor(ctx, r[1]);
+        bk_tensor *lp = sl_log_prob(ctx, d, y);
+        fails += check_value("TransformedDistribution log_prob", line, lp, ref,
+                             strtod(r[2], NULL), 0);
+        bk_release(lp);
+        bk_release(ref);
+        /* every chain here is monotone and every base has a cdf */
+        ref = parse_tensor(ctx, r[3]);
+        bk_tensor *F = d->fam->cdf(ctx, d, y);
+        fails += check_value("TransformedDistribution cdf", line, F, ref, 0, 1e-9);
+        double q = F ? bk_item(F) : NAN, yv = bk_item(y);
+        if (base->fam->icdf && q > 1e-6 && q < 1 - 1e-6) {   /* icdf inverts cdf */
+            bk_tensor *qt = bk_scalar(ctx, q), *yb = d->fam->icdf(ctx, d, qt);
+            ck_assert_msg(yb && fabs(bk_item(yb) - yv) <= 1e-7 * fmax(1, fabs(yv)),
+                          "icdf(cdf(%g)) = %.17g (%s)", yv, yb ? bk_item(yb) : NAN, line);
+            bk_release(yb);
+            bk_release(qt);
+        }
+        bk_release(F);
+        bk_release(ref);
+        bk_release(y);
+        sl_dist_release(d);
+        sl_dist_release(base);
+        sl_transform_release(tf);
+        for (int i = 0; i < ntf; i++) sl_transform_release(parts[i]);
+        for (int i = 0; i < np; i++) bk_release(p[i]);
+        rows++;
+    }
+    fclose(f);
+    bk_ctx_free(ctx);
+    ck_assert_int_ge(rows, 20);
+    ck_assert_msg(fails == 0, "%d fixture mismatches", fails);
+}
+END_TEST
+
+/* Parameters given as small tensors, for the gradient checks below. */
+typedef struct vparams {
+    int np;
+    int nd[4];
+    int64_t sh[4][2];
+    double v[4][8];
+} vparams;
+
+static int64_t vp_count(const vparams *vp, int k) {
+    int64_t n = 1;
+    for (int i = 0; i < vp->nd[k]; i++) n *= vp->sh[k][i];
+    return n;
+}
+
+typedef bk_tensor *(*objective_fn)(bk_ctx *, bk_tensor **p);
+
+/* d J / d p (backward) against central differences, every entry. */
+static void check_grad_fd(const char *name, const vparams *vp, objective_fn obj, double tol) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    for (int pi = 0; pi < vp->np; pi++)
+        for (int64_t e = 0; e < vp_count(vp, pi); e++) {
+            double out[3], g = 0;
+            for (int s = 0; s < 3; s++) {
+                double h = 1e-6 * fmax(1, fabs(vp->v[pi][e]));
+                bk_tensor *p[4];
+                for (int k = 0; k < vp->np; k++) {
+                    double buf[8];
+                    memcpy(buf, vp->v[k], sizeof buf);
+                    if (k == pi && s > 0) buf[e] += s == 1 ? h : -h;
+                    p[k] = vp->nd[k] == 0 ? bk_scalar(ctx, buf[0])
+                                          : bk_from_f64(ctx, vp->nd[k], vp->sh[k], buf);
+                    if (s == 0) bk_set_requires_grad(p[k], true);
+                }
+                bk_tensor *J = obj(ctx, p);
+                ck_assert_msg(J != NULL, "%s: %s", name, bk_errmsg(ctx));
+                out[s] = bk_item(J);
+                if (s == 0) {
+                    ck_assert_int_eq(bk_backward(ctx, J), 0);
+                    ck_assert_msg(p[pi]->grad != NULL, "%s: no gradient for parameter %d", name, pi);
+                    g = bk_get(p[pi]->grad, e);
+                }
+                bk_release(J);
+                bk_tape_reset(ctx);
+                for (int k = 0; k < vp->np; k++) bk_release(p[k]);
+                if (s == 2) {
+                    double fd = (out[1] - out[2]) / (2 * h);
+                    ck_assert_msg(fabs(g - fd) <= tol * fmax(1, fabs(fd)),
+                                  "%s p%d[%d]: grad %.10g fd %.10g", name, pi, (int)e, g, fd);
+                }
+            }
+        }
+    bk_ctx_free(ctx);
+}
+
+static const vparams lowrank_params = {
+    3, {1, 2, 1}, {{3}, {3, 2}, {3}},
+    {{0.5, -1, 0.2}, {1.0, 0.3, -0.5, 0.8, 0.2, -0.1}, {0.7, 1.3, 0.4}}};
+
+static bk_tensor *obj_lowrank_lp(bk_ctx *ctx, bk_tensor **p) {
+    sl_dist *d = make(ctx, "LowRankMultivariateNormal", 0, 3, p);
+    bk_tensor *x = bk_from_f64(ctx, 1, (int64_t[]){3}, (double[]){0.1, 0.2, -0.4});
+    bk_tensor *lp = sl_log_prob(ctx, d, x);
+    bk_release(x);
+    sl_dist_release(d);
+    return lp;
+}
+
+/* mean(sin(rsample)) with a fixed seed: a smooth function of the parameters */
+static bk_tensor *mean_sin_draws(bk_ctx *ctx, sl_dist *d, int64_t n) {
+    bk_rng rng;
+    bk_rng_init(&rng, 42, 3);
+    bk_tensor *x = sl_sample(ctx, &rng, d, 1, &n);
+    bk_tensor *s = x ? bk_unop(ctx, BK_OP_SIN, x) : NULL;
+    bk_tensor *J = s ? bk_reduce(ctx, BK_OP_MEAN, s, BK_ALL_AXES, false) : NULL;
+    bk_release(s);
+    bk_release(x);
+    return J;
+}
+
+static bk_tensor *obj_lowrank_rs(bk_ctx *ctx, bk_tensor **p) {
+    sl_dist *d = make(ctx, "LowRankMultivariateNormal", 0, 3, p);
+    bk_tensor *J = mean_sin_draws(ctx, d, 500);
+    sl_dist_release(d);
+    return J;
+}
+
+/* TransformedDistribution(Normal(p0, p1), [AffineTransform(p2, p3), Exp]) */
+static const vparams td_params = {4, {0, 0, 0, 0}, {{0}}, {{0.3}, {0.6}, {-0.2}, {0.7}}};
+
+static sl_dist *td_make(bk_ctx *ctx, bk_tensor **p) {
+    sl_dist *base = make(ctx, "Normal", 0, 2, p);
+    sl_transform *parts[2] = {sl_transform_affine(ctx, p[2], p[3]), sl_transform_new(ctx, SL_T_EXP)};
+    sl_transform *tf = sl_transform_compose(ctx, 2, parts);
+    sl_dist *d = sl_transformed_new(ctx, base, tf);
+    ck_assert_msg(d != NULL, "%s", bk_errmsg(ctx));
+    sl_transform_release(tf);
+    sl_transform_release(parts[0]);
+    sl_transform_release(parts[1]);
+    sl_dist_release(base);
+    return d;
+}
+
+static bk_tensor *obj_td_rs(bk_ctx *ctx, bk_tensor **p) {
+    sl_dist *d = td_make(ctx, p);
+    bk_tensor *J = mean_sin_draws(ctx, d, 500);
+    sl_dist_release(d);
+    return J;
+}
+
+static bk_tensor *obj_td_lp(bk_ctx *ctx, bk_tensor **p) {
+    sl_dist *d = td_make(ctx, p);
+    bk_tensor *y = bk_scalar(ctx, 1.3);
+    bk_tensor *lp = sl_log_prob(ctx, d, y);
+    bk_release(y);
+    sl_dist_release(d);
+    return lp;
+}
+
+START_TEST(test_new_family_grads) {
+    check_grad_fd("LowRankMultivariateNormal log_prob", &lowrank_params, obj_lowrank_lp, 1e-6);
+    check_grad_fd("LowRankMultivariateNormal rsample", &lowrank_params, obj_lowrank_rs, 1e-6);
+    check_grad_fd("TransformedDistribution rsample", &td_params, obj_td_rs, 1e-6);
+    check_grad_fd("TransformedDistribution log_prob", &td_params, obj_td_lp, 1e-6);
+    /* sample() of a transformed non-reparameterized base is not an rsample */
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    sl_dist *g = make_s(ctx, "Gamma", 0, 2, (double[]){2, 1});
+    sl_transform *e = sl_transform_new(ctx, SL_T_EXP);
+    sl_dist *d = sl_transformed_new(ctx, g, e);
+    ck_assert(sl_dist_reparam(d));   /* Gamma has implicit reparameterization */
+    sl_dist *pz = make_s(ctx, "Poisson", 0, 1, (double[]){3});
+    ck_assert_ptr_null(sl_transformed_new(ctx, pz, e));
+    ck_assert(strstr(bk_errmsg(ctx), "base must be a continuous distribution"));
+    sl_dist_release(pz);
+    sl_dist_release(d);
+    sl_dist_release(g);
+    sl_transform_release(e);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+static double normal_cdf(double x, double m, double s) { return 0.5 * erfc(-(x - m) / (s * M_SQRT2)); }
+
+/* KS statistic * sqrt(n) of v (sorted in place) against cdf. */
+static double ks_stat(double *v, int64_t n, double (*cdf)(double, const double *), const double *a) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    double D = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double fi = cdf(v[i], a);
+        D = fmax(D, fmax(fabs(fi - (double)i / n), fabs(fi - (double)(i + 1) / n)));
+    }
+    return D * sqrt((double)n);
+}
+static double cdf_normal_a(double x, const double *a) { return normal_cdf(x, a[0], a[1]); }
+static double cdf_lognormal_a(double x, const double *a) {
+    return x <= 0 ? 0 : normal_cdf(log(x), a[0], a[1]);
+}
+static double cdf_tanh_normal_a(double y, const double *a) {
+    return y <= -1 ? 0 : y >= 1 ? 1 : normal_cdf(atanh(y), a[0], a[1]);
+}
+
+START_TEST(test_new_family_sampling) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng rng;
+    bk_rng_init(&rng, 2024, 1);
+    int64_t n = NDRAW;
+    double *v = malloc(NDRAW * sizeof *v);
+
+    /* LowRankMultivariateNormal: KS per marginal, means, variances, covariance */
+    bk_tensor *p[3];
+    for (int k = 0; k < 3; k++)
+        p[k] = bk_from_f64(ctx, lowrank_params.nd[k], lowrank_params.sh[k], lowrank_params.v[k]);
+    sl_dist *d = make(ctx, "LowRankMultivariateNormal", 0, 3, p);
+    bk_tensor *x = sl_sample(ctx, &rng, d, 1, &n);
+    ck_assert_msg(x != NULL, "%s", bk_errmsg(ctx));
+    ck_assert_int_eq(x->ndim, 2);
+    ck_assert_int_eq(x->shape[1], 3);
+    bk_tensor *mt = sl_mean(ctx, d), *vt = sl_variance(ctx, d);
+    const double *W = lowrank_params.v[1];
+    for (int k = 0; k < 3; k++) {
+        double mu = bk_get(mt, k), var = bk_get(vt, k);
+        ck_assert(fabs(var - (W[2 * k] * W[2 * k] + W[2 * k + 1] * W[2 * k + 1] +
+                              lowrank_params.v[2][k])) < 1e-14);
+        for (int64_t i = 0; i < n; i++) v[i] = bk_get(x, i * 3 + k);
+        sl_dist *marg = make_s(ctx, "Normal", 0, 2, (double[]){mu, sqrt(var)});
+        check_moments("LowRankMultivariateNormal", v, n, marg, ctx);
+        sl_dist_release(marg);
+        double a[2] = {mu, sqrt(var)};
+        double ks = ks_stat(v, n, cdf_normal_a, a);
+        ck_assert_msg(ks < 1.95, "LowRankMultivariateNormal[%d]: KS %g", k, ks);
+    }
+    /* cov(x0, x1) = W0 . W1 */
+    double s01 = W[0] * W[2] + W[1] * W[3], m0 = 0, m1 = 0, c01 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        m0 += bk_get(x, i * 3);
+        m1 += bk_get(x, i * 3 + 1);
+    }
+    m0 /= n;
+    m1 /= n;
+    for (int64_t i = 0; i < n; i++) c01 += (bk_get(x, i * 3) - m0) * (bk_get(x, i * 3 + 1) - m1);
+    c01 /= n - 1;
+    double se = sqrt((bk_get(vt, 0) * bk_get(vt, 1) + s01 * s01) / n);
+    ck_assert_msg(fabs(c01 - s01) < 5 * se, "LowRank covariance %g vs %g", c01, s01);
+    bk_release(mt);
+    bk_release(vt);
+    bk_release(x);
+    sl_dist_release(d);
+    for (int k = 0; k < 3; k++) bk_release(p[k]);
+
+    /* OneHotCategorical: one-hot rows, chi-square on the class counts */
+    double probs[] = {0.1, 0.2, 0.3, 0.4};
+    bk_tensor *pt = bk_from_f64(ctx, 1, (int64_t[]){4}, probs);
+    for (int variant = 0; variant < 2; variant++) {
+        bk_tensor *par = variant ? bk_unop(ctx, BK_OP_LOG, pt) : bk_retain(pt);
+        d = make(ctx, "OneHotCategorical", variant, 1, &par);
+        x = sl_sample(ctx, &rng, d, 1, &n);
+        ck_assert_int_eq(x->ndim, 2);
+        ck_assert_int_eq(x->shape[1], 4);
+        double obs[4] = {0};
+        for (int64_t i = 0; i < n; i++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++) {
+                double e = bk_get(x, i * 4 + k);
+                ck_assert(e == 0 || e == 1);
+                s += e;
+                obs[k] += e;
+            }
+            ck_assert(s == 1);
+        }
+        double stat = 0;
+        for (int k = 0; k < 4; k++) stat += pow(obs[k] - n * probs[k], 2) / (n * probs[k]);
+        ck_assert_msg(stat < chi2_crit(3), "OneHotCategorical chi-square %g", stat);
+        /* mean / variance per component against the sample */
+        mt = sl_mean(ctx, d);
+        vt = sl_variance(ctx, d);
+        for (int k = 0; k < 4; k++) {
+            double mu = bk_get(mt, k), var = bk_get(vt, k), m = obs[k] / n;
+            ck_assert(fabs(mu - probs[k]) < 1e-15 && fabs(var - probs[k] * (1 - probs[k])) < 1e-15);
+            ck_assert_msg(fabs(m - mu) < 5 * sqrt(var / n), "OneHot mean[%d] %g vs %g", k, m, mu);
+        }
+        /* log_prob of every draw = log p of its class */
+        bk_tensor *lp = sl_log_prob(ctx, d, x);
+        ck_assert_int_eq(lp->ndim, 1);
+        for (int64_t i = 0; i < 50; i++) {
+            int k = 0;
+            while (bk_get(x, i * 4 + k) == 0) k++;
+            ck_assert(fabs(bk_get(lp, i) - log(probs[k])) < 1e-14);
+        }
+        bk_release(lp);
+        bk_release(mt);
+        bk_release(vt);
+        bk_release(x);
+        sl_dist_release(d);
+        bk_release(par);
+    }
+    bk_release(pt);
+
+    /* TransformedDistribution: Normal + Exp is LogNormal, Normal + Tanh */
+    for (int j = 0; j < 2; j++) {
+        double a[2] = {0.3, 0.5};
+        sl_dist *base = make_s(ctx, "Normal", 0, 2, a);
+        sl_transform *t = sl_transform_new(ctx, j ? SL_T_TANH : SL_T_EXP);
+        d = sl_transformed_new(ctx, base, t);
+        x = sl_sample(ctx, &rng, d, 1, &n);
+        ck_assert_msg(x != NULL, "%s", bk_errmsg(ctx));
+        bk_copy_out(x, v);
+        if (j == 0) {
+            double m = 0;
+            for (int64_t i = 0; i < n; i++) m += v[i];
+            m /= n;
+            double mu = exp(0.3 + 0.125), var = (exp(0.25) - 1) * exp(0.6 + 0.25);
+            ck_assert_msg(fabs(m - mu) < 5 * sqrt(var / n), "TD(Normal, Exp) mean %g vs %g", m, mu);
+        }
+        double ks = ks_stat(v, n, j ? cdf_tanh_normal_a : cdf_lognormal_a, a);
+        ck_assert_msg(ks < 1.95, "TransformedDistribution %d: KS %g", j, ks);
+        sl_constraint cs;
+        ck_assert_int_eq(sl_support(ctx, d, &cs), 0);
+        ck_assert_int_eq(cs.kind, j ? SL_C_INTERVAL : SL_C_POSITIVE);
+        sl_constraint_clear(&cs);
+        bk_release(x);
+        sl_dist_release(d);
+        sl_dist_release(base);
+        sl_transform_release(t);
+    }
+    free(v);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_new_family_shapes) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng rng;
+    bk_rng_init(&rng, 3, 3);
+    /* LowRank: loc [2, 3] gives batch [2], event [3] */
+    double locv[6] = {0, 1, 2, 3, 4, 5};
+    bk_tensor *p[3] = {bk_from_f64(ctx, 2, (int64_t[]){2, 3}, locv),
+                       bk_from_f64(ctx, 2, (int64_t[]){3, 1}, (double[]){1, 0.5, -0.5}),
+                       bk_from_f64(ctx, 1, (int64_t[]){3}, (double[]){1, 2, 3})};
+    sl_dist *d = make(ctx, "LowRankMultivariateNormal", 0, 3, p);
+    ck_assert_int_eq(d->nbatch, 1);
+    ck_assert_int_eq(d->batch[0], 2);
+    ck_assert_int_eq(d->nevent, 1);
+    ck_assert_int_eq(d->event[0], 3);
+    bk_tensor *s = sl_sample(ctx, &rng, d, 1, (int64_t[]){5});
+    assert_shape(s, 3, (int64_t[]){5, 2, 3});
+    bk_tensor *lp = sl_log_prob(ctx, d, s);
+    assert_shape(lp, 2, (int64_t[]){5, 2});
+    /* against the dense MultivariateNormal with covariance W W^T + diag(D) */
+    double cov[9];
+    const double w[3] = {1, 0.5, -0.5}, dg[3] = {1, 2, 3};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) cov[i * 3 + j] = w[i] * w[j] + (i == j ? dg[i] : 0);
+    bk_tensor *C = bk_from_f64(ctx, 2, (int64_t[]){3, 3}, cov);
+    sl_dist *mv = make(ctx, "MultivariateNormal", 0, 2, (bk_tensor *[]){p[0], C});
+    bk_tensor *lp2 = sl_log_prob(ctx, mv, s);
+    for (int i = 0; i < 10; i++) ck_assert(fabs(bk_get(lp, i) - bk_get(lp2, i)) < 1e-12);
+    bk_tensor *h1 = sl_entropy(ctx, d), *h2 = sl_entropy(ctx, mv);
+    assert_shape(h1, 1, (int64_t[]){2});
+    ck_assert(fabs(bk_get(h1, 1) - bk_get(h2, 1)) < 1e-12);
+    sl_dist *e = sl_to_event(ctx, d, 1);
+    bk_tensor *lpe = sl_log_prob(ctx, e, s);
+    assert_shape(lpe, 1, (int64_t[]){5});
+    ck_assert(fabs(bk_get(lpe, 0) - bk_get(lp, 0) - bk_get(lp, 1)) < 1e-12);
+    bk_tensor *bad = bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){0, 0});
+    ck_assert_ptr_null(sl_log_prob(ctx, d, bad));
+    ck_assert(strstr(bk_errmsg(ctx), "value must have shape [..., 3]"));
+    bk_release(lpe);
+    bk_release(h1);
+    bk_release(h2);
+    bk_release(lp2);
+    bk_release(C);
+    bk_release(lp);
+    bk_release(s);
+    bk_release(bad);
+    sl_dist_release(e);
+    sl_dist_release(mv);
+    sl_dist_release(d);
+
+    /* validation messages */
+    bk_tensor *Wbad = bk_from_f64(ctx, 2, (int64_t[]){2, 1}, (double[]){1, 1});
+    ck_assert_ptr_null(sl_dist_make(ctx, sl_find_family("LowRankMultivariateNormal"), 0, 3,
+                                    (bk_tensor *[]){p[0], Wbad, p[2]}));
+    ck_assert_str_eq(bk_errmsg(ctx), "LowRankMultivariateNormal: cov_factor must have shape "
+                     "[..., 3, rank] with rank >= 1 to match loc, got [2, 1]");
+    bk_release(Wbad);
+    for (int k = 0; k < 3; k++) bk_release(p[k]);
+
+    /* OneHotCategorical: batch [2], event [3]; enumerate_support [3, 2, 3] */
+    bk_tensor *pr = bk_from_f64(ctx, 2, (int64_t[]){2, 3}, (double[]){1, 2, 3, 3, 2, 1});
+    d = make(ctx, "OneHotCategorical", 0, 1, &pr);
+    ck_assert_int_eq(d->nbatch, 1);
+    ck_assert_int_eq(d->nevent, 1);
+    bk_tensor *en = d->fam->enumerate_support(ctx, d);
+    assert_shape(en, 3, (int64_t[]){3, 2, 3});
+    lp = sl_log_prob(ctx, d, en);
+    assert_shape(lp, 2, (int64_t[]){3, 2});
+    double tot[2] = {0, 0};
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) tot[b] += exp(bk_get(lp, k * 2 + b));
+    ck_assert(fabs(tot[0] - 1) < 1e-14 && fabs(tot[1] - 1) < 1e-14);
+    ck_assert(fabs(bk_get(lp, 2 * 2 + 0) - log(0.5)) < 1e-14);
+    bk_release(lp);
+    bk_release(en);
+    sl_dist_release(d);
+    bk_tensor *zero = bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){0, 0});
+    ck_assert_ptr_null(sl_dist_make(ctx, sl_find_family("OneHotCategorical"), 0, 1, &zero));
+    ck_assert(strstr(bk_errmsg(ctx), "probs must have a positive finite sum"));
+    bk_release(zero);
+    bk_release(pr);
+
+    /* TransformedDistribution: an Affine with a vector loc widens the batch */
+    sl_dist *base = make_s(ctx, "Normal", 0, 2, (double[]){0, 1});
+    bk_tensor *l3 = bk_from_f64(ctx, 1, (int64_t[]){3}, (double[]){0, 1, 2}), *two = bk_scalar(ctx, 2);
+    sl_transform *af = sl_transform_affine(ctx, l3, two);
+    d = sl_transformed_new(ctx, base, af);
+    ck_assert_int_eq(d->nbatch, 1);
+    ck_assert_int_eq(d->batch[0], 3);
+    s = sl_sample(ctx, &rng, d, 1, (int64_t[]){4});
+    assert_shape(s, 2, (int64_t[]){4, 3});
+    e = sl_to_event(ctx, d, 1);
+    lp = sl_log_prob(ctx, e, s);
+    assert_shape(lp, 1, (int64_t[]){4});
+    /* y = loc + 2 x: log p(y) = Normal(loc, 2).log_prob(y) summed over the event */
+    sl_dist *ref = make(ctx, "Normal", 0, 2, (bk_tensor *[]){l3, two});
+    bk_tensor *lr = sl_log_prob(ctx, ref, s);
+    for (int i = 0; i < 4; i++) {
+        double sum = 0;
+        for (int k = 0; k < 3; k++) sum += bk_get(lr, i * 3 + k);
+        ck_assert(fabs(sum - bk_get(lp, i)) < 1e-12);
+    }
+    bk_release(lr);
+    sl_dist_release(ref);
+    bk_release(lp);
+    bk_release(s);
+    sl_dist_release(e);
+    sl_dist_release(d);
+    sl_transform_release(af);
+    bk_release(l3);
+    bk_release(two);
+    sl_dist_release(base);
+
+    /* a vector base: log|J| is summed over the event; a row outside the image is -inf */
+    bk_tensor *mp[2] = {bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){0, 1}),
+                        bk_from_f64(ctx, 2, (int64_t[]){2, 2}, (double[]){1, 0, 0.5, 2})};
+    sl_dist *mvn = make(ctx, "MultivariateNormal", 1, 2, mp);
+    sl_transform *ex = sl_transform_new(ctx, SL_T_EXP);
+    d = sl_transformed_new(ctx, mvn, ex);
+    ck_assert_int_eq(d->nevent, 1);
+    bk_tensor *yv = bk_from_f64(ctx, 2, (int64_t[]){2, 2}, (double[]){0.5, 3, 1, -1});
+    bk_tensor *ly = bk_from_f64(ctx, 1, (int64_t[]){2}, (double[]){log(0.5), log(3.0)});
+    lp = sl_log_prob(ctx, d, yv);
+    lr = sl_log_prob(ctx, mvn, ly);
+    assert_shape(lp, 1, (int64_t[]){2});
+    ck_assert(fabs(bk_get(lp, 0) - (bk_item(lr) - log(0.5) - log(3.0))) < 1e-13);
+    ck_assert(bk_get(lp, 1) == -INFINITY);
+    bk_release(lp);
+    bk_release(lr);
+    bk_release(ly);
+    bk_release(yv);
+    sl_dist_release(d);
+    sl_transform_release(ex);
+    sl_dist_release(mvn);
+    bk_release(mp[0]);
+    bk_release(mp[1]);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+/* The fused no-tape log_prob kernels (Gamma, Beta, Poisson, Categorical)
+ * against the tensor-op formulas (taken when a parameter requires grad),
+ * with scalar and elementwise parameters and values outside the support. */
+START_TEST(test_fused_log_prob) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    const double xs[8] = {0.3, 1.7, 0.0, -1.0, 5.0, 0.999, 2.0, 1e-300};
+    const double ks[8] = {0, 1, 3, 2.5, -1, 40, 300, 7};
+    struct {
+        const char *fam;
+        int variant, np;
+        double p[2][8];
+        const double *x;
+    } cases[] = {
+        {"Gamma", 0, 2, {{2.5, 0.3, 1, 7, 1e-3, 50, 2, 1}, {0.7, 2, 1, 1e3, 1, 0.5, 3, 1}}, xs},
+        {"Beta", 0, 2, {{2, 0.5, 1, 30, 1e-3, 2, 5, 0.7}, {3.5, 0.5, 1, 2, 1, 1e3, 5, 0.2}}, xs},
+        {"Poisson", 0, 1, {{7.5, 1e-3, 0, 3, 100, 2, 250, 1}}, ks},
+    };
+    for (int j = 0; j < 3; j++)
+        for (int scalar = 0; scalar < 2; scalar++) {
+            int64_t n = 8;
+            bk_tensor *x = bk_from_f64(ctx, 1, &n, cases[j].x), *r[2];
+            for (int path = 0; path < 2; path++) {
+                bk_tensor *p[2];
+                for (int k = 0; k < cases[j].np; k++) {
+                    p[k] = scalar ? bk_scalar(ctx, cases[j].p[k][0])
+                                  : bk_from_f64(ctx, 1, &n, cases[j].p[k]);
+                    if (path) bk_set_requires_grad(p[k], true);   /* the tensor-op path */
+                }
+                sl_dist *d = make(ctx, cases[j].fam, 0, cases[j].np, p);
+                r[path] = sl_log_prob(ctx, d, x);
+                ck_assert_msg(r[path] != NULL, "%s", bk_errmsg(ctx));
+                sl_dist_release(d);
+                for (int k = 0; k < cases[j].np; k++) bk_release(p[k]);
+            }
+            for (int i = 0; i < 8; i++) {
+                double a = bk_get(r[0], i), b = bk_get(r[1], i);
+                ck_assert_msg(a == b || fabs(a - b) <= 1e-15 * fabs(b), "%s scalar=%d x[%d]: "
+                              "fused %.17g, ops %.17g", cases[j].fam, scalar, i, a, b);
+            }
+            bk_release(r[0]);
+            bk_release(r[1]);
+            bk_tape_reset(ctx);
+            bk_release(x);
+        }
+    /* Categorical, probs and logits, values in and out of range */
+    double pv[4] = {0.1, 0.0, 0.6, 0.3}, cx[7] = {0, 1, 2, 3, 4, -1, 1.5};
+    int64_t K = 4, n7 = 7;
+    bk_tensor *x = bk_from_f64(ctx, 1, &n7, cx);
+    for (int variant = 0; variant < 2; variant++) {
+        bk_tensor *r[2];
+        for (int path = 0; path < 2; path++) {
+            bk_tensor *p = bk_from_f64(ctx, 1, &K, pv);
+            if (variant) {
+                bk_tensor *l = bk_add_s(ctx, p, 0.5);   /* logits */
+                bk_release(p);
+                p = l;
+            }
+            if (path) bk_set_requires_grad(p, true);
+            sl_dist *d = make(ctx, "Categorical", variant, 1, &p);
+            r[path] = sl_log_prob(ctx, d, x);
+            sl_dist_release(d);
+            bk_release(p);
+        }
+        for (int i = 0; i < 7; i++)
+            ck_assert_msg(bk_get(r[0], i) == bk_get(r[1], i), "Categorical v%d x=%g: %.17g vs %.17g",
+                          variant, cx[i], bk_get(r[0], i), bk_get(r[1], i));
+        bk_release(r[0]);
+        bk_release(r[1]);
+        bk_tape_reset(ctx);
+    }
+    bk_release(x);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *dist_suite(void) {
     Suite *s = suite_create("dist");
     TCase *tc = tcase_create("dist");
@@ -854,6 +1446,11 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_logprob_grad_vector);
     tcase_add_test(tc, test_shapes);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_transformed_fixtures);
+    tcase_add_test(tc, test_new_family_grads);
+    tcase_add_test(tc, test_new_family_sampling);
+    tcase_add_test(tc, test_new_family_shapes);
+    tcase_add_test(tc, test_fused_log_prob);
     suite_add_tcase(s, tc);
     return s;
 }
