@@ -376,7 +376,9 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_result *r = NULL;
-    int rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
+    so.resume = d.resume != NULL;
+    int rc = d.resume ? inf_params_load(S->vm, d.resume, (rt_loc){0, 0, 0, 0}) : 0;
+    if (rc == 0) rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
                          (rt_loc){0, 0, 0, 0}, &r);
     if (g != &user) inf_guide_free(g);
     rt_release(data);
@@ -390,6 +392,14 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     R->r = r;
     R->ctx = S->vm->bk;
     *out = R;
+    return ok(S);
+}
+
+ppl_status ppl_save_params(ppl_state *S, const char *path) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!path) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_save_params: path is NULL%s", NULL);
+    rt_vm_clear_error(S->vm);
+    if (inf_params_save(S->vm, path, (rt_loc){0, 0, 0, 0})) return vm_error(S);
     return ok(S);
 }
 

@@ -30,6 +30,7 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric;
+    const char *resume;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -74,6 +75,7 @@ static const option_spec OPTIONS[] = {
     {"metric", K_CHOICE, FIELD(metric), 0, "diag|dense", "diag|dense", "mass matrix (default diag)"},
     {"out", K_TEXT, FIELD(out), 0, NULL, "PATH", NULL /* per command */},
     {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
+    {"resume", K_TEXT, FIELD(resume), 0, NULL, "P.json", "continue the run an --out file saved"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -108,7 +110,7 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", NULL};
+                                       "out", "summary", "device", "resume", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", NULL};
@@ -124,11 +126,11 @@ static const command COMMANDS[] = {
      NULL, CHECK_OPTS, cmd_check},
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
-            "        [--out params.json] [--summary S.json]",
+            "        [--out params.json] [--resume params.json] [--summary S.json]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
      "the summary table.  Output files are written atomically.",
-     "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
+     "write the parameters and the optimizer state as JSON (for --resume)", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]",
@@ -518,11 +520,12 @@ static int cmd_svi(const args *a) {
     if (given(a, "particles")) so.particles = (int)a->particles;
     if (given(a, "seed")) so.seed = a->seed;
     so.data_json = a->data;
+    so.resume = a->resume;
     ppl_result *R = NULL;
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));
     rc = report_result(a, R);
-    if (a->out && write_json(a->out, ppl_result_params_json(R))) rc = 1;
+    if (a->out && (st = ppl_save_params(S, a->out)) != PPL_OK) rc = lib_error(S, st);
     ppl_result_free(R);
     return close_state(S, rc);
 }

@@ -317,6 +317,11 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     return rc;
 }
 
+int inf_guide_prepare(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
+    if (g->kind == INF_GUIDE_USER || g->ready) return 0;
+    return discover(vm, g, data, loc);
+}
+
 int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt_trace *tr) {
     if (g->kind == INF_GUIDE_USER) {
         rt_handler ht;

@@ -295,7 +295,7 @@ rt_value inf_fit_value(inf_result *r) {
 
 static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
-                                        "summary_samples", NULL};
+                                        "summary_samples", "resume", NULL};
     if (rt_check_args(vm, c, 3, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *g = rt_arg(c, 1, "guide");
@@ -332,6 +332,17 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
         o.renyi = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->renyi;
         o.alpha = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->alpha;
         o.baseline_beta = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->baseline;
+    }
+    /* resume=true continues the last run (or the state load_params read);
+     * resume="P.json" loads that file first */
+    const rt_value *res = rt_arg(c, -1, "resume");
+    if (res && res->tag == RT_STR) {
+        if (inf_params_load(vm, ((rt_str *)res->u.o)->s, c->loc)) return -1;
+        o.resume = true;
+    } else if (res) {
+        double rv;
+        if (rt_arg_number(vm, c, -1, "resume", 0, false, &rv)) return -1;
+        o.resume = rv != 0;
     }
     inf_guide *guide;
     inf_guide user = {0};

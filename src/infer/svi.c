@@ -332,47 +332,103 @@ static rt_record *param_record(rt_vm *vm) {
     return rec;
 }
 
+static void svi_state_free(void *p) {
+    inf_svi_state *st = p;
+    if (!st) return;
+    inf_optim_free(&st->opt);
+    free(st);
+}
+
+inf_svi_state *inf_svi_state_get(rt_vm *vm) {
+    return vm->svi_state_free == svi_state_free ? vm->svi_state : NULL;
+}
+
+void inf_svi_state_set(rt_vm *vm, inf_svi_state *st) {
+    if (vm->svi_state_free) vm->svi_state_free(vm->svi_state);
+    vm->svi_state = st;
+    vm->svi_state_free = st ? svi_state_free : NULL;
+}
+
 int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
                 const inf_svi_opts *o, rt_loc loc, inf_result **out) {
     *out = NULL;
     if (o->steps < 0) return rt_error_loc(vm, loc, "svi: steps must be >= 0, got %ld", o->steps);
     if (o->particles < 1) return rt_error_loc(vm, loc, "svi: particles must be >= 1, got %d", o->particles);
-    inf_result *r = calloc(1, sizeof *r);
-    if (!r) return rt_fail(vm, 5, loc, "out of memory");
-    r->losses = malloc((o->steps ? o->steps : 1) * sizeof *r->losses);
-    if (!r->losses) {
-        free(r);
+    const inf_svi_state *prev = o->resume ? inf_svi_state_get(vm) : NULL;
+    if (o->resume && !prev)
+        return rt_error_loc(vm, loc, "svi: resume needs a saved SVI state: run svi(...) first or load_params(path) "
+                            "a file written by save_params after svi");
+    if (prev && prev->opt.spec.kind != o->optim.kind)
+        return rt_error_loc(vm, loc, "svi: cannot resume: the saved optimizer state is %s's, this run uses %s",
+                            inf_optim_kind_name(prev->opt.spec.kind), inf_optim_kind_name(o->optim.kind));
+    inf_svi_state *st = calloc(1, sizeof *st);
+    inf_result *r = st ? calloc(1, sizeof *r) : NULL;
+    if (r) r->losses = malloc((o->steps ? o->steps : 1) * sizeof *r->losses);
+    if (!r || !r->losses) {
+        free(st);
+        if (r) free(r);
         return rt_fail(vm, 5, loc, "out of memory");
     }
-    inf_optim opt;
-    inf_optim_init(&opt, &o->optim);
+    if (prev) {
+        if (inf_optim_copy(&st->opt, &prev->opt, &o->optim)) {
+            free(st);
+            inf_result_free(r);
+            return rt_fail(vm, 5, loc, "out of memory");
+        }
+        st->rng = prev->rng;
+        st->baseline = prev->baseline;
+        st->steps = prev->steps;
+    } else {
+        inf_optim_init(&st->opt, &o->optim);
+    }
+    inf_optim *opt = &st->opt;
     rt_handler hs;
     rt_seed_state ss;
     rt_handler_seed(&hs, &ss, o->seed);
+    if (prev) ss.rng = prev->rng; /* the stream continues where it stopped */
     if (rt_push_handler(vm, &hs)) {
-        inf_optim_free(&opt);
+        svi_state_free(st);
         inf_result_free(r);
         return rt_fail(vm, 5, loc, "out of memory");
     }
+    /* an autoguide's prototype run and init draws use a stream of their own
+     * (seed, stream 1), so that the main stream depends only on the steps
+     * taken: a resumed run continues exactly */
+    rt_handler hd;
+    rt_seed_state sd;
+    rt_handler_seed(&hd, &sd, o->seed);
+    bk_rng_init(&sd.rng, o->seed, 1);
+    int rc = rt_push_handler(vm, &hd) ? rt_fail(vm, 5, loc, "out of memory") : 0;
+    if (rc == 0) {
+        rc = inf_guide_prepare(vm, guide, data, loc);
+        rt_pop_handler(vm, &hd);
+    }
     bool grad = bk_set_grad_enabled(vm->bk, true);
-    int rc = 0;
-    double baseline = 0;
+    double baseline = st->baseline;
     for (long s = 0; s < o->steps && rc == 0; s++) {
         if (vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
             break;
         }
-        rc = svi_step(vm, model, guide, data, o, &opt, loc, &baseline, &r->losses[s]);
+        rc = svi_step(vm, model, guide, data, o, opt, loc, &baseline, &r->losses[s]);
         if (rc == 0) r->nlosses = s + 1;
         long every = o->steps >= 100 ? o->steps / 100 : 1;
         if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
             vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
     bk_set_grad_enabled(vm->bk, grad);
+    if (rc == 0) {
+        /* the state save_params writes and resume continues from */
+        st->rng = vm->rng;
+        st->baseline = baseline;
+        st->steps += o->steps;
+        inf_svi_state_set(vm, st);
+        st = NULL;
+    }
     if (rc == 0 && o->summary_samples > 0) rc = summarize(vm, guide, data, o->summary_samples, loc, r);
     rt_pop_handler(vm, &hs);
-    inf_optim_free(&opt);
+    svi_state_free(st);
     if (rc == 0) {
         long k = r->nlosses / 10 > 0 ? r->nlosses / 10 : r->nlosses;
         double m = 0;

@@ -151,6 +151,10 @@ struct rt_vm {
     rt_plate plates[RT_MAXPLATES];
     int nplates;
     rt_paramstore params;
+    /* what the last svi(...) leaves for save_params and resume (optimizer
+     * moments, random stream position); owned, freed with the parameters */
+    void *svi_state;
+    void (*svi_state_free)(void *);
     /* the last error */
     rt_diaglist errs;
     int errcode;                /* ppl_status */

@@ -272,6 +272,114 @@ START_TEST(save_and_load_params) {
 }
 END_TEST
 
+
+/* ---- resume: 2N steps == N steps, save, resume in a fresh state, N steps ---- */
+
+static const char *RESUME_SRC =
+    "model m(y) {\n  sample z ~ Bernoulli(0.3)\n  sample mu ~ Normal(0.0, 1.0)\n"
+    "  sample s ~ LogNormal(0.0, 1.0)\n  observe y ~ Normal(mu + 2.0 * z, s)\n}\n"
+    "guide g(y) {\n  param q: unit_interval = 0.5\n  param a = 0.0\n  param b: positive = 1.0\n"
+    "  sample z ~ Bernoulli(q)\n  sample mu ~ Normal(a, b)\n  sample s ~ LogNormal(0.0, 0.5)\n}\n"
+    "model m2(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample s ~ LogNormal(0.0, 1.0)\n"
+    "  observe y ~ Normal(mu, s)\n}\n"
+    "ag = AutoNormal(m2, init_loc_fn=init_to_median)\n"
+    "opt = ClippedAdam(lr=0.05, lrd=0.99, lr_step=7, lr_gamma=0.5, max_grad_norm=5.0)\n"
+    "elbo = Trace_ELBO(particles=2, baseline=0.9)\n";
+
+/* run `steps` steps (resuming from `from` when not NULL), keep q, a, b, the
+ * AutoNormal loc and the losses; save to `to` when not NULL */
+static void resume_leg(int steps, const char *from, const char *to, double *vals, double *losses) {
+    RUN(RESUME_SRC);
+    char src[1024];
+    snprintf(src, sizeof src,
+             "f = svi(m, g, {y: 1.5}, steps=%d, optim=opt, loss=elbo, seed=4, summary_samples=20%s%s%s)\n"
+             "q = f.params.q\na = f.params.a\nb = f.params.b\nL = f.losses\n",
+             steps, from ? ", resume=\"" : "", from ? from : "", from ? "\"" : "");
+    RUN(src);
+    vals[0] = get("q"), vals[1] = get("a"), vals[2] = get("b");
+    size_t n;
+    ck_assert_int_eq(ppl_get_f64(S, "L", losses, (size_t)steps, &n), PPL_OK);
+    ck_assert_int_eq((int)n, steps);
+    if (to) {
+        snprintf(src, sizeof src, "save_params(\"%s\")\n", to);
+        RUN(src);
+    }
+}
+
+START_TEST(resume_equals_uninterrupted) {
+    const char *path = "/tmp/ppl_test_resume.json";
+    double full[3], half[3], res[3], lf[40], lh[20], lr[20];
+    resume_leg(40, NULL, NULL, full, lf);
+    ppl_close(S);
+    S = ppl_open(NULL);
+    resume_leg(20, NULL, path, half, lh);
+    ppl_close(S);
+    S = ppl_open(NULL); /* a fresh process: nothing but the file carries over */
+    resume_leg(20, path, NULL, res, lr);
+    for (int i = 0; i < 3; i++) ck_assert_msg(res[i] == full[i], "param %d: %.17g vs %.17g", i, res[i], full[i]);
+    ck_assert(half[1] != full[1]);
+    for (int i = 0; i < 20; i++) {
+        ck_assert(lh[i] == lf[i]);
+        ck_assert_msg(lr[i] == lf[20 + i], "loss %d: %.17g vs %.17g", 20 + i, lr[i], lf[20 + i]);
+    }
+    /* in one session resume=true continues the last run; an autoguide with
+     * init_to_median discovers its sites on a stream of its own */
+    RUN("h1 = svi(m2, ag, {y: 0.7}, steps=30, optim=Adam(lr=0.05), seed=8, summary_samples=10)\n"
+        "x1 = h1.params[\"AutoNormal.locs.mu\"]\nclear_params()\n"
+        "h2 = svi(m2, ag, {y: 0.7}, steps=10, optim=Adam(lr=0.05), seed=8, summary_samples=10)\n"
+        "h3 = svi(m2, ag, {y: 0.7}, steps=20, optim=Adam(lr=0.05), seed=8, summary_samples=10, resume=true)\n"
+        "x3 = h3.params[\"AutoNormal.locs.mu\"]\n");
+    ck_assert_msg(get("x1") == get("x3"), "%.17g vs %.17g", get("x1"), get("x3"));
+    /* a resumed run must use the same optimizer; resume needs a state */
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "h4 = svi(m2, ag, {y: 0.7}, steps=1, optim=SGD(lr=0.1), resume=true)\n"),
+                     PPL_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(ppl_errmsg(S), "saved optimizer state is Adam's, this run uses SGD"));
+    RUN("clear_params()\n");
+    ck_assert_int_eq(ppl_load_string(S, "t.ppl", "h5 = svi(m2, ag, {y: 0.7}, steps=1, resume=true)\n"), PPL_ERR_RUNTIME);
+    ck_assert_ptr_nonnull(strstr(ppl_errmsg(S), "resume needs a saved SVI state"));
+    remove(path);
+}
+END_TEST
+
+/* The C API / command-line path: the summary tables agree too (the guide's
+ * draws for the summary continue the same stream). */
+START_TEST(api_resume_table) {
+    const char *path = "/tmp/ppl_test_resume_api.json";
+    const char *src = "model m(y) {\n  sample mu ~ Normal(0, 1)\n  sample s ~ HalfNormal(2)\n"
+                      "  plate data(4) {\n    observe y ~ Normal(mu, s)\n  }\n}\ny = [0.5, 1.5, 1.0, 2.0]\n";
+    char *tables[2];
+    for (int leg = 0; leg < 2; leg++) {
+        ppl_close(S);
+        S = ppl_open(NULL);
+        RUN(src);
+        ppl_svi_opts o = ppl_svi_defaults();
+        o.guide = "auto_mvn";
+        o.steps = leg == 0 ? 60 : 30;
+        o.summary_samples = 100;
+        ppl_result *R;
+        ck_assert_msg(ppl_svi(S, "m", &o, &R) == PPL_OK, "%s", ppl_errmsg(S));
+        if (leg == 1) {
+            ppl_result_free(R);
+            ck_assert_int_eq(ppl_save_params(S, path), PPL_OK);
+            ppl_close(S);
+            S = ppl_open(NULL);
+            RUN(src);
+            o.resume = path;
+            ck_assert_msg(ppl_svi(S, "m", &o, &R) == PPL_OK, "%s", ppl_errmsg(S));
+        }
+        tables[leg] = ppl_result_table(R);
+        char *e = strstr(tables[leg], "final ELBO"); /* the ELBO averages the run's own steps */
+        if (e) *e = 0;
+        ppl_result_free(R);
+    }
+    ck_assert_str_eq(tables[0], tables[1]);
+    free(tables[0]);
+    free(tables[1]);
+    ck_assert_int_eq(ppl_save_params(S, "/nonexistent-dir/p.json"), PPL_ERR_IO);
+    remove(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("svi");
     TCase *tc = tcase_create("svi");
@@ -289,6 +397,8 @@ int main(void) {
     tcase_add_test(tc, svi_errors);
     tcase_add_test(tc, api_svi_autoguides);
     tcase_add_test(tc, prior_and_posterior_predictive);
+    tcase_add_test(tc, resume_equals_uninterrupted);
+    tcase_add_test(tc, api_resume_table);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
