@@ -115,7 +115,8 @@ typedef struct ppl_result ppl_result;
 
 typedef struct ppl_svi_opts {
     const char *guide;       /* guide function name, or "auto_normal",
-                                "auto_mvn", "auto_delta", "auto_diag" */
+                                "auto_mvn", "auto_delta", "auto_diag",
+                                "auto_lowrank", "auto_laplace" */
     long steps;              /* default 1000 */
     double lr;               /* Adam learning rate, default 0.01 */
     int particles;           /* default 1 */

@@ -349,7 +349,9 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     int kind = strcmp(gname, "auto_normal") == 0 ? INF_GUIDE_NORMAL
              : strcmp(gname, "auto_diag") == 0 ? INF_GUIDE_DIAG
              : strcmp(gname, "auto_mvn") == 0 ? INF_GUIDE_MVN
-             : strcmp(gname, "auto_delta") == 0 ? INF_GUIDE_DELTA : INF_GUIDE_USER;
+             : strcmp(gname, "auto_delta") == 0 ? INF_GUIDE_DELTA
+             : strcmp(gname, "auto_lowrank") == 0 ? INF_GUIDE_LOWRANK
+             : strcmp(gname, "auto_laplace") == 0 ? INF_GUIDE_LAPLACE : INF_GUIDE_USER;
     if (kind == INF_GUIDE_USER) {
         rt_func *gf;
         if (find_func(S, gname, "guide", &gf)) {

@@ -62,7 +62,8 @@ static const option_spec OPTIONS[] = {
     {"device", K_CHOICE, FIELD(device), 0, "cpu|cuda", "cpu|cuda", "tensor backend (default cpu)"},
     {"model", K_TEXT, FIELD(model), 0, NULL, "NAME", "the model to fit (required)"},
     {"guide", K_TEXT, FIELD(guide), 0, NULL, "NAME",
-     "a guide in the file, or auto_normal (default), auto_diag, auto_mvn, auto_delta"},
+     "a guide in the file, or auto_normal (default), auto_diag, auto_mvn, auto_delta,"
+     " auto_lowrank, auto_laplace"},
     {"data", K_TEXT, FIELD(data), 0, NULL, "D.json", "CmdStan-style JSON binding the model's arguments"},
     {"steps", K_LONG, FIELD(steps), 0, NULL, "N", "optimization steps (default 1000)"},
     {"lr", K_RATE, FIELD(lr), 0, NULL, "X", "Adam learning rate (default 0.01)"},

@@ -77,7 +77,7 @@ int inf_params_load(rt_vm *vm, const char *path, rt_loc loc);
 typedef enum { INF_INIT_FEASIBLE, INF_INIT_MEDIAN, INF_INIT_SAMPLE, INF_INIT_VALUE } inf_init_kind;
 
 typedef enum { INF_GUIDE_USER, INF_GUIDE_NORMAL, INF_GUIDE_DIAG, INF_GUIDE_MVN,
-               INF_GUIDE_DELTA } inf_guide_kind;
+               INF_GUIDE_DELTA, INF_GUIDE_LOWRANK, INF_GUIDE_LAPLACE } inf_guide_kind;
 
 typedef struct inf_latent {
     char *name;
@@ -104,6 +104,9 @@ typedef struct inf_guide {
     inf_latent *lat;
     int nlat;
     int64_t dim;             /* total unconstrained size */
+    int rank;                /* AutoLowRankMultivariateNormal (0: ceil(sqrt(dim))) */
+    bool gaussian;           /* AutoLaplaceApproximation: false while svi trains
+                                the point mass, true once the Hessian is in */
 } inf_guide;
 
 /* The latent sites of `model` from one seeded prototype run (latents.c);

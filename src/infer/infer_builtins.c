@@ -1,7 +1,8 @@
 /* infer_builtins.c - the inference built-ins a script sees: svi(...),
  * summary(...), the optimizers (Adam, ClippedAdam, SGD, RMSprop, Adagrad),
  * Trace_ELBO, and the autoguides (AutoNormal, AutoDiagonalNormal,
- * AutoMultivariateNormal, AutoDelta). */
+ * AutoMultivariateNormal, AutoDelta, AutoLowRankMultivariateNormal,
+ * AutoLaplaceApproximation). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,7 +154,9 @@ inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale) {
     g->prefix = kind == INF_GUIDE_NORMAL ? "AutoNormal"
               : kind == INF_GUIDE_DIAG ? "AutoDiagonalNormal"
               : kind == INF_GUIDE_MVN ? "AutoMultivariateNormal"
-              : kind == INF_GUIDE_DELTA ? "AutoDelta" : "guide";
+              : kind == INF_GUIDE_DELTA ? "AutoDelta"
+              : kind == INF_GUIDE_LOWRANK ? "AutoLowRankMultivariateNormal"
+              : kind == INF_GUIDE_LAPLACE ? "AutoLaplaceApproximation" : "guide";
     return g;
 }
 
@@ -193,8 +196,13 @@ static int make_init(rt_vm *vm, const rt_call *c, rt_value *out) {
 }
 
 static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
-    static const char *const names[] = {"model", "init_scale", "init_loc_fn", NULL};
-    if (rt_check_args(vm, c, 1, names)) return -1;
+    static const char *const names[] = {"model", "init_scale", "init_loc_fn", "rank", NULL};
+    static const char *const names_norank[] = {"model", "init_scale", "init_loc_fn", NULL};
+    if (rt_check_args(vm, c, 1, kind == INF_GUIDE_LOWRANK ? names : names_norank)) return -1;
+    double rank = 0;
+    if (kind == INF_GUIDE_LOWRANK && rt_arg_number(vm, c, -1, "rank", 0, false, &rank)) return -1;
+    if (!(rank >= 0 && rank == floor(rank) && rank < 1e6))
+        return rt_error_kw(vm, c, "rank", "%s: rank must be a positive integer, got %g", c->name, rank);
     const rt_value *m = rt_arg(c, 0, "model");
     if (!m || m->tag != RT_FUNC)
         return rt_error_arg(vm, c, 0, "%s: the first argument must be a model", c->name);
@@ -233,6 +241,7 @@ static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) 
     }
     g->init = init;
     g->init_values = values;
+    g->rank = (int)rank;
     rt_opaque *o = rt_opaque_new("autoguide", g, guide_data_free);
     if (!o) {
         inf_guide_free(g);
@@ -246,6 +255,8 @@ static int b_auto_normal(rt_vm *vm, const rt_call *c, rt_value *out) { return ma
 static int b_auto_diag(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DIAG); }
 static int b_auto_mvn(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_MVN); }
 static int b_auto_delta(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DELTA); }
+static int b_auto_lowrank(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_LOWRANK); }
+static int b_auto_laplace(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_LAPLACE); }
 
 /* ------------------------------------------------------------------ fit --- */
 
@@ -392,6 +403,8 @@ static const rt_builtin_def infer_builtins[] = {
     {"AutoDiagonalNormal", b_auto_diag},
     {"AutoMultivariateNormal", b_auto_mvn},
     {"AutoDelta", b_auto_delta},
+    {"AutoLowRankMultivariateNormal", b_auto_lowrank},
+    {"AutoLaplaceApproximation", b_auto_laplace},
     {"init_to_feasible", make_init},
     {"init_to_median", make_init},
     {"init_to_sample", make_init},

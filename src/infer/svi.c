@@ -202,6 +202,103 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     return rc;
 }
 
+/* ------------------------------------------------ Laplace approximation --- */
+
+/* d ELBO / d loc for the point-mass Laplace guide (deterministic: the guide
+ * draws nothing), into out[D]. */
+static int elbo_grad(rt_vm *vm, rt_func *model, inf_guide *g, const rt_record *data, rt_loc loc, rt_param *p,
+                     double *out) {
+    bk_tape_reset(vm->bk);
+    double ev;
+    bool scored;
+    bk_tensor *s = particle(vm, model, g, data, loc, false, 0, &ev, &scored);
+    if (!s) return -1;
+    int rc = (s->requires_grad && bk_backward(vm->bk, s)) ? rt_fail_bk(vm, loc) : 0;
+    bk_release(s);
+    bk_tape_reset(vm->bk);
+    if (rc == 0 && !isfinite(ev))
+        rc = rt_error_loc(vm, loc, "AutoLaplaceApproximation: the log density is not finite near the MAP point");
+    for (int64_t i = 0; i < p->u->numel; i++) out[i] = p->u->grad ? bk_get(p->u->grad, i) : 0.0;
+    for (int i = 0; i < vm->params.n; i++) bk_zero_grad(vm->params.items[i].u);
+    return rc;
+}
+
+/* After the MAP steps: H = the Hessian of -log p(T(u)) - log|det J| at
+ * u = loc, by central differences of the autodiff gradient (step 1e-5
+ * max(1, |u_j|), then symmetrized); ".scale_tril" = cholesky(inverse(H)),
+ * and the guide turns Gaussian. */
+static int laplace_fit(rt_vm *vm, rt_func *model, inf_guide *g, const rt_record *data, rt_loc loc) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.loc", g->prefix);
+    rt_param *p = rt_param_find(vm, name);
+    if (!p) { /* no step taken: one guide run creates loc */
+        rt_trace tr;
+        rt_trace_init(&tr);
+        int rc = inf_guide_run(vm, g, data, loc, &tr);
+        rt_trace_clear(&tr);
+        bk_tape_reset(vm->bk);
+        if (rc) return -1;
+        p = rt_param_find(vm, name);
+        if (!p) return rt_error_loc(vm, loc, "AutoLaplaceApproximation: the model has no latent sites");
+    }
+    int64_t D = p->u->numel;
+    double *u0 = malloc(D * sizeof *u0), *H = malloc(D * D * sizeof *H), *gp = malloc(D * sizeof *gp),
+           *gm = malloc(D * sizeof *gm);
+    int rc = (u0 && H && gp && gm) ? 0 : rt_fail(vm, 5, loc, "out of memory");
+    if (rc == 0) bk_copy_out(p->u, u0);
+    for (int64_t j = 0; j < D && rc == 0; j++) {
+        double h = 1e-5 * fmax(1.0, fabs(u0[j]));
+        bk_data(p->u)[j] = u0[j] + h;
+        rc = elbo_grad(vm, model, g, data, loc, p, gp);
+        bk_data(p->u)[j] = u0[j] - h;
+        if (rc == 0) rc = elbo_grad(vm, model, g, data, loc, p, gm);
+        bk_data(p->u)[j] = u0[j];
+        for (int64_t i = 0; i < D && rc == 0; i++) H[i * D + j] = -(gp[i] - gm[i]) / (2 * h);
+    }
+    bk_tensor *Ht = NULL, *cov = NULL, *L = NULL;
+    if (rc == 0) {
+        for (int64_t i = 0; i < D; i++)
+            for (int64_t j = 0; j < i; j++) H[i * D + j] = H[j * D + i] = 0.5 * (H[i * D + j] + H[j * D + i]);
+        bool gr = bk_set_grad_enabled(vm->bk, false);
+        Ht = bk_from_f64(vm->bk, 2, (int64_t[]){D, D}, H);
+        L = Ht ? bk_cholesky(vm->bk, Ht) : NULL; /* H itself must be positive definite */
+        cov = L ? bk_inverse(vm->bk, Ht) : NULL;
+        bk_release(L);
+        L = cov ? bk_cholesky(vm->bk, cov) : NULL;
+        bk_set_grad_enabled(vm->bk, gr);
+        if (!L) {
+            bk_clearerr(vm->bk);
+            rc = rt_error_loc(vm, loc, "AutoLaplaceApproximation: the Hessian of the negative log joint is not "
+                              "positive definite at the end of the MAP steps (not at a maximum yet?); train "
+                              "longer or with another learning rate");
+        }
+    }
+    if (rc == 0) {
+        snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
+        sl_constraint lc = {.kind = SL_C_LOWER_CHOLESKY};
+        rt_param *q = rt_param_find(vm, name);
+        bool gr = bk_set_grad_enabled(vm->bk, false);
+        if (!q) {
+            if (!rt_param_create(vm, name, L, &lc, loc)) rc = -1;
+        } else {
+            bk_tensor *u = sl_to_unconstrained(vm->bk, &lc, L);
+            if (u && u->numel == q->u->numel) bk_copy_out(u, bk_data(q->u));
+            else rc = rt_error_loc(vm, loc, "AutoLaplaceApproximation: parameter \"%s\" has another shape", name);
+            bk_release(u);
+        }
+        bk_set_grad_enabled(vm->bk, gr);
+    }
+    if (rc == 0) g->gaussian = true;
+    bk_release(Ht);
+    bk_release(cov);
+    bk_release(L);
+    free(u0);
+    free(H);
+    free(gp);
+    free(gm);
+    return rc;
+}
+
 /* ------------------------------------------------------------- summary --- */
 
 static int row_name(char *buf, size_t n, const char *site, const bk_tensor *v, int64_t flat) {
@@ -405,6 +502,7 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
     }
     bool grad = bk_set_grad_enabled(vm->bk, true);
     double baseline = st->baseline;
+    guide->gaussian = false; /* AutoLaplaceApproximation trains its point mass */
     for (long s = 0; s < o->steps && rc == 0; s++) {
         if (vm->interrupted) {
             vm->interrupted = 0;
@@ -417,6 +515,7 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
             vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
+    if (rc == 0 && guide->kind == INF_GUIDE_LAPLACE) rc = laplace_fit(vm, model, guide, data, loc);
     bk_set_grad_enabled(vm->bk, grad);
     if (rc == 0) {
         /* the state save_params writes and resume continues from */
