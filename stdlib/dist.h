@@ -32,6 +32,9 @@ typedef struct sl_dist {
     int64_t event[BK_MAXDIM];
     int reinterpreted;          /* dims moved batch -> event by to_event */
     bk_tensor *mask;            /* d.mask(m): log_prob * m, or NULL */
+    bool no_rsample;            /* d.no_rsample(): draws are cut off the tape and
+                                   SVI uses the score function (Pyro's
+                                   has_rsample = False) */
 } sl_dist;
 
 /* Arguments handed to a family's build function. */
@@ -99,6 +102,8 @@ bk_tensor *sl_variance(bk_ctx *, const sl_dist *);
 bk_tensor *sl_entropy(bk_ctx *, const sl_dist *);
 /* log_prob summed over the event dims (incl. reinterpreted ones), masked. */
 bk_tensor *sl_log_prob(bk_ctx *, const sl_dist *, bk_tensor *x);
+/* A copy of d whose draws are not reparameterized (d.no_rsample()). */
+sl_dist *sl_no_rsample(bk_ctx *ctx, const sl_dist *d);
 bk_tensor *sl_sample(bk_ctx *, bk_rng *, const sl_dist *, int nsample,
                      const int64_t *sample_shape);
 int sl_support(bk_ctx *, const sl_dist *, sl_constraint *out);

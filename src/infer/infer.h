@@ -138,6 +138,8 @@ typedef struct inf_svi_opts {
     inf_optim_spec optim;
     int summary_samples;
     bool resume;         /* continue from vm->svi_state (optimizer, stream) */
+    bool whole_signal;   /* score function: the whole ELBO as every site's
+                            signal (no plate-wise Rao-Blackwellization) */
 } inf_svi_opts;
 
 /* One scalar row of a summary table. */
@@ -168,6 +170,11 @@ rt_value inf_fit_value(inf_result *r);
 /* Run SVI; on success *out holds the result. */
 int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
                 const inf_svi_opts *o, rt_loc loc, inf_result **out);
+/* One step's loss (-ELBO estimate) and the gradient of the surrogate loss
+ * in every unconstrained parameter (a record name -> tensor), without an
+ * update; seeded with o->seed. */
+int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                  rt_loc loc, double *loss, rt_record **grads);
 /* Prior (guide NULL) or posterior predictive draws: a record of site name
  * -> tensor [samples, ...]; return_sites (strings) filters, NULL = all. */
 int inf_predictive(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, int samples, uint64_t seed,

@@ -15,15 +15,80 @@
 static const unsigned MODEL_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 static const unsigned GUIDE_KINDS = (1u << RT_SITE_SAMPLE);
 
-/* Sum over the guide's non-reparameterized sample sites of log q. */
-static bk_tensor *score_terms(rt_vm *vm, const rt_trace *g, bool *any) {
-    bk_tensor *acc = bk_scalar(vm->bk, 0.0);
+/* The batch-shaped log-prob of site t times its scale, summed over every
+ * dimension that is not a plate dimension shared (by name) with site s;
+ * keepdim, so the result broadcasts against s's batch shape.  Not on the
+ * tape (the caller has gradients off). */
+static bk_tensor *term_for(bk_ctx *c, const rt_site *t, const rt_site *s) {
+    bk_tensor *cur = bk_retain(t->log_prob_batch ? t->log_prob_batch : t->log_prob);
+    for (int k = 1; cur && k <= cur->ndim; k++) {
+        bool keep = false;
+        for (int i = 0; i < t->nplates && !keep; i++) {
+            if (t->plates[i].dim != -k) continue;
+            for (int j = 0; j < s->nplates && !keep; j++) keep = strcmp(t->plates[i].name, s->plates[j].name) == 0;
+        }
+        if (keep || cur->shape[cur->ndim - k] == 1) continue;
+        bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, cur->ndim - k, true);
+        bk_release(cur);
+        cur = r;
+    }
+    bk_tensor *sc = cur && t->scale != 1.0 ? bk_mul_s(c, cur, t->scale) : bk_retain(cur);
+    bk_release(cur);
+    return sc;
+}
+
+/* Plate-wise Rao-Blackwellization (Pyro's Trace_ELBO with plates): the
+ * learning signal of a site in plates is log p - log q with every term
+ * reduced to the site's plate slices, so slice i of z sees only the terms
+ * of slice i of its plates (and the terms outside them). */
+static bk_tensor *local_signal(rt_vm *vm, const rt_trace *mtr, const rt_trace *gtr, const rt_site *s) {
+    bk_ctx *c = vm->bk;
+    bk_tensor *acc = bk_scalar(c, 0.0);
+    for (int pass = 0; pass < 2 && acc; pass++) {
+        const rt_trace *tr = pass ? gtr : mtr;
+        for (int i = 0; acc && i < tr->n; i++) {
+            const rt_site *t = &tr->sites[i];
+            if (!t->log_prob || !((pass ? GUIDE_KINDS : MODEL_KINDS) & (1u << t->kind))) continue;
+            bk_tensor *x = term_for(c, t, s);
+            bk_tensor *a = x ? (pass ? bk_sub(c, acc, x) : bk_add(c, acc, x)) : NULL;
+            bk_release(x);
+            bk_release(acc);
+            acc = a;
+        }
+    }
+    return acc;
+}
+
+/* The score-function part of the surrogate: over the guide's
+ * non-reparameterized sample sites, sum(scale * log q(z) * signal) with the
+ * signal constant to the tape: the whole ELBO minus the baseline for sites
+ * outside plates (or with rb off), the plate-local signal otherwise. */
+static bk_tensor *score_terms(rt_vm *vm, const rt_trace *mtr, const rt_trace *g, double elbo, double baseline,
+                              bool rb, bool *any) {
+    bk_ctx *c = vm->bk;
+    bk_tensor *acc = bk_scalar(c, 0.0);
     *any = false;
     for (int i = 0; acc && i < g->n; i++) {
         const rt_site *s = &g->sites[i];
-        if (s->kind != RT_SITE_SAMPLE || !s->dist || !s->log_prob || s->dist->fam->reparam) continue;
+        if (s->kind != RT_SITE_SAMPLE || !s->dist || !s->log_prob || (s->dist->fam->reparam && !s->dist->no_rsample))
+            continue;
         *any = true;
-        bk_tensor *a = bk_add(vm->bk, acc, s->log_prob);
+        bk_tensor *term = NULL;
+        if (rb && s->nplates > 0 && s->log_prob_batch) {
+            bool gr = bk_set_grad_enabled(c, false);
+            bk_tensor *sig = local_signal(vm, mtr, g, s);
+            bk_set_grad_enabled(c, gr);
+            bk_tensor *w = sig ? bk_mul(c, s->log_prob_batch, sig) : NULL;
+            bk_tensor *ws = w ? bk_sum_all(c, w) : NULL;
+            term = ws ? bk_mul_s(c, ws, s->scale) : NULL;
+            bk_release(sig);
+            bk_release(w);
+            bk_release(ws);
+        } else {
+            term = bk_mul_s(c, s->log_prob, elbo - baseline);
+        }
+        bk_tensor *a = term ? bk_add(c, acc, term) : NULL;
+        bk_release(term);
         bk_release(acc);
         acc = a;
     }
@@ -64,7 +129,8 @@ static bk_tensor *mean_field_elbo(rt_vm *vm, const rt_trace *mtr, const rt_trace
 
 /* One particle: returns the surrogate objective (to maximize) and the ELBO value. */
 static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                           rt_loc loc, bool mean_field, double baseline, double *elbo_value, bool *scored) {
+                           rt_loc loc, bool mean_field, bool rb, double baseline, double *elbo_value,
+                           bool *scored) {
     rt_trace gtr, mtr;
     rt_trace_init(&gtr);
     rt_trace_init(&mtr);
@@ -108,19 +174,12 @@ static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt
     }
     *elbo_value = bk_item(elbo);
     bool any;
-    bk_tensor *sc = score_terms(vm, &gtr, &any);
+    /* learning signal: the ELBO minus a baseline (0, or a decaying average
+     * of past ELBOs), or the plate-local signal; constant to the tape */
+    bk_tensor *sc = score_terms(vm, &mtr, &gtr, *elbo_value, baseline, rb, &any);
     *scored = any;
-    if (sc && any) {
-        /* learning signal: the ELBO minus a baseline (0, or a decaying
-         * average of past ELBOs), constant to the tape */
-        bk_tensor *signal = bk_scalar(vm->bk, bk_item(elbo) - baseline);
-        bk_tensor *t = signal ? bk_mul(vm->bk, sc, signal) : NULL;
-        sur = t ? bk_add(vm->bk, elbo, t) : NULL;
-        bk_release(signal);
-        bk_release(t);
-    } else if (sc) {
-        sur = bk_retain(elbo);
-    }
+    if (sc && any) sur = bk_add(vm->bk, elbo, sc);
+    else if (sc) sur = bk_retain(elbo);
     bk_release(sc);
     bk_release(elbo);
     if (!sur) rt_fail_bk(vm, loc);
@@ -130,8 +189,9 @@ done:
     return sur;
 }
 
-static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
+/* The loss of one step and its gradient in every parameter's ->grad. */
+static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                          const inf_svi_opts *o, rt_loc loc, double *baseline, double *loss) {
     bk_tape_reset(vm->bk);
     bk_tensor *total = bk_scalar(vm->bk, 0.0);
     double elbo_sum = 0;
@@ -145,7 +205,7 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     for (int p = 0; p < K; p++) {
         double ev = 0;
         bool scored = false;
-        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, *baseline, &ev, &scored);
+        bk_tensor *s = particle(vm, model, guide, data, loc, o->mean_field, !o->whole_signal, *baseline, &ev, &scored);
         if (!s) {
             for (int k = 0; o->renyi && k < p; k++) bk_release(each[k]);
             bk_release(total);
@@ -198,8 +258,52 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     if (rc == 0 && !isfinite(*loss))
         rc = rt_error_loc(vm, loc, "the ELBO is not finite (%g); check the model's supports and "
                           "the guide's initial values", -*loss);
+    return rc;
+}
+
+static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
+    int rc = loss_and_grads(vm, model, guide, data, o, loc, baseline, loss);
     if (rc == 0) rc = inf_optim_step(opt, vm);
     return rc;
+}
+
+int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                  rt_loc loc, double *loss, rt_record **grads) {
+    *grads = NULL;
+    if (o->particles < 1) return rt_error_loc(vm, loc, "elbo_grad: particles must be >= 1, got %d", o->particles);
+    rt_handler hs, hd;
+    rt_seed_state ss, sd;
+    rt_handler_seed(&hs, &ss, o->seed);
+    rt_handler_seed(&hd, &sd, o->seed);
+    bk_rng_init(&sd.rng, o->seed, 1); /* as svi: discovery on a stream of its own */
+    if (rt_push_handler(vm, &hs)) return rt_fail(vm, 5, loc, "out of memory");
+    int rc = rt_push_handler(vm, &hd) ? rt_fail(vm, 5, loc, "out of memory") : 0;
+    if (rc == 0) {
+        rc = inf_guide_prepare(vm, guide, data, loc);
+        rt_pop_handler(vm, &hd);
+    }
+    bool grad = bk_set_grad_enabled(vm->bk, true);
+    double baseline = 0;
+    if (rc == 0) rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss);
+    bk_set_grad_enabled(vm->bk, grad);
+    rt_pop_handler(vm, &hs);
+    rt_record *rec = rc == 0 ? rt_record_new() : NULL;
+    if (rc == 0 && !rec) rc = rt_fail(vm, 5, loc, "out of memory");
+    for (int i = 0; i < vm->params.n; i++) {
+        rt_param *p = &vm->params.items[i];
+        if (rc == 0 && p->u->grad) {
+            bk_tensor *g = bk_detach(vm->bk, p->u->grad);
+            if (!g || rt_record_set(rec, p->name, rt_tensor(g))) rc = rt_fail(vm, 5, loc, "out of memory");
+        }
+        bk_zero_grad(p->u);
+    }
+    if (rc) {
+        if (rec) rt_release(rt_obj_value(&rec->h));
+        return -1;
+    }
+    *grads = rec;
+    return 0;
 }
 
 /* ------------------------------------------------ Laplace approximation --- */
@@ -211,7 +315,7 @@ static int elbo_grad(rt_vm *vm, rt_func *model, inf_guide *g, const rt_record *d
     bk_tape_reset(vm->bk);
     double ev;
     bool scored;
-    bk_tensor *s = particle(vm, model, g, data, loc, false, 0, &ev, &scored);
+    bk_tensor *s = particle(vm, model, g, data, loc, false, true, 0, &ev, &scored);
     if (!s) return -1;
     int rc = (s->requires_grad && bk_backward(vm->bk, s)) ? rt_fail_bk(vm, loc) : 0;
     bk_release(s);

@@ -67,6 +67,9 @@ typedef struct rt_site {
     bk_tensor *value;       /* retained */
     bk_tensor *log_prob;    /* retained: scaled and masked, summed to 0-d
                                (NULL for params / deterministic) */
+    bk_tensor *log_prob_batch; /* retained: masked, not scaled, not summed (the
+                               batch shape, plate dims included); NULL when
+                               not recorded (use log_prob) */
     double scale;
     bool observed;
     int nplates;
