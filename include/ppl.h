@@ -115,17 +115,23 @@ typedef struct ppl_result ppl_result;
 
 typedef struct ppl_svi_opts {
     const char *guide;       /* guide function name, or "auto_normal",
-                                "auto_mvn", "auto_delta", "auto_diag" */
+                                "auto_mvn", "auto_delta", "auto_diag",
+                                "auto_lowrank", "auto_laplace" */
     long steps;              /* default 1000 */
     double lr;               /* Adam learning rate, default 0.01 */
     int particles;           /* default 1 */
     uint64_t seed;           /* default 1 */
     const char *data_json;   /* optional data file binding the model args */
     int summary_samples;     /* guide draws for the summary, default 1000 */
+    const char *resume;      /* a file from ppl_save_params: continue that run
+                                (parameters, optimizer state, random stream) */
 } ppl_svi_opts;
 ppl_svi_opts ppl_svi_defaults(void);
 ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
                    ppl_result **out);
+/* Write the parameter store and the last SVI run's optimizer state and
+ * random-stream position as JSON, atomically (as save_params(path)). */
+ppl_status ppl_save_params(ppl_state *S, const char *path);
 
 typedef struct ppl_mcmc_opts {
     int chains;              /* default 4 (run one after another; seeded per chain) */

@@ -146,7 +146,19 @@ bk_tensor *sl_sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int nsample,
             bk_seterr(ctx, "%s: sample shape sizes must be >= 0", d->fam->name);
             return NULL;
         }
-    return d->fam->sample(ctx, rng, d, nsample, sample_shape);
+    bk_tensor *t = d->fam->sample(ctx, rng, d, nsample, sample_shape);
+    if (t && d->no_rsample && t->requires_grad) {
+        bk_tensor *u = bk_detach(ctx, t);
+        bk_release(t);
+        t = u;
+    }
+    return t;
+}
+
+sl_dist *sl_no_rsample(bk_ctx *ctx, const sl_dist *d) {
+    sl_dist *c = dist_copy(ctx, d);
+    if (c) c->no_rsample = true;
+    return c;
 }
 
 int sl_support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {

@@ -35,6 +35,9 @@ typedef struct sl_dist {
     struct sl_transform *tf;    /* TransformedDistribution's bijection (retained) */
     rt_obj *host;               /* host-registered family: the object owning
                                    d->fam (retained), else NULL */
+    bool no_rsample;            /* d.no_rsample(): draws are cut off the tape and
+                                   SVI uses the score function (Pyro's
+                                   has_rsample = False) */
 } sl_dist;
 
 /* Arguments handed to a family's build function. */
@@ -102,6 +105,8 @@ bk_tensor *sl_variance(bk_ctx *, const sl_dist *);
 bk_tensor *sl_entropy(bk_ctx *, const sl_dist *);
 /* log_prob summed over the event dims (incl. reinterpreted ones), masked. */
 bk_tensor *sl_log_prob(bk_ctx *, const sl_dist *, bk_tensor *x);
+/* A copy of d whose draws are not reparameterized (d.no_rsample()). */
+sl_dist *sl_no_rsample(bk_ctx *ctx, const sl_dist *d);
 bk_tensor *sl_sample(bk_ctx *, bk_rng *, const sl_dist *, int nsample,
                      const int64_t *sample_shape);
 int sl_support(bk_ctx *, const sl_dist *, sl_constraint *out);

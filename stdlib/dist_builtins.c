@@ -175,6 +175,11 @@ static int m_mask(rt_vm *vm, const rt_call *c, rt_value *out) {
     return ret_dist(vm, c, sl_mask(rt_vm_bk(vm), self_dist(c), m), out);
 }
 
+static int m_no_rsample(rt_vm *vm, const rt_call *c, rt_value *out) {
+    if (rt_check_args(vm, c, 0, NULL)) return -1;
+    return ret_dist(vm, c, sl_no_rsample(rt_vm_bk(vm), self_dist(c)), out);
+}
+
 static int m_enumerate(rt_vm *vm, const rt_call *c, rt_value *out) {
     sl_dist *d = self_dist(c);
     if (rt_check_args(vm, c, 0, NULL)) return -1;
@@ -195,7 +200,7 @@ static const method methods[] = {
     {"log_prob", m_log_prob}, {"sample", m_sample},     {"rsample", m_rsample},
     {"entropy", m_entropy},   {"cdf", m_cdf},           {"icdf", m_icdf},
     {"to_event", m_to_event}, {"expand", m_expand},     {"mask", m_mask},
-    {"enumerate_support", m_enumerate}, {NULL, NULL}};
+    {"enumerate_support", m_enumerate}, {"no_rsample", m_no_rsample}, {NULL, NULL}};
 
 /* ----------------------------------------------------------- fields --- */
 
@@ -242,8 +247,8 @@ int sl_dist_getattr(rt_vm *vm, sl_dist *d, const char *name, rt_loc loc, rt_valu
     static const char *const all[] = {"mean", "variance", "batch_shape", "event_shape",
                                       "support", "log_prob", "sample", "rsample", "entropy",
                                       "cdf", "icdf", "to_event", "expand", "mask",
-                                      "enumerate_support", NULL};
-    const char *hint = rt_did_you_mean(name, all, 15);
+                                      "enumerate_support", "no_rsample", NULL};
+    const char *hint = rt_did_you_mean(name, all, 16);
     if (hint)
         return rt_error_loc(vm, loc, "a %s distribution has no field \"%s\" (did you mean \"%s\"?)",
                             d->fam->name, name, hint);

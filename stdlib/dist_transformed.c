@@ -259,6 +259,7 @@ const sl_family sl_family_transformed = {
 };
 
 bool sl_dist_reparam(const sl_dist *d) {
+    if (d->no_rsample) return false;
     if (d->fam == &sl_family_transformed) return sl_dist_reparam(d->sub[0]);
     return d->fam->reparam;
 }

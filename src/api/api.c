@@ -351,7 +351,9 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     int kind = strcmp(gname, "auto_normal") == 0 ? INF_GUIDE_NORMAL
              : strcmp(gname, "auto_diag") == 0 ? INF_GUIDE_DIAG
              : strcmp(gname, "auto_mvn") == 0 ? INF_GUIDE_MVN
-             : strcmp(gname, "auto_delta") == 0 ? INF_GUIDE_DELTA : INF_GUIDE_USER;
+             : strcmp(gname, "auto_delta") == 0 ? INF_GUIDE_DELTA
+             : strcmp(gname, "auto_lowrank") == 0 ? INF_GUIDE_LOWRANK
+             : strcmp(gname, "auto_laplace") == 0 ? INF_GUIDE_LAPLACE : INF_GUIDE_USER;
     if (kind == INF_GUIDE_USER) {
         rt_func *gf;
         if (find_func(S, gname, "guide", &gf)) {
@@ -378,7 +380,9 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_result *r = NULL;
-    int rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
+    so.resume = d.resume != NULL;
+    int rc = d.resume ? inf_params_load(S->vm, d.resume, (rt_loc){0, 0, 0, 0}) : 0;
+    if (rc == 0) rc = inf_svi_run(S->vm, m, g, data.tag == RT_RECORD ? (rt_record *)data.u.o : NULL, &so,
                          (rt_loc){0, 0, 0, 0}, &r);
     if (g != &user) inf_guide_free(g);
     rt_release(data);
@@ -392,6 +396,14 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     R->r = r;
     R->ctx = S->vm->bk;
     *out = R;
+    return ok(S);
+}
+
+ppl_status ppl_save_params(ppl_state *S, const char *path) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!path) return fmt_error(S, PPL_ERR_MISUSE, "error: ppl_save_params: path is NULL%s", NULL);
+    rt_vm_clear_error(S->vm);
+    if (inf_params_save(S->vm, path, (rt_loc){0, 0, 0, 0})) return vm_error(S);
     return ok(S);
 }
 

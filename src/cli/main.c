@@ -30,6 +30,7 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
+    const char *resume;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -61,7 +62,8 @@ static const option_spec OPTIONS[] = {
     {"device", K_CHOICE, FIELD(device), 0, "cpu|cuda", "cpu|cuda", "tensor backend (default cpu)"},
     {"model", K_TEXT, FIELD(model), 0, NULL, "NAME", "the model to fit (required)"},
     {"guide", K_TEXT, FIELD(guide), 0, NULL, "NAME",
-     "a guide in the file, or auto_normal (default), auto_diag, auto_mvn, auto_delta"},
+     "a guide in the file, or auto_normal (default), auto_diag, auto_mvn, auto_delta,"
+     " auto_lowrank, auto_laplace"},
     {"data", K_TEXT, FIELD(data), 0, NULL, "D.json", "CmdStan-style JSON binding the model's arguments"},
     {"steps", K_LONG, FIELD(steps), 0, NULL, "N", "optimization steps (default 1000)"},
     {"lr", K_RATE, FIELD(lr), 0, NULL, "X", "Adam learning rate (default 0.01)"},
@@ -76,6 +78,7 @@ static const option_spec OPTIONS[] = {
     {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
     {"plot", K_TEXT, FIELD(plot), 0, NULL, "FILE.svg",
      "write an SVG picture (loss curve; trace + density)"},
+    {"resume", K_TEXT, FIELD(resume), 0, NULL, "P.json", "continue the run an --out file saved"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -110,7 +113,7 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", "plot", NULL};
+                                       "out", "summary", "device", "plot", "resume", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", NULL};
@@ -126,11 +129,12 @@ static const command COMMANDS[] = {
      NULL, CHECK_OPTS, cmd_check},
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
-            "        [--out params.json] [--summary S.json] [--plot FILE.svg]",
+            "        [--out params.json] [--resume params.json] [--summary S.json]\n"
+            "        [--plot FILE.svg]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
      "the summary table.  Output files are written atomically.",
-     "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
+     "write the parameters and the optimizer state as JSON (for --resume)", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
@@ -526,11 +530,12 @@ static int cmd_svi(const args *a) {
     if (given(a, "particles")) so.particles = (int)a->particles;
     if (given(a, "seed")) so.seed = a->seed;
     so.data_json = a->data;
+    so.resume = a->resume;
     ppl_result *R = NULL;
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));
     rc = report_result(a, R);
-    if (a->out && write_json(a->out, ppl_result_params_json(R))) rc = 1;
+    if (a->out && (st = ppl_save_params(S, a->out)) != PPL_OK) rc = lib_error(S, st);
     ppl_result_free(R);
     return close_state(S, rc);
 }

@@ -9,6 +9,15 @@
  *   AutoMultivariateNormal: u = loc + L eps over the flattened vector,
  *     params "AutoMultivariateNormal.loc" and ".scale_tril".
  *   AutoDelta: x = T_C(param "AutoDelta.<site>"), log q = 0 (MAP).
+ *   AutoLowRankMultivariateNormal (Pyro's parameterization): u = loc +
+ *     W eps_r + scale * eps_D with W = cov_factor * scale (row-wise), so
+ *     Cov u = W W^T + diag(scale^2); log q by the Woodbury identity and the
+ *     [rank, rank] capacitance matrix.
+ *   AutoLaplaceApproximation: while svi trains, a point mass at the
+ *     unconstrained param ".loc" with log q = -log|det J| (MAP of the
+ *     unconstrained density, as Pyro's); svi then sets ".scale_tril" to the
+ *     Cholesky factor of the inverse Hessian there (svi.c) and the guide
+ *     becomes u = loc + L eps, as AutoMultivariateNormal.
  * The latent sites, their shapes and supports come from one prototype run
  * of the model (so supports whose bounds depend on other latents use the
  * prototype's bounds - documented in docs/INFERENCE.md). */
@@ -105,6 +114,10 @@ static bk_tensor *guide_param_c(rt_vm *vm, const char *name, bk_tensor *init, co
         p = rt_param_create(vm, name, init, c, loc);
         bk_set_grad_enabled(vm->bk, g);
         if (!p) return NULL;
+    } else if (p->ndim != init->ndim || memcmp(p->shape, init->shape, sizeof(int64_t) * (size_t)init->ndim) != 0) {
+        rt_error_loc(vm, loc, "parameter \"%s\" exists with another shape (left by another model's guide? "
+                     "clear_params() first)", name);
+        return NULL;
     }
     bk_tensor *v = rt_param_value(vm, p);
     if (!v) rt_fail_bk(vm, loc);
@@ -239,7 +252,31 @@ static int run_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     return 0;
 }
 
-/* u = loc + L eps over the flattened latent vector. */
+/* Split the flattened unconstrained vector u into the sites; the joint log
+ * q(u) goes on the first site (each site also gets its -log|det J|). */
+static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_tensor *lq, rt_loc loc) {
+    bk_ctx *c = vm->bk;
+    int rc = 0;
+    for (int i = 0; i < g->nlat && rc == 0; i++) {
+        inf_latent *L = &g->lat[i];
+        bk_idx sl = {.kind = BK_IDX_SLICE, .start = L->offset, .stop = L->offset + L->unumel, .step = 1};
+        bk_tensor *part = bk_index(c, u, 1, &sl);
+        bk_tensor *ui = part ? bk_reshape(c, part, L->undim, L->ushape) : NULL;
+        bk_release(part);
+        if (!ui) {
+            rc = rt_fail_bk(vm, loc);
+            break;
+        }
+        bk_tensor *zero = bk_scalar(c, 0.0);
+        rc = emit(vm, tr, L, ui, i == 0 ? lq : zero, loc);
+        bk_release(zero);
+        bk_release(ui);
+    }
+    return rc;
+}
+
+/* u = loc + L eps over the flattened latent vector (AutoMultivariateNormal,
+ * and AutoLaplaceApproximation once fitted: there scale_tril must exist). */
 static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
     int64_t D = g->dim;
@@ -252,7 +289,10 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     snprintf(name, sizeof name, "%s.loc", g->prefix);
     bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
     snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
-    bk_tensor *Lt = (mu && l0s) ? guide_param(vm, name, l0s, SL_C_LOWER_CHOLESKY, loc) : NULL;
+    bk_tensor *Lt = NULL;
+    if (g->kind == INF_GUIDE_LAPLACE && mu && !rt_param_find(vm, name))
+        rt_error_loc(vm, loc, "AutoLaplaceApproximation: no %s yet; fit the guide with svi(...) first", name);
+    else if (mu && l0s) Lt = guide_param(vm, name, l0s, SL_C_LOWER_CHOLESKY, loc);
     bk_release(z);
     bk_release(l0);
     bk_release(l0s);
@@ -295,26 +335,124 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_release(u);
         return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
     }
-    /* split u into sites; the joint log q goes on the first site */
-    int rc = 0;
-    for (int i = 0; i < g->nlat && rc == 0; i++) {
-        inf_latent *L = &g->lat[i];
-        bk_idx sl = {.kind = BK_IDX_SLICE, .start = L->offset, .stop = L->offset + L->unumel, .step = 1};
-        bk_tensor *part = bk_index(c, u, 1, &sl);
-        bk_tensor *ui = part ? bk_reshape(c, part, L->undim, L->ushape) : NULL;
-        bk_release(part);
-        if (!ui) {
-            rc = rt_fail_bk(vm, loc);
-            break;
-        }
-        bk_tensor *zero = bk_scalar(c, 0.0);
-        rc = emit(vm, tr, L, ui, i == 0 ? lq : zero, loc);
-        bk_release(zero);
-        bk_release(ui);
-    }
+    int rc = split_emit(vm, g, tr, u, lq, loc);
     bk_release(u);
     bk_release(lq);
     return rc;
+}
+
+/* AutoLowRankMultivariateNormal, parameterized as Pyro's. */
+static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
+    bk_ctx *c = vm->bk;
+    int64_t D = g->dim, R = g->rank > 0 ? g->rank : (int64_t)ceil(sqrt((double)D));
+    if (R < 1) R = 1;
+    char name[256];
+    bk_tensor *mu = NULL, *cf = NULL, *sc = NULL;
+    snprintf(name, sizeof name, "%s.loc", g->prefix);
+    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
+    for (int i = 0; z && i < g->nlat; i++) bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
+    mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+    bk_release(z);
+    snprintf(name, sizeof name, "%s.cov_factor", g->prefix);
+    if (mu) {
+        bk_tensor *w0 = NULL;
+        if (!rt_param_find(vm, name)) { /* N(0, 1/sqrt(rank)) entries, drawn once */
+            bk_tensor *e = bk_rand_normal(c, &vm->rng, 2, (int64_t[]){D, R});
+            w0 = e ? bk_mul_s(c, e, 1 / sqrt((double)R)) : NULL;
+            bk_release(e);
+        } else {
+            w0 = bk_zeros(c, BK_F64, 2, (int64_t[]){D, R}); /* unused: the parameter exists */
+        }
+        cf = w0 ? guide_param(vm, name, w0, SL_C_REAL, loc) : NULL;
+        bk_release(w0);
+    }
+    snprintf(name, sizeof name, "%s.scale", g->prefix);
+    if (cf) {
+        bk_tensor *s0 = bk_full(c, BK_F64, 1, &D, sqrt(0.5) * g->init_scale);
+        sc = s0 ? guide_param(vm, name, s0, SL_C_POSITIVE, loc) : NULL;
+        bk_release(s0);
+    }
+    if (!sc) {
+        bk_release(mu);
+        bk_release(cf);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
+    /* W = cov_factor * scale[:, None], d = scale^2 */
+    bk_tensor *scol = bk_reshape(c, sc, 2, (int64_t[]){D, 1});
+    bk_tensor *W = scol ? bk_mul(c, cf, scol) : NULL;
+    bk_tensor *d = bk_mul(c, sc, sc);
+    bk_tensor *e1 = bk_rand_normal(c, &vm->rng, 1, &R);
+    bk_tensor *e2 = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *We = (W && e1) ? bk_matmul(c, W, e1) : NULL;
+    bk_tensor *se = e2 ? bk_mul(c, sc, e2) : NULL;
+    bk_tensor *r = (We && se) ? bk_add(c, We, se) : NULL; /* u - loc */
+    bk_tensor *u = r ? bk_add(c, mu, r) : NULL;
+    /* log N(u; loc, W W^T + diag d): with C = I + W^T diag(1/d) W = L L^T,
+     * maha = r^T r/d - |L^-1 W^T (r/d)|^2 and log det = 2 sum log diag L + sum log d */
+    bk_tensor *rd = r && d ? bk_div(c, r, d) : NULL;
+    bk_tensor *Wt = W ? bk_transpose(c, W, 0, 1) : NULL;
+    bk_tensor *dcol = d ? bk_reshape(c, d, 2, (int64_t[]){D, 1}) : NULL;
+    bk_tensor *Wd = (W && dcol) ? bk_div(c, W, dcol) : NULL;
+    bk_tensor *WtWd = (Wt && Wd) ? bk_matmul(c, Wt, Wd) : NULL;
+    bk_tensor *I = bk_eye(c, R);
+    bk_tensor *C = (WtWd && I) ? bk_add(c, WtWd, I) : NULL;
+    bk_tensor *L = C ? bk_cholesky(c, C) : NULL;
+    bk_tensor *a = (Wt && rd) ? bk_matmul(c, Wt, rd) : NULL;
+    bk_tensor *y = (L && a) ? bk_solve_triangular(c, L, a, false) : NULL;
+    bk_tensor *rr = (r && rd) ? bk_mul(c, r, rd) : NULL;
+    bk_tensor *t1 = rr ? bk_sum_all(c, rr) : NULL;
+    bk_tensor *yy = y ? bk_mul(c, y, y) : NULL;
+    bk_tensor *t2 = yy ? bk_sum_all(c, yy) : NULL;
+    bk_tensor *maha = (t1 && t2) ? bk_sub(c, t1, t2) : NULL;
+    bk_tensor *LI = (L && I) ? bk_mul(c, L, I) : NULL;
+    bk_tensor *dg = LI ? bk_reduce(c, BK_OP_SUM, LI, 1, false) : NULL;
+    bk_tensor *ldg = dg ? bk_unop(c, BK_OP_LOG, dg) : NULL;
+    bk_tensor *sl = ldg ? bk_sum_all(c, ldg) : NULL;
+    bk_tensor *lsc = bk_unop(c, BK_OP_LOG, sc);
+    bk_tensor *sls = lsc ? bk_sum_all(c, lsc) : NULL;
+    bk_tensor *half = (sl && sls) ? bk_add(c, sl, sls) : NULL; /* log det / 2 */
+    bk_tensor *hm = maha ? bk_mul_s(c, maha, -0.5) : NULL;
+    bk_tensor *t = (hm && half) ? bk_sub(c, hm, half) : NULL;
+    bk_tensor *lq = t ? bk_add_s(c, t, -HALF_LOG_2PI * (double)D) : NULL;
+    bk_tensor *tmp[] = {mu, cf, sc, scol, W, d, e1, e2, We, se, r, rd, Wt, dcol, Wd, WtWd, I, C, L, a, y, rr,
+                        t1, yy, t2, maha, LI, dg, ldg, sl, lsc, sls, half, hm, t};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) bk_release(tmp[i]);
+    if (!lq || !u) {
+        bk_release(u);
+        bk_release(lq);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
+    int rc = split_emit(vm, g, tr, u, lq, loc);
+    bk_release(u);
+    bk_release(lq);
+    return rc;
+}
+
+/* AutoLaplaceApproximation while training: a point mass at the
+ * unconstrained loc; log q = -log|det J| per site (emit subtracts it). */
+static int run_laplace_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
+    bk_ctx *c = vm->bk;
+    int64_t D = g->dim;
+    char name[256];
+    snprintf(name, sizeof name, "%s.loc", g->prefix);
+    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
+    for (int i = 0; z && i < g->nlat; i++) bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
+    bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+    bk_release(z);
+    bk_tensor *zero = mu ? bk_scalar(c, 0.0) : NULL;
+    if (!zero) {
+        bk_release(mu);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
+    int rc = split_emit(vm, g, tr, mu, zero, loc);
+    bk_release(mu);
+    bk_release(zero);
+    return rc;
+}
+
+int inf_guide_prepare(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
+    if (g->kind == INF_GUIDE_USER || g->ready) return 0;
+    return discover(vm, g, data, loc);
 }
 
 int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt_trace *tr) {
@@ -334,6 +472,8 @@ int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt
     case INF_GUIDE_DIAG: return run_normal(vm, g, tr, loc);
     case INF_GUIDE_MVN: return run_mvn(vm, g, tr, loc);
     case INF_GUIDE_DELTA: return run_delta(vm, g, tr, loc);
+    case INF_GUIDE_LOWRANK: return run_lowrank(vm, g, tr, loc);
+    case INF_GUIDE_LAPLACE: return g->gaussian ? run_mvn(vm, g, tr, loc) : run_laplace_delta(vm, g, tr, loc);
     }
     return -1;
 }

@@ -47,6 +47,29 @@ void inf_optim_init(inf_optim *o, const inf_optim_spec *spec);
 void inf_optim_free(inf_optim *o);
 /* One update of every parameter with a gradient (p->u->grad).  0 or -1. */
 int inf_optim_step(inf_optim *o, rt_vm *vm);
+/* Deep copy of src's state (slots, step counter) into dst with spec; 0 or -1 (OOM). */
+int inf_optim_copy(inf_optim *dst, const inf_optim *src, const inf_optim_spec *spec);
+/* A slot for a parameter of n elements (created zeroed when new); NULL on
+ * OOM or when the name exists with another size. */
+inf_optim_slot *inf_optim_slot_for(inf_optim *o, const char *name, int64_t n);
+const char *inf_optim_kind_name(int kind);
+int inf_optim_kind_lookup(const char *name);
+
+/* What svi(...) leaves in the VM (vm->svi_state) for save_params and for a
+ * resumed run: the optimizer state, the random stream's position after the
+ * last step, the score-function baseline and the steps taken in total. */
+typedef struct inf_svi_state {
+    inf_optim opt;
+    bk_rng rng;
+    double baseline;
+    long steps;
+} inf_svi_state;
+inf_svi_state *inf_svi_state_get(rt_vm *vm);
+/* Replace the VM's state (takes ownership; NULL clears). */
+void inf_svi_state_set(rt_vm *vm, inf_svi_state *st);
+/* save_params / load_params as C functions (params_io.c). */
+int inf_params_save(rt_vm *vm, const char *path, rt_loc loc);
+int inf_params_load(rt_vm *vm, const char *path, rt_loc loc);
 
 /* ---- guides (autoguide.c) ---- */
 
@@ -54,7 +77,7 @@ int inf_optim_step(inf_optim *o, rt_vm *vm);
 typedef enum { INF_INIT_FEASIBLE, INF_INIT_MEDIAN, INF_INIT_SAMPLE, INF_INIT_VALUE } inf_init_kind;
 
 typedef enum { INF_GUIDE_USER, INF_GUIDE_NORMAL, INF_GUIDE_DIAG, INF_GUIDE_MVN,
-               INF_GUIDE_DELTA } inf_guide_kind;
+               INF_GUIDE_DELTA, INF_GUIDE_LOWRANK, INF_GUIDE_LAPLACE } inf_guide_kind;
 
 typedef struct inf_latent {
     char *name;
@@ -81,6 +104,9 @@ typedef struct inf_guide {
     inf_latent *lat;
     int nlat;
     int64_t dim;             /* total unconstrained size */
+    int rank;                /* AutoLowRankMultivariateNormal (0: ceil(sqrt(dim))) */
+    bool gaussian;           /* AutoLaplaceApproximation: false while svi trains
+                                the point mass, true once the Hessian is in */
 } inf_guide;
 
 /* The latent sites of `model` from one seeded prototype run (latents.c);
@@ -92,6 +118,9 @@ void inf_latents_free(inf_latent *lat, int n);
 /* A new automatic guide for `model` (retained); NULL on OOM. */
 inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale);
 void inf_guide_free(inf_guide *g);
+/* Discover an autoguide's latent sites now (no-op for user guides or when
+ * done); draws (init_to_median) come from the VM's current stream. */
+int inf_guide_prepare(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc);
 /* Run the guide once, recording its sites into tr (values and log q). */
 int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt_trace *tr);
 
@@ -108,6 +137,9 @@ typedef struct inf_svi_opts {
     uint64_t seed;
     inf_optim_spec optim;
     int summary_samples;
+    bool resume;         /* continue from vm->svi_state (optimizer, stream) */
+    bool whole_signal;   /* score function: the whole ELBO as every site's
+                            signal (no plate-wise Rao-Blackwellization) */
 } inf_svi_opts;
 
 /* One scalar row of a summary table. */
@@ -138,6 +170,11 @@ rt_value inf_fit_value(inf_result *r);
 /* Run SVI; on success *out holds the result. */
 int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
                 const inf_svi_opts *o, rt_loc loc, inf_result **out);
+/* One step's loss (-ELBO estimate) and the gradient of the surrogate loss
+ * in every unconstrained parameter (a record name -> tensor), without an
+ * update; seeded with o->seed. */
+int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                  rt_loc loc, double *loss, rt_record **grads);
 /* Prior (guide NULL) or posterior predictive draws: a record of site name
  * -> tensor [samples, ...]; return_sites (strings) filters, NULL = all. */
 int inf_predictive(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, int samples, uint64_t seed,

@@ -1,7 +1,8 @@
 /* infer_builtins.c - the inference built-ins a script sees: svi(...),
  * summary(...), the optimizers (Adam, ClippedAdam, SGD, RMSprop, Adagrad),
  * Trace_ELBO, and the autoguides (AutoNormal, AutoDiagonalNormal,
- * AutoMultivariateNormal, AutoDelta). */
+ * AutoMultivariateNormal, AutoDelta, AutoLowRankMultivariateNormal,
+ * AutoLaplaceApproximation). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,14 +87,16 @@ typedef struct elbo_spec {
     bool renyi;
     double alpha;
     double baseline;
+    bool whole_signal;
 } elbo_spec;
 
 static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field) {
-    static const char *const names[] = {"particles", "num_particles", "baseline", NULL};
-    double p, p2, beta;
+    static const char *const names[] = {"particles", "num_particles", "baseline", "rao_blackwellize", NULL};
+    double p, p2, beta, rb;
     if (rt_check_args(vm, c, 0, names) || rt_arg_number(vm, c, -1, "particles", 1, false, &p) ||
         rt_arg_number(vm, c, -1, "num_particles", p, false, &p2) ||
-        rt_arg_number(vm, c, -1, "baseline", 0, false, &beta))
+        rt_arg_number(vm, c, -1, "baseline", 0, false, &beta) ||
+        rt_arg_number(vm, c, -1, "rao_blackwellize", 1, false, &rb))
         return -1;
     if (!(beta >= 0 && beta < 1))
         return rt_error_kw(vm, c, "baseline", "%s: baseline must be a decay factor in [0, 1), like 0.9", c->name);
@@ -104,6 +107,7 @@ static int make_elbo(rt_vm *vm, const rt_call *c, rt_value *out, bool mean_field
     e->particles = (int)p2;
     e->mean_field = mean_field;
     e->baseline = beta;
+    e->whole_signal = rb == 0;
     rt_opaque *o = rt_opaque_new("ELBO", e, free);
     if (!o) {
         free(e);
@@ -153,7 +157,9 @@ inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale) {
     g->prefix = kind == INF_GUIDE_NORMAL ? "AutoNormal"
               : kind == INF_GUIDE_DIAG ? "AutoDiagonalNormal"
               : kind == INF_GUIDE_MVN ? "AutoMultivariateNormal"
-              : kind == INF_GUIDE_DELTA ? "AutoDelta" : "guide";
+              : kind == INF_GUIDE_DELTA ? "AutoDelta"
+              : kind == INF_GUIDE_LOWRANK ? "AutoLowRankMultivariateNormal"
+              : kind == INF_GUIDE_LAPLACE ? "AutoLaplaceApproximation" : "guide";
     return g;
 }
 
@@ -193,8 +199,13 @@ static int make_init(rt_vm *vm, const rt_call *c, rt_value *out) {
 }
 
 static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) {
-    static const char *const names[] = {"model", "init_scale", "init_loc_fn", NULL};
-    if (rt_check_args(vm, c, 1, names)) return -1;
+    static const char *const names[] = {"model", "init_scale", "init_loc_fn", "rank", NULL};
+    static const char *const names_norank[] = {"model", "init_scale", "init_loc_fn", NULL};
+    if (rt_check_args(vm, c, 1, kind == INF_GUIDE_LOWRANK ? names : names_norank)) return -1;
+    double rank = 0;
+    if (kind == INF_GUIDE_LOWRANK && rt_arg_number(vm, c, -1, "rank", 0, false, &rank)) return -1;
+    if (!(rank >= 0 && rank == floor(rank) && rank < 1e6))
+        return rt_error_kw(vm, c, "rank", "%s: rank must be a positive integer, got %g", c->name, rank);
     const rt_value *m = rt_arg(c, 0, "model");
     if (!m || m->tag != RT_FUNC)
         return rt_error_arg(vm, c, 0, "%s: the first argument must be a model", c->name);
@@ -233,6 +244,7 @@ static int make_autoguide(rt_vm *vm, const rt_call *c, rt_value *out, int kind) 
     }
     g->init = init;
     g->init_values = values;
+    g->rank = (int)rank;
     rt_opaque *o = rt_opaque_new("autoguide", g, guide_data_free);
     if (!o) {
         inf_guide_free(g);
@@ -246,6 +258,8 @@ static int b_auto_normal(rt_vm *vm, const rt_call *c, rt_value *out) { return ma
 static int b_auto_diag(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DIAG); }
 static int b_auto_mvn(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_MVN); }
 static int b_auto_delta(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_DELTA); }
+static int b_auto_lowrank(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_LOWRANK); }
+static int b_auto_laplace(rt_vm *vm, const rt_call *c, rt_value *out) { return make_autoguide(vm, c, out, INF_GUIDE_LAPLACE); }
 
 /* ------------------------------------------------------------------ fit --- */
 
@@ -293,10 +307,38 @@ rt_value inf_fit_value(inf_result *r) {
     return rt_obj_value(&o->h);
 }
 
-static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
+/* elbo_grad(model, guide, data, loss=, seed=): one step's loss and the
+ * surrogate loss's gradient in every unconstrained parameter, no update:
+ * {loss: x, grads: {name: tensor}}. */
+static int elbo_grad_finish(rt_vm *vm, const rt_call *c, const rt_value *m, const rt_value *g, const rt_value *d,
+                            const inf_svi_opts *o, rt_value *out) {
+    inf_guide user = {0}, *guide = &user;
+    if (g->tag == RT_FUNC) {
+        user.kind = INF_GUIDE_USER;
+        user.fn = (rt_func *)g->u.o;
+    } else {
+        guide = ((rt_opaque *)g->u.o)->data;
+    }
+    if (o->renyi) return rt_error_kw(vm, c, "loss", "elbo_grad: RenyiELBO is not supported; use Trace_ELBO");
+    double loss = 0;
+    rt_record *grads;
+    const rt_record *data = d && d->tag == RT_RECORD ? (const rt_record *)d->u.o : NULL;
+    if (inf_elbo_grad(vm, (rt_func *)m->u.o, guide, data, o, c->loc, &loss, &grads)) return -1;
+    rt_record *r = rt_record_new();
+    bk_tensor *l = bk_scalar(vm->bk, loss);
+    if (!r || !l || rt_record_set(r, "loss", rt_tensor(l)) || rt_record_set(r, "grads", rt_obj_value(&grads->h))) {
+        if (r) rt_release(rt_obj_value(&r->h));
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&r->h);
+    return 0;
+}
+
+static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
     static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
-                                        "summary_samples", NULL};
-    if (rt_check_args(vm, c, 3, names)) return -1;
+                                        "summary_samples", "resume", NULL};
+    static const char *const gnames[] = {"model", "guide", "data", "loss", "seed", NULL};
+    if (rt_check_args(vm, c, 3, eg ? gnames : names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *g = rt_arg(c, 1, "guide");
     const rt_value *d = rt_arg(c, 2, "data");
@@ -332,6 +374,19 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
         o.renyi = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->renyi;
         o.alpha = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->alpha;
         o.baseline_beta = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->baseline;
+        o.whole_signal = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->whole_signal;
+    }
+    if (eg) return elbo_grad_finish(vm, c, m, g, d, &o, out);
+    /* resume=true continues the last run (or the state load_params read);
+     * resume="P.json" loads that file first */
+    const rt_value *res = rt_arg(c, -1, "resume");
+    if (res && res->tag == RT_STR) {
+        if (inf_params_load(vm, ((rt_str *)res->u.o)->s, c->loc)) return -1;
+        o.resume = true;
+    } else if (res) {
+        double rv;
+        if (rt_arg_number(vm, c, -1, "resume", 0, false, &rv)) return -1;
+        o.resume = rv != 0;
     }
     inf_guide *guide;
     inf_guide user = {0};
@@ -352,6 +407,9 @@ static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) {
     return 0;
 }
 
+static int b_svi(rt_vm *vm, const rt_call *c, rt_value *out) { return svi_or_grad(vm, c, out, false); }
+static int b_elbo_grad(rt_vm *vm, const rt_call *c, rt_value *out) { return svi_or_grad(vm, c, out, true); }
+
 static int b_summary(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (rt_check_args(vm, c, 1, NULL)) return -1;
     const rt_value *f = rt_arg(c, 0, NULL);
@@ -368,6 +426,7 @@ static int b_summary(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 static const rt_builtin_def infer_builtins[] = {
     {"svi", b_svi},
+    {"elbo_grad", b_elbo_grad},
     {"summary", b_summary},
     {"Adam", b_adam},
     {"ClippedAdam", b_clipped_adam},
@@ -381,6 +440,8 @@ static const rt_builtin_def infer_builtins[] = {
     {"AutoDiagonalNormal", b_auto_diag},
     {"AutoMultivariateNormal", b_auto_mvn},
     {"AutoDelta", b_auto_delta},
+    {"AutoLowRankMultivariateNormal", b_auto_lowrank},
+    {"AutoLaplaceApproximation", b_auto_laplace},
     {"init_to_feasible", make_init},
     {"init_to_median", make_init},
     {"init_to_sample", make_init},

@@ -38,7 +38,7 @@ void inf_optim_free(inf_optim *o) {
     memset(o, 0, sizeof *o);
 }
 
-static inf_optim_slot *slot_for(inf_optim *o, const char *name, int64_t n) {
+inf_optim_slot *inf_optim_slot_for(inf_optim *o, const char *name, int64_t n) {
     for (int i = 0; i < o->nslots; i++)
         if (strcmp(o->slots[i].name, name) == 0) return o->slots[i].n == n ? &o->slots[i] : NULL;
     if (o->nslots == o->cap) {
@@ -78,6 +78,35 @@ static void adam_loop(int64_t n, double b1, double b2, double wd, double eps, do
         v[i] = b2 * v[i] + (1 - b2) * g * g;
         w[i] -= step * (m[i] / bc1) / (sqrt(v[i] / bc2) + eps);
     }
+}
+
+int inf_optim_copy(inf_optim *dst, const inf_optim *src, const inf_optim_spec *spec) {
+    inf_optim_init(dst, spec);
+    dst->t = src->t;
+    for (int i = 0; i < src->nslots; i++) {
+        const inf_optim_slot *a = &src->slots[i];
+        inf_optim_slot *b = inf_optim_slot_for(dst, a->name, a->n);
+        if (!b) {
+            inf_optim_free(dst);
+            return -1;
+        }
+        memcpy(b->m, a->m, (size_t)a->n * sizeof *b->m);
+        memcpy(b->v, a->v, (size_t)a->n * sizeof *b->v);
+        b->t = a->t;
+    }
+    return 0;
+}
+
+static const char *const KIND_NAMES[] = {"Adam", "SGD", "RMSprop", "Adagrad", "ClippedAdam"};
+
+const char *inf_optim_kind_name(int kind) {
+    return kind >= 0 && kind < 5 ? KIND_NAMES[kind] : "?";
+}
+
+int inf_optim_kind_lookup(const char *name) {
+    for (int i = 0; i < 5; i++)
+        if (strcmp(KIND_NAMES[i], name) == 0) return i;
+    return -1;
 }
 
 static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, double *w, const double *g0) {
@@ -147,7 +176,7 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         rt_param *p = &vm->params.items[i];
         bk_tensor *g = p->u->grad;
         if (!g) continue;
-        inf_optim_slot *s = slot_for(o, p->name, p->u->numel);
+        inf_optim_slot *s = inf_optim_slot_for(o, p->name, p->u->numel);
         if (!s) return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "optimizer: out of memory or parameter \"%s\" changed shape", p->name);
         double gbuf[64];
         double *gd = p->u->numel <= 64 ? gbuf : malloc(p->u->numel * sizeof *gd);

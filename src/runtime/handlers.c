@@ -150,7 +150,7 @@ static int trace_post(rt_vm *vm, rt_handler *h, rt_msg *m) {
         return rt_error_loc(vm, m->loc, "site \"%s\" appears twice in one run; site names must be "
                             "unique (use sample(\"name_\" + str(i), D) in loops)", m->name);
     }
-    bk_tensor *lp = NULL;
+    bk_tensor *lp = NULL, *batch = NULL;
     if (m->kind == RT_SITE_SAMPLE || m->kind == RT_SITE_OBSERVE) {
         bk_tensor *raw = sl_log_prob(vm->bk, m->dist, m->value);
         if (!raw) {
@@ -164,27 +164,35 @@ static int trace_post(rt_vm *vm, rt_handler *h, rt_msg *m) {
             raw = t;
         }
         lp = raw ? bk_sum_all(vm->bk, raw) : NULL;
-        bk_release(raw);
+        batch = raw;
         if (lp && m->scale != 1.0) {
             bk_tensor *t = bk_mul_s(vm->bk, lp, m->scale);
             bk_release(lp);
             lp = t;
         }
-        if (!lp) return rt_fail_bk(vm, m->loc);
+        if (!lp) {
+            bk_release(batch);
+            return rt_fail_bk(vm, m->loc);
+        }
     } else if (m->kind == RT_SITE_FACTOR) {
         lp = bk_sum_all(vm->bk, m->value);
+        batch = lp ? bk_retain(m->value) : NULL;
         if (lp && m->scale != 1.0) {
             bk_tensor *t = bk_mul_s(vm->bk, lp, m->scale);
             bk_release(lp);
             lp = t;
         }
-        if (!lp) return rt_fail_bk(vm, m->loc);
+        if (!lp) {
+            bk_release(batch);
+            return rt_fail_bk(vm, m->loc);
+        }
     }
     if (tr->n == tr->cap) {
         int cap = tr->cap ? tr->cap * 2 : 16;
         rt_site *s = realloc(tr->sites, cap * sizeof *s);
         if (!s) {
             bk_release(lp);
+            bk_release(batch);
             return rt_fail(vm, 5, m->loc, "out of memory");
         }
         tr->sites = s;
@@ -195,6 +203,7 @@ static int trace_post(rt_vm *vm, rt_handler *h, rt_msg *m) {
     s->name = strdup(m->name);
     if (!s->name) {
         bk_release(lp);
+        bk_release(batch);
         return rt_fail(vm, 5, m->loc, "out of memory");
     }
     tr->n++;
@@ -205,6 +214,7 @@ static int trace_post(rt_vm *vm, rt_handler *h, rt_msg *m) {
     }
     s->value = bk_retain(m->value);
     s->log_prob = lp;
+    s->log_prob_batch = batch;
     s->scale = m->scale;
     s->observed = m->observed;
     s->loc = m->loc;
@@ -236,6 +246,7 @@ void rt_trace_clear(rt_trace *t) {
         if (s->dist) rt_release(rt_obj_value(&s->dist->h));
         bk_release(s->value);
         bk_release(s->log_prob);
+        bk_release(s->log_prob_batch);
         for (int k = 0; k < s->nplates; k++) bk_release(s->plates[k].idx);
         if (s->has_constraint) sl_constraint_clear(&s->constraint);
     }

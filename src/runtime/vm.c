@@ -41,6 +41,9 @@ void rt_params_clear(rt_vm *vm) {
     }
     free(vm->params.items);
     memset(&vm->params, 0, sizeof vm->params);
+    if (vm->svi_state_free) vm->svi_state_free(vm->svi_state);
+    vm->svi_state = NULL;
+    vm->svi_state_free = NULL;
 }
 
 void rt_vm_free(rt_vm *vm) {

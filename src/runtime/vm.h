@@ -67,6 +67,9 @@ typedef struct rt_site {
     bk_tensor *value;       /* retained */
     bk_tensor *log_prob;    /* retained: scaled and masked, summed to 0-d
                                (NULL for params / deterministic) */
+    bk_tensor *log_prob_batch; /* retained: masked, not scaled, not summed (the
+                               batch shape, plate dims included); NULL when
+                               not recorded (use log_prob) */
     double scale;
     bool observed;
     int nplates;
@@ -151,6 +154,10 @@ struct rt_vm {
     rt_plate plates[RT_MAXPLATES];
     int nplates;
     rt_paramstore params;
+    /* what the last svi(...) leaves for save_params and resume (optimizer
+     * moments, random stream position); owned, freed with the parameters */
+    void *svi_state;
+    void (*svi_state_free)(void *);
     /* the last error */
     rt_diaglist errs;
     int errcode;                /* ppl_status */
