@@ -135,6 +135,14 @@ typedef struct ppl_mcmc_opts {
     uint64_t seed;           /* default 1 */
     int dense_metric;        /* 0: diagonal (default), 1: dense */
     const char *data_json;   /* optional data file binding the model args */
+    /* Checkpoints (NULL: none): the sampler's whole state (positions,
+     * adaptation, random streams, draws so far) goes to `checkpoint` every
+     * `checkpoint_every` iterations of a chain (0: 100), at the end of each
+     * chain and on ppl_interrupt, atomically; `resume` continues a run from
+     * such a file (same model, data and options), bit for bit as if it had
+     * not stopped, and keeps checkpointing to it unless `checkpoint` is set. */
+    const char *checkpoint, *resume;
+    int checkpoint_every;
 } ppl_mcmc_opts;
 ppl_mcmc_opts ppl_mcmc_defaults(void);
 /* NUTS with Stan's warmup adaptation on a model. */

@@ -30,6 +30,8 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric;
+    const char *checkpoint, *resume;
+    long checkpoint_every;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -74,6 +76,11 @@ static const option_spec OPTIONS[] = {
     {"metric", K_CHOICE, FIELD(metric), 0, "diag|dense", "diag|dense", "mass matrix (default diag)"},
     {"out", K_TEXT, FIELD(out), 0, NULL, "PATH", NULL /* per command */},
     {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
+    {"checkpoint", K_TEXT, FIELD(checkpoint), 0, NULL, "FILE",
+     "save the sampler's state to FILE as it runs (atomically)"},
+    {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
+     "iterations of a chain between checkpoints (default 100)"},
+    {"resume", K_TEXT, FIELD(resume), 0, NULL, "FILE", "continue the run saved in FILE"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -111,7 +118,7 @@ static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", 
                                        "out", "summary", "device", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
-                                          "device", NULL};
+                                          "device", "checkpoint", "checkpoint-every", "resume", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -131,7 +138,8 @@ static const command COMMANDS[] = {
      "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
-               "        [--metric diag|dense] [--out draws.csv] [--summary S.json]",
+               "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
+               "        [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -541,6 +549,9 @@ static int cmd_sample(const args *a) {
     if (given(a, "seed")) mo.seed = a->seed;
     if (a->metric) mo.dense_metric = strcmp(a->metric, "dense") == 0;
     mo.data_json = a->data;
+    mo.checkpoint = a->checkpoint;
+    mo.resume = a->resume;
+    if (given(a, "checkpoint-every")) mo.checkpoint_every = (int)a->checkpoint_every;
     ppl_result *R = NULL;
     ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

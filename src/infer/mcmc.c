@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "mcmc.h"
 #include "potential.h"
 #include "data_io.h"
+#include "strbuf.h"
 
 static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
     inf_potential *p = ud;
@@ -22,6 +24,9 @@ static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
         return -1;
     }
     if (inf_potential_eval(p, q, logp, grad, NULL)) {
+        /* the interpreter consumes an interrupt it sees inside the model:
+         * keep it raised for the sampler */
+        if (p->vm->errcode == 7) p->vm->interrupted = 1;
         /* a density that cannot be evaluated here counts as -inf */
         rt_vm_clear_error(p->vm);
         *logp = -INFINITY;
@@ -122,6 +127,161 @@ static int record_draw(inf_mcmc *m, inf_potential *p, const double *q, int64_t r
     return rc;
 }
 
+/* ---------------------------------------------------------- checkpoints --- */
+
+/* The file: a header with the run's options, then per chain "chain K
+ * pending" (not started: it restarts from its seeded stream) or "chain K
+ * saved" and its state (mc_chain_save), then "end". */
+typedef struct ckpt {
+    const char *path;        /* NULL: no checkpoints */
+    int every;
+    double last;             /* monotonic time of the last periodic write */
+    char **snap;             /* per chain: its last saved state, or NULL */
+    const char *model;
+    int dim;
+} ckpt;
+
+static void ckpt_header(rt_sb *sb, const ckpt *k, const inf_mcmc_opts *o) {
+    rt_sb_printf(sb, "ppl-mcmc-checkpoint 1\nmodel %s\n", k->model);
+    long long v[] = {k->dim, o->chains, o->warmup, o->samples, o->max_depth > 0 ? o->max_depth : 10,
+                     o->dense != 0, o->hmc_steps, (long long)(o->seed >> 32), (long long)(o->seed & 0xffffffffu)};
+    mc_ck_put_ints(sb, "options", v, 9);
+    mc_ck_put_doubles(sb, "target_accept", &o->target_accept, 1);
+}
+
+static int ckpt_write(rt_vm *vm, const ckpt *k, const inf_mcmc_opts *o, rt_loc loc) {
+    rt_sb sb = {0};
+    ckpt_header(&sb, k, o);
+    for (int c = 0; c < o->chains; c++) {
+        rt_sb_printf(&sb, "chain %d %s\n", c, k->snap[c] ? "saved" : "pending");
+        if (k->snap[c]) rt_sb_puts(&sb, k->snap[c]);
+    }
+    rt_sb_puts(&sb, "end\n");
+    char *text = rt_sb_finish(&sb);
+    if (!text) return rt_fail(vm, 5, loc, "out of memory");
+    char err[512];
+    int rc = rt_write_file_atomic(k->path, text, strlen(text), err, sizeof err);
+    free(text);
+    return rc ? rt_fail(vm, 4, loc, "mcmc: checkpoint: %s", err) : 0;
+}
+
+/* Saves chain c's state as its snapshot, then the file. */
+static int ckpt_save(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc_chain *ch, rt_loc loc) {
+    if (!k->path) return 0;
+    rt_sb sb = {0};
+    mc_chain_save(ch, &sb);
+    char *t = rt_sb_finish(&sb);
+    if (!t) return rt_fail(vm, 5, loc, "out of memory");
+    free(k->snap[c]);
+    k->snap[c] = t;
+    return ckpt_write(vm, k, o, loc);
+}
+
+/* Reads a checkpoint made by a run with the same model and options;
+ * ch[c] receives the saved chains. */
+static int ckpt_load(rt_vm *vm, const char *path, const ckpt *k, const inf_mcmc_opts *o, inf_potential *p,
+                     const mc_opts *mo, mc_chain **ch, rt_loc loc) {
+    char err[512] = "";
+    size_t len;
+    char *text = rt_read_file(path, &len, err, sizeof err);
+    if (!text) return rt_fail(vm, 4, loc, "mcmc: cannot resume: %s", err);
+    mc_ck_reader rd = {text, err, sizeof err};
+    char word[256];
+    long long v[9], ver, idx;
+    double ta;
+    int rc = mc_ck_word(&rd, "ppl-mcmc-checkpoint") || mc_ck_get_ints(&rd, NULL, &ver, 1) ||
+             mc_ck_word(&rd, "model") || mc_ck_next_word(&rd, word, sizeof word);
+    if (rc == 0 && (ver != 1 || strcmp(word, k->model) != 0))
+        rc = mc_ck_fail(&rd, ver != 1 ? "unknown checkpoint version" : "the checkpoint is of model \"%s\"", word);
+    if (rc == 0) rc = mc_ck_get_ints(&rd, "options", v, 9) || mc_ck_get_doubles(&rd, "target_accept", &ta, 1);
+    if (rc == 0) {
+        /* the header must be this run's */
+        static const char *const what[] = {"latent dimension", "chains", "warmup", "samples", "max_depth",
+                                           "dense metric", "HMC steps", "seed", "seed"};
+        long long mine[] = {k->dim, o->chains, o->warmup, o->samples, o->max_depth > 0 ? o->max_depth : 10,
+                            o->dense != 0, o->hmc_steps, (long long)(o->seed >> 32),
+                            (long long)(o->seed & 0xffffffffu)};
+        for (int i = 0; i < 9 && rc == 0; i++)
+            if (v[i] != mine[i]) {
+                if (i >= 7)
+                    rc = mc_ck_fail(&rd, "it was made with seed %llu, this run has seed %llu",
+                                    (unsigned long long)v[7] << 32 | (unsigned long long)v[8],
+                                    (unsigned long long)o->seed);
+                else
+                    rc = mc_ck_fail(&rd, "it was made with %s %lld, this run has %lld", what[i], v[i], mine[i]);
+            }
+        if (rc == 0 && ta != o->target_accept)
+            rc = mc_ck_fail(&rd, "it was made with target_accept %g, this run has %g", ta, o->target_accept);
+    }
+    for (int c = 0; c < o->chains && rc == 0; c++) {
+        rc = mc_ck_word(&rd, "chain") || mc_ck_get_ints(&rd, NULL, &idx, 1) || mc_ck_next_word(&rd, word, sizeof word);
+        if (rc == 0 && idx != c) rc = mc_ck_fail(&rd, "the checkpoint is damaged: chain %lld out of order", idx);
+        if (rc || strcmp(word, "pending") == 0) continue;
+        if (strcmp(word, "saved") != 0) rc = mc_ck_fail(&rd, "the checkpoint is damaged near chain %d", c);
+        else rc = mc_chain_load(logp_cb, p, (int)p->dim, mo, &rd, &ch[c]);
+    }
+    if (rc == 0) rc = mc_ck_word(&rd, "end");
+    free(text);
+    if (rc) return rt_fail(vm, 4, loc, "mcmc: cannot resume from \"%s\": %s", path, err);
+    return 0;
+}
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The periodic save: every k->every iterations, but at most once a second
+ * (a fast model would otherwise spend its time writing). */
+static int ckpt_periodic(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc_chain *ch, rt_loc loc) {
+    if (!k->path) return 0;
+    double t = now_sec();
+    if (t - k->last < 1.0) return 0;
+    k->last = t;
+    return ckpt_save(vm, k, o, c, ch, loc);
+}
+
+static int stop_requested(void *ud) { return ((rt_vm *)ud)->interrupted != 0; }
+
+/* Runs chain c to its end (from its saved state when *chp is set). */
+static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo, int c, mc_chain **chp,
+                     ckpt *k, double *q, mc_chain_out *out, rt_loc loc) {
+    rt_vm *vm = p->vm;
+    char err[256] = "";
+    if (!*chp) {
+        bk_rng rng;
+        bk_rng_init(&rng, o->seed, (uint64_t)c + 1);
+        if (initial_point(p, &rng, q, loc)) return -1;
+        if (mc_chain_new(logp_cb, p, (int)p->dim, q, mo, &rng, chp, err, sizeof err)) {
+            if (vm->interrupted) {
+                vm->interrupted = 0;
+                return rt_fail(vm, 7, loc, "interrupted");
+            }
+            return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        }
+    }
+    mc_chain *ch = *chp;
+    int total = mc_chain_total(ch), every = k->every;
+    while (mc_chain_done(ch) < total) {
+        int src = mc_chain_step(ch, stop_requested, vm, err, sizeof err);
+        if (src == 0 && vm->interrupted) src = 1;
+        if (src == 1 || src == 2) {
+            vm->interrupted = 0;
+            /* an exact state (1) is saved; otherwise the last save stands */
+            if (src == 1 && ckpt_save(vm, k, o, c, ch, loc)) return -1;
+            return rt_fail(vm, 7, loc, "interrupted");
+        }
+        if (src < 0) return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        int done = mc_chain_done(ch);
+        if (done % every == 0 && done < total && ckpt_periodic(vm, k, o, c, ch, loc)) return -1;
+    }
+    if (ckpt_save(vm, k, o, c, ch, loc)) return -1;
+    mc_chain_finish(ch, out);
+    *chp = NULL;
+    return 0;
+}
+
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,
                  inf_mcmc **out) {
     *out = NULL;
@@ -131,8 +291,17 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     if (inf_potential_init(vm, model, data, loc, &p)) return -1;
     inf_mcmc *m = calloc(1, sizeof *m);
     double *q = malloc(sizeof(double) * (size_t)p->dim);
-    if (!m || !q || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
+    mc_chain **ch = calloc((size_t)o->chains, sizeof *ch);
+    ckpt k = {.path = o->checkpoint ? o->checkpoint : o->resume,
+              .every = o->checkpoint_every > 0 ? o->checkpoint_every : 100,
+              .snap = calloc((size_t)o->chains, sizeof(char *)),
+              .model = model->name,
+              .dim = (int)p->dim};
+    if (!m || !q || !ch || !k.snap || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
         free(q);
+        free(ch);
+        free(k.snap);
+        if (m) free(m->out);
         free(m);
         inf_potential_free(p);
         return rt_fail(vm, 5, loc, "out of memory");
@@ -143,35 +312,26 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     int rc = 0, cap = 0;
     mc_opts mo = {.warmup = o->warmup, .samples = o->samples, .max_depth = o->max_depth,
                   .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps};
+    if (o->resume) rc = ckpt_load(vm, o->resume, &k, o, p, &mo, ch, loc);
     for (int c = 0; c < o->chains && rc == 0; c++) {
-        bk_rng rng;
-        bk_rng_init(&rng, o->seed, (uint64_t)c + 1);
-        if (initial_point(p, &rng, q, loc)) {
-            rc = -1;
-            break;
-        }
-        char err[256] = "";
-        int crc = mc_run_chain(logp_cb, p, (int)p->dim, q, &mo, &rng, &m->out[c], err, sizeof err);
-        if (vm->interrupted) {
-            vm->interrupted = 0;
-            rc = rt_fail(vm, 7, loc, "interrupted");
-            break;
-        }
-        if (crc) {
-            rc = rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
-            break;
-        }
-        if (vm->progress) {
+        rc = run_chain(p, o, &mo, c, &ch[c], &k, q, &m->out[c], loc);
+        if (rc == 0 && vm->progress) {
             int div = 0;
-            for (int k = 0; k <= c; k++)
-                for (int i = 0; i < o->samples; i++) div += m->out[k].divergent[i] != 0;
+            for (int j = 0; j <= c; j++)
+                for (int i = 0; i < o->samples; i++) div += m->out[j].divergent[i] != 0;
             vm->progress(vm->progress_ud, "sample", c + 1, o->chains, div);
         }
-        if (vm->interrupted) {
+        if (rc == 0 && vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
         }
     }
+    for (int c = 0; c < o->chains; c++) {
+        mc_chain_free(ch[c]);
+        free(k.snap[c]);
+    }
+    free(ch);
+    free(k.snap);
     /* constrained draws: a first pass names the columns */
     if (rc == 0) rc = record_draw(m, p, m->out[0].draws, -1, &cap, loc);
     if (rc == 0 && !(m->draws = calloc((size_t)o->chains * (size_t)o->samples * (size_t)(m->nnames ? m->nnames : 1), sizeof(double))))

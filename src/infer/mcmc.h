@@ -11,6 +11,12 @@ typedef struct inf_mcmc_opts {
     int dense;          /* 1: dense metric */
     int hmc_steps;      /* 0: NUTS; else HMC with this many leapfrog steps */
     uint64_t seed;
+    /* checkpoints: write `checkpoint` every `checkpoint_every` iterations of
+     * a chain (<= 0: 100), at the end of each chain and when interrupted;
+     * `resume` continues from such a file (and keeps writing to it when
+     * `checkpoint` is NULL).  Both NULL: none. */
+    const char *checkpoint, *resume;
+    int checkpoint_every;
 } inf_mcmc_opts;
 
 typedef struct inf_mcmc {

@@ -120,7 +120,8 @@ const inf_result *inf_posterior_result(rt_value v) {
 }
 
 static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
-    static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed", NULL};
+    static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed",
+                                        "checkpoint", "resume", "checkpoint_every", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *d = rt_arg(c, 1, "data");
@@ -139,6 +140,14 @@ static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     o.samples = (int)s;
     o.chains = (int)ch;
     o.seed = (uint64_t)seed;
+    double every;
+    if (rt_arg_string(vm, c, -1, "checkpoint", false, &o.checkpoint) ||
+        rt_arg_string(vm, c, -1, "resume", false, &o.resume) ||
+        rt_arg_number(vm, c, -1, "checkpoint_every", 100, false, &every))
+        return -1;
+    if (every < 1 || every != floor(every) || every > 1e9)
+        return rt_error_kw(vm, c, "checkpoint_every", "mcmc: checkpoint_every must be a positive integer");
+    o.checkpoint_every = (int)every;
     const rt_value *k = rt_arg(c, -1, "kernel");
     if (k) {
         if (k->tag != RT_OPAQUE || strcmp(((rt_opaque *)k->u.o)->type, "kernel") != 0)

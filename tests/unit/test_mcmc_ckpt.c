@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "mcmc_core.h"
+#include "mcmc.h"
 
 /* a correlated 3-D Gaussian: precision P */
 static int gauss3(void *ud, const double *q, double *lp, double *g) {
@@ -144,6 +146,58 @@ START_TEST(test_load_rejects_mismatch) {
 }
 END_TEST
 
+/* ---- the model level: interrupted after a chain, resumed from the file -- */
+
+static void interrupt_after_first(void *ud, const char *phase, long done, long total, double value) {
+    (void)phase, (void)total, (void)value;
+    if (done == 1) ((rt_vm *)ud)->interrupted = 1;
+}
+
+static inf_mcmc *run_model(rt_vm *vm, const inf_mcmc_opts *o, int expect_rc) {
+    inf_mcmc *m = NULL;
+    int rc = inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, "m")->u.o, (rt_record *)rt_global_get(vm, "data")->u.o,
+                          o, (rt_loc){0}, &m);
+    ck_assert_msg(rc == expect_rc, "rc %d: %s", rc, rt_vm_errmsg(vm));
+    rt_vm_clear_error(vm);
+    return m;
+}
+
+START_TEST(test_model_resume_after_interrupt) {
+    const char *src = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
+                      "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
+                      "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
+    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
+    rt_source_release(s);
+    char path[] = "/tmp/ppl_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    inf_mcmc_opts o = {.chains = 3, .warmup = 200, .samples = 150, .max_depth = 10, .target_accept = 0.8, .seed = 3};
+    inf_mcmc *ref = run_model(vm, &o, 0);
+    o.checkpoint = path;
+    vm->progress = interrupt_after_first;
+    vm->progress_ud = vm;
+    ck_assert_ptr_null(run_model(vm, &o, -1));
+    vm->progress = NULL;
+    o.checkpoint = NULL;
+    o.resume = path;
+    inf_mcmc *got = run_model(vm, &o, 0);
+    ck_assert_int_eq(ref->nnames, got->nnames);
+    ck_assert_mem_eq(ref->draws, got->draws, sizeof(double) * 3 * 150 * (size_t)ref->nnames);
+    /* a finished checkpoint resumes to the same result again */
+    inf_mcmc *again = run_model(vm, &o, 0);
+    ck_assert_mem_eq(ref->draws, again->draws, sizeof(double) * 3 * 150 * (size_t)ref->nnames);
+    inf_mcmc_free(ref);
+    inf_mcmc_free(got);
+    inf_mcmc_free(again);
+    remove(path);
+    rt_vm_free(vm);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("mcmc_ckpt");
     TCase *tc = tcase_create("core");
@@ -152,6 +206,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_resume_hmc, 0, NSTOPS);
     tcase_add_test(tc, test_stop_undoes_iteration);
     tcase_add_test(tc, test_load_rejects_mismatch);
+    tcase_add_test(tc, test_model_resume_after_interrupt);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
