@@ -36,15 +36,15 @@ static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
 }
 
 /* Find a starting point: uniform(-2, 2) in unconstrained space, retried. */
-static int initial_point(inf_potential *p, bk_rng *rng, double *q, rt_loc loc) {
+static int initial_point(inf_potential *p, bk_rng *rng, double *q, bool need_grad, rt_loc loc) {
     double *g = malloc(sizeof(double) * (size_t)p->dim);
     if (!g) return rt_fail(p->vm, 5, loc, "out of memory");
     for (int attempt = 0; attempt < 100; attempt++) {
         for (int64_t i = 0; i < p->dim; i++) q[i] = -2 + 4 * bk_rng_uniform(rng);
         double lp;
-        if (inf_potential_eval(p, q, &lp, g, NULL) == 0 && isfinite(lp)) {
+        if (inf_potential_eval(p, q, &lp, need_grad ? g : NULL, NULL) == 0 && isfinite(lp)) {
             bool ok = true;
-            for (int64_t i = 0; i < p->dim; i++)
+            for (int64_t i = 0; i < p->dim && need_grad; i++)
                 if (!isfinite(g[i])) ok = false;
             if (ok) {
                 free(g);
@@ -252,7 +252,7 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
     if (!*chp) {
         bk_rng rng;
         bk_rng_init(&rng, o->seed, (uint64_t)c + 1);
-        if (initial_point(p, &rng, q, loc)) return -1;
+        if (initial_point(p, &rng, q, mo->hmc_steps != MC_RWM, loc)) return -1;
         if (mc_chain_new(logp_cb, p, (int)p->dim, q, mo, &rng, chp, err, sizeof err)) {
             if (vm->interrupted) {
                 vm->interrupted = 0;
@@ -309,6 +309,7 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     m->chains = o->chains;
     m->samples = o->samples;
     m->dim = (int)p->dim;
+    m->rwm = o->hmc_steps == MC_RWM;
     int rc = 0, cap = 0;
     mc_opts mo = {.warmup = o->warmup, .samples = o->samples, .max_depth = o->max_depth,
                   .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps};
@@ -373,7 +374,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     r->ndraws = (int)n;
     r->divergences = m->divergences;
     r->min_ebfmi = INFINITY;
-    for (int c = 0; c < m->chains; c++) {
+    for (int c = 0; c < m->chains && !m->rwm; c++) {
         double e = mc_ebfmi(m->out[c].energy, m->samples);
         if (e < r->min_ebfmi) r->min_ebfmi = e;
     }

@@ -26,6 +26,7 @@ typedef struct inf_mcmc {
     double *draws;       /* (chains * samples) x nnames, chain-major */
     mc_chain_out *out;   /* per chain: unconstrained draws and sampler columns */
     int divergences;
+    int rwm;             /* random-walk Metropolis: no energies (E-BFMI) */
 } inf_mcmc;
 
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,

@@ -12,16 +12,24 @@
 #include "strbuf.h"
 
 /* log density and its gradient at q (dimension d); returns 0, or -1 when
- * the density cannot be evaluated (treated as -inf, a divergence). */
+ * the density cannot be evaluated (treated as -inf, a divergence).  grad
+ * is NULL when the kernel needs no gradient (random-walk Metropolis). */
 typedef int (*mc_logp_fn)(void *ud, const double *q, double *logp, double *grad);
 
 typedef struct mc_opts {
     int warmup, samples, max_depth;  /* max_depth <= 0 means 10 */
     double target_accept;            /* <= 0 or >= 1 means 0.8 */
     int dense;                       /* 1 = dense metric, 0 = diagonal */
-    int hmc_steps;                   /* 0 = NUTS, else fixed leapfrog steps */
+    int hmc_steps;                   /* 0 = NUTS, > 0 fixed leapfrog steps,
+                                        MC_RWM random-walk Metropolis */
     double init_step;                /* <= 0 means 1 */
 } mc_opts;
+
+/* Random-walk Metropolis: proposals q + eps L z, z ~ N(0, I), L L' the
+ * metric's inverse, so the same windowed warmup adapts the proposal's
+ * shape (Welford) and dual averaging its scale eps towards target_accept
+ * (give 0.234); no gradients.  n_leapfrog__ counts density evaluations. */
+#define MC_RWM (-1)
 
 mc_opts mc_opts_default(void);       /* 1000/1000, depth 10, 0.8, diag, NUTS */
 

@@ -441,8 +441,41 @@ struct mc_chain {
     mc_chain_out out;
 };
 
+/* One random-walk Metropolis step from *cur (no gradient: cur->g stays). */
+static void rwm_transition(nuts_ws *w, point *cur, trans_stats *st) {
+    const mc_ham *h = w->h;
+    int d = w->d;
+    double *z = w->scratch, *prop = w->z.q;
+    for (int i = 0; i < d; i++) z[i] = bk_rng_normal(w->rng);
+    for (int i = 0; i < d; i++) {
+        double s;
+        if (!h->dense) {
+            s = sqrt(h->inv_metric[i]) * z[i];
+        } else {
+            s = 0.0;
+            for (int k = 0; k <= i; k++) s += h->chol[(size_t)i * d + k] * z[k];
+        }
+        prop[i] = cur->q[i] + w->eps * s;
+    }
+    double lp;
+    if (h->f(h->ud, prop, &lp, NULL) != 0 || isnan(lp)) lp = -INFINITY;
+    double a = lp == -INFINITY ? 0.0 : exp(lp - cur->lp);
+    if (isnan(a)) a = 0.0;
+    st->accept_stat = a > 1.0 ? 1.0 : a;
+    st->n_leapfrog = 1;
+    st->depth = 0;
+    st->divergent = 0;
+    if (bk_rng_uniform(w->rng) < a) {
+        memcpy(cur->q, prop, (size_t)d * sizeof(double));
+        cur->lp = lp;
+    }
+    st->energy = -cur->lp;
+}
+
 static void transition(mc_chain *c, trans_stats *st) {
-    if (c->o.hmc_steps > 0)
+    if (c->o.hmc_steps == MC_RWM)
+        rwm_transition(&c->w, &c->cur, st);
+    else if (c->o.hmc_steps > 0)
         hmc_transition(&c->w, &c->cur, c->o.hmc_steps, st);
     else
         nuts_transition(&c->w, &c->cur, st);
@@ -462,6 +495,14 @@ static int adapt_step(mc_chain *c, double accept_stat, int *searched, char *err,
         if (mc_ham_factor(&c->h) != 0) {
             snprintf(err, errlen, "mcmc: estimated metric is not positive definite");
             return -1;
+        }
+        if (c->o.hmc_steps == MC_RWM) {
+            /* the scale is relative to the metric, so it carries over to
+             * the new shape: dual averaging goes on without a restart (its
+             * 0/1-like acceptance statistics need the whole warmup, not
+             * one window, to settle) */
+            c->win.counter++;
+            return 0;
         }
         *searched = 1;
         if (mc_find_step_size(&c->h, c->w.rng, c->cur.q, c->cur.lp, c->cur.g, &c->w.eps, err,
@@ -552,7 +593,8 @@ int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts 
         return -1;
     }
     memcpy(c->cur.q, q0, (size_t)d * sizeof(double));
-    if (f(ud, c->cur.q, &c->cur.lp, c->cur.g) != 0 || !isfinite(c->cur.lp)) {
+    int rwm = o->hmc_steps == MC_RWM;
+    if (f(ud, c->cur.q, &c->cur.lp, rwm ? NULL : c->cur.g) != 0 || !isfinite(c->cur.lp)) {
         snprintf(err, errlen, "mcmc: the log density cannot be evaluated at the initial point");
         mc_chain_free(c);
         return -1;
@@ -563,13 +605,14 @@ int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts 
             mc_chain_free(c);
             return -1;
         }
-    c->w.eps = o->init_step > 0 ? o->init_step : 1.0;
-    if (o->warmup > 0 &&
+    c->w.eps = o->init_step > 0 ? o->init_step : rwm ? 2.38 / sqrt((double)d) : 1.0;
+    if (o->warmup > 0 && !rwm &&
         mc_find_step_size(&c->h, &c->rng, c->cur.q, c->cur.lp, c->cur.g, &c->w.eps, err, errlen)) {
         mc_chain_free(c);
         return -1;
     }
     mc_dual_avg_init(&c->da, c->w.eps, c->delta);
+    if (rwm) c->da.mu = log(c->w.eps);   /* not 10x: no preference for long steps */
     *out = c;
     return 0;
 }

@@ -14,6 +14,8 @@
 /* a correlated 3-D Gaussian: precision P */
 static int gauss3(void *ud, const double *q, double *lp, double *g) {
     (void)ud;
+    double gs[3];
+    if (!g) g = gs;   /* RWM asks for no gradient */
     static const double P[9] = {2.0, -0.8, 0.1, -0.8, 1.5, 0.3, 0.1, 0.3, 0.7};
     *lp = 0.0;
     for (int i = 0; i < 3; i++) {
@@ -89,6 +91,8 @@ END_TEST
 START_TEST(test_resume_nuts_dense) { resume_at(1, 0, STOPS[_i]); }
 END_TEST
 START_TEST(test_resume_hmc) { resume_at(0, 5, STOPS[_i]); }
+END_TEST
+START_TEST(test_resume_rwm) { resume_at(1, MC_RWM, STOPS[_i]); }
 END_TEST
 
 /* stop polled after the transition: the iteration is undone */
@@ -204,6 +208,7 @@ int main(void) {
     tcase_add_loop_test(tc, test_resume_nuts_diag, 0, NSTOPS);
     tcase_add_loop_test(tc, test_resume_nuts_dense, 0, NSTOPS);
     tcase_add_loop_test(tc, test_resume_hmc, 0, NSTOPS);
+    tcase_add_loop_test(tc, test_resume_rwm, 0, NSTOPS);
     tcase_add_test(tc, test_stop_undoes_iteration);
     tcase_add_test(tc, test_load_rejects_mismatch);
     tcase_add_test(tc, test_model_resume_after_interrupt);
