@@ -128,7 +128,7 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
                    ppl_result **out);
 
 typedef struct ppl_mcmc_opts {
-    int chains;              /* default 4 (run one after another; seeded per chain) */
+    int chains;              /* default 4 (each seeded from (seed, chain)) */
     int warmup, samples;     /* default 1000 each */
     int max_depth;           /* NUTS tree depth, default 10 */
     double target_accept;    /* default 0.8 */
@@ -143,6 +143,13 @@ typedef struct ppl_mcmc_opts {
      * not stopped, and keeps checkpointing to it unless `checkpoint` is set. */
     const char *checkpoint, *resume;
     int checkpoint_every;
+    /* Chains in parallel threads (0: min(chains, cores)); each thread runs
+     * on a private copy of the model and data, and the draws are the same
+     * for any value.  A model that reaches a distribution or other opaque
+     * value held in a global, or has `param` sites, runs its chains in
+     * turn.  With several threads the allocator hook and `out` are called
+     * from them (progress still comes from the calling thread). */
+    int threads;
 } ppl_mcmc_opts;
 ppl_mcmc_opts ppl_mcmc_defaults(void);
 /* NUTS with Stan's warmup adaptation on a model. */

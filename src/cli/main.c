@@ -31,7 +31,7 @@ typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric;
     const char *checkpoint, *resume;
-    long checkpoint_every;
+    long checkpoint_every, threads;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -68,7 +68,7 @@ static const option_spec OPTIONS[] = {
     {"steps", K_LONG, FIELD(steps), 0, NULL, "N", "optimization steps (default 1000)"},
     {"lr", K_RATE, FIELD(lr), 0, NULL, "X", "Adam learning rate (default 0.01)"},
     {"particles", K_LONG, FIELD(particles), 1, NULL, "K", "ELBO particles per step (default 1)"},
-    {"chains", K_LONG, FIELD(chains), 1, NULL, "C", "chains, run one after another (default 4)"},
+    {"chains", K_LONG, FIELD(chains), 1, NULL, "C", "chains (default 4)"},
     {"warmup", K_LONG, FIELD(warmup), 0, NULL, "W", "warmup iterations per chain (default 1000)"},
     {"samples", K_LONG, FIELD(samples), 1, NULL, "S", "draws per chain (default 1000)"},
     {"target-accept", K_PROB, FIELD(target_accept), 0, NULL, "P", "NUTS target acceptance (default 0.8)"},
@@ -81,6 +81,7 @@ static const option_spec OPTIONS[] = {
     {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
      "iterations of a chain between checkpoints (default 100)"},
     {"resume", K_TEXT, FIELD(resume), 0, NULL, "FILE", "continue the run saved in FILE"},
+    {"threads", K_LONG, FIELD(threads), 1, NULL, "N", "chains run in parallel (default min(chains, cores))"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -118,7 +119,7 @@ static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", 
                                        "out", "summary", "device", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
-                                          "device", "checkpoint", "checkpoint-every", "resume", NULL};
+                                          "device", "checkpoint", "checkpoint-every", "resume", "threads", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -139,7 +140,7 @@ static const command COMMANDS[] = {
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
-               "        [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]",
+               "        [--checkpoint FILE [--checkpoint-every N]] [--resume FILE] [--threads N]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -552,6 +553,7 @@ static int cmd_sample(const args *a) {
     mo.checkpoint = a->checkpoint;
     mo.resume = a->resume;
     if (given(a, "checkpoint-every")) mo.checkpoint_every = (int)a->checkpoint_every;
+    if (given(a, "threads")) mo.threads = (int)a->threads;
     ppl_result *R = NULL;
     ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

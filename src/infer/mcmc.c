@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <unistd.h>
+#include "mcmc_clone.h"
 #include "mcmc.h"
 #include "potential.h"
 #include "data_io.h"
@@ -17,6 +20,7 @@
 
 static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
     inf_potential *p = ud;
+    if (p->stop && atomic_load(p->stop)) p->vm->interrupted = 1;
     /* after Ctrl-C every evaluation fails fast, so the chain ends quickly;
      * inf_mcmc_run then reports the interrupt */
     if (p->vm->interrupted) {
@@ -136,6 +140,7 @@ typedef struct ckpt {
     const char *path;        /* NULL: no checkpoints */
     int every;
     double last;             /* monotonic time of the last periodic write */
+    pthread_mutex_t *mu;     /* parallel chains: guards snap, last and the file */
     char **snap;             /* per chain: its last saved state, or NULL */
     const char *model;
     int dim;
@@ -172,9 +177,12 @@ static int ckpt_save(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc
     mc_chain_save(ch, &sb);
     char *t = rt_sb_finish(&sb);
     if (!t) return rt_fail(vm, 5, loc, "out of memory");
+    if (k->mu) pthread_mutex_lock(k->mu);
     free(k->snap[c]);
     k->snap[c] = t;
-    return ckpt_write(vm, k, o, loc);
+    int rc = ckpt_write(vm, k, o, loc);
+    if (k->mu) pthread_mutex_unlock(k->mu);
+    return rc;
 }
 
 /* Reads a checkpoint made by a run with the same model and options;
@@ -237,12 +245,18 @@ static double now_sec(void) {
 static int ckpt_periodic(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc_chain *ch, rt_loc loc) {
     if (!k->path) return 0;
     double t = now_sec();
-    if (t - k->last < 1.0) return 0;
-    k->last = t;
-    return ckpt_save(vm, k, o, c, ch, loc);
+    if (k->mu) pthread_mutex_lock(k->mu);
+    bool due = t - k->last >= 1.0;
+    if (due) k->last = t;
+    if (k->mu) pthread_mutex_unlock(k->mu);
+    return due ? ckpt_save(vm, k, o, c, ch, loc) : 0;
 }
 
-static int stop_requested(void *ud) { return ((rt_vm *)ud)->interrupted != 0; }
+static int stop_requested(void *ud) {
+    inf_potential *p = ud;
+    if (p->stop && atomic_load(p->stop)) p->vm->interrupted = 1;
+    return p->vm->interrupted != 0;
+}
 
 /* Runs chain c to its end (from its saved state when *chp is set). */
 static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo, int c, mc_chain **chp,
@@ -262,9 +276,10 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
         }
     }
     mc_chain *ch = *chp;
+    mc_chain_bind(ch, logp_cb, p);   /* a restored chain: this thread's model */
     int total = mc_chain_total(ch), every = k->every;
     while (mc_chain_done(ch) < total) {
-        int src = mc_chain_step(ch, stop_requested, vm, err, sizeof err);
+        int src = mc_chain_step(ch, stop_requested, p, err, sizeof err);
         if (src == 0 && vm->interrupted) src = 1;
         if (src == 1 || src == 2) {
             vm->interrupted = 0;
@@ -280,6 +295,161 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
     mc_chain_finish(ch, out);
     *chp = NULL;
     return 0;
+}
+
+/* ---------------------------------------------------------- parallel chains --- */
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    atomic_int stop;
+    int next, active;        /* next chain to start; workers still running */
+    int *state;              /* per chain: 0 not finished, 1 done, -1 failed */
+    int *code;               /* per failed chain: its error code */
+    char **err;              /* ... and message */
+    const inf_mcmc_opts *o;
+    const mc_opts *mo;
+    mc_chain **ch;
+    mc_chain_out *out;
+    ckpt *k;
+    rt_loc loc;
+} pool;
+
+typedef struct worker {
+    pool *pl;
+    inf_clone cl;
+    inf_potential pot;       /* the caller's latents, this clone's VM */
+    double *q;
+    pthread_t th;
+} worker;
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    pool *pl = w->pl;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        int c = pl->next < pl->o->chains && !atomic_load(&pl->stop) ? pl->next++ : -1;
+        pthread_mutex_unlock(&pl->mu);
+        if (c < 0) break;
+        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, w->q, &pl->out[c], pl->loc);
+        rt_vm *cv = w->cl.vm;
+        pthread_mutex_lock(&pl->mu);
+        if (rc) {
+            pl->state[c] = -1;
+            pl->code[c] = cv->errcode ? cv->errcode : 3;
+            pl->err[c] = strdup(cv->errs.n ? cv->errs.items[0].msg : "mcmc: chain failed");
+            atomic_store(&pl->stop, 1);
+        } else {
+            pl->state[c] = 1;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        rt_vm_clear_error(cv);
+        cv->interrupted = 0;
+    }
+    pthread_mutex_lock(&pl->mu);
+    pl->active--;
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+static int divergences_of(const mc_chain_out *out, int samples) {
+    int div = 0;
+    for (int i = 0; i < samples; i++) div += out->divergent[i] != 0;
+    return div;
+}
+
+/* Runs the chains on nthreads threads, each with a private copy of the
+ * model.  1: the model cannot be copied (nothing was run); 0 / -1. */
+static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data, const inf_mcmc_opts *o,
+                        const mc_opts *mo, mc_chain **ch, ckpt *k, mc_chain_out *out, int nthreads, rt_loc loc) {
+    rt_vm *vm = p->vm;
+    worker *w = calloc((size_t)nthreads, sizeof *w);
+    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .k = k, .loc = loc};
+    pl.state = calloc((size_t)o->chains, sizeof *pl.state);
+    pl.code = calloc((size_t)o->chains, sizeof *pl.code);
+    pl.err = calloc((size_t)o->chains, sizeof *pl.err);
+    int made = 0, rc = 0;
+    if (!w || !pl.state || !pl.code || !pl.err) rc = rt_fail(vm, 5, loc, "out of memory");
+    for (; rc == 0 && made < nthreads; made++) {
+        if (inf_clone_make(vm, model, data, &w[made].cl)) break;
+        w[made].pl = &pl;
+        w[made].pot = *p;
+        w[made].pot.vm = w[made].cl.vm;
+        w[made].pot.model = w[made].cl.model;
+        w[made].pot.data = w[made].cl.data;
+        w[made].pot.stop = &pl.stop;
+        if (!(w[made].q = malloc(sizeof(double) * (size_t)p->dim))) {
+            inf_clone_free(&w[made].cl);
+            rc = rt_fail(vm, 5, loc, "out of memory");
+            break;
+        }
+    }
+    int started = 0;
+    if (rc == 0 && made == nthreads) {
+        pthread_mutex_init(&pl.mu, NULL);
+        atomic_init(&pl.stop, 0);
+        k->mu = &pl.mu;
+        pl.active = nthreads;
+        for (; started < nthreads; started++)
+            if (pthread_create(&w[started].th, NULL, worker_main, &w[started])) break;
+        pthread_mutex_lock(&pl.mu);
+        pl.active -= nthreads - started;
+        pthread_mutex_unlock(&pl.mu);
+        /* the caller's thread relays Ctrl-C and reports finished chains */
+        int reported = 0;
+        for (bool busy = started > 0; busy;) {
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+            if (vm->interrupted) atomic_store(&pl.stop, 1);
+            pthread_mutex_lock(&pl.mu);
+            int done = 0, div = 0;
+            for (int c = 0; c < o->chains; c++)
+                if (pl.state[c] == 1) {
+                    done++;
+                    div += divergences_of(&out[c], o->samples);
+                }
+            busy = pl.active > 0;
+            pthread_mutex_unlock(&pl.mu);
+            if (done > reported && vm->progress) vm->progress(vm->progress_ud, "sample", done, o->chains, div);
+            reported = done;
+        }
+        for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
+        k->mu = NULL;
+        pthread_mutex_destroy(&pl.mu);
+        /* the error of the first chain that failed by itself, else an
+         * interrupt, else chains that never ran (a thread did not start) */
+        int first = -1, intr = vm->interrupted != 0;
+        for (int c = 0; c < o->chains; c++) {
+            if (pl.state[c] == -1 && pl.code[c] != 7 && first < 0) first = c;
+            if (pl.state[c] == -1 && pl.code[c] == 7) intr = 1;
+        }
+        if (first >= 0) {
+            rc = rt_fail(vm, pl.code[first], loc, "%s", pl.err[first] ? pl.err[first] : "mcmc: chain failed");
+        } else if (intr) {
+            vm->interrupted = 0;
+            rc = rt_fail(vm, 7, loc, "interrupted");
+        } else {
+            for (int c = 0; c < o->chains && rc == 0; c++)
+                if (pl.state[c] != 1) rc = rt_fail(vm, 5, loc, "mcmc: could not start a thread");
+        }
+    } else if (rc == 0) {
+        rc = 1;   /* not copyable: run in turn */
+    }
+    for (int t = 0; t < made && w; t++) {
+        inf_clone_free(&w[t].cl);
+        free(w[t].q);
+    }
+    for (int c = 0; pl.err && c < o->chains; c++) free(pl.err[c]);
+    free(pl.err);
+    free(pl.code);
+    free(pl.state);
+    free(w);
+    return rc;
+}
+
+static int default_threads(int chains) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n < chains ? (int)n : chains;
 }
 
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,
@@ -314,7 +484,17 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     mc_opts mo = {.warmup = o->warmup, .samples = o->samples, .max_depth = o->max_depth,
                   .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps};
     if (o->resume) rc = ckpt_load(vm, o->resume, &k, o, p, &mo, ch, loc);
-    for (int c = 0; c < o->chains && rc == 0; c++) {
+    int nthreads = o->threads > 0 ? o->threads : default_threads(o->chains);
+    if (nthreads > o->chains) nthreads = o->chains;
+    int seq = 1;
+    if (rc == 0 && nthreads > 1) {
+        int prc = run_parallel(p, model, data, o, &mo, ch, &k, m->out, nthreads, loc);
+        if (prc != 1) {
+            rc = prc;
+            seq = 0;
+        }
+    }
+    for (int c = 0; c < o->chains && rc == 0 && seq; c++) {
         rc = run_chain(p, o, &mo, c, &ch[c], &k, q, &m->out[c], loc);
         if (rc == 0 && vm->progress) {
             int div = 0;

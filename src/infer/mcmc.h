@@ -17,6 +17,10 @@ typedef struct inf_mcmc_opts {
      * `checkpoint` is NULL).  Both NULL: none. */
     const char *checkpoint, *resume;
     int checkpoint_every;
+    /* chains in parallel threads, each on a private copy of the model
+     * (mcmc_clone.c); <= 0: min(chains, cores).  The draws do not depend on
+     * it. */
+    int threads;
 } inf_mcmc_opts;
 
 typedef struct inf_mcmc {

@@ -145,7 +145,7 @@ const inf_result *inf_posterior_result(rt_value v) {
 
 static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed",
-                                        "checkpoint", "resume", "checkpoint_every", NULL};
+                                        "checkpoint", "resume", "checkpoint_every", "threads", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *d = rt_arg(c, 1, "data");
@@ -172,6 +172,11 @@ static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (every < 1 || every != floor(every) || every > 1e9)
         return rt_error_kw(vm, c, "checkpoint_every", "mcmc: checkpoint_every must be a positive integer");
     o.checkpoint_every = (int)every;
+    double th;
+    if (rt_arg_number(vm, c, -1, "threads", 0, false, &th)) return -1;
+    if (th < 0 || th > 1024 || th != floor(th))
+        return rt_error_kw(vm, c, "threads", "mcmc: threads must be an integer in 0..1024 (0: one per core)");
+    o.threads = (int)th;
     const rt_value *k = rt_arg(c, -1, "kernel");
     if (k) {
         if (k->tag != RT_OPAQUE || strcmp(((rt_opaque *)k->u.o)->type, "kernel") != 0)

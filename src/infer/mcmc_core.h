@@ -78,6 +78,9 @@ int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts 
  * chain's state must not be saved.  0: done (also when the chain is
  * complete); -1: error in err. */
 int mc_chain_step(mc_chain *c, int (*stop)(void *), void *stop_ud, char *err, size_t errlen);
+/* Points the chain at another evaluator of the same density (a restored
+ * chain moving to the thread that runs it). */
+void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud);
 int mc_chain_done(const mc_chain *c);    /* iterations done */
 int mc_chain_total(const mc_chain *c);   /* warmup + samples */
 /* A complete chain's output (the chain is freed); -1 when not complete. */

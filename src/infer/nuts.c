@@ -617,6 +617,11 @@ int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts 
     return 0;
 }
 
+void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud) {
+    c->h.f = f;
+    c->h.ud = ud;
+}
+
 int mc_chain_done(const mc_chain *c) { return c->iter; }
 int mc_chain_total(const mc_chain *c) { return c->o.warmup + c->o.samples; }
 
