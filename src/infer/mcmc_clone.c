@@ -204,17 +204,31 @@ static rt_value clone_value(cl_ctx *k, rt_value v) {
     return rt_none();
 }
 
+static void mark_globals(const rt_vm *vm, const ir_node *n, bool *used);
+
+/* Functions inside a value (directly, or in records and lists) read
+ * globals too. */
+static void mark_value(const rt_vm *vm, rt_value v, bool *used, int depth) {
+    if (depth > 64) return;
+    if (v.tag == RT_FUNC) {
+        const rt_func *f = (const rt_func *)v.u.o;
+        for (int i = 0; i < f->nparams; i++) mark_globals(vm, f->defaults[i], used);
+        mark_globals(vm, f->body, used);
+    } else if (v.tag == RT_RECORD) {
+        const rt_record *r = (const rt_record *)v.u.o;
+        for (int i = 0; i < r->n; i++) mark_value(vm, r->vals[i], used, depth + 1);
+    } else if (v.tag == RT_LIST) {
+        const rt_list *l = (const rt_list *)v.u.o;
+        for (int i = 0; i < l->n; i++) mark_value(vm, l->items[i], used, depth + 1);
+    }
+}
+
 /* Marks in `used` every global slot the IR reads, following functions. */
 static void mark_globals(const rt_vm *vm, const ir_node *n, bool *used) {
     if (!n) return;
     if (n->op == IR_GLOBAL && n->slot >= 0 && n->slot < vm->nglobals && !used[n->slot]) {
         used[n->slot] = true;
-        rt_value v = vm->gvals[n->slot];
-        if (v.tag == RT_FUNC) {
-            const rt_func *f = (const rt_func *)v.u.o;
-            for (int i = 0; i < f->nparams; i++) mark_globals(vm, f->defaults[i], used);
-            mark_globals(vm, f->body, used);
-        }
+        mark_value(vm, vm->gvals[n->slot], used, 0);
     }
     if (n->tgt.scope == IR_GLOBAL && n->tgt.slot >= 0 && n->tgt.slot < vm->nglobals) used[n->tgt.slot] = true;
     for (int i = 0; i < n->nkids; i++) mark_globals(vm, n->kids[i], used);
@@ -242,8 +256,8 @@ int inf_clone_make(rt_vm *vm, const rt_func *model, const rt_record *data, inf_c
     rt_value *vals = calloc((size_t)vm->nglobals + 1, sizeof *vals);
     cl_ctx k = {.from = vm, .to = to, .bad = !to || !used || !names || !vals};
     if (!k.bad) {
-        for (int i = 0; i < model->nparams; i++) mark_globals(vm, model->defaults[i], used);
-        mark_globals(vm, model->body, used);
+        mark_value(vm, rt_obj_value((rt_obj *)&model->h), used, 0);
+        if (data) mark_value(vm, rt_obj_value((rt_obj *)&data->h), used, 0);
         /* the same global table layout (IR_GLOBAL holds slot numbers):
          * the reachable values copied, the others left empty */
         for (int i = 0; i < vm->nglobals && !k.bad; i++) {
