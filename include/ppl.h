@@ -134,13 +134,28 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
 ppl_status ppl_save_params(ppl_state *S, const char *path);
 
 typedef struct ppl_mcmc_opts {
-    int chains;              /* default 4 (run one after another; seeded per chain) */
+    int chains;              /* default 4 (each seeded from (seed, chain)) */
     int warmup, samples;     /* default 1000 each */
     int max_depth;           /* NUTS tree depth, default 10 */
     double target_accept;    /* default 0.8 */
     uint64_t seed;           /* default 1 */
     int dense_metric;        /* 0: diagonal (default), 1: dense */
     const char *data_json;   /* optional data file binding the model args */
+    /* Checkpoints (NULL: none): the sampler's whole state (positions,
+     * adaptation, random streams, draws so far) goes to `checkpoint` every
+     * `checkpoint_every` iterations of a chain (0: 100), at the end of each
+     * chain and on ppl_interrupt, atomically; `resume` continues a run from
+     * such a file (same model, data and options), bit for bit as if it had
+     * not stopped, and keeps checkpointing to it unless `checkpoint` is set. */
+    const char *checkpoint, *resume;
+    int checkpoint_every;
+    /* Chains in parallel threads (0: min(chains, cores)); each thread runs
+     * on a private copy of the model and data, and the draws are the same
+     * for any value.  A model that reaches a distribution or other opaque
+     * value held in a global, or has `param` sites, runs its chains in
+     * turn.  With several threads the allocator hook and `out` are called
+     * from them (progress still comes from the calling thread). */
+    int threads;
 } ppl_mcmc_opts;
 ppl_mcmc_opts ppl_mcmc_defaults(void);
 /* NUTS with Stan's warmup adaptation on a model. */

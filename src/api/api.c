@@ -429,7 +429,9 @@ ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl
     rt_value data;
     if (model_data(S, m, d.data_json, &data)) return S->code;
     inf_mcmc_opts mo = {.chains = d.chains, .warmup = d.warmup, .samples = d.samples, .max_depth = d.max_depth,
-                        .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed};
+                        .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed,
+                        .checkpoint = d.checkpoint, .resume = d.resume, .checkpoint_every = d.checkpoint_every,
+                        .threads = d.threads};
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_mcmc *res = NULL;

@@ -80,6 +80,8 @@ bk_ctx *bk_ctx_new(const bk_alloc *alloc) {
     return ctx;
 }
 
+bk_alloc bk_ctx_allocator(const bk_ctx *ctx) { return ctx->alloc; }
+
 void bk_ctx_free(bk_ctx *ctx) {
     if (!ctx) return;
     bk_tape_reset(ctx);

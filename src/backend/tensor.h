@@ -220,6 +220,8 @@ extern const bk_device bk_cpu_device;
 /* ------------------------------------------------------------ context --- */
 
 bk_ctx *bk_ctx_new(const bk_alloc *alloc);   /* NULL alloc: libc */
+/* The allocator a context uses (to make another one like it). */
+bk_alloc bk_ctx_allocator(const bk_ctx *ctx);
 void bk_ctx_free(bk_ctx *ctx);
 const char *bk_errmsg(const bk_ctx *ctx);
 void bk_seterr(bk_ctx *ctx, const char *fmt, ...)

@@ -30,7 +30,8 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
-    const char *resume;
+    const char *checkpoint, *resume;
+    long checkpoint_every, threads;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -68,7 +69,7 @@ static const option_spec OPTIONS[] = {
     {"steps", K_LONG, FIELD(steps), 0, NULL, "N", "optimization steps (default 1000)"},
     {"lr", K_RATE, FIELD(lr), 0, NULL, "X", "Adam learning rate (default 0.01)"},
     {"particles", K_LONG, FIELD(particles), 1, NULL, "K", "ELBO particles per step (default 1)"},
-    {"chains", K_LONG, FIELD(chains), 1, NULL, "C", "chains, run one after another (default 4)"},
+    {"chains", K_LONG, FIELD(chains), 1, NULL, "C", "chains (default 4)"},
     {"warmup", K_LONG, FIELD(warmup), 0, NULL, "W", "warmup iterations per chain (default 1000)"},
     {"samples", K_LONG, FIELD(samples), 1, NULL, "S", "draws per chain (default 1000)"},
     {"target-accept", K_PROB, FIELD(target_accept), 0, NULL, "P", "NUTS target acceptance (default 0.8)"},
@@ -78,7 +79,13 @@ static const option_spec OPTIONS[] = {
     {"summary", K_TEXT, FIELD(summary), 0, NULL, "S.json", "write the summary JSON"},
     {"plot", K_TEXT, FIELD(plot), 0, NULL, "FILE.svg",
      "write an SVG picture (loss curve; trace + density)"},
-    {"resume", K_TEXT, FIELD(resume), 0, NULL, "P.json", "continue the run an --out file saved"},
+    {"resume", K_TEXT, FIELD(resume), 0, NULL, "FILE",
+     "continue the run saved in FILE (svi: an --out file; sample: a --checkpoint file)"},
+    {"checkpoint", K_TEXT, FIELD(checkpoint), 0, NULL, "FILE",
+     "save the sampler's state to FILE as it runs (atomically)"},
+    {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
+     "iterations of a chain between checkpoints (default 100)"},
+    {"threads", K_LONG, FIELD(threads), 1, NULL, "N", "chains run in parallel (default min(chains, cores))"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -116,7 +123,8 @@ static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", 
                                        "out", "summary", "device", "plot", "resume", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
-                                          "device", "plot", NULL};
+                                          "device", "plot", "checkpoint", "checkpoint-every", "resume",
+                                          "threads", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -138,7 +146,8 @@ static const command COMMANDS[] = {
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
-               "        [--plot FILE.svg]",
+               "        [--plot FILE.svg] [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
+               "        [--threads N]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -554,6 +563,10 @@ static int cmd_sample(const args *a) {
     if (given(a, "seed")) mo.seed = a->seed;
     if (a->metric) mo.dense_metric = strcmp(a->metric, "dense") == 0;
     mo.data_json = a->data;
+    mo.checkpoint = a->checkpoint;
+    mo.resume = a->resume;
+    if (given(a, "checkpoint-every")) mo.checkpoint_every = (int)a->checkpoint_every;
+    if (given(a, "threads")) mo.threads = (int)a->threads;
     ppl_result *R = NULL;
     ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

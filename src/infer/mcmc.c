@@ -9,12 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <pthread.h>
+#include <unistd.h>
+#include "mcmc_clone.h"
 #include "mcmc.h"
 #include "potential.h"
 #include "data_io.h"
+#include "strbuf.h"
 
 static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
     inf_potential *p = ud;
+    if (p->stop && atomic_load(p->stop)) p->vm->interrupted = 1;
     /* after Ctrl-C every evaluation fails fast, so the chain ends quickly;
      * inf_mcmc_run then reports the interrupt */
     if (p->vm->interrupted) {
@@ -22,6 +28,9 @@ static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
         return -1;
     }
     if (inf_potential_eval(p, q, logp, grad, NULL)) {
+        /* the interpreter consumes an interrupt it sees inside the model:
+         * keep it raised for the sampler */
+        if (p->vm->errcode == 7) p->vm->interrupted = 1;
         /* a density that cannot be evaluated here counts as -inf */
         rt_vm_clear_error(p->vm);
         *logp = -INFINITY;
@@ -31,17 +40,17 @@ static int logp_cb(void *ud, const double *q, double *logp, double *grad) {
 }
 
 /* Find a starting point: uniform(-2, 2) in unconstrained space, retried. */
-static int initial_point(inf_potential *p, bk_rng *rng, double *q, rt_loc loc) {
+static int initial_point(inf_potential *p, bk_rng *rng, double *q, bool need_grad, rt_loc loc) {
     double *g = malloc(sizeof(double) * (size_t)p->dim);
     if (!g) return rt_fail(p->vm, 5, loc, "out of memory");
     char *why = NULL;   /* the last evaluation error, if any */
     for (int attempt = 0; attempt < 100; attempt++) {
         for (int64_t i = 0; i < p->dim; i++) q[i] = -2 + 4 * bk_rng_uniform(rng);
         double lp;
-        int rc = inf_potential_eval(p, q, &lp, g, NULL);
+        int rc = inf_potential_eval(p, q, &lp, need_grad ? g : NULL, NULL);
         if (rc == 0 && isfinite(lp)) {
             bool ok = true;
-            for (int64_t i = 0; i < p->dim; i++)
+            for (int64_t i = 0; i < p->dim && need_grad; i++)
                 if (!isfinite(g[i])) ok = false;
             if (ok) {
                 free(g);
@@ -139,6 +148,327 @@ static int record_draw(inf_mcmc *m, inf_potential *p, const double *q, int64_t r
     return rc;
 }
 
+/* ---------------------------------------------------------- checkpoints --- */
+
+/* The file: a header with the run's options, then per chain "chain K
+ * pending" (not started: it restarts from its seeded stream) or "chain K
+ * saved" and its state (mc_chain_save), then "end". */
+typedef struct ckpt {
+    const char *path;        /* NULL: no checkpoints */
+    int every;
+    double last;             /* monotonic time of the last periodic write */
+    pthread_mutex_t *mu;     /* parallel chains: guards snap, last and the file */
+    char **snap;             /* per chain: its last saved state, or NULL */
+    const char *model;
+    int dim;
+} ckpt;
+
+static void ckpt_header(rt_sb *sb, const ckpt *k, const inf_mcmc_opts *o) {
+    rt_sb_printf(sb, "ppl-mcmc-checkpoint 1\nmodel %s\n", k->model);
+    long long v[] = {k->dim, o->chains, o->warmup, o->samples, o->max_depth > 0 ? o->max_depth : 10,
+                     o->dense != 0, o->hmc_steps, (long long)(o->seed >> 32), (long long)(o->seed & 0xffffffffu)};
+    mc_ck_put_ints(sb, "options", v, 9);
+    mc_ck_put_doubles(sb, "target_accept", &o->target_accept, 1);
+}
+
+static int ckpt_write(rt_vm *vm, const ckpt *k, const inf_mcmc_opts *o, rt_loc loc) {
+    rt_sb sb = {0};
+    ckpt_header(&sb, k, o);
+    for (int c = 0; c < o->chains; c++) {
+        rt_sb_printf(&sb, "chain %d %s\n", c, k->snap[c] ? "saved" : "pending");
+        if (k->snap[c]) rt_sb_puts(&sb, k->snap[c]);
+    }
+    rt_sb_puts(&sb, "end\n");
+    char *text = rt_sb_finish(&sb);
+    if (!text) return rt_fail(vm, 5, loc, "out of memory");
+    char err[512];
+    int rc = rt_write_file_atomic(k->path, text, strlen(text), err, sizeof err);
+    free(text);
+    return rc ? rt_fail(vm, 4, loc, "mcmc: checkpoint: %s", err) : 0;
+}
+
+/* Saves chain c's state as its snapshot, then the file. */
+static int ckpt_save(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc_chain *ch, rt_loc loc) {
+    if (!k->path) return 0;
+    rt_sb sb = {0};
+    mc_chain_save(ch, &sb);
+    char *t = rt_sb_finish(&sb);
+    if (!t) return rt_fail(vm, 5, loc, "out of memory");
+    if (k->mu) pthread_mutex_lock(k->mu);
+    free(k->snap[c]);
+    k->snap[c] = t;
+    int rc = ckpt_write(vm, k, o, loc);
+    if (k->mu) pthread_mutex_unlock(k->mu);
+    return rc;
+}
+
+/* Reads a checkpoint made by a run with the same model and options;
+ * ch[c] receives the saved chains. */
+static int ckpt_load(rt_vm *vm, const char *path, const ckpt *k, const inf_mcmc_opts *o, inf_potential *p,
+                     const mc_opts *mo, mc_chain **ch, rt_loc loc) {
+    char err[512] = "";
+    size_t len;
+    char *text = rt_read_file(path, &len, err, sizeof err);
+    if (!text) return rt_fail(vm, 4, loc, "mcmc: cannot resume: %s", err);
+    mc_ck_reader rd = {text, err, sizeof err};
+    char word[256];
+    long long v[9], ver, idx;
+    double ta;
+    int rc = mc_ck_word(&rd, "ppl-mcmc-checkpoint") || mc_ck_get_ints(&rd, NULL, &ver, 1) ||
+             mc_ck_word(&rd, "model") || mc_ck_next_word(&rd, word, sizeof word);
+    if (rc == 0 && (ver != 1 || strcmp(word, k->model) != 0))
+        rc = mc_ck_fail(&rd, ver != 1 ? "unknown checkpoint version" : "the checkpoint is of model \"%s\"", word);
+    if (rc == 0) rc = mc_ck_get_ints(&rd, "options", v, 9) || mc_ck_get_doubles(&rd, "target_accept", &ta, 1);
+    if (rc == 0) {
+        /* the header must be this run's */
+        static const char *const what[] = {"latent dimension", "chains", "warmup", "samples", "max_depth",
+                                           "dense metric", "HMC steps", "seed", "seed"};
+        long long mine[] = {k->dim, o->chains, o->warmup, o->samples, o->max_depth > 0 ? o->max_depth : 10,
+                            o->dense != 0, o->hmc_steps, (long long)(o->seed >> 32),
+                            (long long)(o->seed & 0xffffffffu)};
+        for (int i = 0; i < 9 && rc == 0; i++)
+            if (v[i] != mine[i]) {
+                if (i >= 7)
+                    rc = mc_ck_fail(&rd, "it was made with seed %llu, this run has seed %llu",
+                                    (unsigned long long)v[7] << 32 | (unsigned long long)v[8],
+                                    (unsigned long long)o->seed);
+                else
+                    rc = mc_ck_fail(&rd, "it was made with %s %lld, this run has %lld", what[i], v[i], mine[i]);
+            }
+        if (rc == 0 && ta != o->target_accept)
+            rc = mc_ck_fail(&rd, "it was made with target_accept %g, this run has %g", ta, o->target_accept);
+    }
+    for (int c = 0; c < o->chains && rc == 0; c++) {
+        rc = mc_ck_word(&rd, "chain") || mc_ck_get_ints(&rd, NULL, &idx, 1) || mc_ck_next_word(&rd, word, sizeof word);
+        if (rc == 0 && idx != c) rc = mc_ck_fail(&rd, "the checkpoint is damaged: chain %lld out of order", idx);
+        if (rc || strcmp(word, "pending") == 0) continue;
+        if (strcmp(word, "saved") != 0) rc = mc_ck_fail(&rd, "the checkpoint is damaged near chain %d", c);
+        else rc = mc_chain_load(logp_cb, p, (int)p->dim, mo, &rd, &ch[c]);
+    }
+    if (rc == 0) rc = mc_ck_word(&rd, "end");
+    free(text);
+    if (rc) return rt_fail(vm, 4, loc, "mcmc: cannot resume from \"%s\": %s", path, err);
+    return 0;
+}
+
+static double now_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The periodic save: every k->every iterations, but at most once a second
+ * (a fast model would otherwise spend its time writing). */
+static int ckpt_periodic(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc_chain *ch, rt_loc loc) {
+    if (!k->path) return 0;
+    double t = now_sec();
+    if (k->mu) pthread_mutex_lock(k->mu);
+    bool due = t - k->last >= 1.0;
+    if (due) k->last = t;
+    if (k->mu) pthread_mutex_unlock(k->mu);
+    return due ? ckpt_save(vm, k, o, c, ch, loc) : 0;
+}
+
+static int stop_requested(void *ud) {
+    inf_potential *p = ud;
+    if (p->stop && atomic_load(p->stop)) p->vm->interrupted = 1;
+    return p->vm->interrupted != 0;
+}
+
+/* Runs chain c to its end (from its saved state when *chp is set). */
+static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo, int c, mc_chain **chp,
+                     ckpt *k, double *q, mc_chain_out *out, rt_loc loc) {
+    rt_vm *vm = p->vm;
+    char err[256] = "";
+    if (!*chp) {
+        bk_rng rng;
+        bk_rng_init(&rng, o->seed, (uint64_t)c + 1);
+        if (initial_point(p, &rng, q, mo->hmc_steps != MC_RWM, loc)) return -1;
+        if (mc_chain_new(logp_cb, p, (int)p->dim, q, mo, &rng, chp, err, sizeof err)) {
+            if (vm->interrupted) {
+                vm->interrupted = 0;
+                return rt_fail(vm, 7, loc, "interrupted");
+            }
+            return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        }
+    }
+    mc_chain *ch = *chp;
+    mc_chain_bind(ch, logp_cb, p);   /* a restored chain: this thread's model */
+    int total = mc_chain_total(ch), every = k->every;
+    while (mc_chain_done(ch) < total) {
+        int src = mc_chain_step(ch, stop_requested, p, err, sizeof err);
+        if (src == 0 && vm->interrupted) src = 1;
+        if (src == 1 || src == 2) {
+            vm->interrupted = 0;
+            /* an exact state (1) is saved; otherwise the last save stands */
+            if (src == 1 && ckpt_save(vm, k, o, c, ch, loc)) return -1;
+            return rt_fail(vm, 7, loc, "interrupted");
+        }
+        if (src < 0) return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        int done = mc_chain_done(ch);
+        if (done % every == 0 && done < total && ckpt_periodic(vm, k, o, c, ch, loc)) return -1;
+    }
+    if (ckpt_save(vm, k, o, c, ch, loc)) return -1;
+    mc_chain_finish(ch, out);
+    *chp = NULL;
+    return 0;
+}
+
+/* ---------------------------------------------------------- parallel chains --- */
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    atomic_int stop;
+    int next, active;        /* next chain to start; workers still running */
+    int *state;              /* per chain: 0 not finished, 1 done, -1 failed */
+    int *code;               /* per failed chain: its error code */
+    char **err;              /* ... and message */
+    const inf_mcmc_opts *o;
+    const mc_opts *mo;
+    mc_chain **ch;
+    mc_chain_out *out;
+    ckpt *k;
+    rt_loc loc;
+} pool;
+
+typedef struct worker {
+    pool *pl;
+    inf_clone cl;
+    inf_potential pot;       /* the caller's latents, this clone's VM */
+    double *q;
+    pthread_t th;
+} worker;
+
+static void *worker_main(void *arg) {
+    worker *w = arg;
+    pool *pl = w->pl;
+    for (;;) {
+        pthread_mutex_lock(&pl->mu);
+        int c = pl->next < pl->o->chains && !atomic_load(&pl->stop) ? pl->next++ : -1;
+        pthread_mutex_unlock(&pl->mu);
+        if (c < 0) break;
+        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, w->q, &pl->out[c], pl->loc);
+        rt_vm *cv = w->cl.vm;
+        pthread_mutex_lock(&pl->mu);
+        if (rc) {
+            pl->state[c] = -1;
+            pl->code[c] = cv->errcode ? cv->errcode : 3;
+            pl->err[c] = strdup(cv->errs.n ? cv->errs.items[0].msg : "mcmc: chain failed");
+            atomic_store(&pl->stop, 1);
+        } else {
+            pl->state[c] = 1;
+        }
+        pthread_mutex_unlock(&pl->mu);
+        rt_vm_clear_error(cv);
+        cv->interrupted = 0;
+    }
+    pthread_mutex_lock(&pl->mu);
+    pl->active--;
+    pthread_mutex_unlock(&pl->mu);
+    return NULL;
+}
+
+static int divergences_of(const mc_chain_out *out, int samples) {
+    int div = 0;
+    for (int i = 0; i < samples; i++) div += out->divergent[i] != 0;
+    return div;
+}
+
+/* Runs the chains on nthreads threads, each with a private copy of the
+ * model.  1: the model cannot be copied (nothing was run); 0 / -1. */
+static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data, const inf_mcmc_opts *o,
+                        const mc_opts *mo, mc_chain **ch, ckpt *k, mc_chain_out *out, int nthreads, rt_loc loc) {
+    rt_vm *vm = p->vm;
+    worker *w = calloc((size_t)nthreads, sizeof *w);
+    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .k = k, .loc = loc};
+    pl.state = calloc((size_t)o->chains, sizeof *pl.state);
+    pl.code = calloc((size_t)o->chains, sizeof *pl.code);
+    pl.err = calloc((size_t)o->chains, sizeof *pl.err);
+    int made = 0, rc = 0;
+    if (!w || !pl.state || !pl.code || !pl.err) rc = rt_fail(vm, 5, loc, "out of memory");
+    for (; rc == 0 && made < nthreads; made++) {
+        if (inf_clone_make(vm, model, data, &w[made].cl)) break;
+        w[made].pl = &pl;
+        w[made].pot = *p;
+        w[made].pot.vm = w[made].cl.vm;
+        w[made].pot.model = w[made].cl.model;
+        w[made].pot.data = w[made].cl.data;
+        w[made].pot.stop = &pl.stop;
+        if (!(w[made].q = malloc(sizeof(double) * (size_t)p->dim))) {
+            inf_clone_free(&w[made].cl);
+            rc = rt_fail(vm, 5, loc, "out of memory");
+            break;
+        }
+    }
+    int started = 0;
+    if (rc == 0 && made == nthreads) {
+        pthread_mutex_init(&pl.mu, NULL);
+        atomic_init(&pl.stop, 0);
+        k->mu = &pl.mu;
+        pl.active = nthreads;
+        for (; started < nthreads; started++)
+            if (pthread_create(&w[started].th, NULL, worker_main, &w[started])) break;
+        pthread_mutex_lock(&pl.mu);
+        pl.active -= nthreads - started;
+        pthread_mutex_unlock(&pl.mu);
+        /* the caller's thread relays Ctrl-C and reports finished chains */
+        int reported = 0;
+        for (bool busy = started > 0; busy;) {
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+            if (vm->interrupted) atomic_store(&pl.stop, 1);
+            pthread_mutex_lock(&pl.mu);
+            int done = 0, div = 0;
+            for (int c = 0; c < o->chains; c++)
+                if (pl.state[c] == 1) {
+                    done++;
+                    div += divergences_of(&out[c], o->samples);
+                }
+            busy = pl.active > 0;
+            pthread_mutex_unlock(&pl.mu);
+            if (done > reported && vm->progress) vm->progress(vm->progress_ud, "sample", done, o->chains, div);
+            reported = done;
+        }
+        for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
+        k->mu = NULL;
+        pthread_mutex_destroy(&pl.mu);
+        /* the error of the first chain that failed by itself, else an
+         * interrupt, else chains that never ran (a thread did not start) */
+        int first = -1, intr = vm->interrupted != 0;
+        for (int c = 0; c < o->chains; c++) {
+            if (pl.state[c] == -1 && pl.code[c] != 7 && first < 0) first = c;
+            if (pl.state[c] == -1 && pl.code[c] == 7) intr = 1;
+        }
+        if (first >= 0) {
+            rc = rt_fail(vm, pl.code[first], loc, "%s", pl.err[first] ? pl.err[first] : "mcmc: chain failed");
+        } else if (intr) {
+            vm->interrupted = 0;
+            rc = rt_fail(vm, 7, loc, "interrupted");
+        } else {
+            for (int c = 0; c < o->chains && rc == 0; c++)
+                if (pl.state[c] != 1) rc = rt_fail(vm, 5, loc, "mcmc: could not start a thread");
+        }
+    } else if (rc == 0) {
+        rc = 1;   /* not copyable: run in turn */
+    }
+    for (int t = 0; t < made && w; t++) {
+        inf_clone_free(&w[t].cl);
+        free(w[t].q);
+    }
+    for (int c = 0; pl.err && c < o->chains; c++) free(pl.err[c]);
+    free(pl.err);
+    free(pl.code);
+    free(pl.state);
+    free(w);
+    return rc;
+}
+
+static int default_threads(int chains) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    return n < chains ? (int)n : chains;
+}
+
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,
                  inf_mcmc **out) {
     *out = NULL;
@@ -148,8 +478,17 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     if (inf_potential_init(vm, model, data, loc, &p)) return -1;
     inf_mcmc *m = calloc(1, sizeof *m);
     double *q = malloc(sizeof(double) * (size_t)p->dim);
-    if (!m || !q || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
+    mc_chain **ch = calloc((size_t)o->chains, sizeof *ch);
+    ckpt k = {.path = o->checkpoint ? o->checkpoint : o->resume,
+              .every = o->checkpoint_every > 0 ? o->checkpoint_every : 100,
+              .snap = calloc((size_t)o->chains, sizeof(char *)),
+              .model = model->name,
+              .dim = (int)p->dim};
+    if (!m || !q || !ch || !k.snap || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
         free(q);
+        free(ch);
+        free(k.snap);
+        if (m) free(m->out);
         free(m);
         inf_potential_free(p);
         return rt_fail(vm, 5, loc, "out of memory");
@@ -157,38 +496,40 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     m->chains = o->chains;
     m->samples = o->samples;
     m->dim = (int)p->dim;
+    m->rwm = o->hmc_steps == MC_RWM;
     int rc = 0, cap = 0;
     mc_opts mo = {.warmup = o->warmup, .samples = o->samples, .max_depth = o->max_depth,
                   .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps};
-    for (int c = 0; c < o->chains && rc == 0; c++) {
-        bk_rng rng;
-        bk_rng_init(&rng, o->seed, (uint64_t)c + 1);
-        if (initial_point(p, &rng, q, loc)) {
-            rc = -1;
-            break;
+    if (o->resume) rc = ckpt_load(vm, o->resume, &k, o, p, &mo, ch, loc);
+    int nthreads = o->threads > 0 ? o->threads : default_threads(o->chains);
+    if (nthreads > o->chains) nthreads = o->chains;
+    int seq = 1;
+    if (rc == 0 && nthreads > 1) {
+        int prc = run_parallel(p, model, data, o, &mo, ch, &k, m->out, nthreads, loc);
+        if (prc != 1) {
+            rc = prc;
+            seq = 0;
         }
-        char err[256] = "";
-        int crc = mc_run_chain(logp_cb, p, (int)p->dim, q, &mo, &rng, &m->out[c], err, sizeof err);
-        if (vm->interrupted) {
-            vm->interrupted = 0;
-            rc = rt_fail(vm, 7, loc, "interrupted");
-            break;
-        }
-        if (crc) {
-            rc = rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
-            break;
-        }
-        if (vm->progress) {
+    }
+    for (int c = 0; c < o->chains && rc == 0 && seq; c++) {
+        rc = run_chain(p, o, &mo, c, &ch[c], &k, q, &m->out[c], loc);
+        if (rc == 0 && vm->progress) {
             int div = 0;
-            for (int k = 0; k <= c; k++)
-                for (int i = 0; i < o->samples; i++) div += m->out[k].divergent[i] != 0;
+            for (int j = 0; j <= c; j++)
+                for (int i = 0; i < o->samples; i++) div += m->out[j].divergent[i] != 0;
             vm->progress(vm->progress_ud, "sample", c + 1, o->chains, div);
         }
-        if (vm->interrupted) {
+        if (rc == 0 && vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
         }
     }
+    for (int c = 0; c < o->chains; c++) {
+        mc_chain_free(ch[c]);
+        free(k.snap[c]);
+    }
+    free(ch);
+    free(k.snap);
     /* constrained draws: a first pass names the columns */
     if (rc == 0) rc = record_draw(m, p, m->out[0].draws, -1, &cap, loc);
     if (rc == 0 && !(m->draws = calloc((size_t)o->chains * (size_t)o->samples * (size_t)(m->nnames ? m->nnames : 1), sizeof(double))))
@@ -230,7 +571,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     r->ndraws = (int)n;
     r->divergences = m->divergences;
     r->min_ebfmi = INFINITY;
-    for (int c = 0; c < m->chains; c++) {
+    for (int c = 0; c < m->chains && !m->rwm; c++) {
         double e = mc_ebfmi(m->out[c].energy, m->samples);
         if (e < r->min_ebfmi) r->min_ebfmi = e;
     }

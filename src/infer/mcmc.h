@@ -11,6 +11,16 @@ typedef struct inf_mcmc_opts {
     int dense;          /* 1: dense metric */
     int hmc_steps;      /* 0: NUTS; else HMC with this many leapfrog steps */
     uint64_t seed;
+    /* checkpoints: write `checkpoint` every `checkpoint_every` iterations of
+     * a chain (<= 0: 100), at the end of each chain and when interrupted;
+     * `resume` continues from such a file (and keeps writing to it when
+     * `checkpoint` is NULL).  Both NULL: none. */
+    const char *checkpoint, *resume;
+    int checkpoint_every;
+    /* chains in parallel threads, each on a private copy of the model
+     * (mcmc_clone.c); <= 0: min(chains, cores).  The draws do not depend on
+     * it. */
+    int threads;
 } inf_mcmc_opts;
 
 typedef struct inf_mcmc {
@@ -20,6 +30,7 @@ typedef struct inf_mcmc {
     double *draws;       /* (chains * samples) x nnames, chain-major */
     mc_chain_out *out;   /* per chain: unconstrained draws and sampler columns */
     int divergences;
+    int rwm;             /* random-walk Metropolis: no energies (E-BFMI) */
 } inf_mcmc;
 
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,

@@ -7,7 +7,7 @@
 #include "mcmc.h"
 
 typedef struct kernel_spec {
-    int hmc_steps;        /* 0: NUTS */
+    int hmc_steps;        /* 0: NUTS, MC_RWM: random-walk Metropolis */
     int max_depth;
     double target_accept;
     int dense;
@@ -29,6 +29,30 @@ static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
     if (!k) return rt_error(vm, c, "out of memory");
     k->hmc_steps = nuts ? 0 : (int)steps;
     k->max_depth = (int)md;
+    k->target_accept = ta;
+    k->dense = dense != 0;
+    rt_opaque *o = rt_opaque_new("kernel", k, free);
+    if (!o) {
+        free(k);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
+/* RWM(target_accept=0.234, dense_mass=false): random-walk Metropolis. */
+static int b_rwm(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"target_accept", "dense_mass", NULL};
+    if (rt_check_args(vm, c, 0, names)) return -1;
+    double ta, dense;
+    if (rt_arg_number(vm, c, -1, "target_accept", 0.234, false, &ta) ||
+        rt_arg_number(vm, c, -1, "dense_mass", 0, false, &dense))
+        return -1;
+    if (!(ta > 0 && ta < 1)) return rt_error_kw(vm, c, "target_accept", "RWM: target_accept must be in (0, 1), got %g", ta);
+    kernel_spec *k = malloc(sizeof *k);
+    if (!k) return rt_error(vm, c, "out of memory");
+    k->hmc_steps = MC_RWM;
+    k->max_depth = 10;
     k->target_accept = ta;
     k->dense = dense != 0;
     rt_opaque *o = rt_opaque_new("kernel", k, free);
@@ -120,7 +144,8 @@ const inf_result *inf_posterior_result(rt_value v) {
 }
 
 static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
-    static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed", NULL};
+    static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed",
+                                        "checkpoint", "resume", "checkpoint_every", "threads", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *d = rt_arg(c, 1, "data");
@@ -139,10 +164,23 @@ static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     o.samples = (int)s;
     o.chains = (int)ch;
     o.seed = (uint64_t)seed;
+    double every;
+    if (rt_arg_string(vm, c, -1, "checkpoint", false, &o.checkpoint) ||
+        rt_arg_string(vm, c, -1, "resume", false, &o.resume) ||
+        rt_arg_number(vm, c, -1, "checkpoint_every", 100, false, &every))
+        return -1;
+    if (every < 1 || every != floor(every) || every > 1e9)
+        return rt_error_kw(vm, c, "checkpoint_every", "mcmc: checkpoint_every must be a positive integer");
+    o.checkpoint_every = (int)every;
+    double th;
+    if (rt_arg_number(vm, c, -1, "threads", 0, false, &th)) return -1;
+    if (th < 0 || th > 1024 || th != floor(th))
+        return rt_error_kw(vm, c, "threads", "mcmc: threads must be an integer in 0..1024 (0: one per core)");
+    o.threads = (int)th;
     const rt_value *k = rt_arg(c, -1, "kernel");
     if (k) {
         if (k->tag != RT_OPAQUE || strcmp(((rt_opaque *)k->u.o)->type, "kernel") != 0)
-            return rt_error_kw(vm, c, "kernel", "mcmc: kernel must be NUTS(...) or HMC(...)");
+            return rt_error_kw(vm, c, "kernel", "mcmc: kernel must be NUTS(...), HMC(...) or RWM(...)");
         kernel_spec *ks = ((rt_opaque *)k->u.o)->data;
         o.hmc_steps = ks->hmc_steps;
         o.max_depth = ks->max_depth;
@@ -173,6 +211,7 @@ static int b_write_stan_csv(rt_vm *vm, const rt_call *c, rt_value *out) {
 const rt_builtin_def inf_mcmc_builtins[] = {
     {"NUTS", b_nuts},
     {"HMC", b_hmc},
+    {"RWM", b_rwm},
     {"mcmc", b_mcmc},
     {"write_stan_csv", b_write_stan_csv},
     {NULL, NULL},

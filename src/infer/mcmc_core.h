@@ -9,18 +9,27 @@
 
 #include <stddef.h>
 #include "rng.h"
+#include "strbuf.h"
 
 /* log density and its gradient at q (dimension d); returns 0, or -1 when
- * the density cannot be evaluated (treated as -inf, a divergence). */
+ * the density cannot be evaluated (treated as -inf, a divergence).  grad
+ * is NULL when the kernel needs no gradient (random-walk Metropolis). */
 typedef int (*mc_logp_fn)(void *ud, const double *q, double *logp, double *grad);
 
 typedef struct mc_opts {
     int warmup, samples, max_depth;  /* max_depth <= 0 means 10 */
     double target_accept;            /* <= 0 or >= 1 means 0.8 */
     int dense;                       /* 1 = dense metric, 0 = diagonal */
-    int hmc_steps;                   /* 0 = NUTS, else fixed leapfrog steps */
+    int hmc_steps;                   /* 0 = NUTS, > 0 fixed leapfrog steps,
+                                        MC_RWM random-walk Metropolis */
     double init_step;                /* <= 0 means 1 */
 } mc_opts;
+
+/* Random-walk Metropolis: proposals q + eps L z, z ~ N(0, I), L L' the
+ * metric's inverse, so the same windowed warmup adapts the proposal's
+ * shape (Welford) and dual averaging its scale eps towards target_accept
+ * (give 0.234); no gradients.  n_leapfrog__ counts density evaluations. */
+#define MC_RWM (-1)
 
 mc_opts mc_opts_default(void);       /* 1000/1000, depth 10, 0.8, diag, NUTS */
 
@@ -38,6 +47,52 @@ typedef struct mc_chain_out {
 int mc_run_chain(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts *o,
                  bk_rng *rng, mc_chain_out *out, char *err, size_t errlen);
 void mc_chain_out_free(mc_chain_out *o);
+
+/* ---- a chain one iteration at a time, saved and restored exactly ------- */
+
+/* Reads the text of a checkpoint (mcmc_ckpt.c); errors go to err. */
+typedef struct mc_ck_reader {
+    const char *p;
+    char *err;
+    size_t errlen;
+} mc_ck_reader;
+void mc_ck_put_doubles(rt_sb *sb, const char *key, const double *v, size_t n);
+void mc_ck_put_ints(rt_sb *sb, const char *key, const long long *v, size_t n);
+/* Each reads "key n v1 ... vn" (key NULL: just the values) and checks n;
+ * 0, or -1 with a message. */
+int mc_ck_get_doubles(mc_ck_reader *r, const char *key, double *v, size_t n);
+int mc_ck_get_ints(mc_ck_reader *r, const char *key, long long *v, size_t n);
+int mc_ck_word(mc_ck_reader *r, const char *word);     /* the next word must be `word` */
+int mc_ck_next_word(mc_ck_reader *r, char *buf, size_t n);
+int mc_ck_fail(mc_ck_reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct mc_chain mc_chain;
+/* A chain at q0, its own copy of *rng, the initial step size found (when
+ * there is a warmup).  0, or -1 with a message in err. */
+int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts *o,
+                 const bk_rng *rng, mc_chain **out, char *err, size_t errlen);
+/* One iteration (warmup with adaptation, or a recorded draw).  stop (may be
+ * NULL) is polled after the transition: when it says stop, the iteration
+ * is undone and 1 returned (the chain is exactly as before the call).  2:
+ * stop was requested while the adaptation evaluated the density, and the
+ * chain's state must not be saved.  0: done (also when the chain is
+ * complete); -1: error in err. */
+int mc_chain_step(mc_chain *c, int (*stop)(void *), void *stop_ud, char *err, size_t errlen);
+/* Points the chain at another evaluator of the same density (a restored
+ * chain moving to the thread that runs it). */
+void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud);
+int mc_chain_done(const mc_chain *c);    /* iterations done */
+int mc_chain_total(const mc_chain *c);   /* warmup + samples */
+/* A complete chain's output (the chain is freed); -1 when not complete. */
+int mc_chain_finish(mc_chain *c, mc_chain_out *out);
+void mc_chain_free(mc_chain *c);
+/* The whole state as text: position, step size, dual averaging, windows,
+ * Welford sums, metric, the random stream and the draws so far. */
+void mc_chain_save(const mc_chain *c, rt_sb *sb);
+/* Restores a chain saved with the same d and options (a mismatch is an
+ * error naming it).  0, or -1 with the reader's message. */
+int mc_chain_load(mc_logp_fn f, void *ud, int d, const mc_opts *o, mc_ck_reader *rd,
+                  mc_chain **out);
 
 /* ---- diagnostics over chains: x[c * n + i] for chain c, draw i ---------- */
 double mc_rhat(const double *x, int chains, int n);      /* max of bulk and folded rank R-hat */

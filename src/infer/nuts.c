@@ -422,33 +422,69 @@ static void set_unit_metric(double *m, int d, int dense) {
     for (int i = 0; i < d; i++) m[dense ? (size_t)i * d + i : (size_t)i] = 1.0;
 }
 
-typedef struct chain_ctx {
+/* A chain between iterations: everything its future depends on (and so
+ * everything a checkpoint holds). */
+struct mc_chain {
+    mc_opts o;
+    int d, iter;              /* iterations done (warmup first) */
+    double delta;             /* target acceptance */
+    bk_rng rng;
     mc_ham h;
     nuts_ws w;
     point cur;
-    double *cur_mem;
+    double *cur_mem;          /* cur's vectors, then the undo copy of q, g */
+    double undo_lp;
+    bk_rng undo_rng;
     mc_welford wf;
     mc_windows win;
     mc_dual_avg da;
-} chain_ctx;
+    mc_chain_out out;
+};
 
-static void ctx_free(chain_ctx *c) {
-    ws_free(&c->w);
-    free(c->cur_mem);
-    free(c->h.chol);
-    mc_welford_free(&c->wf);
+/* One random-walk Metropolis step from *cur (no gradient: cur->g stays). */
+static void rwm_transition(nuts_ws *w, point *cur, trans_stats *st) {
+    const mc_ham *h = w->h;
+    int d = w->d;
+    double *z = w->scratch, *prop = w->z.q;
+    for (int i = 0; i < d; i++) z[i] = bk_rng_normal(w->rng);
+    for (int i = 0; i < d; i++) {
+        double s;
+        if (!h->dense) {
+            s = sqrt(h->inv_metric[i]) * z[i];
+        } else {
+            s = 0.0;
+            for (int k = 0; k <= i; k++) s += h->chol[(size_t)i * d + k] * z[k];
+        }
+        prop[i] = cur->q[i] + w->eps * s;
+    }
+    double lp;
+    if (h->f(h->ud, prop, &lp, NULL) != 0 || isnan(lp)) lp = -INFINITY;
+    double a = lp == -INFINITY ? 0.0 : exp(lp - cur->lp);
+    if (isnan(a)) a = 0.0;
+    st->accept_stat = a > 1.0 ? 1.0 : a;
+    st->n_leapfrog = 1;
+    st->depth = 0;
+    st->divergent = 0;
+    if (bk_rng_uniform(w->rng) < a) {
+        memcpy(cur->q, prop, (size_t)d * sizeof(double));
+        cur->lp = lp;
+    }
+    st->energy = -cur->lp;
 }
 
-static void transition(chain_ctx *c, const mc_opts *o, trans_stats *st) {
-    if (o->hmc_steps > 0)
-        hmc_transition(&c->w, &c->cur, o->hmc_steps, st);
+static void transition(mc_chain *c, trans_stats *st) {
+    if (c->o.hmc_steps == MC_RWM)
+        rwm_transition(&c->w, &c->cur, st);
+    else if (c->o.hmc_steps > 0)
+        hmc_transition(&c->w, &c->cur, c->o.hmc_steps, st);
     else
         nuts_transition(&c->w, &c->cur, st);
 }
 
 /* One warmup iteration's adaptation: step size always, metric in the slow
- * windows; a new metric restarts the step size search (as Stan does). */
-static int adapt_step(chain_ctx *c, double accept_stat, char *err, size_t errlen) {
+ * windows; a new metric restarts the step size search (as Stan does), which
+ * *searched reports. */
+static int adapt_step(mc_chain *c, double accept_stat, int *searched, char *err, size_t errlen) {
     c->w.eps = mc_dual_avg_learn(&c->da, accept_stat);
     if (!c->win.enabled) return 0;
     if (mc_windows_in_slow(&c->win)) mc_welford_add(&c->wf, c->cur.q);
@@ -460,6 +496,15 @@ static int adapt_step(chain_ctx *c, double accept_stat, char *err, size_t errlen
             snprintf(err, errlen, "mcmc: estimated metric is not positive definite");
             return -1;
         }
+        if (c->o.hmc_steps == MC_RWM) {
+            /* the scale is relative to the metric, so it carries over to
+             * the new shape: dual averaging goes on without a restart (its
+             * 0/1-like acceptance statistics need the whole warmup, not
+             * one window, to settle) */
+            c->win.counter++;
+            return 0;
+        }
+        *searched = 1;
         if (mc_find_step_size(&c->h, c->w.rng, c->cur.q, c->cur.lp, c->cur.g, &c->w.eps, err,
                               errlen) != 0)
             return -1;
@@ -481,75 +526,280 @@ static void record(mc_chain_out *out, int i, const point *cur, const trans_stats
     out->energy[i] = st->energy;
 }
 
-static int chain_setup(chain_ctx *c, mc_logp_fn f, void *ud, int d, const double *q0,
-                       const mc_opts *o, bk_rng *rng, mc_chain_out *out, char *err,
-                       size_t errlen) {
-    int max_depth = o->max_depth > 0 ? o->max_depth : 10;
+void mc_chain_free(mc_chain *c) {
+    if (!c) return;
+    ws_free(&c->w);
+    free(c->cur_mem);
+    free(c->h.chol);
+    mc_welford_free(&c->wf);
+    mc_chain_out_free(&c->out);
+    free(c);
+}
+
+/* Everything but the starting point: buffers, the unit metric, counters. */
+static mc_chain *chain_alloc(mc_logp_fn f, void *ud, int d, const mc_opts *o, const bk_rng *rng) {
+    mc_chain *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->o = *o;
+    if (c->o.max_depth <= 0) c->o.max_depth = 10;
+    c->o.dense = o->dense != 0;
+    c->d = d;
+    c->delta = o->target_accept > 0 && o->target_accept < 1 ? o->target_accept : 0.8;
+    c->rng = *rng;
+    if (out_alloc(&c->out, d, o->samples, c->o.dense) != 0) {
+        free(c);
+        return NULL;
+    }
     c->h.f = f;
     c->h.ud = ud;
     c->h.d = d;
-    c->h.dense = o->dense != 0;
-    c->h.inv_metric = out->inv_metric;
-    set_unit_metric(out->inv_metric, d, c->h.dense);
+    c->h.dense = c->o.dense;
+    c->h.inv_metric = c->out.inv_metric;
+    set_unit_metric(c->out.inv_metric, d, c->h.dense);
     c->h.chol = c->h.dense ? calloc((size_t)d * d, sizeof(double)) : NULL;
-    c->cur_mem = calloc(3 * (size_t)d, sizeof(double));
-    int fail = !c->cur_mem || (c->h.dense && !c->h.chol) || ws_init(&c->w, &c->h, rng, max_depth);
-    fail = fail || mc_welford_init(&c->wf, d, c->h.dense);
+    c->cur_mem = calloc(5 * (size_t)d, sizeof(double));
+    int fail = !c->cur_mem || (c->h.dense && !c->h.chol) ||
+               ws_init(&c->w, &c->h, &c->rng, c->o.max_depth);
+    if (!fail && mc_welford_init(&c->wf, d, c->h.dense)) {
+        ws_free(&c->w);
+        fail = 1;
+    } else if (fail) {
+        memset(&c->w, 0, sizeof c->w);
+    }
     if (fail) {
-        snprintf(err, errlen, "mcmc: out of memory");
-        return -1;
+        free(c->cur_mem);
+        free(c->h.chol);
+        mc_chain_out_free(&c->out);
+        free(c);
+        return NULL;
     }
     mc_ham_factor(&c->h);
     double *m = c->cur_mem;
     point_carve(&c->cur, &m, d);
+    mc_windows_init(&c->win, o->warmup);
+    return c;
+}
+
+int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts *o,
+                 const bk_rng *rng, mc_chain **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (!f || d <= 0 || !q0 || !o || !rng || o->warmup < 0 || o->samples < 0) {
+        snprintf(err, errlen, "mcmc: invalid arguments");
+        return -1;
+    }
+    mc_chain *c = chain_alloc(f, ud, d, o, rng);
+    if (!c) {
+        snprintf(err, errlen, "mcmc: out of memory");
+        return -1;
+    }
     memcpy(c->cur.q, q0, (size_t)d * sizeof(double));
-    if (f(ud, c->cur.q, &c->cur.lp, c->cur.g) != 0 || !isfinite(c->cur.lp)) {
+    int rwm = o->hmc_steps == MC_RWM;
+    if (f(ud, c->cur.q, &c->cur.lp, rwm ? NULL : c->cur.g) != 0 || !isfinite(c->cur.lp)) {
         snprintf(err, errlen, "mcmc: the log density cannot be evaluated at the initial point");
+        mc_chain_free(c);
         return -1;
     }
     for (int i = 0; i < d; i++)
         if (!isfinite(c->cur.g[i])) {
             snprintf(err, errlen, "mcmc: the gradient is not finite at the initial point");
+            mc_chain_free(c);
             return -1;
         }
-    c->w.eps = o->init_step > 0 ? o->init_step : 1.0;
+    c->w.eps = o->init_step > 0 ? o->init_step : rwm ? 2.38 / sqrt((double)d) : 1.0;
+    if (o->warmup > 0 && !rwm &&
+        mc_find_step_size(&c->h, &c->rng, c->cur.q, c->cur.lp, c->cur.g, &c->w.eps, err, errlen)) {
+        mc_chain_free(c);
+        return -1;
+    }
+    mc_dual_avg_init(&c->da, c->w.eps, c->delta);
+    if (rwm) c->da.mu = log(c->w.eps);   /* not 10x: no preference for long steps */
+    *out = c;
+    return 0;
+}
+
+void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud) {
+    c->h.f = f;
+    c->h.ud = ud;
+}
+
+int mc_chain_done(const mc_chain *c) { return c->iter; }
+int mc_chain_total(const mc_chain *c) { return c->o.warmup + c->o.samples; }
+
+int mc_chain_step(mc_chain *c, int (*stop)(void *), void *stop_ud, char *err, size_t errlen) {
+    int d = c->d;
+    if (c->iter >= c->o.warmup + c->o.samples) return 0;
+    /* the undo copy: a transition changes only the point and the stream */
+    double *uq = c->cur_mem + 3 * (size_t)d, *ug = uq + d;
+    memcpy(uq, c->cur.q, (size_t)d * sizeof(double));
+    memcpy(ug, c->cur.g, (size_t)d * sizeof(double));
+    c->undo_lp = c->cur.lp;
+    c->undo_rng = c->rng;
+    trans_stats st;
+    transition(c, &st);
+    if (stop && stop(stop_ud)) {
+        memcpy(c->cur.q, uq, (size_t)d * sizeof(double));
+        memcpy(c->cur.g, ug, (size_t)d * sizeof(double));
+        c->cur.lp = c->undo_lp;
+        c->rng = c->undo_rng;
+        return 1;
+    }
+    if (c->iter < c->o.warmup) {
+        int searched = 0;
+        int rc = adapt_step(c, st.accept_stat, &searched, err, errlen);
+        if (searched && stop && stop(stop_ud)) return 2;
+        if (rc) return -1;
+        if (c->iter + 1 == c->o.warmup) c->w.eps = mc_dual_avg_final(&c->da);
+    } else {
+        record(&c->out, c->iter - c->o.warmup, &c->cur, &st, c->w.eps, d);
+    }
+    c->iter++;
+    return 0;
+}
+
+int mc_chain_finish(mc_chain *c, mc_chain_out *out) {
+    if (c->iter < c->o.warmup + c->o.samples) return -1;
+    c->out.final_step = c->w.eps;
+    *out = c->out;
+    memset(&c->out, 0, sizeof c->out);
+    mc_chain_free(c);
+    return 0;
+}
+
+/* ---- checkpoints: the chain as text (hexadecimal floats, exact) -------- */
+
+void mc_chain_save(const mc_chain *c, rt_sb *sb) {
+    int d = c->d;
+    const mc_opts *o = &c->o;
+    rt_sb_printf(sb, "chain_state 1\n");
+    long long hdr[] = {d, o->dense, o->warmup, o->samples, o->hmc_steps, o->max_depth, c->iter};
+    mc_ck_put_ints(sb, "shape", hdr, 7);
+    mc_ck_put_doubles(sb, "target", &c->delta, 1);
+    const bk_rng *r = &c->rng;
+    long long rs[] = {r->key[0], r->key[1], r->ctr[0], r->ctr[1], r->ctr[2], r->ctr[3],
+                      r->buf[0], r->buf[1], r->buf[2], r->buf[3], r->used, r->has_spare};
+    mc_ck_put_ints(sb, "rng", rs, 12);
+    mc_ck_put_doubles(sb, "rng_spare", &r->spare, 1);
+    mc_ck_put_doubles(sb, "eps", &c->w.eps, 1);
+    mc_ck_put_doubles(sb, "q", c->cur.q, (size_t)d);
+    mc_ck_put_doubles(sb, "grad", c->cur.g, (size_t)d);
+    mc_ck_put_doubles(sb, "lp", &c->cur.lp, 1);
+    const mc_dual_avg *a = &c->da;
+    double da[] = {a->mu, a->s_bar, a->x_bar, a->delta, a->gamma, a->kappa, a->t0, a->counter};
+    mc_ck_put_doubles(sb, "dual_avg", da, 8);
+    const mc_windows *w = &c->win;
+    long long win[] = {w->num_warmup, w->init_buffer, w->term_buffer, w->base_window,
+                       w->counter, w->window_size, w->next_window, w->enabled};
+    mc_ck_put_ints(sb, "windows", win, 8);
+    long long wn = c->wf.n;
+    mc_ck_put_ints(sb, "welford_n", &wn, 1);
+    size_t mm = o->dense ? (size_t)d * d : (size_t)d;
+    mc_ck_put_doubles(sb, "welford_mean", c->wf.mean, (size_t)d);
+    mc_ck_put_doubles(sb, "welford_m2", c->wf.m2, mm);
+    mc_ck_put_doubles(sb, "inv_metric", c->h.inv_metric, mm);
+    size_t n = c->iter > o->warmup ? (size_t)(c->iter - o->warmup) : 0;
+    const mc_chain_out *out = &c->out;
+    mc_ck_put_doubles(sb, "draws", out->draws, n * (size_t)d);
+    mc_ck_put_doubles(sb, "lp__", out->lp, n);
+    mc_ck_put_doubles(sb, "accept_stat__", out->accept_stat, n);
+    mc_ck_put_doubles(sb, "stepsize__", out->stepsize, n);
+    mc_ck_put_doubles(sb, "treedepth__", out->treedepth, n);
+    mc_ck_put_doubles(sb, "n_leapfrog__", out->n_leapfrog, n);
+    mc_ck_put_doubles(sb, "divergent__", out->divergent, n);
+    mc_ck_put_doubles(sb, "energy__", out->energy, n);
+    rt_sb_printf(sb, "end_chain\n");
+}
+
+int mc_chain_load(mc_logp_fn f, void *ud, int d, const mc_opts *o, mc_ck_reader *rd,
+                  mc_chain **out) {
+    *out = NULL;
+    if (mc_ck_word(rd, "chain_state")) return -1;
+    long long ver, hdr[7];
+    if (mc_ck_get_ints(rd, NULL, &ver, 1) || mc_ck_get_ints(rd, "shape", hdr, 7)) return -1;
+    mc_opts oo = *o;
+    if (oo.max_depth <= 0) oo.max_depth = 10;
+    long long want[] = {d, oo.dense != 0, oo.warmup, oo.samples, oo.hmc_steps, oo.max_depth};
+    static const char *const what[] = {"dimension", "metric", "warmup", "samples",
+                                       "kernel (hmc steps)", "max_depth"};
+    if (ver != 1) return mc_ck_fail(rd, "unknown chain state version %lld", ver);
+    for (int i = 0; i < 6; i++)
+        if (hdr[i] != want[i])
+            return mc_ck_fail(rd, "the checkpoint was made with %s %lld, this run has %lld", what[i],
+                              hdr[i], want[i]);
+    if (hdr[6] < 0 || hdr[6] > oo.warmup + oo.samples) return mc_ck_fail(rd, "bad iteration count");
+    bk_rng r0;
+    memset(&r0, 0, sizeof r0);
+    mc_chain *c = chain_alloc(f, ud, d, &oo, &r0);
+    if (!c) return mc_ck_fail(rd, "out of memory");
+    c->iter = (int)hdr[6];
+    long long rs[12], win[8], wn;
+    double da[8];
+    size_t mm = oo.dense ? (size_t)d * d : (size_t)d;
+    size_t n = c->iter > oo.warmup ? (size_t)(c->iter - oo.warmup) : 0;
+    mc_chain_out *co = &c->out;
+    int bad = mc_ck_get_doubles(rd, "target", &c->delta, 1) || mc_ck_get_ints(rd, "rng", rs, 12) ||
+              mc_ck_get_doubles(rd, "rng_spare", &c->rng.spare, 1) ||
+              mc_ck_get_doubles(rd, "eps", &c->w.eps, 1) ||
+              mc_ck_get_doubles(rd, "q", c->cur.q, (size_t)d) ||
+              mc_ck_get_doubles(rd, "grad", c->cur.g, (size_t)d) ||
+              mc_ck_get_doubles(rd, "lp", &c->cur.lp, 1) || mc_ck_get_doubles(rd, "dual_avg", da, 8) ||
+              mc_ck_get_ints(rd, "windows", win, 8) || mc_ck_get_ints(rd, "welford_n", &wn, 1) ||
+              mc_ck_get_doubles(rd, "welford_mean", c->wf.mean, (size_t)d) ||
+              mc_ck_get_doubles(rd, "welford_m2", c->wf.m2, mm) ||
+              mc_ck_get_doubles(rd, "inv_metric", c->h.inv_metric, mm) ||
+              mc_ck_get_doubles(rd, "draws", co->draws, n * (size_t)d) ||
+              mc_ck_get_doubles(rd, "lp__", co->lp, n) ||
+              mc_ck_get_doubles(rd, "accept_stat__", co->accept_stat, n) ||
+              mc_ck_get_doubles(rd, "stepsize__", co->stepsize, n) ||
+              mc_ck_get_doubles(rd, "treedepth__", co->treedepth, n) ||
+              mc_ck_get_doubles(rd, "n_leapfrog__", co->n_leapfrog, n) ||
+              mc_ck_get_doubles(rd, "divergent__", co->divergent, n) ||
+              mc_ck_get_doubles(rd, "energy__", co->energy, n) || mc_ck_word(rd, "end_chain");
+    if (bad) {
+        mc_chain_free(c);
+        return -1;
+    }
+    if (fabs(c->delta - (oo.target_accept > 0 && oo.target_accept < 1 ? oo.target_accept : 0.8)) > 0) {
+        mc_chain_free(c);
+        return mc_ck_fail(rd, "the checkpoint was made with another target acceptance");
+    }
+    bk_rng *r = &c->rng;
+    for (int i = 0; i < 2; i++) r->key[i] = (uint32_t)rs[i];
+    for (int i = 0; i < 4; i++) {
+        r->ctr[i] = (uint32_t)rs[2 + i];
+        r->buf[i] = (uint32_t)rs[6 + i];
+    }
+    r->used = (int)rs[10];
+    r->has_spare = (int)rs[11];
+    mc_dual_avg *a = &c->da;
+    a->mu = da[0], a->s_bar = da[1], a->x_bar = da[2], a->delta = da[3];
+    a->gamma = da[4], a->kappa = da[5], a->t0 = da[6], a->counter = da[7];
+    mc_windows *w = &c->win;
+    w->num_warmup = (int)win[0], w->init_buffer = (int)win[1], w->term_buffer = (int)win[2];
+    w->base_window = (int)win[3], w->counter = (int)win[4], w->window_size = (int)win[5];
+    w->next_window = (int)win[6], w->enabled = (int)win[7];
+    c->wf.n = (long)wn;
+    if (mc_ham_factor(&c->h) != 0) {
+        mc_chain_free(c);
+        return mc_ck_fail(rd, "the saved metric is not positive definite");
+    }
+    *out = c;
     return 0;
 }
 
 int mc_run_chain(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts *o,
                  bk_rng *rng, mc_chain_out *out, char *err, size_t errlen) {
-    if (!f || d <= 0 || !q0 || !o || !rng || !out || o->warmup < 0 || o->samples < 0) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!out) {
         snprintf(err, errlen, "mcmc: invalid arguments");
-        if (out) memset(out, 0, sizeof *out);
         return -1;
     }
-    int dense = o->dense != 0;
-    if (out_alloc(out, d, o->samples, dense) != 0) {
-        snprintf(err, errlen, "mcmc: out of memory");
-        return -1;
-    }
-    chain_ctx c;
-    memset(&c, 0, sizeof c);
-    double delta = o->target_accept > 0 && o->target_accept < 1 ? o->target_accept : 0.8;
-    int rc = chain_setup(&c, f, ud, d, q0, o, rng, out, err, errlen);
-    if (rc == 0 && o->warmup > 0)
-        rc = mc_find_step_size(&c.h, rng, c.cur.q, c.cur.lp, c.cur.g, &c.w.eps, err, errlen);
-    if (rc == 0) {
-        mc_dual_avg_init(&c.da, c.w.eps, delta);
-        mc_windows_init(&c.win, o->warmup);
-    }
-    trans_stats st;
-    for (int i = 0; rc == 0 && i < o->warmup; i++) {
-        transition(&c, o, &st);
-        rc = adapt_step(&c, st.accept_stat, err, errlen);
-    }
-    if (rc == 0 && o->warmup > 0) c.w.eps = mc_dual_avg_final(&c.da);
-    for (int i = 0; rc == 0 && i < o->samples; i++) {
-        transition(&c, o, &st);
-        record(out, i, &c.cur, &st, c.w.eps, d);
-    }
-    out->final_step = c.w.eps;
-    ctx_free(&c);
-    if (rc != 0) mc_chain_out_free(out);
-    return rc;
+    mc_chain *c;
+    if (mc_chain_new(f, ud, d, q0, o, rng, &c, err, errlen)) return -1;
+    while (c->iter < c->o.warmup + c->o.samples)
+        if (mc_chain_step(c, NULL, NULL, err, errlen) != 0) {
+            mc_chain_free(c);
+            return -1;
+        }
+    *rng = c->rng;
+    return mc_chain_finish(c, out);
 }

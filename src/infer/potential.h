@@ -3,6 +3,7 @@
 #ifndef PPL_INFER_POTENTIAL_H
 #define PPL_INFER_POTENTIAL_H
 
+#include <stdatomic.h>
 #include "infer.h"
 
 typedef struct inf_potential {
@@ -13,6 +14,7 @@ typedef struct inf_potential {
     inf_latent *lat;         /* latent sites, in model order */
     int nlat;
     int64_t dim;             /* total unconstrained size */
+    atomic_int *stop;        /* parallel chains: raised to stop them (or NULL) */
 } inf_potential;
 
 /* Discover the latent sites by one prototype run; -1 with an error for

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "data_io.h"
 #include "strbuf.h"
 #include "dist.h"
@@ -70,6 +71,8 @@ int rt_write_file_atomic(const char *path, const char *data, size_t n, char *err
         return -1;
     }
     bool ok = fwrite(data, 1, n, f) == n;
+    /* on disk before the rename makes it the file */
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         snprintf(err, errlen, "cannot write \"%s\": %s", path, strerror(errno));

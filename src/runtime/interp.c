@@ -1205,7 +1205,8 @@ static int exec(rt_vm *vm, frame *F, const ir_node *n) {
 /* True when the expression calls one of the script-level actions that a
  * definitions-only load skips (inference runs, output). */
 static bool calls_action(const rt_vm *vm, const ir_node *n) {
-    static const char *const actions[] = {"svi", "trace", "summary", "print", "write_json", NULL};
+    static const char *const actions[] = {"svi", "mcmc", "trace", "summary", "print", "write_json",
+                                          "write_stan_csv", NULL};
     if (!n) return false;
     if (n->op == IR_CALL && n->kids[0] && n->kids[0]->op == IR_GLOBAL)
         for (const char *const *a = actions; *a; a++)

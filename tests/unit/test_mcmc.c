@@ -95,6 +95,83 @@ START_TEST(constrained_and_dependent_support) {
 }
 END_TEST
 
+START_TEST(gaussian_chain) {
+    /* x1 ~ N(0, 1), x2 ~ N(x1, 1), x3 ~ N(x2, 1), y ~ N(x3, 1), y = 4: the
+     * posterior precision is tridiag(-1, 2, -1) (3x3), whose inverse is
+     * [[3, 2, 1], [2, 4, 2], [1, 2, 3]] / 4, and the mean Q^-1 (0, 0, y)
+     * = (1, 2, 3). */
+    want w[] = {{"x1", 1.0, sqrt(0.75)}, {"x2", 2.0, 1.0}, {"x3", 3.0, sqrt(0.75)}};
+    check_model("model m(y) {\n  sample x1 ~ Normal(0.0, 1.0)\n  sample x2 ~ Normal(x1, 1.0)\n"
+                "  sample x3 ~ Normal(x2, 1.0)\n  observe y ~ Normal(x3, 1.0)\n}\n",
+                "m", "data = {y: 4.0}\n", w, 3);
+}
+END_TEST
+
+START_TEST(dirichlet_categorical) {
+    /* p ~ Dirichlet(1, 2, 3), counts (5, 3, 12): Dirichlet(6, 5, 15) */
+    double a[3] = {6, 5, 15}, A = 26;
+    want w[3];
+    static const char *const names[3] = {"p[0]", "p[1]", "p[2]"};
+    for (int i = 0; i < 3; i++) {
+        w[i].name = names[i];
+        w[i].mean = a[i] / A;
+        w[i].sd = sqrt(a[i] * (A - a[i]) / (A * A * (A + 1)));
+    }
+    check_model("model m(x) {\n  sample p ~ Dirichlet([1.0, 2.0, 3.0])\n  plate n(len(x)) {\n"
+                "    observe x ~ Categorical(p)\n  }\n}\n",
+                "m", "data = {x: [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]}\n", w, 3);
+}
+END_TEST
+
+START_TEST(marginalized_bernoulli_latent) {
+    /* mu ~ N(0, 1); per point z_i ~ Bernoulli(0.3) shifts y_i ~ N(mu + 2 z_i, 1);
+     * the z_i are summed out in a factor.  Exact: over the 8 values of z,
+     * y - 2z ~ N(mu 1, I) so mu | z, y ~ N(sum(y - 2z) / 4, 1 / 4), weighted
+     * by 0.3^|z| 0.7^(3-|z|) N(y - 2z; 0, I + 1 1'). */
+    const double y[3] = {1.5, 2.5, -0.5};
+    double lw[8], mz[8], lmax = -INFINITY;
+    for (int z = 0; z < 8; z++) {
+        double r[3], sr = 0, rr = 0;
+        int k = 0;
+        for (int i = 0; i < 3; i++) {
+            int zi = (z >> i) & 1;
+            k += zi;
+            r[i] = y[i] - 2.0 * zi;
+            sr += r[i];
+            rr += r[i] * r[i];
+        }
+        /* r' (I - 1 1' / 4) r, det(I + 1 1') = 4 */
+        lw[z] = k * log(0.3) + (3 - k) * log(0.7) - 0.5 * (rr - sr * sr / 4.0) - 0.5 * log(4.0);
+        mz[z] = sr / 4.0;
+        if (lw[z] > lmax) lmax = lw[z];
+    }
+    double zsum = 0, m1 = 0, m2 = 0;
+    for (int z = 0; z < 8; z++) zsum += exp(lw[z] - lmax);
+    for (int z = 0; z < 8; z++) {
+        double wz = exp(lw[z] - lmax) / zsum;
+        m1 += wz * mz[z];
+        m2 += wz * (mz[z] * mz[z] + 0.25);
+    }
+    want w[] = {{"mu", m1, sqrt(m2 - m1 * m1)}};
+    check_model("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n"
+                "  l1 = log(0.3) + Normal(mu + 2.0, 1.0).log_prob(y)\n"
+                "  l0 = log(0.7) + Normal(mu, 1.0).log_prob(y)\n"
+                "  factor z = log(exp(l1) + exp(l0))\n}\n",
+                "m", "data = {y: [1.5, 2.5, -0.5]}\n", w, 1);
+}
+END_TEST
+
+START_TEST(logistic_regression_reference) {
+    /* 80 points simulated with intercept -0.5 and weights (1.5, -2.0); the
+     * reference posterior is a 100,000-draw NumPyro NUTS run in float64
+     * (tests/gen_logreg_reference.py, stored in tests/fixtures/logreg.json) */
+    want w[] = {{"b", -0.07309838598236729, 0.35508425636613045}, {"w[0]", 2.3713442542923318, 0.5776244504031632}, {"w[1]", -2.151052981470263, 0.5112790165735016}};
+    check_model("model m(X, y) {\n  sample b ~ Normal(0.0, 5.0)\n  sample w ~ Normal(zeros(2), 5.0).to_event(1)\n"
+                "  plate n(len(y)) {\n    observe y ~ Bernoulli(logits=b + X @ w)\n  }\n}\n",
+                "m", "d = load_json(\"tests/fixtures/logreg.json\")\ndata = {X: d.X, y: d.y}\n", w, 3);
+}
+END_TEST
+
 START_TEST(discrete_latent_is_an_error) {
     rt_vm *vm = rt_vm_new(NULL);
     ck_assert(vm && inf_register_builtins(vm) == 0);
@@ -119,6 +196,10 @@ int main(void) {
     tcase_add_test(tc, factor_unnormalized_density);
     tcase_add_test(tc, constrained_and_dependent_support);
     tcase_add_test(tc, discrete_latent_is_an_error);
+    tcase_add_test(tc, gaussian_chain);
+    tcase_add_test(tc, dirichlet_categorical);
+    tcase_add_test(tc, marginalized_bernoulli_latent);
+    tcase_add_test(tc, logistic_regression_reference);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,125 @@
+/* test_mcmc_threads.c - chains in parallel threads give the very draws of
+ * chains run in turn, for any thread count: with globals the model reaches
+ * (a function, a tensor, a record, a string), with a global the copy cannot
+ * take (a distribution: the chains then run in turn), with NUTS and RWM,
+ * and when a parallel run is interrupted and resumed. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "mcmc.h"
+
+static const char *SRC =
+    "scale = 2.0\n"
+    "info = {offset: [0.5, -0.5], label: \"x\"}\n"
+    "def shift(v) {\n  return v + info.offset\n}\n"
+    "prior = Normal(0.0, 3.0)\n"
+    "model m(y) {\n  sample mu ~ Normal(zeros(2), scale).to_event(1)\n  sample s ~ HalfNormal(1.0)\n"
+    "  plate n(len(y)) {\n    observe y ~ Normal(shift(mu)[0] * 0.5 + mu[1], s)\n  }\n"
+    "  deterministic d = mu[0] - mu[1]\n}\n"
+    "model uses_dist(y) {\n  sample mu ~ prior\n  plate n(len(y)) {\n    observe y ~ Normal(mu, 1.0)\n  }\n}\n"
+    "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5, 0.3]}\n";
+
+static rt_vm *vm_with_source(void) {
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    rt_source *s = rt_source_new("m.ppl", SRC, strlen(SRC));
+    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
+    rt_source_release(s);
+    return vm;
+}
+
+static inf_mcmc *run(rt_vm *vm, const char *model, inf_mcmc_opts *o, int expect_rc) {
+    inf_mcmc *m = NULL;
+    int rc = inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)rt_global_get(vm, "data")->u.o,
+                          o, (rt_loc){0}, &m);
+    ck_assert_msg(rc == expect_rc, "rc %d: %s", rc, rt_vm_errmsg(vm));
+    rt_vm_clear_error(vm);
+    return m;
+}
+
+static void same(const inf_mcmc *a, const inf_mcmc *b) {
+    ck_assert_int_eq(a->nnames, b->nnames);
+    ck_assert_int_eq(a->chains * a->samples, b->chains * b->samples);
+    ck_assert_mem_eq(a->draws, b->draws, sizeof(double) * (size_t)a->chains * a->samples * (size_t)a->nnames);
+    for (int c = 0; c < a->chains; c++) {
+        ck_assert_mem_eq(a->out[c].energy, b->out[c].energy, sizeof(double) * (size_t)a->samples);
+        ck_assert(a->out[c].final_step == b->out[c].final_step);
+    }
+}
+
+static void thread_counts(const char *model, int hmc_steps) {
+    rt_vm *vm = vm_with_source();
+    inf_mcmc_opts o = {.chains = 5, .warmup = 150, .samples = 100, .max_depth = 10,
+                       .target_accept = hmc_steps == MC_RWM ? 0.234 : 0.8, .hmc_steps = hmc_steps, .seed = 11};
+    o.threads = 1;
+    inf_mcmc *ref = run(vm, model, &o, 0);
+    int counts[] = {2, 3, 5, 8, 0};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        o.threads = counts[i];
+        inf_mcmc *m = run(vm, model, &o, 0);
+        same(ref, m);
+        inf_mcmc_free(m);
+    }
+    inf_mcmc_free(ref);
+    rt_vm_free(vm);
+}
+
+START_TEST(test_threads_nuts) { thread_counts("m", 0); }
+END_TEST
+START_TEST(test_threads_rwm) { thread_counts("m", MC_RWM); }
+END_TEST
+/* `prior` is a distribution held in a global: no private copy, in turn */
+START_TEST(test_threads_fallback) { thread_counts("uses_dist", 0); }
+END_TEST
+
+static void interrupt_after_first(void *ud, const char *phase, long done, long total, double value) {
+    (void)phase, (void)total, (void)value;
+    if (done >= 1) ((rt_vm *)ud)->interrupted = 1;
+}
+
+START_TEST(test_threads_interrupt_resume) {
+    rt_vm *vm = vm_with_source();
+    char path[] = "/tmp/ppl_thr_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    inf_mcmc_opts o = {.chains = 4, .warmup = 300, .samples = 200, .max_depth = 10, .target_accept = 0.8,
+                       .seed = 5, .threads = 1};
+    inf_mcmc *ref = run(vm, "m", &o, 0);
+    o.threads = 2;
+    o.checkpoint = path;
+    o.checkpoint_every = 25;
+    vm->progress = interrupt_after_first;
+    vm->progress_ud = vm;
+    ck_assert_ptr_null(run(vm, "m", &o, -1));
+    vm->progress = NULL;
+    o.checkpoint = NULL;
+    o.resume = path;
+    o.threads = 3;
+    inf_mcmc *got = run(vm, "m", &o, 0);
+    same(ref, got);
+    inf_mcmc_free(ref);
+    inf_mcmc_free(got);
+    remove(path);
+    rt_vm_free(vm);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("mcmc_threads");
+    TCase *tc = tcase_create("threads");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_threads_nuts);
+    tcase_add_test(tc, test_threads_rwm);
+    tcase_add_test(tc, test_threads_fallback);
+    tcase_add_test(tc, test_threads_interrupt_resume);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
