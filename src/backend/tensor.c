@@ -20,6 +20,8 @@
                                 chains free and allocate same-sized blocks,
                                 and fresh pages cost more than the math */
 
+typedef struct tape_rec tape_rec;
+
 typedef struct small_block {
     struct small_block *next;
 } small_block;
@@ -28,8 +30,10 @@ struct bk_ctx {
     bk_alloc alloc;
     char err[512];
     bool grad;
-    bk_tape_entry *tape;
+    tape_rec *tape;
     size_t ntape, captape;
+    bk_opargs *targs;          /* arguments of the general tape records */
+    size_t ntargs, captargs;
     bk_tensor *free_tensors;   /* linked through ->grad */
     size_t nfree_tensors;
     small_block *free_small;   /* storage header + SMALL_BYTES blocks */
@@ -84,6 +88,7 @@ void bk_ctx_free(bk_ctx *ctx) {
     if (!ctx) return;
     bk_tape_reset(ctx);
     bk_free(ctx, ctx->tape);
+    bk_free(ctx, ctx->targs);
     while (ctx->free_tensors) {
         bk_tensor *t = ctx->free_tensors;
         ctx->free_tensors = t->grad;
@@ -453,6 +458,38 @@ int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const in
 
 /* --------------------------------------------------------------- tape --- */
 
+/* One recorded op.  A pointwise op on 1-element float64 tensors (the
+ * scalar path: most ops of a scalar model) is a compact record in the
+ * manner of a Stan vari: it keeps its input values and the adjoint of its
+ * output, and names each input by the tape position that produced it
+ * (rather than holding a reference), so recording, sweeping and resetting
+ * it touches no tensor but its output and its leaves.  Every other op
+ * keeps references to its inputs and, when it was given any, a copy of its
+ * arguments (ctx->targs); the backward rule sees it as a bk_tape_entry. */
+struct tape_rec {
+    bk_tensor *out;             /* retained; out->mark = position + 1 */
+    int16_t op;
+    uint8_t scalar;             /* the compact scalar form */
+    uint8_t has_adj;            /* adj holds a gradient contribution */
+    int32_t nin;
+    uint32_t args;              /* general: 1 + index into ctx->targs, 0: none */
+    union {
+        struct {                /* general: retained inputs */
+            bk_tensor *inl[BK_MAXIN];
+            bk_tensor **heap;   /* when nin > BK_MAXIN */
+        } g;
+        struct {                /* scalar path */
+            bk_tensor *leaf[2]; /* retained input that is a leaf wanting a
+                                   gradient, else NULL */
+            double v[2];        /* input values */
+            uint32_t src[2];    /* 1 + tape position of the op that made the
+                                   input, 0 when it is not a tape output */
+        } s;
+    } u;
+    double adj;                 /* d loss / d out from scalar-path consumers
+                                   (and the seed when out is the loss) */
+};
+
 static const bk_opargs zero_args;
 
 /* The index list is most of bk_opargs and almost always empty: copy only
@@ -466,48 +503,116 @@ static void copy_args(bk_opargs *dst, const bk_opargs *src) {
     dst->n = src->n;
 }
 
-static void entry_release(bk_ctx *ctx, bk_tape_entry *e) {
-    for (int i = 0; i < e->nin; i++) bk_release(e->in[i]);
-    if (e->in != e->inl) bk_free(ctx, e->in);
-    bk_release(e->out);
-    for (int i = 0; i < e->args.nidx; i++)
-        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_release(e->args.idx[i].idx);
+static bk_tensor **rec_in(tape_rec *r) { return r->nin <= BK_MAXIN ? r->u.g.inl : r->u.g.heap; }
+
+static void rec_release(bk_ctx *ctx, tape_rec *r) {
+    r->out->mark = 0;
+    bk_release(r->out);
+    if (r->scalar) {
+        bk_release(r->u.s.leaf[0]);
+        bk_release(r->u.s.leaf[1]);
+        return;
+    }
+    bk_tensor **in = rec_in(r);
+    for (int i = 0; i < r->nin; i++) bk_release(in[i]);
+    if (in != r->u.g.inl) bk_free(ctx, in);
+    if (r->args) {
+        const bk_opargs *a = &ctx->targs[r->args - 1];
+        for (int i = 0; i < a->nidx; i++)
+            if (a->idx[i].kind == BK_IDX_TENSOR) bk_release(a->idx[i].idx);
+    }
 }
 
 void bk_tape_reset(bk_ctx *ctx) {
     /* release from the end: outputs die before the inputs they came from */
-    for (size_t i = ctx->ntape; i-- > 0;) entry_release(ctx, &ctx->tape[i]);
+    for (size_t i = ctx->ntape; i-- > 0;) rec_release(ctx, &ctx->tape[i]);
     ctx->ntape = 0;
+    ctx->ntargs = 0;
 }
 
 size_t bk_tape_len(const bk_ctx *ctx) { return ctx->ntape; }
 
-int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, const bk_opargs *args) {
+/* A new tape record for output `out` (not yet filled but for out and op),
+ * or NULL when out of memory. */
+static tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     if (ctx->ntape == ctx->captape) {
         size_t cap = ctx->captape ? ctx->captape * 2 : 256;
-        bk_tape_entry *t = bk_realloc(ctx, ctx->tape, cap * sizeof *t);
-        if (!t) return -1;
+        if (cap > UINT32_MAX) {
+            bk_seterr(ctx, "the tape is full (%zu ops)", ctx->ntape);
+            return NULL;
+        }
+        tape_rec *t = bk_realloc(ctx, ctx->tape, cap * sizeof *t);
+        if (!t) return NULL;
         ctx->tape = t;
         ctx->captape = cap;
-        /* entries with inline inputs point into themselves: re-aim them */
-        for (size_t i = 0; i < ctx->ntape; i++)
-            if (t[i].nin <= BK_MAXIN) t[i].in = t[i].inl;
     }
-    bk_tape_entry *e = &ctx->tape[ctx->ntape];
-    if (nin <= BK_MAXIN) {
-        e->in = e->inl;
-    } else {
-        e->in = bk_malloc(ctx, (size_t)nin * sizeof *e->in);
-        if (!e->in) return -1;
+    tape_rec *r = &ctx->tape[ctx->ntape++];
+    r->out = bk_retain(out);
+    out->mark = (int32_t)ctx->ntape;
+    r->op = (int16_t)op;
+    r->has_adj = 0;
+    r->adj = 0;
+    return r;
+}
+
+/* Record a scalar-path op: inputs a (and b when nin is 2) are 1-element
+ * float64 tensors with values x, y. */
+static int record_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_tensor *b, double x, double y,
+                         bk_tensor *out) {
+    tape_rec *r = new_rec(ctx, op, out);
+    if (!r) return -1;
+    r->nin = nin;
+    r->scalar = 1;
+    r->args = 0;
+    r->u.s.v[0] = x;
+    r->u.s.v[1] = y;
+    bk_tensor *in[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        bk_tensor *t = k < nin ? in[k] : NULL;
+        r->u.s.src[k] = t ? (uint32_t)t->mark : 0;
+        r->u.s.leaf[k] = t && !t->mark && t->requires_grad ? bk_retain(t) : NULL;
     }
-    e->op = op;
-    e->nin = nin;
-    for (int i = 0; i < nin; i++) e->in[i] = bk_retain(in[i]);
-    e->out = bk_retain(out);
-    copy_args(&e->args, args ? args : &zero_args);
-    for (int i = 0; i < e->args.nidx; i++)
-        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_retain(e->args.idx[i].idx);
-    ctx->ntape++;
+    return 0;
+}
+
+int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, const bk_opargs *args) {
+    if (!args) args = &zero_args;
+    bk_tensor **dst = NULL;
+    if (nin > BK_MAXIN && !(dst = bk_malloc(ctx, (size_t)nin * sizeof *dst))) return -1;
+    uint32_t ai = 0;
+    if (args != &zero_args) {
+        if (ctx->ntargs == ctx->captargs) {
+            size_t cap = ctx->captargs ? ctx->captargs * 2 : 16;
+            bk_opargs *t = bk_realloc(ctx, ctx->targs, cap * sizeof *t);
+            if (!t) {
+                bk_free(ctx, dst);
+                return -1;
+            }
+            ctx->targs = t;
+            ctx->captargs = cap;
+        }
+        bk_opargs *a = &ctx->targs[ctx->ntargs];
+        copy_args(a, args);
+        for (int i = 0; i < a->nidx; i++)
+            if (a->idx[i].kind == BK_IDX_TENSOR) bk_retain(a->idx[i].idx);
+        ai = (uint32_t)++ctx->ntargs;
+    }
+    tape_rec *r = new_rec(ctx, op, out);
+    if (!r) {
+        if (ai) { /* undo the argument copy */
+            bk_opargs *a = &ctx->targs[--ctx->ntargs];
+            for (int i = 0; i < a->nidx; i++)
+                if (a->idx[i].kind == BK_IDX_TENSOR) bk_release(a->idx[i].idx);
+        }
+        bk_free(ctx, dst);
+        return -1;
+    }
+    r->nin = nin;
+    r->scalar = 0;
+    r->args = ai;
+    if (dst) r->u.g.heap = dst;
+    else dst = r->u.g.inl;
+    for (int i = 0; i < nin; i++) dst[i] = bk_retain(in[i]);
     return 0;
 }
 
@@ -547,18 +652,56 @@ static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
     return rc;
 }
 
-/* The backward step of a pointwise op on 1-element tensors, on doubles
- * (the same values as the op's tensor rule, without creating tensors). */
-static bool backward_one(bk_ctx *ctx, const bk_tape_entry *e, int *rc) {
-    if (bk__pointwise_arity[e->op] != e->nin || !one_f64(e->out) || !one_f64(e->out->grad)) return false;
-    for (int k = 0; k < e->nin; k++)
-        if (!one_f64(e->in[k])) return false;
-    double x = one_value(e->in[0]), y = e->nin == 2 ? one_value(e->in[1]) : 0, d[2];
-    bk__pointwise_grad(e->op, x, y, one_value(e->out), d);
-    double g = one_value(e->out->grad);
-    for (int k = 0; k < e->nin && *rc == 0; k++)
-        if (e->in[k]->requires_grad) *rc = add_one_grad(ctx, e->in[k], g * d[k]);
-    return true;
+/* The backward step of a scalar-path record, on doubles (the same values
+ * as the op's tensor rule, without creating tensors): the gradient of its
+ * output is its adjoint plus any tensor gradient a general consumer left. */
+static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
+    bk_tensor *out = r->out;
+    if (!r->has_adj && !out->grad) return 0;
+    double g = r->adj, d[2];
+    if (out->grad) {
+        g += one_value(out->grad);
+        bk_zero_grad(out);
+    }
+    bk__pointwise_grad(r->op, r->u.s.v[0], r->u.s.v[1], one_value(out), d);
+    for (int k = 0; k < r->nin; k++) {
+        uint32_t src = r->u.s.src[k];
+        if (src) {
+            tape_rec *p = &ctx->tape[src - 1];
+            p->adj += g * d[k];
+            p->has_adj = 1;
+        } else if (r->u.s.leaf[k] && add_one_grad(ctx, r->u.s.leaf[k], g * d[k])) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The backward step of a general record through the op's backward rule. */
+static int backward_general(bk_ctx *ctx, tape_rec *r) {
+    bk_tensor *out = r->out;
+    /* contributions of scalar-path consumers join the tensor gradient */
+    if (r->has_adj && add_one_grad(ctx, out, r->adj)) return -1;
+    if (!out->grad) return 0;
+    bk_tape_entry e;
+    e.op = r->op;
+    e.nin = r->nin;
+    e.in = rec_in(r);
+    e.out = out;
+    copy_args(&e.args, r->args ? &ctx->targs[r->args - 1] : &zero_args);
+    bk_tensor *gin[64];
+    bk_tensor **g = e.nin <= 64 ? gin : bk_malloc(ctx, (size_t)e.nin * sizeof *g);
+    if (!g) return -1;
+    for (int k = 0; k < e.nin; k++) g[k] = NULL;
+    int rc = bk_optable[e.op].backward(ctx, &e, out->grad, g) ? -1 : 0;
+    for (int k = 0; k < e.nin; k++) {
+        if (g[k] && rc == 0 && e.in[k]->requires_grad) rc = accumulate(ctx, e.in[k], g[k]);
+        bk_release(g[k]);
+    }
+    if (g != gin) bk_free(ctx, g);
+    /* the output's gradient is no longer needed */
+    bk_zero_grad(out);
+    return rc;
 }
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
@@ -588,44 +731,39 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     }
     bool grad = bk_set_grad_enabled(ctx, false);
     size_t n = ctx->ntape;
-    for (size_t i = 0; i < n; i++) ctx->tape[i].out->mark = 1;
     /* old gradients of leaves and of tape outputs are dropped */
     for (size_t i = 0; i < n; i++) {
-        bk_tape_entry *e = &ctx->tape[i];
-        bk_zero_grad(e->out);
-        for (int k = 0; k < e->nin; k++)
-            if (!e->in[k]->mark) bk_zero_grad(e->in[k]);
+        tape_rec *r = &ctx->tape[i];
+        bk_zero_grad(r->out);
+        r->has_adj = 0;
+        r->adj = 0;
+        if (r->scalar) {
+            if (r->u.s.leaf[0]) bk_zero_grad(r->u.s.leaf[0]);
+            if (r->u.s.leaf[1]) bk_zero_grad(r->u.s.leaf[1]);
+        } else {
+            bk_tensor **in = rec_in(r);
+            for (int k = 0; k < r->nin; k++)
+                if (!in[k]->mark) bk_zero_grad(in[k]);
+        }
     }
     int rc = 0;
     bk_zero_grad(loss);
-    loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
-    if (!loss->grad) rc = -1;
+    if (loss->mark > 0 && (size_t)loss->mark <= n && ctx->tape[loss->mark - 1].out == loss) {
+        ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
+        ctx->tape[loss->mark - 1].has_adj = 1;
+    } else {
+        loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
+        if (!loss->grad) rc = -1;
+    }
     for (size_t i = n; rc == 0 && i-- > 0;) {
-        bk_tape_entry *e = &ctx->tape[i];
-        if (!e->out->grad) continue;
-        if (backward_one(ctx, e, &rc)) {
-            bk_zero_grad(e->out);
-            continue;
-        }
-        bk_tensor *gin[64];
-        bk_tensor **g = e->nin <= 64 ? gin : bk_malloc(ctx, (size_t)e->nin * sizeof *g);
-        if (!g) {
-            rc = -1;
-            break;
-        }
-        for (int k = 0; k < e->nin; k++) g[k] = NULL;
-        if (bk_optable[e->op].backward(ctx, e, e->out->grad, g)) rc = -1;
-        for (int k = 0; k < e->nin; k++) {
-            if (g[k] && rc == 0 && e->in[k]->requires_grad) rc = accumulate(ctx, e->in[k], g[k]);
-            bk_release(g[k]);
-        }
-        if (g != gin) bk_free(ctx, g);
-        /* the output's gradient is no longer needed */
-        bk_zero_grad(e->out);
+        tape_rec *r = &ctx->tape[i];
+        rc = r->scalar ? backward_scalar(ctx, r) : backward_general(ctx, r);
     }
     for (size_t i = 0; i < n; i++) {
-        ctx->tape[i].out->mark = 0;
-        bk_zero_grad(ctx->tape[i].out);
+        tape_rec *r = &ctx->tape[i];
+        bk_zero_grad(r->out);
+        r->has_adj = 0;
+        r->adj = 0;
     }
     if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
     bk_set_grad_enabled(ctx, grad);
@@ -684,22 +822,38 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
     return o;
 }
 
-/* A pointwise op on 1-element float64 CPU tensors, without the kernel's
- * broadcasting machinery: the common case of scalar models.  Returns false
- * when the fast path does not apply; otherwise sets *out (NULL when out of
- * memory). */
-static bool pointwise_one(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor **out) {
-    static const int64_t ones[BK_MAXDIM] = {1, 1, 1, 1, 1, 1, 1, 1};
-    if (bk__pointwise_arity[op] != nin || !one_f64(in[0]) || (nin == 2 && !one_f64(in[1]))) return false;
-    int nd = in[0]->ndim;
-    if (nin == 2 && in[1]->ndim > nd) nd = in[1]->ndim;
-    double x = one_value(in[0]), y = nin == 2 ? one_value(in[1]) : 0;
-    *out = bk_empty(ctx, BK_F64, nd, ones);
-    if (*out) *(double *)(*out)->st->data = bk__pointwise(op, x, y);
-    return true;
+/* A pointwise op on 1-element float64 CPU tensors (a and b; b == a for a
+ * unary op), without the kernel's broadcasting machinery: the common case
+ * of scalar models.  The result is recorded as a compact scalar record. */
+static bk_tensor *apply_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_tensor *b) {
+    double x = one_value(a), y = nin == 2 ? one_value(b) : 0;
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    bk_tensor *out = tensor_struct(ctx);
+    if (!out) return NULL;
+    if (!(out->st = storage_new(ctx, sizeof(double)))) {
+        bk_release(out);
+        return NULL;
+    }
+    out->dtype = BK_F64;
+    out->ndim = (int8_t)nd;
+    out->numel = 1;
+    for (int i = 0; i < nd; i++) out->shape[i] = out->strides[i] = 1;
+    *(double *)out->st->data = bk__pointwise(op, x, y);
+    if (!((a->requires_grad || b->requires_grad) && ctx->grad && bk_optable[op].differentiable)) return out;
+    out->requires_grad = true;
+    if (record_scalar(ctx, op, nin, a, b, x, y, out)) {
+        bk_release(out);
+        return NULL;
+    }
+    return out;
 }
 
 bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
+    if (op >= 0 && op < BK_OP_COUNT && nin >= 1 && nin == bk__pointwise_arity[op]) {
+        bk_tensor *a = in[0], *b = nin == 2 ? in[1] : a;
+        if (!a || !b) return NULL; /* an earlier op failed; its error stands */
+        if (one_f64(a) && one_f64(b)) return apply_scalar(ctx, op, nin, a, b);
+    }
     if (op < 0 || op >= BK_OP_COUNT) {
         bk_seterr(ctx, "unknown op %d", op);
         return NULL;
@@ -724,8 +878,7 @@ bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_oparg
         bk_seterr(ctx, "%s: %d indices (at most %d)", info->name, args->nidx, BK_MAXDIM);
         return NULL;
     }
-    bk_tensor *out;
-    if (!pointwise_one(ctx, op, nin, in, &out)) out = run_forward(ctx, op, nin, in, args);
+    bk_tensor *out = run_forward(ctx, op, nin, in, args);
     if (!out) return NULL;
     if (!(need && ctx->grad && info->differentiable)) return out;
     /* a recorded output must be a distinct object from its inputs */
