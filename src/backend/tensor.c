@@ -2,9 +2,10 @@
  * dispatch (bk_apply), the tape and the reverse sweep, and the named op
  * wrappers.
  *
- * Memory: tensor structs and small storages are recycled through freelists
- * in the context, so an op on a 1-element tensor does not call malloc on
- * the hot path.  Every allocation goes through the context's allocator hook
+ * Memory: tensor structs are recycled through a freelist in the context,
+ * and the data of small tensors lives inside the struct (bk_tensor.own),
+ * so an op on a 1-element tensor allocates one recycled object and does
+ * not call malloc on the hot path.  Every allocation goes through the context's allocator hook
  * (bk_alloc), which tests use to inject out-of-memory. */
 #include <math.h>
 #include <stdarg.h>
@@ -14,17 +15,12 @@
 #include <string.h>
 #include "tensor.h"
 
-#define SMALL_BYTES 64       /* storages up to this size are recycled */
-#define FREELIST_MAX 4096    /* at most this many cached objects of a kind */
+#define FREELIST_MAX 4096    /* at most this many cached tensor structs */
 #define BIG_CACHE 8          /* large storages kept for reuse: elementwise
                                 chains free and allocate same-sized blocks,
                                 and fresh pages cost more than the math */
 
 typedef struct tape_rec tape_rec;
-
-typedef struct small_block {
-    struct small_block *next;
-} small_block;
 
 struct bk_ctx {
     bk_alloc alloc;
@@ -36,8 +32,6 @@ struct bk_ctx {
     size_t ntargs, captargs;
     bk_tensor *free_tensors;   /* linked through ->grad */
     size_t nfree_tensors;
-    small_block *free_small;   /* storage header + SMALL_BYTES blocks */
-    size_t nfree_small;
     bk_storage *big[BIG_CACHE];
     int nbig;
     long fail_after;           /* fault injection: 0 = off */
@@ -94,11 +88,6 @@ void bk_ctx_free(bk_ctx *ctx) {
         ctx->free_tensors = t->grad;
         bk_free(ctx, t);
     }
-    while (ctx->free_small) {
-        small_block *b = ctx->free_small;
-        ctx->free_small = b->next;
-        bk_free(ctx, b);
-    }
     for (int i = 0; i < ctx->nbig; i++) bk_free(ctx, ctx->big[i]);
     ctx->alloc.free_fn(ctx->alloc.ud, ctx);
 }
@@ -126,17 +115,27 @@ bool bk_grad_enabled(const bk_ctx *ctx) { return ctx->grad; }
 
 static size_t dtype_size(int dt) { return dt == BK_F32 ? sizeof(float) : sizeof(double); }
 
-static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
+/* Put a released tensor struct (whose embedded storage is released too)
+ * on the freelist. */
+static void tensor_recycle(bk_ctx *ctx, bk_tensor *t) {
+    if (ctx->nfree_tensors < FREELIST_MAX) {
+        t->grad = ctx->free_tensors;
+        ctx->free_tensors = t;
+        ctx->nfree_tensors++;
+    } else {
+        bk_free(ctx, t);
+    }
+}
+
+/* Storage for nbytes of data of tensor t: its embedded storage when the
+ * data fits, else a heap block (a cached one when possible). */
+static bk_storage *storage_new(bk_ctx *ctx, bk_tensor *t, size_t nbytes) {
     bk_storage *st;
-    if (nbytes <= SMALL_BYTES) {
-        if (ctx->free_small) {
-            st = (bk_storage *)ctx->free_small;
-            ctx->free_small = ctx->free_small->next;
-            ctx->nfree_small--;
-        } else {
-            st = bk_malloc(ctx, sizeof(bk_storage) + SMALL_BYTES);
-            if (!st) return NULL;
-        }
+    if (nbytes <= BK_INLINE_BYTES) {
+        st = &t->own; /* cap, data, owner and dev are set once (tensor_struct) */
+        st->refcount = 1;
+        st->nbytes = nbytes;
+        return st;
     } else {
         st = NULL;
         /* a cached block that fits without wasting more than half */
@@ -151,25 +150,22 @@ static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
             if (!st) return NULL;
             st->cap = nbytes;
         }
+        st->data = st + 1;
+        st->owner = NULL;
     }
-    if (nbytes <= SMALL_BYTES) st->cap = SMALL_BYTES;
     st->refcount = 1;
     st->nbytes = nbytes;
-    st->data = st + 1;
     st->dev = &bk_cpu_device;
     return st;
 }
 
 static void storage_release(bk_ctx *ctx, bk_storage *st) {
     if (!st || --st->refcount > 0) return;
-    if (st->nbytes <= SMALL_BYTES && ctx->nfree_small < FREELIST_MAX) {
-        small_block *b = (small_block *)st;
-        b->next = ctx->free_small;
-        ctx->free_small = b;
-        ctx->nfree_small++;
+    if (st->owner) { /* embedded: its tensor was released before */
+        tensor_recycle(ctx, st->owner);
         return;
     }
-    if (st->nbytes > SMALL_BYTES && st->cap <= ((size_t)64 << 20)) {
+    if (st->cap <= ((size_t)64 << 20)) {
         if (ctx->nbig == BIG_CACHE) {
             /* evict the smallest cached block */
             int k = 0;
@@ -199,6 +195,10 @@ static bk_tensor *tensor_struct(bk_ctx *ctx) {
     } else {
         t = bk_malloc(ctx, sizeof *t);
         if (!t) return NULL;
+        t->own.cap = BK_INLINE_BYTES;
+        t->own.data = t->own_data;
+        t->own.owner = t;
+        t->own.dev = &bk_cpu_device;
     }
     t->refcount = 1;
     t->requires_grad = false;
@@ -244,12 +244,9 @@ bk_tensor *bk_empty(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape) {
     if (!check_shape(ctx, ndim, shape, &n)) return NULL;
     bk_tensor *t = tensor_struct(ctx);
     if (!t) return NULL;
-    t->st = storage_new(ctx, (size_t)n * dtype_size(dt));
+    t->st = storage_new(ctx, t, (size_t)n * dtype_size(dt));
     if (!t->st) {
-        t->refcount = 0;
-        t->grad = ctx->free_tensors;
-        ctx->free_tensors = t;
-        ctx->nfree_tensors++;
+        tensor_recycle(ctx, t);
         return NULL;
     }
     t->dtype = (int8_t)dt;
@@ -354,15 +351,15 @@ bk_tensor *bk_retain(bk_tensor *t) {
 void bk_release(bk_tensor *t) {
     if (!t || --t->refcount > 0) return;
     bk_ctx *ctx = t->ctx;
-    storage_release(ctx, t->st);
     bk_release(t->grad);
-    if (ctx->nfree_tensors < FREELIST_MAX) {
-        t->grad = ctx->free_tensors;
-        ctx->free_tensors = t;
-        ctx->nfree_tensors++;
-    } else {
-        bk_free(ctx, t);
+    bk_storage *st = t->st;
+    if (st == &t->own) {
+        /* the struct goes with its storage, which views may still share */
+        if (--st->refcount == 0) tensor_recycle(ctx, t);
+        return;
     }
+    storage_release(ctx, st);
+    tensor_recycle(ctx, t);
 }
 
 bool bk_is_contiguous(const bk_tensor *t) {
@@ -470,7 +467,8 @@ struct tape_rec {
     bk_tensor *out;             /* retained; out->mark = position + 1 */
     int16_t op;
     uint8_t scalar;             /* the compact scalar form */
-    uint8_t has_adj;            /* adj holds a gradient contribution */
+    uint8_t pending;            /* during bk_backward: PEND_ADJ (adj holds a
+                                   contribution), PEND_GRAD (out->grad does) */
     int32_t nin;
     uint32_t args;              /* general: 1 + index into ctx->targs, 0: none */
     union {
@@ -482,6 +480,7 @@ struct tape_rec {
             bk_tensor *leaf[2]; /* retained input that is a leaf wanting a
                                    gradient, else NULL */
             double v[2];        /* input values */
+            double o;           /* output value */
             uint32_t src[2];    /* 1 + tape position of the op that made the
                                    input, 0 when it is not a tape output */
         } s;
@@ -490,7 +489,15 @@ struct tape_rec {
                                    (and the seed when out is the loss) */
 };
 
+enum { PEND_ADJ = 1, PEND_GRAD = 2 };
+
 static const bk_opargs zero_args;
+
+static bool one_f64(const bk_tensor *t) {
+    return t->numel == 1 && t->dtype == BK_F64 && t->st->dev == &bk_cpu_device;
+}
+
+static double one_value(const bk_tensor *t) { return ((const double *)t->st->data)[t->offset]; }
 
 /* The index list is most of bk_opargs and almost always empty: copy only
  * the entries in use (the rest of dst->idx is left unspecified). */
@@ -534,7 +541,7 @@ size_t bk_tape_len(const bk_ctx *ctx) { return ctx->ntape; }
 
 /* A new tape record for output `out` (not yet filled but for out and op),
  * or NULL when out of memory. */
-static tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
+static inline tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     if (ctx->ntape == ctx->captape) {
         size_t cap = ctx->captape ? ctx->captape * 2 : 256;
         if (cap > UINT32_MAX) {
@@ -550,7 +557,7 @@ static tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     r->out = bk_retain(out);
     out->mark = (int32_t)ctx->ntape;
     r->op = (int16_t)op;
-    r->has_adj = 0;
+    r->pending = 0;
     r->adj = 0;
     return r;
 }
@@ -566,11 +573,15 @@ static int record_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_tensor *
     r->args = 0;
     r->u.s.v[0] = x;
     r->u.s.v[1] = y;
-    bk_tensor *in[2] = {a, b};
-    for (int k = 0; k < 2; k++) {
-        bk_tensor *t = k < nin ? in[k] : NULL;
-        r->u.s.src[k] = t ? (uint32_t)t->mark : 0;
-        r->u.s.leaf[k] = t && !t->mark && t->requires_grad ? bk_retain(t) : NULL;
+    r->u.s.o = one_value(out);
+    r->u.s.src[0] = (uint32_t)a->mark;
+    r->u.s.leaf[0] = !a->mark && a->requires_grad ? bk_retain(a) : NULL;
+    if (nin == 2) {
+        r->u.s.src[1] = (uint32_t)b->mark;
+        r->u.s.leaf[1] = !b->mark && b->requires_grad ? bk_retain(b) : NULL;
+    } else {
+        r->u.s.src[1] = 0;
+        r->u.s.leaf[1] = NULL;
     }
     return 0;
 }
@@ -625,12 +636,6 @@ void bk_zero_grad(bk_tensor *t) {
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g);
 
-static bool one_f64(const bk_tensor *t) {
-    return t->numel == 1 && t->dtype == BK_F64 && t->st->dev == &bk_cpu_device;
-}
-
-static double one_value(const bk_tensor *t) { return ((const double *)t->st->data)[t->offset]; }
-
 /* t->grad += v for a 1-element t: in place when nothing else shares the
  * gradient tensor or its storage. */
 static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
@@ -656,22 +661,27 @@ static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
  * as the op's tensor rule, without creating tensors): the gradient of its
  * output is its adjoint plus any tensor gradient a general consumer left. */
 static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
-    bk_tensor *out = r->out;
-    if (!r->has_adj && !out->grad) return 0;
-    double g = r->adj, d[2];
-    if (out->grad) {
-        g += one_value(out->grad);
-        bk_zero_grad(out);
+    if (!r->pending) return 0;
+    double g = r->adj;
+    if (r->pending & PEND_GRAD) {
+        g += one_value(r->out->grad);
+        bk_zero_grad(r->out);
     }
-    bk__pointwise_grad(r->op, r->u.s.v[0], r->u.s.v[1], one_value(out), d);
+    bk_dpair d = bk__pointwise_grad(r->op, r->u.s.v[0], r->u.s.v[1], r->u.s.o);
     for (int k = 0; k < r->nin; k++) {
         uint32_t src = r->u.s.src[k];
+        bk_tensor *leaf = r->u.s.leaf[k];
         if (src) {
             tape_rec *p = &ctx->tape[src - 1];
-            p->adj += g * d[k];
-            p->has_adj = 1;
-        } else if (r->u.s.leaf[k] && add_one_grad(ctx, r->u.s.leaf[k], g * d[k])) {
-            return -1;
+            p->adj += g * d.d[k];
+            p->pending |= PEND_ADJ;
+        } else if (leaf) {
+            bk_tensor *lg = leaf->grad;
+            /* in place when the leaf's gradient is its own 1-element tensor */
+            if (lg && lg->refcount == 1 && lg->st == &lg->own && lg->own.refcount == 1 && lg->dtype == BK_F64)
+                lg->own_data[0] += g * d.d[k];
+            else if (add_one_grad(ctx, leaf, g * d.d[k]))
+                return -1;
         }
     }
     return 0;
@@ -681,7 +691,7 @@ static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
 static int backward_general(bk_ctx *ctx, tape_rec *r) {
     bk_tensor *out = r->out;
     /* contributions of scalar-path consumers join the tensor gradient */
-    if (r->has_adj && add_one_grad(ctx, out, r->adj)) return -1;
+    if ((r->pending & PEND_ADJ) && add_one_grad(ctx, out, r->adj)) return -1;
     if (!out->grad) return 0;
     bk_tape_entry e;
     e.op = r->op;
@@ -721,6 +731,7 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
     } else {
         t->grad = r;
     }
+    if (t->mark > 0) ctx->tape[t->mark - 1].pending |= PEND_GRAD; /* a tape output */
     return 0;
 }
 
@@ -731,11 +742,12 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     }
     bool grad = bk_set_grad_enabled(ctx, false);
     size_t n = ctx->ntape;
-    /* old gradients of leaves and of tape outputs are dropped */
+    /* Old gradients of leaves are dropped.  Tape outputs have none: only
+     * this sweep gives them one, and it releases each after use (the scalar
+     * records do not touch their output tensor at all). */
     for (size_t i = 0; i < n; i++) {
         tape_rec *r = &ctx->tape[i];
-        bk_zero_grad(r->out);
-        r->has_adj = 0;
+        r->pending = 0;
         r->adj = 0;
         if (r->scalar) {
             if (r->u.s.leaf[0]) bk_zero_grad(r->u.s.leaf[0]);
@@ -750,7 +762,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     bk_zero_grad(loss);
     if (loss->mark > 0 && (size_t)loss->mark <= n && ctx->tape[loss->mark - 1].out == loss) {
         ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
-        ctx->tape[loss->mark - 1].has_adj = 1;
+        ctx->tape[loss->mark - 1].pending = PEND_ADJ;
     } else {
         loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
         if (!loss->grad) rc = -1;
@@ -759,12 +771,8 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         tape_rec *r = &ctx->tape[i];
         rc = r->scalar ? backward_scalar(ctx, r) : backward_general(ctx, r);
     }
-    for (size_t i = 0; i < n; i++) {
-        tape_rec *r = &ctx->tape[i];
-        bk_zero_grad(r->out);
-        r->has_adj = 0;
-        r->adj = 0;
-    }
+    if (rc) /* a failed sweep leaves gradients on tape outputs: drop them */
+        for (size_t i = 0; i < n; i++) bk_zero_grad(ctx->tape[i].out);
     if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
     bk_set_grad_enabled(ctx, grad);
     return rc;
@@ -830,10 +838,7 @@ static bk_tensor *apply_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_te
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     bk_tensor *out = tensor_struct(ctx);
     if (!out) return NULL;
-    if (!(out->st = storage_new(ctx, sizeof(double)))) {
-        bk_release(out);
-        return NULL;
-    }
+    out->st = storage_new(ctx, out, sizeof(double)); /* embedded: cannot fail */
     out->dtype = BK_F64;
     out->ndim = (int8_t)nd;
     out->numel = 1;

@@ -44,22 +44,33 @@ typedef struct bk_storage {
     size_t cap;            /* bytes allocated for data (>= nbytes) */
     void *data;
     const bk_device *dev;
+    bk_tensor *owner;      /* the tensor this storage is embedded in, or NULL */
 } bk_storage;
 
+#define BK_INLINE_BYTES 64 /* data up to this size lives inside the tensor */
+
+/* The fields every op touches come first (one cache line); the shape and
+ * strides after the embedded storage are read only for ndim > 0. */
 struct bk_tensor {
     int refcount;
     int8_t dtype;          /* bk_dtype */
     int8_t ndim;
     bool requires_grad;    /* a leaf the user wants d/d of, or an op output
                               that depends on one */
-    int64_t shape[BK_MAXDIM];
-    int64_t strides[BK_MAXDIM];
-    int64_t offset;        /* in elements, into st->data */
+    int32_t mark;          /* 1 + tape position of the op that produced it
+                              while that op is on the tape, else 0 */
     int64_t numel;
+    int64_t offset;        /* in elements, into st->data */
     bk_storage *st;
     bk_tensor *grad;       /* filled by bk_backward (owned reference) */
     bk_ctx *ctx;           /* the context that made it (for release) */
-    int32_t mark;          /* scratch flag of the backward sweep */
+    /* Storage of small tensors (at most BK_INLINE_BYTES), embedded so that
+     * a 1-element op allocates one object.  Views may share it: the struct
+     * is recycled when both the tensor and the storage are released. */
+    bk_storage own;
+    double own_data[BK_INLINE_BYTES / sizeof(double)];
+    int64_t shape[BK_MAXDIM];
+    int64_t strides[BK_MAXDIM];
 };
 
 /* ---------------------------------------------------------------- ops --- */
@@ -335,12 +346,15 @@ bk_tensor *bk__new_like_shape(bk_ctx *, int ndim, const int64_t *shape);
 /* Pointwise ops on doubles, for the 1-element fast paths of bk_apply and
  * bk_backward (ops_elementwise.c).  bk__pointwise_arity[op] is 1 or 2 for
  * the unary / binary elementwise ops (not WHERE), 0 for every other op.
- * bk__pointwise_grad sets d[0] (and d[1] for binary ops) to the partial
+ * bk__pointwise_grad returns in d[0] (and d[1] for binary ops) the partial
  * derivatives of op at (x, y) given the result out; the tensor backward
  * rules compute the same values. */
 extern const signed char bk__pointwise_arity[BK_OP_COUNT];
 double bk__pointwise(int op, double x, double y);
-void bk__pointwise_grad(int op, double x, double y, double out, double d[2]);
+typedef struct bk_dpair {
+    double d[2];
+} bk_dpair;
+bk_dpair bk__pointwise_grad(int op, double x, double y, double out);
 int bk__record(bk_ctx *, int op, int nin, bk_tensor **in, bk_tensor *out,
                const bk_opargs *args);
 
