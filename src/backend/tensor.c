@@ -1101,6 +1101,16 @@ bk_tensor *bk_unsqueeze(bk_ctx *c, bk_tensor *a, int64_t axis) {
     return bk_reshape(c, a, n, shape);
 }
 
+bk_tensor *bk_fused_apply(bk_ctx *c, const bk_fused *f, bk_tensor **in) {
+    bk_opargs args;
+    /* the index list (most of bk_opargs) is unused: nidx = 0 */
+    memset(&args, 0, offsetof(bk_opargs, idx));
+    args.upper = args.trans = args.unit = 0;
+    args.fused = f;
+    args.n = f->nin;
+    return bk_apply(c, BK_OP_FUSED, f->nin, in, &args);
+}
+
 bk_tensor *bk_detach(bk_ctx *c, bk_tensor *a) {
     if (!a) return NULL;
     bk_tensor *r = bk_empty(c, (bk_dtype)a->dtype, a->ndim, a->shape);

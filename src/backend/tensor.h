@@ -91,6 +91,7 @@ typedef struct bk_opargs {
     int keepdim;            /* reductions */
     int64_t axis2;          /* transpose: second axis */
     double scalar;          /* pow by constant etc. */
+    const struct bk_fused *fused; /* FUSED: the kernel (n = its inputs) */
     int ndim;               /* reshape / expand target */
     int64_t shape[BK_MAXDIM];
     int nidx;               /* index / index_put */
@@ -169,7 +170,9 @@ typedef struct bk_opargs {
     OP(INDEX_SELECT, "index_select", 2, 1)           \
     OP(GATHER, "gather", 2, 1)                       \
     OP(CONTIGUOUS, "contiguous", 1, 1)               \
-    OP(CAST, "cast", 1, 1)
+    OP(CAST, "cast", 1, 1)                           \
+    /* a fused elementwise kernel (bk_fused) */      \
+    OP(FUSED, "fused", -1, 1)
 
 typedef enum {
 #define BK_OP_ENUM(E, name, nin, diff) BK_OP_##E,
@@ -209,6 +212,24 @@ typedef struct bk_opinfo {
 } bk_opinfo;
 
 extern const bk_opinfo bk_optable[BK_OP_COUNT];
+
+/* A fused elementwise kernel: a chain of elementwise math (a log density,
+ * say) computed in one pass over memory, with a backward that computes the
+ * gradients of all its inputs in one pass too.  The stdlib defines them
+ * (stdlib/dist_normal.c: the Normal log density) and runs them through the
+ * FUSED op (bk_fused_apply), which broadcasts the inputs as NumPy, records
+ * the op and calls `backward` in the reverse sweep.  Both functions work on
+ * one row of n elements: input i's k-th element is x[i][k * inc[i]] (inc 0
+ * repeats one value), the output gradient's is g[k * ginc]; out and gx[i]
+ * are contiguous. */
+typedef struct bk_fused {
+    const char *name;
+    int nin;                 /* 1 .. BK_MAXIN */
+    void (*forward)(int64_t n, const double *const *x, const int64_t *inc, double *out);
+    /* gx[i][k] = g[k * ginc] * d out[k] / d x_i[k], for each i with gx[i] != NULL */
+    void (*backward)(int64_t n, const double *const *x, const int64_t *inc, const double *out,
+                     const double *g, int64_t ginc, double *const *gx);
+} bk_fused;
 
 /* ------------------------------------------------------------- device --- */
 
@@ -317,6 +338,8 @@ bk_tensor *bk_contiguous(bk_ctx *, bk_tensor *a);
 bk_tensor *bk_cast(bk_ctx *, bk_tensor *a, bk_dtype dt);
 bk_tensor *bk_squeeze(bk_ctx *, bk_tensor *a, int64_t axis);   /* via reshape */
 bk_tensor *bk_unsqueeze(bk_ctx *, bk_tensor *a, int64_t axis); /* via reshape */
+/* out = f(in[0], ..., in[f->nin - 1]) elementwise (the FUSED op). */
+bk_tensor *bk_fused_apply(bk_ctx *, const bk_fused *f, bk_tensor **in);
 /* A copy that does not require grad and is not on the tape. */
 bk_tensor *bk_detach(bk_ctx *, bk_tensor *a);
 
