@@ -74,7 +74,7 @@ const signed char bk__pointwise_arity[BK_OP_COUNT] = {
     [BK_OP_FLOOR] = 1, [BK_OP_NOT] = 1,
 };
 
-double bk__pointwise(int op, double x, double y) {
+__attribute__((flatten)) double bk__pointwise(int op, double x, double y) {
     return bk__pointwise_arity[op] == 2 ? apply_bin(op, x, y) : apply_un(op, x);
 }
 

@@ -186,7 +186,7 @@ static void storage_release(bk_ctx *ctx, bk_storage *st) {
 
 /* ------------------------------------------------------------- tensors --- */
 
-static bk_tensor *tensor_struct(bk_ctx *ctx) {
+static inline bk_tensor *tensor_struct(bk_ctx *ctx) {
     bk_tensor *t;
     if (ctx->free_tensors) {
         t = ctx->free_tensors;
@@ -467,8 +467,8 @@ struct tape_rec {
     bk_tensor *out;             /* retained; out->mark = position + 1 */
     int16_t op;
     uint8_t scalar;             /* the compact scalar form */
-    uint8_t pending;            /* during bk_backward: PEND_ADJ (adj holds a
-                                   contribution), PEND_GRAD (out->grad does) */
+    uint8_t has_adj;            /* during bk_backward: adj holds a contribution */
+    uint8_t has_grad;           /* during bk_backward: out->grad holds one */
     int32_t nin;
     uint32_t args;              /* general: 1 + index into ctx->targs, 0: none */
     union {
@@ -489,7 +489,6 @@ struct tape_rec {
                                    (and the seed when out is the loss) */
 };
 
-enum { PEND_ADJ = 1, PEND_GRAD = 2 };
 
 static const bk_opargs zero_args;
 
@@ -557,7 +556,7 @@ static inline tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     r->out = bk_retain(out);
     out->mark = (int32_t)ctx->ntape;
     r->op = (int16_t)op;
-    r->pending = 0;
+    r->has_adj = r->has_grad = 0;
     r->adj = 0;
     return r;
 }
@@ -660,38 +659,44 @@ static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
 /* The backward step of a scalar-path record, on doubles (the same values
  * as the op's tensor rule, without creating tensors): the gradient of its
  * output is its adjoint plus any tensor gradient a general consumer left. */
+/* Pass gradient contribution v to input k of scalar record r: to the
+ * adjoint of the record that made it, or to a leaf's gradient. */
+static inline int add_scalar_grad(bk_ctx *ctx, const tape_rec *r, int k, double v) {
+    uint32_t src = r->u.s.src[k];
+    if (src) {
+        tape_rec *p = &ctx->tape[src - 1];
+        p->adj += v;
+        p->has_adj = 1;
+        return 0;
+    }
+    bk_tensor *leaf = r->u.s.leaf[k];
+    if (!leaf) return 0;
+    bk_tensor *lg = leaf->grad;
+    /* in place when the leaf's gradient is its own 1-element tensor */
+    if (lg && lg->refcount == 1 && lg->st == &lg->own && lg->own.refcount == 1 && lg->dtype == BK_F64) {
+        lg->own_data[0] += v;
+        return 0;
+    }
+    return add_one_grad(ctx, leaf, v);
+}
+
 static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
-    if (!r->pending) return 0;
+    if (!(r->has_adj | r->has_grad)) return 0;
     double g = r->adj;
-    if (r->pending & PEND_GRAD) {
+    if (r->has_grad) {
         g += one_value(r->out->grad);
         bk_zero_grad(r->out);
     }
     bk_dpair d = bk__pointwise_grad(r->op, r->u.s.v[0], r->u.s.v[1], r->u.s.o);
-    for (int k = 0; k < r->nin; k++) {
-        uint32_t src = r->u.s.src[k];
-        bk_tensor *leaf = r->u.s.leaf[k];
-        if (src) {
-            tape_rec *p = &ctx->tape[src - 1];
-            p->adj += g * d.d[k];
-            p->pending |= PEND_ADJ;
-        } else if (leaf) {
-            bk_tensor *lg = leaf->grad;
-            /* in place when the leaf's gradient is its own 1-element tensor */
-            if (lg && lg->refcount == 1 && lg->st == &lg->own && lg->own.refcount == 1 && lg->dtype == BK_F64)
-                lg->own_data[0] += g * d.d[k];
-            else if (add_one_grad(ctx, leaf, g * d.d[k]))
-                return -1;
-        }
-    }
-    return 0;
+    if (add_scalar_grad(ctx, r, 0, g * d.d[0])) return -1;
+    return r->nin == 2 ? add_scalar_grad(ctx, r, 1, g * d.d[1]) : 0;
 }
 
 /* The backward step of a general record through the op's backward rule. */
 static int backward_general(bk_ctx *ctx, tape_rec *r) {
     bk_tensor *out = r->out;
     /* contributions of scalar-path consumers join the tensor gradient */
-    if ((r->pending & PEND_ADJ) && add_one_grad(ctx, out, r->adj)) return -1;
+    if (r->has_adj && add_one_grad(ctx, out, r->adj)) return -1;
     if (!out->grad) return 0;
     bk_tape_entry e;
     e.op = r->op;
@@ -731,7 +736,7 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
     } else {
         t->grad = r;
     }
-    if (t->mark > 0) ctx->tape[t->mark - 1].pending |= PEND_GRAD; /* a tape output */
+    if (t->mark > 0) ctx->tape[t->mark - 1].has_grad = 1; /* a tape output */
     return 0;
 }
 
@@ -747,7 +752,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
      * records do not touch their output tensor at all). */
     for (size_t i = 0; i < n; i++) {
         tape_rec *r = &ctx->tape[i];
-        r->pending = 0;
+        r->has_adj = r->has_grad = 0;
         r->adj = 0;
         if (r->scalar) {
             if (r->u.s.leaf[0]) bk_zero_grad(r->u.s.leaf[0]);
@@ -762,7 +767,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     bk_zero_grad(loss);
     if (loss->mark > 0 && (size_t)loss->mark <= n && ctx->tape[loss->mark - 1].out == loss) {
         ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
-        ctx->tape[loss->mark - 1].pending = PEND_ADJ;
+        ctx->tape[loss->mark - 1].has_adj = 1;
     } else {
         loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
         if (!loss->grad) rc = -1;
