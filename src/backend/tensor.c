@@ -543,7 +543,7 @@ size_t bk_tape_len(const bk_ctx *ctx) { return ctx->ntape; }
 static inline tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     if (ctx->ntape == ctx->captape) {
         size_t cap = ctx->captape ? ctx->captape * 2 : 256;
-        if (cap > UINT32_MAX) {
+        if (cap > INT32_MAX) { /* positions are kept in bk_tensor.mark */
             bk_seterr(ctx, "the tape is full (%zu ops)", ctx->ntape);
             return NULL;
         }

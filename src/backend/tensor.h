@@ -181,12 +181,14 @@ typedef enum {
     BK_OP_COUNT
 } bk_opcode;
 
-/* Tape entry: one recorded op. */
+/* One recorded op, as a backward rule sees it.  (The tape itself stores
+ * compact records, tensor.c: pointwise ops on 1-element tensors keep only
+ * values and tape positions and are differentiated on doubles; the others
+ * are handed to their rule through this view.) */
 typedef struct bk_tape_entry {
     int op;                       /* bk_opcode */
     int nin;
-    bk_tensor **in;               /* retained inputs (points to inl or heap) */
-    bk_tensor *inl[BK_MAXIN];
+    bk_tensor **in;               /* retained inputs */
     bk_tensor *out;               /* retained output */
     bk_opargs args;               /* index tensors in args.idx are retained;
                                      idx[i] for i >= nidx is unspecified */
@@ -356,6 +358,10 @@ void bk_set_requires_grad(bk_tensor *t, bool on);
  * holds d loss / d leaf (when the loss depends on it); the gradients of op
  * outputs (intermediates) are released after the sweep, so they have
  * ->grad == NULL.  The tape is left as it was (bk_tape_reset drops it).
+ * Recorded tensors must not change value before the sweep (the scalar
+ * records keep their input values). Pointwise ops on 1-element float64
+ * tensors are swept on doubles: their adjoints live in the tape record, and
+ * no gradient tensor is made for them.
  * Returns 0, or -1 with an error set (leaf gradients are then partial). */
 int bk_backward(bk_ctx *, bk_tensor *loss);
 /* Drop the tape (releases recorded tensors). Leaves keep their ->grad. */
