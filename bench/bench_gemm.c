@@ -9,7 +9,12 @@
  * every op but cast: the f32 rows through bk_apply measure that).  Build from the repository root, e.g.
  *   gcc -O2 -std=gnu11 -I src/backend bench/bench_gemm.c src/backend/(all .c files)
  *       -o /tmp/bench_gemm -lopenblas -llapacke -lm
+ * It first prints the OpenBLAS kernel set in use (openblas_get_corename;
+ * OPENBLAS_CORETYPE=Haswell etc. overrides the detection) and checks one
+ * dgemm / sgemm against a plain triple loop, so a kernel set that gives
+ * wrong results on this CPU is caught before it is timed.
  * Usage: bench_gemm [max_n] */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -128,11 +133,48 @@ static void run(bk_ctx *ctx, int n, bk_dtype dt, int trans_a, int kernel)
     bk_release(j.b);
 }
 
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
+
+/* Max relative error of dgemm and sgemm against a triple loop (n = 77). */
+static double check_kernels(void)
+{
+    enum { N = 77 };
+    static double a[N * N], b[N * N], c[N * N];
+    static float af[N * N], bf[N * N], cf[N * N];
+    double worst = 0;
+    for (int i = 0; i < N * N; i++) {
+        a[i] = (double)rand() / RAND_MAX - 0.5;
+        b[i] = (double)rand() / RAND_MAX - 0.5;
+        af[i] = (float)a[i];
+        bf[i] = (float)b[i];
+    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0, a, N, b, N, 0.0, c, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, af, N, bf, N, 0.0f, cf, N);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0, m = 0;
+            for (int k = 0; k < N; k++) {
+                s += a[i * N + k] * b[k * N + j];
+                m += fabs(a[i * N + k] * b[k * N + j]);
+            }
+            double ed = fabs(c[i * N + j] - s) / m, ef = fabs(cf[i * N + j] - s) / m * 1e-8;
+            worst = ed > worst ? ed : worst;
+            worst = ef > worst ? ef : worst;   /* float error scaled to the double scale */
+        }
+    return worst;
+}
+
 int main(int argc, char **argv)
 {
     int maxn = argc > 1 ? atoi(argv[1]) : 2048;
     bk_ctx *ctx = bk_ctx_new(NULL);
     bk_set_grad_enabled(ctx, false);
+    double err = check_kernels();
+    printf("OpenBLAS kernels: %s (%s); check vs triple loop: %s (max rel err %.1e, float scaled by 1e-8)\n",
+           openblas_get_corename(), openblas_get_config(), err < 1e-13 ? "ok" : "WRONG", err);
+    if (err >= 1e-13)
+        return 1;
     printf("ratio = direct time / backend time (1.0 = no overhead)\n");
     for (int n = 64; n <= maxn; n *= 2) {
         run(ctx, n, BK_F64, 0, 0);

@@ -74,15 +74,15 @@ const signed char bk__pointwise_arity[BK_OP_COUNT] = {
     [BK_OP_FLOOR] = 1, [BK_OP_NOT] = 1,
 };
 
-double bk__pointwise(int op, double x, double y) {
+__attribute__((flatten)) double bk__pointwise(int op, double x, double y) {
     return bk__pointwise_arity[op] == 2 ? apply_bin(op, x, y) : apply_un(op, x);
 }
 
 #define TWO_OVER_SQRT_PI 1.1283791670955125739
 
 /* The same derivatives as the tensor backward rules below, on doubles. */
-void bk__pointwise_grad(int op, double x, double y, double o, double d[2]) {
-    d[0] = d[1] = 0;
+bk_dpair bk__pointwise_grad(int op, double x, double y, double o) {
+    double d[2] = {0, 0}; /* a local array, returned in registers */
     switch (op) {
     case BK_OP_ADD: d[0] = 1; d[1] = 1; break;
     case BK_OP_SUB: d[0] = 1; d[1] = -1; break;
@@ -116,6 +116,7 @@ void bk__pointwise_grad(int op, double x, double y, double o, double d[2]) {
     case BK_OP_ERFC: d[0] = -TWO_OVER_SQRT_PI * exp(-(x * x)); break;
     default: break; /* comparisons, trigamma, floor, not: no gradient */
     }
+    return (bk_dpair){{d[0], d[1]}};
 }
 
 /* ------------------------------------------------------------- driver --- */

@@ -106,7 +106,19 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
             case BK_OP_SUM:
             case BK_OP_MEAN:
                 acc = 0;
-                for (int64_t k = 0; k < L.n; k++) acc += p[AT(i, k, j)];
+                if (L.inner == 1) {
+                    /* contiguous: four partial sums, so the adds do not
+                     * wait on each other (and round a little less) */
+                    const double *q = p + AT(i, 0, j);
+                    double a4[4] = {0, 0, 0, 0};
+                    int64_t k = 0;
+                    for (; k + 4 <= L.n; k += 4)
+                        for (int u = 0; u < 4; u++) a4[u] += q[k + u];
+                    for (; k < L.n; k++) a4[0] += q[k];
+                    acc = (a4[0] + a4[1]) + (a4[2] + a4[3]);
+                } else {
+                    for (int64_t k = 0; k < L.n; k++) acc += p[AT(i, k, j)];
+                }
                 if (op == BK_OP_MEAN) acc = L.n ? acc / (double)L.n : NAN;
                 break;
             case BK_OP_MAX:

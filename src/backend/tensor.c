@@ -2,9 +2,10 @@
  * dispatch (bk_apply), the tape and the reverse sweep, and the named op
  * wrappers.
  *
- * Memory: tensor structs and small storages are recycled through freelists
- * in the context, so an op on a 1-element tensor does not call malloc on
- * the hot path.  Every allocation goes through the context's allocator hook
+ * Memory: tensor structs are recycled through a freelist in the context,
+ * and the data of small tensors lives inside the struct (bk_tensor.own),
+ * so an op on a 1-element tensor allocates one recycled object and does
+ * not call malloc on the hot path.  Every allocation goes through the context's allocator hook
  * (bk_alloc), which tests use to inject out-of-memory. */
 #include <math.h>
 #include <stdarg.h>
@@ -14,26 +15,23 @@
 #include <string.h>
 #include "tensor.h"
 
-#define SMALL_BYTES 64       /* storages up to this size are recycled */
-#define FREELIST_MAX 4096    /* at most this many cached objects of a kind */
+#define FREELIST_MAX 4096    /* at most this many cached tensor structs */
 #define BIG_CACHE 8          /* large storages kept for reuse: elementwise
                                 chains free and allocate same-sized blocks,
                                 and fresh pages cost more than the math */
 
-typedef struct small_block {
-    struct small_block *next;
-} small_block;
+typedef struct tape_rec tape_rec;
 
 struct bk_ctx {
     bk_alloc alloc;
     char err[512];
     bool grad;
-    bk_tape_entry *tape;
+    tape_rec *tape;
     size_t ntape, captape;
+    bk_opargs *targs;          /* arguments of the general tape records */
+    size_t ntargs, captargs;
     bk_tensor *free_tensors;   /* linked through ->grad */
     size_t nfree_tensors;
-    small_block *free_small;   /* storage header + SMALL_BYTES blocks */
-    size_t nfree_small;
     bk_storage *big[BIG_CACHE];
     int nbig;
     long fail_after;           /* fault injection: 0 = off */
@@ -86,15 +84,11 @@ void bk_ctx_free(bk_ctx *ctx) {
     if (!ctx) return;
     bk_tape_reset(ctx);
     bk_free(ctx, ctx->tape);
+    bk_free(ctx, ctx->targs);
     while (ctx->free_tensors) {
         bk_tensor *t = ctx->free_tensors;
         ctx->free_tensors = t->grad;
         bk_free(ctx, t);
-    }
-    while (ctx->free_small) {
-        small_block *b = ctx->free_small;
-        ctx->free_small = b->next;
-        bk_free(ctx, b);
     }
     for (int i = 0; i < ctx->nbig; i++) bk_free(ctx, ctx->big[i]);
     ctx->alloc.free_fn(ctx->alloc.ud, ctx);
@@ -123,17 +117,27 @@ bool bk_grad_enabled(const bk_ctx *ctx) { return ctx->grad; }
 
 static size_t dtype_size(int dt) { return dt == BK_F32 ? sizeof(float) : sizeof(double); }
 
-static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
+/* Put a released tensor struct (whose embedded storage is released too)
+ * on the freelist. */
+static void tensor_recycle(bk_ctx *ctx, bk_tensor *t) {
+    if (ctx->nfree_tensors < FREELIST_MAX) {
+        t->grad = ctx->free_tensors;
+        ctx->free_tensors = t;
+        ctx->nfree_tensors++;
+    } else {
+        bk_free(ctx, t);
+    }
+}
+
+/* Storage for nbytes of data of tensor t: its embedded storage when the
+ * data fits, else a heap block (a cached one when possible). */
+static bk_storage *storage_new(bk_ctx *ctx, bk_tensor *t, size_t nbytes) {
     bk_storage *st;
-    if (nbytes <= SMALL_BYTES) {
-        if (ctx->free_small) {
-            st = (bk_storage *)ctx->free_small;
-            ctx->free_small = ctx->free_small->next;
-            ctx->nfree_small--;
-        } else {
-            st = bk_malloc(ctx, sizeof(bk_storage) + SMALL_BYTES);
-            if (!st) return NULL;
-        }
+    if (nbytes <= BK_INLINE_BYTES) {
+        st = &t->own; /* cap, data, owner and dev are set once (tensor_struct) */
+        st->refcount = 1;
+        st->nbytes = nbytes;
+        return st;
     } else {
         st = NULL;
         /* a cached block that fits without wasting more than half */
@@ -148,25 +152,22 @@ static bk_storage *storage_new(bk_ctx *ctx, size_t nbytes) {
             if (!st) return NULL;
             st->cap = nbytes;
         }
+        st->data = st + 1;
+        st->owner = NULL;
     }
-    if (nbytes <= SMALL_BYTES) st->cap = SMALL_BYTES;
     st->refcount = 1;
     st->nbytes = nbytes;
-    st->data = st + 1;
     st->dev = &bk_cpu_device;
     return st;
 }
 
 static void storage_release(bk_ctx *ctx, bk_storage *st) {
     if (!st || --st->refcount > 0) return;
-    if (st->nbytes <= SMALL_BYTES && ctx->nfree_small < FREELIST_MAX) {
-        small_block *b = (small_block *)st;
-        b->next = ctx->free_small;
-        ctx->free_small = b;
-        ctx->nfree_small++;
+    if (st->owner) { /* embedded: its tensor was released before */
+        tensor_recycle(ctx, st->owner);
         return;
     }
-    if (st->nbytes > SMALL_BYTES && st->cap <= ((size_t)64 << 20)) {
+    if (st->cap <= ((size_t)64 << 20)) {
         if (ctx->nbig == BIG_CACHE) {
             /* evict the smallest cached block */
             int k = 0;
@@ -187,7 +188,7 @@ static void storage_release(bk_ctx *ctx, bk_storage *st) {
 
 /* ------------------------------------------------------------- tensors --- */
 
-static bk_tensor *tensor_struct(bk_ctx *ctx) {
+static inline bk_tensor *tensor_struct(bk_ctx *ctx) {
     bk_tensor *t;
     if (ctx->free_tensors) {
         t = ctx->free_tensors;
@@ -196,6 +197,10 @@ static bk_tensor *tensor_struct(bk_ctx *ctx) {
     } else {
         t = bk_malloc(ctx, sizeof *t);
         if (!t) return NULL;
+        t->own.cap = BK_INLINE_BYTES;
+        t->own.data = t->own_data;
+        t->own.owner = t;
+        t->own.dev = &bk_cpu_device;
     }
     t->refcount = 1;
     t->requires_grad = false;
@@ -241,12 +246,9 @@ bk_tensor *bk_empty(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape) {
     if (!check_shape(ctx, ndim, shape, &n)) return NULL;
     bk_tensor *t = tensor_struct(ctx);
     if (!t) return NULL;
-    t->st = storage_new(ctx, (size_t)n * dtype_size(dt));
+    t->st = storage_new(ctx, t, (size_t)n * dtype_size(dt));
     if (!t->st) {
-        t->refcount = 0;
-        t->grad = ctx->free_tensors;
-        ctx->free_tensors = t;
-        ctx->nfree_tensors++;
+        tensor_recycle(ctx, t);
         return NULL;
     }
     t->dtype = (int8_t)dt;
@@ -351,15 +353,15 @@ bk_tensor *bk_retain(bk_tensor *t) {
 void bk_release(bk_tensor *t) {
     if (!t || --t->refcount > 0) return;
     bk_ctx *ctx = t->ctx;
-    storage_release(ctx, t->st);
     bk_release(t->grad);
-    if (ctx->nfree_tensors < FREELIST_MAX) {
-        t->grad = ctx->free_tensors;
-        ctx->free_tensors = t;
-        ctx->nfree_tensors++;
-    } else {
-        bk_free(ctx, t);
+    bk_storage *st = t->st;
+    if (st == &t->own) {
+        /* the struct goes with its storage, which views may still share */
+        if (--st->refcount == 0) tensor_recycle(ctx, t);
+        return;
     }
+    storage_release(ctx, st);
+    tensor_recycle(ctx, t);
 }
 
 bool bk_is_contiguous(const bk_tensor *t) {
@@ -455,7 +457,48 @@ int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const in
 
 /* --------------------------------------------------------------- tape --- */
 
+/* One recorded op.  A pointwise op on 1-element float64 tensors (the
+ * scalar path: most ops of a scalar model) is a compact record in the
+ * manner of a Stan vari: it keeps its input values and the adjoint of its
+ * output, and names each input by the tape position that produced it
+ * (rather than holding a reference), so recording, sweeping and resetting
+ * it touches no tensor but its output and its leaves.  Every other op
+ * keeps references to its inputs and, when it was given any, a copy of its
+ * arguments (ctx->targs); the backward rule sees it as a bk_tape_entry. */
+struct tape_rec {
+    bk_tensor *out;             /* retained; out->mark = position + 1 */
+    int16_t op;
+    uint8_t scalar;             /* the compact scalar form */
+    uint8_t has_adj;            /* during bk_backward: adj holds a contribution */
+    uint8_t has_grad;           /* during bk_backward: out->grad holds one */
+    int32_t nin;
+    uint32_t args;              /* general: 1 + index into ctx->targs, 0: none */
+    union {
+        struct {                /* general: retained inputs */
+            bk_tensor *inl[BK_MAXIN];
+            bk_tensor **heap;   /* when nin > BK_MAXIN */
+        } g;
+        struct {                /* scalar path */
+            bk_tensor *leaf[2]; /* retained input that is a leaf wanting a
+                                   gradient, else NULL */
+            double v[2];        /* input values */
+            double o;           /* output value */
+            uint32_t src[2];    /* 1 + tape position of the op that made the
+                                   input, 0 when it is not a tape output */
+        } s;
+    } u;
+    double adj;                 /* d loss / d out from scalar-path consumers
+                                   (and the seed when out is the loss) */
+};
+
+
 static const bk_opargs zero_args;
+
+static bool one_f64(const bk_tensor *t) {
+    return t->numel == 1 && t->dtype == BK_F64 && t->st->dev == &bk_cpu_device;
+}
+
+static double one_value(const bk_tensor *t) { return ((const double *)t->st->data)[t->offset]; }
 
 /* The index list is most of bk_opargs and almost always empty: copy only
  * the entries in use (the rest of dst->idx is left unspecified). */
@@ -468,48 +511,120 @@ static void copy_args(bk_opargs *dst, const bk_opargs *src) {
     dst->n = src->n;
 }
 
-static void entry_release(bk_ctx *ctx, bk_tape_entry *e) {
-    for (int i = 0; i < e->nin; i++) bk_release(e->in[i]);
-    if (e->in != e->inl) bk_free(ctx, e->in);
-    bk_release(e->out);
-    for (int i = 0; i < e->args.nidx; i++)
-        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_release(e->args.idx[i].idx);
+static bk_tensor **rec_in(tape_rec *r) { return r->nin <= BK_MAXIN ? r->u.g.inl : r->u.g.heap; }
+
+static void rec_release(bk_ctx *ctx, tape_rec *r) {
+    r->out->mark = 0;
+    bk_release(r->out);
+    if (r->scalar) {
+        bk_release(r->u.s.leaf[0]);
+        bk_release(r->u.s.leaf[1]);
+        return;
+    }
+    bk_tensor **in = rec_in(r);
+    for (int i = 0; i < r->nin; i++) bk_release(in[i]);
+    if (in != r->u.g.inl) bk_free(ctx, in);
+    if (r->args) {
+        const bk_opargs *a = &ctx->targs[r->args - 1];
+        for (int i = 0; i < a->nidx; i++)
+            if (a->idx[i].kind == BK_IDX_TENSOR) bk_release(a->idx[i].idx);
+    }
 }
 
 void bk_tape_reset(bk_ctx *ctx) {
     /* release from the end: outputs die before the inputs they came from */
-    for (size_t i = ctx->ntape; i-- > 0;) entry_release(ctx, &ctx->tape[i]);
+    for (size_t i = ctx->ntape; i-- > 0;) rec_release(ctx, &ctx->tape[i]);
     ctx->ntape = 0;
+    ctx->ntargs = 0;
 }
 
 size_t bk_tape_len(const bk_ctx *ctx) { return ctx->ntape; }
 
-int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, const bk_opargs *args) {
+/* A new tape record for output `out` (not yet filled but for out and op),
+ * or NULL when out of memory. */
+static inline tape_rec *new_rec(bk_ctx *ctx, int op, bk_tensor *out) {
     if (ctx->ntape == ctx->captape) {
         size_t cap = ctx->captape ? ctx->captape * 2 : 256;
-        bk_tape_entry *t = bk_realloc(ctx, ctx->tape, cap * sizeof *t);
-        if (!t) return -1;
+        if (cap > INT32_MAX) { /* positions are kept in bk_tensor.mark */
+            bk_seterr(ctx, "the tape is full (%zu ops)", ctx->ntape);
+            return NULL;
+        }
+        tape_rec *t = bk_realloc(ctx, ctx->tape, cap * sizeof *t);
+        if (!t) return NULL;
         ctx->tape = t;
         ctx->captape = cap;
-        /* entries with inline inputs point into themselves: re-aim them */
-        for (size_t i = 0; i < ctx->ntape; i++)
-            if (t[i].nin <= BK_MAXIN) t[i].in = t[i].inl;
     }
-    bk_tape_entry *e = &ctx->tape[ctx->ntape];
-    if (nin <= BK_MAXIN) {
-        e->in = e->inl;
+    tape_rec *r = &ctx->tape[ctx->ntape++];
+    r->out = bk_retain(out);
+    out->mark = (int32_t)ctx->ntape;
+    r->op = (int16_t)op;
+    r->has_adj = r->has_grad = 0;
+    r->adj = 0;
+    return r;
+}
+
+/* Record a scalar-path op: inputs a (and b when nin is 2) are 1-element
+ * float64 tensors with values x, y. */
+static int record_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_tensor *b, double x, double y,
+                         bk_tensor *out) {
+    tape_rec *r = new_rec(ctx, op, out);
+    if (!r) return -1;
+    r->nin = nin;
+    r->scalar = 1;
+    r->args = 0;
+    r->u.s.v[0] = x;
+    r->u.s.v[1] = y;
+    r->u.s.o = one_value(out);
+    r->u.s.src[0] = (uint32_t)a->mark;
+    r->u.s.leaf[0] = !a->mark && a->requires_grad ? bk_retain(a) : NULL;
+    if (nin == 2) {
+        r->u.s.src[1] = (uint32_t)b->mark;
+        r->u.s.leaf[1] = !b->mark && b->requires_grad ? bk_retain(b) : NULL;
     } else {
-        e->in = bk_malloc(ctx, (size_t)nin * sizeof *e->in);
-        if (!e->in) return -1;
+        r->u.s.src[1] = 0;
+        r->u.s.leaf[1] = NULL;
     }
-    e->op = op;
-    e->nin = nin;
-    for (int i = 0; i < nin; i++) e->in[i] = bk_retain(in[i]);
-    e->out = bk_retain(out);
-    copy_args(&e->args, args ? args : &zero_args);
-    for (int i = 0; i < e->args.nidx; i++)
-        if (e->args.idx[i].kind == BK_IDX_TENSOR) bk_retain(e->args.idx[i].idx);
-    ctx->ntape++;
+    return 0;
+}
+
+int bk__record(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor *out, const bk_opargs *args) {
+    if (!args) args = &zero_args;
+    bk_tensor **dst = NULL;
+    if (nin > BK_MAXIN && !(dst = bk_malloc(ctx, (size_t)nin * sizeof *dst))) return -1;
+    uint32_t ai = 0;
+    if (args != &zero_args) {
+        if (ctx->ntargs == ctx->captargs) {
+            size_t cap = ctx->captargs ? ctx->captargs * 2 : 16;
+            bk_opargs *t = bk_realloc(ctx, ctx->targs, cap * sizeof *t);
+            if (!t) {
+                bk_free(ctx, dst);
+                return -1;
+            }
+            ctx->targs = t;
+            ctx->captargs = cap;
+        }
+        bk_opargs *a = &ctx->targs[ctx->ntargs];
+        copy_args(a, args);
+        for (int i = 0; i < a->nidx; i++)
+            if (a->idx[i].kind == BK_IDX_TENSOR) bk_retain(a->idx[i].idx);
+        ai = (uint32_t)++ctx->ntargs;
+    }
+    tape_rec *r = new_rec(ctx, op, out);
+    if (!r) {
+        if (ai) { /* undo the argument copy */
+            bk_opargs *a = &ctx->targs[--ctx->ntargs];
+            for (int i = 0; i < a->nidx; i++)
+                if (a->idx[i].kind == BK_IDX_TENSOR) bk_release(a->idx[i].idx);
+        }
+        bk_free(ctx, dst);
+        return -1;
+    }
+    r->nin = nin;
+    r->scalar = 0;
+    r->args = ai;
+    if (dst) r->u.g.heap = dst;
+    else dst = r->u.g.inl;
+    for (int i = 0; i < nin; i++) dst[i] = bk_retain(in[i]);
     return 0;
 }
 
@@ -521,12 +636,6 @@ void bk_zero_grad(bk_tensor *t) {
 }
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g);
-
-static bool one_f64(const bk_tensor *t) {
-    return t->numel == 1 && t->dtype == BK_F64 && t->st->dev == &bk_cpu_device;
-}
-
-static double one_value(const bk_tensor *t) { return ((const double *)t->st->data)[t->offset]; }
 
 /* t->grad += v for a 1-element t: in place when nothing else shares the
  * gradient tensor or its storage. */
@@ -549,18 +658,67 @@ static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
     return rc;
 }
 
-/* The backward step of a pointwise op on 1-element tensors, on doubles
- * (the same values as the op's tensor rule, without creating tensors). */
-static bool backward_one(bk_ctx *ctx, const bk_tape_entry *e, int *rc) {
-    if (bk__pointwise_arity[e->op] != e->nin || !one_f64(e->out) || !one_f64(e->out->grad)) return false;
-    for (int k = 0; k < e->nin; k++)
-        if (!one_f64(e->in[k])) return false;
-    double x = one_value(e->in[0]), y = e->nin == 2 ? one_value(e->in[1]) : 0, d[2];
-    bk__pointwise_grad(e->op, x, y, one_value(e->out), d);
-    double g = one_value(e->out->grad);
-    for (int k = 0; k < e->nin && *rc == 0; k++)
-        if (e->in[k]->requires_grad) *rc = add_one_grad(ctx, e->in[k], g * d[k]);
-    return true;
+/* The backward step of a scalar-path record, on doubles (the same values
+ * as the op's tensor rule, without creating tensors): the gradient of its
+ * output is its adjoint plus any tensor gradient a general consumer left. */
+/* Pass gradient contribution v to input k of scalar record r: to the
+ * adjoint of the record that made it, or to a leaf's gradient. */
+static inline int add_scalar_grad(bk_ctx *ctx, const tape_rec *r, int k, double v) {
+    uint32_t src = r->u.s.src[k];
+    if (src) {
+        tape_rec *p = &ctx->tape[src - 1];
+        p->adj += v;
+        p->has_adj = 1;
+        return 0;
+    }
+    bk_tensor *leaf = r->u.s.leaf[k];
+    if (!leaf) return 0;
+    bk_tensor *lg = leaf->grad;
+    /* in place when the leaf's gradient is its own 1-element tensor */
+    if (lg && lg->refcount == 1 && lg->st == &lg->own && lg->own.refcount == 1 && lg->dtype == BK_F64) {
+        lg->own_data[0] += v;
+        return 0;
+    }
+    return add_one_grad(ctx, leaf, v);
+}
+
+static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
+    if (!(r->has_adj | r->has_grad)) return 0;
+    double g = r->adj;
+    if (r->has_grad) {
+        g += one_value(r->out->grad);
+        bk_zero_grad(r->out);
+    }
+    bk_dpair d = bk__pointwise_grad(r->op, r->u.s.v[0], r->u.s.v[1], r->u.s.o);
+    if (add_scalar_grad(ctx, r, 0, g * d.d[0])) return -1;
+    return r->nin == 2 ? add_scalar_grad(ctx, r, 1, g * d.d[1]) : 0;
+}
+
+/* The backward step of a general record through the op's backward rule. */
+static int backward_general(bk_ctx *ctx, tape_rec *r) {
+    bk_tensor *out = r->out;
+    /* contributions of scalar-path consumers join the tensor gradient */
+    if (r->has_adj && add_one_grad(ctx, out, r->adj)) return -1;
+    if (!out->grad) return 0;
+    bk_tape_entry e;
+    e.op = r->op;
+    e.nin = r->nin;
+    e.in = rec_in(r);
+    e.out = out;
+    copy_args(&e.args, r->args ? &ctx->targs[r->args - 1] : &zero_args);
+    bk_tensor *gin[64];
+    bk_tensor **g = e.nin <= 64 ? gin : bk_malloc(ctx, (size_t)e.nin * sizeof *g);
+    if (!g) return -1;
+    for (int k = 0; k < e.nin; k++) g[k] = NULL;
+    int rc = bk_optable[e.op].backward(ctx, &e, out->grad, g) ? -1 : 0;
+    for (int k = 0; k < e.nin; k++) {
+        if (g[k] && rc == 0 && e.in[k]->requires_grad) rc = accumulate(ctx, e.in[k], g[k]);
+        bk_release(g[k]);
+    }
+    if (g != gin) bk_free(ctx, g);
+    /* the output's gradient is no longer needed */
+    bk_zero_grad(out);
+    return rc;
 }
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
@@ -580,6 +738,7 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
     } else {
         t->grad = r;
     }
+    if (t->mark > 0) ctx->tape[t->mark - 1].has_grad = 1; /* a tape output */
     return 0;
 }
 
@@ -590,45 +749,37 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
     }
     bool grad = bk_set_grad_enabled(ctx, false);
     size_t n = ctx->ntape;
-    for (size_t i = 0; i < n; i++) ctx->tape[i].out->mark = 1;
-    /* old gradients of leaves and of tape outputs are dropped */
+    /* Old gradients of leaves are dropped.  Tape outputs have none: only
+     * this sweep gives them one, and it releases each after use (the scalar
+     * records do not touch their output tensor at all). */
     for (size_t i = 0; i < n; i++) {
-        bk_tape_entry *e = &ctx->tape[i];
-        bk_zero_grad(e->out);
-        for (int k = 0; k < e->nin; k++)
-            if (!e->in[k]->mark) bk_zero_grad(e->in[k]);
+        tape_rec *r = &ctx->tape[i];
+        r->has_adj = r->has_grad = 0;
+        r->adj = 0;
+        if (r->scalar) {
+            if (r->u.s.leaf[0]) bk_zero_grad(r->u.s.leaf[0]);
+            if (r->u.s.leaf[1]) bk_zero_grad(r->u.s.leaf[1]);
+        } else {
+            bk_tensor **in = rec_in(r);
+            for (int k = 0; k < r->nin; k++)
+                if (!in[k]->mark) bk_zero_grad(in[k]);
+        }
     }
     int rc = 0;
     bk_zero_grad(loss);
-    loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
-    if (!loss->grad) rc = -1;
+    if (loss->mark > 0 && (size_t)loss->mark <= n && ctx->tape[loss->mark - 1].out == loss) {
+        ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
+        ctx->tape[loss->mark - 1].has_adj = 1;
+    } else {
+        loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
+        if (!loss->grad) rc = -1;
+    }
     for (size_t i = n; rc == 0 && i-- > 0;) {
-        bk_tape_entry *e = &ctx->tape[i];
-        if (!e->out->grad) continue;
-        if (backward_one(ctx, e, &rc)) {
-            bk_zero_grad(e->out);
-            continue;
-        }
-        bk_tensor *gin[64];
-        bk_tensor **g = e->nin <= 64 ? gin : bk_malloc(ctx, (size_t)e->nin * sizeof *g);
-        if (!g) {
-            rc = -1;
-            break;
-        }
-        for (int k = 0; k < e->nin; k++) g[k] = NULL;
-        if (bk_optable[e->op].backward(ctx, e, e->out->grad, g)) rc = -1;
-        for (int k = 0; k < e->nin; k++) {
-            if (g[k] && rc == 0 && e->in[k]->requires_grad) rc = accumulate(ctx, e->in[k], g[k]);
-            bk_release(g[k]);
-        }
-        if (g != gin) bk_free(ctx, g);
-        /* the output's gradient is no longer needed */
-        bk_zero_grad(e->out);
+        tape_rec *r = &ctx->tape[i];
+        rc = r->scalar ? backward_scalar(ctx, r) : backward_general(ctx, r);
     }
-    for (size_t i = 0; i < n; i++) {
-        ctx->tape[i].out->mark = 0;
-        bk_zero_grad(ctx->tape[i].out);
-    }
+    if (rc) /* a failed sweep leaves gradients on tape outputs: drop them */
+        for (size_t i = 0; i < n; i++) bk_zero_grad(ctx->tape[i].out);
     if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
     bk_set_grad_enabled(ctx, grad);
     return rc;
@@ -686,22 +837,35 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
     return o;
 }
 
-/* A pointwise op on 1-element float64 CPU tensors, without the kernel's
- * broadcasting machinery: the common case of scalar models.  Returns false
- * when the fast path does not apply; otherwise sets *out (NULL when out of
- * memory). */
-static bool pointwise_one(bk_ctx *ctx, int op, int nin, bk_tensor **in, bk_tensor **out) {
-    static const int64_t ones[BK_MAXDIM] = {1, 1, 1, 1, 1, 1, 1, 1};
-    if (bk__pointwise_arity[op] != nin || !one_f64(in[0]) || (nin == 2 && !one_f64(in[1]))) return false;
-    int nd = in[0]->ndim;
-    if (nin == 2 && in[1]->ndim > nd) nd = in[1]->ndim;
-    double x = one_value(in[0]), y = nin == 2 ? one_value(in[1]) : 0;
-    *out = bk_empty(ctx, BK_F64, nd, ones);
-    if (*out) *(double *)(*out)->st->data = bk__pointwise(op, x, y);
-    return true;
+/* A pointwise op on 1-element float64 CPU tensors (a and b; b == a for a
+ * unary op), without the kernel's broadcasting machinery: the common case
+ * of scalar models.  The result is recorded as a compact scalar record. */
+static bk_tensor *apply_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_tensor *b) {
+    double x = one_value(a), y = nin == 2 ? one_value(b) : 0;
+    int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
+    bk_tensor *out = tensor_struct(ctx);
+    if (!out) return NULL;
+    out->st = storage_new(ctx, out, sizeof(double)); /* embedded: cannot fail */
+    out->dtype = BK_F64;
+    out->ndim = (int8_t)nd;
+    out->numel = 1;
+    for (int i = 0; i < nd; i++) out->shape[i] = out->strides[i] = 1;
+    *(double *)out->st->data = bk__pointwise(op, x, y);
+    if (!((a->requires_grad || b->requires_grad) && ctx->grad && bk_optable[op].differentiable)) return out;
+    out->requires_grad = true;
+    if (record_scalar(ctx, op, nin, a, b, x, y, out)) {
+        bk_release(out);
+        return NULL;
+    }
+    return out;
 }
 
 bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
+    if (op >= 0 && op < BK_OP_COUNT && nin >= 1 && nin == bk__pointwise_arity[op]) {
+        bk_tensor *a = in[0], *b = nin == 2 ? in[1] : a;
+        if (!a || !b) return NULL; /* an earlier op failed; its error stands */
+        if (one_f64(a) && one_f64(b)) return apply_scalar(ctx, op, nin, a, b);
+    }
     if (op < 0 || op >= BK_OP_COUNT) {
         bk_seterr(ctx, "unknown op %d", op);
         return NULL;
@@ -726,8 +890,7 @@ bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_oparg
         bk_seterr(ctx, "%s: %d indices (at most %d)", info->name, args->nidx, BK_MAXDIM);
         return NULL;
     }
-    bk_tensor *out;
-    if (!pointwise_one(ctx, op, nin, in, &out)) out = run_forward(ctx, op, nin, in, args);
+    bk_tensor *out = run_forward(ctx, op, nin, in, args);
     if (!out) return NULL;
     if (!(need && ctx->grad && info->differentiable)) return out;
     /* a recorded output must be a distinct object from its inputs */
@@ -943,6 +1106,16 @@ bk_tensor *bk_unsqueeze(bk_ctx *c, bk_tensor *a, int64_t axis) {
         if (i < a->ndim) shape[n++] = a->shape[i];
     }
     return bk_reshape(c, a, n, shape);
+}
+
+bk_tensor *bk_fused_apply(bk_ctx *c, const bk_fused *f, bk_tensor **in) {
+    bk_opargs args;
+    /* the index list (most of bk_opargs) is unused: nidx = 0 */
+    memset(&args, 0, offsetof(bk_opargs, idx));
+    args.upper = args.trans = args.unit = 0;
+    args.fused = f;
+    args.n = f->nin;
+    return bk_apply(c, BK_OP_FUSED, f->nin, in, &args);
 }
 
 bk_tensor *bk_detach(bk_ctx *c, bk_tensor *a) {

@@ -44,22 +44,33 @@ typedef struct bk_storage {
     size_t cap;            /* bytes allocated for data (>= nbytes) */
     void *data;
     const bk_device *dev;
+    bk_tensor *owner;      /* the tensor this storage is embedded in, or NULL */
 } bk_storage;
 
+#define BK_INLINE_BYTES 64 /* data up to this size lives inside the tensor */
+
+/* The fields every op touches come first (one cache line); the shape and
+ * strides after the embedded storage are read only for ndim > 0. */
 struct bk_tensor {
     int refcount;
     int8_t dtype;          /* bk_dtype */
     int8_t ndim;
     bool requires_grad;    /* a leaf the user wants d/d of, or an op output
                               that depends on one */
-    int64_t shape[BK_MAXDIM];
-    int64_t strides[BK_MAXDIM];
-    int64_t offset;        /* in elements, into st->data */
+    int32_t mark;          /* 1 + tape position of the op that produced it
+                              while that op is on the tape, else 0 */
     int64_t numel;
+    int64_t offset;        /* in elements, into st->data */
     bk_storage *st;
     bk_tensor *grad;       /* filled by bk_backward (owned reference) */
     bk_ctx *ctx;           /* the context that made it (for release) */
-    int32_t mark;          /* scratch flag of the backward sweep */
+    /* Storage of small tensors (at most BK_INLINE_BYTES), embedded so that
+     * a 1-element op allocates one object.  Views may share it: the struct
+     * is recycled when both the tensor and the storage are released. */
+    bk_storage own;
+    double own_data[BK_INLINE_BYTES / sizeof(double)];
+    int64_t shape[BK_MAXDIM];
+    int64_t strides[BK_MAXDIM];
 };
 
 /* ---------------------------------------------------------------- ops --- */
@@ -80,6 +91,7 @@ typedef struct bk_opargs {
     int keepdim;            /* reductions */
     int64_t axis2;          /* transpose: second axis */
     double scalar;          /* pow by constant etc. */
+    const struct bk_fused *fused; /* FUSED: the kernel (n = its inputs) */
     int ndim;               /* reshape / expand target */
     int64_t shape[BK_MAXDIM];
     int nidx;               /* index / index_put */
@@ -163,7 +175,9 @@ typedef struct bk_opargs {
     OP(CAST, "cast", 1, 1)                           \
     /* fused models (ops_hmm.c) */                   \
     OP(HMM_FORWARD, "hmm_forward", 4, 1)             \
-    OP(HMM_FORWARD_CAT, "hmm_forward_cat", 4, 1)
+    OP(HMM_FORWARD_CAT, "hmm_forward_cat", 4, 1)     \
+    /* a fused elementwise kernel (bk_fused) */      \
+    OP(FUSED, "fused", -1, 1)
 
 typedef enum {
 #define BK_OP_ENUM(E, name, nin, diff) BK_OP_##E,
@@ -172,12 +186,14 @@ typedef enum {
     BK_OP_COUNT
 } bk_opcode;
 
-/* Tape entry: one recorded op. */
+/* One recorded op, as a backward rule sees it.  (The tape itself stores
+ * compact records, tensor.c: pointwise ops on 1-element tensors keep only
+ * values and tape positions and are differentiated on doubles; the others
+ * are handed to their rule through this view.) */
 typedef struct bk_tape_entry {
     int op;                       /* bk_opcode */
     int nin;
-    bk_tensor **in;               /* retained inputs (points to inl or heap) */
-    bk_tensor *inl[BK_MAXIN];
+    bk_tensor **in;               /* retained inputs */
     bk_tensor *out;               /* retained output */
     bk_opargs args;               /* index tensors in args.idx are retained;
                                      idx[i] for i >= nidx is unspecified */
@@ -203,6 +219,24 @@ typedef struct bk_opinfo {
 } bk_opinfo;
 
 extern const bk_opinfo bk_optable[BK_OP_COUNT];
+
+/* A fused elementwise kernel: a chain of elementwise math (a log density,
+ * say) computed in one pass over memory, with a backward that computes the
+ * gradients of all its inputs in one pass too.  The stdlib defines them
+ * (stdlib/dist_normal.c: the Normal log density) and runs them through the
+ * FUSED op (bk_fused_apply), which broadcasts the inputs as NumPy, records
+ * the op and calls `backward` in the reverse sweep.  Both functions work on
+ * one row of n elements: input i's k-th element is x[i][k * inc[i]] (inc 0
+ * repeats one value), the output gradient's is g[k * ginc]; out and gx[i]
+ * are contiguous. */
+typedef struct bk_fused {
+    const char *name;
+    int nin;                 /* 1 .. BK_MAXIN */
+    void (*forward)(int64_t n, const double *const *x, const int64_t *inc, double *out);
+    /* gx[i][k] = g[k * ginc] * d out[k] / d x_i[k], for each i with gx[i] != NULL */
+    void (*backward)(int64_t n, const double *const *x, const int64_t *inc, const double *out,
+                     const double *g, int64_t ginc, double *const *gx);
+} bk_fused;
 
 /* ------------------------------------------------------------- device --- */
 
@@ -317,6 +351,8 @@ bk_tensor *bk_contiguous(bk_ctx *, bk_tensor *a);
 bk_tensor *bk_cast(bk_ctx *, bk_tensor *a, bk_dtype dt);
 bk_tensor *bk_squeeze(bk_ctx *, bk_tensor *a, int64_t axis);   /* via reshape */
 bk_tensor *bk_unsqueeze(bk_ctx *, bk_tensor *a, int64_t axis); /* via reshape */
+/* out = f(in[0], ..., in[f->nin - 1]) elementwise (the FUSED op). */
+bk_tensor *bk_fused_apply(bk_ctx *, const bk_fused *f, bk_tensor **in);
 /* A copy that does not require grad and is not on the tape. */
 bk_tensor *bk_detach(bk_ctx *, bk_tensor *a);
 
@@ -333,6 +369,10 @@ void bk_set_requires_grad(bk_tensor *t, bool on);
  * holds d loss / d leaf (when the loss depends on it); the gradients of op
  * outputs (intermediates) are released after the sweep, so they have
  * ->grad == NULL.  The tape is left as it was (bk_tape_reset drops it).
+ * Recorded tensors must not change value before the sweep (the scalar
+ * records keep their input values). Pointwise ops on 1-element float64
+ * tensors are swept on doubles: their adjoints live in the tape record, and
+ * no gradient tensor is made for them.
  * Returns 0, or -1 with an error set (leaf gradients are then partial). */
 int bk_backward(bk_ctx *, bk_tensor *loss);
 /* Drop the tape (releases recorded tensors). Leaves keep their ->grad. */
@@ -346,12 +386,15 @@ bk_tensor *bk__new_like_shape(bk_ctx *, int ndim, const int64_t *shape);
 /* Pointwise ops on doubles, for the 1-element fast paths of bk_apply and
  * bk_backward (ops_elementwise.c).  bk__pointwise_arity[op] is 1 or 2 for
  * the unary / binary elementwise ops (not WHERE), 0 for every other op.
- * bk__pointwise_grad sets d[0] (and d[1] for binary ops) to the partial
+ * bk__pointwise_grad returns in d[0] (and d[1] for binary ops) the partial
  * derivatives of op at (x, y) given the result out; the tensor backward
  * rules compute the same values. */
 extern const signed char bk__pointwise_arity[BK_OP_COUNT];
 double bk__pointwise(int op, double x, double y);
-void bk__pointwise_grad(int op, double x, double y, double out, double d[2]);
+typedef struct bk_dpair {
+    double d[2];
+} bk_dpair;
+bk_dpair bk__pointwise_grad(int op, double x, double y, double out);
 int bk__record(bk_ctx *, int op, int nin, bk_tensor **in, bk_tensor *out,
                const bk_opargs *args);
 

@@ -151,6 +151,24 @@ static bk_tensor *f_hmm_cat(bk_ctx *c, bk_tensor **in) {
     return r;
 }
 
+/* A fused kernel for the FUSED op: out = x * y + sin(z). */
+static void tk_forward(int64_t n, const double *const *x, const int64_t *inc, double *out) {
+    for (int64_t k = 0; k < n; k++) out[k] = x[0][k * inc[0]] * x[1][k * inc[1]] + sin(x[2][k * inc[2]]);
+}
+
+static void tk_backward(int64_t n, const double *const *x, const int64_t *inc, const double *out,
+                        const double *g, int64_t ginc, double *const *gx) {
+    (void)out;
+    for (int64_t k = 0; k < n; k++) {
+        if (gx[0]) gx[0][k] = g[k * ginc] * x[1][k * inc[1]];
+        if (gx[1]) gx[1][k] = g[k * ginc] * x[0][k * inc[0]];
+        if (gx[2]) gx[2][k] = g[k * ginc] * cos(x[2][k * inc[2]]);
+    }
+}
+
+static const bk_fused test_kernel = {"x*y+sin(z)", 3, tk_forward, tk_backward};
+static bk_tensor *f_fused(bk_ctx *c, bk_tensor **in) { return bk_fused_apply(c, &test_kernel, in); }
+
 #define S2(a, b) {a, b, 0}
 #define S1(a) {a, 0, 0}
 #include "gradcases_shape.inc"       /* case functions of the shape/linalg ops */
@@ -181,6 +199,9 @@ static const gcase CASES[] = {
     {BK_OP_HMM_FORWARD, "hmm_forward time-varying", 3, {1, 3, 2}, {S1(3), {4, 3, 3}, S2(4, 3)}, {ANY, POS, ANY}, false, f_hmm, false},
     {BK_OP_HMM_FORWARD_CAT, "hmm_forward_cat batch + padding", 3, {1, 2, 2}, {S1(3), S2(3, 3), S2(3, 4)}, {ANY, POS, ANY}, false, f_hmm_cat, false},
     {BK_OP_HMM_FORWARD, "hmm_forward K = 25 (BLAS)", 3, {1, 2, 2}, {S1(25), S2(25, 25), S2(3, 25)}, {ANY, POS, ANY}, false, f_hmm, false},
+    /* rows of a broadcast with a transposed input; one flat row with a 0-d input */
+    {BK_OP_FUSED, "fused broadcast rows", 3, {2, 1, 2}, {S2(2, 3), S1(3), S2(2, 1)}, {ANY, ANY, ANY}, true, f_fused, false},
+    {BK_OP_FUSED, "fused flat", 3, {1, 0, 1}, {S1(4), S1(0), S1(4)}, {ANY, ANY, ANY}, false, f_fused, false},
 };
 #define NCASES ((int)(sizeof CASES / sizeof CASES[0]))
 
