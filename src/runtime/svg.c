@@ -153,27 +153,71 @@ static void data_range(const rt_svg_panel *p, frame *f) {
     axis_setup(&f->ay, yl, yh, 0.05, bars);
 }
 
+/* Polyline state: points are appended to an open <polyline>, which a
+ * non-finite value closes. */
+typedef struct pline {
+    rt_sb *b;
+    const rt_svg_series *s;
+    bool open;
+} pline;
+
+static void pline_point(pline *L, double X, double Y) {
+    rt_sb *b = L->b;
+    if (!isfinite(X) || !isfinite(Y)) {
+        if (L->open) rt_sb_puts(b, "\"/>\n");
+        L->open = false;
+        return;
+    }
+    if (!L->open) {
+        const rt_svg_series *s = L->s;
+        rt_sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.2g\" stroke-linejoin=\"round\"",
+                     color(s->color), s->width > 0 ? s->width : 1.6);
+        if (s->dashed) rt_sb_puts(b, " stroke-dasharray=\"6,4\"");
+        if (s->opacity > 0) rt_sb_printf(b, " stroke-opacity=\"%.2g\"", s->opacity);
+        rt_sb_puts(b, " points=\"");
+        L->open = true;
+    }
+    rt_sb_printf(b, "%.2f,%.2f ", X, Y);
+}
+
+/* A long series (more than 4 points per pixel column) is thinned: of each
+ * run of points falling in one column only the first, the lowest, the
+ * highest and the last are drawn, which keeps the picture's envelope. */
 static void draw_line(rt_sb *b, const frame *f, const rt_svg_series *s) {
-    bool open = false;
-    double w = s->width > 0 ? s->width : 1.6;
-    for (int64_t k = 0; k < s->n; k++) {
+    pline L = {b, s, false};
+    bool thin = (double)s->n > 4 * f->w;
+    int64_t k = 0;
+    while (k < s->n) {
         double X = px(f, s->x[k]), Y = py(f, s->y[k]);
-        if (!isfinite(X) || !isfinite(Y)) {
-            if (open) rt_sb_puts(b, "\"/>\n");
-            open = false;
+        if (!thin || !isfinite(X) || !isfinite(Y)) {
+            pline_point(&L, X, Y);
+            k++;
             continue;
         }
-        if (!open) {
-            rt_sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.2g\" stroke-linejoin=\"round\"",
-                         color(s->color), w);
-            if (s->dashed) rt_sb_puts(b, " stroke-dasharray=\"6,4\"");
-            if (s->opacity > 0) rt_sb_printf(b, " stroke-opacity=\"%.2g\"", s->opacity);
-            rt_sb_puts(b, " points=\"");
-            open = true;
+        /* the run of finite points in this pixel column */
+        double col = floor(X), ylo = Y, yhi = Y, xlo = X, xhi = X, lx = X, ly = Y;
+        int64_t e = k + 1;
+        for (; e < s->n; e++) {
+            double X2 = px(f, s->x[e]), Y2 = py(f, s->y[e]);
+            if (!isfinite(X2) || !isfinite(Y2) || floor(X2) != col) break;
+            if (Y2 < ylo) ylo = Y2, xlo = X2;
+            if (Y2 > yhi) yhi = Y2, xhi = X2;
+            lx = X2, ly = Y2;
         }
-        rt_sb_printf(b, "%.2f,%.2f ", X, Y);
+        pline_point(&L, X, Y);
+        if (e - k > 2) {
+            if (xlo <= xhi) {
+                pline_point(&L, xlo, ylo);
+                pline_point(&L, xhi, yhi);
+            } else {
+                pline_point(&L, xhi, yhi);
+                pline_point(&L, xlo, ylo);
+            }
+        }
+        if (e - k > 1) pline_point(&L, lx, ly);
+        k = e;
     }
-    if (open) rt_sb_puts(b, "\"/>\n");
+    if (L.open) rt_sb_puts(b, "\"/>\n");
 }
 
 static void draw_band(rt_sb *b, const frame *f, const rt_svg_series *s) {

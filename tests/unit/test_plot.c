@@ -219,6 +219,27 @@ START_TEST(builtins_render) {
     s = plot("loss", "plot_lines(\"%s\", 1000 * exp(-x) + 1, smooth=5, logy=true)");
     ck_assert(strstr(s, ">1</text>") && strstr(s, ">10</text>") && strstr(s, ">100</text>") && strstr(s, ">1000</text>"));
     free(s);
+    /* 200000 points of a long loss curve are thinned to a few per pixel
+     * column, keeping the extremes (the spike at step 100000 survives) */
+    s = plot("long", "plot_lines(\"%s\", where(arange(0, 200000) == 100000, 50.0, sin(arange(0, 200000) / 5000)))");
+    ck_assert_msg(strlen(s) < 60000, "%zu bytes for a long line", strlen(s));
+    double ymin = 1e9, ymax = -1e9;
+    int npts = 0;
+    for (const char *q = strstr(s, "points=\""); q; q = strstr(q + 1, "points=\"")) {
+        const char *r = q + 8;
+        double X, Y;
+        int used;
+        while (sscanf(r, "%lf,%lf %n", &X, &Y, &used) == 2) {
+            ymin = Y < ymin ? Y : ymin;
+            ymax = Y > ymax ? Y : ymax;
+            npts++;
+            r += used;
+        }
+    }
+    /* plot area y from 36 to 346; the spike near the top, sin's troughs near the bottom */
+    ck_assert_msg(npts > 500 && npts < 3000, "%d points drawn", npts);
+    ck_assert_msg(ymin < 60 && ymax > 320, "y pixels %g..%g", ymin, ymax);
+    free(s);
     /* less than a decade on a log axis: ticks at 1..9 times a power of ten */
     s = plot("logsmall", "plot_lines(\"%s\", [2.0, 3.0, 4.0], logy=true)");
     ck_assert(strstr(s, ">2</text>") && strstr(s, ">3</text>") && strstr(s, ">4</text>"));
