@@ -193,7 +193,8 @@ static bk_tensor *map_n(bk_ctx *ctx, int op, int n, bk_tensor **in) {
         } else if (n == 2) {
             switch (op) {
                 BIN_LOOP(ADD) BIN_LOOP(SUB) BIN_LOOP(MUL) BIN_LOOP(DIV) BIN_LOOP(POW)
-                BIN_LOOP(MAXIMUM) BIN_LOOP(MINIMUM)
+                BIN_LOOP(MAXIMUM) BIN_LOOP(MINIMUM) BIN_LOOP(LT) BIN_LOOP(LE) BIN_LOOP(GT)
+                BIN_LOOP(GE) BIN_LOOP(EQ) BIN_LOOP(NE)
             default:
                 for (int64_t k = 0; k < N; k++) o[k] = apply_bin(op, q[0][k * inc[0]], q[1][k * inc[1]]);
             }
