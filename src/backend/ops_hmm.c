@@ -118,7 +118,7 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
         h->len = in_data(ctx, h, 3, in[3]);
         if (!h->len || (em->numel && !h->logB)) goto fail;
     }
-    h->L = bk_malloc(ctx, (size_t)h->B * sizeof(int64_t));
+    h->L = bk_malloc(ctx, (size_t)(h->B ? h->B : 1) * sizeof(int64_t));
     h->pexp = bk_malloc(ctx, (size_t)K * sizeof(double));
     if (!h->L || !h->pexp) goto fail;
     for (int64_t b = 0; b < h->B; b++) {
