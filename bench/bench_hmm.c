@@ -13,6 +13,8 @@
  * Medians of 9 runs (5 for K >= 64), the measures interleaved within each
  * run; ratio_forward_to_plain is the median of the per-run ratios.  Build
  * and run: bench/bench_hmm.sh.
+ * The parallel-scan forward (bk_hmm_forward_scan, 2 and 4 threads) is timed
+ * in wall time on the long sequence, next to the sequential op's wall time.
  * Output: one line per (K, shape, measure), "name K shape value unit". */
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <cblas.h>
 #include "dist.h"
 #include "hmm.h"
+#include "ops_hmm.h"
 #include "rng.h"
 #include "vm.h"
 
@@ -49,6 +52,12 @@ static void simplex(bk_rng *r, double *p, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += p[i] = 0.1 + bk_rng_uniform(r);
     for (int i = 0; i < n; i++) p[i] /= s;
+}
+
+static double wall(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 /* ------------------------------------------------ plain C roofline --- */
@@ -299,6 +308,40 @@ int main(int argc, char **argv) {
             }
             printf("ratio_forward_to_plain %d %s %.2f x\n", K, sh, median(ratio, reps));
             printf("ratio_forward_to_best_plain %d %s %.2f x\n", K, sh, median(ratio_b, reps));
+            /* the parallel-scan forward (long sequence only): wall time,
+             * against the sequential op's wall time in the same runs */
+            if (!B) {
+                bool g = bk_set_grad_enabled(ctx, false);
+                int64_t KV[2] = {K, V};
+                double lpi[256];
+                for (int k = 0; k < K; k++) lpi[k] = log(s.pi[k]);
+                double *lE = malloc((size_t)K * V * sizeof *lE);
+                for (int i = 0; i < K * V; i++) lE[i] = log(s.E[i]);
+                bk_tensor *in[4] = {bk_from_f64(ctx, 1, (int64_t[]){K}, lpi), s.tA,
+                                    bk_from_f64(ctx, 2, KV, lE), s.ty};
+                double tw[3][9], out;
+                for (int i = 0; i < reps; i++)
+                    for (int m = 0; m < 3; m++) {
+                        double t0 = wall();
+                        if (m == 0) {
+                            bk_tensor *lp = bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL);
+                            out = bk_item(lp);
+                            bk_release(lp);
+                        } else {
+                            bk_hmm_forward_scan(ctx, in, true, m == 1 ? 2 : 4, &out);
+                        }
+                        tw[m][i] = wall() - t0;
+                        if (fabs(out - chk[M_PLAIN]) > 1e-8 * fabs(chk[M_PLAIN]))
+                            fprintf(stderr, "bench_hmm: scan K=%d: %.12g\n", K, out);
+                    }
+                printf("wall_ppl_forward %d %s %.1f ns\n", K, sh, median(tw[0], reps) / steps * 1e9);
+                printf("wall_scan_2_threads %d %s %.1f ns\n", K, sh, median(tw[1], reps) / steps * 1e9);
+                printf("wall_scan_4_threads %d %s %.1f ns\n", K, sh, median(tw[2], reps) / steps * 1e9);
+                bk_release(in[0]);
+                bk_release(in[2]);
+                free(lE);
+                bk_set_grad_enabled(ctx, g);
+            }
             fflush(stdout);
             setup_free(&s);
         }

@@ -32,8 +32,10 @@
  * (each scaled by the output gradient of its sequence).  A sequence of
  * probability 0 (log p = -inf) gets a zero gradient. */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <cblas.h>
+#include "ops_hmm.h"
 #include "ops_impl.h"
 
 /* K from which the vector-matrix products go to BLAS. */
@@ -118,7 +120,7 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
         h->len = in_data(ctx, h, 3, in[3]);
         if (!h->len || (em->numel && !h->logB)) goto fail;
     }
-    h->L = bk_malloc(ctx, (size_t)h->B * sizeof(int64_t));
+    h->L = bk_malloc(ctx, (size_t)(h->B ? h->B : 1) * sizeof(int64_t));
     h->pexp = bk_malloc(ctx, (size_t)K * sizeof(double));
     if (!h->L || !h->pexp) goto fail;
     for (int64_t b = 0; b < h->B; b++) {
@@ -415,4 +417,120 @@ int bk_bw_HMM_FORWARD(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_t
 
 int bk_bw_HMM_FORWARD_CAT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
     return backward_op(ctx, e, gout, gin, true);
+}
+
+/* ------------------------------------------------ parallel-scan forward --- */
+
+/* The forward pass as a product of per-chunk transfer matrices: steps
+ * [t0, t1) map alpha_{t0-1} to alpha_{t1-1} by the matrix
+ * M = prod_t A_t diag(e_t), computed by one thread per chunk (renormalized
+ * by its largest entry at every step, the logs of the factors and of the
+ * emission shifts summed in lsum); the chunks are then combined in order.
+ * Each chunk costs K times the sequential recursion, so this pays only with
+ * more threads than states. */
+typedef struct scan_chunk {
+    const hmm_in *h;
+    int64_t bi, t0, t1;
+    double *M, *tmp, lsum;
+    int ok;                     /* 0: a step no state can emit */
+} scan_chunk;
+
+static void *scan_run(void *arg) {
+    scan_chunk *c = arg;
+    const hmm_in *h = c->h;
+    int64_t K = h->K;
+    double *M = c->M, *N = c->tmp, *buf = c->tmp + K * K, e_c;
+    for (int64_t i = 0; i < K * K; i++) M[i] = i % (K + 1) == 0;
+    c->lsum = 0;
+    c->ok = 1;
+    for (int64_t t = c->t0; t < c->t1; t++) {
+        const double *e = emission(h, c->bi, t, buf, &e_c);
+        if (!isfinite(e_c)) {
+            c->ok = 0;
+            return NULL;
+        }
+        const double *At = h->A + (h->tv ? t * K * K : 0);
+        if (K >= HMM_BLAS_K) {
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)K, (int)K, 1.0, M,
+                        (int)K, At, (int)K, 0.0, N, (int)K);
+        } else {
+            for (int64_t r = 0; r < K; r++) vecmat(K, M + r * K, At, N + r * K);
+        }
+        double mx = 0;
+        for (int64_t r = 0; r < K; r++)
+            for (int64_t j = 0; j < K; j++) mx = fmax(mx, N[r * K + j] *= e[j]);
+        if (!(mx > 0) || !(mx < INFINITY)) {
+            c->ok = 0;
+            return NULL;
+        }
+        double inv = 1.0 / mx;
+        for (int64_t i = 0; i < K * K; i++) M[i] = N[i] * inv;
+        c->lsum += log(mx) + e_c;
+    }
+    return NULL;
+}
+
+int bk_hmm_forward_scan(bk_ctx *ctx, bk_tensor **in, bool cat, int nthreads, double *out) {
+    hmm_in h;
+    if (nthreads < 1) nthreads = 1;
+    if (in_load(ctx, in, cat, &h)) return -1;
+    int64_t K = h.K, P = nthreads;
+    scan_chunk *ch = bk_malloc(ctx, (size_t)P * sizeof *ch);
+    pthread_t *th = ch ? bk_malloc(ctx, (size_t)P * sizeof *th) : NULL;
+    double *mem = th ? bk_malloc(ctx, (size_t)P * (size_t)(2 * K * K + K) * sizeof(double)) : NULL;
+    double *a = mem ? bk_malloc(ctx, (size_t)(2 * K) * sizeof(double)) : NULL;
+    int rc = a ? 0 : -1;
+    for (int64_t b = 0; rc == 0 && b < h.B; b++) {
+        int64_t L = h.L[b];
+        if (L == 0) {
+            out[b] = 0;
+            continue;
+        }
+        /* chunks of steps 1 .. L-1; p = 0 runs on this thread */
+        int64_t n = L - 1, started = 0;
+        for (int64_t p = 0; p < P; p++) {
+            ch[p] = (scan_chunk){.h = &h, .bi = b, .t0 = 1 + n * p / P, .t1 = 1 + n * (p + 1) / P,
+                                 .M = mem + p * (2 * K * K + K), .ok = 1};
+            ch[p].tmp = ch[p].M + K * K;
+        }
+        for (int64_t p = 1; p < P; p++) {
+            if (pthread_create(&th[p], NULL, scan_run, &ch[p]) != 0) break;
+            started = p;
+        }
+        scan_run(&ch[0]);
+        for (int64_t p = started + 1; p < P; p++) scan_run(&ch[p]);   /* not started */
+        for (int64_t p = 1; p <= started; p++) pthread_join(th[p], NULL);
+        /* alpha_0, then one vector-matrix product per chunk */
+        double c, tot = 0;
+        const double *e = emission(&h, b, 0, a + K, &c);
+        double ll = -INFINITY;
+        if (isfinite(c)) {
+            for (int64_t k = 0; k < K; k++) tot += a[k] = h.pexp[k] * e[k];
+            ll = tot > 0 ? log(tot) + c + h.mpi : -INFINITY;
+            for (int64_t k = 0; tot > 0 && k < K; k++) a[k] /= tot;
+        }
+        for (int64_t p = 0; p < P && isfinite(ll); p++) {
+            if (!ch[p].ok) {
+                ll = -INFINITY;
+                break;
+            }
+            if (ch[p].t0 == ch[p].t1) continue;
+            vecmat(K, a, ch[p].M, a + K);
+            tot = 0;
+            for (int64_t k = 0; k < K; k++) tot += a[k] = a[K + k];
+            if (!(tot > 0)) {
+                ll = -INFINITY;
+                break;
+            }
+            for (int64_t k = 0; k < K; k++) a[k] /= tot;
+            ll += log(tot) + ch[p].lsum;
+        }
+        out[b] = ll;
+    }
+    bk_free(ctx, a);
+    bk_free(ctx, mem);
+    bk_free(ctx, th);
+    bk_free(ctx, ch);
+    in_free(ctx, &h);
+    return rc;
 }

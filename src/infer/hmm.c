@@ -365,12 +365,12 @@ static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) 
         for (int64_t i = 0; i < K; i++) {
             double di = prev[i];
             const double *row = lA + i * K;
+            /* branch-free: the comparisons are unpredictable */
             for (int64_t j = 0; j < K; j++) {
                 double v = di + row[j];
-                if (v > best[j]) {
-                    best[j] = v;
-                    arg[j] = i;
-                }
+                bool gt = v > best[j];
+                best[j] = gt ? v : best[j];
+                arg[j] = gt ? i : arg[j];
             }
         }
         const double *lb = logB_row(m, t);

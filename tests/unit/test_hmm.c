@@ -10,6 +10,7 @@
 #include <string.h>
 #include "dist.h"
 #include "hmm.h"
+#include "ops_hmm.h"
 #include "rng.h"
 #include "vm.h"
 
@@ -491,6 +492,63 @@ START_TEST(baum_welch_large_k) {
 }
 END_TEST
 
+/* The parallel-scan forward equals the sequential op: both forms, a
+ * homogeneous and a time-varying trans, a padded batch, 1 to 4 threads,
+ * K from 1 to 30 (the BLAS path from 24). */
+START_TEST(parallel_scan_forward) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 41, 0);
+    const int Ks[] = {1, 2, 3, 8, 30};
+    enum { BS = 3, TS = 3000, VS = 5 };
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+        for (int tv = 0; tv <= 1; tv++) {
+            int64_t K = Ks[ki], nA = (tv ? TS : 1) * K * K;
+            double *A = malloc((size_t)nA * sizeof *A), *lB = malloc(BS * TS * K * sizeof *lB);
+            double *lE = malloc((size_t)(K * VS) * sizeof *lE), lpi[30], y[BS * TS];
+            for (int64_t i = 0; i < nA / K; i++) rand_simplex(&r, A + i * K, (int)K);
+            for (int64_t i = 0; i < BS * TS * K; i++) lB[i] = 3 * bk_rng_normal(&r);
+            for (int64_t i = 0; i < K * VS; i++) lE[i] = log(0.05 + bk_rng_uniform(&r));
+            for (int64_t k = 0; k < K; k++) lpi[k] = -log((double)K);
+            const double L[BS] = {TS, 17, 1};
+            for (int b = 0; b < BS; b++)
+                for (int t = 0; t < TS; t++) y[b * TS + t] = t < L[b] ? (double)(bk_rng_u32(&r) % VS) : -1.0;
+            bk_tensor *tpi = tensor(ctx, 1, (int64_t[]){K}, lpi);
+            bk_tensor *tA = tv ? tensor(ctx, 3, (int64_t[]){TS, K, K}, A)
+                               : tensor(ctx, 2, (int64_t[]){K, K}, A);
+            bk_tensor *tB = tensor(ctx, 3, (int64_t[]){BS, TS, K}, lB);
+            bk_tensor *tE = tensor(ctx, 2, (int64_t[]){K, VS}, lE);
+            bk_tensor *ty = tensor(ctx, 2, (int64_t[]){BS, TS}, y);
+            bk_tensor *tL = tensor(ctx, 1, (int64_t[]){BS}, L);
+            for (int cat = 0; cat <= 1; cat++) {
+                bk_tensor *in[4] = {tpi, tA, cat ? tE : tB, cat ? ty : tL};
+                bk_tensor *ref = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4,
+                                          in, NULL);
+                ck_assert_msg(ref != NULL, "%s", bk_errmsg(ctx));
+                for (int nt = 1; nt <= 4; nt++) {
+                    double out[BS];
+                    ck_assert(bk_hmm_forward_scan(ctx, in, cat, nt, out) == 0);
+                    for (int b = 0; b < BS; b++)
+                        ck_assert_msg(fabs(out[b] - bk_get(ref, b)) <= 1e-10 * fabs(bk_get(ref, b)),
+                                      "K=%d tv=%d cat=%d threads=%d seq %d: %.15g vs %.15g",
+                                      (int)K, tv, cat, nt, b, out[b], bk_get(ref, b));
+                }
+                bk_release(ref);
+            }
+            bk_release(tpi);
+            bk_release(tA);
+            bk_release(tB);
+            bk_release(tE);
+            bk_release(ty);
+            bk_release(tL);
+            free(A);
+            free(lB);
+            free(lE);
+        }
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 /* ---------------------------------------------------- sample, errors --- */
 
 START_TEST(sample_shapes) {
@@ -837,6 +895,7 @@ int main(void) {
     tcase_add_test(tc, batch_errors);
     tcase_add_test(tc, long_sequences);
     tcase_add_test(tc, baum_welch_large_k);
+    tcase_add_test(tc, parallel_scan_forward);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
