@@ -188,21 +188,29 @@ static void matvec(int64_t K, const double *restrict M, const double *restrict v
  * (-inf when y is impossible).  b[T*K] receives the shifted emission
  * likelihoods exp(logB - c[t]) (looked up in etab for Categorical
  * emissions) and s[T] the scales (both used by the backward pass). */
+/* Row t of the shifted emission likelihoods: the table row of y[t]
+ * (Categorical: never stored) or row t of b. */
+static inline const double *b_row(const hmm_num *m, const double *b, int64_t t) {
+    return m->etab ? m->etab + (int64_t)m->y[t] * m->K : b + t * m->K;
+}
+
 static double forward(const hmm_num *m, const double *A, double *alpha, double *b, double *s) {
     int64_t K = m->K;
     double ll = 0, prod = 1;
     for (int64_t t = 0; t < m->T; t++) {
-        double *bt = b + t * K, c;
+        const double *bt;
+        double c;
         if (m->etab) {
-            int64_t v = (int64_t)m->y[t];
-            memcpy(bt, m->etab + v * K, (size_t)K * sizeof *bt);
-            c = m->cmax[v];
+            bt = b_row(m, b, t);
+            c = m->cmax[(int64_t)m->y[t]];
         } else {
             const double *lb = logB_row(m, t);
+            double *br = b + t * K;
             c = -INFINITY;
             for (int64_t k = 0; k < K; k++) c = fmax(c, lb[k]);
             if (!isfinite(c)) c = 0;
-            for (int64_t k = 0; k < K; k++) bt[k] = exp(lb[k] - c);
+            for (int64_t k = 0; k < K; k++) br[k] = exp(lb[k] - c);
+            bt = br;
         }
         if (!isfinite(c)) c = 0;
         double *a = alpha + t * K, tot = 0;
@@ -238,7 +246,8 @@ static void backward(const hmm_num *m, const double *A, const double *b, const d
     for (int64_t t = T - 2; t >= 0; t--) {
         const double *At = A + (m->tv ? (t + 1) * K * K : 0);
         double inv = s[t + 1] > 0 ? 1.0 / s[t + 1] : 0;
-        for (int64_t j = 0; j < K; j++) tmp[j] = b[(t + 1) * K + j] * beta[(t + 1) * K + j] * inv;
+        const double *b1 = b_row(m, b, t + 1);
+        for (int64_t j = 0; j < K; j++) tmp[j] = b1[j] * beta[(t + 1) * K + j] * inv;
         matvec(K, At, tmp, beta + t * K);
     }
 }
@@ -683,10 +692,11 @@ static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_nu
             }
         }
         if (t == 0) continue;
-        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t]: b's row
-         * t becomes v_t = b_t beta_t / s_t (b is not needed any more) */
-        double *v = w->b + t * K, inv = 1.0 / w->s[t];
-        for (int64_t j = 0; j < K; j++) v[j] *= w->beta[t * K + j] * inv;
+        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t]: beta's
+         * row t becomes v_t = b_t beta_t / s_t (its gamma is counted) */
+        double *v = w->beta + t * K, inv = 1.0 / w->s[t];
+        const double *bt = b_row(m, w->b, t);
+        for (int64_t j = 0; j < K; j++) v[j] *= bt[j] * inv;
         if (K >= HMM_BLAS_K) continue;
         const double *ap = w->alpha + (t - 1) * K;
         for (int64_t i = 0; i < K; i++) {
@@ -698,7 +708,7 @@ static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_nu
     /* large K: c_A += alpha[0 .. T-2]^T V[1 .. T-1], one GEMM */
     if (K >= HMM_BLAS_K && T > 1)
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(T - 1), 1.0,
-                    w->alpha, (int)K, w->b + K, (int)K, 1.0, s->c_A, (int)K);
+                    w->alpha, (int)K, w->beta + K, (int)K, 1.0, s->c_A, (int)K);
     return ll;
 }
 
