@@ -17,9 +17,12 @@ export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 for m in sensor eight_schools regression_normal regression_mvn; do
     hyperfine -N --warmup 1 --runs 5 --export-json /tmp/ppl_svi_$m.json "$PPL run bench/svi/$m.ppl" >/dev/null
-    med=$(python3 -c "import json,statistics;print(statistics.median(json.load(open('/tmp/ppl_svi_$m.json'))['results'][0]['times']))")
     elbo=$("$PPL" run "bench/svi/$m.ppl")
-    python3 -c "print('$m ppl median %.1f us/step (20000 steps, startup included)  (final ELBO %.3f)' % ($med / 20000 * 1e6, $elbo))"
+    python3 -c "
+import json, statistics
+r = json.load(open('/tmp/ppl_svi_$m.json'))['results'][0]
+print('$m ppl median %.1f us/step wall, %.1f us/step CPU (user; 20000 steps, startup included)  (final ELBO %.3f)'
+      % (statistics.median(r['times']) / 20000 * 1e6, r['user'] / 20000 * 1e6, $elbo))"
     "$PY" bench/svi/pyro_svi.py "$m" "$STEPS" 2>/dev/null
     "$PY" bench/svi/numpyro_svi.py "$m" "$STEPS" 2>/dev/null
 done

@@ -7,7 +7,8 @@
  *   AutoNormal / AutoDiagonalNormal: u ~ Normal(loc, scale) per element,
  *     params "<prefix>.locs.<site>" and "<prefix>.scales.<site>".
  *   AutoMultivariateNormal: u = loc + L eps over the flattened vector,
- *     params "AutoMultivariateNormal.loc" and ".scale_tril".
+ *     L = scale[:, None] * (strict lower part of scale_tril + I) as Pyro's;
+ *     params "AutoMultivariateNormal.loc", ".scale" and ".scale_tril".
  *   AutoDelta: x = T_C(param "AutoDelta.<site>"), log q = 0 (MAP).
  *   AutoLowRankMultivariateNormal (Pyro's parameterization): u = loc +
  *     W eps_r + scale * eps_D with W = cov_factor * scale (row-wise), so
@@ -290,9 +291,35 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
     snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
     bk_tensor *Lt = NULL;
-    if (g->kind == INF_GUIDE_LAPLACE && mu && !rt_param_find(vm, name))
-        rt_error_loc(vm, loc, "AutoLaplaceApproximation: no %s yet; fit the guide with svi(...) first", name);
-    else if (mu && l0s) Lt = guide_param(vm, name, l0s, SL_C_LOWER_CHOLESKY, loc);
+    if (g->kind == INF_GUIDE_LAPLACE) {
+        if (mu && !rt_param_find(vm, name))
+            rt_error_loc(vm, loc, "AutoLaplaceApproximation: no %s yet; fit the guide with svi(...) first", name);
+        else if (mu && l0s) Lt = guide_param(vm, name, l0s, SL_C_LOWER_CHOLESKY, loc);
+    } else if (mu && l0) {
+        /* Pyro's parameterization: L = scale[:, None] * (strict lower part of
+         * scale_tril + I), so every step changes the factor relative to its
+         * row's scale (a plain lower_cholesky moves the off-diagonal entries
+         * in absolute units, slow for tight posteriors) */
+        bk_tensor *P = guide_param(vm, name, l0, SL_C_REAL, loc);
+        char sname[256];
+        snprintf(sname, sizeof sname, "%s.scale", g->prefix);
+        bk_tensor *s0 = P ? bk_full(c, BK_F64, 1, &D, g->init_scale) : NULL;
+        bk_tensor *sc = s0 ? guide_param(vm, sname, s0, SL_C_POSITIVE, loc) : NULL;
+        bk_tensor *mask = sc ? bk_zeros(c, BK_F64, 2, (int64_t[]){D, D}) : NULL;
+        for (int64_t i = 0; mask && i < D; i++)
+            for (int64_t j = 0; j < i; j++) bk_data(mask)[i * D + j] = 1.0;
+        bk_tensor *PM = mask ? bk_mul(c, P, mask) : NULL;
+        bk_tensor *U = PM ? bk_add(c, PM, l0) : NULL;
+        bk_tensor *scol = U ? bk_reshape(c, sc, 2, (int64_t[]){D, 1}) : NULL;
+        Lt = scol ? bk_mul(c, U, scol) : NULL;
+        bk_release(P);
+        bk_release(s0);
+        bk_release(sc);
+        bk_release(mask);
+        bk_release(PM);
+        bk_release(U);
+        bk_release(scol);
+    }
     bk_release(z);
     bk_release(l0);
     bk_release(l0s);
