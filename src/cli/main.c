@@ -80,9 +80,9 @@ static const option_spec OPTIONS[] = {
     {"plot", K_TEXT, FIELD(plot), 0, NULL, "FILE.svg",
      "write an SVG picture (loss curve; trace + density)"},
     {"resume", K_TEXT, FIELD(resume), 0, NULL, "FILE",
-     "continue the run saved in FILE (svi: an --out file; sample: a --checkpoint file)"},
+     "continue the run saved in FILE by --checkpoint"},
     {"checkpoint", K_TEXT, FIELD(checkpoint), 0, NULL, "FILE",
-     "save the sampler's state to FILE as it runs (atomically)"},
+     "save the run's state to FILE for --resume (atomically)"},
     {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
      "iterations of a chain between checkpoints (default 100)"},
     {"threads", K_LONG, FIELD(threads), 1, NULL, "N", "chains run in parallel (default min(chains, cores))"},
@@ -120,7 +120,7 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", "plot", "resume", NULL};
+                                       "out", "summary", "device", "plot", "checkpoint", "resume", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", "checkpoint", "checkpoint-every", "resume",
@@ -137,12 +137,12 @@ static const command COMMANDS[] = {
      NULL, CHECK_OPTS, cmd_check},
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
-            "        [--out params.json] [--resume params.json] [--summary S.json]\n"
-            "        [--plot FILE.svg]",
+            "        [--out params.json] [--summary S.json] [--plot FILE.svg]\n"
+            "        [--checkpoint STATE.json] [--resume STATE.json]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
      "the summary table.  Output files are written atomically.",
-     "write the parameters and the optimizer state as JSON (for --resume)", SVI_OPTS, cmd_svi},
+     "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
@@ -544,7 +544,9 @@ static int cmd_svi(const args *a) {
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));
     rc = report_result(a, R);
-    if (a->out && (st = ppl_save_params(S, a->out)) != PPL_OK) rc = lib_error(S, st);
+    if (a->out && write_json(a->out, ppl_result_params_json(R))) rc = 1;
+    /* The whole state (parameters, optimizer moments, random stream) for --resume. */
+    if (a->checkpoint && (st = ppl_save_params(S, a->checkpoint)) != PPL_OK) rc = lib_error(S, st);
     ppl_result_free(R);
     return close_state(S, rc);
 }
