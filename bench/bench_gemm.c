@@ -13,6 +13,7 @@
  * OPENBLAS_CORETYPE=Haswell etc. overrides the detection) and checks one
  * dgemm / sgemm against a plain triple loop, so a kernel set that gives
  * wrong results on this CPU is caught before it is timed.
+ * bench/gemm_coretypes.sh runs it under several OPENBLAS_CORETYPE values.
  * Usage: bench_gemm [max_n] */
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +27,9 @@
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* CPU time of this thread: with one BLAS thread all the work is here,
+     * and other load on a shared machine does not count */
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
