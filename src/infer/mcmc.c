@@ -384,8 +384,10 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
     pl.state = calloc((size_t)o->chains, sizeof *pl.state);
     pl.code = calloc((size_t)o->chains, sizeof *pl.code);
     pl.err = calloc((size_t)o->chains, sizeof *pl.err);
+    /* per chain, for the calling thread: 1 finished, 2 reported */
+    char *told = calloc((size_t)o->chains, 1);
     int made = 0, rc = 0;
-    if (!w || !pl.state || !pl.code || !pl.err) rc = rt_fail(vm, 5, loc, "out of memory");
+    if (!w || !pl.state || !pl.code || !pl.err || !told) rc = rt_fail(vm, 5, loc, "out of memory");
     for (; rc == 0 && made < nthreads; made++) {
         if (inf_clone_make(vm, model, data, &w[made].cl)) break;
         w[made].pl = &pl;
@@ -411,23 +413,27 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
         pthread_mutex_lock(&pl.mu);
         pl.active -= nthreads - started;
         pthread_mutex_unlock(&pl.mu);
-        /* the caller's thread relays Ctrl-C and reports finished chains */
-        int reported = 0;
+        /* the caller's thread relays Ctrl-C and reports each finished chain
+         * once (chains that end within one poll are still reported one by
+         * one, as in turn: done counts 1, 2, ..., whatever the timing) */
+        int reported = 0, div = 0;
         for (bool busy = started > 0; busy;) {
             struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
             if (vm->interrupted) atomic_store(&pl.stop, 1);
             pthread_mutex_lock(&pl.mu);
-            int done = 0, div = 0;
             for (int c = 0; c < o->chains; c++)
-                if (pl.state[c] == 1) {
-                    done++;
-                    div += divergences_of(&out[c], o->samples);
-                }
+                if (pl.state[c] == 1 && !told[c]) told[c] = 1;
             busy = pl.active > 0;
             pthread_mutex_unlock(&pl.mu);
-            if (done > reported && vm->progress) vm->progress(vm->progress_ud, "sample", done, o->chains, div);
-            reported = done;
+            /* a finished chain's output is no longer written by its worker */
+            for (int c = 0; c < o->chains; c++)
+                if (told[c] == 1) {
+                    told[c] = 2;
+                    reported++;
+                    div += divergences_of(&out[c], o->samples);
+                    if (vm->progress) vm->progress(vm->progress_ud, "sample", reported, o->chains, div);
+                }
         }
         for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
         k->mu = NULL;
@@ -457,6 +463,7 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
     }
     for (int c = 0; pl.err && c < o->chains; c++) free(pl.err[c]);
     free(pl.err);
+    free(told);
     free(pl.code);
     free(pl.state);
     free(w);
@@ -483,7 +490,8 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
               .every = o->checkpoint_every > 0 ? o->checkpoint_every : 100,
               .snap = calloc((size_t)o->chains, sizeof(char *)),
               .model = model->name,
-              .dim = (int)p->dim};
+              .dim = (int)p->dim,
+              .last = -INFINITY};   /* the first periodic save is due at once */
     if (!m || !q || !ch || !k.snap || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
         free(q);
         free(ch);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "mcmc_core.h"
 #include "mcmc.h"
+#include "data_io.h"
 
 /* a correlated 3-D Gaussian: precision P */
 static int gauss3(void *ud, const double *q, double *lp, double *g) {
@@ -179,13 +180,24 @@ START_TEST(test_model_resume_after_interrupt) {
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    inf_mcmc_opts o = {.chains = 3, .warmup = 200, .samples = 150, .max_depth = 10, .target_accept = 0.8, .seed = 3};
+    /* chains in turn: the stop comes right after chain 1, whatever the
+     * machine's cores and load (parallel chains: test_mcmc_threads.c) */
+    inf_mcmc_opts o = {.chains = 3, .warmup = 200, .samples = 150, .max_depth = 10, .target_accept = 0.8, .seed = 3,
+                       .threads = 1};
     inf_mcmc *ref = run_model(vm, &o, 0);
     o.checkpoint = path;
     vm->progress = interrupt_after_first;
     vm->progress_ud = vm;
     ck_assert_ptr_null(run_model(vm, &o, -1));
     vm->progress = NULL;
+    /* the file holds chain 1 finished, the others not started */
+    char err[256] = "";
+    size_t len;
+    char *text = rt_read_file(path, &len, err, sizeof err);
+    ck_assert_msg(text != NULL, "%s", err);
+    ck_assert_ptr_nonnull(strstr(text, "\nchain 0 saved\n"));
+    ck_assert_ptr_nonnull(strstr(text, "\nchain 1 pending\nchain 2 pending\nend\n"));
+    free(text);
     o.checkpoint = NULL;
     o.resume = path;
     inf_mcmc *got = run_model(vm, &o, 0);

@@ -75,6 +75,42 @@ END_TEST
 START_TEST(test_threads_fallback) { thread_counts("uses_dist", 0); }
 END_TEST
 
+/* "sample" progress comes once per finished chain, done = 1, 2, ..., from
+ * the calling thread, even when several chains end within one poll (on a
+ * loaded machine they often do: the calling thread is descheduled) */
+typedef struct seen {
+    long calls, last_done, bad;   /* bad: the call number that was out of line */
+    double last_div;
+} seen;
+
+/* checked after the run (an assertion here would jump out past the threads) */
+static void count_progress(void *ud, const char *phase, long done, long total, double value) {
+    seen *s = ud;
+    s->calls++;
+    if (!s->bad && (strcmp(phase, "sample") != 0 || total != 6 || done != s->last_done + 1 || value < s->last_div))
+        s->bad = s->calls;
+    s->last_done = done;
+    s->last_div = value;
+}
+
+START_TEST(test_threads_progress_each_chain) {
+    rt_vm *vm = vm_with_source();
+    /* six short chains on six threads end at about the same time */
+    inf_mcmc_opts o = {.chains = 6, .warmup = 20, .samples = 10, .max_depth = 10, .target_accept = 0.8,
+                       .seed = 2, .threads = 6};
+    seen s = {0};
+    vm->progress = count_progress;
+    vm->progress_ud = &s;
+    inf_mcmc *m = run(vm, "m", &o, 0);
+    ck_assert_msg(s.bad == 0, "progress call %ld out of line (done %ld)", s.bad, s.last_done);
+    ck_assert_int_eq(s.calls, 6);
+    ck_assert(s.last_div == (double)m->divergences);
+    inf_mcmc_free(m);
+    vm->progress = NULL;
+    rt_vm_free(vm);
+}
+END_TEST
+
 static void interrupt_after_first(void *ud, const char *phase, long done, long total, double value) {
     (void)phase, (void)total, (void)value;
     if (done >= 1) ((rt_vm *)ud)->interrupted = 1;
@@ -116,6 +152,7 @@ int main(void) {
     tcase_add_test(tc, test_threads_rwm);
     tcase_add_test(tc, test_threads_fallback);
     tcase_add_test(tc, test_threads_interrupt_resume);
+    tcase_add_test(tc, test_threads_progress_each_chain);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
