@@ -1,0 +1,22 @@
+#!/bin/sh
+# bench/stan_ppl_side.sh - the ppl side of bench/hmm_stan.sh and bench/mcmc_stan.sh:
+# `ppl sample` with 4 chains x (1000 warmup + 1000 draws), one thread, seed 1,
+# Stan CSVs to PREFIX_1.csv ... PREFIX_4.csv, summary JSON to PREFIX.summary.json, and
+# PREFIX.times = "cpu wall" (user+sys, wall seconds) of that run, of the same run with
+# 1 draw (the same warmup bits: the sampling phase costs the difference), and of
+# a 1-chain, no-warmup, 1-draw run (time to first draw).
+# usage: sh bench/stan_ppl_side.sh FILE.ppl MODEL DATA.json PREFIX
+set -eu
+PPL=${PPL:-build/ppl}
+f=$1; m=$2; d=$3; p=$4
+run() {  # run OUTFILE ARGS... ; prints "cpu wall"
+    o=$1; shift
+    /usr/bin/time -f "%U %S %e" -o "$p.t" "$PPL" sample "$f" --model "$m" --data "$d" --threads 1 --seed 1 "$@" > "$o"
+    awk '{printf "%.3f %.3f", $1 + $2, $3}' "$p.t"
+}
+full=$(run "$p.out" --chains 4 --warmup 1000 --samples 1000 --out "$p.csv" --summary "$p.summary.json")
+warm=$(run /dev/null --chains 4 --warmup 1000 --samples 1 --out "$p.w.csv")
+first=$(run /dev/null --chains 1 --warmup 0 --samples 1 2>/dev/null)
+echo "$full $warm $first" > "$p.times"
+cat "$p.out"
+echo "ppl times (cpu wall): 1000 draws $full; 1 draw $warm; first draw $first"
