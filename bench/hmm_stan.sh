@@ -16,3 +16,7 @@ Rscript bench/stan_compile.R bench/hmm_stan.stan "$D/hmm.rds"
 sh bench/stan_ppl_side.sh bench/hmm_regimes_model.ppl regimes "$D/hmm_y.json" "$D/hmm_ppl"
 Rscript bench/hmm_stan.R "$D/hmm.rds" "$D/hmm_stan.json" "$D/hmm_ppl" "$D/hmm_ppl.times" \
     "$D/hmm_ppl.summary.json" "$D/hmm_result.txt" p0 p1 mu sigma
+# the same comparison against the model written for speed (bench/hmm_stan_fast.stan)
+Rscript bench/stan_compile.R bench/hmm_stan_fast.stan "$D/hmm_fast.rds"
+Rscript bench/hmm_stan.R "$D/hmm_fast.rds" "$D/hmm_stan.json" "$D/hmm_ppl" "$D/hmm_ppl.times" \
+    "$D/hmm_ppl.summary.json" "$D/hmm_fast_result.txt" p0 p1 mu sigma
