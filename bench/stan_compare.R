@@ -31,19 +31,28 @@ lf_warm <- sum(sapply(sp, function(m) sum(m[1:W, "n_leapfrog__"])))
 lf_samp <- sum(sapply(sp, function(m) sum(m[(W + 1):(W + S), "n_leapfrog__"])))
 div_stan <- sum(sapply(sp, function(m) sum(m[(W + 1):(W + S), "divergent__"])))
 stan_cpu <- cpu(tt)
-# the same run with 1 draw (same seed: the same warmup bits); the sampling phase costs the difference
-t0 <- proc.time()
-fw <- suppressWarnings(sampling(model, data = sdata, chains = chains, warmup = W, iter = W + 1, seed = 1,
-                                cores = 1, refresh = 0))
-stan_warm_cpu <- cpu(proc.time() - t0)
-stopifnot(isTRUE(all.equal(get_sampler_params(fw, inc_warmup = TRUE)[[1]][1:W, ], sp[[1]][1:W, ])))
-# the 1000-draw run again, keeping one draw per chain (thin = S): rstan's R-side handling of the
-# draws (0.3-0.5 s for 4000 draws, more than eight schools' whole sampling phase) drops out
-t0 <- proc.time()
-ft <- suppressWarnings(sampling(model, data = sdata, chains = chains, warmup = W, iter = W + S, thin = S,
-                                seed = 1, cores = 1, refresh = 0))
-stan_thin_cpu <- cpu(proc.time() - t0)
+# the same run with 1 draw (same seed: the same warmup bits); the sampling phase costs the difference.
+# And the 1000-draw run again keeping one draw per chain (thin = S): rstan's R-side handling of the
+# draws (0.3-0.5 s for 4000 draws, more than eight schools' whole sampling phase) drops out.
+# Each STAN_REPS times (default 5), alternating; medians.
+reps <- as.integer(Sys.getenv("STAN_REPS", "5"))
+tw <- tth <- ew <- numeric(reps)
+for (r in 1:reps) {
+  t0 <- proc.time()
+  fw <- suppressWarnings(sampling(model, data = sdata, chains = chains, warmup = W, iter = W + 1,
+                                  seed = 1, cores = 1, refresh = 0))
+  tw[r] <- cpu(proc.time() - t0)
+  if (r == 1) stopifnot(isTRUE(all.equal(get_sampler_params(fw, inc_warmup = TRUE)[[1]][1:W, ],
+                                         sp[[1]][1:W, ])))
+  t0 <- proc.time()
+  ft <- suppressWarnings(sampling(model, data = sdata, chains = chains, warmup = W, iter = W + S,
+                                  thin = S, seed = 1, cores = 1, refresh = 0))
+  tth[r] <- cpu(proc.time() - t0)
+  ew[r] <- sum(get_elapsed_time(ft)[, "sample"])
+}
+stan_warm_cpu <- median(tw); stan_thin_cpu <- median(tth)
 stan_samp_wall <- sum(el[, "sample"]); stan_warm_wall <- sum(el[, "warmup"])
+stan_samp_wall <- median(c(ew, stan_samp_wall))
 stan_samp_cpu <- stan_thin_cpu - stan_warm_cpu       # the sampler's sampling phase, CPU
 stan_samp_cpu_r <- stan_cpu - stan_warm_cpu          # the same with rstan's handling of 4000 draws
 arr <- as.array(fit, pars = pars)                # iterations x chains x scalars
@@ -82,8 +91,10 @@ say("divergences: ppl %d, stan %d", div_ppl, div_stan)
 say("leapfrog steps in sampling: ppl %d, stan %d; stan warmup %d", lf_ppl, lf_samp, lf_warm)
 say("stan: process CPU in sampling() %.2f s (1000 draws kept), %.2f s (1000 draws, thin = 1000), %.2f s (1 draw, same warmup) -> sampling CPU %.3f s (with R handling of the draws %.3f s)",
     stan_cpu, stan_thin_cpu, stan_warm_cpu, stan_samp_cpu, stan_samp_cpu_r)
-say("stan: its own elapsed times (per-chain wall, summed): warmup %.3f s, sampling %.3f s",
-    stan_warm_wall, stan_samp_wall)
+say("stan: medians of %d runs each; thin runs %s s, 1-draw runs %s s", reps,
+    paste(sprintf("%.2f", tth), collapse = " "), paste(sprintf("%.2f", tw), collapse = " "))
+say("stan: its own elapsed times (per-chain wall, summed): warmup %.3f s, sampling %.3f s (median of %d runs)",
+    stan_warm_wall, stan_samp_wall, reps + 1)
 say("ppl : process CPU %.2f s (1000 draws), %.2f s (1 draw, same warmup) -> sampling CPU %.2f s",
     pt[1], pt[3], ppl_samp_cpu)
 tl_stan <- stan_samp_cpu / lf_samp; tl_ppl <- ppl_samp_cpu / lf_ppl
