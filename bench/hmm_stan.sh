@@ -8,7 +8,7 @@
 # usage: sh bench/hmm_stan.sh   (repository root, after building build/; needs rstan)
 set -eu
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-D=${STANBENCH:-/tmp/stanbench}
+D=/tmp/stanbench   # bench/hmm_regimes_data.ppl writes its JSON files here
 mkdir -p "$D"
 PPL=${PPL:-build/ppl}
 "$PPL" run bench/hmm_regimes_data.ppl     # writes $D/hmm_y.json, $D/hmm_stan.json

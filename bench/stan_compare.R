@@ -3,7 +3,7 @@
 # compares it with ppl's draws of the same model (Stan CSV from `ppl sample --out`).
 # usage: Rscript bench/stan_compare.R MODEL.rds STAN_DATA.json PPL_CSV_PREFIX \
 #            PPL_TIMES PPL_SUMMARY.json OUT.txt PARAM...
-#   PPL_TIMES: a file with "full_cpu_s full_wall_s warm_cpu_s warm_wall_s first_cpu_s"
+#   PPL_TIMES: a file with "full_cpu full_wall warm_cpu warm_wall first_cpu first_wall" (seconds)
 #   (process CPU time of ppl sample with 1000 draws, with 1 draw, and of a
 #   1-chain 0-warmup 1-draw run: time to first draw).
 # Posterior means are compared as z = (mean_ppl - mean_stan) / sqrt(mcse_ppl^2 + mcse_stan^2),
