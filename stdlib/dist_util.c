@@ -522,6 +522,19 @@ static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shap
     return true;
 }
 
+int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, void (*kernel)(const sl_fused *),
+                 bk_tensor **res) {
+    sl_fused f;
+    int fr = sl_fused_begin(ctx, d, np, x, &f);
+    *res = NULL;
+    if (fr == 0) return 0;
+    if (fr > 0) {
+        kernel(&f);
+        *res = f.res;
+    }
+    return 1;
+}
+
 int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f) {
     int nd = x->ndim;
     int64_t shape[BK_MAXDIM];
