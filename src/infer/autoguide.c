@@ -254,9 +254,15 @@ static int run_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
 }
 
 /* Split the flattened unconstrained vector u into the sites; the joint log
- * q(u) goes on the first site (each site also gets its -log|det J|). */
+ * q(u) goes on the first site (each site also gets its -log|det J|).
+ * Takes over u and lq; either NULL (an op failed) fails with that error. */
 static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_tensor *lq, rt_loc loc) {
     bk_ctx *c = vm->bk;
+    if (!u || !lq) {
+        bk_release(u);
+        bk_release(lq);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
     int rc = 0;
     for (int i = 0; i < g->nlat && rc == 0; i++) {
         inf_latent *L = &g->lat[i];
@@ -273,6 +279,8 @@ static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_te
         bk_release(zero);
         bk_release(ui);
     }
+    bk_release(u);
+    bk_release(lq);
     return rc;
 }
 
@@ -366,14 +374,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_release(Le);
     bk_release(mu);
     bk_release(Lt);
-    if (!lq) {
-        bk_release(u);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, u, lq, loc);
-    bk_release(u);
-    bk_release(lq);
-    return rc;
+    return split_emit(vm, g, tr, u, lq, loc);
 }
 
 /* AutoLowRankMultivariateNormal, parameterized as Pyro's. */
@@ -447,15 +448,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *tmp[] = {mu, cf, sc, scol, W, d, e1, e2, We, se, r, rd, Wt, dcol, Wd, WtWd, I, C, L, a, y, rr,
                         t1, yy, t2, maha, LI, dg, ldg, sl, lsc, sls, half, hm, t};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) bk_release(tmp[i]);
-    if (!lq || !u) {
-        bk_release(u);
-        bk_release(lq);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, u, lq, loc);
-    bk_release(u);
-    bk_release(lq);
-    return rc;
+    return split_emit(vm, g, tr, u, lq, loc);
 }
 
 /* AutoLaplaceApproximation while training: a point mass at the
@@ -464,14 +457,7 @@ static int run_laplace_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) 
     bk_ctx *c = vm->bk;
     bk_tensor *mu = loc_param(vm, g, loc);
     bk_tensor *zero = mu ? bk_scalar(c, 0.0) : NULL;
-    if (!zero) {
-        bk_release(mu);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, mu, zero, loc);
-    bk_release(mu);
-    bk_release(zero);
-    return rc;
+    return split_emit(vm, g, tr, mu, zero, loc);
 }
 
 int inf_guide_prepare(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {
