@@ -190,8 +190,8 @@ typedef struct sl_fused {
 int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f);
 /* sl_fused_begin, then kernel(f) where the fast path applies: 1 with *res
  * the result (NULL after an error), 0 when the tensor formula must run. */
-int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, void (*kernel)(const sl_fused *),
-                 bk_tensor **res);
+int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x,
+                 void (*kernel)(const sl_fused *), bk_tensor **res);
 /* Whether a gradient can flow from t (grad mode on and t requires grad). */
 bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t);
 

@@ -106,7 +106,7 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 }
 
 const sl_family sl_family_onehot_categorical = {
-    .name = "OneHotCategorical", .build = sl_build_probs_logits, .log_prob = log_prob, .sample = sample,
-    .mean = mean, .variance = variance, .entropy = sl_cat_entropy, .enumerate_support = enumerate,
+    .name = "OneHotCategorical", .build = sl_build_probs_logits, .log_prob = log_prob,
+    .sample = sample, .mean = mean, .variance = variance, .entropy = sl_cat_entropy, .enumerate_support = enumerate,
     .support = support, .reparam = false, .discrete = true, .init = init,
 };

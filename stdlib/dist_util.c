@@ -522,8 +522,8 @@ static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shap
     return true;
 }
 
-int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, void (*kernel)(const sl_fused *),
-                 bk_tensor **res) {
+int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x,
+                 void (*kernel)(const sl_fused *), bk_tensor **res) {
     sl_fused f;
     int fr = sl_fused_begin(ctx, d, np, x, &f);
     *res = NULL;

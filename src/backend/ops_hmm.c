@@ -154,7 +154,8 @@ void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *eta
         double c = -INFINITY;
         for (int64_t k = 0; k < K; k++) c = fmax(c, logE[k * V + v]);
         cmax[v] = c;
-        for (int64_t k = 0; k < K; k++) etab[v * K + k] = isfinite(c) ? exp(logE[k * V + v] - c) : 0.0;
+        for (int64_t k = 0; k < K; k++)
+            etab[v * K + k] = isfinite(c) ? exp(logE[k * V + v] - c) : 0.0;
     }
 }
 

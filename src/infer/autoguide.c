@@ -291,7 +291,8 @@ static bk_tensor *loc_param(rt_vm *vm, const inf_guide *g, rt_loc loc) {
     char name[256];
     snprintf(name, sizeof name, "%s.loc", g->prefix);
     bk_tensor *z = bk_zeros(vm->bk, BK_F64, 1, &D);
-    for (int i = 0; z && i < g->nlat; i++) bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
+    for (int i = 0; z && i < g->nlat; i++)
+        bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
     bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
     bk_release(z);
     return mu;
