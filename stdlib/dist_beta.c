@@ -46,13 +46,8 @@ static void fused(const sl_fused *f) {
 }
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
-    sl_fused f;
-    int fr = sl_fused_begin(ctx, d, 2, x, &f);
-    if (fr < 0) return NULL;
-    if (fr > 0) {
-        fused(&f);
-        return f.res;
-    }
+    bk_tensor *r;
+    if (sl_fused_try(ctx, d, 2, x, fused, &r)) return r;
     sl_scope s;
     sl_scope_init(&s, ctx);
     bk_tensor *a = d->p[0], *b = d->p[1];

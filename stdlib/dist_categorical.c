@@ -4,26 +4,9 @@
 #include "dist_impl.h"
 
 static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
-    const char *name = d->variant == 0 ? "probs" : "logits";
-    if (d->p[0]->ndim < 1 || d->p[0]->shape[d->p[0]->ndim - 1] < 1) {
-        bk_seterr(ctx, "Categorical: %s must have a last dimension of at least 1 category", name);
-        *bad = 0;
-        return -1;
-    }
-    if (d->variant == 0 ? sl_check_param(ctx, d, 0, name, SL_V_NONNEG, bad)
-                        : sl_check_param(ctx, d, 0, name, SL_V_REAL, bad))
-        return -1;
+    if (sl_check_cat_param(ctx, d, bad)) return -1;
     static const int ev[] = {1};
     return sl_shape_broadcast(ctx, d, ev, bad);
-}
-
-static int build(const sl_args *a, sl_dist *d) {
-    static const char *const names[] = {"probs", "logits", NULL};
-    sl_bindinfo b;
-    if (rt_check_args(a->vm, a->call, 1, names) ||
-        sl_bind_choice(a, &b, d, 0, 0, "probs", "logits"))
-        return -1;
-    return sl_build_finish(a, &b, d);
 }
 
 static int64_t ncat(const sl_dist *d) { return d->p[0]->shape[d->p[0]->ndim - 1]; }
@@ -84,11 +67,6 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
     return s_done(&s, s_guard(&s, ok, s_sq(&s, g, -1)));
 }
 
-static bk_tensor *probs(sl_scope *s, const sl_dist *d) {
-    if (d->variant == 1) return s_axis(s, BK_OP_SOFTMAX, d->p[0], -1);
-    return s_div(s, d->p[0], s_sum(s, d->p[0], -1, true));
-}
-
 static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const int64_t *ss) {
     int64_t shape[BK_MAXDIM + 1], K = ncat(d);
     int nd = sl_draw_shape(d, ns, ss, shape);
@@ -99,7 +77,7 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     shape[nd] = K;
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *p = probs(&s, d);
+    bk_tensor *p = s_cat_probs(&s, d, 0);
     bk_tensor *dense = s.err ? NULL : s_keep(&s, sl_dense(ctx, p, nd + 1, shape));
     bk_tensor *out = s.err ? NULL : s_keep(&s, bk_empty(ctx, BK_F64, nd, shape));
     if (s.err) return s_done(&s, NULL);
@@ -108,13 +86,6 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     for (int64_t i = 0; i < out->numel; i++)
         o[i] = (double)bk_rng_categorical(rng, K, pv + i * K);
     return s_done(&s, out);
-}
-
-static bk_tensor *entropy(bk_ctx *ctx, const sl_dist *d) {
-    sl_scope s;
-    sl_scope_init(&s, ctx);
-    bk_tensor *h = s_sum(&s, s_xlogy(&s, probs(&s, d), s_cat_logp(&s, d, 0)), -1, false);
-    return s_done(&s, s_muls(&s, h, -1.0));
 }
 
 static bk_tensor *enumerate(bk_ctx *ctx, const sl_dist *d) {
@@ -133,7 +104,7 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 }
 
 const sl_family sl_family_categorical = {
-    .name = "Categorical", .build = build, .log_prob = log_prob, .sample = sample,
-    .entropy = entropy, .enumerate_support = enumerate, .support = support,
+    .name = "Categorical", .build = sl_build_probs_logits, .log_prob = log_prob, .sample = sample,
+    .entropy = sl_cat_entropy, .enumerate_support = enumerate, .support = support,
     .reparam = false, .discrete = true, .init = init,
 };

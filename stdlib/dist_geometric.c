@@ -9,15 +9,6 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
     return sl_shape_broadcast(ctx, d, NULL, bad);
 }
 
-static int build(const sl_args *a, sl_dist *d) {
-    static const char *const names[] = {"probs", "logits", NULL};
-    sl_bindinfo b;
-    if (rt_check_args(a->vm, a->call, 1, names) ||
-        sl_bind_choice(a, &b, d, 0, 0, "probs", "logits"))
-        return -1;
-    return sl_build_finish(a, &b, d);
-}
-
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
     sl_scope s;
     sl_scope_init(&s, ctx);
@@ -72,7 +63,7 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 }
 
 const sl_family sl_family_geometric = {
-    .name = "Geometric", .build = build, .log_prob = log_prob, .sample = sample,
+    .name = "Geometric", .build = sl_build_probs_logits, .log_prob = log_prob, .sample = sample,
     .mean = mean, .variance = variance, .entropy = entropy,
     .support = support, .reparam = false, .discrete = true, .init = init,
 };

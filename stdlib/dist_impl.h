@@ -95,6 +95,9 @@ int sl_build_simple(const sl_args *a, sl_dist *d, const char *const *names,
                     const double *dflts);
 /* Run fam->init and report a failure at the offending argument. */
 int sl_build_finish(const sl_args *a, const sl_bindinfo *b, sl_dist *d);
+/* Families of the one parameter probs (may be positional; variant 0) or
+ * logits (keyword; variant 1): bind it and finish. */
+int sl_build_probs_logits(const sl_args *a, sl_dist *d);
 
 /* Value checks for init: on the first bad element set the bk error
  * "<Fam>: <name> must be <what>, got <v>" and *bad = i. */
@@ -133,6 +136,14 @@ bk_tensor *s_axis(sl_scope *s, int op, bk_tensor *a, int64_t axis);
 /* log of the normalized category probabilities [..., K] of Categorical-
  * like parameter p[i] (probs variant 0 / logits variant 1). */
 bk_tensor *s_cat_logp(sl_scope *s, const sl_dist *d, int i);
+/* The normalized category probabilities [..., K] themselves. */
+bk_tensor *s_cat_probs(sl_scope *s, const sl_dist *d, int i);
+/* init's checks of a Categorical-like p[0]: a last dimension of at least
+ * one category, probs >= 0 (variant 0) or real logits (variant 1). */
+int sl_check_cat_param(bk_ctx *ctx, const sl_dist *d, int *bad);
+/* Entropy of a Categorical-like p[0] over its last dimension (a family's
+ * .entropy). */
+bk_tensor *sl_cat_entropy(bk_ctx *ctx, const sl_dist *d);
 
 /* ------------------------------------------------------ family bits --- */
 
@@ -177,6 +188,10 @@ typedef struct sl_fused {
 /* 1: the fast path applies (f filled, f->res allocated); 0: it does not
  * (use tensor ops); -1: error (bk error set). */
 int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f);
+/* sl_fused_begin, then kernel(f) where the fast path applies: 1 with *res
+ * the result (NULL after an error), 0 when the tensor formula must run. */
+int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x,
+                 void (*kernel)(const sl_fused *), bk_tensor **res);
 /* Whether a gradient can flow from t (grad mode on and t requires grad). */
 bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t);
 

@@ -10,15 +10,7 @@ static const char *const FAM = "OneHotCategorical";
 static int64_t ncat(const sl_dist *d) { return d->p[0]->shape[d->p[0]->ndim - 1]; }
 
 static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
-    const char *name = d->variant == 0 ? "probs" : "logits";
-    if (d->p[0]->ndim < 1 || d->p[0]->shape[d->p[0]->ndim - 1] < 1) {
-        bk_seterr(ctx, "%s: %s must have a last dimension of at least 1 category", FAM, name);
-        *bad = 0;
-        return -1;
-    }
-    if (d->variant == 0 ? sl_check_param(ctx, d, 0, name, SL_V_NONNEG, bad)
-                        : sl_check_param(ctx, d, 0, name, SL_V_REAL, bad))
-        return -1;
+    if (sl_check_cat_param(ctx, d, bad)) return -1;
     if (d->variant == 0) {
         /* every row of probs needs some mass to normalize */
         const bk_tensor *p = d->p[0];
@@ -39,20 +31,6 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
     d->nevent = 1;
     d->event[0] = ncat(d);
     return 0;
-}
-
-static int build(const sl_args *a, sl_dist *d) {
-    static const char *const names[] = {"probs", "logits", NULL};
-    sl_bindinfo b;
-    if (rt_check_args(a->vm, a->call, 1, names) ||
-        sl_bind_choice(a, &b, d, 0, 0, "probs", "logits"))
-        return -1;
-    return sl_build_finish(a, &b, d);
-}
-
-static bk_tensor *probs(sl_scope *s, const sl_dist *d) {
-    if (d->variant == 1) return s_axis(s, BK_OP_SOFTMAX, d->p[0], -1);
-    return s_div(s, d->p[0], s_sum(s, d->p[0], -1, true));
 }
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
@@ -81,7 +59,7 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     }
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *p = probs(&s, d);
+    bk_tensor *p = s_cat_probs(&s, d, 0);
     bk_tensor *dense = s.err ? NULL : s_keep(&s, sl_dense(ctx, p, nd, shape));
     bk_tensor *out = s.err ? NULL : s_keep(&s, bk_zeros(ctx, BK_F64, nd, shape));
     if (s.err) return s_done(&s, NULL);
@@ -94,21 +72,14 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
 static bk_tensor *mean(bk_ctx *ctx, const sl_dist *d) {
     sl_scope s;
     sl_scope_init(&s, ctx);
-    return s_done(&s, probs(&s, d));
+    return s_done(&s, s_cat_probs(&s, d, 0));
 }
 
 static bk_tensor *variance(bk_ctx *ctx, const sl_dist *d) {
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *p = probs(&s, d);
+    bk_tensor *p = s_cat_probs(&s, d, 0);
     return s_done(&s, s_mul(&s, p, s_rsubs(&s, 1.0, p)));
-}
-
-static bk_tensor *entropy(bk_ctx *ctx, const sl_dist *d) {
-    sl_scope s;
-    sl_scope_init(&s, ctx);
-    bk_tensor *h = s_sum(&s, s_xlogy(&s, probs(&s, d), s_cat_logp(&s, d, 0)), -1, false);
-    return s_done(&s, s_muls(&s, h, -1.0));
 }
 
 /* The K one-hot vectors, laid out as [K] + batch + [K] (as in PyTorch). */
@@ -135,7 +106,7 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 }
 
 const sl_family sl_family_onehot_categorical = {
-    .name = "OneHotCategorical", .build = build, .log_prob = log_prob, .sample = sample,
-    .mean = mean, .variance = variance, .entropy = entropy, .enumerate_support = enumerate,
+    .name = "OneHotCategorical", .build = sl_build_probs_logits, .log_prob = log_prob,
+    .sample = sample, .mean = mean, .variance = variance, .entropy = sl_cat_entropy, .enumerate_support = enumerate,
     .support = support, .reparam = false, .discrete = true, .init = init,
 };

@@ -215,6 +215,15 @@ int sl_build_simple(const sl_args *a, sl_dist *d, const char *const *names, cons
     return sl_build_finish(a, &b, d);
 }
 
+int sl_build_probs_logits(const sl_args *a, sl_dist *d) {
+    static const char *const names[] = {"probs", "logits", NULL};
+    sl_bindinfo b;
+    if (rt_check_args(a->vm, a->call, 1, names) ||
+        sl_bind_choice(a, &b, d, 0, 0, "probs", "logits"))
+        return -1;
+    return sl_build_finish(a, &b, d);
+}
+
 int sl_build_finish(const sl_args *a, const sl_bindinfo *b, sl_dist *d) {
     int bad = -1;
     bk_ctx *ctx = rt_vm_bk(a->vm);
@@ -400,6 +409,29 @@ bk_tensor *s_cat_logp(sl_scope *s, const sl_dist *d, int i) {
     return s_log(s, s_div(s, p, s_sum(s, p, -1, true)));
 }
 
+bk_tensor *s_cat_probs(sl_scope *s, const sl_dist *d, int i) {
+    if (d->variant == 1) return s_axis(s, BK_OP_SOFTMAX, d->p[i], -1);
+    return s_div(s, d->p[i], s_sum(s, d->p[i], -1, true));
+}
+
+int sl_check_cat_param(bk_ctx *ctx, const sl_dist *d, int *bad) {
+    const char *name = d->variant == 0 ? "probs" : "logits";
+    if (d->p[0]->ndim < 1 || d->p[0]->shape[d->p[0]->ndim - 1] < 1) {
+        bk_seterr(ctx, "%s: %s must have a last dimension of at least 1 category", d->fam->name,
+                  name);
+        *bad = 0;
+        return -1;
+    }
+    return sl_check_param(ctx, d, 0, name, d->variant == 0 ? SL_V_NONNEG : SL_V_REAL, bad);
+}
+
+bk_tensor *sl_cat_entropy(bk_ctx *ctx, const sl_dist *d) {
+    sl_scope s;
+    sl_scope_init(&s, ctx);
+    bk_tensor *h = s_sum(&s, s_xlogy(&s, s_cat_probs(&s, d, 0), s_cat_logp(&s, d, 0)), -1, false);
+    return s_done(&s, s_muls(&s, h, -1.0));
+}
+
 /* ------------------------------------------------------ family bits --- */
 
 int sl_support_kind(sl_constraint *out, int kind) {
@@ -488,6 +520,19 @@ static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shap
     for (int i = 0; i < nd; i++)
         if (t->shape[i] != shape[i]) return false;
     return true;
+}
+
+int sl_fused_try(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x,
+                 void (*kernel)(const sl_fused *), bk_tensor **res) {
+    sl_fused f;
+    int fr = sl_fused_begin(ctx, d, np, x, &f);
+    *res = NULL;
+    if (fr == 0) return 0;
+    if (fr > 0) {
+        kernel(&f);
+        *res = f.res;
+    }
+    return 1;
 }
 
 int sl_fused_begin(bk_ctx *ctx, const sl_dist *d, int np, bk_tensor *x, sl_fused *f) {

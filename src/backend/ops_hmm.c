@@ -38,9 +38,6 @@
 #include "ops_hmm.h"
 #include "ops_impl.h"
 
-/* K from which the vector-matrix products go to BLAS. */
-#define HMM_BLAS_K 24
-
 typedef struct hmm_in {
     int64_t K, T, B, V;       /* V > 0: Categorical form */
     bool tv;                  /* A is [T, K, K] */
@@ -108,13 +105,7 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
         h->etab = bk_malloc(ctx, (size_t)(V * K) * sizeof(double));
         h->cmax = bk_malloc(ctx, (size_t)V * sizeof(double));
         if (!h->etab || !h->cmax) goto fail;
-        for (int64_t v = 0; v < V; v++) {
-            double c = -INFINITY;
-            for (int64_t k = 0; k < K; k++) c = fmax(c, lE[k * V + v]);
-            h->cmax[v] = c;
-            for (int64_t k = 0; k < K; k++)
-                h->etab[v * K + k] = isfinite(c) ? exp(lE[k * V + v] - c) : 0.0;
-        }
+        bk_hmm_emission_table(K, V, lE, h->etab, h->cmax);
     } else {
         h->logB = em->numel ? in_data(ctx, h, 2, em) : NULL;
         h->len = in_data(ctx, h, 3, in[3]);
@@ -158,33 +149,31 @@ fail:
     return -1;
 }
 
-/* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
-                   double *restrict p) {
-    if (K >= HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
-        return;
-    }
-    for (int64_t j = 0; j < K; j++) p[j] = 0;
-    for (int64_t i = 0; i < K; i++) {
-        double ai = a[i];
-        const double *Mi = M + i * K;
-        for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
+void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *etab, double *cmax) {
+    for (int64_t v = 0; v < V; v++) {
+        double c = -INFINITY;
+        for (int64_t k = 0; k < K; k++) c = fmax(c, logE[k * V + v]);
+        cmax[v] = c;
+        for (int64_t k = 0; k < K; k++)
+            etab[v * K + k] = isfinite(c) ? exp(logE[k * V + v] - c) : 0.0;
     }
 }
 
-/* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *restrict M, const double *restrict v,
-                   double *restrict q) {
-    if (K >= HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
+void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
+                      double *G) {
+    if (n < 1) return;
+    if (K >= BK_HMM_BLAS_K) {
+        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)n, g, alpha,
+                    (int)K, v, (int)K, 1.0, G, (int)K);
         return;
     }
-    for (int64_t i = 0; i < K; i++) {
-        const double *Mi = M + i * K;
-        double s = 0;
-        for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
-        q[i] = s;
+    for (int64_t t = 0; t < n; t++) {
+        const double *ap = alpha + t * K, *vt = v + t * K;
+        for (int64_t i = 0; i < K; i++) {
+            double ai = g * ap[i];
+            double *Gi = G + i * K;
+            for (int64_t j = 0; j < K; j++) Gi[j] += ai * vt[j];
+        }
     }
 }
 
@@ -231,7 +220,7 @@ static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, dou
             c += h->mpi;
         } else {
             const double *At = h->A + (h->tv ? t * K * K : 0);
-            vecmat(K, keep ? a - K : a, At, tmp);
+            bk_hmm_vecmat(K, keep ? a - K : a, At, tmp);
             for (int64_t k = 0; k < K; k++) tot += a[k] = tmp[k] * bt[k];
         }
         if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
@@ -239,13 +228,7 @@ static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, dou
         for (int64_t k = 0; k < K; k++) a[k] *= inv;
         if (s) s[t] = tot;
         ll += c;
-        double np = prod * tot;
-        if (np > 1e-280 && np < 1e280) {
-            prod = np;
-        } else {
-            ll += log(prod) + log(tot);
-            prod = 1;
-        }
+        bk_hmm_add_scale(&ll, &prod, tot);
     }
     return ll + log(prod);
 }
@@ -266,17 +249,7 @@ static double fwd_fast(const hmm_in *h, int64_t bi, double *restrict a, double *
         e = emission(h, bi, t, buf, &c);
         if (!isfinite(c)) return c;
         const double *At = h->A + (h->tv ? t * K * K : 0);
-        if (K >= HMM_BLAS_K) {
-            cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, At, (int)K, a, 1, 0.0, p,
-                        1);
-        } else {
-            for (int64_t j = 0; j < K; j++) p[j] = 0;
-            for (int64_t i = 0; i < K; i++) {
-                double ai = a[i];
-                const double *Ai = At + i * K;
-                for (int64_t j = 0; j < K; j++) p[j] += ai * Ai[j];
-            }
-        }
+        bk_hmm_vecmat(K, a, At, p);
         tot = 0;
         for (int64_t k = 0; k < K; k++) {
             double x = p[k] * e[k];
@@ -287,13 +260,7 @@ static double fwd_fast(const hmm_in *h, int64_t bi, double *restrict a, double *
         inv = 1.0 / tot;
         for (int64_t k = 0; k < K; k++) a[k] *= inv;
         ll += c;
-        double np = prod * tot;
-        if (np > 1e-280 && np < 1e280) {
-            prod = np;
-        } else {
-            ll += log(prod) + log(tot);
-            prod = 1;
-        }
+        bk_hmm_add_scale(&ll, &prod, tot);
     }
     return ll + log(prod);
 }
@@ -355,7 +322,7 @@ static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double
         }
         double *v = b + t * K, w = 1.0 / s[t];
         for (int64_t k = 0; k < K; k++) v[k] *= bt[k] * w;
-        matvec(K, h->A + (h->tv ? t * K * K : 0), v, beta + (t - 1) * K);
+        bk_hmm_matvec(K, h->A + (h->tv ? t * K * K : 0), v, beta + (t - 1) * K);
         if (gA && h->tv) {
             double *G = gA + t * K * K;
             const double *ap = alpha + (t - 1) * K;
@@ -363,21 +330,8 @@ static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double
                 for (int64_t j = 0; j < K; j++) G[i * K + j] += g * ap[i] * v[j];
         }
     }
-    if (!gA || h->tv || L < 2) return;
     /* gA += g * alpha[0 .. L-2]^T V[1 .. L-1] */
-    if (K >= HMM_BLAS_K) {
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(L - 1), g,
-                    alpha, (int)K, b + K, (int)K, 1.0, gA, (int)K);
-        return;
-    }
-    for (int64_t t = 1; t < L; t++) {
-        const double *ap = alpha + (t - 1) * K, *v = b + t * K;
-        for (int64_t i = 0; i < K; i++) {
-            double ai = g * ap[i];
-            double *Gi = gA + i * K;
-            for (int64_t j = 0; j < K; j++) Gi[j] += ai * v[j];
-        }
-    }
+    if (gA && !h->tv) bk_hmm_pair_sums(K, L - 1, g, alpha, b + K, gA);
 }
 
 static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin,
@@ -450,11 +404,11 @@ static void *scan_run(void *arg) {
             return NULL;
         }
         const double *At = h->A + (h->tv ? t * K * K : 0);
-        if (K >= HMM_BLAS_K) {
+        if (K >= BK_HMM_BLAS_K) {
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)K, (int)K, (int)K, 1.0, M,
                         (int)K, At, (int)K, 0.0, N, (int)K);
         } else {
-            for (int64_t r = 0; r < K; r++) vecmat(K, M + r * K, At, N + r * K);
+            for (int64_t r = 0; r < K; r++) bk_hmm_vecmat(K, M + r * K, At, N + r * K);
         }
         double mx = 0;
         for (int64_t r = 0; r < K; r++)
@@ -515,7 +469,7 @@ int bk_hmm_forward_scan(bk_ctx *ctx, bk_tensor **in, bool cat, int nthreads, dou
                 break;
             }
             if (ch[p].t0 == ch[p].t1) continue;
-            vecmat(K, a, ch[p].M, a + K);
+            bk_hmm_vecmat(K, a, ch[p].M, a + K);
             tot = 0;
             for (int64_t k = 0; k < K; k++) tot += a[k] = a[K + k];
             if (!(tot > 0)) {

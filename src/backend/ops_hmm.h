@@ -1,9 +1,72 @@
 /* ops_hmm.h - the parallel-scan forward of the HMM ops (ops_hmm.c), for
- * very long sequences and few states; not an op (no gradient). */
+ * very long sequences and few states; not an op (no gradient).  Also the
+ * kernels of the scaled recursions that the ops and the tape-free exact
+ * inference (src/infer/hmm.c) share. */
 #ifndef PPL_BACKEND_OPS_HMM_H
 #define PPL_BACKEND_OPS_HMM_H
+#include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <cblas.h>
 #include "tensor.h"
+
+/* K from which the vector-matrix products go to BLAS. */
+#define BK_HMM_BLAS_K 24
+
+/* p[j] = sum_i a[i] M[i, j], M [K, K] row-major (inline: it is the inner
+ * step of every recursion). */
+static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const double *restrict M,
+                                 double *restrict p) {
+    if (K >= BK_HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+        return;
+    }
+    for (int64_t j = 0; j < K; j++) p[j] = 0;
+    for (int64_t i = 0; i < K; i++) {
+        double ai = a[i];
+        const double *Mi = M + i * K;
+        for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
+    }
+}
+
+/* q[i] = sum_j M[i, j] v[j] */
+static inline void bk_hmm_matvec(int64_t K, const double *restrict M, const double *restrict v,
+                                 double *restrict q) {
+    if (K >= BK_HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
+        return;
+    }
+    for (int64_t i = 0; i < K; i++) {
+        const double *Mi = M + i * K;
+        double s = 0;
+        for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
+        q[i] = s;
+    }
+}
+
+/* Adds the log of the scale tot to the log-likelihood held as
+ * *ll + log(*prod): the scales are multiplied up and their log taken only
+ * when the product would leave [1e-280, 1e280] (one log per 1e-280 of the
+ * product, not one per step). */
+static inline void bk_hmm_add_scale(double *ll, double *prod, double tot) {
+    double np = *prod * tot;
+    if (np > 1e-280 && np < 1e280) {
+        *prod = np;
+    } else {
+        *ll += log(*prod) + log(tot);
+        *prod = 1;
+    }
+}
+
+/* The Categorical emission table from logE [K, V] (row-major): cmax[v] =
+ * max_k logE[k, v] and etab[v*K + k] = exp(logE[k, v] - cmax[v]) (0 where
+ * cmax[v] is not finite). */
+void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *etab, double *cmax);
+
+/* G [K, K] += g * sum_{t < n} alpha[t]^T v[t]: the pair-marginal sums of
+ * n consecutive rows of alpha and v ([n, K] each); one GEMM for large K. */
+void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
+                      double *G);
 
 /* log p(y) of each sequence, as the op hmm_forward (cat false) or
  * hmm_forward_cat (cat true) on the same four inputs would compute it,

@@ -254,9 +254,15 @@ static int run_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
 }
 
 /* Split the flattened unconstrained vector u into the sites; the joint log
- * q(u) goes on the first site (each site also gets its -log|det J|). */
+ * q(u) goes on the first site (each site also gets its -log|det J|).
+ * Takes over u and lq; either NULL (an op failed) fails with that error. */
 static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_tensor *lq, rt_loc loc) {
     bk_ctx *c = vm->bk;
+    if (!u || !lq) {
+        bk_release(u);
+        bk_release(lq);
+        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
+    }
     int rc = 0;
     for (int i = 0; i < g->nlat && rc == 0; i++) {
         inf_latent *L = &g->lat[i];
@@ -273,7 +279,23 @@ static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_te
         bk_release(zero);
         bk_release(ui);
     }
+    bk_release(u);
+    bk_release(lq);
     return rc;
+}
+
+/* The guide parameter <prefix>.loc [D], first set to the latents'
+ * initial values, flattened (unconstrained); NULL + error on failure. */
+static bk_tensor *loc_param(rt_vm *vm, const inf_guide *g, rt_loc loc) {
+    int64_t D = g->dim;
+    char name[256];
+    snprintf(name, sizeof name, "%s.loc", g->prefix);
+    bk_tensor *z = bk_zeros(vm->bk, BK_F64, 1, &D);
+    for (int i = 0; z && i < g->nlat; i++)
+        bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
+    bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
+    bk_release(z);
+    return mu;
 }
 
 /* u = loc + L eps over the flattened latent vector (AutoMultivariateNormal,
@@ -281,14 +303,10 @@ static int split_emit(rt_vm *vm, inf_guide *g, rt_trace *tr, bk_tensor *u, bk_te
 static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
     int64_t D = g->dim;
-    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
-    for (int i = 0; z && i < g->nlat; i++) /* the latents' initial values, flattened */
-        bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
+    bk_tensor *mu = loc_param(vm, g, loc);
     bk_tensor *l0 = bk_eye(c, D);
     bk_tensor *l0s = l0 ? bk_mul_s(c, l0, g->init_scale) : NULL;
     char name[256];
-    snprintf(name, sizeof name, "%s.loc", g->prefix);
-    bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
     snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
     bk_tensor *Lt = NULL;
     if (g->kind == INF_GUIDE_LAPLACE) {
@@ -320,7 +338,6 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_release(U);
         bk_release(scol);
     }
-    bk_release(z);
     bk_release(l0);
     bk_release(l0s);
     if (!Lt) {
@@ -358,14 +375,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_release(Le);
     bk_release(mu);
     bk_release(Lt);
-    if (!lq) {
-        bk_release(u);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, u, lq, loc);
-    bk_release(u);
-    bk_release(lq);
-    return rc;
+    return split_emit(vm, g, tr, u, lq, loc);
 }
 
 /* AutoLowRankMultivariateNormal, parameterized as Pyro's. */
@@ -374,12 +384,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     int64_t D = g->dim, R = g->rank > 0 ? g->rank : (int64_t)ceil(sqrt((double)D));
     if (R < 1) R = 1;
     char name[256];
-    bk_tensor *mu = NULL, *cf = NULL, *sc = NULL;
-    snprintf(name, sizeof name, "%s.loc", g->prefix);
-    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
-    for (int i = 0; z && i < g->nlat; i++) bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
-    mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
-    bk_release(z);
+    bk_tensor *cf = NULL, *sc = NULL, *mu = loc_param(vm, g, loc);
     snprintf(name, sizeof name, "%s.cov_factor", g->prefix);
     if (mu) {
         bk_tensor *w0 = NULL;
@@ -444,37 +449,16 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *tmp[] = {mu, cf, sc, scol, W, d, e1, e2, We, se, r, rd, Wt, dcol, Wd, WtWd, I, C, L, a, y, rr,
                         t1, yy, t2, maha, LI, dg, ldg, sl, lsc, sls, half, hm, t};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++) bk_release(tmp[i]);
-    if (!lq || !u) {
-        bk_release(u);
-        bk_release(lq);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, u, lq, loc);
-    bk_release(u);
-    bk_release(lq);
-    return rc;
+    return split_emit(vm, g, tr, u, lq, loc);
 }
 
 /* AutoLaplaceApproximation while training: a point mass at the
  * unconstrained loc; log q = -log|det J| per site (emit subtracts it). */
 static int run_laplace_delta(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
-    int64_t D = g->dim;
-    char name[256];
-    snprintf(name, sizeof name, "%s.loc", g->prefix);
-    bk_tensor *z = bk_zeros(c, BK_F64, 1, &D);
-    for (int i = 0; z && i < g->nlat; i++) bk_copy_out(g->lat[i].init_u, bk_data(z) + g->lat[i].offset);
-    bk_tensor *mu = z ? guide_param(vm, name, z, SL_C_REAL, loc) : NULL;
-    bk_release(z);
+    bk_tensor *mu = loc_param(vm, g, loc);
     bk_tensor *zero = mu ? bk_scalar(c, 0.0) : NULL;
-    if (!zero) {
-        bk_release(mu);
-        return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
-    }
-    int rc = split_emit(vm, g, tr, mu, zero, loc);
-    bk_release(mu);
-    bk_release(zero);
-    return rc;
+    return split_emit(vm, g, tr, mu, zero, loc);
 }
 
 int inf_guide_prepare(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) {

@@ -10,12 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 #include "hmm.h"
-
-/* K from which the vector-matrix products go to BLAS (as in the forward
- * op, src/backend/ops_hmm.c). */
-#define HMM_BLAS_K 24
+#include "ops_hmm.h"
 
 /* --------------------------------------------------------- the model --- */
 
@@ -56,13 +52,7 @@ static int cat_table(hmm_num *m, const double *logE, int64_t V) {
     m->etab = malloc((size_t)(V * K) * sizeof(double));
     m->cmax = malloc((size_t)V * sizeof(double));
     if (!m->etab || !m->cmax) return -1;
-    for (int64_t v = 0; v < V; v++) {
-        double c = -INFINITY;
-        for (int64_t k = 0; k < K; k++) c = fmax(c, logE[k * V + v]);
-        m->cmax[v] = c;
-        for (int64_t k = 0; k < K; k++)
-            m->etab[v * K + k] = isfinite(c) ? exp(logE[k * V + v] - c) : 0.0;
-    }
+    bk_hmm_emission_table(K, V, logE, m->etab, m->cmax);
     return 0;
 }
 
@@ -154,36 +144,6 @@ static const double *step_logA(const hmm_num *m, int64_t t) {
 
 /* ---------------------------------------------------- forward-backward --- */
 
-/* p[j] = sum_i a[i] M[i, j] */
-static void vecmat(int64_t K, const double *restrict a, const double *restrict M,
-                   double *restrict p) {
-    if (K >= HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
-        return;
-    }
-    for (int64_t j = 0; j < K; j++) p[j] = 0;
-    for (int64_t i = 0; i < K; i++) {
-        double ai = a[i];
-        const double *Mi = M + i * K;
-        for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
-    }
-}
-
-/* q[i] = sum_j M[i, j] v[j] */
-static void matvec(int64_t K, const double *restrict M, const double *restrict v,
-                   double *restrict q) {
-    if (K >= HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
-        return;
-    }
-    for (int64_t i = 0; i < K; i++) {
-        const double *Mi = M + i * K;
-        double s = 0;
-        for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
-        q[i] = s;
-    }
-}
-
 /* Scaled forward pass: alpha[T*K] (each row normalized); returns log p(y)
  * (-inf when y is impossible).  b[T*K] receives the shifted emission
  * likelihoods exp(logB - c[t]) (looked up in etab for Categorical
@@ -217,22 +177,15 @@ static double forward(const hmm_num *m, const double *A, double *alpha, double *
         if (t == 0)
             for (int64_t j = 0; j < K; j++) a[j] = exp(m->logpi[j]);
         else
-            vecmat(K, a - K, A + (m->tv ? t * K * K : 0), a);
+            bk_hmm_vecmat(K, a - K, A + (m->tv ? t * K * K : 0), a);
         for (int64_t j = 0; j < K; j++) tot += a[j] *= bt[j];
         s[t] = tot;
         if (tot > 0) {
             double inv = 1.0 / tot;
             for (int64_t j = 0; j < K; j++) a[j] *= inv;
         }
-        /* one log per 1e-280 of the scales' product, not one per step */
         ll += c;
-        double np = prod * tot;
-        if (np > 1e-280 && np < 1e280) {
-            prod = np;
-        } else {
-            ll += log(prod) + log(tot);
-            prod = 1;
-        }
+        bk_hmm_add_scale(&ll, &prod, tot);
     }
     return ll + log(prod);
 }
@@ -248,7 +201,7 @@ static void backward(const hmm_num *m, const double *A, const double *b, const d
         double inv = s[t + 1] > 0 ? 1.0 / s[t + 1] : 0;
         const double *b1 = b_row(m, b, t + 1);
         for (int64_t j = 0; j < K; j++) tmp[j] = b1[j] * beta[(t + 1) * K + j] * inv;
-        matvec(K, At, tmp, beta + t * K);
+        bk_hmm_matvec(K, At, tmp, beta + t * K);
     }
 }
 
@@ -697,18 +650,9 @@ static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_nu
         double *v = w->beta + t * K, inv = 1.0 / w->s[t];
         const double *bt = b_row(m, w->b, t);
         for (int64_t j = 0; j < K; j++) v[j] *= bt[j] * inv;
-        if (K >= HMM_BLAS_K) continue;
-        const double *ap = w->alpha + (t - 1) * K;
-        for (int64_t i = 0; i < K; i++) {
-            double ai = ap[i];
-            double *ci = s->c_A + i * K;
-            for (int64_t j = 0; j < K; j++) ci[j] += ai * v[j];
-        }
     }
-    /* large K: c_A += alpha[0 .. T-2]^T V[1 .. T-1], one GEMM */
-    if (K >= HMM_BLAS_K && T > 1)
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)(T - 1), 1.0,
-                    w->alpha, (int)K, w->beta + K, (int)K, 1.0, s->c_A, (int)K);
+    /* c_A += alpha[0 .. T-2]^T V[1 .. T-1] */
+    bk_hmm_pair_sums(K, T - 1, 1.0, w->alpha, w->beta + K, s->c_A);
     return ll;
 }
 

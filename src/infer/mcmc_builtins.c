@@ -13,6 +13,24 @@ typedef struct kernel_spec {
     int dense;
 } kernel_spec;
 
+/* *out = a new "kernel" value holding these settings. */
+static int kernel_value(rt_vm *vm, const rt_call *c, int hmc_steps, int max_depth, double ta,
+                        int dense, rt_value *out) {
+    kernel_spec *k = malloc(sizeof *k);
+    if (!k) return rt_error(vm, c, "out of memory");
+    k->hmc_steps = hmc_steps;
+    k->max_depth = max_depth;
+    k->target_accept = ta;
+    k->dense = dense;
+    rt_opaque *o = rt_opaque_new("kernel", k, free);
+    if (!o) {
+        free(k);
+        return rt_error(vm, c, "out of memory");
+    }
+    *out = rt_obj_value(&o->h);
+    return 0;
+}
+
 static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
     static const char *const names[] = {"target_accept", "max_depth", "dense_mass", "num_steps", NULL};
     if (rt_check_args(vm, c, 0, names)) return -1;
@@ -25,19 +43,7 @@ static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
     if (!(ta > 0 && ta < 1)) return rt_error_kw(vm, c, "target_accept", "%s: target_accept must be in (0, 1), got %g", c->name, ta);
     if (md < 1 || md > 30 || md != floor(md)) return rt_error_kw(vm, c, "max_depth", "%s: max_depth must be an integer in 1..30", c->name);
     if (!nuts && (steps < 1 || steps != floor(steps))) return rt_error_kw(vm, c, "num_steps", "HMC: num_steps must be a positive integer");
-    kernel_spec *k = malloc(sizeof *k);
-    if (!k) return rt_error(vm, c, "out of memory");
-    k->hmc_steps = nuts ? 0 : (int)steps;
-    k->max_depth = (int)md;
-    k->target_accept = ta;
-    k->dense = dense != 0;
-    rt_opaque *o = rt_opaque_new("kernel", k, free);
-    if (!o) {
-        free(k);
-        return rt_error(vm, c, "out of memory");
-    }
-    *out = rt_obj_value(&o->h);
-    return 0;
+    return kernel_value(vm, c, nuts ? 0 : (int)steps, (int)md, ta, dense != 0, out);
 }
 
 /* RWM(target_accept=0.234, dense_mass=false): random-walk Metropolis. */
@@ -49,19 +55,7 @@ static int b_rwm(rt_vm *vm, const rt_call *c, rt_value *out) {
         rt_arg_number(vm, c, -1, "dense_mass", 0, false, &dense))
         return -1;
     if (!(ta > 0 && ta < 1)) return rt_error_kw(vm, c, "target_accept", "RWM: target_accept must be in (0, 1), got %g", ta);
-    kernel_spec *k = malloc(sizeof *k);
-    if (!k) return rt_error(vm, c, "out of memory");
-    k->hmc_steps = MC_RWM;
-    k->max_depth = 10;
-    k->target_accept = ta;
-    k->dense = dense != 0;
-    rt_opaque *o = rt_opaque_new("kernel", k, free);
-    if (!o) {
-        free(k);
-        return rt_error(vm, c, "out of memory");
-    }
-    *out = rt_obj_value(&o->h);
-    return 0;
+    return kernel_value(vm, c, MC_RWM, 10, ta, dense != 0, out);
 }
 
 static int b_nuts(rt_vm *vm, const rt_call *c, rt_value *out) { return make_kernel(vm, c, out, true); }

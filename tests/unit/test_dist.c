@@ -77,20 +77,33 @@ static int check_value(const char *what, const char *line, bk_tensor *t, bk_tens
     return bad != 0;
 }
 
+#define ROW_MAX 4096
+#define ROW_TOKENS 32
+
+/* The next row of a fixture file (lines starting with # skipped): the
+ * line itself in line (for messages), its space-separated tokens in tok
+ * (pointing into buf); the number of tokens, or -1 at the end. */
+static int next_row(FILE *f, char line[ROW_MAX], char buf[ROW_MAX], char *tok[ROW_TOKENS]) {
+    while (fgets(line, ROW_MAX, f)) {
+        if (line[0] == '#') continue;
+        line[strcspn(line, "\n")] = 0;
+        strcpy(buf, line);
+        int nt = 0;
+        for (char *s = strtok(buf, " "); s && nt < ROW_TOKENS; s = strtok(NULL, " ")) tok[nt++] = s;
+        return nt;
+    }
+    return -1;
+}
+
 START_TEST(test_fixtures) {
     FILE *f = fopen("tests/fixtures/dist_logprob.txt", "r");
     ck_assert_msg(f != NULL, "missing tests/fixtures/dist_logprob.txt");
     bk_ctx *ctx = bk_ctx_new(NULL);
-    char line[4096];
+    char line[ROW_MAX];
     int fails = 0, rows = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\n")] = 0;
-        char buf[4096];
-        strcpy(buf, line);
-        char *tok[32];
-        int nt = 0;
-        for (char *s = strtok(buf, " "); s && nt < 32; s = strtok(NULL, " ")) tok[nt++] = s;
+    char buf[ROW_MAX], *tok[ROW_TOKENS];
+    int nt;
+    while ((nt = next_row(f, line, buf, tok)) >= 0) {
         int variant = atoi(tok[1]), np = atoi(tok[2]);
         ck_assert_int_eq(nt, 3 + np + 8);
         bk_tensor *p[SL_MAXP];
@@ -138,16 +151,11 @@ START_TEST(test_kl_fixtures) {
     FILE *f = fopen("tests/fixtures/dist_kl.txt", "r");
     ck_assert_msg(f != NULL, "missing tests/fixtures/dist_kl.txt");
     bk_ctx *ctx = bk_ctx_new(NULL);
-    char line[4096];
+    char line[ROW_MAX];
     int rows = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\n")] = 0;
-        char buf[4096];
-        strcpy(buf, line);
-        char *tok[32];
-        int nt = 0;
-        for (char *s = strtok(buf, " "); s && nt < 32; s = strtok(NULL, " ")) tok[nt++] = s;
+    char buf[ROW_MAX], *tok[ROW_TOKENS];
+    int nt;
+    while ((nt = next_row(f, line, buf, tok)) >= 0) {
         sl_dist *d[2];
         bk_tensor *p[2][SL_MAXP];
         int at = 0, np[2];
@@ -873,16 +881,11 @@ START_TEST(test_transformed_fixtures) {
     FILE *f = fopen("tests/fixtures/dist_transformed.txt", "r");
     ck_assert_msg(f != NULL, "missing tests/fixtures/dist_transformed.txt");
     bk_ctx *ctx = bk_ctx_new(NULL);
-    char line[4096];
+    char line[ROW_MAX];
     int rows = 0, fails = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\n")] = 0;
-        char buf[4096];
-        strcpy(buf, line);
-        char *tok[32];
-        int nt = 0;
-        for (char *s = strtok(buf, " "); s && nt < 32; s = strtok(NULL, " ")) tok[nt++] = s;
+    char buf[ROW_MAX], *tok[ROW_TOKENS];
+    int nt;
+    while ((nt = next_row(f, line, buf, tok)) >= 0) {
         int variant = atoi(tok[1]), np = atoi(tok[2]);
         bk_tensor *p[SL_MAXP];
         for (int i = 0; i < np; i++) p[i] = parse_tensor(ctx, tok[3 + i]);
