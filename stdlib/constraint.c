@@ -333,7 +333,10 @@ static bk_tensor *corr_chol(tmp *s, bk_tensor *y, int64_t n, bk_tensor **logdet)
 
 bk_tensor *sl_to_constrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *u, int ndim, const int64_t *shape,
                              bk_tensor **logdet) {
-    tmp s = {.c = ctx};
+    tmp s;   /* t[] is filled up to n: no 2 KB zeroing per call */
+    s.c = ctx;
+    s.n = 0;
+    s.bad = false;
     bk_tensor *x = NULL, *ld = NULL;
     if (logdet) *logdet = NULL;
     if (!u) return NULL;
@@ -444,7 +447,10 @@ bk_tensor *sl_to_constrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *u, 
 /* ------------------------------------------------------------ inverse --- */
 
 bk_tensor *sl_to_unconstrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *x) {
-    tmp s = {.c = ctx};
+    tmp s;   /* t[] is filled up to n: no 2 KB zeroing per call */
+    s.c = ctx;
+    s.n = 0;
+    s.bad = false;
     bk_tensor *u = NULL;
     if (!x) return NULL;
     switch (c->kind) {

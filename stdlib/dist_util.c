@@ -104,10 +104,29 @@ bk_tensor *s_xlogy(sl_scope *s, bk_tensor *x, bk_tensor *logy) {
     bk_tensor *nz = s_bin(s, BK_OP_NE, x, zero);
     return s_where(s, nz, s_mul(s, x, s_safe(s, nz, logy, 0.0)), zero);
 }
+/* where(ok, x, v) is x itself when ok holds everywhere and does not widen
+ * x's shape (the common case: a value inside its support); the shortcut
+ * skips the where op (and its scalar) and their tape records, same bits. */
+static bool where_is_x(const bk_tensor *ok, const bk_tensor *x) {
+    if (!ok || !x || x->dtype != BK_F64 || ok->ndim > x->ndim || ok->st->dev != &bk_cpu_device) return false;
+    for (int i = 1; i <= ok->ndim; i++) {
+        int64_t d = ok->shape[ok->ndim - i];
+        if (d != 1 && d != x->shape[x->ndim - i]) return false;
+    }
+    for (int64_t k = 0; k < ok->numel; k++)
+        if (bk_get(ok, k) == 0) return false;
+    return true;
+}
 bk_tensor *s_guard(sl_scope *s, bk_tensor *ok, bk_tensor *lp) {
+    LIVE2(ok, lp);
+    if (where_is_x(ok, lp)) return s_keep(s, bk_retain(lp));
     return s_wheres(s, ok, lp, -INFINITY);
 }
 bk_tensor *s_safe(sl_scope *s, bk_tensor *ok, bk_tensor *x, double v) {
+    LIVE2(ok, x);
+    /* only off the tape: a differentiated x gets its gradient from every
+     * use, and dropping this node would change the order of that sum */
+    if (!x->requires_grad && where_is_x(ok, x)) return s_keep(s, bk_retain(x));
     return s_wheres(s, ok, x, v);
 }
 bk_tensor *s_isint(sl_scope *s, bk_tensor *x) {

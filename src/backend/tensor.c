@@ -955,7 +955,12 @@ bk_tensor *bk_reduce(bk_ctx *c, int op, bk_tensor *a, int64_t axis, bool keepdim
     return apply1(c, op, a, &args);
 }
 
-bk_tensor *bk_sum_all(bk_ctx *c, bk_tensor *a) { return bk_reduce(c, BK_OP_SUM, a, BK_ALL_AXES, false); }
+/* The sum of a 0-d double tensor is that tensor (a site's log density is
+ * often one already). */
+bk_tensor *bk_sum_all(bk_ctx *c, bk_tensor *a) {
+    if (a && a->ndim == 0 && a->dtype == BK_F64) return bk_retain(a);
+    return bk_reduce(c, BK_OP_SUM, a, BK_ALL_AXES, false);
+}
 
 bk_tensor *bk_sum_to(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) {
     if (!a) return NULL;
@@ -1006,7 +1011,19 @@ static bk_tensor *shaped(bk_ctx *c, int op, bk_tensor *a, int ndim, const int64_
     return apply1(c, op, a, &args);
 }
 
-bk_tensor *bk_reshape(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) { return shaped(c, BK_OP_RESHAPE, a, ndim, shape); }
+/* A reshape to the shape a contiguous tensor already has is the tensor
+ * itself: no view, no tape record (its gradient passes through unchanged). */
+static bool same_shape_contiguous(const bk_tensor *a, int ndim, const int64_t *shape) {
+    if (!a || a->ndim != ndim || !bk_is_contiguous(a)) return false;
+    for (int i = 0; i < ndim; i++)
+        if (a->shape[i] != shape[i]) return false;
+    return true;
+}
+
+bk_tensor *bk_reshape(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) {
+    if (same_shape_contiguous(a, ndim, shape)) return bk_retain(a);
+    return shaped(c, BK_OP_RESHAPE, a, ndim, shape);
+}
 bk_tensor *bk_expand(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) { return shaped(c, BK_OP_EXPAND, a, ndim, shape); }
 
 static bk_tensor *variadic(bk_ctx *c, int op, int n, bk_tensor **ts, int64_t axis) {

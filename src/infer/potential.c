@@ -24,7 +24,9 @@ void inf_potential_free(inf_potential *p) {
 
 typedef struct unc_state {
     inf_potential *pot;
-    bk_tensor *u;          /* the whole unconstrained vector (a leaf) */
+    const double *q;       /* the unconstrained point */
+    bool grad;             /* the leaves require a gradient */
+    bk_tensor **leaf;      /* per latent: its slice of q as a leaf (or NULL) */
     bk_tensor *logdet;     /* running sum */
     int failed;
 } unc_state;
@@ -47,13 +49,15 @@ static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     sl_constraint sup = {0};
     if (m->constraint) sup = sl_constraint_copy(m->constraint);
     else if (sl_support(c, m->dist, &sup)) return rt_fail_bk(vm, m->loc);
-    bk_idx sl = {.kind = BK_IDX_SLICE, .start = L->offset, .stop = L->offset + L->unumel, .step = 1};
-    bk_tensor *part = bk_index(c, st->u, 1, &sl);
-    bk_tensor *ui = part ? bk_reshape(c, part, L->undim, L->ushape) : NULL;
+    /* the site's own leaf, in its unconstrained shape: no slice and
+     * reshape of one big leaf, whose backward would scatter into a
+     * zero-filled full-length gradient per site */
+    if (!st->leaf[i]) {
+        st->leaf[i] = bk_from_f64(c, L->undim, L->ushape, st->q + L->offset);
+        if (st->leaf[i] && st->grad) bk_set_requires_grad(st->leaf[i], true);
+    }
     bk_tensor *ld = NULL;
-    bk_tensor *x = ui ? sl_to_constrained(c, &sup, ui, L->ndim, L->shape, &ld) : NULL;
-    bk_release(part);
-    bk_release(ui);
+    bk_tensor *x = st->leaf[i] ? sl_to_constrained(c, &sup, st->leaf[i], L->ndim, L->shape, &ld) : NULL;
     sl_constraint_clear(&sup);
     if (!x) return rt_fail_bk(vm, m->loc);
     bk_tensor *acc = bk_add(c, st->logdet, ld);
@@ -104,14 +108,11 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
     bk_ctx *c = vm->bk;
     int64_t d = p->dim;
     bk_tape_reset(c);
+    bk_tensor *leaf_small[16] = {NULL};
+    bk_tensor **leaf = p->nlat <= 16 ? leaf_small : calloc((size_t)p->nlat, sizeof *leaf);
+    if (!leaf) return rt_fail(vm, 5, p->loc, "out of memory");
     bool g = bk_set_grad_enabled(c, grad != NULL);
-    bk_tensor *u = bk_from_f64(c, 1, &d, q);
-    if (!u) {
-        bk_set_grad_enabled(c, g);
-        return rt_fail_bk(vm, p->loc);
-    }
-    if (grad) bk_set_requires_grad(u, true);
-    unc_state st = {.pot = p, .u = u, .logdet = bk_scalar(c, 0.0)};
+    unc_state st = {.pot = p, .q = q, .grad = grad != NULL, .leaf = leaf, .logdet = bk_scalar(c, 0.0)};
     rt_trace tr;
     rt_trace_init(&tr);
     rt_handler hu, ht;
@@ -148,9 +149,12 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
                 for (int64_t i = 0; i < d; i++) grad[i] = 0;
             } else if (lp->requires_grad) {
                 if (bk_backward(c, lp)) rc = rt_fail_bk(vm, p->loc);
-                else if (u->grad) bk_copy_out(u->grad, grad);
-                else
-                    for (int64_t i = 0; i < d; i++) grad[i] = 0;
+                for (int i = 0; rc == 0 && i < p->nlat; i++) {
+                    const inf_latent *L = &p->lat[i];
+                    if (leaf[i] && leaf[i]->grad) bk_copy_out(leaf[i]->grad, grad + L->offset);
+                    else
+                        for (int64_t k = 0; k < L->unumel; k++) grad[L->offset + k] = 0;
+                }
             } else {
                 for (int64_t i = 0; i < d; i++) grad[i] = 0;
             }
@@ -161,7 +165,8 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
     if (keep && rc == 0) *keep = tr;
     else rt_trace_clear(&tr);
     bk_tape_reset(c);
-    bk_release(u);
+    for (int i = 0; i < p->nlat; i++) bk_release(leaf[i]);
+    if (leaf != leaf_small) free(leaf);
     bk_set_grad_enabled(c, g);
     return rc;
 }
