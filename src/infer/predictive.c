@@ -11,7 +11,6 @@
  * chains; without either (predictive(model, data=d)) they come from the
  * prior (prior predictive).  The result is a record: site name ->
  * tensor [samples, ...site shape]. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mcmc.h"
