@@ -40,5 +40,7 @@ void inf_mcmc_free(inf_mcmc *m);
 inf_result *inf_mcmc_result(const inf_mcmc *m);
 /* Stan CSV: PATH for one chain, PATH_1.csv ... for several. */
 int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen);
+/* The draws behind a script `posterior` value (mcmc(...)), else NULL. */
+const inf_mcmc *inf_posterior_mcmc(rt_value v);
 
 #endif

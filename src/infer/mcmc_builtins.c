@@ -137,6 +137,11 @@ const inf_result *inf_posterior_result(rt_value v) {
     return ((posterior *)((rt_opaque *)v.u.o)->data)->r;
 }
 
+const inf_mcmc *inf_posterior_mcmc(rt_value v) {
+    if (v.tag != RT_OPAQUE || strcmp(((rt_opaque *)v.u.o)->type, "posterior") != 0) return NULL;
+    return ((posterior *)((rt_opaque *)v.u.o)->data)->m;
+}
+
 static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed",
                                         "checkpoint", "resume", "checkpoint_every", "threads", NULL};
