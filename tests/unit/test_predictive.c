@@ -12,23 +12,7 @@
 #include <string.h>
 #include "ppl.h"
 
-static ppl_state *S;
-
-static void setup(void) { S = ppl_open(NULL); }
-static void teardown(void) { ppl_close(S); }
-
-static double get(const char *name) {
-    double v = NAN;
-    size_t n;
-    ck_assert_msg(ppl_get_f64(S, name, &v, 1, &n) == PPL_OK, "%s", ppl_errmsg(S));
-    return v;
-}
-
-#define RUN(src)                                                                 \
-    do {                                                                         \
-        ppl_status st_ = ppl_load_string(S, "<test>", src);                      \
-        ck_assert_msg(st_ == PPL_OK, "%s", ppl_errmsg(S));                       \
-    } while (0)
+#include "api_fixture.h"
 
 START_TEST(conjugate_normal_posterior_predictive) {
     /* mu ~ N(0, 2), y_i ~ N(mu, 1), y = (1, 2, 0.5, 1.5): the posterior is

@@ -12,23 +12,7 @@
 #include <string.h>
 #include "ppl.h"
 
-static ppl_state *S;
-
-static void setup(void) { S = ppl_open(NULL); }
-static void teardown(void) { ppl_close(S); }
-
-static double get(const char *name) {
-    double v = NAN;
-    size_t n;
-    ck_assert_msg(ppl_get_f64(S, name, &v, 1, &n) == PPL_OK, "%s", ppl_errmsg(S));
-    return v;
-}
-
-#define RUN(src)                                                                 \
-    do {                                                                         \
-        ppl_status st_ = ppl_load_string(S, "<test>", src);                      \
-        ck_assert_msg(st_ == PPL_OK, "%s", ppl_errmsg(S));                       \
-    } while (0)
+#include "api_fixture.h"
 
 START_TEST(temperature_sensor) {
     /* prior N(15, 2), one reading 18 with unit noise: posterior N(17.4, sqrt(0.8)) */
