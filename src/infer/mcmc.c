@@ -649,47 +649,35 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
             if (!dot || (slash && dot < slash)) dot = path + strlen(path);
             snprintf(file, sizeof file, "%.*s_%d%s", (int)(dot - path), path, c + 1, dot);
         }
-        size_t cap = 1 << 16, len = 0;
-        char *buf = malloc(cap);
+        rt_sb sb = {0};
+        const mc_chain_out *o = &m->out[c];
+        rt_sb_printf(&sb, "# model = ppl\n# method = sample (Default)\n#   sample\n#     num_samples = %d\n",
+                     m->samples);
+        /* Stan has no random-walk Metropolis: name it, so no reader takes the
+         * treedepth__ / n_leapfrog__ columns (zeros) for NUTS output */
+        rt_sb_puts(&sb, m->rwm ? "#     algorithm = rwm (random-walk Metropolis, ppl)\n"
+                               : "#     algorithm = hmc (Default)\n#       hmc\n#         engine = nuts (Default)\n");
+        rt_sb_printf(&sb, "# chain_id = %d\n", c + 1);
+        rt_sb_puts(&sb, "lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__");
+        for (int j = 0; j < m->nnames; j++) {
+            char nm[300];
+            stan_name(m->names[j], nm, sizeof nm);
+            rt_sb_printf(&sb, ",%s", nm);
+        }
+        rt_sb_printf(&sb, "\n# Adaptation terminated\n# Step size = %.17g\n", o->final_step);
+        for (int i = 0; i < m->samples; i++) {
+            rt_sb_printf(&sb, "%.17g,%.17g,%.17g,%d,%d,%d,%.17g", o->lp[i], o->accept_stat[i], o->stepsize[i],
+                         (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i], o->energy[i]);
+            const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
+            for (int j = 0; j < m->nnames; j++) rt_sb_printf(&sb, ",%.17g", row[j]);
+            rt_sb_puts(&sb, "\n");
+        }
+        size_t len = sb.n;
+        char *buf = rt_sb_finish(&sb);
         if (!buf) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-#define EMIT(...)                                                                                  \
-    do {                                                                                           \
-        int k_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                      \
-        while (k_ >= 0 && (size_t)k_ >= cap - len) {                                               \
-            char *nb = realloc(buf, cap * 2);                                                      \
-            if (!nb) {                                                                             \
-                free(buf);                                                                         \
-                snprintf(err, errlen, "out of memory");                                            \
-                return -1;                                                                         \
-            }                                                                                      \
-            buf = nb;                                                                              \
-            cap *= 2;                                                                              \
-            k_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                      \
-        }                                                                                          \
-        len += (size_t)k_;                                                                         \
-    } while (0)
-        const mc_chain_out *o = &m->out[c];
-        EMIT("# model = ppl\n# method = sample (Default)\n#   sample\n#     num_samples = %d\n", m->samples);
-        EMIT("#     algorithm = hmc (Default)\n#       hmc\n#         engine = nuts (Default)\n");
-        EMIT("# chain_id = %d\n", c + 1);
-        EMIT("lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__");
-        for (int j = 0; j < m->nnames; j++) {
-            char nm[300];
-            stan_name(m->names[j], nm, sizeof nm);
-            EMIT(",%s", nm);
-        }
-        EMIT("\n# Adaptation terminated\n# Step size = %.17g\n", o->final_step);
-        for (int i = 0; i < m->samples; i++) {
-            EMIT("%.17g,%.17g,%.17g,%d,%d,%d,%.17g", o->lp[i], o->accept_stat[i], o->stepsize[i],
-                 (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i], o->energy[i]);
-            const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
-            for (int j = 0; j < m->nnames; j++) EMIT(",%.17g", row[j]);
-            EMIT("\n");
-        }
-#undef EMIT
         int rc = rt_write_file_atomic(file, buf, len, err, errlen);
         free(buf);
         if (rc) return -1;

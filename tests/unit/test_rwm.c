@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include "mcmc_core.h"
 #include "mcmc.h"
 
@@ -103,6 +105,29 @@ START_TEST(test_rwm_model_without_gradient) {
     double sd = sqrt(ek2 - ek * ek), mcse = mc_mcse_mean(col, m->chains, m->samples);
     ck_assert_msg(fabs(mean - ek) < 4 * mcse + 0.02 * sd, "E[k] %g, exact %g (mcse %g)", mean, ek, mcse);
     free(col);
+    /* the Stan CSV names the algorithm: RWM rows are not NUTS rows */
+    char path[] = "/tmp/ppl_rwm_XXXXXX", err[256];
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    char csv[300];
+    snprintf(csv, sizeof csv, "%s.csv", path);
+    ck_assert_msg(inf_mcmc_write_csv(m, csv, err, sizeof err) == 0, "%s", err);
+    char f1[320], line[256];
+    snprintf(f1, sizeof f1, "%s_1.csv", path);
+    FILE *f = fopen(f1, "r");
+    ck_assert(f);
+    bool rwm = false, nuts = false;
+    while (fgets(line, sizeof line, f) && line[0] == '#') {
+        if (strstr(line, "algorithm = rwm")) rwm = true;
+        if (strstr(line, "nuts")) nuts = true;
+    }
+    fclose(f);
+    ck_assert(rwm && !nuts);
+    remove(f1);
+    snprintf(f1, sizeof f1, "%s_2.csv", path);
+    remove(f1);
+    remove(path);
     inf_mcmc_free(m);
     rt_vm_free(vm);
 }
