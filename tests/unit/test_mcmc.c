@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mcmc.h"
+#include "vm_fixture.h"
 
 typedef struct want {
     const char *name;
@@ -13,11 +14,7 @@ typedef struct want {
 } want;
 
 static void check_model(const char *src, const char *model, const char *data_src, const want *w, int nw) {
-    rt_vm *vm = rt_vm_new(NULL);
-    ck_assert(vm && inf_register_builtins(vm) == 0);
-    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
-    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
-    rt_source_release(s);
+    rt_vm *vm = vm_running(src);
     rt_source *ds = rt_source_new("d.ppl", data_src, strlen(data_src));
     ck_assert_msg(rt_run_source(vm, ds, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
     rt_source_release(ds);

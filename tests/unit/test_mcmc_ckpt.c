@@ -11,6 +11,7 @@
 #include "mcmc_core.h"
 #include "mcmc.h"
 #include "data_io.h"
+#include "vm_fixture.h"
 
 /* a correlated 3-D Gaussian: precision P */
 static int gauss3(void *ud, const double *q, double *lp, double *g) {
@@ -171,11 +172,7 @@ START_TEST(test_model_resume_after_interrupt) {
     const char *src = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
                       "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
                       "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
-    rt_vm *vm = rt_vm_new(NULL);
-    ck_assert(vm && inf_register_builtins(vm) == 0);
-    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
-    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
-    rt_source_release(s);
+    rt_vm *vm = vm_running(src);
     char path[] = "/tmp/ppl_ckpt_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "mcmc.h"
+#include "vm_fixture.h"
 
 static const char *SRC =
     "scale = 2.0\n"
@@ -22,14 +23,7 @@ static const char *SRC =
     "model uses_dist(y) {\n  sample mu ~ prior\n  plate n(len(y)) {\n    observe y ~ Normal(mu, 1.0)\n  }\n}\n"
     "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5, 0.3]}\n";
 
-static rt_vm *vm_with_source(void) {
-    rt_vm *vm = rt_vm_new(NULL);
-    ck_assert(vm && inf_register_builtins(vm) == 0);
-    rt_source *s = rt_source_new("m.ppl", SRC, strlen(SRC));
-    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
-    rt_source_release(s);
-    return vm;
-}
+static rt_vm *vm_with_source(void) { return vm_running(SRC); }
 
 static inf_mcmc *run(rt_vm *vm, const char *model, inf_mcmc_opts *o, int expect_rc) {
     inf_mcmc *m = NULL;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "mcmc_core.h"
 #include "mcmc.h"
+#include "vm_fixture.h"
 
 /* x ~ N(0, S), S = [[4, 1.8], [1.8, 1]] (correlation 0.9, scales 2 and 1) */
 static int grad_calls;
@@ -80,11 +81,7 @@ START_TEST(test_rwm_model_without_gradient) {
     const char *src = "model m(y) {\n  sample lam ~ Uniform(0.0, 6.0)\n"
                       "  plate n(len(y)) {\n    observe y ~ Poisson(floor(lam) + 1.0)\n  }\n"
                       "  deterministic k = floor(lam)\n}\ndata = {y: [2.0, 4.0, 3.0]}\n";
-    rt_vm *vm = rt_vm_new(NULL);
-    ck_assert(vm && inf_register_builtins(vm) == 0);
-    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
-    ck_assert_msg(rt_run_source(vm, s, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
-    rt_source_release(s);
+    rt_vm *vm = vm_running(src);
     inf_mcmc_opts o = {.chains = 2, .warmup = 1000, .samples = 4000, .target_accept = 0.234,
                        .hmc_steps = MC_RWM, .seed = 9};
     inf_mcmc *m;
