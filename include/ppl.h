@@ -53,6 +53,14 @@ typedef struct ppl_options {
      * divergences so far).  Called from the running thread. */
     void (*progress)(void *ud, const char *phase, long done, long total, double value);
     void *progress_ud;
+    /* Progress of SVI by epochs (NULL: none; then `progress` gets phase
+     * "epoch" once per epoch, value = its train ELBO): 1-based epoch of
+     * epochs, steps done of the epoch's steps, the epoch's running train
+     * ELBO and its validation ELBO (NaN while it runs or without
+     * validation).  The call with step == steps ends the epoch.  Called
+     * with progress_ud. */
+    void (*progress_epoch)(void *ud, long epoch, long epochs, long step, long steps, double elbo,
+                           double val_elbo);
 } ppl_options;
 
 ppl_options ppl_default_options(void);
@@ -125,6 +133,18 @@ typedef struct ppl_svi_opts {
     int summary_samples;     /* guide draws for the summary, default 1000 */
     const char *resume;      /* a file from ppl_save_params: continue that run
                                 (parameters, optimizer state, random stream) */
+    /* Epochs instead of steps (docs/INFERENCE.md, "Epochs"): epochs > 0
+     * runs that many passes over the subsampled plate in shuffled
+     * minibatches of batch_size (0: the plate's subsample size) and ignores
+     * steps; validation_json (optional) binds the model's arguments for the
+     * validation ELBO; patience >= 1 stops early when the monitored loss has
+     * not improved by min_delta for that many epochs (0: never), restoring
+     * the best epoch's parameters. */
+    long epochs;
+    long batch_size;
+    const char *validation_json;
+    long patience;
+    double min_delta;
 } ppl_svi_opts;
 ppl_svi_opts ppl_svi_defaults(void);
 ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,

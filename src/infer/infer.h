@@ -63,6 +63,8 @@ typedef struct inf_svi_state {
     bk_rng rng;
     double baseline;
     long steps;
+    long epochs;             /* epochs taken by svi(epochs=) runs (the next
+                                epoch's shuffle continues from it) */
 } inf_svi_state;
 inf_svi_state *inf_svi_state_get(rt_vm *vm);
 /* Replace the VM's state (takes ownership; NULL clears). */
@@ -126,6 +128,35 @@ int inf_guide_run(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc, rt
 
 /* ---- SVI (svi.c) ---- */
 
+/* svi(epochs=E, ...): the epoch driver's options (svi_epochs.c). */
+typedef struct inf_epoch_opts {
+    long epochs;
+    int64_t batch_size;        /* 0: the plate's own subsample size */
+    bool shuffle;              /* a fresh permutation per epoch (else 0..N-1) */
+    const char *plate;         /* the plate the epochs run over; NULL: the
+                                  one plate declared with subsample= */
+    const rt_record *validation; /* the data of the validation ELBO, or NULL */
+    int64_t val_batch_size;    /* 0: the whole validation plate at once */
+    int val_particles;
+    long patience;             /* < 0: no early stopping */
+    double min_delta;
+    bool restore_best;
+    rt_loc batch_loc, plate_loc; /* of the keywords, for diagnostics */
+} inf_epoch_opts;
+
+/* What an epoch run reports (fit.epoch_losses, ...). */
+typedef struct inf_epoch_log {
+    long nepochs;
+    double *train;             /* per epoch: the mean -ELBO of its steps,
+                                  each weighted by its batch's share */
+    double *val;               /* per epoch: the validation -ELBO (NaN: none) */
+    bool has_val;
+    long best_epoch;           /* 0-based: the epoch of the best monitored loss */
+    bool stopped_early;
+    bool restored;             /* the best epoch's parameters were put back */
+} inf_epoch_log;
+void inf_epoch_log_free(inf_epoch_log *l);
+
 typedef struct inf_svi_opts {
     long steps;
     int particles;
@@ -140,6 +171,7 @@ typedef struct inf_svi_opts {
     bool resume;         /* continue from vm->svi_state (optimizer, stream) */
     bool whole_signal;   /* score function: the whole ELBO as every site's
                             signal (no plate-wise Rao-Blackwellization) */
+    const inf_epoch_opts *ep; /* epochs instead of steps (NULL: steps) */
 } inf_svi_opts;
 
 /* One scalar row of a summary table. */
@@ -161,6 +193,7 @@ typedef struct inf_result {
     double elbo;
     int divergences;         /* MCMC */
     double min_ebfmi;        /* MCMC: lowest E-BFMI over the chains */
+    inf_epoch_log *epochs;   /* SVI by epochs, else NULL */
     rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */
 } inf_result;
 
@@ -175,6 +208,20 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
  * update; seeded with o->seed. */
 int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
                   rt_loc loc, double *loss, rt_record **grads);
+/* Hooks of the epoch driver into svi.c: one optimization step (loss in
+ * *loss), and one loss evaluation with gradients off (no update, the
+ * baseline left alone). */
+int inf_svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                 inf_optim *opt, rt_loc loc, double *baseline, double *loss);
+int inf_svi_eval_loss(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                      rt_loc loc, double *loss);
+/* The epoch loop of inf_svi_run (svi_epochs.c): o->ep->epochs epochs of
+ * minibatch steps, the validation loss and early stopping; appends the step
+ * losses to r and sets r->epochs. */
+int inf_svi_epochs(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                   inf_svi_state *st, double *baseline, rt_loc loc, inf_result *r);
+/* Parse svi(...)'s epoch keywords into *eo; *any = some were given. */
+int inf_epoch_opts_parse(rt_vm *vm, const rt_call *c, inf_epoch_opts *eo, bool *any);
 /* Prior (guide NULL) or posterior predictive draws: a record of site name
  * -> tensor [samples, ...]; return_sites (strings) filters, NULL = all. */
 int inf_predictive(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, int samples, uint64_t seed,

@@ -293,7 +293,24 @@ static int fit_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, rt_valu
         *out = rt_tensor(t);
         return 0;
     }
-    return rt_error_loc(vm, loc, "an SVI fit has no field \"%s\" (it has params, losses, elbo)", name);
+    const inf_epoch_log *ep = r->epochs;
+    if (strcmp(name, "epoch_losses") == 0 || strcmp(name, "val_losses") == 0) {
+        bool val = name[0] == 'v';
+        long n = ep && (!val || ep->has_val) ? ep->nepochs : 0;
+        bk_tensor *t = bk_from_f64(vm->bk, 1, (int64_t[]){n}, n ? (val ? ep->val : ep->train) : NULL);
+        if (!t) return rt_fail_bk(vm, loc);
+        *out = rt_tensor(t);
+        return 0;
+    }
+    if (strcmp(name, "best_epoch") == 0 || strcmp(name, "stopped_early") == 0) {
+        if (!ep) return rt_error_loc(vm, loc, "fit.%s: this fit ran by steps; svi(..., epochs=E) reports epochs", name);
+        bk_tensor *t = bk_scalar(vm->bk, name[0] == 'b' ? (double)ep->best_epoch : (double)ep->stopped_early);
+        if (!t) return rt_fail_bk(vm, loc);
+        *out = rt_tensor(t);
+        return 0;
+    }
+    return rt_error_loc(vm, loc, "an SVI fit has no field \"%s\" (it has params, losses, elbo, epoch_losses, "
+                        "val_losses, best_epoch, stopped_early)", name);
 }
 
 rt_value inf_fit_value(inf_result *r) {
@@ -336,7 +353,9 @@ static int elbo_grad_finish(rt_vm *vm, const rt_call *c, const rt_value *m, cons
 
 static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
     static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
-                                        "summary_samples", "resume", NULL};
+                                        "summary_samples", "resume", "epochs", "batch_size", "shuffle",
+                                        "validation", "val_batch_size", "val_particles", "patience",
+                                        "min_delta", "restore_best", "plate", NULL};
     static const char *const gnames[] = {"model", "guide", "data", "loss", "seed", NULL};
     if (rt_check_args(vm, c, 3, eg ? gnames : names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
@@ -377,6 +396,13 @@ static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
         o.whole_signal = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->whole_signal;
     }
     if (eg) return elbo_grad_finish(vm, c, m, g, d, &o, out);
+    inf_epoch_opts eo;
+    bool epochs;
+    if (inf_epoch_opts_parse(vm, c, &eo, &epochs)) return -1;
+    if (epochs) {
+        o.ep = &eo;
+        o.steps = 0;
+    }
     /* resume=true continues the last run (or the state load_params read);
      * resume="P.json" loads that file first */
     const rt_value *res = rt_arg(c, -1, "resume");

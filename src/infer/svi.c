@@ -267,6 +267,20 @@ static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record
     return rc;
 }
 
+int inf_svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                 inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
+    return svi_step(vm, model, guide, data, o, opt, loc, baseline, loss);
+}
+
+int inf_svi_eval_loss(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
+                      rt_loc loc, double *loss) {
+    bool g = bk_set_grad_enabled(vm->bk, false);
+    double baseline = 0;
+    int rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss);
+    bk_set_grad_enabled(vm->bk, g);
+    return rc;
+}
+
 int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
                   rt_loc loc, double *loss, rt_record **grads) {
     *grads = NULL;
@@ -513,6 +527,7 @@ void inf_result_free(inf_result *r) {
     rt_release(r->model);
     rt_release(r->guide);
     free(r->losses);
+    inf_epoch_log_free(r->epochs);
     free(r);
 }
 
@@ -578,6 +593,7 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         st->rng = prev->rng;
         st->baseline = prev->baseline;
         st->steps = prev->steps;
+        st->epochs = prev->epochs;
     } else {
         inf_optim_init(&st->opt, &o->optim);
     }
@@ -606,7 +622,7 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
     bool grad = bk_set_grad_enabled(vm->bk, true);
     double baseline = st->baseline;
     guide->gaussian = false; /* AutoLaplaceApproximation trains its point mass */
-    for (long s = 0; s < o->steps && rc == 0; s++) {
+    for (long s = 0; !o->ep && s < o->steps && rc == 0; s++) {
         if (vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
@@ -618,13 +634,14 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
             vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
+    if (rc == 0 && o->ep) rc = inf_svi_epochs(vm, model, guide, data, o, st, &baseline, loc, r);
     if (rc == 0 && guide->kind == INF_GUIDE_LAPLACE) rc = laplace_fit(vm, model, guide, data, loc);
     bk_set_grad_enabled(vm->bk, grad);
     if (rc == 0) {
         /* the state save_params writes and resume continues from */
         st->rng = vm->rng;
         st->baseline = baseline;
-        st->steps += o->steps;
+        st->steps += r->nlosses;
         inf_svi_state_set(vm, st);
         st = NULL;
     }

@@ -68,7 +68,8 @@ static int default_sample(rt_vm *vm, rt_msg *m) {
                         sl_constraint_name(m->constraint->kind));
 }
 
-static int default_action(rt_vm *vm, rt_msg *m, int64_t plate_size, int64_t plate_sub) {
+static int default_action(rt_vm *vm, rt_msg *m) {
+    int64_t plate_size = m->plate_size, plate_sub = m->plate_sub;
     switch (m->kind) {
     case RT_SITE_SAMPLE: return default_sample(vm, m);
     case RT_SITE_PARAM: {
@@ -99,6 +100,8 @@ static int default_action(rt_vm *vm, rt_msg *m, int64_t plate_size, int64_t plat
 }
 
 static int apply(rt_vm *vm, rt_msg *m, int64_t plate_size, int64_t plate_sub) {
+    m->plate_size = plate_size;
+    m->plate_sub = plate_sub;
     int lowest = 0; /* index of the outermost handler that saw the message */
     for (int i = vm->nh - 1; i >= 0; i--) {
         rt_handler *h = vm->hstack[i];
@@ -115,11 +118,12 @@ static int apply(rt_vm *vm, rt_msg *m, int64_t plate_size, int64_t plate_sub) {
             bk_release(m->value);
             m->value = NULL;
         }
-        if (default_action(vm, m, plate_size, plate_sub)) return -1;
+        if (default_action(vm, m)) return -1;
     }
-    if (m->kind == RT_SITE_PLATE && m->value && m->value->numel != plate_sub) {
+    if (m->kind == RT_SITE_PLATE && m->value &&
+        (m->value->numel != m->plate_sub || m->plate_sub < (plate_size > 0) || m->plate_sub > plate_size)) {
         int rc = rt_error_loc(vm, m->loc, "plate \"%s\": replayed subsample has %lld indices, expected %lld",
-                              m->name, (long long)m->value->numel, (long long)plate_sub);
+                              m->name, (long long)m->value->numel, (long long)m->plate_sub);
         bk_release(m->value);
         m->value = NULL;
         return rc;

@@ -1021,11 +1021,12 @@ __attribute__((noinline)) static int exec_plate(rt_vm *vm, frame *F, const ir_no
     msg_init(vm, &m, RT_SITE_PLATE, n->str, n->loc);
     m.nplates = 0;
     m.scale = 1.0;
+    m.subsampled = n->kids[1] != NULL;
     if (rt_apply_message_plate(vm, &m, size, b)) return CTL_ERROR;
     rt_plate *p = &vm->plates[vm->nplates];
     p->name = n->str;
     p->size = size;
-    p->sub = b;
+    p->sub = m.plate_sub; /* b, or the epoch driver's minibatch size */
     p->dim = -1 - vm->nplates;
     p->idx = m.value;
     vm->nplates++;

@@ -43,6 +43,13 @@ typedef struct rt_msg {
     int nplates;
     rt_plate plates[RT_MAXPLATES];
     rt_loc loc;
+    /* PLATE messages: the plate's size N and subsample size B (set by
+     * rt_apply_message_plate).  A handler that supplies the indices may set
+     * plate_sub to their count, 1..N (the epoch driver's last, smaller
+     * minibatch); the plate then scales by N / plate_sub.  `subsampled`:
+     * the plate was declared with subsample=. */
+    int64_t plate_size, plate_sub;
+    bool subsampled;
 } rt_msg;
 
 typedef struct rt_handler rt_handler;
@@ -170,6 +177,8 @@ struct rt_vm {
     /* progress of long runs (ppl_options.progress), or NULL */
     void (*progress)(void *ud, const char *phase, long done, long total, double value);
     void *progress_ud;
+    /* progress of svi(epochs=) runs (ppl_options.progress_epoch), or NULL */
+    void (*progress_epoch)(void *ud, long epoch, long epochs, long step, long steps, double elbo, double val_elbo);
     const char *cur_site;       /* site whose distribution is being built */
     bool defs_only;             /* run only definitions and data assignments */
     const rt_source *cur_src;   /* source of the code running now */
