@@ -378,6 +378,21 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     so.optim = inf_adam_defaults();
     so.optim.lr = d.lr > 0 ? d.lr : 0.01;
     so.summary_samples = d.summary_samples > 0 ? d.summary_samples : 1000;
+    /* epochs: the validation data bind the model's arguments as the data do */
+    inf_epoch_opts eo = {.epochs = d.epochs, .batch_size = d.batch_size > 0 ? d.batch_size : 0, .shuffle = true,
+                         .val_particles = 4, .patience = d.patience > 0 ? d.patience : -1,
+                         .min_delta = d.min_delta > 0 ? d.min_delta : 0, .restore_best = true};
+    rt_value vdata = rt_none();
+    if (d.epochs > 0) {
+        so.ep = &eo;
+        so.steps = 0;
+        if (d.validation_json && model_data(S, m, d.validation_json, &vdata)) {
+            if (g != &user) inf_guide_free(g);
+            rt_release(data);
+            return S->code;
+        }
+        eo.validation = vdata.tag == RT_RECORD ? (const rt_record *)vdata.u.o : NULL;
+    }
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_result *r = NULL;
@@ -387,6 +402,7 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
                          (rt_loc){0, 0, 0, 0}, &r);
     if (g != &user) inf_guide_free(g);
     rt_release(data);
+    rt_release(vdata);
     bk_tape_reset(S->vm->bk);
     if (rc) return vm_error(S);
     ppl_result *R = calloc(1, sizeof *R);

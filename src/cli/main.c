@@ -30,8 +30,9 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
-    const char *checkpoint, *resume;
-    long checkpoint_every, threads;
+    const char *checkpoint, *resume, *validation;
+    long checkpoint_every, threads, epochs, batch_size, patience;
+    double min_delta;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
     double lr, target_accept;
@@ -44,7 +45,8 @@ typedef enum kind {
     K_SEED,   /* unsigned 64-bit integer */
     K_LONG,   /* integer in [lo, INT_MAX] (the library takes ints) */
     K_RATE,   /* finite number > 0 */
-    K_PROB    /* number strictly inside (0, 1) */
+    K_PROB,   /* number strictly inside (0, 1) */
+    K_NONNEG  /* finite number >= 0 */
 } kind;
 
 typedef struct option_spec {
@@ -86,6 +88,15 @@ static const option_spec OPTIONS[] = {
     {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
      "iterations of a chain between checkpoints (default 100)"},
     {"threads", K_LONG, FIELD(threads), 1, NULL, "N", "chains run in parallel (default min(chains, cores))"},
+    {"epochs", K_LONG, FIELD(epochs), 1, NULL, "E",
+     "passes over the data in shuffled minibatches (instead of --steps)"},
+    {"batch-size", K_LONG, FIELD(batch_size), 1, NULL, "B",
+     "minibatch size (default: the plate's subsample=)"},
+    {"validation", K_TEXT, FIELD(validation), 0, NULL, "V.json",
+     "data for the validation ELBO after each epoch"},
+    {"patience", K_LONG, FIELD(patience), 1, NULL, "P",
+     "stop after P epochs without improvement; keep the best epoch's parameters"},
+    {"min-delta", K_NONNEG, FIELD(min_delta), 0, NULL, "X", "smallest improvement that counts (default 0)"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -120,7 +131,8 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", "plot", "checkpoint", "resume", NULL};
+                                       "out", "summary", "device", "plot", "checkpoint", "resume",
+                                       "epochs", "batch-size", "validation", "patience", "min-delta", NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", "checkpoint", "checkpoint-every", "resume",
@@ -138,10 +150,13 @@ static const command COMMANDS[] = {
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
             "        [--out params.json] [--summary S.json] [--plot FILE.svg]\n"
-            "        [--checkpoint STATE.json] [--resume STATE.json]",
+            "        [--checkpoint STATE.json] [--resume STATE.json]\n"
+            "        [--epochs E [--batch-size B] [--validation V.json] [--patience P [--min-delta X]]]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
-     "the summary table.  Output files are written atomically.",
+     "the summary table.  Output files are written atomically.\n"
+     "--epochs runs passes over the subsampled plate in shuffled minibatches,\n"
+     "with the validation ELBO and early stopping after each epoch.",
      "write the learned parameters as JSON", SVI_OPTS, cmd_svi},
     {"sample", "FILE.ppl --model NAME [--data D.json] [--chains C] [--warmup W]\n"
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
@@ -267,6 +282,11 @@ static int set_option(const command *c, const option_spec *s, const char *v, arg
             return usage_error(c, "--%s needs a number strictly between 0 and 1, got \"%s\"", s->name, v);
         *(double *)field = d;
         return 0;
+    case K_NONNEG:
+        if (!parse_double(v, &d) || !(d >= 0))
+            return usage_error(c, "--%s needs a number >= 0, got \"%s\"", s->name, v);
+        *(double *)field = d;
+        return 0;
     }
     return usage_error(c, "internal: bad option kind");
 }
@@ -361,13 +381,18 @@ static int lib_error(ppl_state *S, ppl_status st) {
     return 1;
 }
 
+/* The bar of done/total, 30 wide, into bar[64]. */
+static void progress_bar(char *bar, long done, long total) {
+    int width = 30, filled = total > 0 ? (int)(width * done / total) : width;
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : ' ';
+    bar[width] = 0;
+}
+
 /* A one-line progress bar on stderr (only when stderr is a terminal). */
 static void show_progress(void *ud, const char *phase, long done, long total, double value) {
     (void)ud;
-    int width = 30, filled = total > 0 ? (int)(width * done / total) : width;
     char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : ' ';
-    bar[width] = 0;
+    progress_bar(bar, done, total);
     if (strcmp(phase, "svi") == 0)
         fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
     else
@@ -376,10 +401,27 @@ static void show_progress(void *ud, const char *phase, long done, long total, do
     fflush(stderr);
 }
 
+/* SVI by epochs: one line per epoch (kept), its bar filling with the
+ * epoch's steps, then the epoch's train ELBO and validation ELBO. */
+static void show_epoch(void *ud, long epoch, long epochs, long step, long steps, double elbo, double val) {
+    (void)ud;
+    char bar[64];
+    progress_bar(bar, step, steps);
+    int w = snprintf(NULL, 0, "%ld", epochs);
+    fprintf(stderr, "\repoch %*ld/%ld [%s] %ld/%ld steps  elbo %.6g", w, epoch, epochs, bar, step, steps, elbo);
+    if (step < steps) fputs("   ", stderr);
+    else if (isnan(val)) fputs("\n", stderr);
+    else fprintf(stderr, "  val elbo %.6g\n", val);
+    fflush(stderr);
+}
+
 static ppl_state *open_state(const args *a) {
     ppl_options po = ppl_default_options();
     po.out = to_stdout;
-    if (isatty(STDERR_FILENO)) po.progress = show_progress;
+    if (isatty(STDERR_FILENO)) {
+        po.progress = show_progress;
+        po.progress_epoch = show_epoch;
+    }
     if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);
     if (!S) fputs("error: out of memory\n", stderr);
@@ -529,6 +571,14 @@ static int report_result(const args *a, const ppl_result *R) {
 
 static int cmd_svi(const args *a) {
     const command *c = find_command("svi");
+    if (given(a, "epochs") && given(a, "steps"))
+        return usage_error(c, "--steps and --epochs exclude each other");
+    static const char *const NEED_EPOCHS[] = {"batch-size", "validation", "patience", "min-delta", NULL};
+    for (int i = 0; NEED_EPOCHS[i]; i++)
+        if (given(a, NEED_EPOCHS[i]) && !given(a, "epochs"))
+            return usage_error(c, "--%s needs --epochs", NEED_EPOCHS[i]);
+    if (given(a, "min-delta") && !given(a, "patience"))
+        return usage_error(c, "--min-delta needs --patience");
     ppl_state *S;
     int rc = load_for_inference(c, a, &S);
     if (!S) return rc;
@@ -540,6 +590,13 @@ static int cmd_svi(const args *a) {
     if (given(a, "seed")) so.seed = a->seed;
     so.data_json = a->data;
     so.resume = a->resume;
+    if (given(a, "epochs")) {
+        so.epochs = a->epochs;
+        so.batch_size = given(a, "batch-size") ? a->batch_size : 0;
+        so.validation_json = a->validation;
+        so.patience = given(a, "patience") ? a->patience : 0;
+        so.min_delta = a->min_delta;
+    }
     ppl_result *R = NULL;
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

@@ -63,8 +63,6 @@ typedef struct inf_svi_state {
     bk_rng rng;
     double baseline;
     long steps;
-    long epochs;             /* epochs taken by svi(epochs=) runs (the next
-                                epoch's shuffle continues from it) */
 } inf_svi_state;
 inf_svi_state *inf_svi_state_get(rt_vm *vm);
 /* Replace the VM's state (takes ownership; NULL clears). */
@@ -142,6 +140,7 @@ typedef struct inf_epoch_opts {
     double min_delta;
     bool restore_best;
     rt_loc batch_loc, plate_loc; /* of the keywords, for diagnostics */
+    const rt_source *src;      /* ... in this source (NULL: no location) */
 } inf_epoch_opts;
 
 /* What an epoch run reports (fit.epoch_losses, ...). */

@@ -9,7 +9,7 @@
  *              "slots": {"loc": {"t": 100, "m": [...], "v": [...]}, ...}},
  *    "rng": {"key": [k0, k1], "ctr": [c0, c1, c2, c3], "buf": [...], "used": 4,
  *            "has_spare": 0, "spare": 0},
- *    "svi": {"steps": 100, "baseline": 0, "epochs": 0}}
+ *    "svi": {"steps": 100, "baseline": 0}}
  * "optim", "rng" and "svi" are present once svi(...) has run; they are what
  * svi(..., resume=true) and `ppl svi --resume` continue from.  Bounds of
  * interval / greater_than / less_than constraints are stored as "lo" / "hi". */
@@ -144,7 +144,6 @@ int inf_params_save(rt_vm *vm, const char *path, rt_loc loc) {
         if (sv) {
             bad |= put(sv, "steps", num(vm, (double)st->steps));
             bad |= put(sv, "baseline", num(vm, st->baseline));
-            bad |= put(sv, "epochs", num(vm, (double)st->epochs));
             bad |= put(top, "svi", rec_value(sv));
         }
     }
@@ -264,8 +263,6 @@ static inf_svi_state *restore_state(const rt_record *top, char *why, size_t nwhy
     st->rng.spare = spare;
     st->steps = (long)steps;
     st->baseline = baseline;
-    double epochs = 0; /* absent in files from before svi(epochs=) */
-    if (!get_vec(sv, "epochs", 1, &epochs) && epochs >= 0) st->epochs = (long)epochs;
     return st;
 }
 

@@ -45,6 +45,14 @@ char *inf_result_table(const inf_result *r) {
         rt_sb_printf(&b, "\n");
     }
     if (!mcmc && r->nlosses) rt_sb_printf(&b, "\nfinal ELBO: %.6g (mean of the last 10%% of %ld steps)\n", r->elbo, r->nlosses);
+    const inf_epoch_log *ep = r->epochs;
+    if (!mcmc && ep && ep->nepochs) {
+        long k = ep->best_epoch;
+        rt_sb_printf(&b, "epochs: %ld%s; best epoch %ld: train ELBO %.6g", ep->nepochs,
+                     ep->stopped_early ? " (stopped early)" : "", k + 1, -ep->train[k]);
+        if (ep->has_val) rt_sb_printf(&b, ", validation ELBO %.6g", -ep->val[k]);
+        rt_sb_printf(&b, "%s\n", ep->restored ? " (its parameters restored)" : "");
+    }
     if (mcmc) {
         rt_sb_printf(&b, "\ndivergences: %d\n", r->divergences);
         if (r->divergences > 0)
@@ -102,6 +110,21 @@ char *inf_result_json(bk_ctx *ctx, const inf_result *r) {
         rt_sb_printf(&b, ",\n\"elbo\": ");
         jnum(&b, r->elbo);
         rt_sb_printf(&b, ",\n\"steps\": %ld", r->nlosses);
+        if (r->epochs) {
+            const inf_epoch_log *ep = r->epochs;
+            rt_sb_printf(&b, ",\n\"epochs\": {\"train_elbo\": [");
+            for (long e = 0; e < ep->nepochs; e++) {
+                rt_sb_printf(&b, e ? ", " : "");
+                jnum(&b, -ep->train[e]);
+            }
+            rt_sb_printf(&b, "], \"val_elbo\": [");
+            for (long e = 0; ep->has_val && e < ep->nepochs; e++) {
+                rt_sb_printf(&b, e ? ", " : "");
+                jnum(&b, -ep->val[e]);
+            }
+            rt_sb_printf(&b, "], \"best_epoch\": %ld, \"stopped_early\": %s, \"restored\": %s}", ep->best_epoch,
+                         ep->stopped_early ? "true" : "false", ep->restored ? "true" : "false");
+        }
     } else {
         rt_sb_printf(&b, ",\n\"divergences\": %d", r->divergences);
         rt_sb_printf(&b, ",\n\"min_ebfmi\": ");

@@ -593,7 +593,6 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         st->rng = prev->rng;
         st->baseline = prev->baseline;
         st->steps = prev->steps;
-        st->epochs = prev->epochs;
     } else {
         inf_optim_init(&st->opt, &o->optim);
     }

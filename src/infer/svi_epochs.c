@@ -2,10 +2,10 @@
  * batch_size=B, shuffle=true, validation=V, patience=P, min_delta=D).
  *
  * An epoch visits every index of one plate exactly once: the indices
- * 0..N-1 in a fresh order (a Fisher-Yates permutation from the Philox
- * stream (seed, EPOCH_STREAM + epoch), so epoch e's order depends only on
- * the seed and e), cut into consecutive minibatches of B, the last one
- * smaller.  A handler outside the guide's and the model's runs answers the
+ * 0..N-1 in a fresh order (a Fisher-Yates permutation drawn from the run's
+ * own seeded stream when the epoch starts, so the orders depend only on the
+ * seed and a resumed run continues them), cut into consecutive minibatches
+ * of B, the last one smaller.  A handler outside the guide's and the model's runs answers the
  * plate's message with the current minibatch and its size, so the plate
  * scales its log-densities by N / len(batch): each step's loss is an
  * unbiased estimate of the full-data loss, the last, smaller batch too.
@@ -19,16 +19,37 @@
  * watches it as Keras's EarlyStopping(patience, min_delta,
  * restore_best_weights=True) does. */
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "infer.h"
 
-/* Philox streams of their own: 0 is the steps' stream, 1 the autoguide's
- * discovery, chains of mcmc use small numbers. */
-#define EPOCH_STREAM ((uint64_t)1 << 32)
+/* The validation draws' Philox stream: 0 is the steps' stream, 1 the
+ * autoguide's discovery. */
 #define VAL_STREAM ((uint64_t)2 << 32)
 
 /* ------------------------------------------------------- options --- */
+
+/* An error at one of svi(...)'s keywords while the model runs: the
+ * location is in the source of the svi call, not the model's. */
+static int option_error(rt_vm *vm, const inf_epoch_opts *eo, rt_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int option_error(rt_vm *vm, const inf_epoch_opts *eo, rt_loc loc, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const rt_source *src = vm->cur_src;
+    const char *site = vm->cur_site;
+    vm->cur_src = eo->src;
+    vm->cur_site = NULL;
+    rt_error_loc(vm, eo->src ? loc : (rt_loc){0, 0, 0, 0}, "%s", msg);
+    vm->cur_src = src;
+    vm->cur_site = site;
+    return -1;
+}
 
 static const char *const EPOCH_KWS[] = {"batch_size", "shuffle", "validation", "val_batch_size", "val_particles",
                                         "patience", "min_delta", "restore_best", "plate", NULL};
@@ -89,6 +110,7 @@ int inf_epoch_opts_parse(rt_vm *vm, const rt_call *c, inf_epoch_opts *eo, bool *
     eo->restore_best = rb != 0;
     eo->batch_loc = kw_loc(c, "batch_size");
     eo->plate_loc = kw_loc(c, "plate");
+    eo->src = vm->cur_src;
     return 0;
 }
 
@@ -103,14 +125,14 @@ void inf_epoch_log_free(inf_epoch_log *l) {
 
 /* The minibatches of one pass over the driven plate. */
 typedef struct batch_plan {
+    const inf_epoch_opts *eo;
     const char *name;        /* the driven plate; NULL until one is seen */
     bool strict;             /* another subsampled plate is an error */
     int64_t want;            /* batch size asked for (0: see plan_learn) */
     rt_loc want_loc;
     bool whole;              /* want 0: the whole plate (validation) */
     bool shuffle;
-    uint64_t seed;
-    long epoch;              /* keys the permutation */
+    bool fresh;              /* the pass's order is still to be drawn */
     bool known;              /* N learned (the plate ran) */
     int64_t N, B;
     int64_t *order;          /* this pass's order of 0..N-1 */
@@ -118,11 +140,9 @@ typedef struct batch_plan {
     bk_tensor *idx;          /* ... as indices, made on first use */
 } batch_plan;
 
-static void plan_order(batch_plan *p) {
+static void plan_order(rt_vm *vm, batch_plan *p) {
     if (p->shuffle) {
-        bk_rng r;
-        bk_rng_init(&r, p->seed, EPOCH_STREAM + (uint64_t)p->epoch);
-        bk_rng_permutation(&r, p->N, p->order);
+        bk_rng_permutation(rt_vm_rng(vm), p->N, p->order);
     } else {
         for (int64_t i = 0; i < p->N; i++) p->order[i] = i;
     }
@@ -133,15 +153,12 @@ static int plan_learn(rt_vm *vm, batch_plan *p, const rt_msg *m) {
     p->N = m->plate_size;
     p->B = p->want ? p->want : m->subsampled && !p->whole ? m->plate_sub : p->N;
     if (p->B > p->N && p->want && !p->whole)
-        return rt_error_loc(vm, p->want_loc, "svi: batch size %lld is larger than plate \"%s\" (size %lld)",
+        return option_error(vm, p->eo, p->want_loc, "svi: batch size %lld is larger than plate \"%s\" (size %lld)",
                             (long long)p->B, m->name, (long long)p->N);
     if (p->B > p->N) p->B = p->N;
     p->order = malloc((p->N ? p->N : 1) * sizeof *p->order);
     if (!p->order) return rt_fail(vm, 5, m->loc, "out of memory");
-    plan_order(p);
     p->known = true;
-    p->pos = 0;
-    p->len = p->B < p->N ? p->B : p->N;
     return 0;
 }
 
@@ -164,6 +181,14 @@ static int plan_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
         return rt_error_loc(vm, m->loc, "svi(epochs=): plate \"%s\" has size %lld here but %lld before; the "
                             "epochs need a fixed size", m->name, (long long)m->plate_size, (long long)p->N);
     }
+    if (p->fresh) {
+        /* drawn here, at the pass's first plate message, in every epoch
+         * alike, so a resumed run draws the same orders */
+        plan_order(vm, p);
+        p->fresh = false;
+        p->pos = 0;
+        p->len = p->B < p->N ? p->B : p->N;
+    }
     if (!p->idx) {
         p->idx = bk_empty(vm->bk, BK_F64, 1, (int64_t[]){p->len});
         if (!p->idx) return rt_fail_bk(vm, m->loc);
@@ -172,20 +197,17 @@ static int plan_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     bk_release(m->value);
     m->value = bk_retain(p->idx);
     m->plate_sub = p->len;
+    m->sized = true;
     m->done = true;
     return 0;
 }
 
-/* A new pass: epoch's order, first batch. */
-static void plan_start(batch_plan *p, long epoch) {
-    p->epoch = epoch;
+/* A new pass: its order is drawn at the plate's first message. */
+static void plan_start(batch_plan *p) {
     p->pos = 0;
+    p->fresh = true;
     bk_release(p->idx);
     p->idx = NULL;
-    if (p->known) {
-        plan_order(p);
-        p->len = p->B < p->N ? p->B : p->N;
-    }
 }
 
 /* The share of the data the current batch is (1 when no plate ran). */
@@ -282,7 +304,7 @@ static int validate(rt_vm *vm, rt_func *model, inf_guide *guide, const inf_svi_o
     inf_svi_opts vo = *o;
     vo.particles = eo->val_particles;
     vo.ep = NULL;
-    batch_plan vp = {.name = tp->name, .strict = tp->strict, .want = eo->val_batch_size, .whole = true};
+    batch_plan vp = {.eo = eo, .name = tp->name, .strict = tp->strict, .want = eo->val_batch_size, .whole = true};
     rt_handler hs, hp;
     rt_seed_state ss;
     rt_handler_seed(&hs, &ss, o->seed);
@@ -291,6 +313,7 @@ static int validate(rt_vm *vm, rt_func *model, inf_guide *guide, const inf_svi_o
     if (rt_push_handler(vm, &hs)) return rt_fail(vm, 5, loc, "out of memory");
     int rc = rt_push_handler(vm, &hp) ? rt_fail(vm, 5, loc, "out of memory") : 0;
     double acc = 0;
+    plan_start(&vp);
     for (bool end = false; rc == 0 && !end;) {
         double l = 0;
         if (vm->interrupted) {
@@ -344,10 +367,10 @@ static int train_epoch(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_rec
         if (done == 0 && e == 0) {
             /* after the first step: is the plate the options name there? */
             if (eo->plate && !tp->known)
-                return rt_error_loc(vm, eo->plate_loc, "svi: plate=\"%s\": no plate of that name ran in the model "
+                return option_error(vm, eo, eo->plate_loc, "svi: plate=\"%s\": no plate of that name ran in the model "
                                     "or the guide", eo->plate);
             if (eo->batch_size && !tp->known)
-                return rt_error_loc(vm, eo->batch_loc, "svi: batch_size= needs a minibatch plate: declare "
+                return option_error(vm, eo, eo->batch_loc, "svi: batch_size= needs a minibatch plate: declare "
                                     "plate NAME(N, subsample=B) in the model (or name a plate with plate=)");
         }
         double w = plan_weight(tp);
@@ -379,8 +402,8 @@ int inf_svi_epochs(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record 
     lg->has_val = eo->validation != NULL;
     lg->best_epoch = -1;
     long cap = 0;
-    batch_plan tp = {.name = eo->plate, .strict = eo->plate == NULL, .want = eo->batch_size,
-                     .want_loc = eo->batch_loc, .shuffle = eo->shuffle, .seed = o->seed};
+    batch_plan tp = {.eo = eo, .name = eo->plate, .strict = eo->plate == NULL, .want = eo->batch_size,
+                     .want_loc = eo->batch_loc, .shuffle = eo->shuffle};
     rt_handler hp;
     plan_handler(&hp, &tp);
     snapshot best_params = {0};
@@ -389,7 +412,7 @@ int inf_svi_epochs(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record 
     long wait = 0;
     int rc = 0;
     for (long e = 0; e < eo->epochs && rc == 0; e++) {
-        plan_start(&tp, st->epochs + e);
+        plan_start(&tp);
         double train = 0, val = NAN;
         if (rt_push_handler(vm, &hp)) {
             rc = rt_fail(vm, 5, loc, "out of memory");
@@ -419,7 +442,6 @@ int inf_svi_epochs(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record 
         snapshot_restore(vm, &best_params);
         lg->restored = true;
     }
-    st->epochs += lg->nepochs;
     snapshot_free(&best_params);
     plan_free(&tp);
     return rc;

@@ -1009,10 +1009,11 @@ __attribute__((noinline)) static int exec_plate(rt_vm *vm, frame *F, const ir_no
         rc = to_int(vm, sub, n->kids[1]->loc, "a subsample size", &b);
         rt_release(sub);
         if (rc) return CTL_ERROR;
-        if (b < 1 || b > size)
-            return rt_error_loc(vm, n->kids[1]->loc, "subsample size must be between 1 and %lld, got %lld",
-                                (long long)size, (long long)b);
     }
+    /* checked unless a handler (the epoch driver) sizes the minibatch */
+    int64_t want = b;
+    bool bad = n->kids[1] && (b < 1 || b > size);
+    if (bad) b = size < 1 ? size : b < 1 ? 1 : size;
     if (size < 0) return rt_error_loc(vm, n->kids[0]->loc, "plate size must be >= 0, got %lld", (long long)size);
     if (vm->nplates >= RT_MAXPLATES) return rt_error_loc(vm, n->loc, "plates are nested too deeply");
     /* The subsample indices are a site of their own so that replay gives
@@ -1023,6 +1024,11 @@ __attribute__((noinline)) static int exec_plate(rt_vm *vm, frame *F, const ir_no
     m.scale = 1.0;
     m.subsampled = n->kids[1] != NULL;
     if (rt_apply_message_plate(vm, &m, size, b)) return CTL_ERROR;
+    if (bad && !m.sized) {
+        bk_release(m.value);
+        return rt_error_loc(vm, n->kids[1]->loc, "subsample size must be between 1 and %lld, got %lld",
+                            (long long)size, (long long)want);
+    }
     rt_plate *p = &vm->plates[vm->nplates];
     p->name = n->str;
     p->size = size;

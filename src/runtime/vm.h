@@ -47,9 +47,10 @@ typedef struct rt_msg {
      * rt_apply_message_plate).  A handler that supplies the indices may set
      * plate_sub to their count, 1..N (the epoch driver's last, smaller
      * minibatch); the plate then scales by N / plate_sub.  `subsampled`:
-     * the plate was declared with subsample=. */
+     * the plate was declared with subsample=; `sized`: a handler chose
+     * plate_sub (the declared subsample size is then not used). */
     int64_t plate_size, plate_sub;
-    bool subsampled;
+    bool subsampled, sized;
 } rt_msg;
 
 typedef struct rt_handler rt_handler;
