@@ -12,7 +12,9 @@
 # setup is removed by subtracting a 0-step run,
 # Pyro's is outside its timed loop (after 50 warm-up steps; Pyro runs
 # STEPS - 50 timed steps so both sides report the ELBO after STEPS steps).
-# Medians of REPS runs, ppl and Pyro interleaved.
+# Medians of REPS runs, ppl and Pyro interleaved.  Last, per network, the
+# ELBO that weight sampling reaches in 5x the steps (about the CPU time of
+# the local reparameterization's run).
 # usage: bench/bench_bnn.sh [path/to/ppl] [python-with-pyro] [REPS]
 set -eu
 PPL=${1:-build/ppl}
@@ -20,6 +22,7 @@ PY=${2:-/opt/bench-venv/bin/python}
 REPS=${3:-3}
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset (OpenBLAS picks the kernels)}, one thread"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
@@ -57,4 +60,12 @@ for cfg in small big; do
     done
     awk -v p="$p64" -v e="$(awk '{print $7}' "$tmp/p64")" 'BEGIN { printf "%-30s %8.1f us/step CPU %8.0f steps/s  (elbo %s)\n", "pyro AutoNormal float64", p, 1e6 / p, e }'
     awk -v p="$p32" -v e="$(awk '{print $7}' "$tmp/p32")" 'BEGIN { printf "%-30s %8.1f us/step CPU %8.0f steps/s  (elbo %s)\n", "pyro AutoNormal float32", p, 1e6 / p, e }'
+    # the local reparameterization costs about 5 weight-sampling steps a step
+    # here: the ELBO weight sampling reaches in 5x the steps, at about the
+    # same CPU time (one run: only the ELBO matters)
+    t5=$(ppl_cpu mf5 mf false $((5 * STEPS)))
+    awk -v a="$s0" -v b="$t5" -v n=$((5 * STEPS)) -v e="$(cat "$tmp/elbo_mf5")" 'BEGIN {
+        printf "%-30s %8.2f s CPU for %d steps  (%s)\n", "ppl BayesGuide, 5x steps", b - a, n, e }'
+    awk -v a="$s0" -v b="$(median < "$tmp/r_lr")" -v n="$STEPS" -v e="$(cat "$tmp/elbo_lr")" 'BEGIN {
+        printf "%-30s %8.2f s CPU for %d steps  (%s)\n", "ppl BayesGuide+local_reparam", b - a, n, e }'
 done
