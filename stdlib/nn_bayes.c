@@ -124,7 +124,10 @@ typedef struct bn_guide {
 
 enum { BN_INIT_AUTO, BN_INIT_XAVIER, BN_INIT_KAIMING };
 
-static const char BN_NET_TYPE[] = "bayes_net";
+/* Networks and guides are built-ins bound to an opaque "module", the type
+ * that prints as its repr (value.c); a Bayesian network is recognized by
+ * its call function. */
+static const char BN_MODULE[] = "module";
 
 static void net_free(void *p) {
     bn_net *n = p;
@@ -543,7 +546,7 @@ static int finish_net(rt_vm *vm, const rt_call *c, bn_net *m, rt_value *out) {
         net_free(m);
         return -1;
     }
-    rt_opaque *o = rt_opaque_new(BN_NET_TYPE, m, net_free);
+    rt_opaque *o = rt_opaque_new(BN_MODULE, m, net_free);
     if (!o) {
         net_free(m);
         return rt_error(vm, c, "out of memory");
@@ -617,8 +620,9 @@ static int b_bayes_guide(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (rt_check_args(vm, c, 1, names)) return -1;
     const rt_value *nv = rt_arg(c, 0, "net");
     const rt_builtin *nb = nv && nv->tag == RT_BUILTIN ? (const rt_builtin *)nv->u.o : NULL;
-    const rt_opaque *no = nb && nb->self.tag == RT_OPAQUE ? (const rt_opaque *)nb->self.u.o : NULL;
-    if (!no || strcmp(no->type, BN_NET_TYPE) != 0)
+    const rt_opaque *no = nb && nb->fn == net_call && nb->self.tag == RT_OPAQUE ? (const rt_opaque *)nb->self.u.o
+                                                                                : NULL;
+    if (!no)
         return rt_error_arg(vm, c, nv ? 0 : -1, "BayesGuide: the argument must be a Bayesian network made by "
                             "BayesMLP or BayesLinear, got %s", nv ? rt_type_name(*nv) : "nothing");
     const char *prefix, *init;
@@ -644,7 +648,7 @@ static int b_bayes_guide(rt_vm *vm, const rt_call *c, rt_value *out) {
     g->init_scale = scale;
     g->init = ik;
     g->seed = (uint64_t)seed;
-    rt_opaque *o = g->prefix ? rt_opaque_new("BayesGuide", g, guide_free) : NULL;
+    rt_opaque *o = g->prefix ? rt_opaque_new(BN_MODULE, g, guide_free) : NULL;
     if (!o) {
         guide_free(g);
         return rt_error(vm, c, "out of memory");

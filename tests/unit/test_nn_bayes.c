@@ -262,7 +262,14 @@ static const char *SITES =
     "lp_w = s[\"net.0.weight\"].log_prob - sum(Laplace(0.0, 0.5).log_prob(W0))\n"
     "lp_b = s[\"net.1.bias\"].log_prob - sum(Normal(0.0, 2.0).log_prob(b1))\n"
     "lp_h = s[\"head.weight\"].log_prob - sum(Normal(0.0, 1.0).log_prob(s[\"head.weight\"].value))\n"
-    "fwd = max(abs(s[\"f\"].value - (tanh(x @ W0 + b0) @ W1 + b1)))\n";
+    "fwd = max(abs(s[\"f\"].value - (tanh(x @ W0 + b0) @ W1 + b1)))\n"
+    "r1 = str(net)\nr2 = str(nob)\nr3 = str(BayesGuide(net))\n";
+
+static const char *str_global(rt_vm *vm, const char *name) {
+    rt_value *v = rt_global_get(vm, name);
+    ck_assert(v && v->tag == RT_STR);
+    return ((rt_str *)v->u.o)->s;
+}
 
 START_TEST(trace_sites_and_priors) {
     rt_vm *vm = vm_running(SITES);
@@ -279,6 +286,9 @@ START_TEST(trace_sites_and_priors) {
     ck_assert_msg(fabs(num(vm, "lp_b")) < 1e-12, "bias prior log density off by %g", num(vm, "lp_b"));
     ck_assert_msg(fabs(num(vm, "lp_h")) < 1e-12, "default prior log density off by %g", num(vm, "lp_h"));
     ck_assert_msg(num(vm, "fwd") < 1e-12, "forward off by %g", num(vm, "fwd"));
+    ck_assert_str_eq(str_global(vm, "r1"), "<BayesMLP net [2, 3, 1] tanh, prior Laplace>");
+    ck_assert_str_eq(str_global(vm, "r2"), "<BayesLinear nob [2, 1], prior Normal>");
+    ck_assert_str_eq(str_global(vm, "r3"), "<BayesGuide BayesGuide of net, init_scale 0.1>");
     rt_vm_free(vm);
 }
 END_TEST
