@@ -296,6 +296,18 @@ void rt_handler_replay(rt_handler *h, const rt_trace *guide_trace) {
     h->state = (void *)guide_trace;
 }
 
+const rt_site *rt_replayed_site(const rt_vm *vm, const char *name) {
+    /* every replay handler that holds the site sets the value and the
+     * outermost one runs last, so its site is the one the value came from */
+    for (int i = 0; i < vm->nh; i++) {
+        const rt_handler *h = vm->hstack[i];
+        if (h->process != replay_process) continue;
+        const rt_site *s = rt_trace_find(h->state, name);
+        if (s) return s;
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------ condition --- */
 
 static int condition_process(rt_vm *vm, rt_handler *h, rt_msg *m) {

@@ -25,7 +25,8 @@ rt_vm *rt_vm_new(const bk_alloc *alloc) {
     if (rt_register_builtins(vm, rt_core_builtins) || rt_register_builtins(vm, rt_math_builtins) ||
         rt_register_builtins(vm, rt_data_io_builtins) || rt_register_builtins(vm, rt_plot_builtins) ||
         sl_register_dist_builtins(vm) || rt_register_constraints(vm) ||
-        rt_register_builtins(vm, sl_nn_builtins) || rt_register_builtins(vm, rt_npy_builtins)) {
+        rt_register_builtins(vm, sl_nn_builtins) || rt_register_builtins(vm, sl_nn_bayes_builtins) ||
+        rt_register_builtins(vm, rt_npy_builtins)) {
         rt_vm_free(vm);
         return NULL;
     }

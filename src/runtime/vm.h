@@ -103,6 +103,11 @@ bk_tensor *rt_trace_log_prob_sum(rt_vm *vm, const rt_trace *t, unsigned kinds);
  * state points to caller-owned memory; push/pop around a run. */
 void rt_handler_trace(rt_handler *h, rt_trace *tr);
 void rt_handler_replay(rt_handler *h, const rt_trace *guide_trace);
+/* The site of the guide trace that replay handlers on the stack hold for
+ * `name` (the one whose value a replayed message receives), or NULL: a
+ * layer reads the guide's distribution of its weights through it (local
+ * reparameterization, stdlib/nn_bayes.c). */
+const rt_site *rt_replayed_site(const rt_vm *vm, const char *name);
 /* condition: data is a record of observed values by site name */
 void rt_handler_condition(rt_handler *h, const rt_record *data);
 /* substitute: values for sample/param sites by name */
@@ -234,6 +239,8 @@ extern const rt_builtin_def rt_math_builtins[];
 extern const rt_builtin_def rt_core_builtins[];
 /* Networks (stdlib/nn_builtins.c) and NPY files (data_npy.c) */
 extern const rt_builtin_def sl_nn_builtins[];
+/* Bayesian layers (stdlib/nn_bayes.c) */
+extern const rt_builtin_def sl_nn_bayes_builtins[];
 extern const rt_builtin_def rt_npy_builtins[];
 /* Globals real, positive, simplex, ... bound to constraint values. */
 int rt_register_constraints(rt_vm *vm);
