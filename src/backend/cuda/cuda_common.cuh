@@ -34,7 +34,7 @@ typedef struct cu_state {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;
-    cusolverDnHandle_t solver;
+    cusolverDnHandle_t solver; /* NULL until cu_solver */
     cu_block *cache;        /* free blocks kept for reuse */
     int ncache, capcache;
     cu_block *live;         /* open-addressing table: pointer -> size */
@@ -45,6 +45,8 @@ typedef struct cu_state {
 
 /* The context's CUDA state, made on first use; NULL with an error set. */
 cu_state *cu_get(bk_ctx *ctx);
+/* The state's cuSOLVER handle (made on first use); NULL with an error. */
+cusolverDnHandle_t cu_solver(bk_ctx *ctx, cu_state *s);
 /* Sets a "CUDA ...: <message>" error when e is not cudaSuccess; returns -1
  * then, else 0. */
 int cu_check(bk_ctx *ctx, cudaError_t e, const char *what);

@@ -145,8 +145,6 @@ cu_state *cu_get(bk_ctx *ctx) {
              cu_check_blas(ctx, cublasSetStream(s->blas, s->stream), "cublasSetStream") == 0 &&
              /* no TF32 or reduced-precision shortcuts: results match the CPU */
              cu_check_blas(ctx, cublasSetMathMode(s->blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode") == 0 &&
-             cu_check_solver(ctx, cusolverDnCreate(&s->solver), "cusolverDnCreate") == 0 &&
-             cu_check_solver(ctx, cusolverDnSetStream(s->solver, s->stream), "cusolverDnSetStream") == 0 &&
              cu_check(ctx, cudaMalloc((void **)&s->flag, 2 * sizeof *s->flag), "cudaMalloc") == 0;
     if (!ok || bk__set_devstate(ctx, &bk_cuda_device, s)) {
         char keep[512];
@@ -156,6 +154,19 @@ cu_state *cu_get(bk_ctx *ctx) {
         return NULL;
     }
     return s;
+}
+
+/* The cuSOLVER handle, made on first use (making one costs more than
+ * most ops, and few models need it). */
+cusolverDnHandle_t cu_solver(bk_ctx *ctx, cu_state *s) {
+    if (s->solver) return s->solver;
+    cusolverDnHandle_t h;
+    if (cu_check_solver(ctx, cusolverDnCreate(&h), "cusolverDnCreate")) return NULL;
+    if (cu_check_solver(ctx, cusolverDnSetStream(h, s->stream), "cusolverDnSetStream")) {
+        cusolverDnDestroy(h);
+        return NULL;
+    }
+    return s->solver = h;
 }
 
 /* -------------------------------------------------------- allocator --- */

@@ -40,7 +40,7 @@ static bk_tensor *to_dtype(bk_ctx *ctx, bk_tensor *t, int dt) {
 bk_tensor *cu_fw_CHOLESKY(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
     (void)args;
     cu_state *s = cu_get(ctx);
-    if (!s || check_square(ctx, "cholesky", in[0]) < 0) return NULL;
+    if (!s || check_square(ctx, "cholesky", in[0]) < 0 || !cu_solver(ctx, s)) return NULL;
     bk_tensor *out = cu_elementwise(ctx, CU_OP_COPY, 1, in, 0, BK_F64); /* a fresh copy: factored in place */
     if (!out || out->numel == 0) return out;
     int n = (int)in[0]->shape[in[0]->ndim - 1], lwork = 0;
