@@ -884,6 +884,30 @@ bk_tensor *bk_empty_on(bk_ctx *ctx, const bk_device *dev, bk_dtype dt, int ndim,
     return t;
 }
 
+/* A strided view on a device without a contiguous kernel, to the host:
+ * the storage span it covers is copied, then gathered there. */
+static bk_tensor *span_to_host(bk_ctx *ctx, bk_tensor *t) {
+    int64_t lo = t->offset, hi = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t ext = t->shape[d] > 0 ? t->strides[d] * (t->shape[d] - 1) : 0;
+        if (ext < 0) lo += ext;
+        else hi += ext;
+    }
+    int64_t n = t->numel ? hi - lo + 1 : 0;
+    size_t sz = dtype_size(t->dtype);
+    bk_tensor *span = bk_empty(ctx, (bk_dtype)t->dtype, 1, &n);
+    if (!span) return NULL;
+    if (n && t->st->dev->copy(ctx, span->st->data, (const char *)t->st->data + (size_t)lo * sz, (size_t)n * sz, 1)) {
+        bk_release(span);
+        return NULL;
+    }
+    bk_tensor *v = bk_view(ctx, span, t->ndim, t->shape, t->strides, t->offset - lo);
+    bk_tensor *r = v ? bk_detach(ctx, v) : NULL;
+    bk_release(v);
+    bk_release(span);
+    return r;
+}
+
 bk_tensor *bk_to_device(bk_ctx *ctx, bk_tensor *t, const bk_device *dev) {
     if (!t) return NULL;
     const bk_device *src = t->st->dev;
@@ -896,7 +920,8 @@ bk_tensor *bk_to_device(bk_ctx *ctx, bk_tensor *t, const bk_device *dev) {
     bk_tensor *c;
     if (bk_is_contiguous(t)) c = bk_retain(t);
     else if (src == &bk_cpu_device) c = bk_detach(ctx, t);
-    else c = src->kernel(BK_OP_CONTIGUOUS)(ctx, &t, &zero_args);
+    else if (src->supports_op(BK_OP_CONTIGUOUS)) c = src->kernel(BK_OP_CONTIGUOUS)(ctx, &t, &zero_args);
+    else return span_to_host(ctx, t);
     if (!c) return NULL;
     bk_tensor *out = bk_empty_on(ctx, dev, (bk_dtype)c->dtype, c->ndim, c->shape);
     size_t sz = dtype_size(c->dtype), nb = (size_t)c->numel * sz;

@@ -1,16 +1,19 @@
-/* test_cuda.c - the CUDA device against the CPU (test-backend-ops style).
+/* test_cuda.c - a device against the CPU (test-backend-ops style).
  *
- * Without CUDA support in the build, or without a device, it checks the
- * message that says so and exits with 77, which ctest reports as skipped
- * (SKIP_RETURN_CODE).  With a device:
+ * In every build the op loop runs against a mock device (host memory, no
+ * kernels: every op takes the CPU fallback, every backward rule runs on
+ * host copies), which checks the device rules of tensor.c.  Then, without
+ * CUDA support in the build or without a GPU, it checks the message that
+ * says so, prints "SKIP: no CUDA device" and exits with 77, which ctest
+ * reports as skipped (SKIP_RETURN_CODE).  With a GPU, against CUDA:
  *  - every op of the op table (a new op without a case here fails) runs on
  *    random inputs, including broadcasting and non-contiguous views, on
  *    both devices; outputs and the gradients of loss = sum(out * w) must
  *    agree to 1e-12 (float64) / 1e-5 (float32) relative error per element
  *    (entries below 1e-6 of the tensor's largest are measured against that
  *    floor: they come from cancellation, where relative error means
- *    nothing).  Ops without a CUDA kernel take the CPU fallback, so the same
- *    loop checks that it is right too;
+ *    nothing).  Ops without a CUDA kernel take the CPU fallback, so the
+ *    same loop checks that it is right too;
  *  - Philox words and uniforms are bit-identical to rng.c's, normals agree
  *    to 1e-14, and the generator moves on identically;
  *  - the caching allocator reuses freed blocks;
@@ -27,10 +30,31 @@
 
 #define SKIP_CODE 77
 
-#ifdef PPL_CUDA
-
-static const bk_device *CUDA = &bk_cuda_device;
 static const bk_device *CPU = &bk_cpu_device;
+
+/* A device whose memory is host memory and which has no kernels but the
+ * views: every op takes the CPU fallback and every backward rule runs on
+ * host copies.  The op loop runs against it in every build, so the device
+ * machinery of tensor.c is checked without a GPU. */
+static void *mock_alloc(bk_ctx *c, size_t n) { return bk_malloc(c, n ? n : 1); }
+static void mock_free(bk_ctx *c, void *p) { bk_free(c, p); }
+static int mock_copy(bk_ctx *c, void *dst, const void *src, size_t n, int dir) {
+    (void)c;
+    (void)dir;
+    if (n) memcpy(dst, src, n);
+    return 0;
+}
+static bool mock_supports(int op) { return op == BK_OP_TRANSPOSE || op == BK_OP_EXPAND; }
+static bk_forward_fn mock_kernel(int op) { return bk_optable[op].forward; }
+static bk_backward_fn mock_backward(int op) {
+    (void)op;
+    return NULL;
+}
+static const bk_device mock_device = {"mock", mock_alloc, mock_free, mock_copy, mock_supports,
+                                      mock_kernel, mock_backward, NULL};
+
+/* The device under test (the mock, then DEV when there is one). */
+static const bk_device *DEV = &mock_device;
 
 enum { ANY, POS, UNIT, GAM, INTS }; /* input domains */
 enum { K_PLAIN, K_RED, K_SCAN };    /* how a case without fn calls its op */
@@ -299,7 +323,7 @@ static void make_input(bk_ctx *c, const ccase *k, int i, int dt, bk_tensor **h, 
         bk_release(x);
         x = y;
     }
-    bk_tensor *xd = bk_to_device(c, x, CUDA);
+    bk_tensor *xd = bk_to_device(c, x, DEV);
     ck_assert_msg(xd != NULL, "%s: to cuda: %s", k->label, bk_errmsg(c));
     if (!tr) {
         *h = x;
@@ -337,7 +361,7 @@ static double *values(bk_ctx *c, bk_tensor *t) {
 
 static void compare(bk_ctx *c, const char *label, const char *what, bk_tensor *want, bk_tensor *got, double tol) {
     ck_assert_msg(got != NULL, "%s %s: %s", label, what, bk_errmsg(c));
-    ck_assert_msg(bk_tensor_device(got) == CUDA, "%s %s: result is on %s", label, what, bk_tensor_device(got)->name);
+    ck_assert_msg(bk_tensor_device(got) == DEV, "%s %s: result is on %s", label, what, bk_tensor_device(got)->name);
     ck_assert_msg(bk_same_shape(want, got), "%s %s: shape differs", label, what);
     ck_assert_msg(want->dtype == got->dtype, "%s %s: dtype %d, CPU %d", label, what, got->dtype, want->dtype);
     double *a = values(c, got), *b = values(c, want), scale = 0;
@@ -367,38 +391,48 @@ static void check_case(const ccase *k, int dt) {
             bk_set_requires_grad(d[i], true);
         }
     }
-    bk_tensor *oh = run_case(c, k, CPU, h);
+    /* the CPU first (its gradients kept), then the device on a fresh tape */
+    bk_tensor *oh = run_case(c, k, CPU, h), *gh[3] = {0}, *wh = NULL;
     ck_assert_msg(oh != NULL, "%s cpu: %s", label, bk_errmsg(c));
-    bk_tensor *od = run_case(c, k, CUDA, d);
+    if (!k->no_grad) {
+        wh = bk_empty(c, BK_F64, oh->ndim, oh->shape);
+        for (int64_t e = 0; e < wh->numel; e++) bk_data(wh)[e] = draw(ANY);
+        bk_tensor *ph = bk_mul(c, oh, wh), *lh = bk_sum_all(c, ph);
+        ck_assert_msg(lh && bk_backward(c, lh) == 0, "%s cpu backward: %s", label, bk_errmsg(c));
+        for (int i = 0; i < k->nin; i++) gh[i] = bk_retain(h[i]->grad);
+        bk_release(ph);
+        bk_release(lh);
+        bk_tape_reset(c);
+    }
+    bk_tensor *od = run_case(c, k, DEV, d);
     compare(c, label, "forward", oh, od, tol);
     if (!k->no_grad) {
-        bk_tensor *wh = bk_empty(c, BK_F64, oh->ndim, oh->shape);
-        for (int64_t e = 0; e < wh->numel; e++) bk_data(wh)[e] = draw(ANY);
-        bk_tensor *wd = bk_to_device(c, wh, CUDA);
-        bk_tensor *ph = bk_mul(c, oh, wh), *lh = bk_sum_all(c, ph);
+        bk_tensor *wd = bk_to_device(c, wh, DEV);
         bk_tensor *pd = bk_mul(c, od, wd), *ld = bk_sum_all(c, pd);
         ck_assert_msg(ld != NULL, "%s loss: %s", label, bk_errmsg(c));
-        ck_assert_msg(bk_backward(c, lh) == 0, "%s cpu backward: %s", label, bk_errmsg(c));
-        ck_assert_msg(bk_backward(c, ld) == 0, "%s cuda backward: %s", label, bk_errmsg(c));
+        ck_assert_msg(bk_backward(c, ld) == 0, "%s %s backward: %s", label, DEV->name, bk_errmsg(c));
         for (int i = 0; i < k->nin; i++) {
             char what[32];
             snprintf(what, sizeof what, "d/d input %d", i);
-            ck_assert_msg((h[i]->grad == NULL) == (d[i]->grad == NULL), "%s %s: gradient missing on one device",
-                          label, what);
-            if (!h[i]->grad) continue;
+            ck_assert_msg((gh[i] == NULL) == (d[i]->grad == NULL), "%s %s: gradient missing on one device", label,
+                          what);
+            if (!gh[i]) continue;
             /* a leaf's gradient may be float64 for a float32 leaf: compare values */
-            bk_tensor *gd = d[i]->grad, *gh = h[i]->grad;
-            if (gd->dtype != gh->dtype) {
-                bk_tensor *cast = bk_cast(c, gd, (bk_dtype)gh->dtype);
-                compare(c, label, what, gh, cast, tol);
+            bk_tensor *gd = d[i]->grad;
+            if (gd->dtype != gh[i]->dtype) {
+                bk_tensor *cast = bk_cast(c, gd, (bk_dtype)gh[i]->dtype);
+                compare(c, label, what, gh[i], cast, tol);
                 bk_release(cast);
             } else {
-                compare(c, label, what, gh, gd, tol);
+                compare(c, label, what, gh[i], gd, tol);
             }
+            bk_release(gh[i]);
         }
-        bk_tensor *all[] = {wh, wd, ph, lh, pd, ld};
-        for (size_t i = 0; i < sizeof all / sizeof *all; i++) bk_release(all[i]);
+        bk_release(wd);
+        bk_release(pd);
+        bk_release(ld);
     }
+    bk_release(wh);
     bk_release(oh);
     bk_release(od);
     bk_tape_reset(c);
@@ -414,7 +448,7 @@ START_TEST(every_op_has_a_case) {
         bool found = false;
         for (int i = 0; i < NCASES; i++)
             if (CASES[i].op == op) found = true;
-        ck_assert_msg(found, "op %s has no CUDA test case", bk_optable[op].name);
+        ck_assert_msg(found, "op %s has no device test case", bk_optable[op].name);
     }
 }
 END_TEST
@@ -431,6 +465,7 @@ START_TEST(op_matches_cpu_f32) {
 END_TEST
 
 /* ------------------------------------------------------------------ RNG --- */
+#ifdef PPL_CUDA
 
 START_TEST(philox_words_match) {
     bk_ctx *c = bk_ctx_new(NULL);
@@ -481,20 +516,18 @@ START_TEST(uniform_and_normal_match) {
 }
 END_TEST
 
-/* ------------------------------------------------------ device behavior --- */
-
 START_TEST(allocator_reuses_blocks) {
     bk_ctx *c = bk_ctx_new(NULL);
     bk_cuda_stats s0, s1, s2;
     int64_t n = 100000;
-    bk_tensor *a = bk_empty_on(c, CUDA, BK_F64, 1, &n);
+    bk_tensor *a = bk_empty_on(c, &bk_cuda_device, BK_F64, 1, &n);
     ck_assert_msg(a && bk_cuda_get_stats(c, &s0) == 0, "%s", bk_errmsg(c));
     bk_release(a);
     ck_assert(bk_cuda_get_stats(c, &s1) == 0);
     ck_assert_int_eq(s1.cache_returns, s0.cache_returns + 1);
     ck_assert(s1.bytes_cached >= (size_t)n * 8);
     for (int i = 0; i < 100; i++) { /* the same size again and again: no new cudaMalloc */
-        bk_tensor *b = bk_empty_on(c, CUDA, BK_F64, 1, &n);
+        bk_tensor *b = bk_empty_on(c, &bk_cuda_device, BK_F64, 1, &n);
         ck_assert(b != NULL);
         bk_release(b);
     }
@@ -505,6 +538,9 @@ START_TEST(allocator_reuses_blocks) {
     bk_ctx_free(c);
 }
 END_TEST
+#endif /* PPL_CUDA */
+
+/* ------------------------------------------------------ device behavior --- */
 
 static int count(const char *hay, const char *needle) {
     int k = 0;
@@ -514,14 +550,14 @@ static int count(const char *hay, const char *needle) {
 
 START_TEST(fallback_warns_once) {
     bk_ctx *c = bk_ctx_new(NULL);
-    ck_assert(!CUDA->supports_op(BK_OP_LOGDET)); /* if it gains a kernel, pick another op */
+    ck_assert(!DEV->supports_op(BK_OP_LOGDET)); /* if CUDA gains a kernel, pick another op */
     ck_assert_str_eq(bk_device_warnings(c), "");
     bk_tensor *h = bk_from_f64(c, 2, (int64_t[]){2, 2}, (double[]){4, 1, 1, 3});
-    bk_tensor *d = bk_to_device(c, h, CUDA);
+    bk_tensor *d = bk_to_device(c, h, DEV);
     for (int i = 0; i < 3; i++) {
         bk_tensor *r = bk_logdet(c, d);
         ck_assert_msg(r != NULL, "%s", bk_errmsg(c));
-        ck_assert(bk_tensor_device(r) == CUDA);
+        ck_assert(bk_tensor_device(r) == DEV);
         ck_assert(fabs(bk_item(r) - log(11.0)) < 1e-14);
         bk_release(r);
     }
@@ -536,45 +572,57 @@ END_TEST
 START_TEST(mixed_devices_are_an_error) {
     bk_ctx *c = bk_ctx_new(NULL);
     bk_tensor *h = bk_from_f64(c, 1, (int64_t[]){3}, (double[]){1, 2, 3});
-    bk_tensor *d = bk_to_device(c, h, CUDA);
+    bk_tensor *d = bk_to_device(c, h, DEV);
     ck_assert(bk_add(c, h, d) == NULL);
     ck_assert_msg(strstr(bk_errmsg(c), "different devices") != NULL, "%s", bk_errmsg(c));
     ck_assert(bk_matmul(c, d, h) == NULL);
     /* a 0-d CPU constant joins the device */
     bk_tensor *s = bk_scalar(c, 2), *r = bk_mul(c, d, s);
     ck_assert_msg(r != NULL, "%s", bk_errmsg(c));
-    ck_assert(bk_tensor_device(r) == CUDA);
+    ck_assert(bk_tensor_device(r) == DEV);
     ck_assert(bk_get(r, 2) == 6);
-    ck_assert(bk_device_named(c, "cuda") == CUDA);
     ck_assert(bk_device_named(c, "tpu") == NULL);
+    ck_assert(strstr(bk_errmsg(c), "unknown device") != NULL);
     bk_tensor *all[] = {h, d, s, r};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) bk_release(all[i]);
     bk_ctx_free(c);
 }
 END_TEST
 
-static Suite *suite(void) {
-    Suite *s = suite_create("cuda");
+static Suite *suite(bool cuda) {
+    Suite *s = suite_create(cuda ? "cuda" : "mock device");
     TCase *t = tcase_create("ops");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, every_op_has_a_case);
     tcase_add_loop_test(t, op_matches_cpu_f64, 0, NCASES);
     tcase_add_loop_test(t, op_matches_cpu_f32, 0, NCASES);
     suite_add_tcase(s, t);
-    TCase *r = tcase_create("rng");
-    tcase_add_test(r, philox_words_match);
-    tcase_add_test(r, uniform_and_normal_match);
-    suite_add_tcase(s, r);
     TCase *d = tcase_create("device");
-    tcase_add_test(d, allocator_reuses_blocks);
     tcase_add_test(d, fallback_warns_once);
     tcase_add_test(d, mixed_devices_are_an_error);
     suite_add_tcase(s, d);
+#ifdef PPL_CUDA
+    if (cuda) {
+        TCase *r = tcase_create("rng and memory");
+        tcase_add_test(r, philox_words_match);
+        tcase_add_test(r, uniform_and_normal_match);
+        tcase_add_test(r, allocator_reuses_blocks);
+        suite_add_tcase(s, r);
+    }
+#endif
     return s;
 }
-#endif /* PPL_CUDA */
+
+static int run(bool cuda) {
+    SRunner *sr = srunner_create(suite(cuda));
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}
 
 int main(void) {
+    if (run(false)) return 1;
     char why[256];
     if (bk_cuda_probe(why, sizeof why) != 0) {
         /* the reason must be the one the CLI shows */
@@ -595,11 +643,12 @@ int main(void) {
         return SKIP_CODE;
     }
 #ifdef PPL_CUDA
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    bk_ctx *c = bk_ctx_new(NULL);
+    bool named = bk_device_named(c, "cuda") == &bk_cuda_device;
+    bk_ctx_free(c);
+    if (!named) return 1;
+    DEV = &bk_cuda_device;
+    return run(true) ? 1 : 0;
 #else
     return 1; /* unreachable: the probe always fails without CUDA */
 #endif
