@@ -143,8 +143,8 @@ cu_state *cu_get(bk_ctx *ctx) {
              cu_check(ctx, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking), "stream") == 0 &&
              cu_check_blas(ctx, cublasCreate(&s->blas), "cublasCreate") == 0 &&
              cu_check_blas(ctx, cublasSetStream(s->blas, s->stream), "cublasSetStream") == 0 &&
-             /* no TF32 or reduced-precision shortcuts: results match the CPU */
-             cu_check_blas(ctx, cublasSetMathMode(s->blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode") == 0 &&
+             /* no TF32 (the default math mode; PyTorch's default too) */
+             cu_check_blas(ctx, cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH), "cublasSetMathMode") == 0 &&
              cu_check(ctx, cudaMalloc((void **)&s->flag, 2 * sizeof *s->flag), "cudaMalloc") == 0;
     if (!ok || bk__set_devstate(ctx, &bk_cuda_device, s)) {
         char keep[512];
