@@ -600,6 +600,15 @@ START_TEST(mixed_devices_are_an_error) {
     ck_assert_msg(r != NULL, "%s", bk_errmsg(c));
     ck_assert(bk_tensor_device(r) == DEV);
     ck_assert(bk_get(r, 2) == 6);
+    /* element access and copies out of a device tensor, a strided view too */
+    double buf[3];
+    bk_set(r, 0, -1);
+    bk_copy_out(r, buf);
+    ck_assert(buf[0] == -1 && buf[1] == 4 && buf[2] == 6);
+    bk_tensor *rev = bk_view(c, r, 1, (int64_t[]){2}, (int64_t[]){-2}, 2), *hr = bk_to_device(c, rev, CPU);
+    ck_assert(hr && bk_get(hr, 0) == 6 && bk_get(hr, 1) == -1 && bk_get(rev, 1) == -1);
+    bk_release(rev);
+    bk_release(hr);
     ck_assert(bk_device_named(c, "tpu") == NULL);
     ck_assert(strstr(bk_errmsg(c), "unknown device") != NULL);
     bk_tensor *all[] = {h, d, s, r};
