@@ -240,6 +240,10 @@ static bk_tensor *f_fused(bk_ctx *c, const bk_device *d, bk_tensor **in) {
     {BK_OP_##E, #E " axis 0", 1, {2}, {S2(5, 4)}, {D}, true, NULL, K_RED, 0, 0, false},                 \
     {BK_OP_##E, #E " axis -1 keepdim", 1, {3}, {S3(2, 3, 4)}, {D}, false, NULL, K_RED, -1, 1, false},   \
     {BK_OP_##E, #E " all", 1, {3}, {S3(2, 3, 70)}, {D}, false, NULL, K_RED, BK_ALL_AXES, 0, false},
+/* long axes: the two-stage GPU reduction */
+#define RED_LONG(E)                                                                                       \
+    {BK_OP_##E, #E " long axis", 1, {2}, {S2(3, 9000)}, {ANY}, false, NULL, K_RED, -1, 0, false},       \
+    {BK_OP_##E, #E " long all", 1, {1}, {S1(20000)}, {ANY}, false, NULL, K_RED, BK_ALL_AXES, 0, false},
 #define SCAN(E)                                                                                           \
     {BK_OP_##E, #E " axis 0", 1, {2}, {S2(5, 4)}, {ANY}, true, NULL, K_SCAN, 0, 0, false},               \
     {BK_OP_##E, #E " axis -1", 1, {3}, {S3(2, 3, 4)}, {ANY}, false, NULL, K_SCAN, -1, 0, false},
@@ -258,6 +262,7 @@ static const ccase CASES[] = {
     {BK_OP_ELU, "elu", 1, {2}, {S2(5, 4)}, {ANY}, true, f_elu, K_PLAIN, 0, 0, false},
     {BK_OP_LEAKY_RELU, "leaky_relu", 1, {2}, {S2(5, 4)}, {ANY}, true, f_leaky, K_PLAIN, 0, 0, false},
     RED(SUM, ANY) RED(MEAN, ANY) RED(MAX, ANY) RED(MIN, ANY) RED(LOGSUMEXP, ANY) RED(PROD, POS)
+    RED_LONG(SUM) RED_LONG(MEAN) RED_LONG(MAX) RED_LONG(MIN)
     SCAN(CUMSUM) SCAN(SOFTMAX) SCAN(LOG_SOFTMAX)
     {BK_OP_MATMUL, "matmul", 2, {2, 2}, {S2(3, 4), S2(4, 5)}, {ANY, ANY}, false, NULL, K_PLAIN, 0, 0, false},
     {BK_OP_MATMUL, "matmul transposed a", 2, {2, 2}, {S2(3, 4), S2(4, 5)}, {ANY, ANY}, true, NULL, K_PLAIN, 0, 0, false},
@@ -643,6 +648,7 @@ static Suite *suite(bool cuda) {
 
 static int run(bool cuda) {
     SRunner *sr = srunner_create(suite(cuda));
+    srunner_set_fork_status(sr, CK_NOFORK); /* CUDA does not survive fork() */
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

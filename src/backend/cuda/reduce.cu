@@ -100,8 +100,10 @@ __device__ double block_reduce(double v, double *sh) {
     return r;
 }
 
+/* mean_n: the count a mean divides by (the axis length; for the second
+ * stage of a two-stage reduction, that of the original axis). */
 template <int OP>
-__global__ void reduce_kernel(cu_view x, void *out, int out32, int64_t n, int64_t inner, int64_t nout) {
+__global__ void reduce_kernel(cu_view x, void *out, int out32, int64_t n, int64_t inner, int64_t nout, int64_t mean_n) {
     __shared__ double sh[CU_THREADS];
     for (int64_t o = blockIdx.x; o < nout; o += gridDim.x) {
         int64_t i = o / inner, j = o % inner;
@@ -115,9 +117,33 @@ __global__ void reduce_kernel(cu_view x, void *out, int out32, int64_t n, int64_
             sum = block_reduce<BK_OP_SUM>(sum, sh);
             acc = isinf(m) ? m : m + log(sum);
         }
-        if (OP == BK_OP_MEAN) acc = n ? acc / (double)n : NAN;
+        if (OP == BK_OP_MEAN) acc = mean_n ? acc / (double)mean_n : NAN;
         if (threadIdx.x == 0) cu_store(out, out32, o, acc);
     }
+}
+
+/* First stage of a long reduction: P blocks per output, block p combining
+ * the elements k = p * blockDim + t (mod P * blockDim) into part[o * P + p]
+ * (a mean's sum). */
+template <int OP>
+__global__ void reduce_part_kernel(cu_view x, double *part, int64_t n, int64_t inner, int64_t nout, int64_t P) {
+    __shared__ double sh[CU_THREADS];
+    for (int64_t b = blockIdx.x; b < nout * P; b += gridDim.x) {
+        int64_t o = b / P, p = b % P, i = o / inner, j = o % inner;
+        double acc = red_identity<OP>();
+        for (int64_t k = p * blockDim.x + threadIdx.x; k < n; k += P * blockDim.x)
+            acc = red_combine<OP>(acc, cu_load(x, AT(i, k, j)));
+        acc = block_reduce<OP>(acc, sh);
+        if (threadIdx.x == 0) part[b] = acc;
+    }
+}
+
+/* Blocks per output for a reduction of nout outputs over n elements: 1,
+ * unless the outputs are too few to fill the GPU and the axis is long. */
+static int64_t parts(int op, int64_t nout, int64_t n) {
+    if (op == BK_OP_LOGSUMEXP || nout >= 512 || n < 8192) return 1;
+    int64_t p = (n + 4095) / 4096, cap = 1024 / nout;
+    return p < cap ? p : cap;
 }
 
 static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor *x, const bk_opargs *args) {
@@ -132,16 +158,43 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor *x, const bk_opargs *arg
     int64_t nout = L.outer * L.inner;
     if (!out || nout == 0) return out;
     cu_view v = cu_view_of(x);
-    unsigned g = (unsigned)(nout < 65535 * 16 ? nout : 65535 * 16);
     void *o = out->st->data;
     int o32 = x->dtype == BK_F32;
+    int64_t P = parts(op, nout, L.n), n = L.n, inner = L.inner;
+    double *part = NULL;
+    if (P > 1) { /* stage one into part [nout, P]; stage two reduces its rows */
+        if (!(part = (double *)cu_alloc(ctx, (size_t)(nout * P) * sizeof(double)))) {
+            bk_release(out);
+            return NULL;
+        }
+        unsigned g1 = (unsigned)(nout * P);
+        switch (op) {
+#define PART_CASE(E) \
+    case BK_OP_##E: reduce_part_kernel<BK_OP_##E><<<g1, CU_THREADS, 0, s->stream>>>(v, part, n, inner, nout, P); break;
+            PART_CASE(SUM) PART_CASE(MEAN) PART_CASE(MAX) PART_CASE(MIN) PART_CASE(PROD)
+#undef PART_CASE
+        }
+        memset(&v, 0, sizeof v);
+        v.p = part;
+        v.ndim = 1;
+        v.plain = 1;
+        v.shape[0] = nout * P;
+        v.st[0] = 1;
+        n = P;
+        inner = 1;
+    }
+    unsigned g = (unsigned)(nout < 65535 * 16 ? nout : 65535 * 16);
     switch (op) {
-#define RED_CASE(E) \
-    case BK_OP_##E: reduce_kernel<BK_OP_##E><<<g, CU_THREADS, 0, s->stream>>>(v, o, o32, L.n, L.inner, nout); break;
+#define RED_CASE(E)                                                                                            \
+    case BK_OP_##E:                                                                                            \
+        reduce_kernel<BK_OP_##E><<<g, CU_THREADS, 0, s->stream>>>(v, o, o32, n, inner, nout, L.n);             \
+        break;
         RED_CASE(SUM) RED_CASE(MEAN) RED_CASE(MAX) RED_CASE(MIN) RED_CASE(LOGSUMEXP) RED_CASE(PROD)
 #undef RED_CASE
     }
-    if (cu_launched(ctx, bk_optable[op].name)) {
+    int rc = cu_launched(ctx, bk_optable[op].name);
+    cu_free(ctx, part); /* stream order: the second stage has read it before reuse */
+    if (rc) {
         bk_release(out);
         return NULL;
     }
