@@ -65,6 +65,11 @@ typedef struct ppl_options {
 
 ppl_options ppl_default_options(void);
 const char *ppl_version(void);
+/* 0 when this build and machine can place tensors on the named device
+ * ("cpu", "cuda"); else -1 with the reason in why (n bytes), e.g. "ppl was
+ * built without CUDA support; rebuild with -DPPL_CUDA=ON" or "no CUDA
+ * device found: ...". */
+int ppl_device_available(const char *name, char *why, size_t n);
 
 /* Open a state (NULL: default options).  Returns NULL only when memory for
  * the state itself cannot be had. */

@@ -58,7 +58,7 @@ static void in_free(bk_ctx *ctx, hmm_in *h) {
 }
 
 static const double *in_data(bk_ctx *ctx, hmm_in *h, int i, const bk_tensor *t) {
-    if (bk_is_contiguous(t) && t->numel > 0) return bk_data(t);
+    if (t->dtype == BK_F64 && bk_is_contiguous(t) && t->numel > 0) return bk_data(t); /* float32: a copy */
     h->own[i] = bk_malloc(ctx, (size_t)(t->numel ? t->numel : 1) * sizeof(double));
     if (h->own[i]) bk_copy_out(t, h->own[i]);
     return h->own[i];

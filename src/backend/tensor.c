@@ -35,6 +35,10 @@ struct bk_ctx {
     bk_storage *big[BIG_CACHE];
     int nbig;
     long fail_after;           /* fault injection: 0 = off */
+    const bk_device *xdev;     /* the accelerator whose state is xstate */
+    void *xstate;
+    uint8_t warned[BK_OP_COUNT]; /* bit 0: forward fell back, bit 1: backward */
+    char warn[1024];           /* bk_device_warnings */
 };
 
 /* -------------------------------------------------------------- memory --- */
@@ -91,6 +95,7 @@ void bk_ctx_free(bk_ctx *ctx) {
         bk_free(ctx, t);
     }
     for (int i = 0; i < ctx->nbig; i++) bk_free(ctx, ctx->big[i]);
+    if (ctx->xdev && ctx->xdev->release_state) ctx->xdev->release_state(ctx, ctx->xstate);
     ctx->alloc.free_fn(ctx->alloc.ud, ctx);
 }
 
@@ -163,6 +168,11 @@ static bk_storage *storage_new(bk_ctx *ctx, bk_tensor *t, size_t nbytes) {
 
 static void storage_release(bk_ctx *ctx, bk_storage *st) {
     if (!st || --st->refcount > 0) return;
+    if (st->dev != &bk_cpu_device) { /* the device caches its own memory */
+        st->dev->free(ctx, st->data);
+        bk_free(ctx, st);
+        return;
+    }
     if (st->owner) { /* embedded: its tensor was released before */
         tensor_recycle(ctx, st->owner);
         return;
@@ -385,13 +395,31 @@ static int64_t elem_offset(const bk_tensor *t, int64_t i) {
     return off;
 }
 
+/* One element of a tensor on an accelerator, through a copy. */
+static double device_get(const bk_tensor *t, int64_t o) {
+    double d = NAN;
+    float f = NAN;
+    size_t sz = dtype_size(t->dtype);
+    void *dst = t->dtype == BK_F32 ? (void *)&f : (void *)&d;
+    if (t->st->dev->copy(t->ctx, dst, (const char *)t->st->data + (size_t)o * sz, sz, 1)) return NAN;
+    return t->dtype == BK_F32 ? (double)f : d;
+}
+
 double bk_get(const bk_tensor *t, int64_t i) {
     int64_t o = elem_offset(t, i);
+    if (t->st->dev != &bk_cpu_device) return device_get(t, o);
     return t->dtype == BK_F32 ? (double)((const float *)t->st->data)[o] : ((const double *)t->st->data)[o];
 }
 
 void bk_set(bk_tensor *t, int64_t i, double v) {
     int64_t o = elem_offset(t, i);
+    if (t->st->dev != &bk_cpu_device) {
+        float f = (float)v;
+        size_t sz = dtype_size(t->dtype);
+        t->st->dev->copy(t->ctx, (char *)t->st->data + (size_t)o * sz,
+                         t->dtype == BK_F32 ? (const void *)&f : (const void *)&v, sz, 0);
+        return;
+    }
     if (t->dtype == BK_F32) ((float *)t->st->data)[o] = (float)v;
     else ((double *)t->st->data)[o] = v;
 }
@@ -401,6 +429,14 @@ double bk_item(const bk_tensor *t) { return bk_get(t, 0); }
 double *bk_data(const bk_tensor *t) { return (double *)t->st->data + t->offset; }
 
 void bk_copy_out(const bk_tensor *t, double *out) {
+    if (t->st->dev != &bk_cpu_device) { /* through a host copy */
+        bk_tensor *h = bk_to_device(t->ctx, (bk_tensor *)t, &bk_cpu_device);
+        if (h) bk_copy_out(h, out);
+        else
+            for (int64_t i = 0; i < t->numel; i++) out[i] = NAN;
+        bk_release(h);
+        return;
+    }
     if (t->dtype == BK_F64 && bk_is_contiguous(t)) {
         if (t->numel) memcpy(out, (const double *)t->st->data + t->offset, (size_t)t->numel * sizeof(double));
         return;
@@ -641,6 +677,12 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g);
  * gradient tensor or its storage. */
 static int add_one_grad(bk_ctx *ctx, bk_tensor *t, double v) {
     bk_tensor *g = t->grad;
+    if (t->st->dev != &bk_cpu_device) { /* a contribution to an accelerator's tensor */
+        bk_tensor *s = bk_full(ctx, BK_F64, t->ndim, t->shape, v);
+        int rc = s ? accumulate(ctx, t, s) : -1;
+        bk_release(s);
+        return rc;
+    }
     if (!g) {
         g = bk_empty(ctx, BK_F64, t->ndim, t->shape);
         if (!g) return -1;
@@ -694,6 +736,9 @@ static int backward_scalar(bk_ctx *ctx, tape_rec *r) {
     return r->nin == 2 ? add_scalar_grad(ctx, r, 1, g * d.d[1]) : 0;
 }
 
+static int device_backward(bk_ctx *ctx, const bk_device *dev, const bk_tape_entry *e, bk_tensor *gout,
+                           bk_tensor **gin);
+
 /* The backward step of a general record through the op's backward rule. */
 static int backward_general(bk_ctx *ctx, tape_rec *r) {
     bk_tensor *out = r->out;
@@ -710,7 +755,9 @@ static int backward_general(bk_ctx *ctx, tape_rec *r) {
     bk_tensor **g = e.nin <= 64 ? gin : bk_malloc(ctx, (size_t)e.nin * sizeof *g);
     if (!g) return -1;
     for (int k = 0; k < e.nin; k++) g[k] = NULL;
-    int rc = bk_optable[e.op].backward(ctx, &e, out->grad, g) ? -1 : 0;
+    const bk_device *dev = out->st->dev;
+    int rc = (dev == &bk_cpu_device ? bk_optable[e.op].backward(ctx, &e, out->grad, g)
+                                    : device_backward(ctx, dev, &e, out->grad, g)) ? -1 : 0;
     for (int k = 0; k < e.nin; k++) {
         if (g[k] && rc == 0 && e.in[k]->requires_grad) rc = accumulate(ctx, e.in[k], g[k]);
         bk_release(g[k]);
@@ -728,6 +775,11 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
         if (!r) return -1;
     } else {
         bk_retain(r);
+    }
+    if (r->st->dev != t->st->dev) { /* a gradient lives where its tensor does */
+        bk_tensor *m = bk_to_device(ctx, r, t->st->dev);
+        bk_release(r);
+        if (!(r = m)) return -1;
     }
     if (t->grad) {
         bk_tensor *s = bk_add(ctx, t->grad, r);
@@ -771,7 +823,9 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
         ctx->tape[loss->mark - 1].has_adj = 1;
     } else {
-        loss->grad = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
+        bk_tensor *one = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
+        loss->grad = bk_to_device(ctx, one, loss->st->dev);
+        bk_release(one);
         if (!loss->grad) rc = -1;
     }
     for (size_t i = n; rc == 0 && i-- > 0;) {
@@ -782,6 +836,247 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         for (size_t i = 0; i < n; i++) bk_zero_grad(ctx->tape[i].out);
     if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
     bk_set_grad_enabled(ctx, grad);
+    return rc;
+}
+
+/* ------------------------------------------------------------- devices --- */
+
+void *bk__devstate(bk_ctx *ctx, const bk_device *dev) { return ctx->xdev == dev ? ctx->xstate : NULL; }
+
+int bk__set_devstate(bk_ctx *ctx, const bk_device *dev, void *state) {
+    if (ctx->xdev && ctx->xdev != dev) {
+        bk_seterr(ctx, "a context holds one accelerator (%s already), not also %s", ctx->xdev->name, dev->name);
+        return -1;
+    }
+    ctx->xdev = dev;
+    ctx->xstate = state;
+    return 0;
+}
+
+const char *bk_device_warnings(const bk_ctx *ctx) { return ctx->warn; }
+
+const bk_device *bk_tensor_device(const bk_tensor *t) { return t->st->dev; }
+
+bk_tensor *bk_empty_on(bk_ctx *ctx, const bk_device *dev, bk_dtype dt, int ndim, const int64_t *shape) {
+    if (dev == &bk_cpu_device) return bk_empty(ctx, dt, ndim, shape);
+    int64_t n;
+    if (!check_shape(ctx, ndim, shape, &n)) return NULL;
+    bk_tensor *t = tensor_struct(ctx);
+    if (!t) return NULL;
+    bk_storage *st = bk_malloc(ctx, sizeof *st);
+    void *data = st ? dev->alloc(ctx, (size_t)n * dtype_size(dt)) : NULL;
+    if (!data) {
+        bk_free(ctx, st);
+        tensor_recycle(ctx, t);
+        return NULL;
+    }
+    st->refcount = 1;
+    st->nbytes = st->cap = (size_t)n * dtype_size(dt);
+    st->data = data;
+    st->dev = dev;
+    st->owner = NULL;
+    t->st = st;
+    t->dtype = (int8_t)dt;
+    t->ndim = (int8_t)ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = n;
+    set_contiguous_strides(t);
+    return t;
+}
+
+/* A strided view on a device without a contiguous kernel, to the host:
+ * the storage span it covers is copied, then gathered there. */
+static bk_tensor *span_to_host(bk_ctx *ctx, bk_tensor *t) {
+    int64_t lo = t->offset, hi = t->offset;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t ext = t->shape[d] > 0 ? t->strides[d] * (t->shape[d] - 1) : 0;
+        if (ext < 0) lo += ext;
+        else hi += ext;
+    }
+    int64_t n = t->numel ? hi - lo + 1 : 0;
+    size_t sz = dtype_size(t->dtype);
+    bk_tensor *span = bk_empty(ctx, (bk_dtype)t->dtype, 1, &n);
+    if (!span) return NULL;
+    if (n && t->st->dev->copy(ctx, span->st->data, (const char *)t->st->data + (size_t)lo * sz, (size_t)n * sz, 1)) {
+        bk_release(span);
+        return NULL;
+    }
+    bk_tensor *v = bk_view(ctx, span, t->ndim, t->shape, t->strides, t->offset - lo);
+    bk_tensor *r = v ? bk_detach(ctx, v) : NULL;
+    bk_release(v);
+    bk_release(span);
+    return r;
+}
+
+bk_tensor *bk_to_device(bk_ctx *ctx, bk_tensor *t, const bk_device *dev) {
+    if (!t) return NULL;
+    const bk_device *src = t->st->dev;
+    if (src == dev) return bk_retain(t);
+    if (src != &bk_cpu_device && dev != &bk_cpu_device) {
+        bk_seterr(ctx, "cannot copy from %s to %s directly", src->name, dev->name);
+        return NULL;
+    }
+    /* a contiguous source on its own device first */
+    bk_tensor *c;
+    if (bk_is_contiguous(t)) c = bk_retain(t);
+    else if (src == &bk_cpu_device) c = bk_detach(ctx, t);
+    else if (src->supports_op(BK_OP_CONTIGUOUS)) c = src->kernel(BK_OP_CONTIGUOUS)(ctx, &t, &zero_args);
+    else return span_to_host(ctx, t);
+    if (!c) return NULL;
+    bk_tensor *out = bk_empty_on(ctx, dev, (bk_dtype)c->dtype, c->ndim, c->shape);
+    size_t sz = dtype_size(c->dtype), nb = (size_t)c->numel * sz;
+    const char *from = (const char *)c->st->data + (size_t)c->offset * sz;
+    int rc = !out ? -1
+             : dev == &bk_cpu_device ? src->copy(ctx, out->st->data, from, nb, 1)
+                                     : dev->copy(ctx, out->st->data, from, nb, 0);
+    bk_release(c);
+    if (rc) {
+        bk_release(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* Notes, once per op and direction, that op ran on the CPU for dev. */
+static void note_fallback(bk_ctx *ctx, const bk_device *dev, int op, int backward) {
+    int bit = backward ? 2 : 1;
+    if (ctx->warned[op] & bit) return;
+    ctx->warned[op] |= (uint8_t)bit;
+    size_t n = strlen(ctx->warn);
+    if (n + 1 < sizeof ctx->warn)
+        snprintf(ctx->warn + n, sizeof ctx->warn - n, "%s has no kernel for %s%s: it runs on the CPU (host copies)\n",
+                 dev->name, bk_optable[op].name, backward ? " (backward)" : "");
+}
+
+/* Host copies of the index tensors in args (into hargs; release with
+ * release_idx). */
+static int host_args(bk_ctx *ctx, const bk_opargs *args, bk_opargs *h) {
+    *h = *args;
+    for (int i = 0; i < args->nidx; i++) {
+        if (args->idx[i].kind != BK_IDX_TENSOR) continue;
+        h->idx[i].idx = bk_to_device(ctx, args->idx[i].idx, &bk_cpu_device);
+        if (!h->idx[i].idx) {
+            for (int k = 0; k < i; k++)
+                if (h->idx[k].kind == BK_IDX_TENSOR) bk_release(h->idx[k].idx);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void release_idx(bk_opargs *h) {
+    for (int i = 0; i < h->nidx; i++)
+        if (h->idx[i].kind == BK_IDX_TENSOR) bk_release(h->idx[i].idx);
+}
+
+/* Host copies of n tensors (NULL entries stay NULL), keeping requires_grad. */
+static int host_copies(bk_ctx *ctx, int n, bk_tensor **in, bk_tensor **h) {
+    for (int i = 0; i < n; i++) {
+        h[i] = in[i] ? bk_to_device(ctx, in[i], &bk_cpu_device) : NULL;
+        if (in[i] && !h[i]) {
+            for (int k = 0; k < i; k++) bk_release(h[k]);
+            return -1;
+        }
+        if (h[i] && h[i] != in[i]) h[i]->requires_grad = in[i]->requires_grad;
+    }
+    return 0;
+}
+
+static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args);
+
+/* An op whose inputs are on the accelerator dev (0-d CPU inputs allowed). */
+static bk_tensor *device_forward(bk_ctx *ctx, const bk_device *dev, int op, int nin, bk_tensor **in,
+                                 const bk_opargs *args) {
+    bk_tensor *loc[64], **conv = nin <= 64 ? loc : bk_malloc(ctx, (size_t)nin * sizeof *conv);
+    bk_tensor *out = NULL;
+    if (!conv) return NULL;
+    if (dev->supports_op(op)) {
+        /* elementwise kernels take 0-d CPU constants by value; the other
+         * kernels get them copied over */
+        bool by_value = bk__pointwise_arity[op] > 0 || op == BK_OP_WHERE;
+        int i = 0;
+        for (; i < nin; i++) {
+            conv[i] = by_value ? bk_retain(in[i]) : bk_to_device(ctx, in[i], dev);
+            if (!conv[i]) break;
+        }
+        if (i == nin) out = dev->kernel(op)(ctx, conv, args);
+        for (int k = 0; k < i; k++) bk_release(conv[k]);
+    } else {
+        bk_opargs h;
+        note_fallback(ctx, dev, op, 0);
+        if (host_copies(ctx, nin, in, conv) == 0) {
+            if (host_args(ctx, args, &h) == 0) {
+                bk_tensor *r = run_forward(ctx, op, nin, conv, &h);
+                out = bk_to_device(ctx, r, dev);
+                bk_release(r);
+                release_idx(&h);
+            }
+            for (int k = 0; k < nin; k++) bk_release(conv[k]);
+        }
+    }
+    if (conv != loc) bk_free(ctx, conv);
+    return out;
+}
+
+/* The device an op runs on: that of its non-CPU inputs, which must agree;
+ * CPU inputs beside them must be 0-d.  NULL with an error on a mix. */
+static const bk_device *op_device(bk_ctx *ctx, int op, int nin, bk_tensor **in) {
+    const bk_device *dev = &bk_cpu_device;
+    for (int i = 0; i < nin; i++)
+        if (in[i]->st->dev != &bk_cpu_device) {
+            if (dev != &bk_cpu_device && in[i]->st->dev != dev) {
+                bk_seterr(ctx, "%s: inputs are on different devices (%s and %s)", bk_optable[op].name, dev->name,
+                          in[i]->st->dev->name);
+                return NULL;
+            }
+            dev = in[i]->st->dev;
+        }
+    if (dev == &bk_cpu_device) return dev;
+    for (int i = 0; i < nin; i++)
+        if (in[i]->st->dev == &bk_cpu_device && in[i]->ndim != 0) {
+            char b[128];
+            bk_seterr(ctx, "%s: inputs are on different devices (%s and cpu: input %d of shape %s); "
+                      "move them to one device with to()", bk_optable[op].name, dev->name, i + 1,
+                      bk_shape_str(in[i], b, sizeof b));
+            return NULL;
+        }
+    return dev;
+}
+
+/* The backward step of a record whose output lives on an accelerator:
+ * the device's rule, or the CPU rule on host copies. */
+static int device_backward(bk_ctx *ctx, const bk_device *dev, const bk_tape_entry *e, bk_tensor *gout,
+                           bk_tensor **gin) {
+    bk_backward_fn fn = dev->backward ? dev->backward(e->op) : NULL;
+    if (fn) return fn(ctx, e, gout, gin);
+    note_fallback(ctx, dev, e->op, 1);
+    bk_tensor *loc[64], **h = e->nin + 2 <= 64 ? loc : bk_malloc(ctx, (size_t)(e->nin + 2) * sizeof *h);
+    if (!h) return -1;
+    bk_tape_entry he = *e;
+    bk_tensor *tail[2] = {e->out, gout};
+    int rc = -1;
+    if (host_copies(ctx, e->nin, e->in, h) == 0) {
+        if (host_copies(ctx, 2, tail, h + e->nin) == 0) {
+            if (host_args(ctx, &e->args, &he.args) == 0) {
+                he.in = h;
+                he.out = h[e->nin];
+                rc = bk_optable[e->op].backward(ctx, &he, h[e->nin + 1], gin) ? -1 : 0;
+                /* the gradients go back to the device */
+                for (int k = 0; k < e->nin; k++) {
+                    if (!gin[k]) continue;
+                    bk_tensor *d = rc == 0 ? bk_to_device(ctx, gin[k], dev) : NULL;
+                    if (!d) rc = -1;
+                    bk_release(gin[k]);
+                    gin[k] = d;
+                }
+                release_idx(&he.args);
+            }
+            bk_release(h[e->nin]);
+            bk_release(h[e->nin + 1]);
+        }
+        for (int k = 0; k < e->nin; k++) bk_release(h[k]);
+    }
+    if (h != loc) bk_free(ctx, h);
     return rc;
 }
 
@@ -807,14 +1102,10 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
     bool f32 = false;
     for (int i = 0; i < nin; i++)
         if (in[i]->dtype == BK_F32) f32 = true;
-    const bk_device *dev = in[0] && in[0]->st ? in[0]->st->dev : &bk_cpu_device;
-    for (int i = 1; i < nin; i++)
-        if (in[i]->st->dev != dev) {
-            bk_seterr(ctx, "%s: inputs are on different devices (%s and %s)", bk_optable[op].name,
-                      dev->name, in[i]->st->dev->name);
-            return NULL;
-        }
-    bk_forward_fn fw = dev->supports_op(op) ? dev->kernel(op) : bk_cpu_device.kernel(op);
+    const bk_device *dev = op_device(ctx, op, nin, in);
+    if (!dev) return NULL;
+    if (dev != &bk_cpu_device) return device_forward(ctx, dev, op, nin, in, args);
+    bk_forward_fn fw = bk_cpu_device.kernel(op);
     /* CAST and MATMUL (sgemm) handle float32 themselves */
     if (!f32 || op == BK_OP_CAST || op == BK_OP_MATMUL) return fw(ctx, in, args);
     bk_tensor *conv[64];

@@ -248,8 +248,39 @@ struct bk_device {
     int (*copy)(bk_ctx *, void *dst, const void *src, size_t nbytes, int dir);
     bool (*supports_op)(int op);         /* false: fall back to the CPU */
     bk_forward_fn (*kernel)(int op);
+    /* The backward rule of op for tensors on this device, or NULL: the CPU
+     * rule then runs on host copies (a fallback, warned once).  A NULL
+     * field (the CPU) means the op table's rules. */
+    bk_backward_fn (*backward)(int op);
+    /* Frees the per-context state the device keeps (bk__devstate) when the
+     * context is freed; NULL: it keeps none. */
+    void (*release_state)(bk_ctx *, void *state);
 };
 extern const bk_device bk_cpu_device;
+
+/* Device rules (docs/CUDA.md).  An op runs on the device of its tensor
+ * inputs; all must be on one device, except 0-d CPU tensors (constants),
+ * which join any device.  An op the device lacks (supports_op false) runs
+ * on the CPU with host copies of the inputs and its result is copied back:
+ * never silently wrong, but slow, so the first use of each such op is
+ * noted in the context (bk_device_warnings) for the caller to show. */
+/* A tensor of uninitialized data on dev (bk_empty for the CPU). */
+bk_tensor *bk_empty_on(bk_ctx *, const bk_device *dev, bk_dtype, int ndim, const int64_t *shape);
+/* A contiguous copy of t on dev (t itself, retained, when it is there
+ * already).  Not recorded on the tape: gradients do not flow through it. */
+bk_tensor *bk_to_device(bk_ctx *, bk_tensor *t, const bk_device *dev);
+const bk_device *bk_tensor_device(const bk_tensor *t);
+/* The device named "cpu" or "cuda", or NULL with an error that says why
+ * (not built with CUDA, no device found). */
+const bk_device *bk_device_named(bk_ctx *, const char *name);
+/* One line per op that fell back to the CPU ("" when none): the library
+ * never prints, the CLI shows these. */
+const char *bk_device_warnings(const bk_ctx *ctx);
+/* Per-context state of a device (its streams, handles, memory cache):
+ * NULL until set.  Set returns -1 (error set) when a different device
+ * already holds the slot. */
+void *bk__devstate(bk_ctx *, const bk_device *dev);
+int bk__set_devstate(bk_ctx *, const bk_device *dev, void *state);
 
 /* ------------------------------------------------------------ context --- */
 

@@ -201,10 +201,11 @@ START_TEST(float32_and_devices) {
     bk_tensor *s = bk_reduce(c, BK_OP_SUM, a, 0, false);
     ck_assert_int_eq(s->dtype, BK_F32);
     ck_assert(bk_item(s) == 1.5);
-    /* a storage on another device cannot meet a CPU one in an op */
+    /* a storage on another device cannot meet a CPU one in an op (but for
+     * 0-d CPU constants, which join any device) */
     bk_device other = bk_cpu_device;
     other.name = "elsewhere";
-    bk_tensor *x = bk_scalar(c, 1), *y = bk_scalar(c, 2);
+    bk_tensor *x = bk_from_f64(c, 1, (int64_t[]){1}, (double[]){1}), *y = bk_scalar(c, 2);
     y->st->dev = &other;
     ck_assert(bk_add(c, x, y) == NULL);
     ck_assert(strstr(bk_errmsg(c), "different devices") != NULL);
