@@ -156,6 +156,10 @@ typedef struct ppl_mcmc_opts {
      * turn.  With several threads the allocator hook and `out` are called
      * from them (progress still comes from the calling thread). */
     int threads;
+    /* 1: every density evaluation runs the model; 0 (default): gradient
+     * evaluations replay the ops one run recorded when the model allows it
+     * (docs/INFERENCE.md, "Fast path"), with the same results. */
+    int no_fast_path;
 } ppl_mcmc_opts;
 ppl_mcmc_opts ppl_mcmc_defaults(void);
 /* NUTS with Stan's warmup adaptation on a model. */

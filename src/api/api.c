@@ -431,7 +431,7 @@ ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl
     inf_mcmc_opts mo = {.chains = d.chains, .warmup = d.warmup, .samples = d.samples, .max_depth = d.max_depth,
                         .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed,
                         .checkpoint = d.checkpoint, .resume = d.resume, .checkpoint_every = d.checkpoint_every,
-                        .threads = d.threads};
+                        .threads = d.threads, .no_fast = d.no_fast_path};
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_mcmc *res = NULL;

@@ -30,7 +30,7 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
-    const char *checkpoint, *resume;
+    const char *checkpoint, *resume, *fast;
     long checkpoint_every, threads;
     uint64_t seed;
     long steps, particles, chains, warmup, samples, max_depth;
@@ -86,6 +86,8 @@ static const option_spec OPTIONS[] = {
     {"checkpoint-every", K_LONG, FIELD(checkpoint_every), 1, NULL, "N",
      "iterations of a chain between checkpoints (default 100)"},
     {"threads", K_LONG, FIELD(threads), 1, NULL, "N", "chains run in parallel (default min(chains, cores))"},
+    {"fast", K_CHOICE, FIELD(fast), 0, "on|off", "on|off",
+     "replay the recorded ops of the model instead of re-running it (default on)"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -124,7 +126,7 @@ static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", 
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", "checkpoint", "checkpoint-every", "resume",
-                                          "threads", NULL};
+                                          "threads", "fast", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -147,7 +149,7 @@ static const command COMMANDS[] = {
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
                "        [--plot FILE.svg] [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
-               "        [--threads N]",
+               "        [--threads N] [--fast on|off]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -569,6 +571,7 @@ static int cmd_sample(const args *a) {
     mo.resume = a->resume;
     if (given(a, "checkpoint-every")) mo.checkpoint_every = (int)a->checkpoint_every;
     if (given(a, "threads")) mo.threads = (int)a->threads;
+    if (a->fast) mo.no_fast_path = strcmp(a->fast, "off") == 0;
     ppl_result *R = NULL;
     ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));
