@@ -13,51 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "program.h"
-
-typedef struct prog_ins {
-    int16_t op;
-    int16_t nin;
-    int32_t out;      /* slot */
-    int32_t src;      /* index of the first of nin entries in prog.srcs */
-    int32_t args;     /* 1 + index into prog.args, 0: none */
-    int32_t guard;    /* 1 + index into prog.guards, 0: none */
-} prog_ins;
-
-typedef struct prog_input {
-    int32_t slot;
-    int ndim;
-    int64_t shape[BK_MAXDIM];
-    int64_t numel, offset;
-} prog_input;
-
-typedef struct prog_guard {
-    int32_t slot;
-    int32_t next;     /* 1 + index of the next guard on the same slot, 0: none */
-    bool on_input;
-    int64_t numel;
-    double *vals;     /* bits guard: the 0/1 values seen when recording */
-    bool (*pred)(int kind, double v); /* else: pred(kind, v) for every element */
-    int kind;
-} prog_guard;
-
-struct bk_prog {
-    bk_ctx *ctx;
-    prog_ins *ins;
-    size_t nins, capins;
-    int32_t *srcs;    /* slot >= 0, or -(1 + k) for constant k */
-    size_t nsrcs, capsrcs;
-    bk_opargs *args;
-    size_t nargs, capargs;
-    bk_tensor **consts;
-    size_t nconsts, capconsts;
-    prog_input *inputs;
-    size_t ninputs, capinputs;
-    prog_guard *guards;
-    size_t nguards, capguards;
-    int32_t nslots, out;
-    bk_tensor **val;  /* per slot, during a replay */
-};
+#include "program_impl.h"
 
 struct bk_rec {
     bk_prog *p;
@@ -175,6 +131,7 @@ static void prog_clear(bk_prog *p) {
     bk_free(ctx, p->inputs);
     bk_free(ctx, p->guards);
     bk_free(ctx, p->val);
+    bk__native_free(ctx, p->nat);
 }
 
 void bk_prog_free(bk_prog *p) {
@@ -448,6 +405,7 @@ bk_prog *bk_prog_end(bk_ctx *ctx, bk_tensor *out, char *why, size_t whylen) {
         rec_free(ctx, r);
         return NULL;
     }
+    p->nat = bk__native_compile(p, r->held);
     for (int32_t k = p->nslots; k-- > 0;) bk_release(r->held[k]);
     r->p = NULL;
     rec_free(ctx, r);
@@ -456,6 +414,7 @@ bk_prog *bk_prog_end(bk_ctx *ctx, bk_tensor *out, char *why, size_t whylen) {
 }
 
 size_t bk_prog_len(const bk_prog *p) { return p ? p->nins : 0; }
+bool bk_prog_native(const bk_prog *p) { return p && p->nat; }
 
 /* -------------------------------------------------------------- replay --- */
 
@@ -479,6 +438,10 @@ static bool guards_hold(const bk_prog *p, int32_t gi, const bk_tensor *t) {
 }
 
 int bk_prog_run(bk_prog *p, bk_ctx *ctx, const double *x, double *value, double *grad) {
+    if (p->nat) {
+        bk_tape_reset(ctx); /* (as the replay through bk_apply leaves it) */
+        return bk__native_run(p, p->nat, x, value, grad);
+    }
     bk_tape_reset(ctx);
     bool g = bk_set_grad_enabled(ctx, grad != NULL);
     int rc = 0;
@@ -522,4 +485,22 @@ int bk_prog_run(bk_prog *p, bk_ctx *ctx, const double *x, double *value, double 
     }
     bk_set_grad_enabled(ctx, g);
     return rc;
+}
+
+void bk_prog_dump(const bk_prog *p, FILE *f) {
+    for (size_t i = 0; i < p->ninputs; i++)
+        fprintf(f, "input s%d (%lld elements at %lld)\n", p->inputs[i].slot, (long long)p->inputs[i].numel,
+                (long long)p->inputs[i].offset);
+    for (size_t i = 0; i < p->nins; i++) {
+        const prog_ins *I = &p->ins[i];
+        fprintf(f, "s%d = %s(", I->out, bk_optable[I->op].name);
+        for (int k = 0; k < I->nin; k++) {
+            int32_t s = p->srcs[I->src + k];
+            const bk_tensor *t = s < 0 ? p->consts[-s - 1] : NULL;
+            if (s >= 0) fprintf(f, "%ss%d", k ? ", " : "", s);
+            else fprintf(f, "%sconst[%lld]", k ? ", " : "", (long long)t->numel);
+        }
+        fprintf(f, ")%s\n", I->guard ? " guarded" : "");
+    }
+    fprintf(f, "output s%d\n", p->out);
 }

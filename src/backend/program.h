@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "tensor.h"
 
 typedef struct bk_rec bk_rec;    /* a recording in progress */
@@ -59,6 +60,12 @@ bk_prog *bk_prog_end(bk_ctx *ctx, bk_tensor *out, char *why, size_t whylen);
 void bk_prog_free(bk_prog *p);
 /* Number of recorded ops after dropping those the output does not need. */
 size_t bk_prog_len(const bk_prog *p);
+
+/* Whether p runs compiled on double buffers (program_native.c: the small
+ * elementwise models) rather than through the backend's ops. */
+bool bk_prog_native(const bk_prog *p);
+/* The op list, one line per op (for debugging and the docs). */
+void bk_prog_dump(const bk_prog *p, FILE *f);
 
 /* Replay at x: *value = out, and when grad != NULL, grad[offset + k] =
  * d out / d input (0 for inputs out does not depend on).  ctx must be the

@@ -158,11 +158,13 @@ static void check_fd(inf_potential *p, const double *q0) {
     free(g);
 }
 
-static void fast_model_case(const char *model, const char *a0, const char *a1, const char *g0, const char *g1) {
+static void fast_model_case(const char *model, const char *a0, const char *a1, const char *g0, const char *g1,
+                            bool native) {
     pair P = make_pair(model, a0, a1, g0, g1);
     compare_points(&P, 200, 7);
     ck_assert_msg(P.fast->fast_state == 1, "%s: no program (%s)", model, P.fast->fast_why);
     ck_assert(P.fast->prog && bk_prog_len(P.fast->prog) > 0);
+    ck_assert_msg(bk_prog_native(P.fast->prog) == native, "%s: native %d", model, !native);
     ck_assert_int_eq(P.fast->fast_verify, 0); /* the checks passed */
     ck_assert(P.slow->prog == NULL);
     double *q = calloc((size_t)P.fast->dim, sizeof *q);
@@ -172,13 +174,13 @@ static void fast_model_case(const char *model, const char *a0, const char *a1, c
     free_pair(&P);
 }
 
-START_TEST(replay_eight_schools) { fast_model_case("schools", "y", "sigma", "ys", "sig"); }
+START_TEST(replay_eight_schools) { fast_model_case("schools", "y", "sigma", "ys", "sig", true); }
 END_TEST
-START_TEST(replay_logistic_regression) { fast_model_case("logreg", "X", "y", "X", "yb"); }
+START_TEST(replay_logistic_regression) { fast_model_case("logreg", "X", "y", "X", "yb", false); }
 END_TEST
-START_TEST(replay_hierarchical_poisson) { fast_model_case("pumps", "t", "x", "tp", "xp"); }
+START_TEST(replay_hierarchical_poisson) { fast_model_case("pumps", "t", "x", "tp", "xp", true); }
 END_TEST
-START_TEST(replay_dependent_bounds) { fast_model_case("bounds", "y", NULL, "ys", NULL); }
+START_TEST(replay_dependent_bounds) { fast_model_case("bounds", "y", NULL, "ys", NULL, true); }
 END_TEST
 
 /* The branch on m > 0 is a guard: points on the other side than the
@@ -232,6 +234,7 @@ START_TEST(program_api) {
     ck_assert(p != NULL);
     ck_assert(!bk_prog_recording(c));
     ck_assert_uint_eq(bk_prog_len(p), 4); /* exp, mul, gt (the guard), sum */
+    ck_assert(bk_prog_native(p));
     double at[3] = {0.3, 0.2, -0.5}, v, g[3];
     ck_assert_int_eq(bk_prog_run(p, c, at, &v, g), 0);
     double want = 0;
