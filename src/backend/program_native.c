@@ -39,6 +39,7 @@ typedef struct nat_ins {
     const double *x[BK_MAXIN];    /* input values */
     int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
     const bk_fused *fused;
+    double *o;                    /* the output's values */
 } nat_ins;
 
 struct bk_native {
@@ -201,6 +202,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         J->guard = I->guard;
         J->n = out->numel;
         J->fused = kind == K_FUSED ? p->args[I->args - 1].fused : NULL;
+        J->o = n->val + n->off[I->out];
         /* the strides the kernels see (a fused kernel may treat a single
          * element apart: ops_fused.c's row_inc) */
         for (int k = 0; k < I->nin; k++)
@@ -227,12 +229,23 @@ static double sum4(const double *q, int64_t m) {
 }
 
 
+/* bk__pointwise for the commonest ops inline (the same expressions) */
+static inline double scalar_op(int op, double x, double y) {
+    switch (op) {
+    case BK_OP_ADD: return x + y;
+    case BK_OP_SUB: return x - y;
+    case BK_OP_MUL: return x * y;
+    case BK_OP_DIV: return x / y;
+    default: return bk__pointwise(op, x, y);
+    }
+}
+
 static void forward(bk_native *N, const nat_ins *J) {
-    double *o = N->val + N->off[J->out];
+    double *o = J->o;
     const int64_t n = J->n;
     switch (J->kind) {
     case K_SCALAR:
-        o[0] = bk__pointwise(J->op, J->x[0][0], J->nin == 2 ? J->x[1][0] : 0);
+        o[0] = scalar_op(J->op, J->x[0][0], J->nin == 2 ? J->x[1][0] : 0);
         break;
     case K_MAP:
         if (J->nin == 1)
@@ -287,14 +300,21 @@ static void pass_scalar(bk_native *N, int32_t s, double v) {
 
 static void backward(bk_native *N, const nat_ins *J) {
     int32_t s = J->out;
-    const double *o = N->val + N->off[s];
+    const double *o = J->o;
     const int64_t n = J->n;
     if (J->kind == K_SCALAR) {
         if (!(N->has_s[s] | N->has_t[s])) return;
         double g = N->as[s];
         if (N->has_t[s]) g += N->at[N->off[s]];
-        double y = J->nin == 2 ? J->x[1][0] : 0;
-        bk_dpair d = bk__pointwise_grad(J->op, J->x[0][0], y, o[0]);
+        double x = J->x[0][0], y = J->nin == 2 ? J->x[1][0] : 0;
+        bk_dpair d;
+        switch (J->op) { /* bk__pointwise_grad's values, inline for the commonest */
+        case BK_OP_ADD: d = (bk_dpair){{1, 1}}; break;
+        case BK_OP_SUB: d = (bk_dpair){{1, -1}}; break;
+        case BK_OP_MUL: d = (bk_dpair){{y, x}}; break;
+        case BK_OP_DIV: d = (bk_dpair){{1 / y, -(o[0] / y)}}; break;
+        default: d = bk__pointwise_grad(J->op, x, y, o[0]);
+        }
         for (int k = 0; k < J->nin; k++)
             if (J->src[k] >= 0 && N->rg[J->src[k]]) pass_scalar(N, J->src[k], g * d.d[k]);
         return;
