@@ -125,6 +125,9 @@ typedef struct ppl_svi_opts {
     int summary_samples;     /* guide draws for the summary, default 1000 */
     const char *resume;      /* a file from ppl_save_params: continue that run
                                 (parameters, optimizer state, random stream) */
+    int no_fast_path;        /* 1: interpret every step; 0 (default): replay
+                                the ops one step recorded when the model
+                                allows it (docs/INFERENCE.md), same results */
 } ppl_svi_opts;
 ppl_svi_opts ppl_svi_defaults(void);
 ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,

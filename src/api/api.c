@@ -377,6 +377,7 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
     so.optim = inf_adam_defaults();
     so.optim.lr = d.lr > 0 ? d.lr : 0.01;
     so.summary_samples = d.summary_samples > 0 ? d.summary_samples : 1000;
+    so.no_fast = d.no_fast_path != 0;
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_result *r = NULL;

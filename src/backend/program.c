@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "program_impl.h"
+#include "rng.h"
 
 struct bk_rec {
     bk_prog *p;
@@ -171,6 +172,7 @@ int bk_prog_begin(bk_ctx *ctx) {
     memset(p, 0, sizeof *p);
     p->ctx = ctx;
     p->out = -1;
+    p->result = -1;
     r->p = p;
     *rp = r;
     return 0;
@@ -206,6 +208,46 @@ void bk_prog_input(bk_ctx *ctx, bk_tensor *leaf, int64_t offset) {
     memcpy(in->shape, leaf->shape, sizeof in->shape);
     in->numel = leaf->numel;
     in->offset = offset;
+    in->noise = false;
+}
+
+void bk_prog_noise(bk_ctx *ctx, bk_tensor *t) {
+    bk_rec *r = *bk__ctx_rec(ctx);
+    if (!r || r->failed || !t) return;
+    if (t->requires_grad) {
+        rec_fail(r, "a noise input that needs a gradient");
+        return;
+    }
+    bk_prog_input(ctx, t, -1);
+    if (!r->failed) r->p->inputs[r->p->ninputs - 1].noise = true;
+}
+
+double bk_prog_result(bk_ctx *ctx, const bk_tensor *t) {
+    bk_rec **rp = bk__ctx_rec(ctx);
+    bk_rec *r = *rp;
+    if (r && !r->failed) {
+        int32_t s = lookup(r, t);
+        if (s >= 0 && r->p->result >= 0 && r->p->result != s) rec_fail(r, "two results");
+        else if (s >= 0 && t->numel != 1) rec_fail(r, "a result of more than one element");
+        else if (s >= 0) r->p->result = s;
+    }
+    *rp = NULL; /* the read is not an escape */
+    double v = bk_item(t);
+    *rp = r;
+    return v;
+}
+
+int64_t bk_prog_noise_count(const bk_prog *p) {
+    int64_t n = 0;
+    for (size_t i = 0; i < p->ninputs; i++)
+        if (p->inputs[i].noise) n += p->inputs[i].numel;
+    return n;
+}
+
+bool bk_prog_noise_matches(const bk_prog *p, const bk_rng *before, const bk_rng *after) {
+    bk_rng r = *before;
+    for (int64_t k = bk_prog_noise_count(p); k > 0; k--) (void)bk_rng_normal(&r);
+    return memcmp(&r, after, sizeof r) == 0;
 }
 
 static bool is_float64_cpu(const bk_tensor *t) { return t->dtype == BK_F64 && t->st->dev == &bk_cpu_device; }
@@ -357,6 +399,7 @@ static int prune(bk_ctx *ctx, bk_prog *p) {
     if (!live) return -1;
     memset(live, 0, (size_t)p->nslots + 1);
     live[p->out] = 1;
+    if (p->result >= 0) live[p->result] = 1;
     for (size_t i = 0; i < p->nguards; i++) live[p->guards[i].slot] = 1;
     size_t n = 0;
     for (size_t i = p->nins; i-- > 0;) {
@@ -438,18 +481,26 @@ static bool guards_hold(const bk_prog *p, int32_t gi, const bk_tensor *t) {
 }
 
 int bk_prog_run(bk_prog *p, bk_ctx *ctx, const double *x, double *value, double *grad) {
-    if (p->nat) {
-        bk_tape_reset(ctx); /* (as the replay through bk_apply leaves it) */
-        return bk__native_run(p, p->nat, x, value, grad);
-    }
-    bk_tape_reset(ctx);
+    bk_prog_io io = {.x = x, .grad = grad};
+    int rc = bk_prog_exec(p, ctx, &io);
+    *value = io.value;
+    return rc;
+}
+
+int bk_prog_exec(bk_prog *p, bk_ctx *ctx, bk_prog_io *io) {
+    bk_tape_reset(ctx); /* (a replay leaves it empty) */
+    io->result = NAN;
+    if (bk_prog_noise_count(p) > 0 && !io->rng) return 1;
+    if (p->nat) return bk__native_run(p, p->nat, io);
+    double *grad = io->grad;
     bool g = bk_set_grad_enabled(ctx, grad != NULL);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
-        bk_tensor *t = bk_from_f64(ctx, in->ndim, in->shape, x + in->offset);
+        bk_tensor *t = in->noise ? bk_rand_normal(ctx, io->rng, in->ndim, in->shape)
+                                 : bk_from_f64(ctx, in->ndim, in->shape, io->x + in->offset);
         if (!t) rc = 1;
-        else if (grad) bk_set_requires_grad(t, true);
+        else if (grad && !in->noise) bk_set_requires_grad(t, true);
         p->val[in->slot] = t;
     }
     for (size_t i = 0; rc == 0 && i < p->nguards; i++)
@@ -467,13 +518,17 @@ int bk_prog_run(bk_prog *p, bk_ctx *ctx, const double *x, double *value, double 
     }
     if (rc == 0) {
         bk_tensor *out = p->val[p->out];
-        *value = bk_item(out);
+        io->value = bk_item(out);
+        if (p->result >= 0) io->result = bk_item(p->val[p->result]);
         if (grad) {
             if (out->requires_grad && bk_backward(ctx, out)) rc = 1;
             for (size_t i = 0; rc == 0 && i < p->ninputs; i++) {
                 const prog_input *in = &p->inputs[i];
                 bk_tensor *t = p->val[in->slot];
-                if (out->requires_grad && t->grad) bk_copy_out(t->grad, grad + in->offset);
+                bool got = out->requires_grad && t->grad;
+                if (io->has) io->has[i] = got;
+                if (in->noise) continue;
+                if (got) bk_copy_out(t->grad, grad + in->offset);
                 else memset(grad + in->offset, 0, (size_t)in->numel * sizeof *grad);
             }
         }
@@ -489,8 +544,8 @@ int bk_prog_run(bk_prog *p, bk_ctx *ctx, const double *x, double *value, double 
 
 void bk_prog_dump(const bk_prog *p, FILE *f) {
     for (size_t i = 0; i < p->ninputs; i++)
-        fprintf(f, "input s%d (%lld elements at %lld)\n", p->inputs[i].slot, (long long)p->inputs[i].numel,
-                (long long)p->inputs[i].offset);
+        fprintf(f, "input s%d (%lld elements %s %lld)\n", p->inputs[i].slot, (long long)p->inputs[i].numel,
+                p->inputs[i].noise ? "of noise" : "at", (long long)p->inputs[i].offset);
     for (size_t i = 0; i < p->nins; i++) {
         const prog_ins *I = &p->ins[i];
         fprintf(f, "s%d = %s(", I->out, bk_optable[I->op].name);

@@ -67,6 +67,39 @@ bool bk_prog_native(const bk_prog *p);
 /* The op list, one line per op (for debugging and the docs). */
 void bk_prog_dump(const bk_prog *p, FILE *f);
 
+/* Register t (just filled with standard normal draws from one generator,
+ * bk_rand_normal) as a noise input: a replay draws its values afresh, in
+ * the order of registration, from the generator it is given, so a replay
+ * consumes the stream exactly as the interpreted evaluation would.  No-op
+ * when no recording runs. */
+void bk_prog_noise(bk_ctx *ctx, bk_tensor *t);
+/* bk_item(t) for a value the caller takes as a result of the evaluation
+ * (SVI's ELBO before the loss is formed): no escape; a replay returns it
+ * (bk_prog_io.result).  At most one such tensor per recording. */
+double bk_prog_result(bk_ctx *ctx, const bk_tensor *t);
+/* Whether the recording's noise draws account for every draw between the
+ * generator states `before` and `after` (nothing else drew from it). */
+struct bk_rng;
+bool bk_prog_noise_matches(const bk_prog *p, const struct bk_rng *before, const struct bk_rng *after);
+/* Number of noise draws (elements of the noise inputs) of a replay. */
+int64_t bk_prog_noise_count(const bk_prog *p);
+
+/* One replay: inputs x (as registered), noise from rng; out: value, the
+ * result (bk_prog_result's tensor, else NAN), and when grad != NULL the
+ * gradients (grad[offset + k]; 0 where out does not depend on the input)
+ * and, when has != NULL, has[i] = whether registered input i got one
+ * (noise inputs never do). */
+typedef struct bk_prog_io {
+    const double *x;
+    struct bk_rng *rng;
+    double value, result;
+    double *grad;
+    unsigned char *has;
+} bk_prog_io;
+/* 0: done; 1: a guard or an op failed (evaluate this point another way;
+ * the tape is left empty; noise may have been drawn). */
+int bk_prog_exec(bk_prog *p, bk_ctx *ctx, bk_prog_io *io);
+
 /* Replay at x: *value = out, and when grad != NULL, grad[offset + k] =
  * d out / d input (0 for inputs out does not depend on).  ctx must be the
  * recording context; its tape is reset before and after.  0: done;

@@ -20,6 +20,7 @@ typedef struct prog_input {
     int ndim;
     int64_t shape[BK_MAXDIM];
     int64_t numel, offset;
+    bool noise;       /* drawn N(0, 1) from io->rng at each replay (offset unused) */
 } prog_input;
 
 typedef struct prog_guard {
@@ -47,6 +48,7 @@ struct bk_prog {
     prog_guard *guards;
     size_t nguards, capguards;
     int32_t nslots, out;
+    int32_t result;   /* the slot bk_prog_result read, -1: none */
     bk_tensor **val;  /* per slot, during a replay */
     struct bk_native *nat; /* the compiled form (program_native.c), or NULL */
 };
@@ -57,7 +59,7 @@ typedef struct bk_native bk_native;
  * then replayed through bk_apply).  NULL also when out of memory. */
 bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held);
 void bk__native_free(bk_ctx *ctx, bk_native *n);
-/* As bk_prog_run. */
-int bk__native_run(bk_prog *p, bk_native *n, const double *x, double *value, double *grad);
+/* As bk_prog_exec. */
+int bk__native_run(bk_prog *p, bk_native *n, bk_prog_io *io);
 
 #endif

@@ -24,6 +24,7 @@
 #include <math.h>
 #include <string.h>
 #include "program_impl.h"
+#include "rng.h"
 
 enum { K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM };
 
@@ -389,10 +390,14 @@ static bool guard_ok(const bk_native *N, const prog_guard *g) {
     return true;
 }
 
-int bk__native_run(bk_prog *p, bk_native *N, const double *x, double *value, double *grad) {
+int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
-        memcpy(N->val + N->off[in->slot], x + in->offset, (size_t)in->numel * sizeof(double));
+        double *v = N->val + N->off[in->slot];
+        if (in->noise) /* as bk_rand_normal */
+            for (int64_t k = 0; k < in->numel; k++) v[k] = bk_rng_normal(io->rng);
+        else
+            memcpy(v, io->x + in->offset, (size_t)in->numel * sizeof(double));
     }
     for (size_t i = 0; i < p->nguards; i++)
         if (p->guards[i].on_input && !guard_ok(N, &p->guards[i])) return 1;
@@ -402,7 +407,9 @@ int bk__native_run(bk_prog *p, bk_native *N, const double *x, double *value, dou
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
             if (!guard_ok(N, &p->guards[g - 1])) return 1;
     }
-    *value = N->val[N->off[p->out]];
+    io->value = N->val[N->off[p->out]];
+    if (p->result >= 0) io->result = N->val[N->off[p->result]];
+    double *grad = io->grad;
     if (!grad) return 0;
     memset(N->has_s, 0, (size_t)N->nslots);
     memset(N->has_t, 0, (size_t)N->nslots);
@@ -413,7 +420,11 @@ int bk__native_run(bk_prog *p, bk_native *N, const double *x, double *value, dou
         if (N->ins[i].rg) backward(N, &N->ins[i]);
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
-        if (N->has_t[in->slot]) memcpy(grad + in->offset, N->at + N->off[in->slot], (size_t)in->numel * sizeof *grad);
+        /* (a noise input does not need a gradient: its slot is never passed one) */
+        bool got = N->has_t[in->slot] && N->rg[in->slot];
+        if (io->has) io->has[i] = got;
+        if (in->noise) continue;
+        if (got) memcpy(grad + in->offset, N->at + N->off[in->slot], (size_t)in->numel * sizeof *grad);
         else memset(grad + in->offset, 0, (size_t)in->numel * sizeof *grad);
     }
     return 0;

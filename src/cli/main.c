@@ -122,7 +122,8 @@ static int cmd_sample(const args *a);
 static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
-                                       "out", "summary", "device", "plot", "checkpoint", "resume", NULL};
+                                       "out", "summary", "device", "plot", "checkpoint", "resume", "fast",
+                                       NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", "checkpoint", "checkpoint-every", "resume",
@@ -140,7 +141,7 @@ static const command COMMANDS[] = {
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
             "        [--out params.json] [--summary S.json] [--plot FILE.svg]\n"
-            "        [--checkpoint STATE.json] [--resume STATE.json]",
+            "        [--checkpoint STATE.json] [--resume STATE.json] [--fast on|off]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
      "the summary table.  Output files are written atomically.",
@@ -542,6 +543,7 @@ static int cmd_svi(const args *a) {
     if (given(a, "seed")) so.seed = a->seed;
     so.data_json = a->data;
     so.resume = a->resume;
+    if (a->fast) so.no_fast_path = strcmp(a->fast, "off") == 0;
     ppl_result *R = NULL;
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

@@ -140,6 +140,7 @@ typedef struct inf_svi_opts {
     bool resume;         /* continue from vm->svi_state (optimizer, stream) */
     bool whole_signal;   /* score function: the whole ELBO as every site's
                             signal (no plate-wise Rao-Blackwellization) */
+    bool no_fast;        /* no recorded-op replay of the steps (svi_fast.h) */
 } inf_svi_opts;
 
 /* One scalar row of a summary table. */

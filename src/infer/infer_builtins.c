@@ -336,7 +336,7 @@ static int elbo_grad_finish(rt_vm *vm, const rt_call *c, const rt_value *m, cons
 
 static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
     static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
-                                        "summary_samples", "resume", NULL};
+                                        "summary_samples", "resume", "fast", NULL};
     static const char *const gnames[] = {"model", "guide", "data", "loss", "seed", NULL};
     if (rt_check_args(vm, c, 3, eg ? gnames : names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
@@ -377,6 +377,9 @@ static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
         o.whole_signal = ((elbo_spec *)((rt_opaque *)loss->u.o)->data)->whole_signal;
     }
     if (eg) return elbo_grad_finish(vm, c, m, g, d, &o, out);
+    double fast;
+    if (rt_arg_number(vm, c, -1, "fast", 1, false, &fast)) return -1;
+    o.no_fast = fast == 0;
     /* resume=true continues the last run (or the state load_params read);
      * resume="P.json" loads that file first */
     const rt_value *res = rt_arg(c, -1, "resume");
