@@ -162,6 +162,7 @@ typedef struct inf_result {
     double elbo;
     int divergences;         /* MCMC */
     double min_ebfmi;        /* MCMC: lowest E-BFMI over the chains */
+    long fast_replays;       /* SVI: steps replayed from a recording (svi_fast.h) */
     rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */
 } inf_result;
 

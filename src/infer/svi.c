@@ -649,6 +649,7 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
         if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
             vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
+    r->fast_replays = fast.replays;
     inf_svi_fast_free(&fast);
     if (rc == 0 && guide->kind == INF_GUIDE_LAPLACE) rc = laplace_fit(vm, model, guide, data, loc);
     bk_set_grad_enabled(vm->bk, grad);

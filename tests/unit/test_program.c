@@ -6,7 +6,10 @@
  * latents, plates, the fused Normal density), the gradient matches central
  * finite differences, and models whose ops depend on their random values
  * (an `if` on a latent, an index computed from one, a host read, a random
- * draw) fall back to interpretation with the same results.  The backend
+ * draw) fall back to interpretation with the same results.  SVI steps
+ * replayed (AutoNormal, a hand-written guide) give the same losses bit for
+ * bit as interpreted ones; a discrete guide site and a subsampled plate
+ * are interpreted.  The backend
  * API is tested directly too (guards, escapes, pruning). */
 #include <check.h>
 #include <math.h>
@@ -262,6 +265,110 @@ START_TEST(program_api) {
 }
 END_TEST
 
+/* ---------------------------------------------------------------- SVI --- */
+
+static const char *SVI_MODELS =
+    "ys = [28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]\n"
+    "sig = [15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]\n"
+    "model schools(y, sigma) {\n"
+    "  sample mu ~ Normal(0.0, 5.0)\n"
+    "  sample tau ~ HalfCauchy(5.0)\n"
+    "  plate school(len(y)) {\n"
+    "    sample theta_raw ~ Normal(0.0, 1.0)\n"
+    "    observe y ~ Normal(mu + tau * theta_raw, sigma)\n"
+    "  }\n"
+    "}\n"
+    "model sensor(y) {\n"
+    "  sample t ~ Normal(15.0, 2.0)\n"
+    "  observe y ~ Normal(t, 0.75)\n"
+    "}\n"
+    "guide sensor_q(y) {\n"
+    "  param a = 15.0\n"
+    "  param b: positive = 1.0\n"
+    "  sample t ~ Normal(a, b)\n"
+    "}\n"
+    "model coin(y) {\n"
+    "  sample z ~ Bernoulli(0.3)\n"
+    "  observe y ~ Normal(2.0 * z, 1.0)\n"
+    "}\n"
+    "guide coin_q(y) {\n"
+    "  param q: unit_interval = 0.5\n"
+    "  sample z ~ Bernoulli(q)\n"
+    "}\n"
+    "model sub(y) {\n"
+    "  sample m ~ Normal(0.0, 3.0)\n"
+    "  plate data(len(y), subsample=3) as idx {\n"
+    "    observe y[idx] ~ Normal(m, 2.0)\n"
+    "  }\n"
+    "}\n";
+
+/* The losses of svi(...) run on a fresh VM (the parameter store is the
+ * VM's); *replays: how many steps the fast path replayed. */
+static bk_tensor *svi_losses(const char *call, long *replays) {
+    char *src = malloc(strlen(SVI_MODELS) + strlen(call) + 64);
+    sprintf(src, "%sf = %s\nl = f.losses\n", SVI_MODELS, call);
+    rt_vm *vm = vm_running(src);
+    free(src);
+    bk_tensor *l = bk_detach(vm->bk, rt_global_get(vm, "l")->u.t);
+    const rt_opaque *o = (const rt_opaque *)rt_global_get(vm, "f")->u.o;
+    *replays = ((const inf_result *)o->data)->fast_replays;
+    double *v = malloc(sizeof *v * (size_t)l->numel);
+    bk_copy_out(l, v);
+    bk_ctx *c = bk_ctx_new(NULL); /* (outlives the VM) */
+    bk_tensor *r = bk_from_f64(c, 1, &l->numel, v);
+    free(v);
+    bk_release(l);
+    rt_vm_free(vm);
+    return r;
+}
+
+/* svi(...) with the fast path and without: the same losses bit for bit;
+ * returns how many steps were replayed */
+static long svi_pair(const char *call_fast, const char *call_slow, long steps) {
+    long r1, r2;
+    bk_tensor *l1 = svi_losses(call_fast, &r1), *l2 = svi_losses(call_slow, &r2);
+    ck_assert_int_eq(l1->numel, steps);
+    ck_assert_int_eq(l2->numel, steps);
+    for (int64_t k = 0; k < steps; k++)
+        ck_assert_msg(bk_get(l1, k) == bk_get(l2, k), "step %lld: loss %.17g (fast) vs %.17g", (long long)k,
+                      bk_get(l1, k), bk_get(l2, k));
+    ck_assert_int_eq(r2, 0);
+    bk_ctx *c1 = l1->ctx, *c2 = l2->ctx;
+    bk_release(l1);
+    bk_release(l2);
+    bk_ctx_free(c1);
+    bk_ctx_free(c2);
+    return r1;
+}
+
+START_TEST(svi_replay_autonormal) {
+    long r = svi_pair("svi(schools, AutoNormal(schools), {y: ys, sigma: sig}, steps=300, seed=3, summary_samples=1)",
+                      "svi(schools, AutoNormal(schools), {y: ys, sigma: sig}, steps=300, seed=3, summary_samples=1, "
+                      "fast=false)", 300);
+    ck_assert_int_ge(r, 290); /* all but the recorded and the checked steps */
+}
+END_TEST
+
+START_TEST(svi_replay_user_guide) {
+    long r = svi_pair("svi(sensor, sensor_q, {y: 9.5}, steps=200, seed=5, summary_samples=1)",
+                      "svi(sensor, sensor_q, {y: 9.5}, steps=200, seed=5, summary_samples=1, fast=false)", 200);
+    ck_assert_int_ge(r, 190);
+}
+END_TEST
+
+/* a discrete guide site (score function) and a subsampled plate (its
+ * indices are fresh draws): interpreted, same results */
+START_TEST(svi_fallback_discrete_and_subsample) {
+    ck_assert_int_eq(svi_pair("svi(coin, coin_q, {y: 1.5}, steps=100, seed=2, summary_samples=1)",
+                              "svi(coin, coin_q, {y: 1.5}, steps=100, seed=2, summary_samples=1, fast=false)", 100),
+                     0);
+    ck_assert_int_eq(svi_pair("svi(sub, AutoNormal(sub), {y: ys}, steps=100, seed=2, summary_samples=1)",
+                              "svi(sub, AutoNormal(sub), {y: ys}, steps=100, seed=2, summary_samples=1, fast=false)",
+                              100),
+                     0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("program");
     TCase *tc = tcase_create("program");
@@ -274,6 +381,9 @@ int main(void) {
     tcase_add_test(tc, fallback_value_dependent_if);
     tcase_add_test(tc, fallback_index_from_latent);
     tcase_add_test(tc, fallback_random_draw);
+    tcase_add_test(tc, svi_replay_autonormal);
+    tcase_add_test(tc, svi_replay_user_guide);
+    tcase_add_test(tc, svi_fallback_discrete_and_subsample);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
