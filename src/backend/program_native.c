@@ -5,7 +5,8 @@
  *
  * It covers the ops small models are made of: pointwise ops on single
  * elements and on vectors (one side may be a single element, broadcast),
- * where, the fused elementwise kernels (bk_fused) and sums to one element.
+ * where, the fused elementwise kernels (bk_fused), sums to one element and
+ * a data matrix times a latent vector (BLAS dgemv, as the backend calls it).
  * Anything else (matmul, indexing, reductions along an axis, broadcasting
  * over two or more dimensions) leaves the program to the replay through
  * bk_apply (program.c).
@@ -21,12 +22,14 @@
  *    accumulated into the input's tensor adjoint (`at`) in sweep order;
  *  - a slot's gradient is its scalar adjoint plus its tensor adjoint, each
  *    present or not (has_s, has_t) as the tape's has_adj and has_grad. */
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 #include "program_impl.h"
+#undef I /* (complex.h, through cblas.h: this file names ops I) */
 #include "rng.h"
 
-enum { K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM };
+enum { K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM, K_MATVEC };
 
 typedef struct nat_ins {
     int16_t op;
@@ -41,6 +44,7 @@ typedef struct nat_ins {
     int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
     const bk_fused *fused;
     double *o;                    /* the output's values */
+    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
 } nat_ins;
 
 struct bk_native {
@@ -137,6 +141,12 @@ static int kind_of(const bk_prog *p, const prog_ins *I, bk_tensor *const *in, co
         return elementwise_ok(in, I->nin, out) ? K_FUSED : -1;
     }
     if (op == BK_OP_SUM && out->numel == 1 && sum_to_one(p, I, in[0])) return K_SUM;
+    /* a data matrix times a latent vector (X @ w), through the BLAS calls
+     * ops_linalg.c makes for it (and for its gradient, X^T g) */
+    if (op == BK_OP_MATMUL && p->srcs[I->src] < 0 && p->srcs[I->src + 1] >= 0 && in[0]->ndim == 2 &&
+        in[1]->ndim == 1 && in[0]->shape[0] > 1 && in[0]->shape[1] > 1 && in[0]->shape[1] == in[1]->shape[0] &&
+        in[0]->shape[0] <= INT32_MAX && in[0]->shape[1] <= INT32_MAX)
+        return K_MATVEC;
     return -1;
 }
 
@@ -204,6 +214,10 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         J->n = out->numel;
         J->fused = kind == K_FUSED ? p->args[I->args - 1].fused : NULL;
         J->o = n->val + n->off[I->out];
+        if (kind == K_MATVEC) {
+            J->m = in[0]->shape[0];
+            J->k = in[0]->shape[1];
+        }
         /* the strides the kernels see (a fused kernel may treat a single
          * element apart: ops_fused.c's row_inc) */
         for (int k = 0; k < I->nin; k++)
@@ -260,6 +274,10 @@ static void forward(bk_native *N, const nat_ins *J) {
         break;
     case K_FUSED:
         J->fused->forward(n, J->x, J->inc, o);
+        break;
+    case K_MATVEC:
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, J->x[1], 1, 0.0, o,
+                    1);
         break;
     case K_SUM: {
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
@@ -343,6 +361,10 @@ static void backward(bk_native *N, const nat_ins *J) {
         case K_SUM:
             for (int64_t j = 0; j < N->numel[J->src[0]]; j++) c[j] = g[0] * 1.0;
             accumulate(N, J->src[0], c, N->numel[J->src[0]]);
+            continue;
+        case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
+            accumulate(N, J->src[1], c, J->k);
             continue;
         case K_WHERE:
             for (int64_t j = 0; j < n; j++) {

@@ -3,7 +3,8 @@
  * gradient are bit-identical to an interpreted evaluation (a second
  * potential with the fast path off) for several models (eight schools,
  * logistic regression, hierarchical Poisson, bounds that depend on other
- * latents, plates, the fused Normal density), the gradient matches central
+ * latents, plates, the fused Normal density, a data matrix times a latent
+ * vector; indexing, replayed through the backend's ops), the gradient matches central
  * finite differences, and models whose ops depend on their random values
  * (an `if` on a latent, an index computed from one, a host read, a random
  * draw) fall back to interpretation with the same results.  SVI steps
@@ -61,6 +62,12 @@ static const char *MODELS =
     "  sample s ~ HalfNormal(2.0)\n"
     "  sample m ~ Normal(0.0, 1.0)\n"
     "  observe y[0] ~ Normal(m + b, s)\n"
+    "}\n"
+    /* indexing and a product over an axis: replayed through the backend's ops */
+    "model indexed(y) {\n"
+    "  sample w ~ Normal(zeros(3), 1.0).to_event(1)\n"
+    "  sample s ~ HalfNormal(1.0)\n"
+    "  observe y[0] ~ Normal(w[0] * w[2] + prod(w), s)\n"
     "}\n"
     /* value-dependent branch: a guard (the comparison) */
     "model branch(y) {\n"
@@ -179,7 +186,9 @@ static void fast_model_case(const char *model, const char *a0, const char *a1, c
 
 START_TEST(replay_eight_schools) { fast_model_case("schools", "y", "sigma", "ys", "sig", true); }
 END_TEST
-START_TEST(replay_logistic_regression) { fast_model_case("logreg", "X", "y", "X", "yb", false); }
+START_TEST(replay_logistic_regression) { fast_model_case("logreg", "X", "y", "X", "yb", true); }
+END_TEST
+START_TEST(replay_through_ops) { fast_model_case("indexed", "y", NULL, "ys", NULL, false); }
 END_TEST
 START_TEST(replay_hierarchical_poisson) { fast_model_case("pumps", "t", "x", "tp", "xp", true); }
 END_TEST
@@ -377,6 +386,7 @@ int main(void) {
     tcase_add_test(tc, replay_eight_schools);
     tcase_add_test(tc, replay_logistic_regression);
     tcase_add_test(tc, replay_hierarchical_poisson);
+    tcase_add_test(tc, replay_through_ops);
     tcase_add_test(tc, replay_dependent_bounds);
     tcase_add_test(tc, fallback_value_dependent_if);
     tcase_add_test(tc, fallback_index_from_latent);
