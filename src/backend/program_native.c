@@ -45,6 +45,8 @@ typedef struct nat_ins {
     const bk_fused *fused;
     double *o;                    /* the output's values */
     int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
+    uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
+                                     adjoint, 2 a leaf's gradient */
 } nat_ins;
 
 struct bk_native {
@@ -214,6 +216,10 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         J->n = out->numel;
         J->fused = kind == K_FUSED ? p->args[I->args - 1].fused : NULL;
         J->o = n->val + n->off[I->out];
+        for (int k = 0; k < I->nin; k++) {
+            int32_t s = J->src[k];
+            J->pass[k] = (uint8_t)(s < 0 || !n->rg[s] ? 0 : n->leaf[s] ? 2 : 1);
+        }
         if (kind == K_MATVEC) {
             J->m = in[0]->shape[0];
             J->k = in[0]->shape[1];
@@ -305,9 +311,10 @@ static void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
     N->has_t[s] = 1;
 }
 
-/* d out / d input k of scalar record J, passed on as the tape does. */
-static void pass_scalar(bk_native *N, int32_t s, double v) {
-    if (N->leaf[s]) {
+/* d out / d input s of a scalar record, passed on as the tape does: to a
+ * leaf's gradient (mode 2) or the scalar adjoint of the op that made it. */
+static inline void pass_scalar(bk_native *N, int mode, int32_t s, double v) {
+    if (mode == 2) {
         double *a = N->at + N->off[s];
         a[0] = N->has_t[s] ? a[0] + v : v;
         N->has_t[s] = 1;
@@ -334,8 +341,8 @@ static void backward(bk_native *N, const nat_ins *J) {
         case BK_OP_DIV: d = (bk_dpair){{1 / y, -(o[0] / y)}}; break;
         default: d = bk__pointwise_grad(J->op, x, y, o[0]);
         }
-        for (int k = 0; k < J->nin; k++)
-            if (J->src[k] >= 0 && N->rg[J->src[k]]) pass_scalar(N, J->src[k], g * d.d[k]);
+        if (J->pass[0]) pass_scalar(N, J->pass[0], J->src[0], g * d.d[0]);
+        if (J->nin == 2 && J->pass[1]) pass_scalar(N, J->pass[1], J->src[1], g * d.d[1]);
         return;
     }
     /* a general record: its gradient is the tensor adjoint plus the scalar one */
