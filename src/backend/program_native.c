@@ -268,12 +268,19 @@ static void forward(bk_native *N, const nat_ins *J) {
     case K_SCALAR:
         o[0] = scalar_op(J->op, J->x[0][0], J->nin == 2 ? J->x[1][0] : 0);
         break;
-    case K_MAP:
-        if (J->nin == 1)
-            for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, J->x[0][k], 0);
-        else
-            for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, J->x[0][k * J->inc[0]], J->x[1][k * J->inc[1]]);
+    case K_MAP: {
+        const double *a = J->x[0], *b = J->x[1];
+        const int64_t ia = J->inc[0], ib = J->inc[1];
+        switch (J->nin == 1 ? -1 : J->op) { /* the commonest as plain loops */
+        case BK_OP_ADD: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] + b[k * ib]; break;
+        case BK_OP_SUB: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] - b[k * ib]; break;
+        case BK_OP_MUL: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] * b[k * ib]; break;
+        case BK_OP_DIV: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] / b[k * ib]; break;
+        case -1: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k], 0); break;
+        default: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k * ia], b[k * ib]);
+        }
         break;
+    }
     case K_WHERE:
         for (int64_t k = 0; k < n; k++)
             o[k] = J->x[0][k * J->inc[0]] != 0 ? J->x[1][k * J->inc[1]] : J->x[2][k * J->inc[2]];
