@@ -237,6 +237,8 @@ double bk_prog_result(bk_ctx *ctx, const bk_tensor *t) {
     return v;
 }
 
+size_t bk_prog_ninputs(const bk_prog *p) { return p->ninputs; }
+
 int64_t bk_prog_noise_count(const bk_prog *p) {
     int64_t n = 0;
     for (size_t i = 0; i < p->ninputs; i++)

@@ -81,6 +81,8 @@ double bk_prog_result(bk_ctx *ctx, const bk_tensor *t);
  * generator states `before` and `after` (nothing else drew from it). */
 struct bk_rng;
 bool bk_prog_noise_matches(const bk_prog *p, const struct bk_rng *before, const struct bk_rng *after);
+/* Number of registered inputs (noise inputs included). */
+size_t bk_prog_ninputs(const bk_prog *p);
 /* Number of noise draws (elements of the noise inputs) of a replay. */
 int64_t bk_prog_noise_count(const bk_prog *p);
 

@@ -79,12 +79,13 @@ void inf_svi_fast_end(inf_svi_fast *f, rt_vm *vm, bk_tensor *l, bool scored) {
         return;
     }
     size_t n = (size_t)(f->dim ? f->dim : 1), np = (size_t)f->nparams;
+    size_t ni = bk_prog_ninputs(p); /* has[] covers the noise inputs too */
     f->off = malloc(np * sizeof *f->off);
     f->x = malloc(n * sizeof *f->x);
     f->g = malloc(n * sizeof *f->g);
     f->vg = malloc(n * sizeof *f->vg);
-    f->has = malloc(np + 1);
-    f->vhas = malloc(np + 1);
+    f->has = malloc(ni + 1);
+    f->vhas = malloc(ni + 1);
     if (!f->off || !f->x || !f->g || !f->vg || !f->has || !f->vhas) {
         bk_prog_free(p);
         drop(f, "out of memory");
