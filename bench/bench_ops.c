@@ -1,6 +1,8 @@
 /* bench_ops.c - per-op costs of the tensor backend (issue: tensor backend):
  *   1. dispatch of one op on 1-element tensors, no tape;
- *   2. scalar reverse mode: forward + backward + tape reset, per scalar op;
+ *   2. scalar reverse mode: forward + backward + tape reset, per scalar op,
+ *      on the eager tape, and the same ops recorded once and replayed
+ *      (program.h: the fast path of MCMC's gradients);
  *   3. elementwise exp / log / lgamma on 10^6 contiguous doubles against a
  *      plain C loop over the same array;
  *   4. a vectorized log density (Normal, 10^6 points) per element: the
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "dist.h"
+#include "program.h"
 #include "tensor.h"
 
 static double now(void) {
@@ -80,7 +83,45 @@ int main(void) {
         }
         t[r] = (now() - t0) / ((double)N2 * OPS) * 1e9;
     }
-    printf("scalar reverse mode (forward + backward + reset): %.1f ns per op\n", median(t, REPS));
+    printf("scalar reverse mode (forward + backward + reset), eager tape: %.1f ns per op\n", median(t, REPS));
+
+    /* 2b. the same chain recorded once (program.h) and replayed: forward +
+     * reverse sweep on double buffers, per scalar op */
+    bk_prog *prog = NULL;
+    {
+        if (bk_prog_begin(c)) return 1;
+        bk_tensor *x0 = bk_scalar(c, 0.3);
+        bk_set_requires_grad(x0, true);
+        bk_prog_input(c, x0, 0);
+        bk_tensor *y = bk_retain(x0);
+        for (int k = 0; k < OPS / 2; k++) {
+            bk_tensor *z = bk_mul(c, y, x0);
+            bk_tensor *w = bk_add(c, z, x0);
+            bk_release(y);
+            bk_release(z);
+            y = w;
+        }
+        prog = bk_prog_end(c, y, NULL, 0);
+        bk_release(y);
+        bk_release(x0);
+        bk_tape_reset(c);
+    }
+    if (!prog || !bk_prog_native(prog)) {
+        fprintf(stderr, "no native program\n");
+        return 1;
+    }
+    double xin = 0.3, val = 0, gr = 0, sinkp = 0;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now();
+        for (int i = 0; i < N2 * 10; i++) {
+            bk_prog_run(prog, c, &xin, &val, &gr);
+            sinkp += gr;
+        }
+        t[r] = (now() - t0) / ((double)N2 * 10 * OPS) * 1e9;
+    }
+    printf("scalar reverse mode, recorded program replayed (program.h): %.1f ns per op (grad %g)\n",
+           median(t, REPS), sinkp / (REPS * N2 * 10));
+    bk_prog_free(prog);
     bk_set_grad_enabled(c, false);
 
     /* 3. elementwise throughput vs a plain C loop */

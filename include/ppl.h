@@ -150,6 +150,9 @@ typedef struct ppl_svi_opts {
     const char *validation_json;
     long patience;
     double min_delta;
+    int no_fast_path;        /* 1: interpret every step; 0 (default): replay
+                                the ops one step recorded when the model
+                                allows it (docs/INFERENCE.md), same results */
 } ppl_svi_opts;
 ppl_svi_opts ppl_svi_defaults(void);
 ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o,
@@ -181,6 +184,10 @@ typedef struct ppl_mcmc_opts {
      * turn.  With several threads the allocator hook and `out` are called
      * from them (progress still comes from the calling thread). */
     int threads;
+    /* 1: every density evaluation runs the model; 0 (default): gradient
+     * evaluations replay the ops one run recorded when the model allows it
+     * (docs/INFERENCE.md, "Fast path"), with the same results. */
+    int no_fast_path;
 } ppl_mcmc_opts;
 ppl_mcmc_opts ppl_mcmc_defaults(void);
 /* NUTS with Stan's warmup adaptation on a model. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dist_impl.h"
+#include "program.h"
 
 /* ------------------------------------------------------------ scope --- */
 
@@ -255,6 +256,7 @@ int sl_build_finish(const sl_args *a, const sl_bindinfo *b, sl_dist *d) {
     return rt_error(a->vm, a->call, "%s", msg);
 }
 
+
 static bool value_ok(int kind, double v) {
     switch (kind) {
     case SL_V_REAL: return !isnan(v);
@@ -271,21 +273,19 @@ int sl_check_param(bk_ctx *ctx, const sl_dist *d, int i, const char *name, int k
                                        "a non-negative integer"};
     const bk_tensor *t = d->p[i];
     if (!t) return 0;
-    for (int64_t k = 0; k < t->numel; k++) {
-        double v = bk_get(t, k);
-        if (!value_ok(kind, v)) {
-            /* shortest form that still reads back the same value */
-            char buf[32];
-            for (int prec = 1; prec <= 17; prec++) {
-                snprintf(buf, sizeof buf, "%.*g", prec, v);
-                if (strtod(buf, NULL) == v || isnan(v)) break;
-            }
-            bk_seterr(ctx, "%s: %s must be %s, got %s", d->fam->name, name, what[kind], buf);
-            *bad = i;
-            return -1;
-        }
+    /* (through the recorder: a recorded program re-checks it per replay) */
+    int64_t k = bk_prog_check_all(ctx, t, value_ok, kind);
+    if (k < 0) return 0;
+    double v = bk_get(t, k);
+    /* shortest form that still reads back the same value */
+    char buf[32];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || isnan(v)) break;
     }
-    return 0;
+    bk_seterr(ctx, "%s: %s must be %s, got %s", d->fam->name, name, what[kind], buf);
+    *bad = i;
+    return -1;
 }
 
 int sl_shape_broadcast(bk_ctx *ctx, sl_dist *d, const int *ev, int *bad) {

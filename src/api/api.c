@@ -393,6 +393,7 @@ ppl_status ppl_svi(ppl_state *S, const char *model, const ppl_svi_opts *o, ppl_r
         }
         eo.validation = vdata.tag == RT_RECORD ? (const rt_record *)vdata.u.o : NULL;
     }
+    so.no_fast = d.no_fast_path != 0;
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_result *r = NULL;
@@ -448,7 +449,7 @@ ppl_status ppl_mcmc(ppl_state *S, const char *model, const ppl_mcmc_opts *o, ppl
     inf_mcmc_opts mo = {.chains = d.chains, .warmup = d.warmup, .samples = d.samples, .max_depth = d.max_depth,
                         .target_accept = d.target_accept, .dense = d.dense_metric, .seed = d.seed,
                         .checkpoint = d.checkpoint, .resume = d.resume, .checkpoint_every = d.checkpoint_every,
-                        .threads = d.threads};
+                        .threads = d.threads, .no_fast = d.no_fast_path};
     rt_vm_clear_error(S->vm);
     S->vm->interrupted = 0;
     inf_mcmc *res = NULL;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rng.h"
+#include "program.h"
 #include "special.h"
 
 #define PHILOX_M0 0xD2511F53u
@@ -261,6 +262,7 @@ bk_tensor *bk_rand_normal(bk_ctx *ctx, bk_rng *r, int ndim, const int64_t *shape
     if (!t) return NULL;
     double *p = bk_data(t);
     for (int64_t i = 0; i < t->numel; i++) p[i] = bk_rng_normal(r);
+    bk_prog_noise(ctx, t); /* a recording replays these draws (program.h) */
     return t;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "program.h"
 #include "tensor.h"
 
 #define FREELIST_MAX 4096    /* at most this many cached tensor structs */
@@ -39,7 +40,22 @@ struct bk_ctx {
     void *xstate;
     uint8_t warned[BK_OP_COUNT]; /* bit 0: forward fell back, bit 1: backward */
     char warn[1024];           /* bk_device_warnings */
+    bk_rec *rec;               /* an op recording in progress (program.c), or NULL */
+    int rec_busy;              /* > 0 inside an op or a sweep: not the model's own ops */
 };
+
+bk_rec **bk__ctx_rec(bk_ctx *ctx) { return &ctx->rec; }
+
+/* A host read of t while a recording runs (outside the backend's own ops):
+ * the recorder decides whether a random value escaped. */
+static inline void note_read(const bk_tensor *t) {
+    bk_ctx *ctx = t->ctx;
+    if (ctx && ctx->rec && !ctx->rec_busy) {
+        ctx->rec_busy++;
+        bk__prog_read(ctx, ctx->rec, t);
+        ctx->rec_busy--;
+    }
+}
 
 /* -------------------------------------------------------------- memory --- */
 
@@ -86,6 +102,7 @@ bk_alloc bk_ctx_allocator(const bk_ctx *ctx) { return ctx->alloc; }
 
 void bk_ctx_free(bk_ctx *ctx) {
     if (!ctx) return;
+    if (ctx->rec) bk_prog_free(bk_prog_end(ctx, NULL, NULL, 0));
     bk_tape_reset(ctx);
     bk_free(ctx, ctx->tape);
     bk_free(ctx, ctx->targs);
@@ -340,6 +357,7 @@ bk_tensor *bk_view(bk_ctx *ctx, bk_tensor *base, int ndim, const int64_t *shape,
                    const int64_t *strides, int64_t offset) {
     int64_t n;
     if (!check_shape(ctx, ndim, shape, &n)) return NULL;
+    if (ctx->rec && !ctx->rec_busy) bk__prog_view(ctx, ctx->rec, base);
     bk_tensor *t = tensor_struct(ctx);
     if (!t) return NULL;
     t->st = base->st;
@@ -406,6 +424,7 @@ static double device_get(const bk_tensor *t, int64_t o) {
 }
 
 double bk_get(const bk_tensor *t, int64_t i) {
+    note_read(t);
     int64_t o = elem_offset(t, i);
     if (t->st->dev != &bk_cpu_device) return device_get(t, o);
     return t->dtype == BK_F32 ? (double)((const float *)t->st->data)[o] : ((const double *)t->st->data)[o];
@@ -426,9 +445,12 @@ void bk_set(bk_tensor *t, int64_t i, double v) {
 
 double bk_item(const bk_tensor *t) { return bk_get(t, 0); }
 
-double *bk_data(const bk_tensor *t) { return (double *)t->st->data + t->offset; }
+double *bk_data(const bk_tensor *t) {
+    note_read(t);
+    return (double *)t->st->data + t->offset; }
 
 void bk_copy_out(const bk_tensor *t, double *out) {
+    note_read(t);
     if (t->st->dev != &bk_cpu_device) { /* through a host copy */
         bk_tensor *h = bk_to_device(t->ctx, (bk_tensor *)t, &bk_cpu_device);
         if (h) bk_copy_out(h, out);
@@ -800,6 +822,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         return -1;
     }
     bool grad = bk_set_grad_enabled(ctx, false);
+    ctx->rec_busy++;
     size_t n = ctx->ntape;
     /* Old gradients of leaves are dropped.  Tape outputs have none: only
      * this sweep gives them one, and it releases each after use (the scalar
@@ -836,6 +859,7 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         for (size_t i = 0; i < n; i++) bk_zero_grad(ctx->tape[i].out);
     if (loss->mark == 0 && !loss->requires_grad) bk_zero_grad(loss);
     bk_set_grad_enabled(ctx, grad);
+    ctx->rec_busy--;
     return rc;
 }
 
@@ -1151,7 +1175,20 @@ static bk_tensor *apply_scalar(bk_ctx *ctx, int op, int nin, bk_tensor *a, bk_te
     return out;
 }
 
+static bk_tensor *apply_op(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args);
+
+/* Every op goes through here; while a recording runs, the model's own ops
+ * (not those the kernels and rules make inside) are noted in the program. */
 bk_tensor *bk_apply(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
+    if (!ctx->rec || ctx->rec_busy) return apply_op(ctx, op, nin, in, args);
+    ctx->rec_busy++;
+    bk_tensor *out = apply_op(ctx, op, nin, in, args);
+    if (out) bk__prog_note(ctx, ctx->rec, op, nin, in, args, out);
+    ctx->rec_busy--;
+    return out;
+}
+
+static bk_tensor *apply_op(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
     if (op >= 0 && op < BK_OP_COUNT && nin >= 1 && nin == bk__pointwise_arity[op]) {
         bk_tensor *a = in[0], *b = nin == 2 ? in[1] : a;
         if (!a || !b) return NULL; /* an earlier op failed; its error stands */

@@ -30,7 +30,7 @@ enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 typedef struct args {
     const char *file;
     const char *model, *guide, *data, *out, *summary, *device, *metric, *plot;
-    const char *checkpoint, *resume, *validation;
+    const char *checkpoint, *resume, *validation, *fast;
     long checkpoint_every, threads, epochs, batch_size, patience;
     double min_delta;
     uint64_t seed;
@@ -97,6 +97,8 @@ static const option_spec OPTIONS[] = {
     {"patience", K_LONG, FIELD(patience), 1, NULL, "P",
      "stop after P epochs without improvement; keep the best epoch's parameters"},
     {"min-delta", K_NONNEG, FIELD(min_delta), 0, NULL, "X", "smallest improvement that counts (default 0)"},
+    {"fast", K_CHOICE, FIELD(fast), 0, "on|off", "on|off",
+     "replay the recorded ops of the model instead of re-running it (default on)"},
 };
 #define N_OPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
 
@@ -132,11 +134,12 @@ static const char *const RUN_OPTS[] = {"seed", "device", NULL};
 static const char *const CHECK_OPTS[] = {NULL};
 static const char *const SVI_OPTS[] = {"model", "guide", "data", "steps", "lr", "particles", "seed",
                                        "out", "summary", "device", "plot", "checkpoint", "resume",
-                                       "epochs", "batch-size", "validation", "patience", "min-delta", NULL};
+                                       "epochs", "batch-size", "validation", "patience", "min-delta", "fast",
+                                       NULL};
 static const char *const SAMPLE_OPTS[] = {"model", "data", "chains", "warmup", "samples", "seed",
                                           "target-accept", "max-depth", "metric", "out", "summary",
                                           "device", "plot", "checkpoint", "checkpoint-every", "resume",
-                                          "threads", NULL};
+                                          "threads", "fast", NULL};
 
 static const command COMMANDS[] = {
     {"run", "FILE.ppl [--seed N] [--device cpu|cuda]",
@@ -150,7 +153,7 @@ static const command COMMANDS[] = {
     {"svi", "FILE.ppl --model NAME [--guide NAME|auto_normal|auto_mvn|auto_delta|auto_diag]\n"
             "        [--data D.json] [--steps N] [--lr X] [--particles K] [--seed N]\n"
             "        [--out params.json] [--summary S.json] [--plot FILE.svg]\n"
-            "        [--checkpoint STATE.json] [--resume STATE.json]\n"
+            "        [--checkpoint STATE.json] [--resume STATE.json] [--fast on|off]\n"
             "        [--epochs E [--batch-size B] [--validation V.json] [--patience P [--min-delta X]]]",
      "Load the definitions and data of FILE.ppl (not its script actions), fit\n"
      "--model by stochastic variational inference (Trace_ELBO, Adam) and print\n"
@@ -162,7 +165,7 @@ static const command COMMANDS[] = {
                "        [--samples S] [--seed N] [--target-accept P] [--max-depth D]\n"
                "        [--metric diag|dense] [--out draws.csv] [--summary S.json]\n"
                "        [--plot FILE.svg] [--checkpoint FILE [--checkpoint-every N]] [--resume FILE]\n"
-               "        [--threads N]",
+               "        [--threads N] [--fast on|off]",
      "Load the definitions and data of FILE.ppl (not its script actions), draw\n"
      "from the posterior of --model with NUTS and print the summary table.",
      "write the draws as Stan CSV (draws_1.csv ... for several chains)", SAMPLE_OPTS, cmd_sample},
@@ -604,6 +607,7 @@ static int cmd_svi(const args *a) {
         so.patience = given(a, "patience") ? a->patience : 0;
         so.min_delta = a->min_delta;
     }
+    if (a->fast) so.no_fast_path = strcmp(a->fast, "off") == 0;
     ppl_result *R = NULL;
     ppl_status st = ppl_svi(S, a->model, &so, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));
@@ -633,6 +637,7 @@ static int cmd_sample(const args *a) {
     mo.resume = a->resume;
     if (given(a, "checkpoint-every")) mo.checkpoint_every = (int)a->checkpoint_every;
     if (given(a, "threads")) mo.threads = (int)a->threads;
+    if (a->fast) mo.no_fast_path = strcmp(a->fast, "off") == 0;
     ppl_result *R = NULL;
     ppl_status st = ppl_mcmc(S, a->model, &mo, &R);
     if (st != PPL_OK) return close_state(S, lib_error(S, st));

@@ -171,6 +171,7 @@ typedef struct inf_svi_opts {
     bool whole_signal;   /* score function: the whole ELBO as every site's
                             signal (no plate-wise Rao-Blackwellization) */
     const inf_epoch_opts *ep; /* epochs instead of steps (NULL: steps) */
+    bool no_fast;        /* no recorded-op replay of the steps (svi_fast.h) */
 } inf_svi_opts;
 
 /* One scalar row of a summary table. */
@@ -193,6 +194,7 @@ typedef struct inf_result {
     int divergences;         /* MCMC */
     double min_ebfmi;        /* MCMC: lowest E-BFMI over the chains */
     inf_epoch_log *epochs;   /* SVI by epochs, else NULL */
+    long fast_replays;       /* SVI: steps replayed from a recording (svi_fast.h) */
     rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */
 } inf_result;
 

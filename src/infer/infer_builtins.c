@@ -355,7 +355,7 @@ static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
     static const char *const names[] = {"model", "guide", "data", "steps", "optim", "loss", "seed",
                                         "summary_samples", "resume", "epochs", "batch_size", "shuffle",
                                         "validation", "val_batch_size", "val_particles", "patience",
-                                        "min_delta", "restore_best", "plate", NULL};
+                                        "min_delta", "restore_best", "plate", "fast", NULL};
     static const char *const gnames[] = {"model", "guide", "data", "loss", "seed", NULL};
     if (rt_check_args(vm, c, 3, eg ? gnames : names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
@@ -403,6 +403,9 @@ static int svi_or_grad(rt_vm *vm, const rt_call *c, rt_value *out, bool eg) {
         o.ep = &eo;
         o.steps = 0;
     }
+    double fast;
+    if (rt_arg_number(vm, c, -1, "fast", 1, false, &fast)) return -1;
+    o.no_fast = fast == 0;
     /* resume=true continues the last run (or the state load_params read);
      * resume="P.json" loads that file first */
     const rt_value *res = rt_arg(c, -1, "resume");

@@ -396,6 +396,8 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
         w[made].pot.model = w[made].cl.model;
         w[made].pot.data = w[made].cl.data;
         w[made].pot.stop = &pl.stop;
+        w[made].pot.prog = NULL; /* the caller's program is its VM's */
+        inf_potential_fast_reset(&w[made].pot);
         if (!(w[made].q = malloc(sizeof(double) * (size_t)p->dim))) {
             inf_clone_free(&w[made].cl);
             rc = rt_fail(vm, 5, loc, "out of memory");
@@ -458,6 +460,7 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
         rc = 1;   /* not copyable: run in turn */
     }
     for (int t = 0; t < made && w; t++) {
+        inf_potential_fast_reset(&w[t].pot);
         inf_clone_free(&w[t].cl);
         free(w[t].q);
     }
@@ -483,6 +486,7 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
         return rt_error_loc(vm, loc, "mcmc: chains and samples must be >= 1 and warmup >= 0");
     inf_potential *p;
     if (inf_potential_init(vm, model, data, loc, &p)) return -1;
+    p->fast = !o->no_fast;
     inf_mcmc *m = calloc(1, sizeof *m);
     double *q = malloc(sizeof(double) * (size_t)p->dim);
     mc_chain **ch = calloc((size_t)o->chains, sizeof *ch);

@@ -21,6 +21,9 @@ typedef struct inf_mcmc_opts {
      * (mcmc_clone.c); <= 0: min(chains, cores).  The draws do not depend on
      * it. */
     int threads;
+    /* 1: no recorded-op fast path (potential.h), every evaluation runs the
+     * model; the draws are the same either way */
+    int no_fast;
 } inf_mcmc_opts;
 
 typedef struct inf_mcmc {

@@ -144,7 +144,7 @@ const inf_mcmc *inf_posterior_mcmc(rt_value v) {
 
 static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"model", "data", "kernel", "warmup", "samples", "chains", "seed",
-                                        "checkpoint", "resume", "checkpoint_every", "threads", NULL};
+                                        "checkpoint", "resume", "checkpoint_every", "threads", "fast", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const rt_value *m = rt_arg(c, 0, "model");
     const rt_value *d = rt_arg(c, 1, "data");
@@ -176,6 +176,9 @@ static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (th < 0 || th > 1024 || th != floor(th))
         return rt_error_kw(vm, c, "threads", "mcmc: threads must be an integer in 0..1024 (0: one per core)");
     o.threads = (int)th;
+    double fast;
+    if (rt_arg_number(vm, c, -1, "fast", 1, false, &fast)) return -1;
+    o.no_fast = fast == 0;
     const rt_value *k = rt_arg(c, -1, "kernel");
     if (k) {
         if (k->tag != RT_OPAQUE || strcmp(((rt_opaque *)k->u.o)->type, "kernel") != 0)

@@ -13,9 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include "potential.h"
+#include "program.h"
+
+/* replays checked against interpretation before the program is trusted */
+#define FAST_VERIFY 2
+
+void inf_potential_fast_reset(inf_potential *p) {
+    bk_prog_free(p->prog);
+    p->prog = NULL;
+    p->fast_state = 0;
+    p->fast_verify = FAST_VERIFY;
+}
 
 void inf_potential_free(inf_potential *p) {
     if (!p) return;
+    bk_prog_free(p->prog);
     inf_latents_free(p->lat, p->nlat);
     free(p);
 }
@@ -55,6 +67,7 @@ static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     if (!st->leaf[i]) {
         st->leaf[i] = bk_from_f64(c, L->undim, L->ushape, st->q + L->offset);
         if (st->leaf[i] && st->grad) bk_set_requires_grad(st->leaf[i], true);
+        bk_prog_input(c, st->leaf[i], L->offset);
     }
     bk_tensor *ld = NULL;
     bk_tensor *x = st->leaf[i] ? sl_to_constrained(c, &sup, st->leaf[i], L->ndim, L->shape, &ld) : NULL;
@@ -84,6 +97,8 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
     p->model = model;
     p->data = data;
     p->loc = loc;
+    p->fast = true;
+    p->fast_verify = FAST_VERIFY;
     if (inf_latents_discover(vm, model, data, loc,
                              "MCMC needs it marginalized out (sum over its values with logsumexp in a "
                              "factor), or use SVI with a guide for it",
@@ -103,11 +118,15 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
 
 static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 
-int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
+/* The model run under the handlers; with `record`, its ops become p->prog. */
+static int eval_interp(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep,
+                       bool record) {
     rt_vm *vm = p->vm;
     bk_ctx *c = vm->bk;
     int64_t d = p->dim;
     bk_tape_reset(c);
+    bk_rng rng0 = vm->rng;
+    if (record && bk_prog_begin(c)) record = false;
     bk_tensor *leaf_small[16] = {NULL};
     bk_tensor **leaf = p->nlat <= 16 ? leaf_small : calloc((size_t)p->nlat, sizeof *leaf);
     if (!leaf) return rt_fail(vm, 5, p->loc, "out of memory");
@@ -142,6 +161,12 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
         bk_release(lj);
         if (!lp) rc = rt_fail_bk(vm, p->loc);
     }
+    if (record) {
+        /* a random draw made while recording would be a stale constant */
+        if (memcmp(&rng0, &vm->rng, sizeof rng0) != 0) bk_prog_taint(c, "the model draws random numbers");
+        p->prog = bk_prog_end(c, rc == 0 ? lp : NULL, p->fast_why, sizeof p->fast_why);
+        if (rc == 0) p->fast_state = p->prog ? 1 : 2;
+    }
     if (rc == 0) {
         *logp = bk_item(lp);
         if (grad) {
@@ -169,4 +194,56 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
     if (leaf != leaf_small) free(leaf);
     bk_set_grad_enabled(c, g);
     return rc;
+}
+
+static bool same_double(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* A replay at q, checked against interpretation while fast_verify lasts;
+ * 1 when the point needs interpretation (a guard failed). */
+static int eval_fast(inf_potential *p, const double *q, double *logp, double *grad) {
+    if (p->fast_verify <= 0) {
+        if (bk_prog_run(p->prog, p->vm->bk, q, logp, grad)) {
+            /* a guard that fails more often than not only costs time */
+            if (++p->fast_misses > 100 && p->fast_misses > p->fast_replays) {
+                bk_prog_free(p->prog);
+                p->prog = NULL;
+                p->fast_state = 2;
+                snprintf(p->fast_why, sizeof p->fast_why, "its guards failed at most points");
+            }
+            return 1;
+        }
+        p->fast_replays++;
+        if (grad && !isfinite(*logp)) memset(grad, 0, sizeof *grad * (size_t)p->dim);
+        return 0;
+    }
+    double lp2, small[32], *g2 = NULL;
+    if (grad) g2 = p->dim <= 32 ? small : malloc(sizeof *g2 * (size_t)p->dim);
+    if (grad && !g2) return 1;
+    int fr = bk_prog_run(p->prog, p->vm->bk, q, &lp2, g2);
+    if (fr) p->fast_misses++;
+    if (fr == 0 && grad && !isfinite(lp2)) memset(g2, 0, sizeof *g2 * (size_t)p->dim);
+    int rc = eval_interp(p, q, logp, grad, NULL, false);
+    if (rc == 0 && fr == 0) {
+        bool same = same_double(lp2, *logp);
+        for (int64_t i = 0; same && grad && i < p->dim; i++) same = same_double(g2[i], grad[i]);
+        if (same) {
+            p->fast_verify--;
+        } else { /* the program does not compute this model: never use it */
+            bk_prog_free(p->prog);
+            p->prog = NULL;
+            p->fast_state = 2;
+            snprintf(p->fast_why, sizeof p->fast_why, "a replay differed from the interpreted evaluation");
+        }
+    }
+    if (g2 != small) free(g2);
+    return rc ? -1 : 0;
+}
+
+int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
+    if (!keep && p->prog && p->fast_state == 1) {
+        int rc = eval_fast(p, q, logp, grad);
+        if (rc <= 0) return rc;
+    }
+    bool record = !keep && grad && p->fast && p->fast_state == 0;
+    return eval_interp(p, q, logp, grad, keep, record);
 }

@@ -15,12 +15,27 @@ typedef struct inf_potential {
     int nlat;
     int64_t dim;             /* total unconstrained size */
     atomic_int *stop;        /* parallel chains: raised to stop them (or NULL) */
+    /* The fast path (program.h, docs/INFERENCE.md): the ops of one
+     * gradient evaluation recorded once and replayed for the evaluations
+     * that need no trace; the first replays are checked against
+     * interpretation.  A copy of the struct for another VM must start
+     * again with inf_potential_fast_reset. */
+    bool fast;               /* allowed (inf_potential_init: true) */
+    int fast_state;          /* 0: not recorded yet, 1: replaying, 2: off */
+    int fast_verify;         /* replays still to check */
+    struct bk_prog *prog;
+    long fast_replays;       /* evaluations the program answered */
+    long fast_misses;        /* replays a guard stopped (interpreted instead) */
+    char fast_why[160];      /* why the recording was refused (state 2) */
 } inf_potential;
 
 /* Discover the latent sites by one prototype run; -1 with an error for
  * discrete latents or a model without latents. */
 int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, inf_potential **out);
 void inf_potential_free(inf_potential *p);
+/* Drop the recorded program (for a copy of p on another VM: the program
+ * belongs to the VM that recorded it; call it before that VM goes too). */
+void inf_potential_fast_reset(inf_potential *p);
 /* log p(x(q)) + log|det J(q)| and (when grad != NULL) its gradient w.r.t.
  * q.  When keep != NULL it receives the run's trace (constrained values,
  * deterministic sites); the caller clears it.  0, or -1 with an error. */

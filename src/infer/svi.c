@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "infer.h"
+#include "svi_fast.h"
 
 static const unsigned MODEL_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 static const unsigned GUIDE_KINDS = (1u << RT_SITE_SAMPLE);
@@ -171,7 +172,7 @@ static bk_tensor *particle(rt_vm *vm, rt_func *model, inf_guide *guide, const rt
         rt_fail_bk(vm, loc);
         goto done;
     }
-    *elbo_value = bk_item(elbo);
+    *elbo_value = bk_prog_result(vm->bk, elbo); /* (a recorded step's result: svi_fast.c) */
     bool any;
     /* learning signal: the ELBO minus a baseline (0, or a decaying average
      * of past ELBOs), or the plate-local signal; constant to the tape */
@@ -188,9 +189,33 @@ done:
     return sur;
 }
 
-/* The loss of one step and its gradient in every parameter's ->grad. */
+static int loss_and_grads_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                              const inf_svi_opts *o, rt_loc loc, double *baseline, double *loss,
+                              inf_svi_fast *fast);
+
+/* The loss of one step and its gradient in every parameter's ->grad
+ * (replayed from a recording when `fast` has one: svi_fast.h). */
 static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                          const inf_svi_opts *o, rt_loc loc, double *baseline, double *loss) {
+                          const inf_svi_opts *o, rt_loc loc, double *baseline, double *loss,
+                          inf_svi_fast *fast) {
+    double ev1;
+    if (fast && inf_svi_fast_step(fast, vm, &ev1)) { /* a replayed step: the same numbers */
+        double elbo_sum = 0;
+        elbo_sum += ev1;
+        *loss = -elbo_sum / 1;
+        if (o->baseline_beta > 0) *baseline = o->baseline_beta * *baseline + (1 - o->baseline_beta) * elbo_sum;
+        return 0;
+    }
+    if (fast) inf_svi_fast_begin(fast, vm);
+    int rc = loss_and_grads_run(vm, model, guide, data, o, loc, baseline, loss, fast);
+    if (fast && fast->recording) inf_svi_fast_end(fast, vm, NULL, false); /* the step failed */
+    if (fast && rc == 0) inf_svi_fast_check(fast, vm, -*loss);
+    return rc;
+}
+
+static int loss_and_grads_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
+                              const inf_svi_opts *o, rt_loc loc, double *baseline, double *loss,
+                              inf_svi_fast *fast) {
     bk_tape_reset(vm->bk);
     bk_tensor *total = bk_scalar(vm->bk, 0.0);
     double elbo_sum = 0;
@@ -201,6 +226,7 @@ static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_
         bk_release(total);
         return rt_error_loc(vm, loc, "RenyiELBO: at most 256 particles");
     }
+    bool any_scored = false;
     for (int p = 0; p < K; p++) {
         double ev = 0;
         bool scored = false;
@@ -218,6 +244,7 @@ static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_
                                 "non-reparameterized site); use Trace_ELBO");
         }
         elbo_sum += ev;
+        any_scored = any_scored || scored;
         if (o->renyi) {
             each[p] = s;
             continue;
@@ -247,6 +274,7 @@ static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_
         *loss = -elbo_sum / K;
     }
     bk_release(total);
+    if (fast) inf_svi_fast_end(fast, vm, l, any_scored);
     if (!l) return rt_fail_bk(vm, loc);
     if (o->baseline_beta > 0)
         *baseline = o->baseline_beta * *baseline + (1 - o->baseline_beta) * (elbo_sum / K);
@@ -261,22 +289,23 @@ static int loss_and_grads(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_
 }
 
 static int svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data,
-                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
-    int rc = loss_and_grads(vm, model, guide, data, o, loc, baseline, loss);
+                    const inf_svi_opts *o, inf_optim *opt, rt_loc loc, double *baseline, double *loss,
+                    inf_svi_fast *fast) {
+    int rc = loss_and_grads(vm, model, guide, data, o, loc, baseline, loss, fast);
     if (rc == 0) rc = inf_optim_step(opt, vm);
     return rc;
 }
 
 int inf_svi_step(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
                  inf_optim *opt, rt_loc loc, double *baseline, double *loss) {
-    return svi_step(vm, model, guide, data, o, opt, loc, baseline, loss);
+    return svi_step(vm, model, guide, data, o, opt, loc, baseline, loss, NULL); /* epochs subsample: interpreted */
 }
 
 int inf_svi_eval_loss(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *data, const inf_svi_opts *o,
                       rt_loc loc, double *loss) {
     bool g = bk_set_grad_enabled(vm->bk, false);
     double baseline = 0;
-    int rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss);
+    int rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss, NULL);
     bk_set_grad_enabled(vm->bk, g);
     return rc;
 }
@@ -298,7 +327,7 @@ int inf_elbo_grad(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *
     }
     bool grad = bk_set_grad_enabled(vm->bk, true);
     double baseline = 0;
-    if (rc == 0) rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss);
+    if (rc == 0) rc = loss_and_grads(vm, model, guide, data, o, loc, &baseline, loss, NULL);
     bk_set_grad_enabled(vm->bk, grad);
     rt_pop_handler(vm, &hs);
     rt_record *rec = rc == 0 ? rt_record_new() : NULL;
@@ -621,19 +650,23 @@ int inf_svi_run(rt_vm *vm, rt_func *model, inf_guide *guide, const rt_record *da
     bool grad = bk_set_grad_enabled(vm->bk, true);
     double baseline = st->baseline;
     guide->gaussian = false; /* AutoLaplaceApproximation trains its point mass */
+    inf_svi_fast fast;
+    inf_svi_fast_init(&fast, o);
     for (long s = 0; !o->ep && s < o->steps && rc == 0; s++) {
         if (vm->interrupted) {
             vm->interrupted = 0;
             rc = rt_fail(vm, 7, loc, "interrupted");
             break;
         }
-        rc = svi_step(vm, model, guide, data, o, opt, loc, &baseline, &r->losses[s]);
+        rc = svi_step(vm, model, guide, data, o, opt, loc, &baseline, &r->losses[s], &fast);
         if (rc == 0) r->nlosses = s + 1;
         long every = o->steps >= 100 ? o->steps / 100 : 1;
         if (rc == 0 && vm->progress && ((s + 1) % every == 0 || s + 1 == o->steps))
             vm->progress(vm->progress_ud, "svi", s + 1, o->steps, -r->losses[s]);
     }
     if (rc == 0 && o->ep) rc = inf_svi_epochs(vm, model, guide, data, o, st, &baseline, loc, r);
+    r->fast_replays = fast.replays;
+    inf_svi_fast_free(&fast);
     if (rc == 0 && guide->kind == INF_GUIDE_LAPLACE) rc = laplace_fit(vm, model, guide, data, loc);
     bk_set_grad_enabled(vm->bk, grad);
     if (rc == 0) {

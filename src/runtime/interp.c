@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "vm.h"
+#include "program.h"
 
 enum { CTL_NORMAL = 0, CTL_ERROR = -1, CTL_BREAK = 1, CTL_CONTINUE = 2, CTL_RETURN = 3 };
 enum { ERR_RUNTIME = 3, ERR_NOMEM = 5, ERR_INTERRUPTED = 7, ERR_LIMIT = 8 };
@@ -100,6 +101,9 @@ static bool scalar_binop(int op, const bk_tensor *x, const bk_tensor *y, double 
     if (x->ndim != 0 || y->ndim != 0 || x->dtype != BK_F64 || y->dtype != BK_F64 || x->requires_grad ||
         y->requires_grad)
         return false;
+    /* a recording (program.h) must see the op: x may depend on a latent
+     * without needing a gradient (a comparison's result) */
+    if (bk_prog_recording(x->ctx)) return false;
     double u = ((const double *)x->st->data)[x->offset], v = ((const double *)y->st->data)[y->offset];
     switch (op) {
     case AST_OP_ADD: *w = u + v; return true;

@@ -1,0 +1,467 @@
+/* program_native.c - the compiled replay of a recorded program: every slot
+ * is a fixed run of doubles in one buffer, every op a tight loop over them,
+ * and the reverse sweep accumulates adjoints in two more buffers, with no
+ * tensor, tape record or allocation per replay.
+ *
+ * It covers the ops small models are made of: pointwise ops on single
+ * elements and on vectors (one side may be a single element, broadcast),
+ * where, the fused elementwise kernels (bk_fused), sums to one element and
+ * a data matrix times a latent vector (BLAS dgemv, as the backend calls it).
+ * Anything else (matmul, indexing, reductions along an axis, broadcasting
+ * over two or more dimensions) leaves the program to the replay through
+ * bk_apply (program.c).
+ *
+ * Bit-identity with the tape.  The sweep reproduces tensor.c's arithmetic
+ * exactly, so a replay gives the interpreted evaluation's bits:
+ *  - an op on two single elements is the tape's compact scalar record:
+ *    forward bk__pointwise, backward g * bk__pointwise_grad, contributions
+ *    to the input's scalar adjoint (`as`), or to a leaf's gradient;
+ *  - any other op is a general record: its rule's formulas (g / b for the
+ *    numerator of a division, g * f'(x) for a unary op, ...), summed down
+ *    to a broadcast input with the SUM kernel's four partial sums, and
+ *    accumulated into the input's tensor adjoint (`at`) in sweep order;
+ *  - a slot's gradient is its scalar adjoint plus its tensor adjoint, each
+ *    present or not (has_s, has_t) as the tape's has_adj and has_grad. */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+#include "program_impl.h"
+#undef I /* (complex.h, through cblas.h: this file names ops I) */
+#include "rng.h"
+
+enum { K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM, K_MATVEC };
+
+typedef struct nat_ins {
+    int16_t op;
+    uint8_t kind;
+    uint8_t nin;
+    uint8_t rg;                   /* the output needs a gradient (on the tape) */
+    int32_t out;                  /* slot */
+    int32_t guard;                /* 1 + first guard on out, 0: none */
+    int64_t n;                    /* output elements */
+    int32_t src[BK_MAXIN];        /* input slot, -1 for a constant */
+    const double *x[BK_MAXIN];    /* input values */
+    int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
+    const bk_fused *fused;
+    double *o;                    /* the output's values */
+    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
+    uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
+                                     adjoint, 2 a leaf's gradient */
+} nat_ins;
+
+struct bk_native {
+    nat_ins *ins;
+    size_t nins;
+    int32_t nslots;
+    int64_t *off;                 /* per slot: first element in val / at */
+    int64_t *numel;
+    uint8_t *rg;                  /* per slot: needs a gradient */
+    uint8_t *leaf;                /* per slot: an input */
+    double *val, *at, *as;
+    uint8_t *has_s, *has_t;
+    double *scratch;              /* BK_MAXIN runs of the largest n */
+    int64_t maxn;
+};
+
+void bk__native_free(bk_ctx *ctx, bk_native *n) {
+    if (!n) return;
+    bk_free(ctx, n->ins);
+    bk_free(ctx, n->off);
+    bk_free(ctx, n->numel);
+    bk_free(ctx, n->rg);
+    bk_free(ctx, n->leaf);
+    bk_free(ctx, n->val);
+    bk_free(ctx, n->at);
+    bk_free(ctx, n->as);
+    bk_free(ctx, n->has_s);
+    bk_free(ctx, n->has_t);
+    bk_free(ctx, n->scratch);
+    bk_free(ctx, n);
+}
+
+/* ---------------------------------------------------------- compiling --- */
+
+/* Differentiable pointwise ops whose tensor backward rule computes, per
+ * element, the same value as g * bk__pointwise_grad (DIV's numerator and
+ * the binary ops are special-cased in the sweep). */
+static bool vector_rule_known(int op) {
+    switch (op) {
+    case BK_OP_ADD: case BK_OP_SUB: case BK_OP_MUL: case BK_OP_DIV:
+    case BK_OP_NEG: case BK_OP_ABS: case BK_OP_EXP: case BK_OP_LOG: case BK_OP_LOG1P:
+    case BK_OP_EXPM1: case BK_OP_SQRT: case BK_OP_SQUARE: case BK_OP_SIGMOID: case BK_OP_LOGIT:
+    case BK_OP_SOFTPLUS: case BK_OP_LOG_SIGMOID: case BK_OP_TANH: case BK_OP_RELU:
+    case BK_OP_SIN: case BK_OP_COS: case BK_OP_LGAMMA: case BK_OP_DIGAMMA:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool same_shape_as(const bk_tensor *a, const bk_tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+/* Inputs of an elementwise op: each one element or the output's shape; a
+ * single element broadcast only into a vector (so its gradient is one
+ * four-way sum, as bk_sum_to's). */
+static bool elementwise_ok(bk_tensor *const *in, int nin, const bk_tensor *out) {
+    for (int k = 0; k < nin; k++) {
+        if (in[k]->numel == 1) {
+            if (out->numel != 1 && out->ndim != 1) return false;
+        } else if (!same_shape_as(in[k], out)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool sum_to_one(const bk_prog *p, const prog_ins *I, const bk_tensor *x) {
+    if (I->args) {
+        const bk_opargs *a = &p->args[I->args - 1];
+        if (!(a->axis == BK_ALL_AXES || (x->ndim == 1 && (a->axis == 0 || a->axis == -1)))) return false;
+    }
+    return true;
+}
+
+static int kind_of(const bk_prog *p, const prog_ins *I, bk_tensor *const *in, const bk_tensor *out) {
+    int op = I->op;
+    if (op >= 0 && op < BK_OP_COUNT && bk__pointwise_arity[op] == I->nin) {
+        bool ones = true;
+        for (int k = 0; k < I->nin; k++) ones = ones && in[k]->numel == 1;
+        if (ones) return K_SCALAR;
+        if (!elementwise_ok(in, I->nin, out)) return -1;
+        if (out->requires_grad && !vector_rule_known(op)) return -1;
+        return K_MAP;
+    }
+    if (op == BK_OP_WHERE) return elementwise_ok(in, 3, out) ? K_WHERE : -1;
+    if (op == BK_OP_FUSED) {
+        const bk_opargs *a = I->args ? &p->args[I->args - 1] : NULL;
+        if (!a || !a->fused || a->fused->nin != I->nin) return -1;
+        return elementwise_ok(in, I->nin, out) ? K_FUSED : -1;
+    }
+    if (op == BK_OP_SUM && out->numel == 1 && sum_to_one(p, I, in[0])) return K_SUM;
+    /* a data matrix times a latent vector (X @ w), through the BLAS calls
+     * ops_linalg.c makes for it (and for its gradient, X^T g) */
+    if (op == BK_OP_MATMUL && p->srcs[I->src] < 0 && p->srcs[I->src + 1] >= 0 && in[0]->ndim == 2 &&
+        in[1]->ndim == 1 && in[0]->shape[0] > 1 && in[0]->shape[1] > 1 && in[0]->shape[1] == in[1]->shape[0] &&
+        in[0]->shape[0] <= INT32_MAX && in[0]->shape[1] <= INT32_MAX)
+        return K_MATVEC;
+    return -1;
+}
+
+static bool plain_f64(const bk_tensor *t) {
+    return t->dtype == BK_F64 && t->st->dev == &bk_cpu_device && bk_is_contiguous(t);
+}
+
+bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
+    bk_ctx *ctx = p->ctx;
+    bk_native *n = bk_malloc(ctx, sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    int32_t S = p->nslots;
+    n->nslots = S;
+    n->ins = bk_malloc(ctx, (p->nins ? p->nins : 1) * sizeof *n->ins);
+    n->off = bk_malloc(ctx, (size_t)S * sizeof *n->off);
+    n->numel = bk_malloc(ctx, (size_t)S * sizeof *n->numel);
+    n->rg = bk_malloc(ctx, (size_t)S);
+    n->leaf = bk_malloc(ctx, (size_t)S);
+    n->as = bk_malloc(ctx, (size_t)S * sizeof *n->as);
+    n->has_s = bk_malloc(ctx, (size_t)S);
+    n->has_t = bk_malloc(ctx, (size_t)S);
+    if (!n->ins || !n->off || !n->numel || !n->rg || !n->leaf || !n->as || !n->has_s || !n->has_t) goto fail;
+    int64_t total = 0;
+    n->maxn = 1;
+    for (int32_t s = 0; s < S; s++) {
+        const bk_tensor *t = held[s];
+        if (!plain_f64(t)) goto fail;
+        n->off[s] = total;
+        n->numel[s] = t->numel;
+        n->rg[s] = t->requires_grad;
+        n->leaf[s] = 0;
+        total += t->numel;
+        if (t->numel > n->maxn) n->maxn = t->numel;
+    }
+    for (size_t i = 0; i < p->ninputs; i++) n->leaf[p->inputs[i].slot] = 1;
+    n->val = bk_malloc(ctx, (size_t)(total ? total : 1) * sizeof *n->val);
+    n->at = bk_malloc(ctx, (size_t)(total ? total : 1) * sizeof *n->at);
+    n->scratch = bk_malloc(ctx, (size_t)(BK_MAXIN * n->maxn) * sizeof *n->scratch);
+    if (!n->val || !n->at || !n->scratch) goto fail;
+    if (!n->rg[p->out] || n->leaf[p->out]) goto fail; /* the output must be a taped op */
+    for (size_t i = 0; i < p->nins; i++) {
+        const prog_ins *I = &p->ins[i];
+        nat_ins *J = &n->ins[i];
+        if (I->nin > BK_MAXIN) goto fail;
+        bk_tensor *in[BK_MAXIN];
+        for (int k = 0; k < I->nin; k++) {
+            int32_t s = p->srcs[I->src + k];
+            in[k] = s >= 0 ? held[s] : p->consts[-s - 1];
+            if (!plain_f64(in[k])) goto fail;
+            /* a gradient the tape would give a tensor the program does not own */
+            if (s < 0 && in[k]->requires_grad) goto fail;
+            J->src[k] = s >= 0 ? s : -1;
+            J->x[k] = s >= 0 ? n->val + n->off[s] : bk_data(in[k]);
+        }
+        const bk_tensor *out = held[I->out];
+        int kind = kind_of(p, I, in, out);
+        if (kind < 0) goto fail;
+        J->op = I->op;
+        J->kind = (uint8_t)kind;
+        J->nin = (uint8_t)I->nin;
+        J->rg = out->requires_grad;
+        J->out = I->out;
+        J->guard = I->guard;
+        J->n = out->numel;
+        J->fused = kind == K_FUSED ? p->args[I->args - 1].fused : NULL;
+        J->o = n->val + n->off[I->out];
+        for (int k = 0; k < I->nin; k++) {
+            int32_t s = J->src[k];
+            J->pass[k] = (uint8_t)(s < 0 || !n->rg[s] ? 0 : n->leaf[s] ? 2 : 1);
+        }
+        if (kind == K_MATVEC) {
+            J->m = in[0]->shape[0];
+            J->k = in[0]->shape[1];
+        }
+        /* the strides the kernels see (a fused kernel may treat a single
+         * element apart: ops_fused.c's row_inc) */
+        for (int k = 0; k < I->nin; k++)
+            J->inc[k] = in[k]->numel == 1 && (J->n != 1 || kind == K_FUSED) ? 0 : 1;
+    }
+    n->nins = p->nins;
+    return n;
+fail:
+    bk__native_free(ctx, n);
+    bk_clearerr(ctx);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- forward --- */
+
+/* The SUM kernel's sum of m contiguous elements: four partial sums. */
+static double sum4(const double *q, int64_t m) {
+    double a4[4] = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 4 <= m; k += 4)
+        for (int u = 0; u < 4; u++) a4[u] += q[k + u];
+    for (; k < m; k++) a4[0] += q[k];
+    return (a4[0] + a4[1]) + (a4[2] + a4[3]);
+}
+
+
+/* bk__pointwise for the commonest ops inline (the same expressions) */
+static inline double scalar_op(int op, double x, double y) {
+    switch (op) {
+    case BK_OP_ADD: return x + y;
+    case BK_OP_SUB: return x - y;
+    case BK_OP_MUL: return x * y;
+    case BK_OP_DIV: return x / y;
+    default: return bk__pointwise(op, x, y);
+    }
+}
+
+static void forward(bk_native *N, const nat_ins *J) {
+    double *o = J->o;
+    const int64_t n = J->n;
+    switch (J->kind) {
+    case K_SCALAR:
+        o[0] = scalar_op(J->op, J->x[0][0], J->nin == 2 ? J->x[1][0] : 0);
+        break;
+    case K_MAP: {
+        const double *a = J->x[0], *b = J->x[1];
+        const int64_t ia = J->inc[0], ib = J->inc[1];
+        switch (J->nin == 1 ? -1 : J->op) { /* the commonest as plain loops */
+        case BK_OP_ADD: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] + b[k * ib]; break;
+        case BK_OP_SUB: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] - b[k * ib]; break;
+        case BK_OP_MUL: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] * b[k * ib]; break;
+        case BK_OP_DIV: for (int64_t k = 0; k < n; k++) o[k] = a[k * ia] / b[k * ib]; break;
+        case -1: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k], 0); break;
+        default: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k * ia], b[k * ib]);
+        }
+        break;
+    }
+    case K_WHERE:
+        for (int64_t k = 0; k < n; k++)
+            o[k] = J->x[0][k * J->inc[0]] != 0 ? J->x[1][k * J->inc[1]] : J->x[2][k * J->inc[2]];
+        break;
+    case K_FUSED:
+        J->fused->forward(n, J->x, J->inc, o);
+        break;
+    case K_MATVEC:
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, J->x[1], 1, 0.0, o,
+                    1);
+        break;
+    case K_SUM: {
+        o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------------ backward --- */
+
+/* The tensor adjoint of slot s += c (m elements: s's own, or its single
+ * element gets the four-way sum of c), as tensor.c's accumulate. */
+static void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
+    double *a = N->at + N->off[s];
+    int64_t ns = N->numel[s];
+    if (ns == m) {
+        if (N->has_t[s])
+            for (int64_t k = 0; k < m; k++) a[k] += c[k];
+        else
+            memcpy(a, c, (size_t)m * sizeof *a);
+    } else {
+        double v = sum4(c, m);
+        a[0] = N->has_t[s] ? a[0] + v : v;
+    }
+    N->has_t[s] = 1;
+}
+
+/* d out / d input s of a scalar record, passed on as the tape does: to a
+ * leaf's gradient (mode 2) or the scalar adjoint of the op that made it. */
+static inline void pass_scalar(bk_native *N, int mode, int32_t s, double v) {
+    if (mode == 2) {
+        double *a = N->at + N->off[s];
+        a[0] = N->has_t[s] ? a[0] + v : v;
+        N->has_t[s] = 1;
+    } else {
+        N->as[s] += v;
+        N->has_s[s] = 1;
+    }
+}
+
+static void backward(bk_native *N, const nat_ins *J) {
+    int32_t s = J->out;
+    const double *o = J->o;
+    const int64_t n = J->n;
+    if (J->kind == K_SCALAR) {
+        if (!(N->has_s[s] | N->has_t[s])) return;
+        double g = N->as[s];
+        if (N->has_t[s]) g += N->at[N->off[s]];
+        double x = J->x[0][0], y = J->nin == 2 ? J->x[1][0] : 0;
+        bk_dpair d;
+        switch (J->op) { /* bk__pointwise_grad's values, inline for the commonest */
+        case BK_OP_ADD: d = (bk_dpair){{1, 1}}; break;
+        case BK_OP_SUB: d = (bk_dpair){{1, -1}}; break;
+        case BK_OP_MUL: d = (bk_dpair){{y, x}}; break;
+        case BK_OP_DIV: d = (bk_dpair){{1 / y, -(o[0] / y)}}; break;
+        default: d = bk__pointwise_grad(J->op, x, y, o[0]);
+        }
+        if (J->pass[0]) pass_scalar(N, J->pass[0], J->src[0], g * d.d[0]);
+        if (J->nin == 2 && J->pass[1]) pass_scalar(N, J->pass[1], J->src[1], g * d.d[1]);
+        return;
+    }
+    /* a general record: its gradient is the tensor adjoint plus the scalar one */
+    double *g = N->at + N->off[s];
+    if (N->has_s[s]) {
+        g[0] = N->has_t[s] ? g[0] + N->as[s] : N->as[s];
+        N->has_t[s] = 1;
+    }
+    if (!N->has_t[s]) return;
+    double *c = N->scratch;
+    if (J->kind == K_FUSED) {
+        double *gx[BK_MAXIN] = {0};
+        for (int k = 0; k < J->nin; k++)
+            if (J->src[k] >= 0 && N->rg[J->src[k]]) gx[k] = c + k * N->maxn;
+        J->fused->backward(n, J->x, J->inc, o, g, n == 1 ? 0 : 1, gx);
+        for (int k = 0; k < J->nin; k++)
+            if (gx[k]) accumulate(N, J->src[k], gx[k], n);
+        return;
+    }
+    for (int k = 0; k < J->nin; k++) {
+        if (J->src[k] < 0 || !N->rg[J->src[k]]) continue;
+        switch (J->kind) {
+        case K_SUM:
+            for (int64_t j = 0; j < N->numel[J->src[0]]; j++) c[j] = g[0] * 1.0;
+            accumulate(N, J->src[0], c, N->numel[J->src[0]]);
+            continue;
+        case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
+            cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
+            accumulate(N, J->src[1], c, J->k);
+            continue;
+        case K_WHERE:
+            for (int64_t j = 0; j < n; j++) {
+                bool t = J->x[0][j * J->inc[0]] != 0;
+                c[j] = k == 1 ? (t ? g[j] : 0.0) : (t ? 0.0 : g[j]);
+            }
+            break;
+        default: { /* K_MAP: the tensor rules of ops_elementwise.c */
+            const double *a = J->x[0], *b = J->nin == 2 ? J->x[1] : NULL;
+            int64_t ia = J->inc[0], ib = J->nin == 2 ? J->inc[1] : 0;
+            switch (J->op) {
+            case BK_OP_ADD:
+                memcpy(c, g, (size_t)n * sizeof *c);
+                break;
+            case BK_OP_SUB:
+                for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] : -g[j];
+                break;
+            case BK_OP_MUL:
+                for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] * b[j * ib] : g[j] * a[j * ia];
+                break;
+            case BK_OP_DIV:
+                for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] / b[j * ib] : g[j] * -(o[j] / b[j * ib]);
+                break;
+            default:
+                for (int64_t j = 0; j < n; j++) c[j] = g[j] * bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0];
+            }
+        }
+        }
+        accumulate(N, J->src[k], c, n);
+    }
+}
+
+/* -------------------------------------------------------------- replay --- */
+
+static bool guard_ok(const bk_native *N, const prog_guard *g) {
+    const double *v = N->val + N->off[g->slot];
+    int64_t m = N->numel[g->slot];
+    if (g->pred) {
+        for (int64_t k = 0; k < m; k++)
+            if (!g->pred(g->kind, v[k])) return false;
+        return true;
+    }
+    for (int64_t k = 0; k < m; k++)
+        if (v[k] != g->vals[k]) return false;
+    return true;
+}
+
+int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
+    for (size_t i = 0; i < p->ninputs; i++) {
+        const prog_input *in = &p->inputs[i];
+        double *v = N->val + N->off[in->slot];
+        if (in->noise) /* as bk_rand_normal */
+            for (int64_t k = 0; k < in->numel; k++) v[k] = bk_rng_normal(io->rng);
+        else
+            memcpy(v, io->x + in->offset, (size_t)in->numel * sizeof(double));
+    }
+    for (size_t i = 0; i < p->nguards; i++)
+        if (p->guards[i].on_input && !guard_ok(N, &p->guards[i])) return 1;
+    for (size_t i = 0; i < N->nins; i++) {
+        const nat_ins *J = &N->ins[i];
+        forward(N, J);
+        for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
+            if (!guard_ok(N, &p->guards[g - 1])) return 1;
+    }
+    io->value = N->val[N->off[p->out]];
+    if (p->result >= 0) io->result = N->val[N->off[p->result]];
+    double *grad = io->grad;
+    if (!grad) return 0;
+    memset(N->has_s, 0, (size_t)N->nslots);
+    memset(N->has_t, 0, (size_t)N->nslots);
+    memset(N->as, 0, (size_t)N->nslots * sizeof *N->as);
+    N->as[p->out] = 1.0; /* the seed d out / d out */
+    N->has_s[p->out] = 1;
+    for (size_t i = N->nins; i-- > 0;)
+        if (N->ins[i].rg) backward(N, &N->ins[i]);
+    for (size_t i = 0; i < p->ninputs; i++) {
+        const prog_input *in = &p->inputs[i];
+        /* (a noise input does not need a gradient: its slot is never passed one) */
+        bool got = N->has_t[in->slot] && N->rg[in->slot];
+        if (io->has) io->has[i] = got;
+        if (in->noise) continue;
+        if (got) memcpy(grad + in->offset, N->at + N->off[in->slot], (size_t)in->numel * sizeof *grad);
+        else memset(grad + in->offset, 0, (size_t)in->numel * sizeof *grad);
+    }
+    return 0;
+}
