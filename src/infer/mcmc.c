@@ -15,6 +15,7 @@
 #include "mcmc_clone.h"
 #include "mcmc.h"
 #include "potential.h"
+#include "enumerate.h"
 #include "data_io.h"
 #include "strbuf.h"
 
@@ -483,6 +484,8 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
         return rt_error_loc(vm, loc, "mcmc: chains and samples must be >= 1 and warmup >= 0");
     inf_potential *p;
     if (inf_potential_init(vm, model, data, loc, &p)) return -1;
+    /* the draws of enumerated discrete sites depend on the seed only */
+    if (p->en) inf_enum_seed(p->en, o->seed);
     inf_mcmc *m = calloc(1, sizeof *m);
     double *q = malloc(sizeof(double) * (size_t)p->dim);
     mc_chain **ch = calloc((size_t)o->chains, sizeof *ch);

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include "potential.h"
+#include "enumerate.h"
 
 void inf_potential_free(inf_potential *p) {
     if (!p) return;
+    inf_enum_free(p->en);
     inf_latents_free(p->lat, p->nlat);
     free(p);
 }
@@ -84,12 +86,19 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
     p->model = model;
     p->data = data;
     p->loc = loc;
-    if (inf_latents_discover(vm, model, data, loc,
-                             "MCMC needs it marginalized out (sum over its values with logsumexp in a "
-                             "factor), or use SVI with a guide for it",
-                             &p->lat, &p->nlat, &p->dim)) {
+    /* continuous latents here; the discrete ones are summed out */
+    if (inf_latents_discover(vm, model, data, loc, NULL, &p->lat, &p->nlat, &p->dim)) {
         free(p);
         return -1;
+    }
+    if (inf_enum_init(p, &p->en)) {
+        inf_potential_free(p);
+        return -1;
+    }
+    if (p->dim == 0 && p->en) {
+        inf_potential_free(p);
+        return rt_error_loc(vm, loc, "the model has no continuous latent sites to sample: its discrete sites "
+                            "are summed out, which leaves nothing for MCMC");
     }
     if (p->dim == 0) {
         inf_potential_free(p);
@@ -103,7 +112,41 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
 
 static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 
+int inf_potential_run(inf_potential *p, const double *q, bool grad, rt_handler *inner, bk_tensor **leaf,
+                      rt_trace *tr, bk_tensor **logdet) {
+    rt_vm *vm = p->vm;
+    unc_state st = {.pot = p, .q = q, .grad = grad, .leaf = leaf, .logdet = bk_scalar(vm->bk, 0.0)};
+    rt_trace_init(tr);
+    rt_handler hu, ht;
+    memset(&hu, 0, sizeof hu);
+    hu.type = "unconstrain";
+    hu.process = unconstrain_process;
+    hu.state = &st;
+    rt_handler_trace(&ht, tr);
+    int rc = st.logdet ? 0 : -1, pushed = 0;
+    rt_handler *hs[3] = {&ht, &hu, inner};
+    for (int i = 0; i < 3 && rc == 0 && hs[i]; i++) {
+        if (rt_push_handler(vm, hs[i])) rc = rt_fail(vm, 5, p->loc, "out of memory");
+        else pushed++;
+    }
+    if (rc == 0) {
+        rt_value ret = rt_none();
+        rc = rt_call_with_data(vm, p->model, p->data, p->loc, &ret);
+        rt_release(ret);
+    }
+    while (pushed > 0) rt_pop_handler(vm, hs[--pushed]);
+    if (rc) {
+        bk_release(st.logdet);
+        rt_trace_clear(tr);
+        return -1;
+    }
+    *logdet = st.logdet;
+    return 0;
+}
+
 int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
+    /* discrete latents: the sum over their values (enumerate.c) */
+    if (p->en) return inf_enum_eval(p, q, logp, grad, keep);
     rt_vm *vm = p->vm;
     bk_ctx *c = vm->bk;
     int64_t d = p->dim;
