@@ -54,9 +54,16 @@ struct inf_enum {
     char *plate;               /* the local sites' plate */
     int64_t plate_size;
     int64_t local_runs;        /* runs per global assignment */
+    /* one scalar global site and nothing else: its values along a new
+     * leading batch dimension in one run (Pyro's parallel enumeration), when
+     * that gives the sequential sum at two test points */
+    bool parallel;
+    int psite;                 /* the site */
+    int pdims;                 /* plate dimensions to its right */
     bk_rng rng;
 };
 
+int inf_enum_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep);
 static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 
 void inf_enum_free(inf_enum *e) {
@@ -165,6 +172,50 @@ static int add_local(rt_vm *vm, inf_enum *e, const rt_site *t, en_site *s) {
     return 0;
 }
 
+/* Parallel enumeration needs a model that broadcasts the site's values
+ * along the new dimension (no sums over all axes, no branches on it).
+ * Use it when it gives the sequential log density and gradient at two
+ * points (unconstrained 0 and a seeded uniform(-2, 2) one), else keep the
+ * sequential sum (any error of the parallel attempt is dropped). */
+static void try_parallel(inf_potential *p, inf_enum *e) {
+    int64_t d = p->dim;
+    double *q = malloc(sizeof(double) * (size_t)(4 * d + 1));
+    if (!q) return;
+    double *gs = q + d, *gp = q + 2 * d, *q1 = q + 3 * d;
+    bk_rng rng;
+    bk_rng_init(&rng, 0x5eed, 3);
+    for (int64_t i = 0; i < d; i++) {
+        q[i] = 0;
+        q1[i] = -2 + 4 * bk_rng_uniform(&rng);
+    }
+    inf_enum *saved = p->en;
+    p->en = e;
+    e->psite = 0;
+    int agree = 0, differ = 0;
+    for (int t = 0; t < 2 && !differ; t++) {
+        const double *x = t ? q1 : q;
+        double ls, lp;
+        e->parallel = false;
+        if (inf_enum_eval(p, x, &ls, gs, NULL) || !isfinite(ls)) {
+            rt_vm_clear_error(p->vm);
+            continue;
+        }
+        e->parallel = true;
+        if (inf_enum_eval(p, x, &lp, gp, NULL) || !(fabs(lp - ls) <= 1e-9 * (1 + fabs(ls)))) {
+            rt_vm_clear_error(p->vm);
+            differ = 1;
+            break;
+        }
+        for (int64_t i = 0; i < d; i++)
+            if (!(fabs(gp[i] - gs[i]) <= 1e-7 * (1 + fabs(gs[i])))) differ = 1;
+        agree += !differ;
+    }
+    e->parallel = agree > 0 && !differ;
+    if (!e->parallel) e->psite = -1;
+    p->en = saved;
+    free(q);
+}
+
 int inf_enum_init(inf_potential *p, inf_enum **out) {
     *out = NULL;
     rt_vm *vm = p->vm;
@@ -176,6 +227,8 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
     if (e) e->local_runs = 1;
     int64_t global = 1;
     rt_loc first = p->loc;
+    for (int i = 0; i < tr.n && e; i++)
+        if (tr.sites[i].nplates > e->pdims) e->pdims = tr.sites[i].nplates;
     for (int i = 0; i < tr.n && rc == 0; i++) {
         const rt_site *t = &tr.sites[i];
         if (t->kind != RT_SITE_SAMPLE || !t->dist) continue;
@@ -231,6 +284,8 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
         return rc;
     }
     inf_enum_seed(e, 0);
+    e->psite = -1;
+    if (e->n == 1 && !e->has_local && e->s[0].n == 1) try_parallel(p, e);
     *out = e;
     return 0;
 }
@@ -252,6 +307,7 @@ typedef struct en_run {
     char **met;                /* a final draw: names of the sites enumerated (else NULL) */
     int nmet;
     long runs;                 /* runs so far in this evaluation */
+    bool parallel;             /* this run enumerates e->psite along a batch dimension */
 } en_run;
 
 
@@ -313,7 +369,14 @@ static int en_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     int64_t n = batch_numel(m->dist), k = en->shape[0];
     bk_tensor *v = NULL;
     int rc = 0;
-    if (si >= 0 && e->s[si].local) {
+    if (R->parallel && si == e->psite) {
+        /* [K, 1, ..., 1]: left of every plate dimension */
+        int64_t shape[BK_MAXDIM];
+        shape[0] = k;
+        for (int i = 1; i <= e->pdims; i++) shape[i] = 1;
+        v = en->ndim == 1 && e->pdims < BK_MAXDIM ? bk_reshape(vm->bk, en, e->pdims + 1, shape) : NULL;
+        if (!v) rc = rt_fail_bk(vm, m->loc);
+    } else if (si >= 0 && e->s[si].local) {
         const en_site *s = &e->s[si];
         if (k != s->k || n != s->n)
             rc = rt_error_loc(vm, m->loc, "the discrete latent site \"%s\" changed its support between runs "
@@ -543,6 +606,72 @@ static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk
     return rc;
 }
 
+/* The log density with the site e->psite enumerated along a leading batch
+ * dimension in one run: the terms whose batch log density has that
+ * dimension (K, left of the plate dimensions) are kept per value, the
+ * others added to each, and lp = logsumexp over the values.  With tout,
+ * the per-value log joints T[k] (malloc'd). */
+static int run_parallel(inf_potential *p, en_run *R, const double *q, bool grad, bk_tensor **leaf, bk_tensor **lp,
+                        double **tout) {
+    const inf_enum *e = R->e;
+    rt_vm *vm = p->vm;
+    bk_ctx *c = vm->bk;
+    int64_t K = e->s[e->psite].k;
+    int P = e->pdims;
+    rt_trace tr;
+    bk_tensor *ld = NULL;
+    *lp = NULL;
+    R->parallel = true;
+    int rc = run_once(p, R, q, grad, leaf, &tr, &ld);
+    R->parallel = false;
+    if (rc) return -1;
+    bk_tensor *T = bk_zeros(c, BK_F64, 1, &K), *t;
+    if (T && (t = bk_add(c, T, ld))) {
+        bk_release(T);
+        T = t;
+    }
+    bk_release(ld);
+    for (int i = 0; i < tr.n && T && rc == 0; i++) {
+        const rt_site *s = &tr.sites[i];
+        if (!s->log_prob || !(LOGP_KINDS & (1u << s->kind))) continue;
+        const bk_tensor *b = s->log_prob_batch;
+        int ax = b ? b->ndim - (P + 1) : -1;
+        bk_tensor *term;
+        if (b && ax >= 0 && b->shape[ax] == K && K != 1) {
+            if (ax != 0) {
+                rc = rt_error_loc(vm, s->loc, "site \"%s\": batch dimensions left of the enumerated one", s->name);
+                break;
+            }
+            term = bk_retain((bk_tensor *)b);
+            for (int a = term->ndim - 1; term && a > 0; a--) {
+                bk_tensor *r = bk_reduce(c, BK_OP_SUM, term, a, false);
+                bk_release(term);
+                term = r;
+            }
+            if (term && s->scale != 1.0) {
+                bk_tensor *r = bk_mul_s(c, term, s->scale);
+                bk_release(term);
+                term = r;
+            }
+        } else {
+            term = bk_retain(s->log_prob);
+        }
+        bk_tensor *sum = term ? bk_add(c, T, term) : NULL;
+        bk_release(term);
+        bk_release(T);
+        T = sum;
+    }
+    rt_trace_clear(&tr);
+    if (rc == 0 && T) *lp = bk_reduce(c, BK_OP_LOGSUMEXP, T, 0, false);
+    if (rc == 0 && !*lp) rc = rt_fail_bk(vm, p->loc);
+    if (rc == 0 && tout) {
+        if (!(*tout = malloc(sizeof(double) * (size_t)K))) rc = rt_fail(vm, 5, p->loc, "out of memory");
+        else bk_copy_out(T, *tout);
+    }
+    bk_release(T);
+    return rc;
+}
+
 /* The next global assignment (odometer, last site fastest); false after
  * the last. */
 static bool advance(en_run *R) {
@@ -607,7 +736,8 @@ int inf_enum_eval(inf_potential *p, const double *q, double *logp, double *grad,
     while (rc == 0) {
         bk_tape_reset(c);
         bk_tensor *lp = NULL;
-        rc = run_group(p, &R, q, grad != NULL, leaf, &lp, NULL);
+        rc = e->parallel ? run_parallel(p, &R, q, grad != NULL, leaf, &lp, NULL)
+                         : run_group(p, &R, q, grad != NULL, leaf, &lp, NULL);
         double v = rc == 0 ? bk_item(lp) : 0;
         if (rc == 0 && (isnan(v) || v == INFINITY)) bad = true;
         else if (rc == 0 && v > -INFINITY) {
@@ -760,8 +890,34 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
     for (int i = 0, off = 0; rc == 0 && i < e->n; off += (int)(e->s[i].n * e->s[i].k), i++) acc[i] = block + off;
     bool g = bk_set_grad_enabled(c, false);
     double m = -INFINITY, S = 0;
+    /* parallel: one run gives every value's log joint */
+    if (rc == 0 && e->parallel) {
+        double *T = NULL;
+        bk_tensor *lp = NULL;
+        bk_tape_reset(c);
+        rc = run_parallel(p, &R, q, false, leaf, &lp, &T);
+        bk_release(lp);
+        release_leaves(p, leaf);
+        int64_t K = e->s[e->psite].k;
+        for (int64_t k = 0; rc == 0 && k < K; k++) {
+            R.npath = 0;
+            if (push_choice(vm, &R, K, p->loc) || keep_group(&G, &R, T[k])) {
+                rc = rt_fail(vm, 5, p->loc, "out of memory");
+                break;
+            }
+            G.path[G.nidx - 1].idx = k;
+            if (T[k] > -INFINITY && T[k] < INFINITY) {
+                if (T[k] > m) pres[e->psite] *= exp(m - T[k]);
+                double wa = accumulate(T[k], &m, &S, block, nacc);
+                reset_met(&R);
+                R.gidx[e->psite] = k;
+                add_marginals(e, &R, NULL, wa, acc, pres);
+            }
+        }
+        free(T);
+    }
     /* first pass: every assignment's log density and the marginals */
-    while (rc == 0) {
+    while (rc == 0 && !e->parallel) {
         bk_tape_reset(c);
         bk_tensor *lp = NULL;
         double *w = NULL;
