@@ -64,6 +64,7 @@ struct inf_enum {
 };
 
 int inf_enum_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep);
+static int eval_sum(inf_potential *p, const double *q, double *logp, double *grad, bool *fatal);
 static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
 
 void inf_enum_free(inf_enum *e) {
@@ -73,6 +74,8 @@ void inf_enum_free(inf_enum *e) {
     free(e->plate);
     free(e);
 }
+
+bool inf_enum_parallel(const inf_enum *e) { return e && e->parallel; }
 
 void inf_enum_seed(inf_enum *e, uint64_t seed) { bk_rng_init(&e->rng, seed, 9); }
 
@@ -285,6 +288,22 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
     }
     inf_enum_seed(e, 0);
     e->psite = -1;
+    /* a layout enumeration cannot sum shows at any point: say so here, at
+     * its site, rather than as 100 failed starting points */
+    if (rc == 0 && p->dim > 0) {
+        double *q = calloc((size_t)p->dim, sizeof *q), lp;
+        bool fatal = false;
+        p->en = e;
+        if (!q) rc = rt_fail(vm, 5, p->loc, "out of memory");
+        else if (eval_sum(p, q, &lp, NULL, &fatal) && !fatal) rt_vm_clear_error(vm);
+        else if (fatal) rc = -1;
+        p->en = NULL;
+        free(q);
+    }
+    if (rc) {
+        inf_enum_free(e);
+        return rc;
+    }
     if (e->n == 1 && !e->has_local && e->s[0].n == 1) try_parallel(p, e);
     *out = e;
     return 0;
@@ -308,6 +327,7 @@ typedef struct en_run {
     int nmet;
     long runs;                 /* runs so far in this evaluation */
     bool parallel;             /* this run enumerates e->psite along a batch dimension */
+    bool fatal;                /* the error is the model's layout, not this point's density */
 } en_run;
 
 
@@ -365,6 +385,7 @@ static int en_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
                             "prototype run; enumeration needs the discrete sites inside plates on every run",
                             m->name, m->plates[0].name);
     bk_tensor *en = support_values(vm, m->dist, m->name, m->loc);
+    R->fatal = en == NULL;
     if (!en) return -1;
     int64_t n = batch_numel(m->dist), k = en->shape[0];
     bk_tensor *v = NULL;
@@ -401,6 +422,7 @@ static int en_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
         }
     }
     bk_release(en);
+    R->fatal = rc != 0;
     if (rc) return -1;
     if (!v) return rt_fail_bk(vm, m->loc);
     if (R->met && note_met(vm, R, m->name, m->loc)) {
@@ -542,7 +564,10 @@ static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk
     bk_ctx *c = vm->bk;
     int64_t nr = e->local_runs;
     *lp = NULL;
-    if (R->runs + nr > INF_ENUM_MAX_RUNS) return limit_error(vm, e, p->loc);
+    if (R->runs + nr > INF_ENUM_MAX_RUNS) {
+        R->fatal = true;
+        return limit_error(vm, e, p->loc);
+    }
     R->runs += nr;
     rt_trace tr, t0;
     bk_tensor *ld = NULL;
@@ -567,6 +592,7 @@ static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk
         }
         bk_tensor *G = NULL;
         rc = split_terms(vm, e, &tr, ld, &G, &E[r]);
+        R->fatal = rc != 0;
         bk_release(ld);
         double gv = rc == 0 ? bk_item(G) : 0;
         if (rc == 0 && r == 0) {
@@ -575,8 +601,10 @@ static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk
             g0 = gv;
             continue;
         }
-        if (rc == 0 && !(gv == g0 || fabs(gv - g0) <= 1e-9 * (1 + fabs(g0))))
+        if (rc == 0 && !(gv == g0 || fabs(gv - g0) <= 1e-9 * (1 + fabs(g0)))) {
             rc = outside_error(vm, e, &t0, &tr, p->loc);
+            R->fatal = true;
+        }
         bk_release(G);
         rt_trace_clear(&tr);
     }
@@ -719,8 +747,14 @@ static double accumulate(double v, double *m, double *S, double *acc, int64_t n)
 
 static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *keep);
 
+static int eval_sum(inf_potential *p, const double *q, double *logp, double *grad, bool *fatal);
+
 int inf_enum_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
-    if (keep) return eval_keep(p, q, logp, keep);
+    bool fatal;
+    return keep ? eval_keep(p, q, logp, keep) : eval_sum(p, q, logp, grad, &fatal);
+}
+
+static int eval_sum(inf_potential *p, const double *q, double *logp, double *grad, bool *fatal) {
     inf_enum *e = p->en;
     rt_vm *vm = p->vm;
     bk_ctx *c = vm->bk;
@@ -757,6 +791,7 @@ int inf_enum_eval(inf_potential *p, const double *q, double *logp, double *grad,
         *logp = bad ? NAN : S > 0 ? m + log(S) : -INFINITY;
         for (int64_t i = 0; grad && i < d; i++) grad[i] = isfinite(*logp) ? acc[i] / S : 0;
     }
+    *fatal = rc != 0 && R.fatal;
     free(ga);
     free(acc);
     free(leaf);

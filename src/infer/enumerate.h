@@ -20,6 +20,8 @@ typedef struct inf_enum inf_enum;
  * than INF_ENUM_MAX_RUNS. */
 int inf_enum_init(inf_potential *p, inf_enum **out);
 void inf_enum_free(inf_enum *e);
+/* Whether the site is enumerated along a batch dimension in one run. */
+bool inf_enum_parallel(const inf_enum *e);
 /* The stream (seed, stream 9) the posterior draws of the discrete sites
  * use; each kept trace advances it. */
 void inf_enum_seed(inf_enum *e, uint64_t seed);
