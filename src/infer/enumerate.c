@@ -230,6 +230,7 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
     if (e) e->local_runs = 1;
     int64_t global = 1;
     rt_loc first = p->loc;
+    bool over = false;
     for (int i = 0; i < tr.n && e; i++)
         if (tr.sites[i].nplates > e->pdims) e->pdims = tr.sites[i].nplates;
     for (int i = 0; i < tr.n && rc == 0; i++) {
@@ -269,7 +270,6 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
             rc = rt_fail(vm, 5, t->loc, "out of memory");
             break;
         }
-        if (e->n == 0) first = t->loc;
         e->n++;
         if (t->nplates > 0) {
             rc = add_local(vm, e, t, s);
@@ -277,11 +277,14 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
             int64_t c = joint_count(s->k, s->n);
             global = c == INT64_MAX || global > INF_ENUM_MAX_RUNS / (c ? c : 1) ? INT64_MAX : global * c;
         }
+        /* the error points at the site that crosses the limit */
+        if (!over && (global == INT64_MAX || e->local_runs == INT64_MAX || global > INF_ENUM_MAX_RUNS / e->local_runs)) {
+            over = true;
+            first = t->loc;
+        }
     }
     rt_trace_clear(&tr);
-    if (rc == 0 && e->n > 0 &&
-        (global == INT64_MAX || e->local_runs == INT64_MAX || global > INF_ENUM_MAX_RUNS / e->local_runs))
-        rc = limit_error(vm, e, first);
+    if (rc == 0 && over) rc = limit_error(vm, e, first);
     if (rc || e->n == 0) {
         inf_enum_free(e);
         return rc;
