@@ -361,25 +361,56 @@ static int lib_error(ppl_state *S, ppl_status st) {
     return 1;
 }
 
-/* A one-line progress bar on stderr (only when stderr is a terminal). */
-static void show_progress(void *ud, const char *phase, long done, long total, double value) {
-    (void)ud;
-    int width = 30, filled = total > 0 ? (int)(width * done / total) : width;
-    char bar[64];
+static void fill_bar(char *bar, int width, long done, long total) {
+    int filled = total > 0 ? (int)(width * done / total) : width;
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : ' ';
     bar[width] = 0;
-    if (strcmp(phase, "svi") == 0)
-        fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
-    else
-        fprintf(stderr, "\rsample [%s] %ld/%ld chains  divergences %.0f   ", bar, done, total, value);
+}
+
+/* A one-line progress bar on stderr (only when stderr is a terminal); MCMC
+ * has its own (below), so the per-chain "sample" reports are not shown. */
+static void show_progress(void *ud, const char *phase, long done, long total, double value) {
+    (void)ud;
+    if (strcmp(phase, "svi") != 0) return;
+    char bar[64];
+    fill_bar(bar, 30, done, total);
+    fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
     if (done >= total) fputs("\n", stderr);
+    fflush(stderr);
+}
+
+/* The MCMC bar, updated within the chains: iterations of all chains, the
+ * phase (how many chains are still in warmup), the mean current step size
+ * and the divergences so far. */
+static void show_mcmc_progress(void *ud, const ppl_mcmc_progress *p) {
+    (void)ud;
+    char bar[64], phase[48];
+    fill_bar(bar, 30, p->done, p->total);
+    int warming = 0, stepped = 0;
+    double step = 0;
+    for (int c = 0; c < p->chains; c++) {
+        if (p->chain_done[c] < p->warmup) warming++;
+        if (p->chain_step[c] > 0) {
+            step += p->chain_step[c];
+            stepped++;
+        }
+    }
+    if (warming == 0) snprintf(phase, sizeof phase, "sampling");
+    else if (warming == p->chains) snprintf(phase, sizeof phase, "warmup");
+    else snprintf(phase, sizeof phase, "warmup (%d of %d chains)", warming, p->chains);
+    fprintf(stderr, "\rsample [%s] %ld/%ld  %s  step size %.3g  divergences %ld      ", bar, p->done, p->total,
+            phase, stepped ? step / stepped : 0.0, p->divergences);
+    if (p->done >= p->total) fputs("\n", stderr);
     fflush(stderr);
 }
 
 static ppl_state *open_state(const args *a) {
     ppl_options po = ppl_default_options();
     po.out = to_stdout;
-    if (isatty(STDERR_FILENO)) po.progress = show_progress;
+    if (isatty(STDERR_FILENO)) {
+        po.progress = show_progress;
+        po.mcmc_progress = show_mcmc_progress;
+    }
     if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);
     if (!S) fputs("error: out of memory\n", stderr);
