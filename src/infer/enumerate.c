@@ -882,7 +882,7 @@ static int keep_group(en_groups *G, const en_run *R, double v) {
         G->path = x;
         G->capidx = cap;
     }
-    memcpy(G->path + G->nidx, R->path, sizeof *R->path * (size_t)R->npath);
+    if (R->npath) memcpy(G->path + G->nidx, R->path, sizeof *R->path * (size_t)R->npath);
     G->nidx += R->npath;
     G->lp[G->n] = v;
     G->len[G->n++] = R->npath;
