@@ -910,6 +910,12 @@ static void add_marginals(const inf_enum *e, const en_run *R, const double *w, d
     }
 }
 
+static int branch_error(rt_vm *vm, const char *name, rt_loc loc) {
+    return rt_error_loc(vm, loc, "the discrete latent site \"%s\" exists for some values of the other discrete "
+                        "sites and not for others; it is summed out, but MCMC's draws need the same sites on "
+                        "every draw: give it a value on every branch (or marginalize it by hand)", name);
+}
+
 static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *keep) {
     inf_enum *e = p->en;
     rt_vm *vm = p->vm;
@@ -1019,14 +1025,27 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
     /* the run at the drawn values, kept: the enumerated sites as latent
      * sample sites, deterministic sites computed from them */
     bk_tensor *ld = NULL;
+    bool kept = false;
     if (rc == 0) {
         bk_tape_reset(c);
         R.ldigits = e->has_local ? digits : NULL;
         R.met = calloc(1, sizeof *R.met);
         rc = R.met ? run_once(p, &R, q, false, leaf, keep, &ld) : rt_fail(vm, 5, p->loc, "out of memory");
+        kept = rc == 0;
         bk_release(ld);
         release_leaves(p, leaf);
     }
+    /* the draws are a table: every draw needs the same enumerated sites */
+    for (int si = 0; rc == 0 && si < e->n; si++) {
+        bool met = false;
+        for (int j = 0; j < R.nmet; j++) met = met || strcmp(R.met[j], e->s[si].name) == 0;
+        if (!met) rc = branch_error(vm, e->s[si].name, e->s[si].loc);
+    }
+    for (int j = 0; rc == 0 && j < R.nmet; j++)
+        if (find_site(e, R.met[j]) < 0) {
+            const rt_site *t = rt_trace_find(keep, R.met[j]);
+            rc = branch_error(vm, R.met[j], t ? t->loc : p->loc);
+        }
     if (rc == 0) {
         for (int i = 0; i < keep->n; i++)
             for (int j = 0; j < R.nmet; j++)
@@ -1039,9 +1058,9 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
             for (int64_t j = 0; j < s->n * s->k; j++) acc[si][j] = pres[si] > 0 ? acc[si][j] / pres[si] : NAN;
             rc = add_probs_site(vm, keep, s, acc[si]);
         }
-        if (rc) rt_trace_clear(keep);
-        else *logp = m + log(S);
+        if (rc == 0) *logp = m + log(S);
     }
+    if (rc && kept) rt_trace_clear(keep);
     bk_tape_reset(c);
     bk_set_grad_enabled(c, g);
     for (int j = 0; j < R.nmet; j++) free(R.met[j]);

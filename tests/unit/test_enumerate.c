@@ -6,6 +6,7 @@
  * change-point model against quadrature, and the errors. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "enumerate.h"
@@ -95,6 +96,28 @@ START_TEST(potential_parallel_change_point) {
         sum = lse2(sum, t);
     }
     check_potential(p, q, -a - b + q[0] + q[1] + sum);
+    inf_potential_free(p);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* A site that exists only when z = 1: the odometer over the sites met
+ * sums 1 + 3 assignments. */
+static const char *DYNAMIC = "model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample z ~ Bernoulli(0.4)\n"
+                             "  if z == 1.0 {\n    sample w ~ Categorical([0.5, 0.25, 0.25])\n"
+                             "    observe y ~ Normal(mu + w, 1.0)\n  } else {\n"
+                             "    observe y ~ Normal(mu - 1.0, 1.0)\n  }\n}\n";
+
+START_TEST(potential_dynamic_structure) {
+    char src[512];
+    snprintf(src, sizeof src, "%sdata = {y: 1.2}\n", DYNAMIC);
+    rt_vm *vm = vm_running(src);
+    inf_potential *p = potential_of(vm, "m");
+    ck_assert_int_eq(p->dim, 1);
+    double q[1] = {0.3}, y = 1.2, pw[3] = {0.5, 0.25, 0.25}, on = -INFINITY;
+    for (int w = 0; w < 3; w++) on = lse2(on, log(pw[w]) + lognormal_pdf(y, q[0] + w, 1));
+    double want = lognormal_pdf(q[0], 0, 1) + lse2(log(0.6) + lognormal_pdf(y, q[0] - 1, 1), log(0.4) + on);
+    check_potential(p, q, want);
     inf_potential_free(p);
     rt_vm_free(vm);
 }
@@ -316,6 +339,16 @@ START_TEST(infinite_support_is_an_error) {
 }
 END_TEST
 
+/* summed out fine, but the draws need the same sites every time */
+START_TEST(site_on_one_branch_is_an_error_for_the_draws) {
+    char src[640];
+    snprintf(src, sizeof src, "%spost = mcmc(m, {y: 1.2}, warmup=20, samples=20, chains=1, seed=2)\n", DYNAMIC);
+    char *msg = error_of(src);
+    ck_assert_msg(strstr(msg, "\"w\" exists for some values of the other discrete sites"), "%s", msg);
+    free(msg);
+}
+END_TEST
+
 START_TEST(two_plates_is_an_error) {
     char *msg = error_of("model m() {\n  sample mu ~ Normal(0.0, 1.0)\n  plate a(2) {\n    plate b(3) {\n"
                          "      sample z ~ Bernoulli(0.5)\n    }\n  }\n}\npost = mcmc(m, {})\n");
@@ -338,6 +371,8 @@ int main(void) {
     tcase_add_test(tc, outside_term_depending_on_plate_site);
     tcase_add_test(tc, infinite_support_is_an_error);
     tcase_add_test(tc, two_plates_is_an_error);
+    tcase_add_test(tc, potential_dynamic_structure);
+    tcase_add_test(tc, site_on_one_branch_is_an_error_for_the_draws);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
