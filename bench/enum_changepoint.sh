@@ -26,7 +26,7 @@ rows = [r for r in csv.reader(l for l in open(sys.argv[1]) if not l.startswith("
 h = rows[0]
 nl = sum(float(r[h.index("n_leapfrog__")]) for r in rows[1:])
 s = json.load(open(sys.argv[2]))["summary"]
-get = lambda n: next(r for r in s if r["name"] == n)
+get = lambda n: s[n]
 print(sys.argv[3], nl, min(get("early")["ess_bulk"], get("late")["ess_bulk"]), get("early")["mean"], get("late")["mean"])
 PYEOF
 }
