@@ -37,6 +37,18 @@ typedef struct ppl_state ppl_state;
 /* Where script output (print, summary) goes.  Default: discarded. */
 typedef void (*ppl_write_fn)(void *ud, const char *text, size_t len);
 
+/* Progress within MCMC chains (ppl_options.mcmc_progress): the whole run,
+ * and per chain its iterations (warmup first) and current step size.  The
+ * arrays are valid during the call only. */
+typedef struct ppl_mcmc_progress {
+    int chains;
+    long warmup, samples;          /* per chain */
+    long done, total;              /* iterations, all chains: total = chains * (warmup + samples) */
+    const long *chain_done;        /* [chains] iterations done per chain */
+    const double *chain_step;      /* [chains] current step size (0: not started) */
+    long divergences;              /* divergent transitions while sampling, so far */
+} ppl_mcmc_progress;
+
 typedef struct ppl_options {
     /* Allocator hook; all library memory goes through it. NULL: libc. */
     void *(*malloc_fn)(void *ud, size_t n);
@@ -61,6 +73,11 @@ typedef struct ppl_options {
      * with progress_ud. */
     void (*progress_epoch)(void *ud, long epoch, long epochs, long step, long steps, double elbo,
                            double val_elbo);
+    /* Progress within MCMC chains (NULL: none), with progress_ud: about every
+     * 1% of the iterations of all chains (and at the end), from the thread
+     * that called ppl_mcmc (also with parallel chains); the draws do not
+     * depend on it. */
+    void (*mcmc_progress)(void *ud, const ppl_mcmc_progress *p);
 } ppl_options;
 
 ppl_options ppl_default_options(void);

@@ -101,6 +101,7 @@ ppl_state *ppl_open(const ppl_options *opts) {
         S->vm->progress = opts->progress;
         S->vm->progress_ud = opts->progress_ud;
         S->vm->progress_epoch = opts->progress_epoch;
+        S->vm->mcmc_progress = opts->mcmc_progress;
         S->vm->seed = opts->seed;
         if (opts->max_recursion > 0) S->vm->max_depth = (int)opts->max_recursion;
         if (opts->max_loop_iterations > 0) S->vm->max_loop = opts->max_loop_iterations;

@@ -384,22 +384,21 @@ static int lib_error(ppl_state *S, ppl_status st) {
     return 1;
 }
 
-/* The bar of done/total, 30 wide, into bar[64]. */
-static void progress_bar(char *bar, long done, long total) {
-    int width = 30, filled = total > 0 ? (int)(width * done / total) : width;
+/* The bar of done/total, `width` wide, into bar[width + 1]. */
+static void fill_bar(char *bar, int width, long done, long total) {
+    int filled = total > 0 ? (int)(width * done / total) : width;
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '=' : ' ';
     bar[width] = 0;
 }
 
-/* A one-line progress bar on stderr (only when stderr is a terminal). */
+/* A one-line progress bar on stderr (only when stderr is a terminal); MCMC
+ * has its own (below), so the per-chain "sample" reports are not shown. */
 static void show_progress(void *ud, const char *phase, long done, long total, double value) {
     (void)ud;
+    if (strcmp(phase, "svi") != 0) return;
     char bar[64];
-    progress_bar(bar, done, total);
-    if (strcmp(phase, "svi") == 0)
-        fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
-    else
-        fprintf(stderr, "\rsample [%s] %ld/%ld chains  divergences %.0f   ", bar, done, total, value);
+    fill_bar(bar, 30, done, total);
+    fprintf(stderr, "\rsvi    [%s] %ld/%ld steps  elbo %.6g   ", bar, done, total, value);
     if (done >= total) fputs("\n", stderr);
     fflush(stderr);
 }
@@ -409,12 +408,37 @@ static void show_progress(void *ud, const char *phase, long done, long total, do
 static void show_epoch(void *ud, long epoch, long epochs, long step, long steps, double elbo, double val) {
     (void)ud;
     char bar[64];
-    progress_bar(bar, step, steps);
+    fill_bar(bar, 30, step, steps);
     int w = snprintf(NULL, 0, "%ld", epochs);
     fprintf(stderr, "\repoch %*ld/%ld [%s] %ld/%ld steps  elbo %.6g", w, epoch, epochs, bar, step, steps, elbo);
     if (step < steps) fputs("   ", stderr);
     else if (isnan(val)) fputs("\n", stderr);
     else fprintf(stderr, "  val elbo %.6g\n", val);
+    fflush(stderr);
+}
+
+/* The MCMC bar, updated within the chains: iterations of all chains, the
+ * phase (how many chains are still in warmup), the mean current step size
+ * and the divergences so far. */
+static void show_mcmc_progress(void *ud, const ppl_mcmc_progress *p) {
+    (void)ud;
+    char bar[64], phase[48];
+    fill_bar(bar, 30, p->done, p->total);
+    int warming = 0, stepped = 0;
+    double step = 0;
+    for (int c = 0; c < p->chains; c++) {
+        if (p->chain_done[c] < p->warmup) warming++;
+        if (p->chain_step[c] > 0) {
+            step += p->chain_step[c];
+            stepped++;
+        }
+    }
+    if (warming == 0) snprintf(phase, sizeof phase, "sampling");
+    else if (warming == p->chains) snprintf(phase, sizeof phase, "warmup");
+    else snprintf(phase, sizeof phase, "warmup (%d of %d chains)", warming, p->chains);
+    fprintf(stderr, "\rsample [%s] %ld/%ld  %s  step size %.3g  divergences %ld      ", bar, p->done, p->total,
+            phase, stepped ? step / stepped : 0.0, p->divergences);
+    if (p->done >= p->total) fputs("\n", stderr);
     fflush(stderr);
 }
 
@@ -424,6 +448,7 @@ static ppl_state *open_state(const args *a) {
     if (isatty(STDERR_FILENO)) {
         po.progress = show_progress;
         po.progress_epoch = show_epoch;
+        po.mcmc_progress = show_mcmc_progress;
     }
     if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);

@@ -110,10 +110,14 @@ typedef struct inf_guide {
 } inf_guide;
 
 /* The latent sites of `model` from one seeded prototype run (latents.c);
- * discrete ones are an error ending with `discrete_hint`. */
+ * discrete ones are an error ending with `discrete_hint`, or left out when
+ * it is NULL (the MCMC potential sums them out). */
 int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, const char *discrete_hint,
                          inf_latent **lat, int *nlat, int64_t *dim);
 void inf_latents_free(inf_latent *lat, int n);
+/* The prototype run behind inf_latents_discover (seed 0x5eed, no
+ * gradients, ImproperUniform sites at the middle of their support). */
+int inf_latents_prototype(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, rt_trace *tr);
 
 /* A new automatic guide for `model` (retained); NULL on OOM. */
 inf_guide *inf_guide_new(int kind, rt_func *model, double init_scale);

@@ -49,7 +49,7 @@ static int placeholder_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
 }
 
 /* Run the model once (seeded, no gradients) under the trace handler. */
-static int prototype(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, rt_trace *tr) {
+int inf_latents_prototype(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, rt_trace *tr) {
     rt_handler ht, hs, hp;
     rt_seed_state ss;
     rt_handler_trace(&ht, tr);
@@ -95,7 +95,7 @@ int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_lo
     *dim = 0;
     rt_trace tr;
     rt_trace_init(&tr);
-    int rc = prototype(vm, model, data, loc, &tr);
+    int rc = inf_latents_prototype(vm, model, data, loc, &tr);
     int n = 0;
     for (int i = 0; i < tr.n; i++)
         if (tr.sites[i].kind == RT_SITE_SAMPLE) n++;
@@ -110,6 +110,12 @@ int inf_latents_discover(rt_vm *vm, rt_func *model, const rt_record *data, rt_lo
         else if (sl_support(vm->bk, s->dist, &L[k].support)) {
             rc = rt_fail_bk(vm, s->loc);
             break;
+        }
+        /* no hint: the caller handles discrete sites itself (enumeration) */
+        if (!discrete_hint && sl_constraint_is_discrete(&L[k].support)) {
+            sl_constraint_clear(&L[k].support);
+            memset(&L[k], 0, sizeof L[k]);
+            continue;
         }
         L[k].name = strdup(s->name);
         L[k].proto = bk_retain(s->value);

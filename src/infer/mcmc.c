@@ -11,10 +11,13 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
+#include "ppl.h"
 #include "mcmc_clone.h"
 #include "mcmc.h"
 #include "potential.h"
+#include "enumerate.h"
 #include "data_io.h"
 #include "strbuf.h"
 
@@ -269,6 +272,99 @@ static int ckpt_periodic(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, cons
     return due ? ckpt_save(vm, k, o, c, ch, loc) : 0;
 }
 
+/* ------------------------------------------------------------- progress --- */
+
+/* Progress within the chains (vm->mcmc_progress).  Each chain publishes its
+ * iterations, step size and divergences after every iteration into its own
+ * atomic slots (the worker thread that runs it writes them, the calling
+ * thread reads them); the calling thread reports when the iterations of all
+ * chains cross the next multiple of 1% of the total (and at the total).
+ * With chains in turn it polls after every iteration, so the reports are
+ * exactly those crossings; with threads it polls every 5 ms, so some
+ * crossings can share one report.  Nothing here feeds back into sampling. */
+typedef struct progress {
+    rt_vm *vm;               /* NULL: no progress wanted */
+    int chains;
+    long warmup, samples, total, stride, next;
+    atomic_long *done, *div;
+    atomic_ullong *step;     /* a double's bits */
+    long *snap_done;
+    double *snap_step;
+} progress;
+
+static void progress_free(progress *pg) {
+    free(pg->done);
+    free(pg->div);
+    free(pg->step);
+    free(pg->snap_done);
+    free(pg->snap_step);
+}
+
+static void progress_publish(progress *pg, int c, const mc_chain *ch) {
+    if (!pg->vm) return;
+    double eps = mc_chain_step_size(ch);
+    unsigned long long bits;
+    memcpy(&bits, &eps, sizeof bits);
+    atomic_store_explicit(&pg->step[c], bits, memory_order_relaxed);
+    if (mc_chain_last_divergent(ch)) atomic_fetch_add_explicit(&pg->div[c], 1, memory_order_relaxed);
+    atomic_store_explicit(&pg->done[c], mc_chain_done(ch), memory_order_release);
+}
+
+static void progress_next(progress *pg, long sum) {
+    long n = (sum / pg->stride + 1) * pg->stride;
+    pg->next = sum >= pg->total ? pg->total + 1 : n < pg->total ? n : pg->total;
+}
+
+/* On the calling thread: report if the next threshold is reached. */
+static void progress_poll(progress *pg) {
+    if (!pg->vm) return;
+    long sum = 0, div = 0;
+    for (int c = 0; c < pg->chains; c++) {
+        pg->snap_done[c] = atomic_load_explicit(&pg->done[c], memory_order_acquire);
+        unsigned long long bits = atomic_load_explicit(&pg->step[c], memory_order_relaxed);
+        memcpy(&pg->snap_step[c], &bits, sizeof bits);
+        div += atomic_load_explicit(&pg->div[c], memory_order_relaxed);
+        sum += pg->snap_done[c];
+    }
+    if (sum < pg->next) return;
+    progress_next(pg, sum);
+    ppl_mcmc_progress info = {.chains = pg->chains, .warmup = pg->warmup, .samples = pg->samples,
+                              .done = sum, .total = pg->total, .chain_done = pg->snap_done,
+                              .chain_step = pg->snap_step, .divergences = div};
+    pg->vm->mcmc_progress(pg->vm->progress_ud, &info);
+}
+
+/* Chains restored from a checkpoint start where they stopped. */
+static int progress_init(progress *pg, rt_vm *vm, const inf_mcmc_opts *o, mc_chain *const *ch) {
+    memset(pg, 0, sizeof *pg);
+    if (!vm->mcmc_progress) return 0;
+    int n = o->chains;
+    pg->chains = n;
+    pg->warmup = o->warmup;
+    pg->samples = o->samples;
+    pg->total = (long)n * (o->warmup + o->samples);
+    pg->stride = (pg->total + 99) / 100;
+    pg->done = calloc((size_t)n, sizeof *pg->done);
+    pg->div = calloc((size_t)n, sizeof *pg->div);
+    pg->step = calloc((size_t)n, sizeof *pg->step);
+    pg->snap_done = calloc((size_t)n, sizeof *pg->snap_done);
+    pg->snap_step = calloc((size_t)n, sizeof *pg->snap_step);
+    if (!pg->done || !pg->div || !pg->step || !pg->snap_done || !pg->snap_step) {
+        progress_free(pg);
+        return -1;
+    }
+    long sum = 0;
+    for (int c = 0; c < n; c++) {
+        atomic_init(&pg->done[c], ch[c] ? mc_chain_done(ch[c]) : 0);
+        atomic_init(&pg->div[c], ch[c] ? mc_chain_divergences(ch[c]) : 0);
+        atomic_init(&pg->step[c], 0);
+        sum += ch[c] ? mc_chain_done(ch[c]) : 0;
+    }
+    pg->vm = vm;
+    progress_next(pg, sum);
+    return 0;
+}
+
 static int stop_requested(void *ud) {
     inf_potential *p = ud;
     if (p->stop && atomic_load(p->stop)) p->vm->interrupted = 1;
@@ -277,7 +373,7 @@ static int stop_requested(void *ud) {
 
 /* Runs chain c to its end (from its saved state when *chp is set). */
 static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo, int c, mc_chain **chp,
-                     ckpt *k, double *q, mc_chain_out *out, rt_loc loc) {
+                     ckpt *k, progress *pg, bool poll, double *q, mc_chain_out *out, rt_loc loc) {
     rt_vm *vm = p->vm;
     char err[256] = "";
     if (!*chp) {
@@ -305,6 +401,8 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
             return rt_fail(vm, 7, loc, "interrupted");
         }
         if (src < 0) return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        progress_publish(pg, c, ch);
+        if (poll) progress_poll(pg);
         int done = mc_chain_done(ch);
         if (done % every == 0 && done < total && ckpt_periodic(vm, k, o, c, ch, loc)) return -1;
     }
@@ -328,6 +426,7 @@ typedef struct pool {
     mc_chain **ch;
     mc_chain_out *out;
     ckpt *k;
+    progress *pg;
     rt_loc loc;
 } pool;
 
@@ -347,7 +446,7 @@ static void *worker_main(void *arg) {
         int c = pl->next < pl->o->chains && !atomic_load(&pl->stop) ? pl->next++ : -1;
         pthread_mutex_unlock(&pl->mu);
         if (c < 0) break;
-        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, w->q, &pl->out[c], pl->loc);
+        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, pl->pg, false, w->q, &pl->out[c], pl->loc);
         rt_vm *cv = w->cl.vm;
         pthread_mutex_lock(&pl->mu);
         if (rc) {
@@ -377,10 +476,11 @@ static int divergences_of(const mc_chain_out *out, int samples) {
 /* Runs the chains on nthreads threads, each with a private copy of the
  * model.  1: the model cannot be copied (nothing was run); 0 / -1. */
 static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data, const inf_mcmc_opts *o,
-                        const mc_opts *mo, mc_chain **ch, ckpt *k, mc_chain_out *out, int nthreads, rt_loc loc) {
+                        const mc_opts *mo, mc_chain **ch, ckpt *k, progress *pg, mc_chain_out *out, int nthreads,
+                        rt_loc loc) {
     rt_vm *vm = p->vm;
     worker *w = calloc((size_t)nthreads, sizeof *w);
-    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .k = k, .loc = loc};
+    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .k = k, .pg = pg, .loc = loc};
     pl.state = calloc((size_t)o->chains, sizeof *pl.state);
     pl.code = calloc((size_t)o->chains, sizeof *pl.code);
     pl.err = calloc((size_t)o->chains, sizeof *pl.err);
@@ -423,6 +523,7 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
             struct timespec ts = {0, 5000000};
             nanosleep(&ts, NULL);
             if (vm->interrupted) atomic_store(&pl.stop, 1);
+            progress_poll(pg);
             pthread_mutex_lock(&pl.mu);
             for (int c = 0; c < o->chains; c++)
                 if (pl.state[c] == 1 && !told[c]) told[c] = 1;
@@ -438,6 +539,7 @@ static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data,
                 }
         }
         for (int t = 0; t < started; t++) pthread_join(w[t].th, NULL);
+        progress_poll(pg);   /* the last iterations, if the poll above missed them */
         k->mu = NULL;
         pthread_mutex_destroy(&pl.mu);
         /* the error of the first chain that failed by itself, else an
@@ -487,6 +589,8 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     inf_potential *p;
     if (inf_potential_init(vm, model, data, loc, &p)) return -1;
     p->fast = !o->no_fast;
+    /* the draws of enumerated discrete sites depend on the seed only */
+    if (p->en) inf_enum_seed(p->en, o->seed);
     inf_mcmc *m = calloc(1, sizeof *m);
     double *q = malloc(sizeof(double) * (size_t)p->dim);
     mc_chain **ch = calloc((size_t)o->chains, sizeof *ch);
@@ -516,15 +620,18 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     int nthreads = o->threads > 0 ? o->threads : default_threads(o->chains);
     if (nthreads > o->chains) nthreads = o->chains;
     int seq = 1;
+    progress pg;
+    if (rc == 0 && progress_init(&pg, vm, o, ch)) rc = rt_fail(vm, 5, loc, "out of memory");
+    else if (rc) memset(&pg, 0, sizeof pg);
     if (rc == 0 && nthreads > 1) {
-        int prc = run_parallel(p, model, data, o, &mo, ch, &k, m->out, nthreads, loc);
+        int prc = run_parallel(p, model, data, o, &mo, ch, &k, &pg, m->out, nthreads, loc);
         if (prc != 1) {
             rc = prc;
             seq = 0;
         }
     }
     for (int c = 0; c < o->chains && rc == 0 && seq; c++) {
-        rc = run_chain(p, o, &mo, c, &ch[c], &k, q, &m->out[c], loc);
+        rc = run_chain(p, o, &mo, c, &ch[c], &k, &pg, true, q, &m->out[c], loc);
         if (rc == 0 && vm->progress) {
             int div = 0;
             for (int j = 0; j <= c; j++)
@@ -536,6 +643,7 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
             rc = rt_fail(vm, 7, loc, "interrupted");
         }
     }
+    progress_free(&pg);
     for (int c = 0; c < o->chains; c++) {
         mc_chain_free(ch[c]);
         free(k.snap[c]);

@@ -82,6 +82,10 @@ int mc_chain_step(mc_chain *c, int (*stop)(void *), void *stop_ud, char *err, si
  * chain moving to the thread that runs it). */
 void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud);
 int mc_chain_done(const mc_chain *c);    /* iterations done */
+double mc_chain_step_size(const mc_chain *c);   /* the current step size */
+/* Whether the last iteration was a sampling one with a divergence. */
+int mc_chain_last_divergent(const mc_chain *c);
+int mc_chain_divergences(const mc_chain *c);   /* divergent draws so far */
 int mc_chain_total(const mc_chain *c);   /* warmup + samples */
 /* A complete chain's output (the chain is freed); -1 when not complete. */
 int mc_chain_finish(mc_chain *c, mc_chain_out *out);

@@ -623,6 +623,15 @@ void mc_chain_bind(mc_chain *c, mc_logp_fn f, void *ud) {
 }
 
 int mc_chain_done(const mc_chain *c) { return c->iter; }
+double mc_chain_step_size(const mc_chain *c) { return c->w.eps; }
+int mc_chain_divergences(const mc_chain *c) {
+    int n = 0;
+    for (int i = 0; i + c->o.warmup < c->iter; i++) n += c->out.divergent[i] != 0;
+    return n;
+}
+int mc_chain_last_divergent(const mc_chain *c) {
+    return c->iter > c->o.warmup && c->out.divergent[c->iter - 1 - c->o.warmup] != 0;
+}
 int mc_chain_total(const mc_chain *c) { return c->o.warmup + c->o.samples; }
 
 int mc_chain_step(mc_chain *c, int (*stop)(void *), void *stop_ud, char *err, size_t errlen) {

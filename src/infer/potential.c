@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "potential.h"
+#include "enumerate.h"
 #include "program.h"
 
 /* replays checked against interpretation before the program is trusted */
@@ -28,6 +29,7 @@ void inf_potential_fast_reset(inf_potential *p) {
 void inf_potential_free(inf_potential *p) {
     if (!p) return;
     bk_prog_free(p->prog);
+    inf_enum_free(p->en);
     inf_latents_free(p->lat, p->nlat);
     free(p);
 }
@@ -99,12 +101,19 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
     p->loc = loc;
     p->fast = true;
     p->fast_verify = FAST_VERIFY;
-    if (inf_latents_discover(vm, model, data, loc,
-                             "MCMC needs it marginalized out (sum over its values with logsumexp in a "
-                             "factor), or use SVI with a guide for it",
-                             &p->lat, &p->nlat, &p->dim)) {
+    /* continuous latents here; the discrete ones are summed out */
+    if (inf_latents_discover(vm, model, data, loc, NULL, &p->lat, &p->nlat, &p->dim)) {
         free(p);
         return -1;
+    }
+    if (inf_enum_init(p, &p->en)) {
+        inf_potential_free(p);
+        return -1;
+    }
+    if (p->dim == 0 && p->en) {
+        inf_potential_free(p);
+        return rt_error_loc(vm, loc, "the model has no continuous latent sites to sample: its discrete sites "
+                            "are summed out, which leaves nothing for MCMC");
     }
     if (p->dim == 0) {
         inf_potential_free(p);
@@ -117,6 +126,38 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
 /* ------------------------------------------------------------ evaluate --- */
 
 static const unsigned LOGP_KINDS = (1u << RT_SITE_SAMPLE) | (1u << RT_SITE_OBSERVE) | (1u << RT_SITE_FACTOR);
+
+int inf_potential_run(inf_potential *p, const double *q, bool grad, rt_handler *inner, bk_tensor **leaf,
+                      rt_trace *tr, bk_tensor **logdet) {
+    rt_vm *vm = p->vm;
+    unc_state st = {.pot = p, .q = q, .grad = grad, .leaf = leaf, .logdet = bk_scalar(vm->bk, 0.0)};
+    rt_trace_init(tr);
+    rt_handler hu, ht;
+    memset(&hu, 0, sizeof hu);
+    hu.type = "unconstrain";
+    hu.process = unconstrain_process;
+    hu.state = &st;
+    rt_handler_trace(&ht, tr);
+    int rc = st.logdet ? 0 : -1, pushed = 0;
+    rt_handler *hs[3] = {&ht, &hu, inner};
+    for (int i = 0; i < 3 && rc == 0 && hs[i]; i++) {
+        if (rt_push_handler(vm, hs[i])) rc = rt_fail(vm, 5, p->loc, "out of memory");
+        else pushed++;
+    }
+    if (rc == 0) {
+        rt_value ret = rt_none();
+        rc = rt_call_with_data(vm, p->model, p->data, p->loc, &ret);
+        rt_release(ret);
+    }
+    while (pushed > 0) rt_pop_handler(vm, hs[--pushed]);
+    if (rc) {
+        bk_release(st.logdet);
+        rt_trace_clear(tr);
+        return -1;
+    }
+    *logdet = st.logdet;
+    return 0;
+}
 
 /* The model run under the handlers; with `record`, its ops become p->prog. */
 static int eval_interp(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep,
@@ -131,33 +172,13 @@ static int eval_interp(inf_potential *p, const double *q, double *logp, double *
     bk_tensor **leaf = p->nlat <= 16 ? leaf_small : calloc((size_t)p->nlat, sizeof *leaf);
     if (!leaf) return rt_fail(vm, 5, p->loc, "out of memory");
     bool g = bk_set_grad_enabled(c, grad != NULL);
-    unc_state st = {.pot = p, .q = q, .grad = grad != NULL, .leaf = leaf, .logdet = bk_scalar(c, 0.0)};
     rt_trace tr;
-    rt_trace_init(&tr);
-    rt_handler hu, ht;
-    memset(&hu, 0, sizeof hu);
-    hu.type = "unconstrain";
-    hu.process = unconstrain_process;
-    hu.state = &st;
-    rt_handler_trace(&ht, &tr);
-    int rc = st.logdet ? 0 : -1;
-    /* trace outside, unconstrain inside: the trace records the values the
-     * unconstrain handler supplies */
-    if (rc == 0 && rt_push_handler(vm, &ht) == 0) {
-        if (rt_push_handler(vm, &hu) == 0) {
-            rt_value ret = rt_none();
-            rc = rt_call_with_data(vm, p->model, p->data, p->loc, &ret);
-            rt_release(ret);
-            rt_pop_handler(vm, &hu);
-        } else {
-            rc = -1;
-        }
-        rt_pop_handler(vm, &ht);
-    }
+    bk_tensor *logdet = NULL;
+    int rc = inf_potential_run(p, q, grad != NULL, NULL, leaf, &tr, &logdet);
     bk_tensor *lp = NULL;
     if (rc == 0) {
         bk_tensor *lj = rt_trace_log_prob_sum(vm, &tr, LOGP_KINDS);
-        lp = lj ? bk_add(c, lj, st.logdet) : NULL;
+        lp = lj ? bk_add(c, lj, logdet) : NULL;
         bk_release(lj);
         if (!lp) rc = rt_fail_bk(vm, p->loc);
     }
@@ -186,7 +207,7 @@ static int eval_interp(inf_potential *p, const double *q, double *logp, double *
         }
     }
     bk_release(lp);
-    bk_release(st.logdet);
+    bk_release(logdet);
     if (keep && rc == 0) *keep = tr;
     else rt_trace_clear(&tr);
     bk_tape_reset(c);
@@ -240,6 +261,8 @@ static int eval_fast(inf_potential *p, const double *q, double *logp, double *gr
 }
 
 int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep) {
+    /* discrete latents: the sum over their values (enumerate.c); no fast path */
+    if (p->en) return inf_enum_eval(p, q, logp, grad, keep);
     if (!keep && p->prog && p->fast_state == 1) {
         int rc = eval_fast(p, q, logp, grad);
         if (rc <= 0) return rc;

@@ -27,10 +27,13 @@ typedef struct inf_potential {
     long fast_replays;       /* evaluations the program answered */
     long fast_misses;        /* replays a guard stopped (interpreted instead) */
     char fast_why[160];      /* why the recording was refused (state 2) */
+    struct inf_enum *en;     /* discrete latents summed out (enumerate.c), or NULL */
 } inf_potential;
 
-/* Discover the latent sites by one prototype run; -1 with an error for
- * discrete latents or a model without latents. */
+/* Discover the latent sites by one prototype run: the continuous ones go
+ * into the unconstrained vector, discrete ones with a finite support are
+ * summed out (enumerate.c); -1 with an error for other discrete latents or
+ * a model without latents. */
 int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc loc, inf_potential **out);
 void inf_potential_free(inf_potential *p);
 /* Drop the recorded program (for a copy of p on another VM: the program
@@ -40,5 +43,12 @@ void inf_potential_fast_reset(inf_potential *p);
  * q.  When keep != NULL it receives the run's trace (constrained values,
  * deterministic sites); the caller clears it.  0, or -1 with an error. */
 int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep);
+/* One run of the model at q under trace (into *tr, initialized here) and
+ * unconstrain, with `inner` (or NULL) as the innermost handler; leaf[]
+ * (nlat entries, NULL on the first run) receives the sites' leaves, which
+ * later runs on the same tape reuse; *logdet the log|det J| of this run.
+ * The caller releases logdet and the leaves and clears tr.  0 or -1. */
+int inf_potential_run(inf_potential *p, const double *q, bool grad, rt_handler *inner, bk_tensor **leaf,
+                      rt_trace *tr, bk_tensor **logdet);
 
 #endif

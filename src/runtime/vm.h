@@ -148,6 +148,7 @@ void rt_params_clear(rt_vm *vm);
 /* ------------------------------------------------------------------ VM --- */
 
 typedef void (*rt_write_fn)(void *ud, const char *text, size_t len);
+struct ppl_mcmc_progress;   /* include/ppl.h */
 
 struct rt_vm {
     bk_ctx *bk;
@@ -185,6 +186,8 @@ struct rt_vm {
     void *progress_ud;
     /* progress of svi(epochs=) runs (ppl_options.progress_epoch), or NULL */
     void (*progress_epoch)(void *ud, long epoch, long epochs, long step, long steps, double elbo, double val_elbo);
+    /* progress within MCMC chains (ppl_options.mcmc_progress), or NULL */
+    void (*mcmc_progress)(void *ud, const struct ppl_mcmc_progress *p);
     const char *cur_site;       /* site whose distribution is being built */
     bool defs_only;             /* run only definitions and data assignments */
     const rt_source *cur_src;   /* source of the code running now */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "mcmc.h"
+#include "ppl.h"
 #include "vm_fixture.h"
 
 static const char *SRC =
@@ -105,6 +106,66 @@ START_TEST(test_threads_progress_each_chain) {
 }
 END_TEST
 
+/* Progress within the chains: the reports are counted by the iterations
+ * they carry, never by time.  In turn the calling thread polls after every
+ * iteration, so the reports are exactly the crossings of each 1% of the
+ * total; with threads some crossings may share a report.  Either way the
+ * iterations grow, the per-chain counts add up, the last report has the
+ * total and the divergences of the result, and the draws are the same as
+ * without progress. */
+typedef struct iters {
+    long calls, last, bad, dones[128];
+    long last_div;
+    int steps_ok;
+} iters;
+
+static void count_iterations(void *ud, const ppl_mcmc_progress *p) {
+    iters *s = ud;
+    long sum = 0;
+    for (int c = 0; c < p->chains; c++) {
+        sum += p->chain_done[c];
+        /* a chain that has iterated has a step size */
+        if (p->chain_done[c] > 0 && !(p->chain_step[c] > 0)) s->steps_ok = 0;
+    }
+    if (!s->bad && (p->done <= s->last || sum != p->done || p->total != 3 * 250 || p->divergences < s->last_div))
+        s->bad = s->calls + 1;
+    if (s->calls < 128) s->dones[s->calls] = p->done;
+    s->calls++;
+    s->last = p->done;
+    s->last_div = p->divergences;
+}
+
+static void progress_within_chains(int threads) {
+    rt_vm *vm = vm_with_source();
+    inf_mcmc_opts o = {.chains = 3, .warmup = 150, .samples = 100, .max_depth = 10, .target_accept = 0.8,
+                       .seed = 4, .threads = threads};
+    inf_mcmc *ref = run(vm, "m", &o, 0);
+    iters s = {.steps_ok = 1};
+    vm->mcmc_progress = count_iterations;
+    vm->progress_ud = &s;
+    inf_mcmc *m = run(vm, "m", &o, 0);
+    vm->mcmc_progress = NULL;
+    ck_assert_msg(s.bad == 0, "progress report %ld out of line", s.bad);
+    ck_assert(s.steps_ok);
+    ck_assert_int_eq(s.last, 750);
+    ck_assert_int_eq(s.last_div, m->divergences);
+    /* 1% of 750 iterations is 8 (rounded up): at most ceil(750 / 8) = 94 reports */
+    ck_assert_int_le(s.calls, 94);
+    if (threads == 1) {
+        ck_assert_int_eq(s.calls, 94);
+        for (long i = 0; i < s.calls; i++) ck_assert_int_eq(s.dones[i], i < 93 ? 8 * (i + 1) : 750);
+    }
+    same(ref, m);
+    inf_mcmc_free(ref);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+
+START_TEST(test_progress_in_turn) { progress_within_chains(1); }
+END_TEST
+START_TEST(test_progress_threads) { progress_within_chains(3); }
+END_TEST
+
 static void interrupt_after_first(void *ud, const char *phase, long done, long total, double value) {
     (void)phase, (void)total, (void)value;
     if (done >= 1) ((rt_vm *)ud)->interrupted = 1;
@@ -147,6 +208,8 @@ int main(void) {
     tcase_add_test(tc, test_threads_fallback);
     tcase_add_test(tc, test_threads_interrupt_resume);
     tcase_add_test(tc, test_threads_progress_each_chain);
+    tcase_add_test(tc, test_progress_in_turn);
+    tcase_add_test(tc, test_progress_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,382 @@
+/* test_enumerate.c - discrete latents summed out of the MCMC potential:
+ * the log density against brute-force sums written here, its gradient
+ * against central finite differences, posteriors (continuous sites and
+ * the discrete sites' probabilities) against exact values computed by
+ * enumerating every assignment with conjugate Gaussian algebra, the
+ * change-point model against quadrature, and the errors. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "enumerate.h"
+#include "mcmc.h"
+#include "vm_fixture.h"
+
+static double lse2(double a, double b) {
+    double m = fmax(a, b);
+    return m == -INFINITY ? m : m + log(exp(a - m) + exp(b - m));
+}
+
+static double lognormal_pdf(double x, double mu, double s) {
+    return -0.5 * log(2 * M_PI) - log(s) - (x - mu) * (x - mu) / (2 * s * s);
+}
+
+static inf_potential *potential_of(rt_vm *vm, const char *model) {
+    rt_value *data = rt_global_get(vm, "data");
+    ck_assert(data && data->tag == RT_RECORD);
+    inf_potential *p = NULL;
+    ck_assert_msg(inf_potential_init(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)data->u.o,
+                                     (rt_loc){0}, &p) == 0, "%s", rt_vm_errmsg(vm));
+    return p;
+}
+
+/* logp at q equals want, and its gradient central differences */
+static void check_potential(inf_potential *p, const double *q, double want) {
+    int d = (int)p->dim;
+    double lp, g[8], qp[8], qm[8];
+    ck_assert(d <= 8);
+    ck_assert_msg(inf_potential_eval(p, q, &lp, g, NULL) == 0, "%s", rt_vm_errmsg(p->vm));
+    ck_assert_msg(fabs(lp - want) < 1e-10 * fmax(1, fabs(want)), "logp %.15g want %.15g", lp, want);
+    for (int i = 0; i < d; i++) {
+        double h = 1e-6, lpp, lpm;
+        memcpy(qp, q, sizeof(double) * (size_t)d);
+        memcpy(qm, q, sizeof(double) * (size_t)d);
+        qp[i] += h;
+        qm[i] -= h;
+        ck_assert(inf_potential_eval(p, qp, &lpp, NULL, NULL) == 0);
+        ck_assert(inf_potential_eval(p, qm, &lpm, NULL, NULL) == 0);
+        double fd = (lpp - lpm) / (2 * h);
+        ck_assert_msg(fabs(fd - g[i]) < 1e-6 * fmax(1, fabs(fd)), "d/dq[%d]: %.10g vs %.10g", i, g[i], fd);
+    }
+}
+
+/* A global Categorical (3 values, sequential) and a Bernoulli per point
+ * (along the plate) together. */
+START_TEST(potential_global_and_local) {
+    rt_vm *vm = vm_running("model m(y) {\n  sample mu ~ Normal(0.0, 2.0)\n  sample s ~ HalfNormal(1.0)\n"
+                           "  sample z ~ Categorical([0.2, 0.5, 0.3])\n  plate n(len(y)) {\n"
+                           "    sample w ~ Bernoulli(0.35)\n    observe y ~ Normal(mu + z + 2.0 * w, s)\n  }\n}\n"
+                           "data = {y: [0.5, 2.9, 1.2, -0.4]}\n");
+    inf_potential *p = potential_of(vm, "m");
+    ck_assert_int_eq(p->dim, 2);
+    ck_assert(p->en && !inf_enum_parallel(p->en));
+    const double y[4] = {0.5, 2.9, 1.2, -0.4}, pz[3] = {0.2, 0.5, 0.3};
+    double q[2] = {0.4, -0.3}, mu = q[0], s = exp(q[1]);
+    double sum = -INFINITY;
+    for (int z = 0; z < 3; z++) {
+        double t = log(pz[z]);
+        for (int i = 0; i < 4; i++)
+            t += lse2(log(0.65) + lognormal_pdf(y[i], mu + z, s), log(0.35) + lognormal_pdf(y[i], mu + z + 2, s));
+        sum = lse2(sum, t);
+    }
+    double want = lognormal_pdf(mu, 0, 2) + 0.5 * log(2 / M_PI) - s * s / 2 + q[1] + sum;
+    check_potential(p, q, want);
+    inf_potential_free(p);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* The change point summed out in one run along a batch dimension. */
+START_TEST(potential_parallel_change_point) {
+    rt_vm *vm = vm_running("model cp(y) {\n  sample a ~ Exponential(1.0)\n  sample b ~ Exponential(1.0)\n"
+                           "  sample s ~ Categorical(ones(5) / 5)\n  plate t(5) {\n"
+                           "    observe y ~ Poisson(where(arange(5) < s, a, b))\n  }\n}\n"
+                           "data = {y: [4.0, 3.0, 5.0, 1.0, 0.0]}\n");
+    inf_potential *p = potential_of(vm, "cp");
+    ck_assert(inf_enum_parallel(p->en));
+    const double y[5] = {4, 3, 5, 1, 0};
+    double q[2] = {1.1, -0.2}, a = exp(q[0]), b = exp(q[1]), sum = -INFINITY;
+    for (int s = 0; s < 5; s++) {
+        double t = log(0.2);
+        for (int i = 0; i < 5; i++) {
+            double r = i < s ? a : b;
+            t += y[i] * log(r) - r - lgamma(y[i] + 1);
+        }
+        sum = lse2(sum, t);
+    }
+    check_potential(p, q, -a - b + q[0] + q[1] + sum);
+    inf_potential_free(p);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* A site that exists only when z = 1: the odometer over the sites met
+ * sums 1 + 3 assignments. */
+static const char *DYNAMIC = "model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample z ~ Bernoulli(0.4)\n"
+                             "  if z == 1.0 {\n    sample w ~ Categorical([0.5, 0.25, 0.25])\n"
+                             "    observe y ~ Normal(mu + w, 1.0)\n  } else {\n"
+                             "    observe y ~ Normal(mu - 1.0, 1.0)\n  }\n}\n";
+
+START_TEST(potential_dynamic_structure) {
+    char src[512];
+    snprintf(src, sizeof src, "%sdata = {y: 1.2}\n", DYNAMIC);
+    rt_vm *vm = vm_running(src);
+    inf_potential *p = potential_of(vm, "m");
+    ck_assert_int_eq(p->dim, 1);
+    double q[1] = {0.3}, y = 1.2, pw[3] = {0.5, 0.25, 0.25}, on = -INFINITY;
+    for (int w = 0; w < 3; w++) on = lse2(on, log(pw[w]) + lognormal_pdf(y, q[0] + w, 1));
+    double want = lognormal_pdf(q[0], 0, 1) + lse2(log(0.6) + lognormal_pdf(y, q[0] - 1, 1), log(0.4) + on);
+    check_potential(p, q, want);
+    inf_potential_free(p);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* ------------------------------------------------------------ posteriors --- */
+
+typedef struct want {
+    const char *name;
+    double mean, sd;       /* sd < 0: only the mean is known (checked with the draws' sd) */
+} want;
+
+static inf_mcmc *run_mcmc(rt_vm *vm, const char *model, int chains, int warmup, int samples) {
+    rt_value *data = rt_global_get(vm, "data");
+    inf_mcmc_opts o = {.chains = chains, .warmup = warmup, .samples = samples, .max_depth = 10,
+                       .target_accept = 0.8, .seed = 11};
+    inf_mcmc *m = NULL;
+    ck_assert_msg(inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)data->u.o, &o,
+                               (rt_loc){0}, &m) == 0, "%s", rt_vm_errmsg(vm));
+    return m;
+}
+
+/* Means (and sds) within 4 Monte Carlo standard errors + 2% of the sd. */
+static void check_rows(const inf_mcmc *m, const want *w, int nw) {
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert(r != NULL);
+    for (int k = 0; k < nw; k++) {
+        const inf_row *row = NULL;
+        for (int i = 0; i < r->nrows; i++)
+            if (strcmp(r->rows[i].name, w[k].name) == 0) row = &r->rows[i];
+        ck_assert_msg(row != NULL, "no row %s", w[k].name);
+        double ess = row->ess_bulk, sd = w[k].sd >= 0 ? w[k].sd : row->sd;
+        ck_assert_msg(ess > 100, "%s: bulk ESS only %g", w[k].name, ess);
+        double tol_m = 4 * sd / sqrt(ess) + 0.02 * sd;
+        ck_assert_msg(fabs(row->mean - w[k].mean) < tol_m, "%s: mean %g, want %g +- %g", w[k].name, row->mean,
+                      w[k].mean, tol_m);
+        if (w[k].sd >= 0) {
+            double tol_s = 4 * sd / sqrt(2 * ess) + 0.02 * sd;
+            ck_assert_msg(fabs(row->sd - w[k].sd) < tol_s, "%s: sd %g, want %g +- %g", w[k].name, row->sd, w[k].sd,
+                          tol_s);
+        }
+    }
+    inf_result_free(r);
+}
+
+/* mu ~ N(0, 1); z_i ~ Bernoulli(0.3); y_i ~ N(mu + 2 z_i, 1).  Exact over
+ * the 8 values of z: y - 2z ~ N(mu 1, I), mu | z, y ~ N(sum(y - 2z) / 4,
+ * 1/4), weights 0.3^|z| 0.7^(3-|z|) N(y - 2z; 0, I + 1 1'). */
+static void shifted_exact(double *mean, double *sd, double pz[3]) {
+    const double y[3] = {1.5, 2.5, -0.5};
+    double lw[8], mz[8], lmax = -INFINITY;
+    for (int z = 0; z < 8; z++) {
+        double sr = 0, rr = 0;
+        int k = 0;
+        for (int i = 0; i < 3; i++) {
+            int zi = (z >> i) & 1;
+            double r = y[i] - 2.0 * zi;
+            k += zi;
+            sr += r;
+            rr += r * r;
+        }
+        lw[z] = k * log(0.3) + (3 - k) * log(0.7) - 0.5 * (rr - sr * sr / 4.0) - 0.5 * log(4.0);
+        mz[z] = sr / 4.0;
+        lmax = fmax(lmax, lw[z]);
+    }
+    double tot = 0, m1 = 0, m2 = 0;
+    for (int z = 0; z < 8; z++) tot += exp(lw[z] - lmax);
+    pz[0] = pz[1] = pz[2] = 0;
+    for (int z = 0; z < 8; z++) {
+        double wz = exp(lw[z] - lmax) / tot;
+        m1 += wz * mz[z];
+        m2 += wz * (mz[z] * mz[z] + 0.25);
+        for (int i = 0; i < 3; i++) pz[i] += wz * ((z >> i) & 1);
+    }
+    *mean = m1;
+    *sd = sqrt(m2 - m1 * m1);
+}
+
+static void shifted_check(const char *src) {
+    double mean, sd, pz[3];
+    shifted_exact(&mean, &sd, pz);
+    rt_vm *vm = vm_running(src);
+    inf_mcmc *m = run_mcmc(vm, "m", 4, 500, 1000);
+    want w[] = {{"mu", mean, sd},
+                {"z_probs[0, 1]", pz[0], -1}, {"z_probs[1, 1]", pz[1], -1}, {"z_probs[2, 1]", pz[2], -1},
+                {"z[0]", pz[0], -1}, {"z[2]", pz[2], -1}};
+    check_rows(m, w, 6);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+
+/* a Bernoulli per point inside the plate: 2 runs per evaluation */
+START_TEST(bernoulli_per_point_in_plate) {
+    shifted_check("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  plate n(len(y)) {\n"
+                  "    sample z ~ Bernoulli(0.3)\n    observe y ~ Normal(mu + 2.0 * z, 1.0)\n  }\n}\n"
+                  "data = {y: [1.5, 2.5, -0.5]}\n");
+}
+END_TEST
+
+/* the same as one vector site outside plates: its 2^3 joint values */
+START_TEST(bernoulli_vector_joint) {
+    shifted_check("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample z ~ Bernoulli(0.3).expand([3])\n"
+                  "  observe y ~ Normal(mu + 2.0 * z, 1.0)\n}\n"
+                  "data = {y: [1.5, 2.5, -0.5]}\n");
+}
+END_TEST
+
+/* A mixture of two Normals with unknown means: mu_j ~ N(m_j, 1), m = (-2,
+ * 2); z_i ~ Bernoulli(0.4) picks mu_{z_i}; y_i ~ N(mu_{z_i}, 1).  Exact by
+ * the 2^6 assignments: given z each mean is conjugate, mu_j | z, y ~
+ * N((m_j + S_j) / (1 + n_j), 1 / (1 + n_j)), and z's weight is
+ * p(z) prod_j N(y_j - m_j; 0, I + 1 1'). */
+START_TEST(two_normal_mixture) {
+    const double y[6] = {-2.3, -1.4, -2.9, 1.7, 2.6, 0.3}, m0[2] = {-2, 2};
+    enum { N = 6 };
+    double lw[1 << N], mj[1 << N][2], vj[1 << N][2], lmax = -INFINITY;
+    for (int z = 0; z < 1 << N; z++) {
+        lw[z] = 0;
+        for (int j = 0; j < 2; j++) {
+            double sr = 0, rr = 0;
+            int n = 0;
+            for (int i = 0; i < N; i++)
+                if (((z >> i) & 1) == j) {
+                    double r = y[i] - m0[j];
+                    sr += r;
+                    rr += r * r;
+                    n++;
+                }
+            lw[z] += (j ? n * log(0.4) : n * log(0.6)) - 0.5 * n * log(2 * M_PI) - 0.5 * log(1.0 + n) -
+                     0.5 * (rr - sr * sr / (1.0 + n));
+            mj[z][j] = m0[j] + sr / (1.0 + n);
+            vj[z][j] = 1 / (1.0 + n);
+        }
+        lmax = fmax(lmax, lw[z]);
+    }
+    double tot = 0, e1[2] = {0}, e2[2] = {0}, pz[N] = {0};
+    for (int z = 0; z < 1 << N; z++) tot += exp(lw[z] - lmax);
+    for (int z = 0; z < 1 << N; z++) {
+        double wz = exp(lw[z] - lmax) / tot;
+        for (int j = 0; j < 2; j++) {
+            e1[j] += wz * mj[z][j];
+            e2[j] += wz * (mj[z][j] * mj[z][j] + vj[z][j]);
+        }
+        for (int i = 0; i < N; i++) pz[i] += wz * ((z >> i) & 1);
+    }
+    rt_vm *vm = vm_running("model mix(y) {\n  sample mu ~ Normal([-2.0, 2.0], 1.0)\n  plate n(len(y)) {\n"
+                           "    sample z ~ Bernoulli(0.4)\n    observe y ~ Normal(where(z == 1.0, mu[1], mu[0]), 1.0)\n"
+                           "  }\n}\ndata = {y: [-2.3, -1.4, -2.9, 1.7, 2.6, 0.3]}\n");
+    inf_mcmc *m = run_mcmc(vm, "mix", 4, 500, 1000);
+    want w[] = {{"mu[0]", e1[0], sqrt(e2[0] - e1[0] * e1[0])}, {"mu[1]", e1[1], sqrt(e2[1] - e1[1] * e1[1])},
+                {"z_probs[1, 1]", pz[1], -1}, {"z_probs[3, 1]", pz[3], -1}, {"z_probs[5, 1]", pz[5], -1},
+                {"z_probs[5, 0]", 1 - pz[5], -1}};
+    check_rows(m, w, 6);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* examples/coal_mining.ppl with the change point sampled: the posterior of
+ * the rates equals the quadrature of bench/changepoint_reference.py. */
+START_TEST(change_point_matches_quadrature) {
+    rt_vm *vm = vm_running("model cp(first_year, y) {\n  sample early ~ Exponential(1.0)\n"
+                           "  sample late ~ Exponential(1.0)\n  T = len(y)\n  sample s ~ Categorical(ones(T) / T)\n"
+                           "  plate t(T) {\n    observe y ~ Poisson(where(arange(T) < s, early, late))\n  }\n}\n"
+                           "data = load_json(\"examples/coal_mining.json\")\n");
+    inf_mcmc *m = run_mcmc(vm, "cp", 2, 250, 300);
+    want w[] = {{"early", 3.0642, 0.2846}, {"late", 0.9224, 0.1162}};
+    check_rows(m, w, 2);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* the drawn discrete values go to predictive like any latent site */
+START_TEST(predictive_uses_the_drawn_values) {
+    rt_vm *vm = vm_running("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  plate n(len(y)) {\n"
+                           "    sample z ~ Bernoulli(0.3)\n    observe y ~ Normal(mu + 2.0 * z, 1.0)\n  }\n}\n"
+                           "data = {y: [1.5, 2.5, -0.5]}\n"
+                           "post = mcmc(m, data, warmup=100, samples=50, chains=1, seed=3)\n"
+                           "pred = predictive(m, post, data)\n"
+                           "same = sum(abs(pred.z - post.z)) == 0.0\n");
+    rt_value *same = rt_global_get(vm, "same");
+    ck_assert(same && same->tag == RT_TENSOR && bk_item(same->u.t) == 1.0);
+    rt_vm_free(vm);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- errors --- */
+
+static char *error_of(const char *src) {
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
+    ck_assert(rt_run_source(vm, s, false, NULL) != 0);
+    char *msg = rt_vm_errmsg(vm);
+    rt_source_release(s);
+    rt_vm_free(vm);
+    return msg;
+}
+
+START_TEST(outside_term_depending_on_plate_site) {
+    char *msg = error_of("model m(y, t) {\n  sample mu ~ Normal(0.0, 1.0)\n  plate n(3) {\n"
+                         "    sample z ~ Bernoulli(0.3)\n    observe y ~ Normal(mu + z, 1.0)\n  }\n"
+                         "  observe t ~ Normal(sum(z), 1.0)\n}\n"
+                         "post = mcmc(m, {y: [1.0, 0.0, 2.0], t: 1.0}, warmup=10, samples=10, chains=1)\n");
+    ck_assert_msg(strstr(msg, "site \"t\" is outside plate \"n\" but depends on the discrete latent sites \"z\""),
+                  "%s", msg);
+    ck_assert_msg(strstr(msg, "m.ppl:7:"), "%s", msg);
+    free(msg);
+}
+END_TEST
+
+START_TEST(infinite_support_is_an_error) {
+    char *msg = error_of("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  sample k ~ Poisson(3.0)\n"
+                         "  observe y ~ Normal(mu + k, 1.0)\n}\npost = mcmc(m, {y: 1.0})\n");
+    ck_assert_msg(strstr(msg, "discrete latent site \"k\": Poisson has no finite support"), "%s", msg);
+    ck_assert_msg(strstr(msg, "m.ppl:3:"), "%s", msg);
+    free(msg);
+}
+END_TEST
+
+/* summed out fine, but the draws need the same sites every time */
+START_TEST(site_on_one_branch_is_an_error_for_the_draws) {
+    char src[640];
+    snprintf(src, sizeof src, "%spost = mcmc(m, {y: 1.2}, warmup=20, samples=20, chains=1, seed=2)\n", DYNAMIC);
+    char *msg = error_of(src);
+    ck_assert_msg(strstr(msg, "\"w\" exists for some values of the other discrete sites"), "%s", msg);
+    free(msg);
+}
+END_TEST
+
+START_TEST(two_plates_is_an_error) {
+    char *msg = error_of("model m() {\n  sample mu ~ Normal(0.0, 1.0)\n  plate a(2) {\n    plate b(3) {\n"
+                         "      sample z ~ Bernoulli(0.5)\n    }\n  }\n}\npost = mcmc(m, {})\n");
+    ck_assert_msg(strstr(msg, "\"z\": it is inside 2 plates"), "%s", msg);
+    free(msg);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("enumerate");
+    TCase *tc = tcase_create("enumerate");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, potential_global_and_local);
+    tcase_add_test(tc, potential_parallel_change_point);
+    tcase_add_test(tc, bernoulli_per_point_in_plate);
+    tcase_add_test(tc, bernoulli_vector_joint);
+    tcase_add_test(tc, two_normal_mixture);
+    tcase_add_test(tc, change_point_matches_quadrature);
+    tcase_add_test(tc, predictive_uses_the_drawn_values);
+    tcase_add_test(tc, outside_term_depending_on_plate_site);
+    tcase_add_test(tc, infinite_support_is_an_error);
+    tcase_add_test(tc, two_plates_is_an_error);
+    tcase_add_test(tc, potential_dynamic_structure);
+    tcase_add_test(tc, site_on_one_branch_is_an_error_for_the_draws);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int nf = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
