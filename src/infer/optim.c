@@ -193,7 +193,20 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         }
         if (scale != 1.0)
             for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
-        update(&o->spec, lr, s, bk_data(p->u), gd);
+        /* float32 weights: the update runs in double (the moments are
+         * double) on a copy, rounded back to float32 */
+        double *w = p->u->dtype == BK_F32 ? malloc((size_t)p->u->numel * sizeof *w) : bk_data(p->u);
+        if (!w) {
+            if (gd != gbuf) free(gd);
+            return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
+        }
+        if (p->u->dtype == BK_F32) bk_copy_out(p->u, w);
+        update(&o->spec, lr, s, w, gd);
+        if (p->u->dtype == BK_F32) {
+            float *wf = bk_data_f32(p->u);
+            for (int64_t k = 0; k < p->u->numel; k++) wf[k] = (float)w[k];
+            free(w);
+        }
         if (gd != gbuf) free(gd);
         bk_zero_grad(p->u);
     }
