@@ -271,8 +271,11 @@ int sl_check_param(bk_ctx *ctx, const sl_dist *d, int i, const char *name, int k
                                        "a non-negative integer"};
     const bk_tensor *t = d->p[i];
     if (!t) return 0;
+    /* contiguous data is read directly (a network's outputs: 10^5 logits) */
+    const double *p64 = t->dtype == BK_F64 && bk_is_contiguous(t) ? bk_data(t) : NULL;
+    const float *p32 = t->dtype == BK_F32 && bk_is_contiguous(t) ? bk_data_f32(t) : NULL;
     for (int64_t k = 0; k < t->numel; k++) {
-        double v = bk_get(t, k);
+        double v = p64 ? p64[k] : p32 ? (double)p32[k] : bk_get(t, k);
         if (!value_ok(kind, v)) {
             /* shortest form that still reads back the same value */
             char buf[32];

@@ -16,7 +16,7 @@
 #include "tensor.h"
 
 #define FREELIST_MAX 4096    /* at most this many cached tensor structs */
-#define BIG_CACHE 8          /* large storages kept for reuse: elementwise
+#define BIG_CACHE 32         /* large storages kept for reuse: elementwise
                                 chains free and allocate same-sized blocks,
                                 and fresh pages cost more than the math */
 
