@@ -274,6 +274,17 @@ int sl_check_param(bk_ctx *ctx, const sl_dist *d, int i, const char *name, int k
     /* contiguous data is read directly (a network's outputs: 10^5 logits) */
     const double *p64 = t->dtype == BK_F64 && bk_is_contiguous(t) ? bk_data(t) : NULL;
     const float *p32 = t->dtype == BK_F32 && bk_is_contiguous(t) ? bk_data_f32(t) : NULL;
+    if (p32 && kind == SL_V_REAL) {
+        /* no NaN: an OR over the bits, which vectorizes (the loop below,
+         * with its early exit, does not); it runs only to name a bad value */
+        uint32_t nan = 0;
+        for (int64_t k = 0; k < t->numel; k++) {
+            uint32_t b;
+            memcpy(&b, &p32[k], sizeof b);
+            nan |= (b & 0x7fffffffu) > 0x7f800000u;
+        }
+        if (!nan) return 0;
+    }
     for (int64_t k = 0; k < t->numel; k++) {
         double v = p64 ? p64[k] : p32 ? (double)p32[k] : bk_get(t, k);
         if (!value_ok(kind, v)) {

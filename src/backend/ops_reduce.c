@@ -101,7 +101,22 @@ static const double *dense(bk_ctx *ctx, const bk_tensor *x, double **owned) {
 
 /* Sum and mean of a contiguous float32 tensor, read as float and
  * accumulated in double. */
-static void sum_f32(const layout *L, int op, const float *p, float *o) {
+static void sum_f32(bk_ctx *ctx, const layout *L, int op, const float *p, float *o) {
+    bool rows = L->inner > 1 && L->n > 1;
+    double *acc = rows ? bk_malloc(ctx, (size_t)L->inner * sizeof *acc) : NULL;
+    if (acc) { /* down the rows (a bias gradient): row by row, in order */
+        for (int64_t i = 0; i < L->outer; i++) {
+            const float *q = p + i * L->n * L->inner;
+            for (int64_t j = 0; j < L->inner; j++) acc[j] = q[j];
+            for (int64_t k = 1; k < L->n; k++)
+                for (int64_t j = 0; j < L->inner; j++) acc[j] += q[k * L->inner + j];
+            for (int64_t j = 0; j < L->inner; j++)
+                o[i * L->inner + j] = (float)(op == BK_OP_MEAN ? acc[j] / (double)L->n : acc[j]);
+        }
+        bk_free(ctx, acc);
+        return;
+    }
+    if (rows) bk_clearerr(ctx); /* out of memory for acc: the strided loop below does it */
     for (int64_t i = 0; i < L->outer; i++)
         for (int64_t j = 0; j < L->inner; j++) {
             double acc;
@@ -125,7 +140,7 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
     bool f32 = x->dtype == BK_F32;
     if (f32 && (op == BK_OP_SUM || op == BK_OP_MEAN) && bk_is_contiguous(x)) {
         bk_tensor *out = bk_empty(ctx, BK_F32, L.ondim, L.oshape);
-        if (out) sum_f32(&L, op, bk_data_f32(x), bk_data_f32(out));
+        if (out) sum_f32(ctx, &L, op, bk_data_f32(x), bk_data_f32(out));
         return out;
     }
     double *own;

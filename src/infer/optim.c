@@ -83,6 +83,12 @@ static void adam_loop(int64_t n, double b1, double b2, double wd, double eps, do
 /* The same for float32 weights and gradients: the moments are kept and
  * updated in double, the step (square root and division, the costly part)
  * is taken in float, as a float32 model asks for. */
+/* (An AVX2 clone is picked at load time where the CPU has it: twice the
+ * vector width for this memory-heavy loop; the same arithmetic, so the
+ * same results.) */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
 static void adam_loop_f32(int64_t n, double b1, double b2, double wd, double eps, double bc1, double bc2,
                           double step, double *restrict m, double *restrict v, float *restrict w,
                           const float *restrict g0) {
