@@ -870,7 +870,8 @@ bool bk_native_f32(int op) { return op >= 0 && op < BK_OP_COUNT && NATIVE_F32[op
 
 /* Runs the op's kernel on inputs of one dtype: the promoted dtype for the
  * native-float32 ops (mixed inputs are converted to it; WHERE's condition
- * does not take part in the promotion), float64 for the others, whose
+ * and the index of index_select / gather do not take part in the
+ * promotion), float64 for the others, whose
  * result is converted back when the promoted dtype is float32.  CAST and
  * MATMUL see their inputs as they are. */
 static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
@@ -886,8 +887,10 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
         }
     bk_forward_fn fw = dev->supports_op(op) ? dev->kernel(op) : bk_cpu_device.kernel(op);
     if (op == BK_OP_CAST || op == BK_OP_MATMUL) return fw(ctx, in, args);
+    /* index inputs take no part in the promotion */
     int skip = op == BK_OP_WHERE ? 1 : 0;
-    bk_dtype dt = bk_promote(nin - skip, in + skip);
+    int np = op == BK_OP_INDEX_SELECT || op == BK_OP_GATHER ? 1 : nin - skip;
+    bk_dtype dt = bk_promote(np, in + skip);
     bool native = NATIVE_F32[op];
     if (!mixed && (dt == BK_F64 || native) && in[0]->dtype == (int8_t)dt) return fw(ctx, in, args);
     bk_dtype kdt = native ? dt : BK_F64; /* the dtype the kernel computes in */

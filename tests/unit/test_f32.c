@@ -19,6 +19,7 @@
  *  - Adam on float32 weights against Adam on float64 weights. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "dist.h"
@@ -397,6 +398,12 @@ START_TEST(promotion_rules) {
     bk_tensor *mm = bk_matmul(c, a32, b64);
     ck_assert_int_eq(mm->dtype, BK_F64);
     ck_assert(bk_get(mm, 0) == 3);
+    /* an index tensor does not promote what it indexes */
+    bk_tensor *ix = bk_from_f64(c, 1, (int64_t[]){2}, (double[]){2, 0});
+    bk_tensor *sel = bk_index_select(c, v32, 0, ix);
+    ck_assert_int_eq(sel->dtype, BK_F32);
+    ck_assert(bk_get(sel, 0) == 1.5);
+    bk_release(ix), bk_release(sel);
     /* gradients come back in each leaf's dtype */
     bk_set_requires_grad(v32, true);
     bk_set_requires_grad(v64, true);
@@ -466,6 +473,19 @@ START_TEST(language_dtypes) {
     ck_assert_str_eq(o.text, "float32 float32 float64 float64 float32\nfloat32 float64\n");
     /* the same seeded weights, rounded to float */
     ck_assert_double_lt(global(S, "d"), 1e-5);
+    ppl_close(S);
+    /* save_params / load_params round-trip of float32 weights */
+    S = run_program("net = MLP(\"n\", [3, 4, 2], seed=1, dtype=\"float32\")\n"
+                    "y0 = net(ones([1, 3]))\n"
+                    "save_params(\"test_f32_params.json\")\n"
+                    "clear_params()\n"
+                    "net2 = MLP(\"n\", [3, 4, 2], seed=5, dtype=\"float32\")\n"
+                    "load_params(\"test_f32_params.json\")\n"
+                    "d = max(abs(net2(ones([1, 3])) - y0))\n",
+                    &o, &st);
+    ck_assert_msg(st == PPL_OK, "%s", ppl_errmsg(S));
+    ck_assert_double_eq(global(S, "d"), 0);
+    remove("test_f32_params.json");
     ppl_close(S);
     S = run_program("net = MLP(\"n\", [3, 2], dtype=\"float16\")\n", &o, &st);
     ck_assert_int_ne(st, PPL_OK);
