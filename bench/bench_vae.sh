@@ -66,7 +66,7 @@ awk '{ c[$1, $2] = $3; w[$1, $2] = $4 }
 END {
     n = split("ppl_float64 ppl_float32 torch_float32 torch_float64 pyro_float32", s, " ")
     for (t = 1; t <= 2; t++) {
-        printf "\n%d thread%s: images/s by CPU time (by wall time); ratio of CPU-time throughputs\n", t, t > 1 ? "s" : ""
+        printf "\n%d thread%s: images/s by CPU time (by wall time); ratio of CPU-time throughputs\n", t, (t > 1 ? "s" : "")
         printf "%-14s %10s %10s %14s %14s %14s\n", "", "cpu", "wall", "/torch f32", "/torch f64", "/pyro"
         for (i = 1; i <= n; i++)
             printf "%-14s %10.0f %10.0f %14.2f %14.2f %14.2f\n", s[i], c[t, s[i]], w[t, s[i]],

@@ -106,7 +106,15 @@ static inline float bern_dl_fast(float x, float l) {
     return (x == 1) | (x == 0) ? d : 0.0f;
 }
 
-static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
+/* (AVX2 clones are picked at load time where the CPU has them: twice the
+ * vector width; the same arithmetic, so the same results.) */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BERN_CLONES
+#endif
+
+BERN_CLONES static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
     const float *x = in[0], *l = in[1];
     int64_t ix = inc[0], il = inc[1];
     if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */
@@ -116,7 +124,7 @@ static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc
     for (int64_t k = 0; k < n; k++) out[k] = bern_lp_fast(x[k * ix], l[k * il]);
 }
 
-static void bl_backward_f32(int64_t n, const float *const *in, const int64_t *inc, const float *out,
+BERN_CLONES static void bl_backward_f32(int64_t n, const float *const *in, const int64_t *inc, const float *out,
                             const float *g, int64_t ig, float *const *gx) {
     const float *x = in[0], *l = in[1];
     int64_t ix = inc[0], il = inc[1];
