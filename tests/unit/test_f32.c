@@ -326,7 +326,7 @@ START_TEST(bernoulli_logits_values_and_gradient) {
         ck_assert_msg(fabsl(got - ref) <= 4e-16L * fabsl(ref) + 1e-300L, "l = %g, y = %g: %.17g vs %.17Lg",
                       bk_data(l)[k], bk_data(y)[k], got, ref);
     }
-    bk_release(lp);
+    bk_release(lp), bk_release(l), bk_release(y);
     /* values outside {0, 1}: -inf, and no gradient */
     bk_tensor *yb = bk_from_f64(c, 1, (int64_t[]){2}, (double[]){0.5, 2});
     bk_tensor *lb = bk_from_f64(c, 1, (int64_t[]){2}, (double[]){0.3, -0.3});
