@@ -82,10 +82,9 @@ static void adam_loop(int64_t n, double b1, double b2, double wd, double eps, do
 
 /* The same for float32 weights and gradients: the moments are kept and
  * updated in double, the step (square root and division, the costly part)
- * is taken in float, as a float32 model asks for. */
-/* (An AVX2 clone is picked at load time where the CPU has it: twice the
- * vector width for this memory-heavy loop; the same arithmetic, so the
- * same results.) */
+ * is taken in float, as a float32 model asks for.  An AVX2 clone is picked
+ * at load time where the CPU has it (twice the vector width; the same
+ * arithmetic, so the same results). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
 #endif
@@ -246,7 +245,7 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
             for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
         /* float32 weights: the update runs in double (the moments are
          * double) on a copy, rounded back to float32 */
-        double *w = p->u->dtype == BK_F32 ? malloc((size_t)p->u->numel * sizeof *w) : bk_data(p->u);
+        double *w = p->u->dtype == BK_F32 ? malloc((size_t)(p->u->numel ? p->u->numel : 1) * sizeof *w) : bk_data(p->u);
         if (!w) {
             if (gd != gbuf) free(gd);
             return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
