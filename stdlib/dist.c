@@ -50,7 +50,7 @@ sl_dist *sl_dist_make(bk_ctx *ctx, const sl_family *fam, int variant, int np,
     for (int i = 0; i < np; i++) {
         bk_tensor *t = params[i];
         if (!t) continue;
-        d->p[i] = t->dtype == BK_F64 ? bk_retain(t) : bk_cast(ctx, t, BK_F64);
+        d->p[i] = t->dtype == BK_F64 || fam->native_f32 ? bk_retain(t) : bk_cast(ctx, t, BK_F64);
         if (!d->p[i]) goto fail;
     }
     int bad = -1;

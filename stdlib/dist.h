@@ -20,7 +20,7 @@ typedef struct sl_dist {
     rt_obj h;                   /* tag RT_DIST */
     const sl_family *fam;
     int np;
-    bk_tensor *p[SL_MAXP];      /* parameters, float64, in the family's
+    bk_tensor *p[SL_MAXP];      /* parameters (float64 unless native_f32), in the family's
                                    canonical order (retained) */
     int variant;                /* parametrization: e.g. 0 probs / 1 logits;
                                    MVN 0 covariance / 1 scale_tril / 2 precision */
@@ -77,6 +77,9 @@ struct sl_family {
     int (*support)(bk_ctx *, const sl_dist *, sl_constraint *out);
     bool reparam;               /* sample is a differentiable rsample */
     bool discrete;
+    /* float32 parameters are kept as they are (the family's methods work in
+     * any dtype); otherwise they are converted to float64 when bound. */
+    bool native_f32;
     /* Shapes and validation from d->p, d->np, d->variant (called by build
      * and by sl_dist_make): fills batch / event; on a bad value sets a bk
      * error ("Normal: scale must be > 0, got -1") and *bad to the index of
@@ -93,7 +96,7 @@ const sl_family *sl_find_family(const char *name);
 sl_dist *sl_dist_new(const sl_family *fam);      /* refcount 1, empty */
 /* A distribution straight from parameter tensors in the family's canonical
  * order (no VM needed: tests, inference code).  Params are retained
- * (converted to float64 when needed), shapes filled and values validated
+ * (converted to float64 unless the family is native_f32), shapes filled and values validated
  * by fam->init.  NULL + bk error on failure. */
 sl_dist *sl_dist_make(bk_ctx *, const sl_family *fam, int variant, int np,
                       bk_tensor **params);

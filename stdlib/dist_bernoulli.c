@@ -1,4 +1,6 @@
 /* dist_bernoulli.c - Bernoulli(probs= | logits=), values {0, 1}. */
+#include <math.h>
+#include <string.h>
 #include "dist_impl.h"
 
 static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
@@ -8,7 +10,147 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
     return sl_shape_broadcast(ctx, d, NULL, bad);
 }
 
+/* The log mass with logits l as one fused kernel (bk_fused): for x in
+ * {0, 1}, log p = x l - softplus(l) = -softplus(t) with t = (1 - 2x) l,
+ * taken as -(max(t, 0) + log1p(e)), e = exp(-|t|) (no overflow, no
+ * cancellation); -inf for any other x.  log1p(e) is computed as
+ * log(u) e / (u - 1) with u = 1 + e (Goldberg's correction: a few ulp, and
+ * log is much cheaper than log1p).  The backward recomputes e (one exp):
+ * d/dl = x - sigmoid(l) = -(1 - 2x) sigmoid(t), sigmoid(t) = 1 / (1 + e)
+ * for t >= 0 and e / (1 + e) below.  x (data) gets no gradient. */
+static inline double log1p_small(double e) {
+    double u = 1 + e;
+    return u == 1 ? e : log(u) * (e / (u - 1));
+}
+
+static inline double bern_lp(double x, double l) {
+    if (x != 1 && x != 0) return -INFINITY;
+    double t = x == 1 ? -l : l;
+    return -(fmax(t, 0.0) + log1p_small(exp(-fabs(t))));
+}
+
+/* d log p / d l */
+static inline double bern_dl(double x, double l) {
+    if (x != 1 && x != 0) return 0;
+    double t = x == 1 ? -l : l, e = exp(-fabs(t)), sig = (t >= 0 ? 1 : e) / (1 + e);
+    return x == 1 ? sig : -sig;
+}
+
+static void bl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
+    const double *x = in[0], *l = in[1];
+    int64_t ix = inc[0], il = inc[1];
+    for (int64_t k = 0; k < n; k++) out[k] = bern_lp(x[k * ix], l[k * il]);
+}
+
+static void bl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
+                        const double *g, int64_t ig, double *const *gx) {
+    const double *x = in[0], *l = in[1];
+    int64_t ix = inc[0], il = inc[1];
+    (void)out;
+    if (gx[0])
+        for (int64_t k = 0; k < n; k++) gx[0][k] = 0;
+    if (gx[1])
+        for (int64_t k = 0; k < n; k++) gx[1][k] = g[k * ig] * bern_dl(x[k * ix], l[k * il]);
+}
+
+/* The float32 kernel computes exp and log1p itself, branch-free, so that
+ * its loops vectorize (a libm call per element was most of its time):
+ * exp(x) for x <= 0 as Cephes' expf (Cody-Waite reduction by ln 2, a
+ * degree-6 polynomial, 2^n built in the exponent bits; about 1 ulp),
+ * with x clamped at -87 (exp(-87) = 1.6e-38, the float range; where that
+ * matters the terms it feeds are below float resolution); log1p(e) for e
+ * in [0, 1] as 2 atanh(s), s = e / (2 + e) in [0, 1/3], by its odd series
+ * to s^15 (truncation below 2e-8 relative; no cancellation for small e). */
+static inline float expneg_f(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float big = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float n = (x * 1.44269504088896341f + big) - big;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float log1p01_f(float e) {
+    float s = e / (2.0f + e), s2 = s * s;
+    float q = 1.0f / 15;
+    q = q * s2 + 1.0f / 13;
+    q = q * s2 + 1.0f / 11;
+    q = q * s2 + 1.0f / 9;
+    q = q * s2 + 1.0f / 7;
+    q = q * s2 + 1.0f / 5;
+    q = q * s2 + 1.0f / 3;
+    q = q * s2 + 1.0f;
+    return 2.0f * s * q;
+}
+
+static inline float bern_lp_fast(float x, float l) {
+    float t = x == 1 ? -l : l, at = t < 0 ? -t : t, tp = t > 0 ? t : 0.0f;
+    float lp = -(tp + log1p01_f(expneg_f(-at)));
+    return (x == 1) | (x == 0) ? lp : -INFINITY;
+}
+
+static inline float bern_dl_fast(float x, float l) {
+    float t = x == 1 ? -l : l, at = t < 0 ? -t : t, e = expneg_f(-at);
+    float sig = (t >= 0 ? 1.0f : e) / (1.0f + e);
+    float d = x == 1 ? sig : -sig;
+    return (x == 1) | (x == 0) ? d : 0.0f;
+}
+
+/* (AVX2 clones are picked at load time where the CPU has them: twice the
+ * vector width; the same arithmetic, so the same results.) */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BERN_CLONES
+#endif
+
+BERN_CLONES static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
+    const float *x = in[0], *l = in[1];
+    int64_t ix = inc[0], il = inc[1];
+    if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */
+        for (int64_t k = 0; k < n; k++) out[k] = bern_lp_fast(x[k], l[k]);
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) out[k] = bern_lp_fast(x[k * ix], l[k * il]);
+}
+
+BERN_CLONES static void bl_backward_f32(int64_t n, const float *const *in, const int64_t *inc, const float *out,
+                            const float *g, int64_t ig, float *const *gx) {
+    const float *x = in[0], *l = in[1];
+    int64_t ix = inc[0], il = inc[1];
+    (void)out;
+    if (gx[0])
+        for (int64_t k = 0; k < n; k++) gx[0][k] = 0;
+    if (!gx[1]) return;
+    float *gl = gx[1];
+    if (ix == 1 && il == 1 && ig == 0) { /* the gradient of a sum: one value */
+        const float g0 = g[0];
+        for (int64_t k = 0; k < n; k++) gl[k] = g0 * bern_dl_fast(x[k], l[k]);
+    } else if (ix == 1 && il == 1 && ig == 1) {
+        for (int64_t k = 0; k < n; k++) gl[k] = g[k] * bern_dl_fast(x[k], l[k]);
+    } else {
+        for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * bern_dl_fast(x[k * ix], l[k * il]);
+    }
+}
+
+static const bk_fused bernoulli_logits_lp = {"bernoulli_logits_log_prob", 2, bl_forward, bl_backward,
+                                         bl_forward_f32, bl_backward_f32};
+
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
+    if (d->variant == 1) {
+        bk_tensor *in[2] = {x, d->p[0]};
+        return bk_fused_apply(ctx, &bernoulli_logits_lp, in);
+    }
     sl_scope s;
     sl_scope_init(&s, ctx);
     bk_tensor *one = s_bin(&s, BK_OP_EQ, x, s_scalar(&s, 1.0));
@@ -62,5 +204,5 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 const sl_family sl_family_bernoulli = {
     .name = "Bernoulli", .build = sl_build_probs_logits, .log_prob = log_prob, .sample = sample,
     .mean = mean, .variance = variance, .entropy = entropy, .enumerate_support = enumerate,
-    .support = support, .reparam = false, .discrete = true, .init = init,
+    .support = support, .reparam = false, .discrete = true, .init = init, .native_f32 = true,
 };

@@ -68,7 +68,40 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
     }
 }
 
-static const bk_fused normal_log_prob = {"normal_log_prob", 3, lp_forward, lp_backward};
+/* The same in float for float32 tensors. */
+static void lp_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
+    const float *x = in[0], *m = in[1], *s = in[2];
+    int64_t ix = inc[0], im = inc[1], is = inc[2];
+    const float c = (float)(-0.5 * SL_LOG_2PI);
+    if (is == 0) {
+        const float r = 1 / s[0], ls = logf(s[0]);
+        for (int64_t k = 0; k < n; k++) {
+            float z = (x[k * ix] - m[k * im]) * r;
+            out[k] = ((z * z) * -0.5f + c) - ls;
+        }
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        float sc = s[k * is], z = (x[k * ix] - m[k * im]) / sc;
+        out[k] = ((z * z) * -0.5f + c) - logf(sc);
+    }
+}
+
+static void lp_backward_f32(int64_t n, const float *const *in, const int64_t *inc, const float *out,
+                            const float *g, int64_t ig, float *const *gx) {
+    const float *x = in[0], *m = in[1], *s = in[2];
+    int64_t ix = inc[0], im = inc[1], is = inc[2];
+    float *gxx = gx[0], *gm = gx[1], *gs = gx[2];
+    for (int64_t k = 0; k < n; k++) {
+        float r = 1 / s[k * is], z = (x[k * ix] - m[k * im]) * r, gk = g[k * ig], zs = gk * z * r;
+        if (gxx) gxx[k] = -zs;
+        if (gm) gm[k] = zs;
+        if (gs) gs[k] = gk * (z * z - 1) * r;
+    }
+}
+
+static const bk_fused normal_log_prob = {"normal_log_prob", 3, lp_forward, lp_backward,
+                                         lp_forward_f32, lp_backward_f32};
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
     bk_tensor *in[3] = {x, d->p[0], d->p[1]};
@@ -115,5 +148,5 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
 const sl_family sl_family_normal = {
     .name = "Normal", .build = build, .log_prob = log_prob, .sample = sample,
     .mean = mean, .variance = variance, .entropy = entropy, .cdf = cdf, .icdf = icdf_normal,
-    .support = support, .reparam = true, .discrete = false, .init = init,
+    .support = support, .reparam = true, .discrete = false, .init = init, .native_f32 = true,
 };

@@ -170,7 +170,7 @@ static int bind_value(const sl_args *a, sl_dist *d, int slot, const rt_value *v,
                             d->fam->name, name, rt_type_name(*v));
     }
     bk_tensor *t = v->u.t;
-    t = t->dtype == BK_F64 ? bk_retain(t) : bk_cast(rt_vm_bk(a->vm), t, BK_F64);
+    t = t->dtype == BK_F64 || d->fam->native_f32 ? bk_retain(t) : bk_cast(rt_vm_bk(a->vm), t, BK_F64);
     if (!t) return rt_error_bk(a->vm, c);
     bk_release(d->p[slot]);
     d->p[slot] = t;
@@ -273,6 +273,19 @@ int sl_check_param(bk_ctx *ctx, const sl_dist *d, int i, const char *name, int k
                                        "a non-negative integer"};
     const bk_tensor *t = d->p[i];
     if (!t) return 0;
+    if (t->dtype == BK_F32 && kind == SL_V_REAL && bk_is_contiguous(t) && bk_tensor_device(t) == &bk_cpu_device) {
+        /* a network's float32 outputs (10^5 logits): no NaN, by an OR over
+         * the bits, which vectorizes.  No guard is needed: the recorder
+         * refuses float32 programs. */
+        const float *p32 = bk_data_f32(t);
+        uint32_t nan = 0;
+        for (int64_t k = 0; k < t->numel; k++) {
+            uint32_t b;
+            memcpy(&b, &p32[k], sizeof b);
+            nan |= (b & 0x7fffffffu) > 0x7f800000u;
+        }
+        if (!nan) return 0;
+    }
     /* (through the recorder: a recorded program re-checks it per replay) */
     int64_t k = bk_prog_check_all(ctx, t, value_ok, kind);
     if (k < 0) return 0;
@@ -478,7 +491,16 @@ bk_tensor *sl_noise_normal(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns,
         bk_seterr(ctx, "%s: sample has too many dimensions", d->fam->name);
         return NULL;
     }
-    return bk_rand_normal(ctx, rng, nd, shape);
+    bk_tensor *eps = bk_rand_normal(ctx, rng, nd, shape);
+    /* float32 parameters: float32 noise, so the draw stays float32 */
+    bk_tensor *ps[SL_MAXP];
+    int np = 0;
+    for (int i = 0; i < d->np; i++)
+        if (d->p[i]) ps[np++] = d->p[i];
+    if (!eps || bk_promote(np, ps) != BK_F32) return eps;
+    bk_tensor *e32 = bk_cast(ctx, eps, BK_F32);
+    bk_release(eps);
+    return e32;
 }
 
 bk_tensor *sl_affine(bk_ctx *ctx, bk_tensor *loc, bk_tensor *scale, bk_tensor *noise) {

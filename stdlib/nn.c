@@ -88,10 +88,13 @@ bk_tensor *nn_dropout(bk_ctx *c, bk_rng *rng, bk_tensor *x, double p) {
         return NULL;
     }
     if (p == 0) return bk_retain(x);
-    bk_tensor *mask = bk_empty(c, BK_F64, x->ndim, x->shape);
+    bk_tensor *mask = bk_empty(c, (bk_dtype)x->dtype, x->ndim, x->shape);
     if (!mask) return NULL;
-    double *m = bk_data(mask), keep = 1.0 / (1.0 - p);
-    for (int64_t i = 0; i < mask->numel; i++) m[i] = bk_rng_uniform(rng) < p ? 0.0 : keep;
+    double keep = 1.0 / (1.0 - p);
+    if (mask->dtype == BK_F32)
+        for (int64_t i = 0; i < mask->numel; i++) bk_data_f32(mask)[i] = bk_rng_uniform(rng) < p ? 0.0f : (float)keep;
+    else
+        for (int64_t i = 0; i < mask->numel; i++) bk_data(mask)[i] = bk_rng_uniform(rng) < p ? 0.0 : keep;
     bk_tensor *r = bk_mul(c, x, mask);
     bk_release(mask);
     return r;

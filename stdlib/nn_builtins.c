@@ -44,6 +44,7 @@ typedef struct nn_module {
     int init;
     uint64_t seed;
     double eps;
+    bk_dtype dtype;                    /* of the weights and the computation */
 } nn_module;
 
 static void module_free(void *p) {
@@ -81,15 +82,20 @@ enum { P_WEIGHT, P_ZEROS, P_ONES };
 static bk_tensor *initial_value(rt_vm *vm, const nn_module *m, const char *pname, int what, int64_t in,
                                 int64_t out, int act) {
     bk_ctx *c = vm->bk;
-    if (what == P_ZEROS) return bk_zeros(c, BK_F64, 1, (int64_t[]){out});
-    if (what == P_ONES) return bk_full(c, BK_F64, 1, (int64_t[]){out}, 1.0);
+    if (what == P_ZEROS) return bk_zeros(c, m->dtype, 1, (int64_t[]){out});
+    if (what == P_ONES) return bk_full(c, m->dtype, 1, (int64_t[]){out}, 1.0);
     bk_rng r;
     bk_rng_init(&r, m->seed, name_hash(pname));
     int init = m->init;
     bool relu_like = act == NN_ACT_RELU || act == NN_ACT_ELU || act == NN_ACT_LEAKY_RELU;
     if (init == NN_INIT_AUTO) init = relu_like ? NN_INIT_KAIMING : NN_INIT_XAVIER;
-    if (init == NN_INIT_KAIMING) return nn_init_kaiming(c, &r, in, out, sqrt(2.0));
-    return nn_init_xavier(c, &r, in, out, 1.0);
+    bk_tensor *w = init == NN_INIT_KAIMING ? nn_init_kaiming(c, &r, in, out, sqrt(2.0))
+                                           : nn_init_xavier(c, &r, in, out, 1.0);
+    if (!w || m->dtype == BK_F64) return w;
+    /* float32 weights: the same draws, rounded */
+    bk_tensor *w32 = bk_cast(c, w, BK_F32);
+    bk_release(w);
+    return w32;
 }
 
 /* The value of parameter pname (created if missing), read through a param
@@ -111,6 +117,13 @@ static bk_tensor *module_param(rt_vm *vm, const nn_module *m, const char *pname,
     } else {
         bool same = p->ndim == ndim;
         for (int d = 0; same && d < ndim; d++) same = p->shape[d] == shape[d];
+        if (same && p->u->dtype != (int8_t)m->dtype) {
+            rt_error_loc(vm, loc, "parameter \"%s\" already exists as %s; the layer is %s (give each "
+                         "network its own name, or clear_params())", pname,
+                         p->u->dtype == BK_F32 ? "float32" : "float64",
+                         m->dtype == BK_F32 ? "float32" : "float64");
+            return NULL;
+        }
         if (!same) {
             char want[64];
             if (ndim == 2) snprintf(want, sizeof want, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
@@ -219,7 +232,10 @@ static int module_call(rt_vm *vm, const rt_call *c, rt_value *out) {
         return rt_error_arg(vm, c, 0, "%s: the input has shape %s; its last dimension must be %lld", m->name,
                             bk_shape_str(x, s, sizeof s), (long long)in);
     }
-    bk_tensor *h = bk_retain(x);
+    /* the network computes in its dtype: an input of the other dtype is
+     * converted first (a recorded cast, so gradients flow back to it) */
+    bk_tensor *h = x->dtype == (int8_t)m->dtype ? bk_retain(x) : bk_cast(vm->bk, x, m->dtype);
+    if (!h) return rt_error_bk(vm, c);
     if (m->kind == NN_LAYERNORM) {
         bk_tensor *r = norm(vm, m, 0, h, c->loc);
         bk_release(h);
@@ -288,10 +304,24 @@ static int size_value(rt_vm *vm, const rt_call *c, int pos, const char *name, do
     return 0;
 }
 
-/* Common keywords: seed, init, bias; wraps m as a callable value. */
+/* dtype="float64" (the default) or "float32". */
+static int dtype_arg(rt_vm *vm, const rt_call *c, bk_dtype *dt) {
+    const char *s;
+    *dt = BK_F64;
+    if (rt_arg_string(vm, c, -1, "dtype", false, &s)) return -1;
+    if (!s || strcmp(s, "float64") == 0) return 0;
+    if (strcmp(s, "float32") == 0) {
+        *dt = BK_F32;
+        return 0;
+    }
+    return rt_error_kw(vm, c, "dtype", "%s: dtype must be \"float64\" or \"float32\", got \"%s\"", c->name, s);
+}
+
+/* Common keywords: seed, dtype; wraps m as a callable value. */
 static int finish_module(rt_vm *vm, const rt_call *c, nn_module *m, rt_value *out) {
     double seed;
     int rc = rt_arg_number(vm, c, -1, "seed", (double)vm->seed, false, &seed);
+    if (rc == 0) rc = dtype_arg(vm, c, &m->dtype);
     if (rc == 0) m->seed = (uint64_t)seed;
     if (rc == 0 && !m->name) rc = rt_error(vm, c, "out of memory");
     if (rc == 0) rc = module_setup(vm, m, c->loc);
@@ -313,10 +343,10 @@ static int finish_module(rt_vm *vm, const rt_call *c, nn_module *m, rt_value *ou
 }
 
 /* MLP(name, sizes, activation="relu", output_activation="none", dropout=0,
- *     layer_norm=false, init="auto", bias=true, seed=) */
+ *     layer_norm=false, init="auto", bias=true, seed=, dtype="float64") */
 static int b_mlp(rt_vm *vm, const rt_call *c, rt_value *out) {
     static const char *const names[] = {"name", "sizes", "activation", "output_activation", "dropout",
-                                        "layer_norm", "init", "bias", "seed", "alpha", "eps", NULL};
+                                        "layer_norm", "init", "bias", "seed", "alpha", "eps", "dtype", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const char *name;
     bk_tensor *sizes;
@@ -356,9 +386,9 @@ static int b_mlp(rt_vm *vm, const rt_call *c, rt_value *out) {
     return finish_module(vm, c, m, out);
 }
 
-/* Linear(in, out, name="linear", init="xavier", bias=true, seed=) */
+/* Linear(in, out, name="linear", init="xavier", bias=true, seed=, dtype="float64") */
 static int b_linear(rt_vm *vm, const rt_call *c, rt_value *out) {
-    static const char *const names[] = {"in", "out", "name", "init", "bias", "seed", NULL};
+    static const char *const names[] = {"in", "out", "name", "init", "bias", "seed", "dtype", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     double in, o, bias;
     const char *name;
@@ -382,7 +412,7 @@ static int b_linear(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 /* LayerNorm(name, size, eps=1e-5) */
 static int b_layernorm(rt_vm *vm, const rt_call *c, rt_value *out) {
-    static const char *const names[] = {"name", "size", "eps", "seed", NULL};
+    static const char *const names[] = {"name", "size", "eps", "seed", "dtype", NULL};
     if (rt_check_args(vm, c, 2, names)) return -1;
     const char *name;
     double size, eps;

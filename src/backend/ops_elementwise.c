@@ -1,7 +1,8 @@
 /* ops_elementwise.c - elementwise ops with NumPy broadcasting over strided
  * inputs, and their backward rules.
  *
- * The kernels run on float64.  One driver walks any number of inputs with
+ * The kernels run on float64, or on float32 in float (ops_map.inc is the
+ * driver, included once per type).  One driver walks any number of inputs with
  * broadcast strides (a zero stride repeats an element); contiguous inputs
  * of the output's shape and scalar inputs take flat fast paths.  Backward
  * rules are written with ops (grad recording is off while they run). */
@@ -58,6 +59,61 @@ static double apply_un(int op, double x) {
     case BK_OP_NOT: return x == 0;
     }
     return NAN;
+}
+
+/* The same kernels in float (float32 tensors), with float libm calls;
+ * the special functions without a float form are taken in double. */
+static inline float sigmoid_f(float x) {
+    if (x >= 0) return 1 / (1 + expf(-x));
+    float e = expf(x);
+    return e / (1 + e);
+}
+
+static inline float softplus_f(float x) { return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x))); }
+
+static float apply_bin_f(int op, float x, float y) {
+    switch (op) {
+    case BK_OP_ADD: return x + y;
+    case BK_OP_SUB: return x - y;
+    case BK_OP_MUL: return x * y;
+    case BK_OP_DIV: return x / y;
+    case BK_OP_POW: return powf(x, y);
+    case BK_OP_MAXIMUM: return x >= y || isnan(x) ? x : y;
+    case BK_OP_MINIMUM: return x <= y || isnan(x) ? x : y;
+    case BK_OP_LT: return x < y;
+    case BK_OP_LE: return x <= y;
+    case BK_OP_GT: return x > y;
+    case BK_OP_GE: return x >= y;
+    case BK_OP_EQ: return x == y;
+    case BK_OP_NE: return x != y;
+    }
+    return NAN;
+}
+
+static float apply_un_f(int op, float x) {
+    switch (op) {
+    case BK_OP_NEG: return -x;
+    case BK_OP_ABS: return fabsf(x);
+    case BK_OP_EXP: return expf(x);
+    case BK_OP_LOG: return logf(x);
+    case BK_OP_LOG1P: return log1pf(x);
+    case BK_OP_EXPM1: return expm1f(x);
+    case BK_OP_SQRT: return sqrtf(x);
+    case BK_OP_SQUARE: return x * x;
+    case BK_OP_SIGMOID: return sigmoid_f(x);
+    case BK_OP_LOGIT: return logf(x) - log1pf(-x);
+    case BK_OP_SOFTPLUS: return softplus_f(x);
+    case BK_OP_LOG_SIGMOID: return -softplus_f(-x);
+    case BK_OP_TANH: return tanhf(x);
+    case BK_OP_RELU: return x > 0 ? x : 0.0f;
+    case BK_OP_SIN: return sinf(x);
+    case BK_OP_COS: return cosf(x);
+    case BK_OP_ERF: return erff(x);
+    case BK_OP_ERFC: return erfcf(x);
+    case BK_OP_FLOOR: return floorf(x);
+    case BK_OP_NOT: return x == 0;
+    }
+    return (float)apply_un(op, x); /* lgamma, digamma, trigamma */
 }
 
 /* --------------------------------------------- 1-element fast paths --- */
@@ -137,129 +193,35 @@ static bool plain(const bk_tensor *t, int ndim, const int64_t *shape) {
     return true;
 }
 
-/* out = op(in[0], ..., in[n-1]) elementwise; n is 1, 2 or 3 (WHERE). */
+#define MAP_T double
+#define MAP_DT BK_F64
+#define MAP_NAME map_f64
+#define MAP_UN apply_un
+#define MAP_BIN apply_bin
+#include "ops_map.inc"
+#undef MAP_T
+#undef MAP_DT
+#undef MAP_NAME
+#undef MAP_UN
+#undef MAP_BIN
+
+#define MAP_T float
+#define MAP_DT BK_F32
+#define MAP_NAME map_f32
+#define MAP_UN apply_un_f
+#define MAP_BIN apply_bin_f
+#include "ops_map.inc"
+#undef MAP_T
+#undef MAP_DT
+#undef MAP_NAME
+#undef MAP_UN
+#undef MAP_BIN
+
+/* out = op(in[0], ..., in[n-1]) elementwise; n is 1, 2 or 3 (WHERE).  The
+ * inputs have one dtype (bk_apply converts mixed ones); float32 is
+ * computed in float. */
 static bk_tensor *map_n(bk_ctx *ctx, int op, int n, bk_tensor **in) {
-    int ndim = in[0]->ndim;
-    int64_t shape[BK_MAXDIM];
-    memcpy(shape, in[0]->shape, sizeof shape);
-    for (int i = 1; i < n; i++) {
-        int64_t s2[BK_MAXDIM];
-        int nd2;
-        if (bk_broadcast_shapes(ctx, ndim, shape, in[i]->ndim, in[i]->shape, &nd2, s2)) return NULL;
-        ndim = nd2;
-        memcpy(shape, s2, sizeof shape);
-    }
-    bk_tensor *out = bk_empty(ctx, BK_F64, ndim, shape);
-    if (!out) return NULL;
-    double *o = bk_data(out);
-    int64_t N = out->numel;
-    const double *p[3];
-    for (int i = 0; i < n; i++) p[i] = (const double *)in[i]->st->data;
-    /* fast paths: every input is plain or a single element */
-    bool flat = true;
-    for (int i = 0; i < n; i++)
-        if (!plain(in[i], ndim, shape) && in[i]->numel != 1) flat = false;
-    if (flat) {
-        const double *q[3];
-        int64_t inc[3];
-        for (int i = 0; i < n; i++) {
-            q[i] = p[i] + in[i]->offset;
-            inc[i] = in[i]->numel == 1 && N != 1 ? 0 : 1;
-        }
-        /* one loop per op, with the op a constant inside it, so the
-         * scalar kernel's switch folds away and the loop can vectorize */
-#define UN_LOOP(E)                                                                          \
-    case BK_OP_##E:                                                                         \
-        for (int64_t k = 0; k < N; k++) o[k] = apply_un(BK_OP_##E, q[0][k * inc[0]]);       \
-        break;
-#define BIN_LOOP(E)                                                                         \
-    case BK_OP_##E:                                                                         \
-        if (inc[0] && inc[1])                                                               \
-            for (int64_t k = 0; k < N; k++) o[k] = apply_bin(BK_OP_##E, q[0][k], q[1][k]);  \
-        else                                                                                \
-            for (int64_t k = 0; k < N; k++)                                                 \
-                o[k] = apply_bin(BK_OP_##E, q[0][k * inc[0]], q[1][k * inc[1]]);            \
-        break;
-        if (n == 1) {
-            switch (op) {
-                UN_LOOP(NEG) UN_LOOP(ABS) UN_LOOP(EXP) UN_LOOP(LOG) UN_LOOP(LOG1P) UN_LOOP(EXPM1)
-                UN_LOOP(SQRT) UN_LOOP(SQUARE) UN_LOOP(SIGMOID) UN_LOOP(LOGIT) UN_LOOP(SOFTPLUS)
-                UN_LOOP(LOG_SIGMOID) UN_LOOP(TANH) UN_LOOP(RELU) UN_LOOP(SIN) UN_LOOP(COS)
-                UN_LOOP(LGAMMA) UN_LOOP(DIGAMMA) UN_LOOP(TRIGAMMA) UN_LOOP(ERF) UN_LOOP(ERFC)
-                UN_LOOP(FLOOR) UN_LOOP(NOT)
-            default:
-                for (int64_t k = 0; k < N; k++) o[k] = apply_un(op, q[0][k * inc[0]]);
-            }
-        } else if (n == 2) {
-            switch (op) {
-                BIN_LOOP(ADD) BIN_LOOP(SUB) BIN_LOOP(MUL) BIN_LOOP(DIV) BIN_LOOP(POW)
-                BIN_LOOP(MAXIMUM) BIN_LOOP(MINIMUM) BIN_LOOP(LT) BIN_LOOP(LE) BIN_LOOP(GT)
-                BIN_LOOP(GE) BIN_LOOP(EQ) BIN_LOOP(NE)
-            default:
-                for (int64_t k = 0; k < N; k++) o[k] = apply_bin(op, q[0][k * inc[0]], q[1][k * inc[1]]);
-            }
-#undef UN_LOOP
-#undef BIN_LOOP
-        } else {
-            for (int64_t k = 0; k < N; k++)
-                o[k] = q[0][k * inc[0]] != 0 ? q[1][k * inc[1]] : q[2][k * inc[2]];
-        }
-        return out;
-    }
-    /* rows: one input plain, the other contiguous with the shape of the
-     * output's trailing dimensions (a bias [n] added to [B, n]) */
-    if (n == 2) {
-        int ps = plain(in[0], ndim, shape) ? 0 : plain(in[1], ndim, shape) ? 1 : -1;
-        const bk_tensor *r = ps >= 0 ? in[1 - ps] : NULL;
-        bool suffix = r && bk_is_contiguous(r) && r->numel > 0 && N % r->numel == 0;
-        for (int d = 0; suffix && d < r->ndim; d++) {
-            int od = ndim - r->ndim + d;
-            if (od < 0 ? r->shape[d] != 1 : r->shape[d] != shape[od]) suffix = false;
-        }
-        if (suffix) {
-            const double *a = p[ps] + in[ps]->offset, *b = p[1 - ps] + r->offset;
-            int64_t P = r->numel, R = N / P;
-#define ROW_LOOP(E)                                                                          \
-    case BK_OP_##E:                                                                          \
-        for (int64_t i = 0; i < R; i++) {                                                    \
-            const double *ai = a + i * P;                                                    \
-            double *oi = o + i * P;                                                          \
-            if (ps == 0)                                                                     \
-                for (int64_t j = 0; j < P; j++) oi[j] = apply_bin(BK_OP_##E, ai[j], b[j]);   \
-            else                                                                             \
-                for (int64_t j = 0; j < P; j++) oi[j] = apply_bin(BK_OP_##E, b[j], ai[j]);   \
-        }                                                                                    \
-        break;
-            switch (op) {
-                ROW_LOOP(ADD) ROW_LOOP(SUB) ROW_LOOP(MUL) ROW_LOOP(DIV)
-            default:
-                for (int64_t i = 0; i < R; i++)
-                    for (int64_t j = 0; j < P; j++)
-                        o[i * P + j] = ps == 0 ? apply_bin(op, a[i * P + j], b[j]) : apply_bin(op, b[j], a[i * P + j]);
-            }
-#undef ROW_LOOP
-            return out;
-        }
-    }
-    int64_t st[3][BK_MAXDIM], off[3], idx[BK_MAXDIM] = {0};
-    for (int i = 0; i < n; i++) {
-        bcast_strides(in[i], ndim, shape, st[i]);
-        off[i] = in[i]->offset;
-    }
-    for (int64_t k = 0; k < N; k++) {
-        double v;
-        if (n == 1) v = apply_un(op, p[0][off[0]]);
-        else if (n == 2) v = apply_bin(op, p[0][off[0]], p[1][off[1]]);
-        else v = p[0][off[0]] != 0 ? p[1][off[1]] : p[2][off[2]];
-        o[k] = v;
-        for (int d = ndim - 1; d >= 0; d--) {
-            for (int i = 0; i < n; i++) off[i] += st[i][d];
-            if (++idx[d] < shape[d]) break;
-            for (int i = 0; i < n; i++) off[i] -= st[i][d] * shape[d];
-            idx[d] = 0;
-        }
-    }
-    return out;
+    return in[0]->dtype == BK_F32 ? map_f32(ctx, op, n, in) : map_f64(ctx, op, n, in);
 }
 
 /* ----------------------------------------------------- backward helpers --- */

@@ -81,59 +81,105 @@ static const bk_fused *kernel_of(bk_ctx *ctx, const bk_opargs *a) {
     return a->fused;
 }
 
-bk_tensor *bk_fw_FUSED(bk_ctx *c, bk_tensor **in, const bk_opargs *a) {
-    const bk_fused *f = kernel_of(c, a);
+/* The forward over the rows, in double or (f32: inputs float32 and the
+ * kernel has a float form) in float. */
+static bk_tensor *fused_rows(bk_ctx *c, const bk_fused *f, bk_tensor **in, bool f32) {
     rows r;
-    if (!f || rows_init(c, &r, f->nin, in)) return NULL;
-    bk_tensor *out = bk_empty(c, BK_F64, r.ndim, r.shape);
+    if (rows_init(c, &r, f->nin, in)) return NULL;
+    bk_tensor *out = bk_empty(c, f32 ? BK_F32 : BK_F64, r.ndim, r.shape);
     if (!out) return NULL;
-    double *o = bk_data(out);
     int64_t inc[BK_MAXIN];
     row_inc(&r, (const bk_tensor *const *)in, inc);
     row_iter it = {{0}, {0}};
     for (int i = 0; i < f->nin; i++) it.off[i] = in[i]->offset;
     for (int64_t row = 0; row < r.count; row++) {
-        const double *x[BK_MAXIN];
-        for (int i = 0; i < f->nin; i++) x[i] = (const double *)in[i]->st->data + it.off[i];
-        f->forward(r.len, x, inc, o + row * r.len);
+        if (f32) {
+            const float *x[BK_MAXIN];
+            for (int i = 0; i < f->nin; i++) x[i] = (const float *)in[i]->st->data + it.off[i];
+            f->forward_f32(r.len, x, inc, bk_data_f32(out) + row * r.len);
+        } else {
+            const double *x[BK_MAXIN];
+            for (int i = 0; i < f->nin; i++) x[i] = (const double *)in[i]->st->data + it.off[i];
+            f->forward(r.len, x, inc, bk_data(out) + row * r.len);
+        }
         row_next(&r, &it);
     }
     return out;
 }
 
-/* t as a contiguous float64 tensor (a new reference: t itself or a copy). */
-static bk_tensor *dense_f64(bk_ctx *c, bk_tensor *t) {
-    if (t->dtype == BK_F64 && bk_is_contiguous(t)) return bk_retain(t);
-    bk_tensor *r = bk_empty(c, BK_F64, t->ndim, t->shape);
-    if (r) bk_copy_out(t, bk_data(r));
+/* t as a contiguous tensor of dtype dt (a new reference: t itself or a copy). */
+static bk_tensor *dense_as(bk_ctx *c, bk_tensor *t, bk_dtype dt) {
+    if (t->dtype == (int8_t)dt && bk_is_contiguous(t)) return bk_retain(t);
+    bk_tensor *r = bk_empty(c, dt, t->ndim, t->shape);
+    if (!r) return NULL;
+    if (dt == BK_F64) {
+        bk_copy_out(t, bk_data(r));
+    } else if (bk_is_contiguous(t)) { /* a contiguous float64 t */
+        float *p = bk_data_f32(r);
+        const double *q = bk_data(t);
+        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)q[i];
+    } else {
+        float *p = bk_data_f32(r);
+        for (int64_t i = 0; i < t->numel; i++) p[i] = (float)bk_get(t, i);
+    }
     return r;
 }
 
+/* The inputs have one dtype (bk_apply converts mixed ones).  A float32
+ * call of a kernel without a float form runs the double kernel on copies
+ * and converts the result. */
+bk_tensor *bk_fw_FUSED(bk_ctx *c, bk_tensor **in, const bk_opargs *a) {
+    const bk_fused *f = kernel_of(c, a);
+    if (!f) return NULL;
+    if (in[0]->dtype != BK_F32) return fused_rows(c, f, in, false);
+    if (f->forward_f32) return fused_rows(c, f, in, true);
+    bk_tensor *d[BK_MAXIN] = {0}, *r = NULL, *o = NULL;
+    for (int i = 0; i < f->nin; i++)
+        if (!(d[i] = dense_as(c, in[i], BK_F64))) goto done;
+    if ((r = fused_rows(c, f, d, false))) o = dense_as(c, r, BK_F32);
+done:
+    for (int i = 0; i < f->nin; i++) bk_release(d[i]);
+    bk_release(r);
+    return o;
+}
+
+/* The backward computes in the output's dtype (float when it is float32
+ * and the kernel has a float backward): the inputs and, as one more
+ * broadcast operand, the output gradient (often a stride-0 expansion: the
+ * gradient of a sum) are converted to it where they differ. */
 int bk_bw_FUSED(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) {
     const bk_fused *f = kernel_of(c, &e->args);
     if (!f) return -1;
     int n = f->nin, rc = -1;
-    /* the inputs and, as one more broadcast operand, the output gradient
-     * (often a stride-0 expansion: the gradient of a sum), in float64 */
+    bool f32 = e->out->dtype == BK_F32 && f->backward_f32;
+    bk_dtype dt = f32 ? BK_F32 : BK_F64;
     bk_tensor *x[BK_MAXIN + 1] = {0}, *out = NULL;
     for (int i = 0; i < n; i++)
-        if (!(x[i] = e->in[i]->dtype == BK_F64 ? bk_retain(e->in[i]) : dense_f64(c, e->in[i]))) goto done;
-    if (!(x[n] = g->dtype == BK_F64 ? bk_retain(g) : dense_f64(c, g))) goto done;
+        if (!(x[i] = e->in[i]->dtype == (int8_t)dt ? bk_retain(e->in[i]) : dense_as(c, e->in[i], dt))) goto done;
+    if (!(x[n] = g->dtype == (int8_t)dt ? bk_retain(g) : dense_as(c, g, dt))) goto done;
     rows r;
-    if (rows_init(c, &r, n + 1, x) || !(out = dense_f64(c, e->out))) goto done;
+    if (rows_init(c, &r, n + 1, x) || !(out = dense_as(c, e->out, dt))) goto done;
     for (int i = 0; i < n; i++)
-        if (e->in[i]->requires_grad && !(gin[i] = bk_empty(c, BK_F64, r.ndim, r.shape))) goto done;
+        if (e->in[i]->requires_grad && !(gin[i] = bk_empty(c, dt, r.ndim, r.shape))) goto done;
     int64_t inc[BK_MAXIN + 1];
     row_inc(&r, (const bk_tensor *const *)x, inc);
     row_iter it = {{0}, {0}};
     for (int i = 0; i <= n; i++) it.off[i] = x[i]->offset;
     for (int64_t row = 0; row < r.count; row++) {
-        const double *xp[BK_MAXIN + 1];
-        double *gp[BK_MAXIN];
         int64_t base = row * r.len;
-        for (int i = 0; i <= n; i++) xp[i] = (const double *)x[i]->st->data + it.off[i];
-        for (int i = 0; i < n; i++) gp[i] = gin[i] ? bk_data(gin[i]) + base : NULL;
-        f->backward(r.len, xp, inc, bk_data(out) + base, xp[n], inc[n], gp);
+        if (f32) {
+            const float *xp[BK_MAXIN + 1];
+            float *gp[BK_MAXIN];
+            for (int i = 0; i <= n; i++) xp[i] = (const float *)x[i]->st->data + it.off[i];
+            for (int i = 0; i < n; i++) gp[i] = gin[i] ? bk_data_f32(gin[i]) + base : NULL;
+            f->backward_f32(r.len, xp, inc, bk_data_f32(out) + base, xp[n], inc[n], gp);
+        } else {
+            const double *xp[BK_MAXIN + 1];
+            double *gp[BK_MAXIN];
+            for (int i = 0; i <= n; i++) xp[i] = (const double *)x[i]->st->data + it.off[i];
+            for (int i = 0; i < n; i++) gp[i] = gin[i] ? bk_data(gin[i]) + base : NULL;
+            f->backward(r.len, xp, inc, bk_data(out) + base, xp[n], inc[n], gp);
+        }
         row_next(&r, &it);
     }
     rc = 0;

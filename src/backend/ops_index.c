@@ -274,11 +274,17 @@ static const double *read_f64(bk_ctx *ctx, const bk_tensor *t, double **tmp)
 static bk_tensor *gather_offsets(bk_ctx *ctx, const bk_tensor *x, const int64_t *offs,
                                  int ndim, const int64_t *shape)
 {
-    bk_tensor *out = bk_empty(ctx, BK_F64, ndim, shape);
-    double *o;
+    bk_tensor *out = bk_empty(ctx, (bk_dtype)x->dtype, ndim, shape);
     if (!out || out->numel == 0)
         return out;
-    o = bk_data(out);
+    if (x->dtype == BK_F32) {
+        const float *src = (const float *)x->st->data;
+        float *o = bk_data_f32(out);
+        for (int64_t i = 0; i < out->numel; i++)
+            o[i] = src[offs[i]];
+        return out;
+    }
+    double *o = bk_data(out);
     for (int64_t i = 0; i < out->numel; i++)
         o[i] = load(x, offs[i]);
     return out;
@@ -295,6 +301,16 @@ static bk_tensor *scatter_add(bk_ctx *ctx, int ndim, const int64_t *shape,
         bk_seterr(ctx, "index backward: gradient has %lld elements, expected %lld",
                   (long long)g->numel, (long long)count);
         return NULL;
+    }
+    if (g->dtype == BK_F32 && bk_is_contiguous(g)) { /* float32 in, float32 out */
+        out = bk_zeros(ctx, BK_F32, ndim, shape);
+        if (!out || count == 0)
+            return out;
+        const float *gf = bk_data_f32(g);
+        float *zf = bk_data_f32(out);
+        for (int64_t i = 0; i < count; i++)
+            zf[offs[i]] += gf[i];
+        return out;
     }
     out = bk_zeros(ctx, BK_F64, ndim, shape);
     if (!out || count == 0)
@@ -325,12 +341,12 @@ static int64_t *contiguous_offsets(bk_ctx *ctx, const bk_tensor *x, int nidx,
 /* -------------------------------------------------------------- index --- */
 
 /* x[idx] with one tensor index on axis 0 and the other axes whole: rows
- * copied with memcpy when x's rows are contiguous float64 (the minibatch
- * gather of a subsampled plate).  Returns false when it does not apply. */
+ * copied with memcpy when x's rows are contiguous (the minibatch gather of
+ * a subsampled plate).  Returns false when it does not apply. */
 static bool rows_only(const bk_tensor *x, const bk_opargs *a)
 {
     if (a->nidx != 1 || a->idx[0].kind != BK_IDX_TENSOR || !a->idx[0].idx || x->ndim < 1 ||
-        x->dtype != BK_F64 || a->idx[0].idx->ndim + x->ndim - 1 > BK_MAXDIM)
+        a->idx[0].idx->ndim + x->ndim - 1 > BK_MAXDIM)
         return false;
     int64_t st = 1;
     for (int d = x->ndim - 1; d >= 1; d--) {
@@ -359,12 +375,13 @@ static bk_tensor *gather_rows(bk_ctx *ctx, const bk_tensor *x, const bk_tensor *
         row *= x->shape[d];
     if (!(rows = read_indices(ctx, idx, 0, x->shape[0])))
         return NULL;
-    bk_tensor *out = bk_empty(ctx, BK_F64, nd, shape);
+    bk_tensor *out = bk_empty(ctx, (bk_dtype)x->dtype, nd, shape);
     if (out && row > 0 && idx->numel > 0) {
-        const double *src = (const double *)x->st->data + x->offset;
-        double *o = bk_data(out);
+        size_t es = x->dtype == BK_F32 ? sizeof(float) : sizeof(double);
+        const char *src = (const char *)x->st->data + (size_t)x->offset * es;
+        char *o = (char *)out->st->data;
         for (int64_t i = 0; i < idx->numel; i++)
-            memcpy(o + i * row, src + rows[i] * x->strides[0], (size_t)row * sizeof(double));
+            memcpy(o + (size_t)(i * row) * es, src + (size_t)(rows[i] * x->strides[0]) * es, (size_t)row * es);
     }
     bk_free(ctx, rows);
     return out;

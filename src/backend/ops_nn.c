@@ -1,8 +1,8 @@
 /* ops_nn.c - activations of neural networks that carry a constant (ELU's
  * alpha, leaky ReLU's slope in bk_opargs.scalar), and their backward rules.
  *
- * The forward kernels read any strided float64 input in row-major order and
- * write a contiguous result; the backward rules compute the derivative
+ * The forward kernels read any strided input in row-major order (in
+ * double) and write a contiguous result of the input's dtype; the backward rules compute the derivative
  * from the input (and output) in one pass and multiply by the incoming
  * gradient. */
 #include <math.h>
@@ -21,14 +21,20 @@ static bk_tensor *act_forward(bk_ctx *c, bk_tensor *x, int op, double k) {
     double *tmp;
     const double *v = elems(c, x, &tmp);
     if (!v) return NULL;
-    bk_tensor *out = bk_empty(c, BK_F64, x->ndim, x->shape);
+    bk_tensor *out = bk_empty(c, (bk_dtype)x->dtype, x->ndim, x->shape);
     if (out) {
-        double *o = bk_data(out);
         int64_t n = x->numel;
-        if (op == BK_OP_ELU)
-            for (int64_t i = 0; i < n; i++) o[i] = v[i] > 0 ? v[i] : k * expm1(v[i]);
-        else
-            for (int64_t i = 0; i < n; i++) o[i] = v[i] > 0 ? v[i] : k * v[i];
+        if (out->dtype == BK_F32) { /* float32 in, float32 out: computed in double */
+            float *o = bk_data_f32(out);
+            for (int64_t i = 0; i < n; i++)
+                o[i] = (float)(v[i] > 0 ? v[i] : op == BK_OP_ELU ? k * expm1(v[i]) : k * v[i]);
+        } else {
+            double *o = bk_data(out);
+            if (op == BK_OP_ELU)
+                for (int64_t i = 0; i < n; i++) o[i] = v[i] > 0 ? v[i] : k * expm1(v[i]);
+            else
+                for (int64_t i = 0; i < n; i++) o[i] = v[i] > 0 ? v[i] : k * v[i];
+        }
     }
     bk_free(c, tmp);
     return out;
@@ -44,8 +50,12 @@ static int act_backward(bk_ctx *c, const bk_tape_entry *e, bk_tensor *g, bk_tens
     const double *gv = v ? elems(c, g, &tg) : NULL;
     bk_tensor *r = NULL;
     if (gv && g->numel == x->numel) {
-        r = bk_empty(c, BK_F64, x->ndim, x->shape);
-        if (r) {
+        r = bk_empty(c, (bk_dtype)x->dtype, x->ndim, x->shape);
+        if (r && r->dtype == BK_F32) {
+            float *o = bk_data_f32(r);
+            for (int64_t i = 0; i < x->numel; i++)
+                o[i] = (float)(gv[i] * (v[i] > 0 ? 1.0 : e->op == BK_OP_ELU ? k * exp(v[i]) : k));
+        } else if (r) {
             double *o = bk_data(r);
             int64_t n = x->numel;
             if (e->op == BK_OP_ELU)

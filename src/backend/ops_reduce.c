@@ -82,6 +82,53 @@ static const double *dense(bk_ctx *ctx, const bk_tensor *x, double **owned) {
 
 #define AT(i, k, j) ((i) * L.n * L.inner + (k) * L.inner + (j))
 
+/* The sum of n elements q[k * inc], in double with four partial sums (so
+ * the adds do not wait on each other, and round a little less). */
+#define SUM_ROW(T, q, n, inc, acc)                                                          \
+    do {                                                                                    \
+        const T *q_ = (q);                                                                  \
+        double a4[4] = {0, 0, 0, 0};                                                        \
+        int64_t k_ = 0;                                                                     \
+        if ((inc) == 1) {                                                                   \
+            for (; k_ + 4 <= (n); k_ += 4)                                                  \
+                for (int u = 0; u < 4; u++) a4[u] += (double)q_[k_ + u];                    \
+            for (; k_ < (n); k_++) a4[0] += (double)q_[k_];                                 \
+        } else {                                                                            \
+            for (; k_ < (n); k_++) a4[0] += (double)q_[k_ * (inc)];                         \
+        }                                                                                   \
+        (acc) = (a4[0] + a4[1]) + (a4[2] + a4[3]);                                          \
+    } while (0)
+
+/* Sum and mean of a contiguous float32 tensor, read as float and
+ * accumulated in double. */
+static void sum_f32(bk_ctx *ctx, const layout *L, int op, const float *p, float *o) {
+    bool rows = L->inner > 1 && L->n > 1;
+    double *acc = rows ? bk_malloc(ctx, (size_t)L->inner * sizeof *acc) : NULL;
+    if (acc) { /* down the rows (a bias gradient): row by row, in order */
+        for (int64_t i = 0; i < L->outer; i++) {
+            const float *q = p + i * L->n * L->inner;
+            for (int64_t j = 0; j < L->inner; j++) acc[j] = q[j];
+            for (int64_t k = 1; k < L->n; k++)
+                for (int64_t j = 0; j < L->inner; j++) acc[j] += q[k * L->inner + j];
+            for (int64_t j = 0; j < L->inner; j++)
+                o[i * L->inner + j] = (float)(op == BK_OP_MEAN ? acc[j] / (double)L->n : acc[j]);
+        }
+        bk_free(ctx, acc);
+        return;
+    }
+    if (rows) bk_clearerr(ctx); /* out of memory for acc: the strided loop below does it */
+    for (int64_t i = 0; i < L->outer; i++)
+        for (int64_t j = 0; j < L->inner; j++) {
+            double acc;
+            SUM_ROW(float, p + i * L->n * L->inner + j, L->n, L->inner, acc);
+            if (op == BK_OP_MEAN) acc = L->n ? acc / (double)L->n : NAN;
+            o[i * L->inner + j] = (float)acc;
+        }
+}
+
+/* The reductions compute in double; a float32 input gives a float32
+ * result (sum and mean read it directly, the others through a double
+ * copy). */
 static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *args) {
     bk_tensor *x = in[0];
     layout L;
@@ -90,35 +137,29 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
         bk_seterr(ctx, "%s of an empty tensor", bk_optable[op].name);
         return NULL;
     }
+    bool f32 = x->dtype == BK_F32;
+    if (f32 && (op == BK_OP_SUM || op == BK_OP_MEAN) && bk_is_contiguous(x)) {
+        bk_tensor *out = bk_empty(ctx, BK_F32, L.ondim, L.oshape);
+        if (out) sum_f32(ctx, &L, op, bk_data_f32(x), bk_data_f32(out));
+        return out;
+    }
     double *own;
     const double *p = dense(ctx, x, &own);
     if (!p) return NULL;
-    bk_tensor *out = bk_empty(ctx, BK_F64, L.ondim, L.oshape);
+    bk_tensor *out = bk_empty(ctx, f32 ? BK_F32 : BK_F64, L.ondim, L.oshape);
     if (!out) {
         bk_free(ctx, own);
         return NULL;
     }
-    double *o = bk_data(out);
+    double *o = f32 ? NULL : bk_data(out);
+    float *of = f32 ? bk_data_f32(out) : NULL;
     for (int64_t i = 0; i < L.outer; i++)
         for (int64_t j = 0; j < L.inner; j++) {
             double acc;
             switch (op) {
             case BK_OP_SUM:
             case BK_OP_MEAN:
-                acc = 0;
-                if (L.inner == 1) {
-                    /* contiguous: four partial sums, so the adds do not
-                     * wait on each other (and round a little less) */
-                    const double *q = p + AT(i, 0, j);
-                    double a4[4] = {0, 0, 0, 0};
-                    int64_t k = 0;
-                    for (; k + 4 <= L.n; k += 4)
-                        for (int u = 0; u < 4; u++) a4[u] += q[k + u];
-                    for (; k < L.n; k++) a4[0] += q[k];
-                    acc = (a4[0] + a4[1]) + (a4[2] + a4[3]);
-                } else {
-                    for (int64_t k = 0; k < L.n; k++) acc += p[AT(i, k, j)];
-                }
+                SUM_ROW(double, p + AT(i, 0, j), L.n, L.inner, acc);
                 if (op == BK_OP_MEAN) acc = L.n ? acc / (double)L.n : NAN;
                 break;
             case BK_OP_MAX:
@@ -146,7 +187,8 @@ static bk_tensor *reduce(bk_ctx *ctx, int op, bk_tensor **in, const bk_opargs *a
                 acc = m + log(s);
             }
             }
-            o[i * L.inner + j] = acc;
+            if (f32) of[i * L.inner + j] = (float)acc;
+            else o[i * L.inner + j] = acc;
         }
     bk_free(ctx, own);
     return out;
@@ -161,12 +203,41 @@ FW_RED(MIN)
 FW_RED(LOGSUMEXP)
 FW_RED(PROD)
 
+/* Backward of sum and mean: g broadcast back over the reduced axis (times
+ * 1/n for the mean), in x's dtype; x's values are not needed. */
+static int bw_sum(bk_ctx *ctx, const bk_tensor *x, const layout *L, int op, bk_tensor *g,
+                  bk_tensor **gin) {
+    double *own;
+    const double *gd = dense(ctx, g, &own);
+    bk_tensor *r = gd ? bk_empty(ctx, (bk_dtype)x->dtype, x->ndim, x->shape) : NULL;
+    if (!r) {
+        bk_free(ctx, own);
+        return -1;
+    }
+    double w = op == BK_OP_MEAN ? 1.0 / (double)L->n : 1.0;
+    double *o = r->dtype == BK_F64 ? bk_data(r) : NULL;
+    float *of = r->dtype == BK_F32 ? bk_data_f32(r) : NULL;
+    for (int64_t i = 0; i < L->outer; i++)
+        for (int64_t k = 0; k < L->n; k++) {
+            const double *gi = gd + i * L->inner;
+            int64_t base = (i * L->n + k) * L->inner;
+            if (of)
+                for (int64_t j = 0; j < L->inner; j++) of[base + j] = (float)(gi[j] * w);
+            else
+                for (int64_t j = 0; j < L->inner; j++) o[base + j] = gi[j] * w;
+        }
+    bk_free(ctx, own);
+    gin[0] = r;
+    return 0;
+}
+
 /* Backward of the reductions: gin[0][i,k,j] = g[i,j] * w[i,k,j]. */
 static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tensor **gin) {
     bk_tensor *x = e->in[0];
     if (!x->requires_grad) return 0;
     layout L;
     if (get_layout(ctx, bk_optable[e->op].name, x, e->args.axis, e->args.keepdim, false, &L)) return -1;
+    if (e->op == BK_OP_SUM || e->op == BK_OP_MEAN) return bw_sum(ctx, x, &L, e->op, g, gin);
     /* the incoming gradient and the output, densely as [outer, inner] */
     double *own[3] = {NULL, NULL, NULL};
     const double *p = dense(ctx, x, &own[0]), *gd = p ? dense(ctx, g, &own[1]) : NULL;
@@ -176,7 +247,7 @@ static int bw_reduce(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *g, bk_tenso
         for (int k = 0; k < 3; k++) bk_free(ctx, own[k]);
         return -1;
     }
-    double *o = bk_data(r);
+    double *o = bk_data(r); /* (the engine casts it to a float32 x's dtype) */
     for (int64_t i = 0; i < L.outer; i++)
         for (int64_t j = 0; j < L.inner; j++) {
             double gv = gd[i * L.inner + j], ov = od[i * L.inner + j];

@@ -44,15 +44,28 @@ static const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t n
     return buf;
 }
 
-/* A fresh contiguous float64 copy of t with the given shape (same numel). */
-static bk_tensor *copy_as(bk_ctx *ctx, const bk_tensor *t, int ndim,
+/* A contiguous copy of t's elements in dtype dt (a float32 view copied as
+ * float32 goes through double exactly). */
+static bk_tensor *copy_as(bk_ctx *ctx, const bk_tensor *t, bk_dtype dt, int ndim,
                           const int64_t *shape)
 {
-    bk_tensor *out = bk_empty(ctx, BK_F64, ndim, shape);
-    if (!out)
-        return NULL;
-    if (out->numel > 0)
+    bk_tensor *out = bk_empty(ctx, dt, ndim, shape);
+    if (!out || out->numel == 0)
+        return out;
+    if (dt == BK_F64) {
         bk_copy_out(t, bk_data(out));
+        return out;
+    }
+    double *tmp = bk_malloc(ctx, sizeof(double) * (size_t)out->numel);
+    if (!tmp) {
+        bk_release(out);
+        return NULL;
+    }
+    bk_copy_out(t, tmp);
+    float *o = bk_data_f32(out);
+    for (int64_t k = 0; k < out->numel; k++)
+        o[k] = (float)tmp[k];
+    bk_free(ctx, tmp);
     return out;
 }
 
@@ -119,7 +132,7 @@ bk_tensor *bk_fw_RESHAPE(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a)
     if (reshape_target(ctx, in[0], a, shape) < 0)
         return NULL;
     if (!bk_is_contiguous(in[0]))
-        return copy_as(ctx, in[0], a->ndim, shape);
+        return copy_as(ctx, in[0], (bk_dtype)in[0]->dtype, a->ndim, shape);
     rowmajor_strides(a->ndim, shape, strides);
     return bk_view(ctx, in[0], a->ndim, shape, strides, in[0]->offset);
 }
@@ -374,7 +387,7 @@ int bk_bw_STACK(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor 
 
 bk_tensor *bk_fw_CONTIGUOUS(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a)
 {
-    return copy_as(ctx, in[0], in[0]->ndim, in[0]->shape);
+    return copy_as(ctx, in[0], (bk_dtype)in[0]->dtype, in[0]->ndim, in[0]->shape);
 }
 
 int bk_bw_CONTIGUOUS(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin)
@@ -386,29 +399,11 @@ int bk_bw_CONTIGUOUS(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_te
 
 bk_tensor *bk_fw_CAST(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a)
 {
-    bk_tensor *x = in[0], *out;
-    double *tmp;
-    const double *src;
-    float *dst;
     if (a->n != BK_F64 && a->n != BK_F32) {
         bk_seterr(ctx, "cast: unknown dtype %d", a->n);
         return NULL;
     }
-    if (a->n == BK_F64)
-        return copy_as(ctx, x, x->ndim, x->shape);
-    out = bk_empty(ctx, BK_F32, x->ndim, x->shape);
-    if (!out || out->numel == 0)
-        return out;
-    src = read_f64(ctx, x, &tmp);
-    if (!src) {
-        bk_release(out);
-        return NULL;
-    }
-    dst = (float *)out->st->data + out->offset;
-    for (int64_t i = 0; i < out->numel; i++)
-        dst[i] = (float)src[i];
-    bk_free(ctx, tmp);
-    return out;
+    return copy_as(ctx, in[0], (bk_dtype)a->n, in[0]->ndim, in[0]->shape);
 }
 
 int bk_bw_CAST(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin)

@@ -17,7 +17,7 @@
 #include "tensor.h"
 
 #define FREELIST_MAX 4096    /* at most this many cached tensor structs */
-#define BIG_CACHE 8          /* large storages kept for reuse: elementwise
+#define BIG_CACHE 32         /* large storages kept for reuse: elementwise
                                 chains free and allocate same-sized blocks,
                                 and fresh pages cost more than the math */
 
@@ -449,6 +449,8 @@ double *bk_data(const bk_tensor *t) {
     note_read(t);
     return (double *)t->st->data + t->offset; }
 
+float *bk_data_f32(const bk_tensor *t) { return (float *)t->st->data + t->offset; }
+
 void bk_copy_out(const bk_tensor *t, double *out) {
     note_read(t);
     if (t->st->dev != &bk_cpu_device) { /* through a host copy */
@@ -461,6 +463,11 @@ void bk_copy_out(const bk_tensor *t, double *out) {
     }
     if (t->dtype == BK_F64 && bk_is_contiguous(t)) {
         if (t->numel) memcpy(out, (const double *)t->st->data + t->offset, (size_t)t->numel * sizeof(double));
+        return;
+    }
+    if (t->dtype == BK_F32 && bk_is_contiguous(t)) {
+        const float *p = bk_data_f32(t);
+        for (int64_t i = 0; i < t->numel; i++) out[i] = p[i];
         return;
     }
     /* walk the index with a counter instead of dividing per element */
@@ -694,6 +701,7 @@ void bk_zero_grad(bk_tensor *t) {
 }
 
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g);
+static bk_tensor *to_dtype(bk_ctx *ctx, bk_tensor *t, bk_dtype dt);
 
 /* t->grad += v for a 1-element t: in place when nothing else shares the
  * gradient tensor or its storage. */
@@ -790,6 +798,8 @@ static int backward_general(bk_ctx *ctx, tape_rec *r) {
     return rc;
 }
 
+/* t->grad += g summed down to t's shape, in t's dtype (as PyTorch: the
+ * gradient of a float32 tensor is float32 whatever the consumer's dtype). */
 static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
     bk_tensor *r = g;
     if (!bk_same_shape(g, t)) {
@@ -797,6 +807,14 @@ static int accumulate(bk_ctx *ctx, bk_tensor *t, bk_tensor *g) {
         if (!r) return -1;
     } else {
         bk_retain(r);
+    }
+    if (r->dtype != t->dtype) { /* (the dtype conversion runs on the host) */
+        bk_tensor *h = r->st->dev != &bk_cpu_device ? bk_to_device(ctx, r, &bk_cpu_device) : bk_retain(r);
+        bk_release(r);
+        bk_tensor *c = h ? to_dtype(ctx, h, (bk_dtype)t->dtype) : NULL;
+        bk_release(h);
+        if (!c) return -1;
+        r = c;
     }
     if (r->st->dev != t->st->dev) { /* a gradient lives where its tensor does */
         bk_tensor *m = bk_to_device(ctx, r, t->st->dev);
@@ -846,9 +864,9 @@ int bk_backward(bk_ctx *ctx, bk_tensor *loss) {
         ctx->tape[loss->mark - 1].adj = 1.0; /* seed d loss / d loss = 1 */
         ctx->tape[loss->mark - 1].has_adj = 1;
     } else {
-        bk_tensor *one = bk_full(ctx, BK_F64, loss->ndim, loss->shape, 1.0);
-        loss->grad = bk_to_device(ctx, one, loss->st->dev);
-        bk_release(one);
+        bk_tensor *one = bk_full(ctx, (bk_dtype)loss->dtype, loss->ndim, loss->shape, 1.0);
+        loss->grad = one && loss->st->dev != &bk_cpu_device ? bk_to_device(ctx, one, loss->st->dev) : one;
+        if (loss->grad != one) bk_release(one);
         if (!loss->grad) rc = -1;
     }
     for (size_t i = n; rc == 0 && i-- > 0;) {
@@ -1115,30 +1133,92 @@ static bk_tensor *to_f64(bk_ctx *ctx, bk_tensor *t) {
 static bk_tensor *to_f32(bk_ctx *ctx, bk_tensor *t) {
     bk_tensor *r = bk_empty(ctx, BK_F32, t->ndim, t->shape);
     if (!r) return NULL;
-    float *p = (float *)r->st->data;
+    float *p = bk_data_f32(r);
+    if (bk_is_contiguous(t)) {
+        if (t->dtype == BK_F32) {
+            if (t->numel) memcpy(p, bk_data_f32(t), (size_t)t->numel * sizeof(float));
+        } else {
+            const double *q = bk_data(t);
+            for (int64_t i = 0; i < t->numel; i++) p[i] = (float)q[i];
+        }
+        return r;
+    }
     for (int64_t i = 0; i < t->numel; i++) p[i] = (float)bk_get(t, i);
     return r;
 }
 
-/* The CPU kernels compute in float64: convert float32 inputs, then convert
- * the result back.  CAST and MATMUL handle dtypes themselves. */
+static bk_tensor *to_dtype(bk_ctx *ctx, bk_tensor *t, bk_dtype dt) {
+    if (t->dtype == (int8_t)dt) return bk_retain(t);
+    return dt == BK_F32 ? to_f32(ctx, t) : to_f64(ctx, t);
+}
+
+bk_dtype bk_promote(int n, bk_tensor *const *in) {
+    bool dim64 = false, dim32 = false, all32 = n > 0;
+    for (int i = 0; i < n; i++) {
+        bool f32 = in[i]->dtype == BK_F32;
+        if (!f32) all32 = false;
+        if (in[i]->ndim > 0) {
+            if (f32) dim32 = true;
+            else dim64 = true;
+        }
+    }
+    if (dim64) return BK_F64;
+    if (dim32) return BK_F32;
+    return all32 ? BK_F32 : BK_F64;
+}
+
+/* The ops whose kernels take float32 inputs as they are (every input
+ * converted to the promoted dtype first); the others run on float64
+ * copies.  Reductions other than sum and mean read float32 into a double
+ * buffer inside the kernel but return float32. */
+static const bool NATIVE_F32[BK_OP_COUNT] = {
+    [BK_OP_ADD] = 1, [BK_OP_SUB] = 1, [BK_OP_MUL] = 1, [BK_OP_DIV] = 1, [BK_OP_POW] = 1,
+    [BK_OP_MAXIMUM] = 1, [BK_OP_MINIMUM] = 1, [BK_OP_LT] = 1, [BK_OP_LE] = 1, [BK_OP_GT] = 1,
+    [BK_OP_GE] = 1, [BK_OP_EQ] = 1, [BK_OP_NE] = 1, [BK_OP_WHERE] = 1,
+    [BK_OP_NEG] = 1, [BK_OP_ABS] = 1, [BK_OP_EXP] = 1, [BK_OP_LOG] = 1, [BK_OP_LOG1P] = 1,
+    [BK_OP_EXPM1] = 1, [BK_OP_SQRT] = 1, [BK_OP_SQUARE] = 1, [BK_OP_SIGMOID] = 1,
+    [BK_OP_LOGIT] = 1, [BK_OP_SOFTPLUS] = 1, [BK_OP_LOG_SIGMOID] = 1, [BK_OP_TANH] = 1,
+    [BK_OP_RELU] = 1, [BK_OP_ELU] = 1, [BK_OP_LEAKY_RELU] = 1, [BK_OP_SIN] = 1, [BK_OP_COS] = 1,
+    [BK_OP_LGAMMA] = 1, [BK_OP_DIGAMMA] = 1, [BK_OP_TRIGAMMA] = 1, [BK_OP_ERF] = 1,
+    [BK_OP_ERFC] = 1, [BK_OP_FLOOR] = 1, [BK_OP_NOT] = 1,
+    [BK_OP_SUM] = 1, [BK_OP_MEAN] = 1, [BK_OP_MAX] = 1, [BK_OP_MIN] = 1, [BK_OP_LOGSUMEXP] = 1,
+    [BK_OP_PROD] = 1, [BK_OP_MATMUL] = 1, [BK_OP_RESHAPE] = 1, [BK_OP_TRANSPOSE] = 1,
+    [BK_OP_EXPAND] = 1, [BK_OP_INDEX] = 1, [BK_OP_CONTIGUOUS] = 1, [BK_OP_CAST] = 1,
+    [BK_OP_FUSED] = 1,
+};
+
+bool bk_native_f32(int op) { return op >= 0 && op < BK_OP_COUNT && NATIVE_F32[op]; }
+
+/* Runs the op's kernel on inputs of one dtype: the promoted dtype for the
+ * native-float32 ops (mixed inputs are converted to it; WHERE's condition
+ * and the index of index_select / gather do not take part in the
+ * promotion), float64 for the others, whose
+ * result is converted back when the promoted dtype is float32.  CAST and
+ * MATMUL see their inputs as they are. */
 static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, const bk_opargs *args) {
-    bool f32 = false;
+    bool mixed = false;
     for (int i = 0; i < nin; i++)
-        if (in[i]->dtype == BK_F32) f32 = true;
+        if (in[i]->dtype != in[0]->dtype) mixed = true;
     const bk_device *dev = op_device(ctx, op, nin, in);
     if (!dev) return NULL;
     if (dev != &bk_cpu_device) return device_forward(ctx, dev, op, nin, in, args);
     bk_forward_fn fw = bk_cpu_device.kernel(op);
     /* CAST and MATMUL (sgemm) handle float32 themselves */
-    if (!f32 || op == BK_OP_CAST || op == BK_OP_MATMUL) return fw(ctx, in, args);
+    if (op == BK_OP_CAST || op == BK_OP_MATMUL) return fw(ctx, in, args);
+    /* index inputs take no part in the promotion */
+    int skip = op == BK_OP_WHERE ? 1 : 0;
+    int np = op == BK_OP_INDEX_SELECT || op == BK_OP_GATHER ? 1 : nin - skip;
+    bk_dtype dt = bk_promote(np, in + skip);
+    bool native = NATIVE_F32[op];
+    if (!mixed && (dt == BK_F64 || native) && in[0]->dtype == (int8_t)dt) return fw(ctx, in, args);
+    bk_dtype kdt = native ? dt : BK_F64; /* the dtype the kernel computes in */
     bk_tensor *conv[64];
     if (nin > 64) {
         bk_seterr(ctx, "%s: too many inputs", bk_optable[op].name);
         return NULL;
     }
     for (int i = 0; i < nin; i++) {
-        conv[i] = in[i]->dtype == BK_F32 ? to_f64(ctx, in[i]) : bk_retain(in[i]);
+        conv[i] = to_dtype(ctx, in[i], kdt);
         if (!conv[i]) {
             for (int k = 0; k < i; k++) bk_release(conv[k]);
             return NULL;
@@ -1146,8 +1226,8 @@ static bk_tensor *run_forward(bk_ctx *ctx, int op, int nin, bk_tensor **in, cons
     }
     bk_tensor *r = fw(ctx, conv, args);
     for (int i = 0; i < nin; i++) bk_release(conv[i]);
-    if (!r) return NULL;
-    bk_tensor *o = to_f32(ctx, r);
+    if (!r || r->dtype == (int8_t)dt) return r;
+    bk_tensor *o = to_dtype(ctx, r, dt);
     bk_release(r);
     return o;
 }
@@ -1467,8 +1547,12 @@ bk_tensor *bk_detach(bk_ctx *c, bk_tensor *a) {
     if (!a) return NULL;
     bk_tensor *r = bk_empty(c, (bk_dtype)a->dtype, a->ndim, a->shape);
     if (!r) return NULL;
-    if (a->dtype == BK_F64) bk_copy_out(a, bk_data(r));
-    else
+    if (a->dtype == BK_F64) {
+        bk_copy_out(a, bk_data(r));
+    } else if (bk_is_contiguous(a)) {
+        if (a->numel) memcpy(bk_data_f32(r), bk_data_f32(a), (size_t)a->numel * sizeof(float));
+    } else {
         for (int64_t i = 0; i < a->numel; i++) ((float *)r->st->data)[i] = (float)bk_get(a, i);
+    }
     return r;
 }

@@ -8,9 +8,15 @@
  *    NEW reference (caller releases).  Arguments are borrowed.
  *  - Strides are in elements, not bytes.  A 0-d tensor (scalar) has ndim 0
  *    and numel 1.
- *  - float64 is the default dtype.  CPU kernels compute in double; float32
- *    tensors are converted at the op boundary (bk_apply) except where a
- *    kernel has a native float path (GEMM).
+ *  - float64 is the default dtype; float32 is opted into.  An op's result
+ *    dtype follows PyTorch's promotion for floating types (bk_promote):
+ *    float64 when any input with at least one dimension is float64, so a
+ *    0-d float64 constant does not widen a float32 tensor.  The ops listed
+ *    by bk_native_f32 have float32 kernels (elementwise math in float,
+ *    reductions accumulating in double, GEMM through sgemm, views, the
+ *    fused kernels that give a float32 form); the others compute in double
+ *    and convert at the op boundary (bk_apply).  Gradients have the dtype of
+ *    the tensor they belong to (bk_backward casts them).
  */
 #ifndef PPL_BACKEND_TENSOR_H
 #define PPL_BACKEND_TENSOR_H
@@ -236,6 +242,11 @@ typedef struct bk_fused {
     /* gx[i][k] = g[k * ginc] * d out[k] / d x_i[k], for each i with gx[i] != NULL */
     void (*backward)(int64_t n, const double *const *x, const int64_t *inc, const double *out,
                      const double *g, int64_t ginc, double *const *gx);
+    /* Optional float32 forms of the same (NULL: float32 inputs are computed
+     * by the double kernel and the result converted). */
+    void (*forward_f32)(int64_t n, const float *const *x, const int64_t *inc, float *out);
+    void (*backward_f32)(int64_t n, const float *const *x, const int64_t *inc, const float *out,
+                         const float *g, int64_t ginc, float *const *gx);
 } bk_fused;
 
 /* ------------------------------------------------------------- device --- */
@@ -320,6 +331,14 @@ bk_tensor *bk_retain(bk_tensor *t);          /* NULL-safe, returns t */
 void bk_release(bk_tensor *t);               /* NULL-safe */
 
 bool bk_is_contiguous(const bk_tensor *t);
+/* The result dtype of an op on these inputs (see the header comment):
+ * float64 if an input of ndim >= 1 is float64; else float32 if an input of
+ * ndim >= 1 is float32; when all are 0-d, float32 only if all are. */
+bk_dtype bk_promote(int n, bk_tensor *const *in);
+/* Whether op has a float32 kernel (no conversion to double at the op). */
+bool bk_native_f32(int op);
+/* Pointer to contiguous f32 data of t (t must be contiguous float32 CPU). */
+float *bk_data_f32(const bk_tensor *t);
 /* Element access by flat (row-major logical) index; value as double. */
 double bk_get(const bk_tensor *t, int64_t i);
 void bk_set(bk_tensor *t, int64_t i, double v);  /* only on fresh tensors */

@@ -80,6 +80,52 @@ static void adam_loop(int64_t n, double b1, double b2, double wd, double eps, do
     }
 }
 
+/* The same for float32 weights and gradients: the moments are kept and
+ * updated in double, the step (square root and division, the costly part)
+ * is taken in float, as a float32 model asks for.  An AVX2 clone is picked
+ * at load time where the CPU has it (twice the vector width; the same
+ * arithmetic, so the same results). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void adam_loop_f32(int64_t n, double b1, double b2, double wd, double eps, double bc1, double bc2,
+                          double step, double *restrict m, double *restrict v, float *restrict w,
+                          const float *restrict g0) {
+    const double r1 = step / bc1, r2 = 1 / bc2;
+    const float fe = (float)eps;
+    for (int64_t i = 0; i < n; i++) {
+        double g = g0[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        w[i] -= (float)(m[i] * r1) / (sqrtf((float)(v[i] * r2)) + fe);
+    }
+}
+
+/* Adam on a float32 weight with a float32 gradient, without copies: 1 when
+ * done, 0 when another path must run (a non-finite gradient, clipping, or
+ * not this case). */
+static int adam_f32(const inf_optim_spec *sp, double lr, double scale, inf_optim_slot *s, bk_tensor *u) {
+    bk_tensor *g = u->grad;
+    if (sp->kind != INF_OPT_ADAM || scale != 1.0 || u->dtype != BK_F32 || g->dtype != BK_F32 ||
+        !bk_is_contiguous(g) || !bk_is_contiguous(u))
+        return 0;
+    const float *gf = bk_data_f32(g);
+    /* any exponent field all ones (inf or NaN): an OR over the bits, which
+     * vectorizes (a float sum would be one serial chain) */
+    uint32_t bad = 0;
+    for (int64_t k = 0; k < u->numel; k++) {
+        uint32_t b;
+        memcpy(&b, &gf[k], sizeof b);
+        bad |= (b & 0x7f800000u) == 0x7f800000u;
+    }
+    if (bad) return 0;
+    s->t++;
+    const double bc1 = 1 - pow(sp->beta1, (double)s->t), bc2 = 1 - pow(sp->beta2, (double)s->t);
+    adam_loop_f32(s->n, sp->beta1, sp->beta2, sp->weight_decay, sp->eps, bc1, bc2, lr, s->m, s->v,
+                  bk_data_f32(u), gf);
+    return 1;
+}
+
 int inf_optim_copy(inf_optim *dst, const inf_optim *src, const inf_optim_spec *spec) {
     inf_optim_init(dst, spec);
     dst->t = src->t;
@@ -178,6 +224,10 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         if (!g) continue;
         inf_optim_slot *s = inf_optim_slot_for(o, p->name, p->u->numel);
         if (!s) return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "optimizer: out of memory or parameter \"%s\" changed shape", p->name);
+        if (adam_f32(sp, lr, scale, s, p->u)) {
+            bk_zero_grad(p->u);
+            continue;
+        }
         double gbuf[64];
         double *gd = p->u->numel <= 64 ? gbuf : malloc(p->u->numel * sizeof *gd);
         if (!gd) return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
@@ -193,7 +243,20 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         }
         if (scale != 1.0)
             for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
-        update(&o->spec, lr, s, bk_data(p->u), gd);
+        /* float32 weights: the update runs in double (the moments are
+         * double) on a copy, rounded back to float32 */
+        double *w = p->u->dtype == BK_F32 ? malloc((size_t)(p->u->numel ? p->u->numel : 1) * sizeof *w) : bk_data(p->u);
+        if (!w) {
+            if (gd != gbuf) free(gd);
+            return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
+        }
+        if (p->u->dtype == BK_F32) bk_copy_out(p->u, w);
+        update(&o->spec, lr, s, w, gd);
+        if (p->u->dtype == BK_F32) {
+            float *wf = bk_data_f32(p->u);
+            for (int64_t k = 0; k < p->u->numel; k++) wf[k] = (float)w[k];
+            free(w);
+        }
         if (gd != gbuf) free(gd);
         bk_zero_grad(p->u);
     }

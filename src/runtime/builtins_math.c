@@ -310,6 +310,28 @@ static int b_where(rt_vm *vm, const rt_call *c, rt_value *out) {
     return ret_tensor(vm, c, bk_where(vm->bk, k, a, b), out);
 }
 
+/* float32(x), float64(x): x in that dtype (a recorded cast: gradients flow
+ * back in x's dtype); dtype(x): "float32" or "float64". */
+static int cast_to(rt_vm *vm, const rt_call *c, rt_value *out, bk_dtype dt) {
+    bk_tensor *x;
+    if (rt_check_args(vm, c, 1, NULL) || rt_arg_tensor(vm, c, 0, "x", true, &x)) return -1;
+    if (x->dtype == (int8_t)dt) return ret_tensor(vm, c, bk_retain(x), out);
+    return ret_tensor(vm, c, bk_cast(vm->bk, x, dt), out);
+}
+
+static int b_float32(rt_vm *vm, const rt_call *c, rt_value *out) { return cast_to(vm, c, out, BK_F32); }
+static int b_float64(rt_vm *vm, const rt_call *c, rt_value *out) { return cast_to(vm, c, out, BK_F64); }
+
+static int b_dtype(rt_vm *vm, const rt_call *c, rt_value *out) {
+    bk_tensor *x;
+    if (rt_check_args(vm, c, 1, NULL) || rt_arg_tensor(vm, c, 0, "x", true, &x)) return -1;
+    const char *name = x->dtype == BK_F32 ? "float32" : "float64";
+    rt_str *s = rt_str_new(name, strlen(name));
+    if (!s) return rt_error(vm, c, "out of memory");
+    *out = rt_obj_value(&s->h);
+    return 0;
+}
+
 static int b_shape(rt_vm *vm, const rt_call *c, rt_value *out) {
     bk_tensor *x;
     if (rt_check_args(vm, c, 1, NULL) || rt_arg_tensor(vm, c, 0, "x", true, &x)) return -1;
@@ -333,6 +355,7 @@ const rt_builtin_def rt_math_builtins[] = {
     {"dot", b_dot}, {"matmul", b_matmul}, {"transpose", b_transpose}, {"reshape", b_reshape},
     {"concat", b_concat}, {"stack", b_stack}, {"cholesky", b_cholesky},
     {"solve_triangular", b_solve_triangular}, {"logdet", b_logdet}, {"inverse", b_inverse},
-    {"where", b_where}, {"shape", b_shape},
+    {"where", b_where}, {"shape", b_shape}, {"float32", b_float32}, {"float64", b_float64},
+    {"dtype", b_dtype},
     {NULL, NULL},
 };

@@ -237,11 +237,24 @@ int rt_load_npy(rt_vm *vm, const char *path, rt_loc callloc, rt_value *out) {
     return 0;
 }
 
+/* load_npy(path, dtype="float64"): dtype="float32" gives a float32 tensor
+ * (the values rounded to float). */
 static int b_load_npy(rt_vm *vm, const rt_call *c, rt_value *out) {
-    static const char *const names[] = {"path", NULL};
-    const char *path;
-    if (rt_check_args(vm, c, 1, names) || rt_arg_string(vm, c, 0, "path", true, &path)) return -1;
-    return rt_load_npy(vm, path, c->loc, out);
+    static const char *const names[] = {"path", "dtype", NULL};
+    const char *path, *dt;
+    if (rt_check_args(vm, c, 1, names) || rt_arg_string(vm, c, 0, "path", true, &path) ||
+        rt_arg_string(vm, c, -1, "dtype", false, &dt))
+        return -1;
+    if (dt && strcmp(dt, "float64") != 0 && strcmp(dt, "float32") != 0)
+        return rt_error_kw(vm, c, "dtype", "load_npy: dtype must be \"float64\" or \"float32\", got \"%s\"", dt);
+    if (rt_load_npy(vm, path, c->loc, out)) return -1;
+    if (!dt || strcmp(dt, "float32") != 0) return 0;
+    bk_tensor *t = bk_cast(vm->bk, out->u.t, BK_F32);
+    rt_release(*out);
+    *out = rt_none();
+    if (!t) return rt_error_bk(vm, c);
+    *out = rt_tensor(t);
+    return 0;
 }
 
 const rt_builtin_def rt_npy_builtins[] = {

@@ -219,7 +219,7 @@ static void tk_backward(int64_t n, const double *const *x, const int64_t *inc, c
         if (gx[2]) gx[2][k] = g[k * ginc] * cos(x[2][k * inc[2]]);
     }
 }
-static const bk_fused test_kernel = {"x*y+sin(z)", 3, tk_forward, tk_backward};
+static const bk_fused test_kernel = {"x*y+sin(z)", 3, tk_forward, tk_backward, NULL, NULL};
 static bk_tensor *f_fused(bk_ctx *c, const bk_device *d, bk_tensor **in) {
     (void)d;
     return bk_fused_apply(c, &test_kernel, in);

@@ -166,7 +166,7 @@ static void tk_backward(int64_t n, const double *const *x, const int64_t *inc, c
     }
 }
 
-static const bk_fused test_kernel = {"x*y+sin(z)", 3, tk_forward, tk_backward};
+static const bk_fused test_kernel = {"x*y+sin(z)", 3, tk_forward, tk_backward, NULL, NULL};
 static bk_tensor *f_fused(bk_ctx *c, bk_tensor **in) { return bk_fused_apply(c, &test_kernel, in); }
 
 #define S2(a, b) {a, b, 0}
