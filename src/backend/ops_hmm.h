@@ -13,18 +13,29 @@
 /* K from which the vector-matrix products go to BLAS. */
 #define BK_HMM_BLAS_K 24
 
+/* p[j] = sum_i a[i] M[i, j] for K >= BK_HMM_BLAS_K: an AVX2/FMA kernel
+ * (blocks of 16 destination states held in registers, two source rows per
+ * step; chosen at run time when the CPU has it), else BLAS dgemv. */
+void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
+                        double *restrict p);
+
 /* p[j] = sum_i a[i] M[i, j], M [K, K] row-major (inline: it is the inner
  * step of every recursion). */
 static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const double *restrict M,
                                  double *restrict p) {
     if (K >= BK_HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+        bk_hmm_vecmat_wide(K, a, M, p);
         return;
     }
+    /* unrolled: with a constant K of 2-4 (the callers' specializations)
+     * the rows stay in registers */
+#pragma GCC unroll 4
     for (int64_t j = 0; j < K; j++) p[j] = 0;
+#pragma GCC unroll 4
     for (int64_t i = 0; i < K; i++) {
         double ai = a[i];
         const double *Mi = M + i * K;
+#pragma GCC unroll 4
         for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
     }
 }
@@ -36,9 +47,11 @@ static inline void bk_hmm_matvec(int64_t K, const double *restrict M, const doub
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;
     }
+#pragma GCC unroll 4
     for (int64_t i = 0; i < K; i++) {
         const double *Mi = M + i * K;
         double s = 0;
+#pragma GCC unroll 4
         for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
         q[i] = s;
     }
