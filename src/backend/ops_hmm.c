@@ -568,6 +568,38 @@ static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, doub
     }
 }
 
+/* The gradients of every sequence (weights g[b], or 1 when g is NULL)
+ * added into gpi, gA, gem (any may be NULL); ll[b] receives log p(y_b)
+ * when ll is not NULL.  0, or -1 when out of memory. */
+static size_t grad_worksize(int64_t K, int64_t T, bool cat) {
+    return ((cat ? 1 : 2) * (size_t)((T ? T : 1) * K) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K));
+}
+
+/* work: grad_worksize doubles, or NULL to allocate them here. */
+static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll, double *gpi,
+                    double *gA, double *gem, double *work) {
+    int64_t K = h->K, T = h->T;
+    size_t n = (size_t)((T ? T : 1) * K);
+    int ne = h->V ? 1 : 2;
+    double *own = work ? NULL : bk_malloc(ctx, grad_worksize(K, T, h->V) * sizeof(double));
+    if (!work && !own) return -1;
+    if (!work) work = own;
+    hmm_bwork wk = {.alpha = work};
+    wk.eb = h->V ? NULL : work + n;
+    wk.ublk = work + ne * n;
+    wk.At = wk.ublk + HMM_PAIR_BLOCK * K;
+    wk.row = wk.At + K * K;
+    if (!h->tv)
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++) wk.At[j * K + i] = h->A[i * K + j];
+    for (int64_t bi = 0; bi < h->B; bi++) {
+        double l = bwd_seq(h, bi, g ? bk_get(g, bi) : 1.0, &wk, gpi, gA, gem);
+        if (ll) ll[bi] = l;
+    }
+    bk_free(ctx, own);
+    return 0;
+}
+
 static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin,
                        bool cat) {
     bk_tensor **in = e->in;
@@ -575,26 +607,11 @@ static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_
     if (!need[0] && !need[1] && !need[2]) return 0;
     hmm_in h;
     if (in_load(ctx, in, cat, &h)) return -1;
-    int64_t K = h.K, T = h.T;
-    double *work = NULL;
     for (int i = 0; i < 3; i++)
         if (need[i] && !(gin[i] = bk_zeros(ctx, BK_F64, in[i]->ndim, in[i]->shape))) goto fail;
-    size_t n = (size_t)((T ? T : 1) * K);
-    work = bk_malloc(ctx, ((cat ? 1 : 2) * n + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K)) *
-                              sizeof(double));
-    if (!work) goto fail;
-    hmm_bwork wk = {.alpha = work};
-    wk.eb = cat ? NULL : work + n;
-    wk.ublk = work + (cat ? 1 : 2) * n;
-    wk.At = wk.ublk + HMM_PAIR_BLOCK * K;
-    wk.row = wk.At + K * K;
-    if (!h.tv)
-        for (int64_t i = 0; i < K; i++)
-            for (int64_t j = 0; j < K; j++) wk.At[j * K + i] = h.A[i * K + j];
     double *gpi = need[0] ? bk_data(gin[0]) : NULL, *gA = need[1] ? bk_data(gin[1]) : NULL;
     double *gem = need[2] ? bk_data(gin[2]) : NULL;
-    for (int64_t bi = 0; bi < h.B; bi++) bwd_seq(&h, bi, bk_get(gout, bi), &wk, gpi, gA, gem);
-    bk_free(ctx, work);
+    if (grad_all(ctx, &h, gout, NULL, gpi, gA, gem, NULL)) goto fail;
     in_free(ctx, &h);
     return 0;
 fail:
@@ -604,6 +621,18 @@ fail:
     }
     in_free(ctx, &h);
     return -1;
+}
+
+size_t bk_hmm_counts_worksize(int64_t K, int64_t T, bool cat) { return grad_worksize(K, T, cat); }
+
+int bk_hmm_expected_counts(bk_ctx *ctx, bk_tensor **in, bool cat, double *ll, double *gpi,
+                           double *gA, double *gem, double *work) {
+    hmm_in h;
+    if (in_load(ctx, in, cat, &h)) return -1;
+    int rc = grad_all(ctx, &h, NULL, ll, gpi, gA, gem, work);
+    if (rc) bk_seterr(ctx, "out of memory");
+    in_free(ctx, &h);
+    return rc;
 }
 
 int bk_bw_HMM_FORWARD(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
@@ -623,6 +652,11 @@ int bk_bw_HMM_FORWARD_CAT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, 
 
 /* p = a^T M with 16 destination states per pass held in 8 accumulators
  * (two source rows in flight hide the FMA latency); 4-wide and scalar tails. */
+__attribute__((target("avx2,fma"))) static void vecmat_tail(int64_t K, int64_t j,
+                                                            const double *restrict a,
+                                                            const double *restrict M,
+                                                            double *restrict p);
+
 __attribute__((target("avx2,fma"))) static void vecmat_avx2(int64_t K, const double *restrict a,
                                                             const double *restrict M,
                                                             double *restrict p) {
@@ -656,6 +690,14 @@ __attribute__((target("avx2,fma"))) static void vecmat_avx2(int64_t K, const dou
         _mm256_storeu_pd(p + j + 8, _mm256_add_pd(c2, d2));
         _mm256_storeu_pd(p + j + 12, _mm256_add_pd(c3, d3));
     }
+    vecmat_tail(K, j, a, M, p);
+}
+
+/* Destination states j .. K-1 of vecmat_avx2: 4 at a time, then scalars. */
+__attribute__((target("avx2,fma"))) static void vecmat_tail(int64_t K, int64_t j,
+                                                            const double *restrict a,
+                                                            const double *restrict M,
+                                                            double *restrict p) {
     for (; j + 4 <= K; j += 4) {
         __m256d c0 = _mm256_setzero_pd(), d0 = c0;
         int64_t i = 0;
@@ -675,12 +717,112 @@ __attribute__((target("avx2,fma"))) static void vecmat_avx2(int64_t K, const dou
     }
 }
 
+
+/* vecmat_avx2 with 512-bit vectors: 32 destination states per pass. */
+__attribute__((target("avx512f"))) static void vecmat_avx512(int64_t K, const double *restrict a,
+                                                             const double *restrict M,
+                                                             double *restrict p) {
+    int64_t j = 0;
+    for (; j + 32 <= K; j += 32) {
+        __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0;
+        __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        int64_t i = 0;
+        for (; i + 2 <= K; i += 2) {
+            const double *r = M + i * K + j, *q = r + K;
+            __m512d x = _mm512_set1_pd(a[i]), y = _mm512_set1_pd(a[i + 1]);
+            c0 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r), c0);
+            c1 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8), c1);
+            c2 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 16), c2);
+            c3 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 24), c3);
+            d0 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q), d0);
+            d1 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 8), d1);
+            d2 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 16), d2);
+            d3 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 24), d3);
+        }
+        if (i < K) {
+            const double *r = M + i * K + j;
+            __m512d x = _mm512_set1_pd(a[i]);
+            c0 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r), c0);
+            c1 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8), c1);
+            c2 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 16), c2);
+            c3 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 24), c3);
+        }
+        _mm512_storeu_pd(p + j, _mm512_add_pd(c0, d0));
+        _mm512_storeu_pd(p + j + 8, _mm512_add_pd(c1, d1));
+        _mm512_storeu_pd(p + j + 16, _mm512_add_pd(c2, d2));
+        _mm512_storeu_pd(p + j + 24, _mm512_add_pd(c3, d3));
+    }
+    if (j < K) vecmat_tail(K, j, a, M, p);
+}
+
+/* out[j] = max_i (prev[i] + M[i, j]), blocks of 16 and 4 destination
+ * states; max_pd(v, m) is exactly `v > m ? v : m`, so the values equal the
+ * scalar loop's (max is exact and order-free). */
+__attribute__((target("avx2"))) static void maxplus_avx2(int64_t K, const double *restrict prev,
+                                                         const double *restrict M,
+                                                         double *restrict out) {
+    int64_t j = 0;
+    const __m256d ninf = _mm256_set1_pd(-INFINITY);
+    for (; j + 16 <= K; j += 16) {
+        __m256d c0 = ninf, c1 = ninf, c2 = ninf, c3 = ninf;
+        for (int64_t i = 0; i < K; i++) {
+            const double *r = M + i * K + j;
+            __m256d x = _mm256_broadcast_sd(prev + i);
+            c0 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r)), c0);
+            c1 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 4)), c1);
+            c2 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 8)), c2);
+            c3 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 12)), c3);
+        }
+        _mm256_storeu_pd(out + j, c0);
+        _mm256_storeu_pd(out + j + 4, c1);
+        _mm256_storeu_pd(out + j + 8, c2);
+        _mm256_storeu_pd(out + j + 12, c3);
+    }
+    for (; j + 4 <= K; j += 4) {
+        __m256d c0 = ninf;
+        for (int64_t i = 0; i < K; i++)
+            c0 = _mm256_max_pd(
+                _mm256_add_pd(_mm256_broadcast_sd(prev + i), _mm256_loadu_pd(M + i * K + j)), c0);
+        _mm256_storeu_pd(out + j, c0);
+    }
+    for (; j < K; j++) {
+        double m = -INFINITY;
+        for (int64_t i = 0; i < K; i++) {
+            double v = prev[i] + M[i * K + j];
+            m = v > m ? v : m;
+        }
+        out[j] = m;
+    }
+}
 #endif
+
+void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restrict M,
+                    double *restrict out) {
+#ifdef HMM_AVX2
+    if (K >= 4 && __builtin_cpu_supports("avx2")) {
+        maxplus_avx2(K, prev, M, out);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < K; j++) out[j] = -INFINITY;
+    for (int64_t i = 0; i < K; i++) {
+        double pi = prev[i];
+        const double *r = M + i * K;
+        for (int64_t j = 0; j < K; j++) {
+            double v = pi + r[j];
+            out[j] = v > out[j] ? v : out[j];
+        }
+    }
+}
 
 void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
                         double *restrict p) {
 #ifdef HMM_AVX2
     /* two bit tests of the CPU model the runtime filled at start-up */
+    if (K >= 32 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+        vecmat_avx512(K, a, M, p);
+        return;
+    }
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         vecmat_avx2(K, a, M, p);
         return;

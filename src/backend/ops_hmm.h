@@ -19,6 +19,11 @@
 void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
                         double *restrict p);
 
+/* out[j] = max_i (prev[i] + M[i, j]): the Viterbi step in log space
+ * (vectorized over j with AVX2 when the CPU has it). */
+void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restrict M,
+                    double *restrict out);
+
 /* p[j] = sum_i a[i] M[i, j], M [K, K] row-major (inline: it is the inner
  * step of every recursion). */
 static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const double *restrict M,
@@ -80,6 +85,21 @@ void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *eta
  * n consecutive rows of alpha and v ([n, K] each); one GEMM for large K. */
 void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
                       double *G);
+
+/* The E-step of Baum-Welch through the backward rule of hmm_forward
+ * (cat false) / hmm_forward_cat (cat true) on the same four inputs, with
+ * weight 1 for every sequence: ll[b] = log p(y_b) (may be NULL), and added
+ * into gpi [K], gA (shaped like in[1]) and gem (shaped like in[2]), any of
+ * them NULL: d log p / d logpi = gamma_0 (summed over sequences),
+ * d log p / d A[i, j] = sum_t alpha_{t-1}(i) u_t(j) (the expected
+ * transition counts divided by A[i, j]), d log p / d logB[t, k] =
+ * gamma_t(k), or for the table sum_{t: y_t = v} gamma_t(k).  One forward
+ * and one backward sweep per sequence.  work: bk_hmm_counts_worksize(K,
+ * T, cat) doubles that the caller keeps across calls (an EM loop: no fresh
+ * pages per iteration), or NULL.  0, or -1 + bk error. */
+int bk_hmm_expected_counts(bk_ctx *ctx, bk_tensor **in, bool cat, double *ll, double *gpi,
+                           double *gA, double *gem, double *work);
+size_t bk_hmm_counts_worksize(int64_t K, int64_t T, bool cat);
 
 /* log p(y) of each sequence, as the op hmm_forward (cat false) or
  * hmm_forward_cat (cat true) on the same four inputs would compute it,
