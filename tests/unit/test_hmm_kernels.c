@@ -221,7 +221,7 @@ START_TEST(forward_paths_match_logspace) {
     bk_ctx *ctx = bk_ctx_new(NULL);
     bk_rng r;
     bk_rng_init(&r, 5, 0);
-    const int Ks[] = {1, 2, 3, 4, 5, 8, 23, 24, 33, 64};
+    const int Ks[] = {1, 2, 3, 4, 5, 8, 23, 24, 33, 45, 64};
     enum { V = 5, T = 300, B = 6 };
     const double L[B] = {300, 1, 0, 129, 257, 300};
     for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
@@ -329,21 +329,24 @@ START_TEST(extreme_steps_match_logspace) {
 }
 END_TEST
 
-/* The Categorical op at K = 33 over 300 steps (three blocks of pair-sum
- * GEMMs, the AVX-512 kernel and its tail) and a padded batch of 4 (the GEMM
+/* The Categorical op at K = 33 and 45 over 300 steps (three blocks of
+ * pair sums, the AVX-512 kernels and their tails) and a padded batch of 4 (the GEMM
  * forward): gradients w.r.t. logpi, A and logE against central finite
  * differences of the op itself, at sampled entries. */
 START_TEST(wide_gradients_match_fd) {
     bk_ctx *ctx = bk_ctx_new(NULL);
     bk_rng r;
     bk_rng_init(&r, 13, 0);
-    enum { K = 33, V = 4, T = 300, B = 4 };
+    enum { KM = 45, V = 4, T = 300, B = 4 };
     const double L[B] = {300, 129, 1, 200};
-    double lpi[K], A[K * K], lE[K * V], y[B * T];
-    rand_params(&r, K, V, lpi, A, lE);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) y[b * T + t] = t < L[b] ? (double)(bk_rng_u32(&r) % V) : -1.0;
-    for (int batch = 0; batch <= 1; batch++) {
+    double lpi[KM], A[KM * KM], lE[KM * V], y[B * T];
+    /* K = 33: one 32-column block and a scalar column; K = 45: 11 blocks
+     * of 4 rows and one row, 32 + 8 + 5 columns */
+    for (int c = 0; c < 4; c++) {
+        int K = c < 2 ? 33 : KM, batch = c % 2;
+        rand_params(&r, K, V, lpi, A, lE);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) y[b * T + t] = t < L[b] ? (double)(bk_rng_u32(&r) % V) : -1.0;
         bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi),
                               tensor(ctx, 2, (int64_t[]){K, K}, A),
                               tensor(ctx, 2, (int64_t[]){K, V}, lE)};
@@ -374,8 +377,8 @@ START_TEST(wide_gradients_match_fd) {
                 v[k] = x;
                 double want = (fd[0] - fd[1]) / (2 * e), got = bk_get(leaf[i]->grad, k);
                 ck_assert_msg(fabs(got - want) <= 1e-5 * fmax(1, fabs(want)),
-                              "batch=%d leaf %d entry %lld: %.10g vs fd %.10g", batch, i,
-                              (long long)k, got, want);
+                              "K=%d batch=%d leaf %d entry %lld: %.10g vs fd %.10g", K, batch,
+                              i, (long long)k, got, want);
             }
             bk_release(leaf[i]);
         }
