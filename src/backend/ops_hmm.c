@@ -563,7 +563,12 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
                                                             double *gA, double *gem) {
     int64_t L = h->L[bi];
     if (L == 0) return 0;
-    double *alpha = wk->alpha, *beta = wk->row, *v = beta + K, *w = v + K, *buf = w + K;
+    /* for K <= 4 (a constant here) the rows and a homogeneous A's
+     * gradient are local arrays, held in registers across the steps */
+    double loc[4 * 4], Gl[4 * 4] = {0};
+    bool small = K <= 4;
+    double *beta = small ? loc : wk->row, *v = beta + K, *w = v + K, *buf = w + K;
+    double *alpha = wk->alpha;
     double ll = fwd_any(h, bi, alpha, h->V ? NULL : wk->eb, NULL, buf);
     if (!isfinite(ll) || g == 0) return ll;
     bool blk = gA && !h->tv && K >= BK_HMM_BLAS_K, wide = !h->tv && K >= BK_HMM_BLAS_K;
@@ -625,7 +630,7 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
                 tb = te - HMM_PAIR_BLOCK > 1 ? te - HMM_PAIR_BLOCK : 1;
             }
         } else if (gA) {
-            double *G = gA + (h->tv ? t * K * K : 0);
+            double *G = small && !h->tv ? Gl : gA + (h->tv ? t * K * K : 0);
             #pragma GCC unroll 4
             for (int64_t i = 0; i < K; i++) {
                 double ai = g * ap[i] * iz;
@@ -633,11 +638,14 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
                 for (int64_t j = 0; j < K; j++) G[i * K + j] += ai * v[j];
             }
         }
-        double *x = beta;
-        beta = w;
-        w = x;
+        /* beta_{t-1} = w (a copy, not a pointer swap: registers for K <= 4) */
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) beta[k] = w[k];
         if (!(sw >= HMM_LO && sw <= HMM_HI)) row_scale(K, beta, 1.0 / sw);
     }
+    if (small && gA && !h->tv)
+        #pragma GCC unroll 16
+        for (int64_t i = 0; i < K * K; i++) gA[i] += Gl[i];
     return ll;
 }
 
