@@ -571,7 +571,7 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
     double *alpha = wk->alpha;
     double ll = fwd_any(h, bi, alpha, h->V ? NULL : wk->eb, NULL, buf);
     if (!isfinite(ll) || g == 0) return ll;
-    bool blk = gA && !h->tv && K >= BK_HMM_BLAS_K, wide = !h->tv && K >= BK_HMM_BLAS_K;
+    bool blk = gA && !h->tv && K >= BK_HMM_BLAS_K, wide = !h->tv && K >= BK_HMM_VEC_K;
     /* gamma_{L-1} = alpha_{L-1} / its sum */
     const double *aL = alpha + (L - 1) * K;
     double iz = 1.0 / row_sum(K, aL);
@@ -918,7 +918,13 @@ void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restr
         return;
     }
 #endif
-    cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+    if (K >= BK_HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+        return;
+    }
+    for (int64_t j = 0; j < K; j++) p[j] = 0;
+    for (int64_t i = 0; i < K; i++)
+        for (int64_t j = 0; j < K; j++) p[j] += a[i] * M[i * K + j];
 }
 
 /* ------------------------------------------------ parallel-scan forward --- */

@@ -13,9 +13,13 @@
 /* K from which the vector-matrix products go to BLAS. */
 #define BK_HMM_BLAS_K 24
 
-/* p[j] = sum_i a[i] M[i, j] for K >= BK_HMM_BLAS_K: an AVX2/FMA kernel
- * (blocks of 16 destination states held in registers, two source rows per
- * step; chosen at run time when the CPU has it), else BLAS dgemv. */
+/* K from which the vector-matrix products use the vector kernels. */
+#define BK_HMM_VEC_K 8
+
+/* p[j] = sum_i a[i] M[i, j] for K >= BK_HMM_VEC_K: an AVX-512 (K >= 32) or
+ * AVX2/FMA kernel (blocks of destination states held in registers, two
+ * source rows per step; chosen at run time from the CPU), else BLAS dgemv
+ * (K >= BK_HMM_BLAS_K) or scalar loops. */
 void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
                         double *restrict p);
 
@@ -28,7 +32,7 @@ void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restri
  * step of every recursion). */
 static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const double *restrict M,
                                  double *restrict p) {
-    if (K >= BK_HMM_BLAS_K) {
+    if (K >= BK_HMM_VEC_K) {
         bk_hmm_vecmat_wide(K, a, M, p);
         return;
     }

@@ -329,8 +329,8 @@ START_TEST(extreme_steps_match_logspace) {
 }
 END_TEST
 
-/* The Categorical op at K = 33 and 45 over 300 steps (three blocks of
- * pair sums, the AVX-512 kernels and their tails) and a padded batch of 4 (the GEMM
+/* The Categorical op at K = 8 (the AVX2 kernels), 33 and 45 over 300
+ * steps (three blocks of pair sums, the AVX-512 kernels and their tails) and a padded batch of 4 (the GEMM
  * forward): gradients w.r.t. logpi, A and logE against central finite
  * differences of the op itself, at sampled entries. */
 START_TEST(wide_gradients_match_fd) {
@@ -341,9 +341,11 @@ START_TEST(wide_gradients_match_fd) {
     const double L[B] = {300, 129, 1, 200};
     double lpi[KM], A[KM * KM], lE[KM * V], y[B * T];
     /* K = 33: one 32-column block and a scalar column; K = 45: 11 blocks
-     * of 4 rows and one row, 32 + 8 + 5 columns */
-    for (int c = 0; c < 4; c++) {
-        int K = c < 2 ? 33 : KM, batch = c % 2;
+     * of 4 rows and one row, 32 + 8 + 5 columns; the batch (B = 4) of
+     * K = 33 and 45 runs the GEMM forward */
+    const int Ks[3] = {8, 33, KM};
+    for (int c = 0; c < 6; c++) {
+        int K = Ks[c / 2], batch = c % 2;
         rand_params(&r, K, V, lpi, A, lE);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) y[b * T + t] = t < L[b] ? (double)(bk_rng_u32(&r) % V) : -1.0;
