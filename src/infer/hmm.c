@@ -2,11 +2,13 @@
  * tape): Viterbi, forward-backward marginals, forward-filter backward-sample,
  * filtering and Baum-Welch EM for Categorical and Normal emissions.
  *
- * The forward / backward recursions run in probability space, rescaled at
+ * The filter of FFBS and hmm_filter runs in probability space, rescaled at
  * every step (Rabiner's scaling): the emission likelihoods of step t are
  * shifted by their max (c[t]) before exponentiation and the alphas are
  * normalized to sum 1 (scale s[t]), so log p(y) = sum_t (log s[t] + c[t]).
- * Viterbi runs in log space. */
+ * Marginals and Baum-Welch's E-step are the backward sweep of the HMM op
+ * (bk_hmm_expected_counts, src/backend/ops_hmm.c).  Viterbi runs in log
+ * space. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,31 +192,14 @@ static double forward(const hmm_num *m, const double *A, double *alpha, double *
     return ll + log(prod);
 }
 
-/* Scaled backward pass matching forward's scales: beta[T*K]; tmp is K
- * doubles. */
-static void backward(const hmm_num *m, const double *A, const double *b, const double *s,
-                     double *beta, double *tmp) {
-    int64_t K = m->K, T = m->T;
-    for (int64_t k = 0; k < K && T > 0; k++) beta[(T - 1) * K + k] = 1.0;
-    for (int64_t t = T - 2; t >= 0; t--) {
-        const double *At = A + (m->tv ? (t + 1) * K * K : 0);
-        double inv = s[t + 1] > 0 ? 1.0 / s[t + 1] : 0;
-        const double *b1 = b_row(m, b, t + 1);
-        for (int64_t j = 0; j < K; j++) tmp[j] = b1[j] * beta[(t + 1) * K + j] * inv;
-        bk_hmm_matvec(K, At, tmp, beta + t * K);
-    }
-}
-
 /* Workspace of the recursions for one sequence. */
 typedef struct hmm_work {
-    double *A, *alpha, *beta, *b, *s, *tmp;
+    double *A, *alpha, *b, *s;
 } hmm_work;
 
 static void work_free(hmm_work *w) {
-    free(w->tmp);
     free(w->A);
     free(w->alpha);
-    free(w->beta);
     free(w->b);
     free(w->s);
 }
@@ -223,11 +208,9 @@ static int work_alloc(bk_ctx *ctx, hmm_work *w, int64_t K, int64_t T, int64_t nA
     size_t n = (size_t)((T ? T : 1) * K);
     w->A = malloc((size_t)nA * sizeof(double));
     w->alpha = malloc(n * sizeof(double));
-    w->beta = malloc(n * sizeof(double));
     w->b = malloc(n * sizeof(double));
     w->s = malloc((size_t)(T ? T : 1) * sizeof(double));
-    w->tmp = malloc((size_t)K * sizeof(double));
-    if (w->A && w->alpha && w->beta && w->b && w->s && w->tmp) return 0;
+    if (w->A && w->alpha && w->b && w->s) return 0;
     work_free(w);
     bk_seterr(ctx, "out of memory");
     return -1;
@@ -419,29 +402,53 @@ static int filtered(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, 
 
 /* ----------------------------------------------------------- marginals --- */
 
+/* Posterior marginals of one loaded sequence into gv [T*K] (zeros): the
+ * HMM op's backward sweep, whose gradient w.r.t. the emission
+ * log-likelihoods is gamma.  0, 1 when the sequence has probability 0, -1
+ * + bk error. */
+static int seq_marginals(bk_ctx *ctx, const hmm_num *m, double *gv) {
+    int64_t K = m->K, T = m->T, nA = (m->tv ? T : 1) * K * K;
+    bk_tensor *in[4] = {bk_from_f64(ctx, 1, (int64_t[]){K}, m->logpi),
+                        m->tv ? bk_empty(ctx, BK_F64, 3, (int64_t[]){T, K, K})
+                              : bk_empty(ctx, BK_F64, 2, (int64_t[]){K, K}),
+                        bk_empty(ctx, BK_F64, 2, (int64_t[]){T, K}), bk_scalar(ctx, (double)T)};
+    int rc = -1;
+    double ll = NAN;
+    if (in[0] && in[1] && in[2] && in[3]) {
+        for (int64_t i = 0; i < nA; i++) bk_data(in[1])[i] = exp(m->logA[i]);
+        for (int64_t t = 0; t < T; t++) memcpy(bk_data(in[2]) + t * K, logB_row(m, t), (size_t)K * sizeof(double));
+        rc = bk_hmm_expected_counts(ctx, in, false, &ll, NULL, NULL, gv, NULL);
+    } else {
+        bk_seterr(ctx, "out of memory");
+    }
+    for (int i = 0; i < 4; i++) bk_release(in[i]);
+    return rc ? -1 : isfinite(ll) ? 0 : 1;
+}
+
 static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
     hmm_call hc;
     if (call_args(vm, c, &hc)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
     int64_t K = sl_hmm_nstates(hc.h);
-    bk_tensor *g = result_tensor(rt_vm_bk(vm), &hc, 1, &K, 0.0);
+    bk_tensor *g = result_tensor(ctx, &hc, 1, &K, 0.0);
     if (!g) return rt_error_bk(vm, c);
     for (int64_t b = 0; b < nseqs(&hc); b++) {
         hmm_num m;
-        hmm_work w;
-        if (filtered(vm, c, &hc, b, &m, &w)) {
+        if (load_seq(vm, c, &hc, b, &m)) {
             bk_release(g);
             return -1;
         }
-        backward(&m, w.A, w.b, w.s, w.beta, w.tmp);
-        double *gv = bk_data(g) + b * hc.T * K;
-        for (int64_t t = 0; t < m.T; t++) {
-            double tot = 0;
-            for (int64_t k = 0; k < K; k++)
-                tot += gv[t * K + k] = w.alpha[t * K + k] * w.beta[t * K + k];
-            for (int64_t k = 0; k < K; k++) gv[t * K + k] /= tot;
-        }
-        work_free(&w);
+        int rc = m.T ? seq_marginals(ctx, &m, bk_data(g) + b * hc.T * K) : 0;
         num_free(&m);
+        if (rc) {
+            bk_release(g);
+            if (rc < 0) return rt_error_bk(vm, c);
+            if (hc.nseq >= 0)
+                return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
+                                    c->name, (long long)b);
+            return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
+                                c->name);
+        }
     }
     return ret_tensor(vm, c, g, out);
 }
