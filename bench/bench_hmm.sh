@@ -1,7 +1,8 @@
 #!/bin/sh
 # HMM benchmark (issue: HMM): ppl's forward, gradient, forward-backward,
 # Viterbi and Baum-Welch against a plain C scaled-forward loop
-# (bench/bench_hmm.c) and hmmlearn (bench/hmm_peers.py), one thread each.
+# (bench/bench_hmm.c), hmmlearn (bench/hmm_peers.py) and pomegranate
+# (bench/hmm_pomegranate.py, when it imports), one thread each.
 # usage: bench/bench_hmm.sh [build-dir] [python-with-hmmlearn] [K]
 #   build-dir: a configured and built ppl tree (default: build)
 #   K: run a single K (default: all of 2 3 8 32 64 256)
@@ -18,3 +19,5 @@ echo "## ppl and the plain C loop"
 "$BUILD/bench_hmm" ${K:+"$K"}
 echo "## hmmlearn"
 "$PY" bench/hmm_peers.py ${K:+"$K"}
+echo "## pomegranate"
+"$PY" bench/hmm_pomegranate.py ${K:+"$K"}   # prints a comment line when not installed

@@ -122,7 +122,9 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
             for (; t < h->T; t++) {
                 double v = h->codes[b * h->T + t];
                 if (v < 0) break;
-                if (!(v < (double)h->V && v == floor(v))) {
+                /* 0 <= v < V here, so the cast is defined (and inline,
+                 * unlike floor without SSE4.1: this runs per symbol per call) */
+                if (!(v < (double)h->V && v == (double)(int64_t)v)) {
                     bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
                               (long long)h->V);
                     goto fail;
@@ -159,10 +161,92 @@ void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *eta
     }
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HMM_AVX2 1
+
+/* G += g * alpha^T v for n rows ([n, K] each): a register-blocked kernel,
+ * 4 rows of G by 32 columns (16 accumulators) over all n steps, then once
+ * into G; the column tail is 8 wide, then scalar.  (OpenBLAS's dgemm at
+ * these small sizes picks its Haswell kernel on this CPU and runs at about
+ * a third of this speed.) */
+__attribute__((target("avx512f"))) static void pair_sums_avx512(int64_t K, int64_t n, double g,
+                                                                const double *alpha,
+                                                                const double *v, double *G) {
+    const __m512d gg = _mm512_set1_pd(g);
+    int64_t i = 0, j0 = K - K % 8;
+#define PS_ACC(r, q) c##r##q = _mm512_fmadd_pd(x##r, u##q, c##r##q)
+#define PS_OUT(r, q)                                                                          \
+    do {                                                                                      \
+        double *Gp = G + (i + r) * K + j + 8 * q;                                             \
+        _mm512_storeu_pd(Gp, _mm512_fmadd_pd(gg, c##r##q, _mm512_loadu_pd(Gp)));             \
+    } while (0)
+    for (; i + 4 <= K; i += 4) {
+        int64_t j = 0;
+        for (; j + 32 <= K; j += 32) {
+            __m512d c00 = _mm512_setzero_pd(), c01 = c00, c02 = c00, c03 = c00;
+            __m512d c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+            __m512d c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+            __m512d c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+            for (int64_t t = 0; t < n; t++) {
+                const double *vt = v + t * K + j, *at = alpha + t * K + i;
+                __m512d u0 = _mm512_loadu_pd(vt), u1 = _mm512_loadu_pd(vt + 8);
+                __m512d u2 = _mm512_loadu_pd(vt + 16), u3 = _mm512_loadu_pd(vt + 24);
+                __m512d x0 = _mm512_set1_pd(at[0]), x1 = _mm512_set1_pd(at[1]);
+                __m512d x2 = _mm512_set1_pd(at[2]), x3 = _mm512_set1_pd(at[3]);
+                PS_ACC(0, 0); PS_ACC(0, 1); PS_ACC(0, 2); PS_ACC(0, 3);
+                PS_ACC(1, 0); PS_ACC(1, 1); PS_ACC(1, 2); PS_ACC(1, 3);
+                PS_ACC(2, 0); PS_ACC(2, 1); PS_ACC(2, 2); PS_ACC(2, 3);
+                PS_ACC(3, 0); PS_ACC(3, 1); PS_ACC(3, 2); PS_ACC(3, 3);
+            }
+            PS_OUT(0, 0); PS_OUT(0, 1); PS_OUT(0, 2); PS_OUT(0, 3);
+            PS_OUT(1, 0); PS_OUT(1, 1); PS_OUT(1, 2); PS_OUT(1, 3);
+            PS_OUT(2, 0); PS_OUT(2, 1); PS_OUT(2, 2); PS_OUT(2, 3);
+            PS_OUT(3, 0); PS_OUT(3, 1); PS_OUT(3, 2); PS_OUT(3, 3);
+        }
+        for (; j + 8 <= K; j += 8) {
+            __m512d c00 = _mm512_setzero_pd(), c10 = c00, c20 = c00, c30 = c00;
+            for (int64_t t = 0; t < n; t++) {
+                const double *at = alpha + t * K + i;
+                __m512d u0 = _mm512_loadu_pd(v + t * K + j);
+                __m512d x0 = _mm512_set1_pd(at[0]), x1 = _mm512_set1_pd(at[1]);
+                __m512d x2 = _mm512_set1_pd(at[2]), x3 = _mm512_set1_pd(at[3]);
+                PS_ACC(0, 0); PS_ACC(1, 0); PS_ACC(2, 0); PS_ACC(3, 0);
+            }
+            PS_OUT(0, 0); PS_OUT(1, 0); PS_OUT(2, 0); PS_OUT(3, 0);
+        }
+    }
+#undef PS_ACC
+#undef PS_OUT
+    /* the last K % 4 rows, 8 columns at a time */
+    for (; i < K; i++)
+        for (int64_t j = 0; j < j0; j += 8) {
+            __m512d c = _mm512_setzero_pd();
+            for (int64_t t = 0; t < n; t++)
+                c = _mm512_fmadd_pd(_mm512_set1_pd(alpha[t * K + i]), _mm512_loadu_pd(v + t * K + j), c);
+            double *Gp = G + i * K + j;
+            _mm512_storeu_pd(Gp, _mm512_fmadd_pd(gg, c, _mm512_loadu_pd(Gp)));
+        }
+    /* the last K % 8 columns of every row */
+    for (int64_t r = 0; r < K; r++)
+        for (int64_t j = j0; j < K; j++) {
+            double acc = 0;
+            for (int64_t t = 0; t < n; t++) acc += alpha[t * K + r] * v[t * K + j];
+            G[r * K + j] += g * acc;
+        }
+}
+#endif
+
 void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
                       double *G) {
     if (n < 1) return;
     if (K >= BK_HMM_BLAS_K) {
+#ifdef HMM_AVX2
+        if (K >= 32 && __builtin_cpu_supports("avx512f")) {
+            pair_sums_avx512(K, n, g, alpha, v, G);
+            return;
+        }
+#endif
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)n, g, alpha,
                     (int)K, v, (int)K, 1.0, G, (int)K);
         return;
@@ -197,72 +281,204 @@ static inline const double *emission(const hmm_in *h, int64_t b, int64_t t, doub
     return buf;
 }
 
-/* Scaled forward pass over sequence b.  alpha receives the normalized
- * alphas (L*K, or K when keep is false: only the current row is kept), b
- * the shifted emission likelihoods (L*K, or K), s the scales (L; may be
- * NULL when keep is false); tmp is K doubles.  Returns log p(y); -inf when
- * impossible (the arrays are then filled only up to the failing step). */
-static double fwd_seq(const hmm_in *h, int64_t bi, bool keep, double *alpha, double *b,
-                      double *s, double *tmp) {
-    int64_t K = h->K, L = h->L[bi];
-    /* the scales are multiplied up and their log taken only when the
-     * product would leave [1e-280, 1e280] (with a row-stochastic A each
-     * scale is at most 1: normalized alphas, shifted emissions), which
-     * keeps one log per step out of the loop */
-    double ll = 0, prod = 1;
-    for (int64_t t = 0; t < L; t++) {
-        double *a = alpha + (keep ? t * K : 0), c, tot = 0;
-        const double *bt = emission(h, bi, t, b + (keep ? t * K : 0), &c);
-        if (!isfinite(c)) return c;
-        if (keep && bt != b + t * K) memcpy(b + t * K, bt, (size_t)K * sizeof *bt);
-        if (t == 0) {
-            for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * bt[k];
-            c += h->mpi;
-        } else {
-            const double *At = h->A + (h->tv ? t * K * K : 0);
-            bk_hmm_vecmat(K, keep ? a - K : a, At, tmp);
-            for (int64_t k = 0; k < K; k++) tot += a[k] = tmp[k] * bt[k];
-        }
-        if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-        double inv = 1.0 / tot;
-        for (int64_t k = 0; k < K; k++) a[k] *= inv;
-        if (s) s[t] = tot;
-        ll += c;
-        bk_hmm_add_scale(&ll, &prod, tot);
-    }
-    return ll + log(prod);
+/* The recursions keep the alphas (and betas) unnormalized while their sum
+ * stays in [HMM_LO, HMM_HI]: a step is then one vector-matrix product and
+ * K products, with no division on the chain from one step to the next
+ * (the sum is taken off that chain, and the rare renormalization is a
+ * predictable branch).  A step that would leave the range is redone from
+ * the previous row scaled to sum 1, which is exactly the per-step scaled
+ * recursion, so a single step with a tiny likelihood cannot underflow;
+ * only components below 1e-208 of their row's total lose precision. */
+#define HMM_LO 1e-100
+#define HMM_HI 1e100
+
+/* out = (a A) .* e; returns sum(out). */
+static inline __attribute__((always_inline)) double fstep(int64_t K, const double *restrict a,
+                                                          const double *restrict A,
+                                                          const double *restrict e,
+                                                          double *restrict out) {
+    bk_hmm_vecmat(K, a, A, out);
+    double tot = 0;
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) tot += out[k] *= e[k];
+    return tot;
 }
 
-/* fwd_seq without the stored rows (the forward op's pass): the same
- * arithmetic in a loop free of the bookkeeping branches. */
-static double fwd_fast(const hmm_in *h, int64_t bi, double *restrict a, double *restrict p,
-                       double *restrict buf) {
-    int64_t K = h->K, L = h->L[bi];
-    double c, tot = 0;
-    const double *e = emission(h, bi, 0, buf, &c);
+static inline double row_sum(int64_t K, const double *r) {
+    double s = 0;
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) s += r[k];
+    return s;
+}
+
+static inline void row_scale(int64_t K, double *r, double f) {
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) r[k] *= f;
+}
+
+/* Forward pass over sequence bi; returns log p(y) (-inf when impossible,
+ * or the non-finite emission shift that made it so).  With store, row t of
+ * the (unnormalized) alphas goes to store + t*K and, for the logB form, the
+ * shifted emission likelihoods to eb + t*K; else w (2K doubles) holds the
+ * current and next rows.  buf: K doubles.  always_inline: the callers pass
+ * a constant K for few states, so the loops unroll into registers. */
+static inline __attribute__((always_inline)) double fwd_run(const hmm_in *h, int64_t bi,
+                                                            const int64_t K, double *store,
+                                                            double *eb, double *w, double *buf) {
+    int64_t L = h->L[bi];
+    double c, ll;
+    double *a = store ? store : w, *n = store ? store + K : w + K;
+    const double *e = emission(h, bi, 0, eb ? eb : buf, &c);
     if (!isfinite(c)) return c;
+    double tot = 0;
+    #pragma GCC unroll 4
     for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * e[k];
     if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-    double ll = c + h->mpi, prod = tot, inv = 1.0 / tot;
-    for (int64_t k = 0; k < K; k++) a[k] *= inv;
+    ll = c + h->mpi;
+    if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+        row_scale(K, a, 1.0 / tot);
+        ll += log(tot);
+    }
     for (int64_t t = 1; t < L; t++) {
-        e = emission(h, bi, t, buf, &c);
+        e = emission(h, bi, t, eb ? eb + t * K : buf, &c);
         if (!isfinite(c)) return c;
         const double *At = h->A + (h->tv ? t * K * K : 0);
-        bk_hmm_vecmat(K, a, At, p);
-        tot = 0;
-        for (int64_t k = 0; k < K; k++) {
-            double x = p[k] * e[k];
-            a[k] = x;
-            tot += x;
+        tot = fstep(K, a, At, e, n);
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            double sp = row_sum(K, a);
+            row_scale(K, a, 1.0 / sp);
+            ll += log(sp);
+            tot = fstep(K, a, At, e, n);
+            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+                row_scale(K, n, 1.0 / tot);
+                ll += log(tot);
+            }
         }
-        if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-        inv = 1.0 / tot;
-        for (int64_t k = 0; k < K; k++) a[k] *= inv;
         ll += c;
-        bk_hmm_add_scale(&ll, &prod, tot);
+        if (store) {
+            a = n;
+            n += K;
+        } else {
+            /* a copy, not a pointer swap: with a constant K the rows stay
+             * in registers */
+            #pragma GCC unroll 4
+            for (int64_t k = 0; k < K; k++) a[k] = n[k];
+        }
     }
-    return ll + log(prod);
+    return ll + log(row_sum(K, a));
+}
+
+/* fwd_run without stored rows for K <= 4 known at compile time: the rows
+ * live in registers (local arrays), not in memory that the next step
+ * reloads. */
+static inline __attribute__((always_inline)) double fwd_reg(const hmm_in *h, int64_t bi,
+                                                            const int64_t K, double *buf) {
+    double w[8];
+    return fwd_run(h, bi, K, NULL, NULL, w, buf);
+}
+
+/* fwd_run with the row count known at compile time for few states. */
+static double fwd_any(const hmm_in *h, int64_t bi, double *store, double *eb, double *w,
+                      double *buf) {
+    if (!store) {
+        switch (h->K) {
+        case 1: return fwd_reg(h, bi, 1, buf);
+        case 2: return fwd_reg(h, bi, 2, buf);
+        case 3: return fwd_reg(h, bi, 3, buf);
+        case 4: return fwd_reg(h, bi, 4, buf);
+        default: return fwd_run(h, bi, h->K, NULL, NULL, w, buf);
+        }
+    }
+    switch (h->K) {
+    case 1: return fwd_run(h, bi, 1, store, eb, w, buf);
+    case 2: return fwd_run(h, bi, 2, store, eb, w, buf);
+    case 3: return fwd_run(h, bi, 3, store, eb, w, buf);
+    case 4: return fwd_run(h, bi, 4, store, eb, w, buf);
+    default: return fwd_run(h, bi, h->K, store, eb, w, buf);
+    }
+}
+
+/* The forward pass of a batch of homogeneous sequences for large K: at step
+ * t the rows of every sequence still running (a prefix, the sequences being
+ * sorted by decreasing length) are multiplied by A in one GEMM.  o[b]
+ * receives log p(y_b).  0, or -1 when out of memory. */
+static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
+    int64_t K = h->K, B = h->B;
+    int64_t *ord = bk_malloc(ctx, (size_t)B * sizeof *ord);
+    double *R = bk_malloc(ctx, (size_t)(2 * B * K + K) * sizeof(double));
+    bool *dead = bk_malloc(ctx, (size_t)B * sizeof *dead);
+    if (!ord || !R || !dead) {
+        bk_free(ctx, ord);
+        bk_free(ctx, R);
+        bk_free(ctx, dead);
+        return -1;
+    }
+    double *P = R + B * K, *buf = P + B * K;
+    /* insertion sort by decreasing length (stable; B is small next to T K^2) */
+    for (int64_t b = 0; b < B; b++) {
+        int64_t j = b;
+        for (; j > 0 && h->L[ord[j - 1]] < h->L[b]; j--) ord[j] = ord[j - 1];
+        ord[j] = b;
+    }
+    int64_t nact = 0;
+    for (int64_t r = 0; r < B; r++) {
+        int64_t b = ord[r];
+        double *a = R + r * K, c, tot = 0;
+        dead[r] = false;
+        o[b] = 0;
+        if (h->L[b] == 0) continue;
+        nact = r + 1;
+        const double *e = emission(h, b, 0, buf, &c);
+        for (int64_t k = 0; isfinite(c) && k < K; k++) tot += a[k] = h->pexp[k] * e[k];
+        if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+            o[b] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+            dead[r] = true;
+            memset(a, 0, (size_t)K * sizeof *a);
+            continue;
+        }
+        row_scale(K, a, 1.0 / tot);
+        o[b] = c + h->mpi + log(tot);
+    }
+    for (int64_t t = 1; nact > 0; t++) {
+        while (nact > 0 && h->L[ord[nact - 1]] <= t) nact--;
+        if (nact == 0) break;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nact, (int)K, (int)K, 1.0, R,
+                    (int)K, h->A, (int)K, 0.0, P, (int)K);
+        for (int64_t r = 0; r < nact; r++) {
+            if (dead[r]) continue;
+            int64_t b = ord[r];
+            double c, tot = 0, *a = R + r * K, *p = P + r * K;
+            const double *e = emission(h, b, t, buf, &c);
+            if (isfinite(c))
+                for (int64_t k = 0; k < K; k++) tot += p[k] *= e[k];
+            if (!isfinite(c) || !(tot >= HMM_LO && tot <= HMM_HI)) {
+                /* redo this row's step from its row scaled to sum 1 */
+                double sp = row_sum(K, a);
+                row_scale(K, a, 1.0 / sp);
+                o[b] += log(sp);
+                tot = isfinite(c) ? fstep(K, a, h->A, e, p) : 0;
+                if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+                    o[b] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+                    dead[r] = true;
+                    memset(a, 0, (size_t)K * sizeof *a);
+                    continue;
+                }
+                if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+                    row_scale(K, p, 1.0 / tot);
+                    o[b] += log(tot);
+                }
+            }
+            memcpy(a, p, (size_t)K * sizeof *a);
+            o[b] += c;
+            if (t == h->L[b] - 1) o[b] += log(row_sum(K, a));
+        }
+    }
+    /* a sequence of one step has its log p already */
+    bk_free(ctx, ord);
+    bk_free(ctx, R);
+    bk_free(ctx, dead);
+    return 0;
 }
 
 static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
@@ -273,8 +489,15 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     double *work = out ? bk_malloc(ctx, (size_t)(3 * h.K) * sizeof(double)) : NULL;
     if (work) {
         double *o = bk_data(out);
-        for (int64_t b = 0; b < h.B; b++)
-            o[b] = h.L[b] ? fwd_fast(&h, b, work, work + h.K, work + 2 * h.K) : 0.0;
+        if (h.B >= 4 && h.K >= BK_HMM_BLAS_K && !h.tv) {
+            if (fwd_batch(ctx, &h, o)) {
+                bk_release(out);
+                out = NULL;
+            }
+        } else {
+            for (int64_t b = 0; b < h.B; b++)
+                o[b] = h.L[b] ? fwd_any(&h, b, NULL, NULL, work, work + 2 * h.K) : 0.0;
+        }
     } else {
         bk_release(out);
         out = NULL;
@@ -294,44 +517,179 @@ bk_tensor *bk_fw_HMM_FORWARD_CAT(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a
     return forward_op(ctx, in, true);
 }
 
+/* Rows of u_t kept for one GEMM of pair-marginal sums (large K). */
+#define HMM_PAIR_BLOCK 128
+
+/* Work arrays of the backward pass. */
+typedef struct hmm_bwork {
+    double *alpha, *eb;    /* [T*K] each (eb: the logB form only) */
+    double *ublk;          /* [HMM_PAIR_BLOCK*K] */
+    double *At;            /* [K*K] A transposed (homogeneous A, large K) */
+    double *row;           /* 4K: beta, v, w, buf */
+} hmm_bwork;
+
+/* Adds g * gamma (one step's posterior marginals) to the emission and
+ * init gradients. */
+static inline __attribute__((always_inline)) void add_gamma(const hmm_in *h, int64_t bi,
+                                                          int64_t t, const int64_t K, double g,
+                                                          const double *gam, double *gpi,
+                                                          double *gem) {
+    if (gem && h->V) {
+        int64_t y = (int64_t)h->codes[bi * h->T + t];
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * gam[k];
+    } else if (gem) {
+        double *gr = gem + (bi * h->T + t) * K;
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) gr[k] += g * gam[k];
+    }
+    for (int64_t k = 0; gpi && t == 0 && k < K; k++) gpi[k] += g * gam[k];
+}
+
 /* Gradients of sequence bi (weight g = its output gradient) added into
  * gpi [K], gA [K*K or T*K*K] and gem (logB [B*T*K], or logE [K*V] in the
- * Categorical form); any may be NULL.  The backward pass overwrites each
- * row of b with v_t = b_t * beta_t / s_t, which gives both beta_{t-1} =
- * A_t v_t and the pair-marginal sums sum_t alpha_{t-1} v_t^T (one GEMM for
- * a homogeneous A: the A gradient). */
-static void bwd_seq(const hmm_in *h, int64_t bi, double g, double *alpha, double *b, double *s,
-                    double *beta, double *tmp, double *gpi, double *gA, double *gem) {
-    int64_t K = h->K, L = h->L[bi];
-    if (L == 0 || g == 0) return;
-    double ll = fwd_seq(h, bi, true, alpha, b, s, tmp);
-    if (!isfinite(ll)) return;
-    for (int64_t k = 0; k < K; k++) beta[(L - 1) * K + k] = 1.0;
-    for (int64_t t = L - 1; t >= 0; t--) {
-        const double *bt = beta + t * K, *at = alpha + t * K;
-        if (gem && h->V) {
-            int64_t y = (int64_t)h->codes[bi * h->T + t];
-            for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * at[k] * bt[k];
-        } else if (gem) {
-            double *gr = gem + (bi * h->T + t) * K;
-            for (int64_t k = 0; k < K; k++) gr[k] += g * at[k] * bt[k];
+ * Categorical form); any may be NULL; returns log p(y_bi).  After the
+ * forward pass (unnormalized alphas kept), one backward sweep: with
+ * v = e_t .* beta_t and w = A_t v (the next beta, any scale),
+ * Z = alpha_{t-1} . w normalizes both the posterior marginal
+ * gamma_{t-1} = alpha_{t-1} .* w / Z and the pair-marginal factor
+ * u_t = v / Z (xi_t = alpha_{t-1} u_t^T .* A_t), so neither the alphas' nor
+ * the betas' scales need to be tracked.  The pair sums
+ * sum_t alpha_{t-1} u_t^T (the A gradient) are one GEMM per block of
+ * HMM_PAIR_BLOCK steps for a large homogeneous A. */
+static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int64_t bi,
+                                                            const int64_t K, double g,
+                                                            hmm_bwork *wk, double *gpi,
+                                                            double *gA, double *gem) {
+    int64_t L = h->L[bi];
+    if (L == 0) return 0;
+    /* for K <= 4 (a constant here) the rows and a homogeneous A's
+     * gradient are local arrays, held in registers across the steps */
+    double loc[4 * 4], Gl[4 * 4] = {0};
+    bool small = K <= 4;
+    double *beta = small ? loc : wk->row, *v = beta + K, *w = v + K, *buf = w + K;
+    double *alpha = wk->alpha;
+    double ll = fwd_any(h, bi, alpha, h->V ? NULL : wk->eb, NULL, buf);
+    if (!isfinite(ll) || g == 0) return ll;
+    bool blk = gA && !h->tv && K >= BK_HMM_BLAS_K, wide = !h->tv && K >= BK_HMM_VEC_K;
+    /* gamma_{L-1} = alpha_{L-1} / its sum */
+    const double *aL = alpha + (L - 1) * K;
+    double iz = 1.0 / row_sum(K, aL);
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) w[k] = aL[k] * iz;
+    add_gamma(h, bi, L - 1, K, g, w, gpi, gem);
+    #pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) beta[k] = 1.0;
+    int64_t te = L, tb = L - HMM_PAIR_BLOCK > 1 ? L - HMM_PAIR_BLOCK : 1;
+    for (int64_t t = L - 1; t >= 1; t--) {
+        double c;
+        const double *e = h->V ? emission(h, bi, t, buf, &c) : wk->eb + t * K;
+        const double *At = h->A + (h->tv ? t * K * K : 0);
+        double *ap = alpha + (t - 1) * K;
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) v[k] = e[k] * beta[k];
+        if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+        else bk_hmm_matvec(K, At, v, w);
+        double sw = row_sum(K, w);
+        if (!(sw >= HMM_LO && sw <= HMM_HI)) {
+            /* redo from beta scaled to sum 1 (its scale is free) */
+            double ib = 1.0 / row_sum(K, beta);
+            row_scale(K, v, ib);
+            if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+            else bk_hmm_matvec(K, At, v, w);
+            sw = row_sum(K, w);
+            if (!(sw > 0)) return ll;
         }
-        if (t == 0) {
-            for (int64_t k = 0; gpi && k < K; k++) gpi[k] += g * at[k] * bt[k];
-            break;
+        double Z = 0;
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+        if (!(Z > 1e-290 && Z < 1e290)) {
+            /* extreme scales: bring both factors to sum 1 (alpha's row is
+             * used only here and its scale is free) */
+            row_scale(K, ap, 1.0 / row_sum(K, ap));
+            row_scale(K, v, 1.0 / sw);
+            row_scale(K, w, 1.0 / sw);
+            sw = 1;
+            Z = 0;
+            #pragma GCC unroll 4
+            for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+            if (!(Z > 0)) return ll;
         }
-        double *v = b + t * K, w = 1.0 / s[t];
-        for (int64_t k = 0; k < K; k++) v[k] *= bt[k] * w;
-        bk_hmm_matvec(K, h->A + (h->tv ? t * K * K : 0), v, beta + (t - 1) * K);
-        if (gA && h->tv) {
-            double *G = gA + t * K * K;
-            const double *ap = alpha + (t - 1) * K;
-            for (int64_t i = 0; i < K; i++)
-                for (int64_t j = 0; j < K; j++) G[i * K + j] += g * ap[i] * v[j];
+        iz = 1.0 / Z;
+        /* beta_{t-1} = w: gamma_{t-1} = ap .* w / Z goes into beta's old row */
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) beta[k] = ap[k] * w[k] * iz;
+        add_gamma(h, bi, t - 1, K, g, beta, gpi, gem);
+        if (blk) {
+            double *u = wk->ublk + (t - tb) * K;
+            #pragma GCC unroll 4
+            for (int64_t k = 0; k < K; k++) u[k] = v[k] * iz;
+            if (t == tb) {
+                bk_hmm_pair_sums(K, te - tb, g, alpha + (tb - 1) * K, wk->ublk, gA);
+                te = tb;
+                tb = te - HMM_PAIR_BLOCK > 1 ? te - HMM_PAIR_BLOCK : 1;
+            }
+        } else if (gA) {
+            double *G = small && !h->tv ? Gl : gA + (h->tv ? t * K * K : 0);
+            #pragma GCC unroll 4
+            for (int64_t i = 0; i < K; i++) {
+                double ai = g * ap[i] * iz;
+                #pragma GCC unroll 4
+                for (int64_t j = 0; j < K; j++) G[i * K + j] += ai * v[j];
+            }
         }
+        /* beta_{t-1} = w (a copy, not a pointer swap: registers for K <= 4) */
+        #pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) beta[k] = w[k];
+        if (!(sw >= HMM_LO && sw <= HMM_HI)) row_scale(K, beta, 1.0 / sw);
     }
-    /* gA += g * alpha[0 .. L-2]^T V[1 .. L-1] */
-    if (gA && !h->tv) bk_hmm_pair_sums(K, L - 1, g, alpha, b + K, gA);
+    if (small && gA && !h->tv)
+        #pragma GCC unroll 16
+        for (int64_t i = 0; i < K * K; i++) gA[i] += Gl[i];
+    return ll;
+}
+
+/* bwd_run with a constant K for few states. */
+static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, double *gpi,
+                      double *gA, double *gem) {
+    switch (h->K) {
+    case 2: return bwd_run(h, bi, 2, g, wk, gpi, gA, gem);
+    case 3: return bwd_run(h, bi, 3, g, wk, gpi, gA, gem);
+    case 4: return bwd_run(h, bi, 4, g, wk, gpi, gA, gem);
+    default: return bwd_run(h, bi, h->K, g, wk, gpi, gA, gem);
+    }
+}
+
+/* The gradients of every sequence (weights g[b], or 1 when g is NULL)
+ * added into gpi, gA, gem (any may be NULL); ll[b] receives log p(y_b)
+ * when ll is not NULL.  0, or -1 when out of memory. */
+static size_t grad_worksize(int64_t K, int64_t T, bool cat) {
+    return ((cat ? 1 : 2) * (size_t)((T ? T : 1) * K) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K));
+}
+
+/* work: grad_worksize doubles, or NULL to allocate them here. */
+static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll, double *gpi,
+                    double *gA, double *gem, double *work) {
+    int64_t K = h->K, T = h->T;
+    size_t n = (size_t)((T ? T : 1) * K);
+    int ne = h->V ? 1 : 2;
+    double *own = work ? NULL : bk_malloc(ctx, grad_worksize(K, T, h->V) * sizeof(double));
+    if (!work && !own) return -1;
+    if (!work) work = own;
+    hmm_bwork wk = {.alpha = work};
+    wk.eb = h->V ? NULL : work + n;
+    wk.ublk = work + ne * n;
+    wk.At = wk.ublk + HMM_PAIR_BLOCK * K;
+    wk.row = wk.At + K * K;
+    if (!h->tv)
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++) wk.At[j * K + i] = h->A[i * K + j];
+    for (int64_t bi = 0; bi < h->B; bi++) {
+        double l = bwd_seq(h, bi, g ? bk_get(g, bi) : 1.0, &wk, gpi, gA, gem);
+        if (ll) ll[bi] = l;
+    }
+    bk_free(ctx, own);
+    return 0;
 }
 
 static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin,
@@ -341,19 +699,11 @@ static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_
     if (!need[0] && !need[1] && !need[2]) return 0;
     hmm_in h;
     if (in_load(ctx, in, cat, &h)) return -1;
-    int64_t K = h.K, T = h.T;
-    double *work = NULL;
     for (int i = 0; i < 3; i++)
         if (need[i] && !(gin[i] = bk_zeros(ctx, BK_F64, in[i]->ndim, in[i]->shape))) goto fail;
-    size_t n = (size_t)((T ? T : 1) * K);
-    work = bk_malloc(ctx, (3 * n + (size_t)(T ? T : 1) + (size_t)K) * sizeof(double));
-    if (!work) goto fail;
-    double *alpha = work, *b = alpha + n, *beta = b + n, *s = beta + n, *tmp = s + (T ? T : 1);
     double *gpi = need[0] ? bk_data(gin[0]) : NULL, *gA = need[1] ? bk_data(gin[1]) : NULL;
     double *gem = need[2] ? bk_data(gin[2]) : NULL;
-    for (int64_t bi = 0; bi < h.B; bi++)
-        bwd_seq(&h, bi, bk_get(gout, bi), alpha, b, s, beta, tmp, gpi, gA, gem);
-    bk_free(ctx, work);
+    if (grad_all(ctx, &h, gout, NULL, gpi, gA, gem, NULL)) goto fail;
     in_free(ctx, &h);
     return 0;
 fail:
@@ -365,12 +715,216 @@ fail:
     return -1;
 }
 
+size_t bk_hmm_counts_worksize(int64_t K, int64_t T, bool cat) { return grad_worksize(K, T, cat); }
+
+int bk_hmm_expected_counts(bk_ctx *ctx, bk_tensor **in, bool cat, double *ll, double *gpi,
+                           double *gA, double *gem, double *work) {
+    hmm_in h;
+    if (in_load(ctx, in, cat, &h)) return -1;
+    int rc = grad_all(ctx, &h, NULL, ll, gpi, gA, gem, work);
+    if (rc) bk_seterr(ctx, "out of memory");
+    in_free(ctx, &h);
+    return rc;
+}
+
 int bk_bw_HMM_FORWARD(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
     return backward_op(ctx, e, gout, gin, false);
 }
 
 int bk_bw_HMM_FORWARD_CAT(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor **gin) {
     return backward_op(ctx, e, gout, gin, true);
+}
+
+
+/* --------------------------------------------- wide vector-matrix kernel --- */
+
+#ifdef HMM_AVX2
+
+/* p = a^T M with 16 destination states per pass held in 8 accumulators
+ * (two source rows in flight hide the FMA latency); 4-wide and scalar tails. */
+__attribute__((target("avx2,fma"))) static void vecmat_tail(int64_t K, int64_t j,
+                                                            const double *restrict a,
+                                                            const double *restrict M,
+                                                            double *restrict p);
+
+__attribute__((target("avx2,fma"))) static void vecmat_avx2(int64_t K, const double *restrict a,
+                                                            const double *restrict M,
+                                                            double *restrict p) {
+    int64_t j = 0;
+    for (; j + 16 <= K; j += 16) {
+        __m256d c0 = _mm256_setzero_pd(), c1 = c0, c2 = c0, c3 = c0;
+        __m256d d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        int64_t i = 0;
+        for (; i + 2 <= K; i += 2) {
+            const double *r = M + i * K + j, *q = r + K;
+            __m256d x = _mm256_broadcast_sd(a + i), y = _mm256_broadcast_sd(a + i + 1);
+            c0 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r), c0);
+            c1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 4), c1);
+            c2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 8), c2);
+            c3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 12), c3);
+            d0 = _mm256_fmadd_pd(y, _mm256_loadu_pd(q), d0);
+            d1 = _mm256_fmadd_pd(y, _mm256_loadu_pd(q + 4), d1);
+            d2 = _mm256_fmadd_pd(y, _mm256_loadu_pd(q + 8), d2);
+            d3 = _mm256_fmadd_pd(y, _mm256_loadu_pd(q + 12), d3);
+        }
+        if (i < K) {
+            const double *r = M + i * K + j;
+            __m256d x = _mm256_broadcast_sd(a + i);
+            c0 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r), c0);
+            c1 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 4), c1);
+            c2 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 8), c2);
+            c3 = _mm256_fmadd_pd(x, _mm256_loadu_pd(r + 12), c3);
+        }
+        _mm256_storeu_pd(p + j, _mm256_add_pd(c0, d0));
+        _mm256_storeu_pd(p + j + 4, _mm256_add_pd(c1, d1));
+        _mm256_storeu_pd(p + j + 8, _mm256_add_pd(c2, d2));
+        _mm256_storeu_pd(p + j + 12, _mm256_add_pd(c3, d3));
+    }
+    vecmat_tail(K, j, a, M, p);
+}
+
+/* Destination states j .. K-1 of vecmat_avx2: 4 at a time, then scalars. */
+__attribute__((target("avx2,fma"))) static void vecmat_tail(int64_t K, int64_t j,
+                                                            const double *restrict a,
+                                                            const double *restrict M,
+                                                            double *restrict p) {
+    for (; j + 4 <= K; j += 4) {
+        __m256d c0 = _mm256_setzero_pd(), d0 = c0;
+        int64_t i = 0;
+        for (; i + 2 <= K; i += 2) {
+            c0 = _mm256_fmadd_pd(_mm256_broadcast_sd(a + i), _mm256_loadu_pd(M + i * K + j), c0);
+            d0 = _mm256_fmadd_pd(_mm256_broadcast_sd(a + i + 1),
+                                 _mm256_loadu_pd(M + (i + 1) * K + j), d0);
+        }
+        if (i < K)
+            c0 = _mm256_fmadd_pd(_mm256_broadcast_sd(a + i), _mm256_loadu_pd(M + i * K + j), c0);
+        _mm256_storeu_pd(p + j, _mm256_add_pd(c0, d0));
+    }
+    for (; j < K; j++) {
+        double s = 0;
+        for (int64_t i = 0; i < K; i++) s += a[i] * M[i * K + j];
+        p[j] = s;
+    }
+}
+
+
+/* vecmat_avx2 with 512-bit vectors: 32 destination states per pass. */
+__attribute__((target("avx512f"))) static void vecmat_avx512(int64_t K, const double *restrict a,
+                                                             const double *restrict M,
+                                                             double *restrict p) {
+    int64_t j = 0;
+    for (; j + 32 <= K; j += 32) {
+        __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0;
+        __m512d d0 = c0, d1 = c0, d2 = c0, d3 = c0;
+        int64_t i = 0;
+        for (; i + 2 <= K; i += 2) {
+            const double *r = M + i * K + j, *q = r + K;
+            __m512d x = _mm512_set1_pd(a[i]), y = _mm512_set1_pd(a[i + 1]);
+            c0 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r), c0);
+            c1 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8), c1);
+            c2 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 16), c2);
+            c3 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 24), c3);
+            d0 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q), d0);
+            d1 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 8), d1);
+            d2 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 16), d2);
+            d3 = _mm512_fmadd_pd(y, _mm512_loadu_pd(q + 24), d3);
+        }
+        if (i < K) {
+            const double *r = M + i * K + j;
+            __m512d x = _mm512_set1_pd(a[i]);
+            c0 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r), c0);
+            c1 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8), c1);
+            c2 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 16), c2);
+            c3 = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 24), c3);
+        }
+        _mm512_storeu_pd(p + j, _mm512_add_pd(c0, d0));
+        _mm512_storeu_pd(p + j + 8, _mm512_add_pd(c1, d1));
+        _mm512_storeu_pd(p + j + 16, _mm512_add_pd(c2, d2));
+        _mm512_storeu_pd(p + j + 24, _mm512_add_pd(c3, d3));
+    }
+    if (j < K) vecmat_tail(K, j, a, M, p);
+}
+
+/* out[j] = max_i (prev[i] + M[i, j]), blocks of 16 and 4 destination
+ * states; max_pd(v, m) is exactly `v > m ? v : m`, so the values equal the
+ * scalar loop's (max is exact and order-free). */
+__attribute__((target("avx2"))) static void maxplus_avx2(int64_t K, const double *restrict prev,
+                                                         const double *restrict M,
+                                                         double *restrict out) {
+    int64_t j = 0;
+    const __m256d ninf = _mm256_set1_pd(-INFINITY);
+    for (; j + 16 <= K; j += 16) {
+        __m256d c0 = ninf, c1 = ninf, c2 = ninf, c3 = ninf;
+        for (int64_t i = 0; i < K; i++) {
+            const double *r = M + i * K + j;
+            __m256d x = _mm256_broadcast_sd(prev + i);
+            c0 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r)), c0);
+            c1 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 4)), c1);
+            c2 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 8)), c2);
+            c3 = _mm256_max_pd(_mm256_add_pd(x, _mm256_loadu_pd(r + 12)), c3);
+        }
+        _mm256_storeu_pd(out + j, c0);
+        _mm256_storeu_pd(out + j + 4, c1);
+        _mm256_storeu_pd(out + j + 8, c2);
+        _mm256_storeu_pd(out + j + 12, c3);
+    }
+    for (; j + 4 <= K; j += 4) {
+        __m256d c0 = ninf;
+        for (int64_t i = 0; i < K; i++)
+            c0 = _mm256_max_pd(
+                _mm256_add_pd(_mm256_broadcast_sd(prev + i), _mm256_loadu_pd(M + i * K + j)), c0);
+        _mm256_storeu_pd(out + j, c0);
+    }
+    for (; j < K; j++) {
+        double m = -INFINITY;
+        for (int64_t i = 0; i < K; i++) {
+            double v = prev[i] + M[i * K + j];
+            m = v > m ? v : m;
+        }
+        out[j] = m;
+    }
+}
+#endif
+
+void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restrict M,
+                    double *restrict out) {
+#ifdef HMM_AVX2
+    if (K >= 4 && __builtin_cpu_supports("avx2")) {
+        maxplus_avx2(K, prev, M, out);
+        return;
+    }
+#endif
+    for (int64_t j = 0; j < K; j++) out[j] = -INFINITY;
+    for (int64_t i = 0; i < K; i++) {
+        double pi = prev[i];
+        const double *r = M + i * K;
+        for (int64_t j = 0; j < K; j++) {
+            double v = pi + r[j];
+            out[j] = v > out[j] ? v : out[j];
+        }
+    }
+}
+
+void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
+                        double *restrict p) {
+#ifdef HMM_AVX2
+    /* two bit tests of the CPU model the runtime filled at start-up */
+    if (K >= 32 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+        vecmat_avx512(K, a, M, p);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        vecmat_avx2(K, a, M, p);
+        return;
+    }
+#endif
+    if (K >= BK_HMM_BLAS_K) {
+        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+        return;
+    }
+    for (int64_t j = 0; j < K; j++) p[j] = 0;
+    for (int64_t i = 0; i < K; i++)
+        for (int64_t j = 0; j < K; j++) p[j] += a[i] * M[i * K + j];
 }
 
 /* ------------------------------------------------ parallel-scan forward --- */

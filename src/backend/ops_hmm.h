@@ -13,18 +13,38 @@
 /* K from which the vector-matrix products go to BLAS. */
 #define BK_HMM_BLAS_K 24
 
+/* K from which the vector-matrix products use the vector kernels. */
+#define BK_HMM_VEC_K 8
+
+/* p[j] = sum_i a[i] M[i, j] for K >= BK_HMM_VEC_K: an AVX-512 (K >= 32) or
+ * AVX2/FMA kernel (blocks of destination states held in registers, two
+ * source rows per step; chosen at run time from the CPU), else BLAS dgemv
+ * (K >= BK_HMM_BLAS_K) or scalar loops. */
+void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
+                        double *restrict p);
+
+/* out[j] = max_i (prev[i] + M[i, j]): the Viterbi step in log space
+ * (vectorized over j with AVX2 when the CPU has it). */
+void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restrict M,
+                    double *restrict out);
+
 /* p[j] = sum_i a[i] M[i, j], M [K, K] row-major (inline: it is the inner
  * step of every recursion). */
 static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const double *restrict M,
                                  double *restrict p) {
-    if (K >= BK_HMM_BLAS_K) {
-        cblas_dgemv(CblasRowMajor, CblasTrans, (int)K, (int)K, 1.0, M, (int)K, a, 1, 0.0, p, 1);
+    if (K >= BK_HMM_VEC_K) {
+        bk_hmm_vecmat_wide(K, a, M, p);
         return;
     }
+    /* unrolled: with a constant K of 2-4 (the callers' specializations)
+     * the rows stay in registers */
+#pragma GCC unroll 4
     for (int64_t j = 0; j < K; j++) p[j] = 0;
+#pragma GCC unroll 4
     for (int64_t i = 0; i < K; i++) {
         double ai = a[i];
         const double *Mi = M + i * K;
+#pragma GCC unroll 4
         for (int64_t j = 0; j < K; j++) p[j] += ai * Mi[j];
     }
 }
@@ -36,9 +56,11 @@ static inline void bk_hmm_matvec(int64_t K, const double *restrict M, const doub
         cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)K, (int)K, 1.0, M, (int)K, v, 1, 0.0, q, 1);
         return;
     }
+#pragma GCC unroll 4
     for (int64_t i = 0; i < K; i++) {
         const double *Mi = M + i * K;
         double s = 0;
+#pragma GCC unroll 4
         for (int64_t j = 0; j < K; j++) s += Mi[j] * v[j];
         q[i] = s;
     }
@@ -67,6 +89,21 @@ void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *eta
  * n consecutive rows of alpha and v ([n, K] each); one GEMM for large K. */
 void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
                       double *G);
+
+/* The E-step of Baum-Welch through the backward rule of hmm_forward
+ * (cat false) / hmm_forward_cat (cat true) on the same four inputs, with
+ * weight 1 for every sequence: ll[b] = log p(y_b) (may be NULL), and added
+ * into gpi [K], gA (shaped like in[1]) and gem (shaped like in[2]), any of
+ * them NULL: d log p / d logpi = gamma_0 (summed over sequences),
+ * d log p / d A[i, j] = sum_t alpha_{t-1}(i) u_t(j) (the expected
+ * transition counts divided by A[i, j]), d log p / d logB[t, k] =
+ * gamma_t(k), or for the table sum_{t: y_t = v} gamma_t(k).  One forward
+ * and one backward sweep per sequence.  work: bk_hmm_counts_worksize(K,
+ * T, cat) doubles that the caller keeps across calls (an EM loop: no fresh
+ * pages per iteration), or NULL.  0, or -1 + bk error. */
+int bk_hmm_expected_counts(bk_ctx *ctx, bk_tensor **in, bool cat, double *ll, double *gpi,
+                           double *gA, double *gem, double *work);
+size_t bk_hmm_counts_worksize(int64_t K, int64_t T, bool cat);
 
 /* log p(y) of each sequence, as the op hmm_forward (cat false) or
  * hmm_forward_cat (cat true) on the same four inputs would compute it,

@@ -2,11 +2,13 @@
  * tape): Viterbi, forward-backward marginals, forward-filter backward-sample,
  * filtering and Baum-Welch EM for Categorical and Normal emissions.
  *
- * The forward / backward recursions run in probability space, rescaled at
+ * The filter of FFBS and hmm_filter runs in probability space, rescaled at
  * every step (Rabiner's scaling): the emission likelihoods of step t are
  * shifted by their max (c[t]) before exponentiation and the alphas are
  * normalized to sum 1 (scale s[t]), so log p(y) = sum_t (log s[t] + c[t]).
- * Viterbi runs in log space. */
+ * Marginals and Baum-Welch's E-step are the backward sweep of the HMM op
+ * (bk_hmm_expected_counts, src/backend/ops_hmm.c).  Viterbi runs in log
+ * space. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,31 +192,14 @@ static double forward(const hmm_num *m, const double *A, double *alpha, double *
     return ll + log(prod);
 }
 
-/* Scaled backward pass matching forward's scales: beta[T*K]; tmp is K
- * doubles. */
-static void backward(const hmm_num *m, const double *A, const double *b, const double *s,
-                     double *beta, double *tmp) {
-    int64_t K = m->K, T = m->T;
-    for (int64_t k = 0; k < K && T > 0; k++) beta[(T - 1) * K + k] = 1.0;
-    for (int64_t t = T - 2; t >= 0; t--) {
-        const double *At = A + (m->tv ? (t + 1) * K * K : 0);
-        double inv = s[t + 1] > 0 ? 1.0 / s[t + 1] : 0;
-        const double *b1 = b_row(m, b, t + 1);
-        for (int64_t j = 0; j < K; j++) tmp[j] = b1[j] * beta[(t + 1) * K + j] * inv;
-        bk_hmm_matvec(K, At, tmp, beta + t * K);
-    }
-}
-
 /* Workspace of the recursions for one sequence. */
 typedef struct hmm_work {
-    double *A, *alpha, *beta, *b, *s, *tmp;
+    double *A, *alpha, *b, *s;
 } hmm_work;
 
 static void work_free(hmm_work *w) {
-    free(w->tmp);
     free(w->A);
     free(w->alpha);
-    free(w->beta);
     free(w->b);
     free(w->s);
 }
@@ -223,11 +208,9 @@ static int work_alloc(bk_ctx *ctx, hmm_work *w, int64_t K, int64_t T, int64_t nA
     size_t n = (size_t)((T ? T : 1) * K);
     w->A = malloc((size_t)nA * sizeof(double));
     w->alpha = malloc(n * sizeof(double));
-    w->beta = malloc(n * sizeof(double));
     w->b = malloc(n * sizeof(double));
     w->s = malloc((size_t)(T ? T : 1) * sizeof(double));
-    w->tmp = malloc((size_t)K * sizeof(double));
-    if (w->A && w->alpha && w->beta && w->b && w->s && w->tmp) return 0;
+    if (w->A && w->alpha && w->b && w->s) return 0;
     work_free(w);
     bk_seterr(ctx, "out of memory");
     return -1;
@@ -311,30 +294,17 @@ static int64_t nseqs(const hmm_call *hc) { return hc->nseq >= 0 ? hc->nseq : 1; 
 /* ------------------------------------------------------------- viterbi --- */
 
 /* MAP path into z[T]; returns its joint log-probability with y.  The
- * inner loop runs along rows of log A (contiguous), keeping the best
- * predecessor of every state j. */
-static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) {
+ * forward sweep keeps only the scores delta (the max-plus product, one
+ * vectorized pass per step with no argmax bookkeeping); the backtrack
+ * recovers each best predecessor from the stored scores, z[t-1] = the first
+ * i maximizing delta[t-1, i] + log A[i, z[t]] (the same sums, so the same
+ * path as keeping back-pointers), K work per step instead of K^2. */
+static double viterbi(const hmm_num *m, double *delta, int64_t *z) {
     int64_t K = m->K, T = m->T;
     for (int64_t k = 0; k < K && T > 0; k++) delta[k] = m->logpi[k] + logB_row(m, 0)[k];
     for (int64_t t = 1; t < T; t++) {
-        const double *lA = step_logA(m, t), *prev = delta + (t - 1) * K;
         double *best = delta + t * K;
-        int64_t *arg = bp + t * K;
-        for (int64_t j = 0; j < K; j++) {
-            best[j] = -INFINITY;
-            arg[j] = 0;
-        }
-        for (int64_t i = 0; i < K; i++) {
-            double di = prev[i];
-            const double *row = lA + i * K;
-            /* branch-free: the comparisons are unpredictable */
-            for (int64_t j = 0; j < K; j++) {
-                double v = di + row[j];
-                bool gt = v > best[j];
-                best[j] = gt ? v : best[j];
-                arg[j] = gt ? i : arg[j];
-            }
-        }
+        bk_hmm_maxplus(K, delta + (t - 1) * K, step_logA(m, t), best);
         const double *lb = logB_row(m, t);
         for (int64_t j = 0; j < K; j++) best[j] += lb[j];
     }
@@ -346,7 +316,19 @@ static double viterbi(const hmm_num *m, double *delta, int64_t *bp, int64_t *z) 
             top = delta[(T - 1) * K + k];
             z[T - 1] = k;
         }
-    for (int64_t t = T - 1; t > 0; t--) z[t - 1] = bp[t * K + z[t]];
+    for (int64_t t = T - 1; t > 0; t--) {
+        const double *prev = delta + (t - 1) * K, *lA = step_logA(m, t);
+        int64_t j = z[t], arg = 0;
+        double bv = -INFINITY;
+        for (int64_t i = 0; i < K; i++) {
+            double v = prev[i] + lA[i * K + j];
+            if (v > bv) {
+                bv = v;
+                arg = i;
+            }
+        }
+        z[t - 1] = arg;
+    }
     return top;
 }
 
@@ -375,20 +357,19 @@ static int b_viterbi(rt_vm *vm, const rt_call *c, rt_value *out) {
     int64_t K = sl_hmm_nstates(hc.h), nb = nseqs(&hc);
     size_t n = (size_t)((hc.T ? hc.T : 1) * K);
     double *delta = malloc(n * sizeof *delta);
-    int64_t *bp = malloc(n * sizeof *bp), *z = malloc(n * sizeof *z);
+    int64_t *z = malloc((size_t)(hc.T ? hc.T : 1) * sizeof *z);
     bk_tensor *path = result_tensor(ctx, &hc, 0, NULL, -1.0);
     bk_tensor *lpt = bk_empty(ctx, BK_F64, hc.nseq >= 0 ? 1 : 0, (int64_t[]){nb});
     int rc = 0;
-    if (!delta || !bp || !z || !path || !lpt) rc = rt_error(vm, c, "out of memory");
+    if (!delta || !z || !path || !lpt) rc = rt_error(vm, c, "out of memory");
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         hmm_num m;
         if ((rc = load_seq(vm, c, &hc, b, &m))) break;
-        bk_data(lpt)[b] = viterbi(&m, delta, bp, z);
+        bk_data(lpt)[b] = viterbi(&m, delta, z);
         for (int64_t t = 0; t < m.T; t++) bk_data(path)[b * hc.T + t] = (double)z[t];
         num_free(&m);
     }
     free(delta);
-    free(bp);
     free(z);
     if (rc) {
         bk_release(path);
@@ -421,29 +402,53 @@ static int filtered(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, 
 
 /* ----------------------------------------------------------- marginals --- */
 
+/* Posterior marginals of one loaded sequence into gv [T*K] (zeros): the
+ * HMM op's backward sweep, whose gradient w.r.t. the emission
+ * log-likelihoods is gamma.  0, 1 when the sequence has probability 0, -1
+ * + bk error. */
+static int seq_marginals(bk_ctx *ctx, const hmm_num *m, double *gv) {
+    int64_t K = m->K, T = m->T, nA = (m->tv ? T : 1) * K * K;
+    bk_tensor *in[4] = {bk_from_f64(ctx, 1, (int64_t[]){K}, m->logpi),
+                        m->tv ? bk_empty(ctx, BK_F64, 3, (int64_t[]){T, K, K})
+                              : bk_empty(ctx, BK_F64, 2, (int64_t[]){K, K}),
+                        bk_empty(ctx, BK_F64, 2, (int64_t[]){T, K}), bk_scalar(ctx, (double)T)};
+    int rc = -1;
+    double ll = NAN;
+    if (in[0] && in[1] && in[2] && in[3]) {
+        for (int64_t i = 0; i < nA; i++) bk_data(in[1])[i] = exp(m->logA[i]);
+        for (int64_t t = 0; t < T; t++) memcpy(bk_data(in[2]) + t * K, logB_row(m, t), (size_t)K * sizeof(double));
+        rc = bk_hmm_expected_counts(ctx, in, false, &ll, NULL, NULL, gv, NULL);
+    } else {
+        bk_seterr(ctx, "out of memory");
+    }
+    for (int i = 0; i < 4; i++) bk_release(in[i]);
+    return rc ? -1 : isfinite(ll) ? 0 : 1;
+}
+
 static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
     hmm_call hc;
     if (call_args(vm, c, &hc)) return -1;
+    bk_ctx *ctx = rt_vm_bk(vm);
     int64_t K = sl_hmm_nstates(hc.h);
-    bk_tensor *g = result_tensor(rt_vm_bk(vm), &hc, 1, &K, 0.0);
+    bk_tensor *g = result_tensor(ctx, &hc, 1, &K, 0.0);
     if (!g) return rt_error_bk(vm, c);
     for (int64_t b = 0; b < nseqs(&hc); b++) {
         hmm_num m;
-        hmm_work w;
-        if (filtered(vm, c, &hc, b, &m, &w)) {
+        if (load_seq(vm, c, &hc, b, &m)) {
             bk_release(g);
             return -1;
         }
-        backward(&m, w.A, w.b, w.s, w.beta, w.tmp);
-        double *gv = bk_data(g) + b * hc.T * K;
-        for (int64_t t = 0; t < m.T; t++) {
-            double tot = 0;
-            for (int64_t k = 0; k < K; k++)
-                tot += gv[t * K + k] = w.alpha[t * K + k] * w.beta[t * K + k];
-            for (int64_t k = 0; k < K; k++) gv[t * K + k] /= tot;
-        }
-        work_free(&w);
+        int rc = m.T ? seq_marginals(ctx, &m, bk_data(g) + b * hc.T * K) : 0;
         num_free(&m);
+        if (rc) {
+            bk_release(g);
+            if (rc < 0) return rt_error_bk(vm, c);
+            if (hc.nseq >= 0)
+                return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
+                                    c->name, (long long)b);
+            return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
+                                c->name);
+        }
     }
     return ret_tensor(vm, c, g, out);
 }
@@ -621,38 +626,41 @@ static void bw_logB(const bw_state *s, const bw_seq *q, const double *lnorm, dou
         }
 }
 
-/* E-step over one sequence: add its expected counts; returns log p(y).
- * c_A receives sum_t alpha[t-1, i] b[t, j] beta[t, j] / s[t]; the M-step
- * multiplies by A[i, j] to get the expected transition counts. */
-static double bw_estep(bw_state *s, const bw_seq *q, const double *lnorm, hmm_num *m,
-                       hmm_work *w) {
-    int64_t K = s->K, T = q->T;
-    m->T = T;
-    if (s->kind == EM_CATEGORICAL) m->y = q->y;
-    else bw_logB(s, q, lnorm, m->logB);
-    double ll = forward(m, w->A, w->alpha, w->b, w->s);
-    if (!isfinite(ll) || T == 0) return ll;
-    backward(m, w->A, w->b, w->s, w->beta, w->tmp);
-    for (int64_t t = 0; t < T; t++) {
-        for (int64_t k = 0; k < K; k++) {
-            double g = w->alpha[t * K + k] * w->beta[t * K + k];
-            if (t == 0) s->c_pi[k] += g;
-            s->c_g[k] += g;
-            if (s->kind == EM_CATEGORICAL) s->c_E[k * s->V + (int64_t)q->y[t]] += g;
-            else {
-                s->c_y[k] += g * q->y[t];
-                s->c_yy[k] += g * q->y[t] * q->y[t];
+/* E-step over all sequences, fused: one forward and one backward sweep per
+ * sequence through the HMM op's backward rule (bk_hmm_expected_counts),
+ * whose gradients are the expected counts: d/d logpi = gamma_0, d/d A =
+ * the pair-marginal sums before the M-step's multiplication by A (one GEMM
+ * per block of steps for large K), d/d logE[k, v] = the emission counts
+ * (Categorical), d/d logB[t, k] = gamma_t(k) (Normal: weighted sums of y
+ * and y^2 from it).  in: logpi, A, logE | logB, codes | lengths (the op's
+ * inputs); gem: scratch shaped like in[2]; work: the op's workspace.  Returns the summed log p(y)
+ * (-inf or NaN when a sequence is impossible), or NAN + bk error when out
+ * of memory (*oom set). */
+static double bw_estep(bk_ctx *ctx, bw_state *s, const bw_seq *seqs, int64_t nseq, int64_t maxT,
+                       bk_tensor **in, double *gem, double *lls, double *work, bool *oom) {
+    int64_t K = s->K, V = s->kind == EM_CATEGORICAL ? s->V : 1;
+    bool cat = s->kind == EM_CATEGORICAL;
+    memset(gem, 0, (size_t)in[2]->numel * sizeof(double));
+    *oom = bk_hmm_expected_counts(ctx, in, cat, lls, s->c_pi, s->c_A, gem, work) != 0;
+    if (*oom) return NAN;
+    double ll = 0;
+    for (int64_t i = 0; i < nseq; i++) ll += lls[i];
+    if (cat) {
+        memcpy(s->c_E, gem, (size_t)(K * V) * sizeof(double));
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t v = 0; v < V; v++) s->c_g[k] += gem[k * V + v];
+        return ll;
+    }
+    for (int64_t i = 0; i < nseq; i++)
+        for (int64_t t = 0; t < seqs[i].T; t++) {
+            const double *g = gem + (i * maxT + t) * K;
+            double y = seqs[i].y[t];
+            for (int64_t k = 0; k < K; k++) {
+                s->c_g[k] += g[k];
+                s->c_y[k] += g[k] * y;
+                s->c_yy[k] += g[k] * y * y;
             }
         }
-        if (t == 0) continue;
-        /* xi[i, j] = alpha[t-1, i] A[i, j] b[t, j] beta[t, j] / s[t]: beta's
-         * row t becomes v_t = b_t beta_t / s_t (its gamma is counted) */
-        double *v = w->beta + t * K, inv = 1.0 / w->s[t];
-        const double *bt = b_row(m, w->b, t);
-        for (int64_t j = 0; j < K; j++) v[j] *= bt[j] * inv;
-    }
-    /* c_A += alpha[0 .. T-2]^T V[1 .. T-1] */
-    bk_hmm_pair_sums(K, T - 1, 1.0, w->alpha, w->beta + K, s->c_A);
     return ll;
 }
 
@@ -830,40 +838,52 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
     bw_state s;
     if (bw_init(ctx, h, &s)) return rt_error_arg(vm, c, 0, "%s", bk_errmsg(ctx));
     bw_seq *seqs = NULL;
-    double *buf = NULL, *lls = NULL, *lnorm = NULL;
+    double *buf = NULL, *lls = NULL, *lnorm = NULL, *gem = NULL, *seqll = NULL, *work = NULL;
     int64_t nseq = 0, maxT = 0, K = s.K, nll = 0;
-    hmm_num m = {.K = K};
-    hmm_work w = {0};
-    bool converged = false, have_work = false;
+    bool converged = false;
+    bool cat = s.kind == EM_CATEGORICAL;
+    /* the op's inputs: in[0] logpi, in[1] A, in[2] logE [K, V] or logB
+     * [N, T, K], in[3] the codes [N, T] (-1 past each length) or lengths */
+    bk_tensor *in[4] = {NULL, NULL, NULL, NULL};
     int rc = bw_sequences(vm, c, h, &s, &seqs, &nseq, &buf, &maxT);
+    int64_t Tp = maxT ? maxT : 1;
     if (rc == 0) {
         lls = malloc((size_t)iters * sizeof *lls);
-        m.logpi = malloc((size_t)K * sizeof(double));
-        m.logB = malloc((size_t)((maxT ? maxT : 1) * K) * sizeof(double));
-        lnorm = malloc((size_t)(K * (s.kind == EM_CATEGORICAL ? s.V : 1)) * sizeof(double));
-        have_work = work_alloc(ctx, &w, K, maxT, K * K) == 0;
-        if (!lls || !m.logpi || !m.logB || !lnorm || !have_work)
+        seqll = malloc((size_t)nseq * sizeof *seqll);
+        lnorm = malloc((size_t)(K * (cat ? s.V : 1)) * sizeof(double));
+        in[0] = bk_zeros(ctx, BK_F64, 1, (int64_t[]){K});
+        in[1] = bk_zeros(ctx, BK_F64, 2, (int64_t[]){K, K});
+        in[2] = cat ? bk_zeros(ctx, BK_F64, 2, (int64_t[]){K, s.V})
+                    : bk_zeros(ctx, BK_F64, 3, (int64_t[]){nseq, Tp, K});
+        in[3] = cat ? bk_full(ctx, BK_F64, 2, (int64_t[]){nseq, Tp}, -1.0)
+                    : bk_zeros(ctx, BK_F64, 1, (int64_t[]){nseq});
+        gem = in[2] ? malloc((size_t)in[2]->numel * sizeof *gem) : NULL;
+        work = malloc(bk_hmm_counts_worksize(K, Tp, cat) * sizeof *work);
+        if (!lls || !seqll || !lnorm || !in[0] || !in[1] || !in[2] || !in[3] || !gem || !work)
             rc = rt_error(vm, c, "out of memory");
     }
+    for (int64_t i = 0; rc == 0 && i < nseq; i++) {
+        if (!cat) bk_data(in[3])[i] = (double)seqs[i].T;
+        for (int64_t t = 0; cat && t < seqs[i].T; t++) bk_data(in[3])[i * Tp + t] = seqs[i].y[t];
+    }
     for (int64_t it = 0; rc == 0 && it < (int64_t)iters; it++) {
-        for (int64_t k = 0; k < K; k++) m.logpi[k] = log(s.pi[k]);
-        memcpy(w.A, s.A, (size_t)(K * K) * sizeof(double));
-        /* Categorical: the exponentiated emission table of this iteration
-         * (from log E); Normal: the per-state constants of the density */
-        free(m.etab);
-        free(m.cmax);
-        m.etab = m.cmax = NULL;
-        if (s.kind == EM_CATEGORICAL) {
-            for (int64_t i = 0; i < K * s.V; i++) lnorm[i] = log(s.E[i]);
-            if (cat_table(&m, lnorm, s.V)) {
-                rc = rt_error(vm, c, "out of memory");
-                break;
-            }
+        for (int64_t k = 0; k < K; k++) bk_data(in[0])[k] = log(s.pi[k]);
+        memcpy(bk_data(in[1]), s.A, (size_t)(K * K) * sizeof(double));
+        if (cat) {
+            for (int64_t i = 0; i < K * s.V; i++) bk_data(in[2])[i] = log(s.E[i]);
         } else {
+            /* the per-state constants of the density, then the emission
+             * log-likelihoods of every sequence */
             for (int64_t k = 0; k < K; k++) lnorm[k] = log(s.sd[k]) + 0.5 * log(2 * M_PI);
+            for (int64_t i = 0; i < nseq; i++)
+                bw_logB(&s, &seqs[i], lnorm, bk_data(in[2]) + i * Tp * K);
         }
-        double ll = 0;
-        for (int64_t i = 0; i < nseq; i++) ll += bw_estep(&s, &seqs[i], lnorm, &m, &w);
+        bool oom;
+        double ll = bw_estep(ctx, &s, seqs, nseq, Tp, in, gem, seqll, work, &oom);
+        if (oom) {
+            rc = rt_error_bk(vm, c);
+            break;
+        }
         if (!isfinite(ll)) {
             rc = rt_error_arg(vm, c, 1, "baum_welch: the data have probability 0 under the "
                                         "starting parameters");
@@ -877,11 +897,10 @@ static int b_baum_welch(rt_vm *vm, const rt_call *c, rt_value *out) {
         bw_mstep(&s, nseq);
     }
     if (rc == 0) rc = bw_result(vm, c, &s, lls, nll, converged, out);
-    if (have_work) work_free(&w);
-    free(m.logpi);
-    free(m.logB);
-    free(m.etab);
-    free(m.cmax);
+    for (int i = 0; i < 4; i++) bk_release(in[i]);
+    free(gem);
+    free(work);
+    free(seqll);
     free(lnorm);
     free(lls);
     free(seqs);
