@@ -75,33 +75,45 @@ static void num_text(double v, char *buf, size_t n) {
     }
 }
 
-/* Each row of length K of t (contiguous logical order) must sum to 1. */
-static int check_rows(bk_ctx *ctx, const bk_tensor *t, int64_t K, const char *name, int *bad,
+/* Each row of length K of t (its last axis) must sum to 1.  Computed with
+ * backend ops, not a host loop: a recorded program (program.h) keeps the
+ * 0/1 result as a guard, so rows made of latents (a Dirichlet draw) do not
+ * stop the fast path. */
+static int check_rows(bk_ctx *ctx, bk_tensor *t, int64_t K, const char *name, int *bad,
                       int slot) {
-    int64_t rows = t->numel / K;
-    for (int64_t r = 0; r < rows; r++) {
-        double s = 0;
-        for (int64_t k = 0; k < K; k++) s += bk_get(t, r * K + k);
-        if (!(fabs(s - 1.0) <= HMM_SUM_TOL)) {
-            char buf[32];
-            num_text(s, buf, sizeof buf);
-            if (t->ndim == 1)
-                bk_seterr(ctx, "DiscreteHMM: %s must sum to 1, got %s", name, buf);
-            else if (t->ndim == 2)
-                bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld", name,
-                          buf, (long long)r);
-            else
-                bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld of %s[%lld]",
-                          name, buf, (long long)(r % K), name, (long long)(r / K));
-            *bad = slot;
-            return -1;
-        }
+    bk_tensor *sum = bk_reduce(ctx, BK_OP_SUM, t, -1, false);
+    bk_tensor *one = bk_scalar(ctx, 1.0), *tol = bk_scalar(ctx, HMM_SUM_TOL);
+    bk_tensor *dev = sum && one ? bk_sub(ctx, sum, one) : NULL;
+    bk_tensor *adev = dev ? bk_unop(ctx, BK_OP_ABS, dev) : NULL;
+    bk_tensor *ok = adev && tol ? bk_binop(ctx, BK_OP_LE, adev, tol) : NULL;
+    bk_release(one);
+    bk_release(tol);
+    bk_release(dev);
+    bk_release(adev);
+    int rc = ok ? 0 : -1;
+    for (int64_t r = 0; ok && r < ok->numel; r++) {
+        if (bk_get(ok, r) != 0) continue;
+        char buf[32];
+        num_text(bk_get(sum, r), buf, sizeof buf);
+        if (t->ndim == 1)
+            bk_seterr(ctx, "DiscreteHMM: %s must sum to 1, got %s", name, buf);
+        else if (t->ndim == 2)
+            bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld", name,
+                      buf, (long long)r);
+        else
+            bk_seterr(ctx, "DiscreteHMM: %s rows must sum to 1, got %s in row %lld of %s[%lld]",
+                      name, buf, (long long)(r % K), name, (long long)(r / K));
+        *bad = slot;
+        rc = -1;
+        break;
     }
-    return 0;
+    bk_release(ok);
+    bk_release(sum);
+    return rc;
 }
 
 static int check_init(bk_ctx *ctx, sl_dist *d, int *bad) {
-    const bk_tensor *p = d->p[0];
+    bk_tensor *p = d->p[0];
     const char *name = d->variant & HMM_INIT_LOGITS ? "init_logits" : "init";
     char buf[64];
     if (p->ndim != 1 || p->shape[0] < 1) {
@@ -116,7 +128,7 @@ static int check_init(bk_ctx *ctx, sl_dist *d, int *bad) {
 }
 
 static int check_trans(bk_ctx *ctx, sl_dist *d, int *bad) {
-    const bk_tensor *p = d->p[1];
+    bk_tensor *p = d->p[1];
     int64_t K = sl_hmm_nstates(d);
     const char *name = d->variant & HMM_TRANS_LOGITS ? "trans_logits" : "trans";
     char buf[64];
