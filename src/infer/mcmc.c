@@ -563,11 +563,6 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
 
 /* ------------------------------------------------------------- summary --- */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
@@ -607,7 +602,12 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
         memcpy(sorted, col, sizeof(double) * (size_t)n);
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+        if (mc_sort_doubles(sorted, (size_t)n)) {
+            free(col);
+            free(sorted);
+            inf_result_free(r);
+            return NULL;
+        }
         w->q5 = inf_quantile_sorted(sorted, (int)n, 0.05);
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);

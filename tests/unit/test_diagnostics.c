@@ -3,6 +3,7 @@
  * tests/gen_diag_fixtures.py). */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,11 +96,41 @@ START_TEST(test_edge_cases) {
 }
 END_TEST
 
+static int cmp_ref(const void *a, const void *b) {
+    double u = *(const double *)a, v = *(const double *)b;
+    return (u > v) - (u < v);
+}
+
+/* The radix sort against qsort: signs, zeros, infinities, subnormals, ties,
+ * and NaNs (which go last). */
+START_TEST(test_sort_doubles) {
+    enum { N = 3001 };
+    static double a[N], ref[N];
+    uint64_t st = 12345;
+    for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u = (double)(st >> 11) / 9007199254740992.0;
+        a[i] = (u - 0.5) * pow(10.0, (double)(i % 41) - 20);
+    }
+    a[0] = INFINITY, a[1] = -INFINITY, a[2] = 0.0, a[3] = 4.9e-324, a[4] = -4.9e-324, a[5] = a[6] = 1.5;
+    a[7] = NAN, a[8] = -1e308, a[9] = 1e308, a[10] = -0.0;
+    int m = 0;
+    for (int i = 0; i < N; i++)
+        if (!isnan(a[i])) ref[m++] = a[i];
+    qsort(ref, (size_t)m, sizeof *ref, cmp_ref);
+    ck_assert_int_eq(mc_sort_doubles(a, N), 0);
+    for (int i = 0; i < m; i++) ck_assert_msg(a[i] == ref[i], "element %d: %g != %g", i, a[i], ref[i]);
+    for (int i = m; i < N; i++) ck_assert(isnan(a[i]));
+    ck_assert_int_eq(mc_sort_doubles(a, 0), 0);
+}
+END_TEST
+
 static Suite *diag_suite(void) {
     Suite *s = suite_create("diagnostics");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_against_arviz);
     tcase_add_test(tc, test_edge_cases);
+    tcase_add_test(tc, test_sort_doubles);
     suite_add_tcase(s, tc);
     return s;
 }
