@@ -670,10 +670,19 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
         }
         rt_sb_printf(&sb, "\n# Adaptation terminated\n# Step size = %.17g\n", o->final_step);
         for (int i = 0; i < m->samples; i++) {
-            rt_sb_printf(&sb, "%.17g,%.17g,%.17g,%d,%d,%d,%.17g", o->lp[i], o->accept_stat[i], o->stepsize[i],
-                         (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i], o->energy[i]);
+            /* rt_sb_put_g17 writes "%.17g" byte for byte, several times faster */
+            rt_sb_put_g17(&sb, o->lp[i]);
+            rt_sb_puts(&sb, ",");
+            rt_sb_put_g17(&sb, o->accept_stat[i]);
+            rt_sb_puts(&sb, ",");
+            rt_sb_put_g17(&sb, o->stepsize[i]);
+            rt_sb_printf(&sb, ",%d,%d,%d,", (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
+            rt_sb_put_g17(&sb, o->energy[i]);
             const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
-            for (int j = 0; j < m->nnames; j++) rt_sb_printf(&sb, ",%.17g", row[j]);
+            for (int j = 0; j < m->nnames; j++) {
+                rt_sb_puts(&sb, ",");
+                rt_sb_put_g17(&sb, row[j]);
+            }
             rt_sb_puts(&sb, "\n");
         }
         size_t len = sb.n;
