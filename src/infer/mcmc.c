@@ -601,8 +601,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
-        memcpy(sorted, col, sizeof(double) * (size_t)n);
-        if (mc_sort_doubles(sorted, (size_t)n)) {
+        if (mc_column_diag(col, m->chains, m->samples, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
             free(col);
             free(sorted);
             inf_result_free(r);
@@ -611,9 +610,6 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->q5 = inf_quantile_sorted(sorted, (int)n, 0.05);
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
-        w->ess_bulk = mc_ess_bulk(col, m->chains, m->samples);
-        w->ess_tail = mc_ess_tail(col, m->chains, m->samples);
-        w->r_hat = mc_rhat(col, m->chains, m->samples);
     }
     free(col);
     free(sorted);
