@@ -637,6 +637,24 @@ static void stan_name(const char *name, char *out, size_t n) {
     }
 }
 
+/* ",a,b,c," for the sampler's integer columns, without printf. */
+static void put_small_ints(rt_sb *sb, int a, int b, int c) {
+    char buf[48];
+    size_t k = 0;
+    int v[3] = {a, b, c};
+    buf[k++] = ',';
+    for (int i = 0; i < 3; i++) {
+        char d[12];
+        int nd = 0;
+        unsigned u = v[i] < 0 ? 0u - (unsigned)v[i] : (unsigned)v[i];
+        do d[nd++] = (char)('0' + u % 10); while (u /= 10);
+        if (v[i] < 0) buf[k++] = '-';
+        while (nd) buf[k++] = d[--nd];
+        buf[k++] = ',';
+    }
+    rt_sb_put(sb, buf, k);
+}
+
 int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen) {
     /* draws.csv with one chain; draws_1.csv ... with several */
     for (int c = 0; c < m->chains; c++) {
@@ -672,11 +690,11 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
             rt_sb_put_g17(&sb, o->accept_stat[i]);
             rt_sb_puts(&sb, ",");
             rt_sb_put_g17(&sb, o->stepsize[i]);
-            rt_sb_printf(&sb, ",%d,%d,%d,", (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
+            put_small_ints(&sb, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
             rt_sb_put_g17(&sb, o->energy[i]);
             const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
             for (int j = 0; j < m->nnames; j++) {
-                rt_sb_puts(&sb, ",");
+                rt_sb_put(&sb, ",", 1);
                 rt_sb_put_g17(&sb, row[j]);
             }
             rt_sb_puts(&sb, "\n");
