@@ -671,11 +671,6 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
 
 /* ------------------------------------------------------------- summary --- */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
@@ -714,14 +709,15 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
-        memcpy(sorted, col, sizeof(double) * (size_t)n);
-        qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+        if (mc_column_diag(col, m->chains, m->samples, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
+            free(col);
+            free(sorted);
+            inf_result_free(r);
+            return NULL;
+        }
         w->q5 = inf_quantile_sorted(sorted, (int)n, 0.05);
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
-        w->ess_bulk = mc_ess_bulk(col, m->chains, m->samples);
-        w->ess_tail = mc_ess_tail(col, m->chains, m->samples);
-        w->r_hat = mc_rhat(col, m->chains, m->samples);
     }
     free(col);
     free(sorted);
@@ -747,6 +743,24 @@ static void stan_name(const char *name, char *out, size_t n) {
         s = end;
         while (*s == ',' || *s == ' ') s++;
     }
+}
+
+/* ",a,b,c," for the sampler's integer columns, without printf. */
+static void put_small_ints(rt_sb *sb, int a, int b, int c) {
+    char buf[48];
+    size_t k = 0;
+    int v[3] = {a, b, c};
+    buf[k++] = ',';
+    for (int i = 0; i < 3; i++) {
+        char d[12];
+        int nd = 0;
+        unsigned u = v[i] < 0 ? 0u - (unsigned)v[i] : (unsigned)v[i];
+        do d[nd++] = (char)('0' + u % 10); while (u /= 10);
+        if (v[i] < 0) buf[k++] = '-';
+        while (nd) buf[k++] = d[--nd];
+        buf[k++] = ',';
+    }
+    rt_sb_put(sb, buf, k);
 }
 
 int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen) {
@@ -778,10 +792,19 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
         }
         rt_sb_printf(&sb, "\n# Adaptation terminated\n# Step size = %.17g\n", o->final_step);
         for (int i = 0; i < m->samples; i++) {
-            rt_sb_printf(&sb, "%.17g,%.17g,%.17g,%d,%d,%d,%.17g", o->lp[i], o->accept_stat[i], o->stepsize[i],
-                         (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i], o->energy[i]);
+            /* rt_sb_put_g17 writes "%.17g" byte for byte, several times faster */
+            rt_sb_put_g17(&sb, o->lp[i]);
+            rt_sb_puts(&sb, ",");
+            rt_sb_put_g17(&sb, o->accept_stat[i]);
+            rt_sb_puts(&sb, ",");
+            rt_sb_put_g17(&sb, o->stepsize[i]);
+            put_small_ints(&sb, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
+            rt_sb_put_g17(&sb, o->energy[i]);
             const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
-            for (int j = 0; j < m->nnames; j++) rt_sb_printf(&sb, ",%.17g", row[j]);
+            for (int j = 0; j < m->nnames; j++) {
+                rt_sb_put(&sb, ",", 1);
+                rt_sb_put_g17(&sb, row[j]);
+            }
             rt_sb_puts(&sb, "\n");
         }
         size_t len = sb.n;

@@ -104,6 +104,12 @@ double mc_ess_bulk(const double *x, int chains, int n);
 double mc_ess_tail(const double *x, int chains, int n);  /* min over the 5% / 95% quantiles */
 double mc_mcse_mean(const double *x, int chains, int n);
 double mc_ebfmi(const double *energy, int n);
+/* mc_rhat, mc_ess_bulk and mc_ess_tail of one column at once (fewer sorts),
+ * and x sorted ascending into `sorted` when it is not NULL.  0 or -1 (OOM). */
+int mc_column_diag(const double *x, int chains, int n, double *sorted, double *rhat, double *ess_bulk,
+                   double *ess_tail);
+/* Sorts a ascending (NaNs last) by a radix sort: no comparison callbacks. */
+int mc_sort_doubles(double *a, size_t n);
 /* ESS of x as it is (split chains, no ranking): the ESS of the mean. */
 double mc_ess_mean(const double *x, int chains, int n);
 

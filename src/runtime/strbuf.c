@@ -1,5 +1,8 @@
 /* strbuf.c - the growable string builder (strbuf.h). */
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,19 +34,112 @@ void rt_sb_put(rt_sb *b, const char *s, size_t n) {
 void rt_sb_puts(rt_sb *b, const char *s) { rt_sb_put(b, s, strlen(s)); }
 
 void rt_sb_printf(rt_sb *b, const char *fmt, ...) {
+    /* format straight into the free space: one vsnprintf unless the text
+     * does not fit (writers such as the Stan CSV call this per number, and
+     * a measuring pass first doubled their cost) */
+    if (b->oom || !reserve(b, 64)) return;
     va_list ap;
     va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
+    int k = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
     va_end(ap);
     if (k < 0) {
         b->oom = true;
         return;
     }
-    if (!reserve(b, (size_t)k)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
+    if ((size_t)k >= b->cap - b->n) {
+        if (!reserve(b, (size_t)k)) return;
+        va_start(ap, fmt);
+        vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+    }
     b->n += (size_t)k;
+}
+
+/* The 17 significant digits of x, rounded to nearest, as the integer
+ * N in [10^16, 10^17) with x ~ N * 10^(e10 - 16); 0 when the fast way cannot
+ * be sure of them.  One product (or quotient) with an exact power of ten in
+ * 64-bit-mantissa long double is off by at most 2^-64 relative, i.e. by 0.006
+ * in N; unless the fraction is that close to one half, rounding it gives the
+ * correctly rounded digits that glibc's printf computes in multiprecision. */
+static int digits17(double x, uint64_t *n, int *e10) {
+#if LDBL_MANT_DIG >= 64
+    static const long double p10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+                                      1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+                                      1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+    int b2;
+    frexp(x, &b2);   /* x in [2^(b2-1), 2^b2): e within one of floor(log10 x) */
+    int e = (int)floor((b2 - 1) * 0.30102999566398120);
+    for (int tries = 0; tries < 3; tries++) {
+        int k = 16 - e;   /* N = x * 10^k */
+        if (k > 27 || k < -27) return 0;
+        long double v = k >= 0 ? (long double)x * p10[k] : (long double)x / p10[-k];
+        if (!(v < 1e19L)) return 0;
+        long double f = (long double)(uint64_t)v, frac = v - f;   /* v > 0: truncation is floor */
+        if (fabsl(frac - 0.5L) < 1.0L / 64) return 0;
+        /* the digit count is v's, before rounding */
+        if (f >= 1e17L) {
+            e++;
+            continue;
+        }
+        if (f < 1e16L) {
+            e--;
+            continue;
+        }
+        uint64_t r = (uint64_t)f + (frac > 0.5L);
+        if (r == UINT64_C(100000000000000000)) {   /* carried: 10^16 at the next exponent */
+            *n = UINT64_C(10000000000000000);
+            *e10 = e + 1;
+            return 1;
+        }
+        *n = r;
+        *e10 = e;
+        return 1;
+    }
+#else
+    (void)x, (void)n, (void)e10;
+#endif
+    return 0;
+}
+
+void rt_sb_put_g17(rt_sb *b, double x) {
+    uint64_t n;
+    int e;
+    double a = fabs(x);
+    if (!isfinite(x) || a == 0 || !digits17(a, &n, &e)) {
+        rt_sb_printf(b, "%.17g", x);
+        return;
+    }
+    char d[17], out[40];
+    for (int i = 16; i >= 0; i--, n /= 10) d[i] = (char)('0' + n % 10);
+    int nd = 17;
+    while (nd > 1 && d[nd - 1] == '0') nd--;   /* %g drops trailing zeros */
+    size_t k = 0;
+    if (x < 0) out[k++] = '-';
+    if (e < -4 || e >= 17) {   /* %g's exponent form */
+        out[k++] = d[0];
+        if (nd > 1) {
+            out[k++] = '.';
+            for (int i = 1; i < nd; i++) out[k++] = d[i];
+        }
+        out[k++] = 'e';
+        out[k++] = e < 0 ? '-' : '+';
+        int ae = e < 0 ? -e : e;
+        if (ae >= 100) out[k++] = (char)('0' + ae / 100);
+        out[k++] = (char)('0' + ae / 10 % 10);
+        out[k++] = (char)('0' + ae % 10);
+    } else if (e < 0) {   /* 0.000ddd */
+        out[k++] = '0';
+        out[k++] = '.';
+        for (int i = -1; i > e; i--) out[k++] = '0';
+        for (int i = 0; i < nd; i++) out[k++] = d[i];
+    } else {
+        for (int i = 0; i <= e; i++) out[k++] = i < nd ? d[i] : '0';
+        if (nd > e + 1) {
+            out[k++] = '.';
+            for (int i = e + 1; i < nd; i++) out[k++] = d[i];
+        }
+    }
+    rt_sb_put(b, out, k);
 }
 
 char *rt_sb_finish(rt_sb *b) {

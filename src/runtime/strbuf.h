@@ -17,6 +17,9 @@ typedef struct rt_sb {
 void rt_sb_put(rt_sb *b, const char *s, size_t n);
 void rt_sb_puts(rt_sb *b, const char *s);
 void rt_sb_printf(rt_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* x as printf's "%.17g" writes it (round-trippable), byte for byte, without
+ * printf's multiprecision arithmetic in the common case. */
+void rt_sb_put_g17(rt_sb *b, double x);
 /* The text (malloc'd, "" when nothing was written), or NULL after OOM. */
 char *rt_sb_finish(rt_sb *b);
 

@@ -3,6 +3,7 @@
  * tests/gen_diag_fixtures.py). */
 #include <check.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,22 @@ static void check_rel(const char *what, const char *name, double got, double wan
                   what, got, want);
 }
 
+/* mc_column_diag gives the three functions' values bit for bit (NaN where
+ * they give NaN), and the column sorted. */
+static void same_as_apart(const dcase *c) {
+    size_t size = (size_t)c->chains * c->n;
+    double *sorted = malloc(size * sizeof *sorted), rh, eb, et;
+    ck_assert_ptr_nonnull(sorted);
+    ck_assert_int_eq(mc_column_diag(c->x, c->chains, c->n, sorted, &rh, &eb, &et), 0);
+    double want[3] = {mc_rhat(c->x, c->chains, c->n), mc_ess_bulk(c->x, c->chains, c->n),
+                      mc_ess_tail(c->x, c->chains, c->n)}, got[3] = {rh, eb, et};
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(memcmp(&got[k], &want[k], sizeof got[k]) == 0 || (isnan(got[k]) && isnan(want[k])),
+                      "%s: value %d: %.17g vs %.17g", c->name, k, got[k], want[k]);
+    for (size_t i = 1; i < size; i++) ck_assert(isnan(sorted[i]) || sorted[i - 1] <= sorted[i]);
+    free(sorted);
+}
+
 START_TEST(test_against_arviz) {
     FILE *f = fopen(FIXTURE, "r");
     ck_assert_msg(f != NULL, "cannot open " FIXTURE);
@@ -65,6 +82,7 @@ START_TEST(test_against_arviz) {
         check_rel("ess_tail", c.name, mc_ess_tail(c.x, c.chains, c.n), c.ess_tail);
         check_rel("mcse_mean", c.name, mc_mcse_mean(c.x, c.chains, c.n), c.mcse_mean);
         check_rel("bfmi", c.name, mc_ebfmi(c.x, c.n), c.bfmi);
+        same_as_apart(&c);
         free(c.x);
         ncases++;
     }
@@ -95,11 +113,41 @@ START_TEST(test_edge_cases) {
 }
 END_TEST
 
+static int cmp_ref(const void *a, const void *b) {
+    double u = *(const double *)a, v = *(const double *)b;
+    return (u > v) - (u < v);
+}
+
+/* The radix sort against qsort: signs, zeros, infinities, subnormals, ties,
+ * and NaNs (which go last). */
+START_TEST(test_sort_doubles) {
+    enum { N = 3001 };
+    static double a[N], ref[N];
+    uint64_t st = 12345;
+    for (int i = 0; i < N; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        double u = (double)(st >> 11) / 9007199254740992.0;
+        a[i] = (u - 0.5) * pow(10.0, (double)(i % 41) - 20);
+    }
+    a[0] = INFINITY, a[1] = -INFINITY, a[2] = 0.0, a[3] = 4.9e-324, a[4] = -4.9e-324, a[5] = a[6] = 1.5;
+    a[7] = NAN, a[8] = -1e308, a[9] = 1e308, a[10] = -0.0;
+    int m = 0;
+    for (int i = 0; i < N; i++)
+        if (!isnan(a[i])) ref[m++] = a[i];
+    qsort(ref, (size_t)m, sizeof *ref, cmp_ref);
+    ck_assert_int_eq(mc_sort_doubles(a, N), 0);
+    for (int i = 0; i < m; i++) ck_assert_msg(a[i] == ref[i], "element %d: %g != %g", i, a[i], ref[i]);
+    for (int i = m; i < N; i++) ck_assert(isnan(a[i]));
+    ck_assert_int_eq(mc_sort_doubles(a, 0), 0);
+}
+END_TEST
+
 static Suite *diag_suite(void) {
     Suite *s = suite_create("diagnostics");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_against_arviz);
     tcase_add_test(tc, test_edge_cases);
+    tcase_add_test(tc, test_sort_doubles);
     suite_add_tcase(s, tc);
     return s;
 }

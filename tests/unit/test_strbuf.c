@@ -1,0 +1,68 @@
+/* test_strbuf.c - rt_sb_put_g17 against glibc's printf("%.17g"), byte for
+ * byte: random bit patterns over the whole exponent range, values of the
+ * sizes draws have, integers, powers of ten and their neighbours (where
+ * the rounding can carry into a new digit), and the special values. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "strbuf.h"
+
+static uint64_t next(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t z = *s;
+    z ^= z >> 33;
+    z *= 0xff51afd7ed558ccdULL;
+    return z ^ (z >> 29);
+}
+
+static void check_one(double x) {
+    char ref[64];
+    snprintf(ref, sizeof ref, "%.17g", x);
+    rt_sb sb = {0};
+    rt_sb_put_g17(&sb, x);
+    char *got = rt_sb_finish(&sb);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_msg(strcmp(got, ref) == 0, "%a: got \"%s\", printf \"%s\"", x, got, ref);
+    free(got);
+}
+
+START_TEST(test_g17_matches_printf) {
+    uint64_t st = 7;
+    for (int i = 0; i < 20000; i++) {
+        uint64_t bits = next(&st);
+        double x;
+        memcpy(&x, &bits, sizeof x);
+        check_one(x);
+        /* values of ordinary size: mantissa random, exponent in 1e-12..1e45 */
+        double u = (double)(next(&st) >> 11) / 9007199254740992.0;
+        check_one((u - 0.5) * pow(10.0, (double)(i % 58) - 12));
+        check_one((double)(int64_t)(next(&st) >> (i % 64)));
+    }
+    for (int k = -30; k <= 50; k++) {
+        double p = pow(10.0, k);
+        check_one(p);
+        check_one(-p);
+        check_one(nextafter(p, 0));
+        check_one(nextafter(p, INFINITY));
+        check_one(p * 9.99999999999999999);
+    }
+    const double special[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, 4.9e-324, 2.2250738585072014e-308,
+                              1.7976931348623157e308, 0.1, 0.5, 1.5, 123456789012345678.0, 1e-5, 9.9999e-5};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++) check_one(special[i]);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("strbuf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_g17_matches_printf);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
