@@ -26,3 +26,33 @@ const bk_device *bk_device_named(bk_ctx *ctx, const char *name) {
     bk_seterr(ctx, "unknown device \"%s\" (devices: cpu, cuda)", name);
     return NULL;
 }
+
+bk_tensor *bk_place(bk_ctx *ctx, bk_tensor *t) {
+    if (!t) return NULL;
+    const bk_device *dev = bk_default_device(ctx);
+    if (bk_tensor_device(t) == dev) return t;
+    bk_tensor *r = bk_to_device(ctx, t, dev);
+    bk_release(t);
+    return r;
+}
+
+bk_tensor *bk_place_nd(bk_ctx *ctx, bk_tensor *t) {
+    /* a 0-d CPU tensor joins any device; one on the tape stays where it is
+     * (a copy would cut its gradient) */
+    if (t && ((t->ndim == 0 && bk_tensor_device(t) == &bk_cpu_device) || t->requires_grad)) return t;
+    return bk_place(ctx, t);
+}
+
+int bk_copy_in(bk_ctx *ctx, bk_tensor *t, const double *src) {
+    if (t->dtype != BK_F64 || !bk_is_contiguous(t)) {
+        bk_seterr(ctx, "bk_copy_in: needs a contiguous float64 tensor");
+        return -1;
+    }
+    size_t nb = (size_t)t->numel * sizeof(double);
+    double *dst = (double *)t->st->data + t->offset;
+    if (bk_tensor_device(t) == &bk_cpu_device) {
+        if (nb) memcpy(dst, src, nb);
+        return 0;
+    }
+    return nb ? t->st->dev->copy(ctx, dst, src, nb, 0) : 0;
+}

@@ -157,7 +157,7 @@ static const double HALF_LOG_2PI = 0.91893853320467274178;
 /* u ~ Normal(loc, scale) elementwise: returns u (rsample), sets *lq. */
 static bk_tensor *normal_rsample(rt_vm *vm, bk_tensor *loc_, bk_tensor *scale, bk_tensor **lq) {
     bk_ctx *c = vm->bk;
-    bk_tensor *eps = bk_rand_normal(c, &vm->rng, loc_->ndim, loc_->shape);
+    bk_tensor *eps = bk_place_nd(c, bk_rand_normal(c, &vm->rng, loc_->ndim, loc_->shape));
     bk_tensor *se = eps ? bk_mul(c, scale, eps) : NULL;
     bk_tensor *u = se ? bk_add(c, loc_, se) : NULL;
     /* log q(u) = sum(-eps^2/2 - log scale - log sqrt(2 pi)) */
@@ -344,7 +344,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_release(mu);
         return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
     }
-    bk_tensor *eps = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *eps = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &D));
     bk_tensor *Le = eps ? bk_matmul(c, Lt, eps) : NULL;
     bk_tensor *u = Le ? bk_add(c, mu, Le) : NULL;
     /* log q(u) = -|eps|^2/2 - sum log diag L - D log sqrt(2 pi) */
@@ -389,7 +389,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     if (mu) {
         bk_tensor *w0 = NULL;
         if (!rt_param_find(vm, name)) { /* N(0, 1/sqrt(rank)) entries, drawn once */
-            bk_tensor *e = bk_rand_normal(c, &vm->rng, 2, (int64_t[]){D, R});
+            bk_tensor *e = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 2, (int64_t[]){D, R}));
             w0 = e ? bk_mul_s(c, e, 1 / sqrt((double)R)) : NULL;
             bk_release(e);
         } else {
@@ -413,8 +413,8 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *scol = bk_reshape(c, sc, 2, (int64_t[]){D, 1});
     bk_tensor *W = scol ? bk_mul(c, cf, scol) : NULL;
     bk_tensor *d = bk_mul(c, sc, sc);
-    bk_tensor *e1 = bk_rand_normal(c, &vm->rng, 1, &R);
-    bk_tensor *e2 = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *e1 = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &R));
+    bk_tensor *e2 = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &D));
     bk_tensor *We = (W && e1) ? bk_matmul(c, W, e1) : NULL;
     bk_tensor *se = e2 ? bk_mul(c, sc, e2) : NULL;
     bk_tensor *r = (We && se) ? bk_add(c, We, se) : NULL; /* u - loc */

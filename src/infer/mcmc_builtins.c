@@ -207,11 +207,13 @@ static int b_write_stan_csv(rt_vm *vm, const rt_call *c, rt_value *out) {
     return 0;
 }
 
+static int b_mcmc_on(rt_vm *vm, const rt_call *c, rt_value *out) { return inf_with_device(vm, c, out, b_mcmc, 1); }
+
 const rt_builtin_def inf_mcmc_builtins[] = {
     {"NUTS", b_nuts},
     {"HMC", b_hmc},
     {"RWM", b_rwm},
-    {"mcmc", b_mcmc},
+    {"mcmc", b_mcmc_on},
     {"write_stan_csv", b_write_stan_csv},
     {NULL, NULL},
 };

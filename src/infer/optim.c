@@ -153,6 +153,22 @@ static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, doubl
     }
 }
 
+/* The update of a parameter on another device: on a host copy of its
+ * values, written back (the parameters are small next to one step). */
+static int update_on_host(bk_ctx *ctx, const inf_optim_spec *sp, double lr, inf_optim_slot *s, bk_tensor *u,
+                          const double *g) {
+    double *w = malloc((size_t)(u->numel ? u->numel : 1) * sizeof *w);
+    if (!w) {
+        bk_seterr(ctx, "out of memory");
+        return -1;
+    }
+    bk_copy_out(u, w);
+    update(sp, lr, s, w, g);
+    int rc = bk_copy_in(ctx, u, w);
+    free(w);
+    return rc;
+}
+
 /* Scale that brings the global L2 norm of all gradients to at most max
  * (1 when clipping is off or the norm is already within it). */
 static double clip_scale(const inf_optim *o, rt_vm *vm) {
@@ -193,7 +209,12 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         }
         if (scale != 1.0)
             for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
-        update(&o->spec, lr, s, bk_data(p->u), gd);
+        if (bk_tensor_device(p->u) == &bk_cpu_device) {
+            update(&o->spec, lr, s, bk_data(p->u), gd);
+        } else if (update_on_host(vm->bk, &o->spec, lr, s, p->u, gd)) {
+            if (gd != gbuf) free(gd);
+            return rt_fail_bk(vm, (rt_loc){0, 0, 0, 0});
+        }
         if (gd != gbuf) free(gd);
         bk_zero_grad(p->u);
     }

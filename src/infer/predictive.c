@@ -239,7 +239,9 @@ static int b_predictive(rt_vm *vm, const rt_call *c, rt_value *out) {
     return inf_predictive(vm, (rt_func *)m->u.o, guide, dr, (int)ns, (uint64_t)seed, rs ? (rt_list *)rs->u.o : NULL, c->loc, out);
 }
 
+static int b_predictive_on(rt_vm *vm, const rt_call *c, rt_value *out) { return inf_with_device(vm, c, out, b_predictive, 2); }
+
 const rt_builtin_def inf_predictive_builtins[] = {
-    {"predictive", b_predictive},
+    {"predictive", b_predictive_on},
     {NULL, NULL},
 };

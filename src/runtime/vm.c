@@ -193,7 +193,7 @@ rt_param *rt_param_create(rt_vm *vm, const char *name, bk_tensor *init, const sl
         rt_fail_bk(vm, loc);
         return NULL;
     }
-    bk_tensor *leaf = bk_detach(vm->bk, u);
+    bk_tensor *leaf = bk_place(vm->bk, bk_detach(vm->bk, u)); /* on the run's device */
     bk_release(u);
     if (!leaf) {
         rt_fail_bk(vm, loc);
