@@ -549,7 +549,9 @@ bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t) {
 }
 
 static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shape) {
-    if (t->dtype != BK_F64 || !bk_is_contiguous(t) || sl_needs_grad(ctx, t)) return false;
+    /* a host loop over the data: CPU tensors only */
+    if (t->dtype != BK_F64 || !bk_is_contiguous(t) || sl_needs_grad(ctx, t) || bk_tensor_device(t) != &bk_cpu_device)
+        return false;
     if (t->numel == 1) return true;
     if (t->ndim != nd) return false;
     for (int i = 0; i < nd; i++)

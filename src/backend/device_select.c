@@ -43,6 +43,19 @@ bk_tensor *bk_place_nd(bk_ctx *ctx, bk_tensor *t) {
     return bk_place(ctx, t);
 }
 
+int bk_copy_values(bk_ctx *ctx, bk_tensor *dst, const bk_tensor *src) {
+    if (src->numel != dst->numel) {
+        bk_seterr(ctx, "bk_copy_values: %lld values into %lld", (long long)src->numel, (long long)dst->numel);
+        return -1;
+    }
+    double *buf = bk_malloc(ctx, (size_t)(src->numel ? src->numel : 1) * sizeof *buf);
+    if (!buf) return -1;
+    bk_copy_out(src, buf);
+    int rc = bk_copy_in(ctx, dst, buf);
+    bk_free(ctx, buf);
+    return rc;
+}
+
 int bk_copy_in(bk_ctx *ctx, bk_tensor *t, const double *src) {
     if (t->dtype != BK_F64 || !bk_is_contiguous(t)) {
         bk_seterr(ctx, "bk_copy_in: needs a contiguous float64 tensor");

@@ -291,6 +291,8 @@ bk_tensor *bk_place_nd(bk_ctx *ctx, bk_tensor *t);
 /* Overwrites the elements of a contiguous float64 tensor on any device
  * with src[0 .. numel) (the host side of in-place updates). */
 int bk_copy_in(bk_ctx *ctx, bk_tensor *t, const double *src);
+/* dst's values := src's (same numel; any devices; dst as for bk_copy_in). */
+int bk_copy_values(bk_ctx *ctx, bk_tensor *dst, const bk_tensor *src);
 /* Per-context state of a device (its streams, handles, memory cache):
  * NULL until set.  Set returns -1 (error set) when a different device
  * already holds the slot. */
