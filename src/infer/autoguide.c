@@ -304,7 +304,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
     int64_t D = g->dim;
     bk_tensor *mu = loc_param(vm, g, loc);
-    bk_tensor *l0 = bk_eye(c, D);
+    bk_tensor *l0 = bk_place_nd(c, bk_eye(c, D)); /* constants on the run's device */
     bk_tensor *l0s = l0 ? bk_mul_s(c, l0, g->init_scale) : NULL;
     char name[256];
     snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
@@ -326,6 +326,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_tensor *mask = sc ? bk_zeros(c, BK_F64, 2, (int64_t[]){D, D}) : NULL;
         for (int64_t i = 0; mask && i < D; i++)
             for (int64_t j = 0; j < i; j++) bk_data(mask)[i * D + j] = 1.0;
+        mask = bk_place_nd(c, mask);
         bk_tensor *PM = mask ? bk_mul(c, P, mask) : NULL;
         bk_tensor *U = PM ? bk_add(c, PM, l0) : NULL;
         bk_tensor *scol = U ? bk_reshape(c, sc, 2, (int64_t[]){D, 1}) : NULL;
@@ -351,7 +352,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *lq = NULL;
     if (u) {
         /* sum log diag L, with diag(L) = rowsum(L * I) */
-        bk_tensor *I = bk_eye(c, D);
+        bk_tensor *I = bk_place_nd(c, bk_eye(c, D));
         bk_tensor *LI = I ? bk_mul(c, Lt, I) : NULL;
         bk_tensor *diag = LI ? bk_reduce(c, BK_OP_SUM, LI, 1, false) : NULL;
         bk_tensor *ld = diag ? bk_unop(c, BK_OP_LOG, diag) : NULL;
@@ -426,7 +427,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *dcol = d ? bk_reshape(c, d, 2, (int64_t[]){D, 1}) : NULL;
     bk_tensor *Wd = (W && dcol) ? bk_div(c, W, dcol) : NULL;
     bk_tensor *WtWd = (Wt && Wd) ? bk_matmul(c, Wt, Wd) : NULL;
-    bk_tensor *I = bk_eye(c, R);
+    bk_tensor *I = bk_place_nd(c, bk_eye(c, R));
     bk_tensor *C = (WtWd && I) ? bk_add(c, WtWd, I) : NULL;
     bk_tensor *L = C ? bk_cholesky(c, C) : NULL;
     bk_tensor *a = (Wt && rd) ? bk_matmul(c, Wt, rd) : NULL;

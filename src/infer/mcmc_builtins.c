@@ -111,6 +111,7 @@ static int posterior_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, r
     double *d = bk_data(t);
     for (int64_t i = 0; i < n; i++)
         for (int k = 0; k < count; k++) d[i * count + k] = m->draws[i * m->nnames + first + k];
+    if (!(t = bk_place_nd(vm->bk, t))) return rt_fail_bk(vm, loc); /* on the run's device */
     *out = rt_tensor(t);
     return 0;
 }

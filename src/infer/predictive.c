@@ -66,6 +66,7 @@ static int posterior_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     double *d = bk_data(t);
     const double *row = mc->draws + pd->row * mc->nnames + first;
     memcpy(d, row, sizeof(double) * (size_t)count);
+    if (!(t = bk_place_nd(vm->bk, t))) return rt_fail_bk(vm, m->loc); /* the draw, on the run's device */
     bk_release(m->value);
     m->value = t;
     m->done = true;
