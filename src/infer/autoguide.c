@@ -60,7 +60,7 @@ static bk_tensor *init_value(rt_vm *vm, const inf_guide *g, const inf_latent *L)
             bk_data(r)[k] = col[7];
         }
         bk_release(draws);
-        return r;
+        return bk_place_nd(c, r); /* the medians, on the run's device */
     }
     case INF_INIT_VALUE: {
         rt_value *v = g->init_values ? rt_record_get(g->init_values, L->name) : NULL;
@@ -96,7 +96,7 @@ static int discover(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) 
             /* feasible: the middle of the support (unconstrained zero) */
             bk_release(u);
             bk_clearerr(vm->bk);
-            u = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+            u = bk_place_nd(vm->bk, bk_zeros(vm->bk, BK_F64, L->undim, L->ushape));
         }
         L->init_u = u;
         if (!u) rc = rt_fail_bk(vm, loc);

@@ -11,7 +11,9 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "data_io.h"
 #include "infer.h"
 #include "ppl.h"
 #include "mock_device.h"
@@ -22,6 +24,29 @@
 static rt_vm *run_on(const bk_device *dev, const char *src, char *err, size_t n) {
     rt_vm *vm = rt_vm_new(NULL);
     ck_assert(vm && inf_register_builtins(vm) == 0);
+    bk_set_default_device(vm->bk, dev);
+    rt_source *s = rt_source_new("m.ppl", src, strlen(src));
+    int rc = rt_run_source(vm, s, false, NULL);
+    rt_source_release(s);
+    if (rc) {
+        snprintf(err, n, "%s", rt_vm_errmsg(vm));
+        rt_vm_free(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+static void discard(void *ud, const char *text, size_t len) {
+    (void)ud;
+    (void)text;
+    (void)len;
+}
+
+/* run_on, with what the program prints discarded */
+static rt_vm *run_quiet(const bk_device *dev, const char *src, char *err, size_t n) {
+    rt_vm *vm = rt_vm_new(NULL);
+    ck_assert(vm && inf_register_builtins(vm) == 0);
+    vm->out = discard;
     bk_set_default_device(vm->bk, dev);
     rt_source *s = rt_source_new("m.ppl", src, strlen(src));
     int rc = rt_run_source(vm, s, false, NULL);
@@ -280,6 +305,25 @@ START_TEST(api_set_device) {
 }
 END_TEST
 
+/* Examples that use autoguides, constraints with host-built constants
+ * (simplex, lower Cholesky), HMMs with padding and Laplace approximations
+ * run on the mock device without an op mixing devices. */
+START_TEST(examples_run_on_mock) {
+    static const char *const files[] = {"examples/hmm_svi.ppl", "examples/hmm_batch.ppl",
+                                        "examples/laplace_lowrank.ppl", "examples/logistic_regression.ppl", NULL};
+    for (int i = 0; files[i]; i++) {
+        size_t n;
+        char err[1024];
+        char *src = rt_read_file(files[i], &n, err, sizeof err);
+        ck_assert_msg(src, "%s", err);
+        rt_vm *vm = run_quiet(&mock_device, src, err, sizeof err);
+        free(src);
+        ck_assert_msg(vm, "%s on the mock device: %s", files[i], err);
+        rt_vm_free(vm);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("device runtime");
     TCase *t = tcase_create("core");
@@ -291,6 +335,7 @@ static Suite *suite(void) {
     tcase_add_test(t, device_errors);
     tcase_add_test(t, device_option);
     tcase_add_test(t, api_set_device);
+    tcase_add_test(t, examples_run_on_mock);
     suite_add_tcase(s, t);
     return s;
 }
