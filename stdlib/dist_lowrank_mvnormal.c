@@ -23,7 +23,9 @@ static bk_tensor *capacitance_tril(bk_ctx *ctx, const sl_dist *d) {
     bk_tensor *W = d->p[1];
     bk_tensor *DinvW = s_div(&s, W, s_unsq(&s, d->p[2], -1));
     bk_tensor *Wt = s.err ? NULL : s_keep(&s, bk_transpose(ctx, W, -1, -2));
-    bk_tensor *C = s_add(&s, s_matmul(&s, Wt, DinvW), s_keep(&s, bk_eye(ctx, dim_r(d))));
+    bk_tensor *I = s_keep(&s, bk_eye(ctx, dim_r(d)));
+    I = s.err ? NULL : s_keep(&s, bk_to_device(ctx, I, bk_tensor_device(W))); /* made on the host */
+    bk_tensor *C = s_add(&s, s_matmul(&s, Wt, DinvW), I);
     bk_tensor *L = s.err ? NULL : s_keep(&s, bk_cholesky(ctx, C));
     return s_done(&s, L);
 }

@@ -142,6 +142,7 @@ bk_tensor *s_diag(sl_scope *s, bk_tensor *m) {
         return NULL;
     }
     bk_tensor *eye = s_keep(s, bk_eye(s->ctx, m->shape[m->ndim - 1]));
+    eye = s->err ? NULL : s_keep(s, bk_to_device(s->ctx, eye, bk_tensor_device(m))); /* made on the host */
     return s_sum(s, s_mul(s, m, eye), -1, false);
 }
 
