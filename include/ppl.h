@@ -87,6 +87,14 @@ const char *ppl_version(void);
  * built without CUDA support; rebuild with -DPPL_CUDA=ON" or "no CUDA
  * device found: ...". */
 int ppl_device_available(const char *name, char *why, size_t n);
+/* Runs the state's models on the named device from now on: the tensors a
+ * run makes (parameters, data, draws, constants that are not 0-d) are made
+ * there and every op on them runs there (docs/CUDA.md).  PPL_ERR_MISUSE,
+ * with the reason, for a device this build or machine does not have. */
+ppl_status ppl_set_device(ppl_state *S, const char *name);
+/* One line per op that had no kernel on the device and ran on the CPU
+ * (host copies) so far, "" when none: for the caller to show once. */
+const char *ppl_device_warnings(const ppl_state *S);
 
 /* Open a state (NULL: default options).  Returns NULL only when memory for
  * the state itself cannot be had. */

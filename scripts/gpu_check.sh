@@ -2,8 +2,9 @@
 # gpu_check.sh - build ppl with the CUDA backend on a machine with an NVIDIA
 # GPU and verify it: test_cuda (every op and gradient against the CPU,
 # Philox equality, allocator, fallback, device errors), the whole test suite
-# in the CUDA build (but test_cuda, run first), bench_cuda, and compute-sanitizer on test_cuda when
-# there is time.  Meant to finish in under 5 minutes of wall time.
+# in the CUDA build (but test_cuda, run first), bench_cuda, the temperature SVI and an
+# eight-schools NUTS run with --device cuda against --device cpu, and compute-sanitizer
+# on test_cuda when there is time.  Meant to finish in under 5 minutes of wall time.
 #
 # Assumptions: a Debian-like system with the CUDA toolkit (nvcc, cuBLAS,
 # cuSOLVER; found on PATH or in /usr/local/cuda) and a GPU with its driver;
@@ -106,6 +107,38 @@ TEST_RC=$rc
 timeout 120 ./$BUILD/bench_cuda >"$OUT/bench.txt" 2>&1 || say "bench_cuda: status $? (see bench.txt)"
 cat "$OUT/bench.txt" | tee -a "$SUM" >/dev/null
 say "bench: done ($(elapsed) s)"
+
+# ---- models with --device cuda against the CPU ------------------------------------
+# The printed numbers of each run on both devices; the largest relative
+# difference of corresponding numbers is reported (GPU sums round otherwise,
+# so expect ~1e-12 for SVI, and NUTS chains that may part after warmup).
+maxrel() { # file1 file2: the largest |a - b| / max(1, |a|) over the numbers, in order
+    tr -s ' \t,:{}[]()=' '\n' <"$1" | grep -E '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$' >"$OUT/.n1"
+    tr -s ' \t,:{}[]()=' '\n' <"$2" | grep -E '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$' >"$OUT/.n2"
+    if [ "$(wc -l <"$OUT/.n1")" != "$(wc -l <"$OUT/.n2")" ]; then echo "different output"; return; fi
+    paste "$OUT/.n1" "$OUT/.n2" | awk '{d = $1 - $2; if (d < 0) d = -d; a = $1 < 0 ? -$1 : $1;
+        if (a < 1) a = 1; if (d / a > m) m = d / a} END {printf "max rel diff %.3g over %d numbers\n", m, NR}'
+}
+if [ $TEST_RC = 0 ]; then
+    SVI="svi examples/temperature.ppl --model weather --guide auto_normal --data examples/temperature.json --steps 1000 --seed 1"
+    SMP="sample examples/eight_schools.ppl --model schools --data examples/eight_schools.json --warmup 200 --samples 200 --chains 2 --seed 1"
+    for run in "$SVI" "$SMP" "run examples/temperature.ppl"; do
+        tag=$(echo "$run" | cut -d' ' -f1)
+        # shellcheck disable=SC2086
+        timeout 60 ./$BUILD/ppl $run --device cpu >"$OUT/model_$tag.cpu.txt" 2>&1
+        # shellcheck disable=SC2086
+        timeout 60 ./$BUILD/ppl $run --device cuda >"$OUT/model_$tag.cuda.txt" 2>"$OUT/model_$tag.cuda.err"
+        mrc=$?
+        if [ $mrc -ne 0 ]; then
+            say "ppl $tag --device cuda: FAIL (status $mrc)"; head -5 "$OUT/model_$tag.cuda.err" | tee -a "$SUM"
+        else
+            say "ppl $tag --device cuda: ran; vs cpu: $(maxrel "$OUT/model_$tag.cpu.txt" "$OUT/model_$tag.cuda.txt")"
+            grep -m5 '^warning:' "$OUT/model_$tag.cuda.err" | tee -a "$SUM" >/dev/null
+        fi
+    done
+    rm -f "$OUT/.n1" "$OUT/.n2"
+    say "models: done ($(elapsed) s)"
+fi
 
 # ---- the whole suite in the CUDA build (CPU paths unchanged) --------------------
 if [ "$(elapsed)" -lt 200 ]; then

@@ -123,6 +123,10 @@ static bk_tensor *adds(tmp *s, bk_tensor *a, double v) { return a ? K(s, bk_add_
 static bk_tensor *muls(tmp *s, bk_tensor *a, double v) { return a ? K(s, bk_mul_s(s->c, a, v)) : (s->bad = true, NULL); }
 static bk_tensor *sum_all(tmp *s, bk_tensor *a) { return a ? K(s, bk_sum_all(s->c, a)) : (s->bad = true, NULL); }
 static bk_tensor *scalar(tmp *s, double v) { return K(s, bk_scalar(s->c, v)); }
+/* The transforms' constants are built on the host: CST(s, t) takes t and
+ * keeps it on the run's device; C_kept moves a constant already kept. */
+static bk_tensor *CST(tmp *s, bk_tensor *t) { return K(s, bk_place(s->c, t)); }
+static bk_tensor *C_kept(tmp *s, bk_tensor *t) { return t ? K(s, bk_to_device(s->c, t, bk_default_device(s->c))) : NULL; }
 
 /* Slice [a, b) of the last dimension. */
 static bk_tensor *last_slice(tmp *s, bk_tensor *x, int64_t a, int64_t b) {
@@ -213,10 +217,10 @@ static bk_tensor *diag_positions(bk_ctx *c, int64_t n) {
 }
 
 static bk_tensor *vec_to_lower(tmp *s, bk_tensor *v, int64_t n, bool strict) {
-    bk_tensor *z = K(s, bk_zeros(s->c, BK_F64, 1, (int64_t[]){1}));
+    bk_tensor *z = CST(s, bk_zeros(s->c, BK_F64, 1, (int64_t[]){1}));
     bk_tensor *parts[2] = {v, z};
     bk_tensor *vz = (v && z) ? K(s, bk_concat(s->c, 2, parts, 0)) : NULL;
-    bk_tensor *map = K(s, tri_map(s->c, n, strict));
+    bk_tensor *map = CST(s, tri_map(s->c, n, strict));
     bk_tensor *flat = (vz && map) ? K(s, bk_index_select(s->c, vz, 0, map)) : NULL;
     return flat ? K(s, bk_reshape(s->c, flat, 2, (int64_t[]){n, n})) : (s->bad = true, NULL);
 }
@@ -229,6 +233,7 @@ static bk_tensor *lower_to_vec(tmp *s, bk_tensor *x, int64_t n, bool strict) {
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < (strict ? i : i + 1); j++) p[k++] = (double)(i * n + j);
+    pos = C_kept(s, pos);
     bk_tensor *flat = K(s, bk_reshape(s->c, x, 1, (int64_t[]){n * n}));
     return flat ? K(s, bk_index_select(s->c, flat, 0, pos)) : NULL;
 }
@@ -240,7 +245,7 @@ static bk_tensor *zeros_last(tmp *s, const bk_tensor *a, int64_t k) {
     int64_t shape[BK_MAXDIM];
     for (int d = 0; d < a->ndim; d++) shape[d] = a->shape[d];
     shape[a->ndim - 1] = k;
-    return K(s, bk_zeros(s->c, BK_F64, a->ndim, shape));
+    return CST(s, bk_zeros(s->c, BK_F64, a->ndim, shape));
 }
 
 /* Exclusive cumulative sum along the last dimension (first entry 0); the
@@ -272,6 +277,7 @@ static bk_tensor *simplex_forward(tmp *s, bk_tensor *u, bk_tensor **ld) {
     bk_tensor *off = K(s, bk_empty(s->c, BK_F64, 1, &km1));
     if (!off) return NULL;
     for (int64_t k = 0; k < km1; k++) bk_data(off)[k] = -log((double)(km1 - k));
+    off = C_kept(s, off);
     bk_tensor *t = bin(s, BK_OP_ADD, u, off);
     bk_tensor *lz = un(s, BK_OP_LOG_SIGMOID, t);
     bk_tensor *l1 = un(s, BK_OP_LOG_SIGMOID, un(s, BK_OP_NEG, t));
@@ -293,6 +299,8 @@ static bk_tensor *simplex_inverse(tmp *s, bk_tensor *x) {
     if (!rev || !off) return NULL;
     for (int64_t k = 0; k < Kd; k++) bk_data(rev)[k] = (double)(Kd - 1 - k);
     for (int64_t k = 0; k < km1; k++) bk_data(off)[k] = log((double)(km1 - k));
+    rev = C_kept(s, rev);
+    off = C_kept(s, off);
     bk_tensor *xr = K(s, bk_index_select(s->c, x, -1, rev));
     bk_tensor *cr = xr ? K(s, bk_reduce(s->c, BK_OP_CUMSUM, xr, -1, false)) : NULL;
     bk_tensor *tail = cr ? K(s, bk_index_select(s->c, cr, -1, rev)) : NULL; /* tail[k] = sum_{j>=k} x_j */
@@ -320,11 +328,12 @@ static bk_tensor *corr_chol(tmp *s, bk_tensor *y, int64_t n, bk_tensor **logdet)
     bk_tensor *Z = vec_to_lower(s, un(s, BK_OP_TANH, y), n, true);
     bk_tensor *W = vec_to_lower(s, w, n, true);
     bk_tensor *cs, *C = excl_cumsum(s, W, &cs);
-    bk_tensor *I = K(s, bk_eye(s->c, n));
+    bk_tensor *I = CST(s, bk_eye(s->c, n));
     bk_tensor *L = bin(s, BK_OP_MUL, bin(s, BK_OP_ADD, Z, I), un(s, BK_OP_EXP, C));
     bk_tensor *M = K(s, bk_empty(s->c, BK_F64, 2, (int64_t[]){n, n})); /* 1 below the diagonal */
     if (!M) return NULL;
     for (int64_t i = 0; i < n * n; i++) bk_data(M)[i] = (i / n) > (i % n);
+    M = C_kept(s, M);
     *logdet = sum_all(s, bin(s, BK_OP_ADD, muls(s, W, 2.0), bin(s, BK_OP_MUL, C, M)));
     return L;
 }
@@ -412,7 +421,7 @@ bk_tensor *sl_to_constrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *u, 
             return finish(&s, NULL);
         }
         int64_t n = shape[0];
-        bk_tensor *dm = K(&s, diag_positions(ctx, n));
+        bk_tensor *dm = CST(&s, diag_positions(ctx, n));
         bk_tensor *ev = un(&s, BK_OP_EXP, u);
         bk_tensor *vt = (dm && ev) ? K(&s, bk_where(ctx, dm, ev, u)) : NULL;
         x = vt ? vec_to_lower(&s, vt, n, false) : NULL;
@@ -492,7 +501,7 @@ bk_tensor *sl_to_unconstrained(bk_ctx *ctx, const sl_constraint *c, bk_tensor *x
         }
         int64_t n = x->shape[0];
         bk_tensor *v = lower_to_vec(&s, x, n, false);
-        bk_tensor *dm = K(&s, diag_positions(ctx, n));
+        bk_tensor *dm = CST(&s, diag_positions(ctx, n));
         /* log on the diagonal only (ones elsewhere keep log finite) */
         bk_tensor *one = scalar(&s, 1.0);
         bk_tensor *safe = (dm && v && one) ? K(&s, bk_where(ctx, dm, v, one)) : NULL;

@@ -114,7 +114,7 @@ static int draw(rt_vm *vm, const rt_call *c, rt_value *out, bool reparam) {
     if (reparam && !sl_dist_reparam(d))
         return rt_error(vm, c, "%s has no reparameterized sampler; use sample()", d->fam->name);
     bk_ctx *ctx = rt_vm_bk(vm);
-    bk_tensor *t = sl_sample(ctx, rt_vm_rng(vm), d, nd, shape);
+    bk_tensor *t = bk_place_nd(ctx, sl_sample(ctx, rt_vm_rng(vm), d, nd, shape));
     if (t && !reparam && t->requires_grad) {
         /* sample() is a plain draw: cut it off the tape */
         bk_tensor *u = bk_detach(ctx, t);

@@ -454,7 +454,8 @@ static bk_tensor *fill_padding(bk_ctx *ctx, const sl_dist *d, bk_tensor *y) {
                     {.kind = BK_IDX_SLICE, .start = 0, .stop = 1, .step = 1}};
     bk_tensor *first = s_keep(&s, bk_index(ctx, y, 2, ix));
     bk_tensor *rep = s_expand(&s, first, y->ndim, y->shape);
-    bk_tensor *c = s_bin(&s, BK_OP_NE, on, s_scalar(&s, 0.0));
+    on = s_keep(&s, bk_to_device(ctx, on, bk_tensor_device(y))); /* made on the host */
+    bk_tensor *c = s.err ? NULL : s_bin(&s, BK_OP_NE, on, s_scalar(&s, 0.0));
     return s_done(&s, s_where(&s, c, y, rep));
 }
 
@@ -522,7 +523,7 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
                     return s_done(&s, NULL);
                 }
         bk_tensor *xf = x->ndim >= 2 ? s_keep(&s, fill_padding(ctx, d, x)) : x;
-        E = s_keep(&s, emission_logp(ctx, d, xf, 1));
+        E = xf ? s_keep(&s, emission_logp(ctx, d, xf, 1)) : NULL;
         lengths = d->p[HMM_LENGTHS];
     } else {
         E = s_keep(&s, sl_hmm_emission_logp(ctx, d, x));

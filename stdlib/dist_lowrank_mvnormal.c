@@ -23,7 +23,9 @@ static bk_tensor *capacitance_tril(bk_ctx *ctx, const sl_dist *d) {
     bk_tensor *W = d->p[1];
     bk_tensor *DinvW = s_div(&s, W, s_unsq(&s, d->p[2], -1));
     bk_tensor *Wt = s.err ? NULL : s_keep(&s, bk_transpose(ctx, W, -1, -2));
-    bk_tensor *C = s_add(&s, s_matmul(&s, Wt, DinvW), s_keep(&s, bk_eye(ctx, dim_r(d))));
+    bk_tensor *I = s_keep(&s, bk_eye(ctx, dim_r(d)));
+    I = s.err ? NULL : s_keep(&s, bk_to_device(ctx, I, bk_tensor_device(W))); /* made on the host */
+    bk_tensor *C = s_add(&s, s_matmul(&s, Wt, DinvW), I);
     bk_tensor *L = s.err ? NULL : s_keep(&s, bk_cholesky(ctx, C));
     return s_done(&s, L);
 }
@@ -140,8 +142,8 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     rshape[nd - 1] = dim_r(d);
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *eps_n = s_keep(&s, bk_rand_normal(ctx, rng, nd, shape));
-    bk_tensor *eps_r = s_keep(&s, bk_rand_normal(ctx, rng, nd, rshape));
+    bk_tensor *eps_n = s_keep(&s, bk_place_nd(ctx, bk_rand_normal(ctx, rng, nd, shape)));
+    bk_tensor *eps_r = s_keep(&s, bk_place_nd(ctx, bk_rand_normal(ctx, rng, nd, rshape)));
     bk_tensor *Wb = batch_to(&s, d->p[1], 2, nd - 1, shape);
     bk_tensor *y = s_sq(&s, s_matmul(&s, Wb, s_unsq(&s, eps_r, -1)), -1);
     y = s_add(&s, y, s_mul(&s, s_un(&s, BK_OP_SQRT, d->p[2]), eps_n));

@@ -142,7 +142,7 @@ static bk_tensor *sample(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, con
     }
     sl_scope s;
     sl_scope_init(&s, ctx);
-    bk_tensor *eps = s_keep(&s, bk_rand_normal(ctx, rng, nd, shape));
+    bk_tensor *eps = s_keep(&s, bk_place_nd(ctx, bk_rand_normal(ctx, rng, nd, shape)));
     bk_tensor *Lb = L_for(&s, d, nd - 1, shape);
     bk_tensor *y = s_sq(&s, s_matmul(&s, Lb, s_unsq(&s, eps, -1)), -1);
     return s_done(&s, s_add(&s, y, d->p[0]));

@@ -143,6 +143,7 @@ bk_tensor *s_diag(sl_scope *s, bk_tensor *m) {
         return NULL;
     }
     bk_tensor *eye = s_keep(s, bk_eye(s->ctx, m->shape[m->ndim - 1]));
+    eye = s->err ? NULL : s_keep(s, bk_to_device(s->ctx, eye, bk_tensor_device(m))); /* made on the host */
     return s_sum(s, s_mul(s, m, eye), -1, false);
 }
 
@@ -483,6 +484,19 @@ bk_tensor *sl_noise(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns, const in
     return sl_map(ctx, rng, nd, shape, 0, NULL, fn, ud);
 }
 
+/* noise (a fresh CPU draw) on the device of loc or scale when one is not
+ * the CPU, else on the default device; noise is consumed. */
+static bk_tensor *noise_on_device(bk_ctx *ctx, bk_tensor *loc, bk_tensor *scale, bk_tensor *noise) {
+    if (!noise || noise->ndim == 0) return noise;
+    const bk_device *cpu = &bk_cpu_device, *dev = bk_default_device(ctx);
+    if (loc && bk_tensor_device(loc) != cpu) dev = bk_tensor_device(loc);
+    if (scale && bk_tensor_device(scale) != cpu) dev = bk_tensor_device(scale);
+    if (bk_tensor_device(noise) == dev) return noise;
+    bk_tensor *r = bk_to_device(ctx, noise, dev);
+    bk_release(noise);
+    return r;
+}
+
 bk_tensor *sl_noise_normal(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns,
                            const int64_t *ss) {
     int64_t shape[BK_MAXDIM];
@@ -504,6 +518,9 @@ bk_tensor *sl_noise_normal(bk_ctx *ctx, bk_rng *rng, const sl_dist *d, int ns,
 }
 
 bk_tensor *sl_affine(bk_ctx *ctx, bk_tensor *loc, bk_tensor *scale, bk_tensor *noise) {
+    /* the noise is drawn on the CPU: it joins the device of the
+     * parameters (or the run's) */
+    noise = noise_on_device(ctx, loc, scale, noise);
     if (!noise) return NULL;
     sl_scope s;
     sl_scope_init(&s, ctx);
@@ -555,7 +572,9 @@ bool sl_needs_grad(bk_ctx *ctx, const bk_tensor *t) {
 }
 
 static bool fusable(bk_ctx *ctx, const bk_tensor *t, int nd, const int64_t *shape) {
-    if (t->dtype != BK_F64 || !bk_is_contiguous(t) || sl_needs_grad(ctx, t)) return false;
+    /* a host loop over the data: CPU tensors only */
+    if (t->dtype != BK_F64 || !bk_is_contiguous(t) || sl_needs_grad(ctx, t) || bk_tensor_device(t) != &bk_cpu_device)
+        return false;
     if (t->numel == 1) return true;
     if (t->ndim != nd) return false;
     for (int i = 0; i < nd; i++)

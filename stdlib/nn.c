@@ -95,8 +95,10 @@ bk_tensor *nn_dropout(bk_ctx *c, bk_rng *rng, bk_tensor *x, double p) {
         for (int64_t i = 0; i < mask->numel; i++) bk_data_f32(mask)[i] = bk_rng_uniform(rng) < p ? 0.0f : (float)keep;
     else
         for (int64_t i = 0; i < mask->numel; i++) bk_data(mask)[i] = bk_rng_uniform(rng) < p ? 0.0 : keep;
-    bk_tensor *r = bk_mul(c, x, mask);
+    bk_tensor *dm = bk_to_device(c, mask, bk_tensor_device(x)); /* the mask joins x */
     bk_release(mask);
+    bk_tensor *r = dm ? bk_mul(c, x, dm) : NULL;
+    bk_release(dm);
     return r;
 }
 
@@ -112,7 +114,7 @@ static bk_tensor *init_weights(bk_ctx *c, bk_rng *rng, int64_t fan_in, int64_t f
     double *d = bk_data(w);
     for (int64_t i = 0; i < w->numel; i++)
         d[i] = normal ? scale * bk_rng_normal(rng) : scale * (2 * bk_rng_uniform(rng) - 1);
-    return w;
+    return bk_place_nd(c, w); /* drawn on the host, used on the run's device */
 }
 
 bk_tensor *nn_init_xavier(bk_ctx *c, bk_rng *rng, int64_t fan_in, int64_t fan_out, double gain) {

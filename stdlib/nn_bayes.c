@@ -287,7 +287,7 @@ static bk_tensor *lr_affine(rt_vm *vm, const bn_net *m, int i, bk_tensor *h, bk_
     int64_t shape[BK_MAXDIM];
     memcpy(shape, h->shape, sizeof(int64_t) * (size_t)h->ndim);
     shape[h->ndim - 1] = w->shape[1];
-    bk_tensor *eps = bk_rand_normal(vm->bk, &vm->rng, h->ndim, shape);
+    bk_tensor *eps = bk_place_nd(vm->bk, bk_rand_normal(vm->bk, &vm->rng, h->ndim, shape));
     bk_tensor *r = eps ? nn_lr_linear(vm->bk, h, wl, ws, bl, bs, eps) : NULL;
     if (!r) rt_fail_bk(vm, loc);
     bk_release(eps);

@@ -212,6 +212,17 @@ ppl_status ppl_seed(ppl_state *S, uint64_t seed) {
     return ok(S);
 }
 
+ppl_status ppl_set_device(ppl_state *S, const char *name) {
+    if (!valid(S)) return PPL_ERR_MISUSE;
+    if (!name) return fmt_error(S, PPL_ERR_MISUSE, "error: device name is NULL%s", NULL);
+    const bk_device *d = bk_device_named(S->vm->bk, name);
+    if (!d) return fmt_error(S, PPL_ERR_MISUSE, "error: %s", bk_errmsg(S->vm->bk));
+    bk_set_default_device(S->vm->bk, d);
+    return ok(S);
+}
+
+const char *ppl_device_warnings(const ppl_state *S) { return valid(S) ? bk_device_warnings(S->vm->bk) : ""; }
+
 ppl_status ppl_set_data_f64(ppl_state *S, const char *name, const double *data, int ndim,
                             const int64_t *shape) {
     if (!valid(S)) return PPL_ERR_MISUSE;

@@ -38,6 +38,7 @@ struct bk_ctx {
     long fail_after;           /* fault injection: 0 = off */
     const bk_device *xdev;     /* the accelerator whose state is xstate */
     void *xstate;
+    const bk_device *defdev;   /* where the runtime makes its tensors (NULL: cpu) */
     uint8_t warned[BK_OP_COUNT]; /* bit 0: forward fell back, bit 1: backward */
     char warn[1024];           /* bk_device_warnings */
     bk_rec *rec;               /* an op recording in progress (program.c), or NULL */
@@ -897,6 +898,10 @@ int bk__set_devstate(bk_ctx *ctx, const bk_device *dev, void *state) {
 
 const char *bk_device_warnings(const bk_ctx *ctx) { return ctx->warn; }
 
+void bk_set_default_device(bk_ctx *ctx, const bk_device *dev) { ctx->defdev = dev; }
+
+const bk_device *bk_default_device(const bk_ctx *ctx) { return ctx->defdev ? ctx->defdev : &bk_cpu_device; }
+
 const bk_device *bk_tensor_device(const bk_tensor *t) { return t->st->dev; }
 
 bk_tensor *bk_empty_on(bk_ctx *ctx, const bk_device *dev, bk_dtype dt, int ndim, const int64_t *shape) {
@@ -1545,6 +1550,12 @@ bk_tensor *bk_fused_apply(bk_ctx *c, const bk_fused *f, bk_tensor **in) {
 
 bk_tensor *bk_detach(bk_ctx *c, bk_tensor *a) {
     if (!a) return NULL;
+    if (a->st->dev != &bk_cpu_device) { /* a copy on a's own device, through the host */
+        bk_tensor *h = bk_to_device(c, a, &bk_cpu_device);
+        bk_tensor *r = h ? bk_to_device(c, h, a->st->dev) : NULL;
+        bk_release(h);
+        return r;
+    }
     bk_tensor *r = bk_empty(c, (bk_dtype)a->dtype, a->ndim, a->shape);
     if (!r) return NULL;
     if (a->dtype == BK_F64) {

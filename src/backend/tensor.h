@@ -287,6 +287,23 @@ const bk_device *bk_device_named(bk_ctx *, const char *name);
 /* One line per op that fell back to the CPU ("" when none): the library
  * never prints, the CLI shows these. */
 const char *bk_device_warnings(const bk_ctx *ctx);
+/* The context's default device: where the runtime creates the tensors of a
+ * run (data, parameters, draws, constants that are not 0-d); the backend's
+ * own ops never consult it (their outputs follow their inputs).  NULL or
+ * never set: the CPU. */
+void bk_set_default_device(bk_ctx *ctx, const bk_device *dev);
+const bk_device *bk_default_device(const bk_ctx *ctx);
+/* t on the default device: t itself when it is there, else a copy with t
+ * released (NULL, error set, t released, on failure).  Takes t's reference;
+ * NULL in, NULL out.  bk_place_nd leaves 0-d CPU tensors on the CPU
+ * (constants join any device) and tensors on the tape where they are. */
+bk_tensor *bk_place(bk_ctx *ctx, bk_tensor *t);
+bk_tensor *bk_place_nd(bk_ctx *ctx, bk_tensor *t);
+/* Overwrites the elements of a contiguous float64 or float32 tensor (rounded)
+ * on any device with src[0 .. numel) (the host side of in-place updates). */
+int bk_copy_in(bk_ctx *ctx, bk_tensor *t, const double *src);
+/* dst's values := src's (same numel; any devices; dst as for bk_copy_in). */
+int bk_copy_values(bk_ctx *ctx, bk_tensor *dst, const bk_tensor *src);
 /* Per-context state of a device (its streams, handles, memory cache):
  * NULL until set.  Set returns -1 (error set) when a different device
  * already holds the slot. */

@@ -452,29 +452,40 @@ static ppl_state *open_state(const args *a) {
     }
     if (given(a, "seed")) po.seed = a->seed;
     ppl_state *S = ppl_open(&po);
-    if (!S) fputs("error: out of memory\n", stderr);
-    else catch_sigint(S);
+    if (!S) {
+        fputs("error: out of memory\n", stderr);
+        return NULL;
+    }
+    if (a->device && ppl_set_device(S, a->device) != PPL_OK) {
+        fprintf(stderr, "%s\n", ppl_errmsg(S));
+        ppl_close(S);
+        return NULL;
+    }
+    catch_sigint(S);
     return S;
 }
 
 static int close_state(ppl_state *S, int rc) {
     g_running = NULL;
+    /* the ops that ran on the CPU for the device, once each */
+    for (const char *w = ppl_device_warnings(S); w && *w;) {
+        const char *e = strchr(w, '\n');
+        int n = e ? (int)(e - w) : (int)strlen(w);
+        fprintf(stderr, "warning: %.*s\n", n, w);
+        w += n + (e ? 1 : 0);
+    }
     ppl_close(S);
     return rc;
 }
 
-/* --device cuda needs a build with the CUDA backend and a GPU; even then
- * the interpreter does not place model tensors on the GPU yet (the backend
- * does, through the C API: docs/CUDA.md), so the run is refused rather
- * than silently done on the CPU. */
+/* --device cuda needs a build with the CUDA backend and a GPU: without
+ * them the run is refused (a usage error) with the reason, rather than
+ * silently done on the CPU. */
 static int check_device(const args *a) {
     if (!a->device || strcmp(a->device, "cuda") != 0) return 0;
     char why[256];
-    if (ppl_device_available("cuda", why, sizeof why)) fprintf(stderr, "error: --device cuda: %s\n", why);
-    else
-        fputs("error: --device cuda: a GPU is present, but the interpreter does not run models on it yet "
-              "(the CUDA backend is reachable from the C API; see docs/CUDA.md)\n",
-              stderr);
+    if (ppl_device_available("cuda", why, sizeof why) == 0) return 0;
+    fprintf(stderr, "error: --device cuda: %s\n", why);
     return EXIT_USAGE;
 }
 

@@ -60,7 +60,7 @@ static bk_tensor *init_value(rt_vm *vm, const inf_guide *g, const inf_latent *L)
             bk_data(r)[k] = col[7];
         }
         bk_release(draws);
-        return r;
+        return bk_place_nd(c, r); /* the medians, on the run's device */
     }
     case INF_INIT_VALUE: {
         rt_value *v = g->init_values ? rt_record_get(g->init_values, L->name) : NULL;
@@ -96,7 +96,7 @@ static int discover(rt_vm *vm, inf_guide *g, const rt_record *data, rt_loc loc) 
             /* feasible: the middle of the support (unconstrained zero) */
             bk_release(u);
             bk_clearerr(vm->bk);
-            u = bk_zeros(vm->bk, BK_F64, L->undim, L->ushape);
+            u = bk_place_nd(vm->bk, bk_zeros(vm->bk, BK_F64, L->undim, L->ushape));
         }
         L->init_u = u;
         if (!u) rc = rt_fail_bk(vm, loc);
@@ -157,7 +157,7 @@ static const double HALF_LOG_2PI = 0.91893853320467274178;
 /* u ~ Normal(loc, scale) elementwise: returns u (rsample), sets *lq. */
 static bk_tensor *normal_rsample(rt_vm *vm, bk_tensor *loc_, bk_tensor *scale, bk_tensor **lq) {
     bk_ctx *c = vm->bk;
-    bk_tensor *eps = bk_rand_normal(c, &vm->rng, loc_->ndim, loc_->shape);
+    bk_tensor *eps = bk_place_nd(c, bk_rand_normal(c, &vm->rng, loc_->ndim, loc_->shape));
     bk_tensor *se = eps ? bk_mul(c, scale, eps) : NULL;
     bk_tensor *u = se ? bk_add(c, loc_, se) : NULL;
     /* log q(u) = sum(-eps^2/2 - log scale - log sqrt(2 pi)) */
@@ -304,7 +304,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_ctx *c = vm->bk;
     int64_t D = g->dim;
     bk_tensor *mu = loc_param(vm, g, loc);
-    bk_tensor *l0 = bk_eye(c, D);
+    bk_tensor *l0 = bk_place_nd(c, bk_eye(c, D)); /* constants on the run's device */
     bk_tensor *l0s = l0 ? bk_mul_s(c, l0, g->init_scale) : NULL;
     char name[256];
     snprintf(name, sizeof name, "%s.scale_tril", g->prefix);
@@ -326,6 +326,7 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_tensor *mask = sc ? bk_zeros(c, BK_F64, 2, (int64_t[]){D, D}) : NULL;
         for (int64_t i = 0; mask && i < D; i++)
             for (int64_t j = 0; j < i; j++) bk_data(mask)[i * D + j] = 1.0;
+        mask = bk_place_nd(c, mask);
         bk_tensor *PM = mask ? bk_mul(c, P, mask) : NULL;
         bk_tensor *U = PM ? bk_add(c, PM, l0) : NULL;
         bk_tensor *scol = U ? bk_reshape(c, sc, 2, (int64_t[]){D, 1}) : NULL;
@@ -344,14 +345,14 @@ static int run_mvn(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
         bk_release(mu);
         return vm->errs.n ? -1 : rt_fail_bk(vm, loc);
     }
-    bk_tensor *eps = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *eps = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &D));
     bk_tensor *Le = eps ? bk_matmul(c, Lt, eps) : NULL;
     bk_tensor *u = Le ? bk_add(c, mu, Le) : NULL;
     /* log q(u) = -|eps|^2/2 - sum log diag L - D log sqrt(2 pi) */
     bk_tensor *lq = NULL;
     if (u) {
         /* sum log diag L, with diag(L) = rowsum(L * I) */
-        bk_tensor *I = bk_eye(c, D);
+        bk_tensor *I = bk_place_nd(c, bk_eye(c, D));
         bk_tensor *LI = I ? bk_mul(c, Lt, I) : NULL;
         bk_tensor *diag = LI ? bk_reduce(c, BK_OP_SUM, LI, 1, false) : NULL;
         bk_tensor *ld = diag ? bk_unop(c, BK_OP_LOG, diag) : NULL;
@@ -389,7 +390,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     if (mu) {
         bk_tensor *w0 = NULL;
         if (!rt_param_find(vm, name)) { /* N(0, 1/sqrt(rank)) entries, drawn once */
-            bk_tensor *e = bk_rand_normal(c, &vm->rng, 2, (int64_t[]){D, R});
+            bk_tensor *e = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 2, (int64_t[]){D, R}));
             w0 = e ? bk_mul_s(c, e, 1 / sqrt((double)R)) : NULL;
             bk_release(e);
         } else {
@@ -413,8 +414,8 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *scol = bk_reshape(c, sc, 2, (int64_t[]){D, 1});
     bk_tensor *W = scol ? bk_mul(c, cf, scol) : NULL;
     bk_tensor *d = bk_mul(c, sc, sc);
-    bk_tensor *e1 = bk_rand_normal(c, &vm->rng, 1, &R);
-    bk_tensor *e2 = bk_rand_normal(c, &vm->rng, 1, &D);
+    bk_tensor *e1 = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &R));
+    bk_tensor *e2 = bk_place_nd(c, bk_rand_normal(c, &vm->rng, 1, &D));
     bk_tensor *We = (W && e1) ? bk_matmul(c, W, e1) : NULL;
     bk_tensor *se = e2 ? bk_mul(c, sc, e2) : NULL;
     bk_tensor *r = (We && se) ? bk_add(c, We, se) : NULL; /* u - loc */
@@ -426,7 +427,7 @@ static int run_lowrank(rt_vm *vm, inf_guide *g, rt_trace *tr, rt_loc loc) {
     bk_tensor *dcol = d ? bk_reshape(c, d, 2, (int64_t[]){D, 1}) : NULL;
     bk_tensor *Wd = (W && dcol) ? bk_div(c, W, dcol) : NULL;
     bk_tensor *WtWd = (Wt && Wd) ? bk_matmul(c, Wt, Wd) : NULL;
-    bk_tensor *I = bk_eye(c, R);
+    bk_tensor *I = bk_place_nd(c, bk_eye(c, R));
     bk_tensor *C = (WtWd && I) ? bk_add(c, WtWd, I) : NULL;
     bk_tensor *L = C ? bk_cholesky(c, C) : NULL;
     bk_tensor *a = (Wt && rd) ? bk_matmul(c, Wt, rd) : NULL;

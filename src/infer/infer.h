@@ -8,6 +8,11 @@
 #include "vm.h"
 
 int inf_register_builtins(rt_vm *vm);
+/* Runs built-in fn (svi, mcmc, predictive) for call c, honouring its
+ * device="cpu"|"cuda" keyword: the run's tensors and a copy of its data
+ * record (positional data_pos or data=) go on that device
+ * (device_option.c); without the keyword, fn(vm, c, out). */
+int inf_with_device(rt_vm *vm, const rt_call *c, rt_value *out, rt_builtin_fn fn, int data_pos);
 /* The summary of a posterior value returned by mcmc(...), or NULL. */
 struct inf_result;
 const struct inf_result *inf_posterior_result(rt_value v);

@@ -453,8 +453,10 @@ static int b_summary(rt_vm *vm, const rt_call *c, rt_value *out) {
     return 0;
 }
 
+static int b_svi_on(rt_vm *vm, const rt_call *c, rt_value *out) { return inf_with_device(vm, c, out, b_svi, 2); }
+
 static const rt_builtin_def infer_builtins[] = {
-    {"svi", b_svi},
+    {"svi", b_svi_on},
     {"elbo_grad", b_elbo_grad},
     {"summary", b_summary},
     {"Adam", b_adam},

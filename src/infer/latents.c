@@ -36,7 +36,7 @@ static int placeholder_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     int64_t ushape[BK_MAXDIM];
     bk_tensor *x = NULL;
     if (sl_unconstrained_shape(vm->bk, &sup, n, shape, &und, ushape) == 0) {
-        bk_tensor *u = bk_zeros(vm->bk, BK_F64, und, ushape);
+        bk_tensor *u = bk_place_nd(vm->bk, bk_zeros(vm->bk, BK_F64, und, ushape));
         x = u ? sl_to_constrained(vm->bk, &sup, u, n, shape, NULL) : NULL;
         bk_release(u);
     }

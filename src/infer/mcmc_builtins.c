@@ -111,6 +111,7 @@ static int posterior_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, r
     double *d = bk_data(t);
     for (int64_t i = 0; i < n; i++)
         for (int k = 0; k < count; k++) d[i * count + k] = m->draws[i * m->nnames + first + k];
+    if (!(t = bk_place_nd(vm->bk, t))) return rt_fail_bk(vm, loc); /* on the run's device */
     *out = rt_tensor(t);
     return 0;
 }
@@ -210,11 +211,13 @@ static int b_write_stan_csv(rt_vm *vm, const rt_call *c, rt_value *out) {
     return 0;
 }
 
+static int b_mcmc_on(rt_vm *vm, const rt_call *c, rt_value *out) { return inf_with_device(vm, c, out, b_mcmc, 1); }
+
 const rt_builtin_def inf_mcmc_builtins[] = {
     {"NUTS", b_nuts},
     {"HMC", b_hmc},
     {"RWM", b_rwm},
-    {"mcmc", b_mcmc},
+    {"mcmc", b_mcmc_on},
     {"write_stan_csv", b_write_stan_csv},
     {NULL, NULL},
 };

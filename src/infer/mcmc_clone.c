@@ -154,7 +154,7 @@ static rt_value clone_value(cl_ctx *k, rt_value v) {
         bk_tensor *c = NULL;
         if (buf && t->dtype == BK_F64) {
             bk_copy_out(t, buf);
-            c = bk_from_f64(k->to->bk, t->ndim, t->shape, buf);
+            c = bk_place_nd(k->to->bk, bk_from_f64(k->to->bk, t->ndim, t->shape, buf));
         }
         free(buf);
         if (!c) {
@@ -251,6 +251,7 @@ int inf_clone_make(rt_vm *vm, const rt_func *model, const rt_record *data, inf_c
     memset(out, 0, sizeof *out);
     bk_alloc a = bk_ctx_allocator(vm->bk);
     rt_vm *to = rt_vm_new(&a);
+    if (to) bk_set_default_device(to->bk, bk_default_device(vm->bk)); /* the chain runs where the run does */
     bool *used = calloc((size_t)vm->nglobals + 1, sizeof *used);
     char **names = calloc((size_t)vm->nglobals + 1, sizeof *names);
     rt_value *vals = calloc((size_t)vm->nglobals + 1, sizeof *vals);

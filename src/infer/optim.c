@@ -199,6 +199,22 @@ static void update(const inf_optim_spec *sp, double lr, inf_optim_slot *s, doubl
     }
 }
 
+/* The update of a parameter on another device: on a host copy of its
+ * values, written back (the parameters are small next to one step). */
+static int update_on_host(bk_ctx *ctx, const inf_optim_spec *sp, double lr, inf_optim_slot *s, bk_tensor *u,
+                          const double *g) {
+    double *w = malloc((size_t)(u->numel ? u->numel : 1) * sizeof *w);
+    if (!w) {
+        bk_seterr(ctx, "out of memory");
+        return -1;
+    }
+    bk_copy_out(u, w);
+    update(sp, lr, s, w, g);
+    int rc = bk_copy_in(ctx, u, w);
+    free(w);
+    return rc;
+}
+
 /* Scale that brings the global L2 norm of all gradients to at most max
  * (1 when clipping is off or the norm is already within it). */
 static double clip_scale(const inf_optim *o, rt_vm *vm) {
@@ -243,19 +259,13 @@ int inf_optim_step(inf_optim *o, rt_vm *vm) {
         }
         if (scale != 1.0)
             for (int64_t k = 0; k < p->u->numel; k++) gd[k] *= scale;
-        /* float32 weights: the update runs in double (the moments are
-         * double) on a copy, rounded back to float32 */
-        double *w = p->u->dtype == BK_F32 ? malloc((size_t)(p->u->numel ? p->u->numel : 1) * sizeof *w) : bk_data(p->u);
-        if (!w) {
+        if (bk_tensor_device(p->u) == &bk_cpu_device && p->u->dtype == BK_F64) {
+            update(&o->spec, lr, s, bk_data(p->u), gd);
+        } else if (update_on_host(vm->bk, &o->spec, lr, s, p->u, gd)) {
+            /* float32 weights (the moments are double) or another device:
+             * the update runs in double on a host copy, written back */
             if (gd != gbuf) free(gd);
-            return rt_error_loc(vm, (rt_loc){0, 0, 0, 0}, "out of memory");
-        }
-        if (p->u->dtype == BK_F32) bk_copy_out(p->u, w);
-        update(&o->spec, lr, s, w, gd);
-        if (p->u->dtype == BK_F32) {
-            float *wf = bk_data_f32(p->u);
-            for (int64_t k = 0; k < p->u->numel; k++) wf[k] = (float)w[k];
-            free(w);
+            return rt_fail_bk(vm, (rt_loc){0, 0, 0, 0});
         }
         if (gd != gbuf) free(gd);
         bk_zero_grad(p->u);

@@ -193,9 +193,8 @@ static int restore(rt_vm *vm, rt_loc loc, const char *path, const char *name, rt
             if (!p) rc = -1;
             else if (p->u->numel != u->u.t->numel)
                 rc = rt_error_loc(vm, loc, "load_params: %s: parameter \"%s\" is malformed", path, name);
-            else if (p->u->dtype == BK_F32) /* a float32 network's weight: rounded */
-                for (int64_t k = 0; k < p->u->numel; k++) bk_data_f32(p->u)[k] = (float)bk_get(u->u.t, k);
-            else bk_copy_out(u->u.t, bk_data(p->u)); /* exact; keeps the leaf the optimizer knows */
+            else if (bk_copy_values(vm->bk, p->u, u->u.t)) /* exact (float32: rounded); keeps the leaf the optimizer knows */
+                rc = rt_fail_bk(vm, loc);
         }
         bk_release(x);
     }

@@ -67,7 +67,7 @@ static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
      * reshape of one big leaf, whose backward would scatter into a
      * zero-filled full-length gradient per site */
     if (!st->leaf[i]) {
-        st->leaf[i] = bk_from_f64(c, L->undim, L->ushape, st->q + L->offset);
+        st->leaf[i] = bk_place(c, bk_from_f64(c, L->undim, L->ushape, st->q + L->offset));
         if (st->leaf[i] && st->grad) bk_set_requires_grad(st->leaf[i], true);
         bk_prog_input(c, st->leaf[i], L->offset);
     }

@@ -66,6 +66,7 @@ static int posterior_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     double *d = bk_data(t);
     const double *row = mc->draws + pd->row * mc->nnames + first;
     memcpy(d, row, sizeof(double) * (size_t)count);
+    if (!(t = bk_place_nd(vm->bk, t))) return rt_fail_bk(vm, m->loc); /* the draw, on the run's device */
     bk_release(m->value);
     m->value = t;
     m->done = true;
@@ -239,7 +240,9 @@ static int b_predictive(rt_vm *vm, const rt_call *c, rt_value *out) {
     return inf_predictive(vm, (rt_func *)m->u.o, guide, dr, (int)ns, (uint64_t)seed, rs ? (rt_list *)rs->u.o : NULL, c->loc, out);
 }
 
+static int b_predictive_on(rt_vm *vm, const rt_call *c, rt_value *out) { return inf_with_device(vm, c, out, b_predictive, 2); }
+
 const rt_builtin_def inf_predictive_builtins[] = {
-    {"predictive", b_predictive},
+    {"predictive", b_predictive_on},
     {NULL, NULL},
 };

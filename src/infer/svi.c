@@ -394,11 +394,11 @@ static int laplace_fit(rt_vm *vm, rt_func *model, inf_guide *g, const rt_record 
     if (rc == 0) bk_copy_out(p->u, u0);
     for (int64_t j = 0; j < D && rc == 0; j++) {
         double h = 1e-5 * fmax(1.0, fabs(u0[j]));
-        bk_data(p->u)[j] = u0[j] + h;
+        bk_set(p->u, j, u0[j] + h); /* on any device */
         rc = elbo_grad(vm, model, g, data, loc, p, gp);
-        bk_data(p->u)[j] = u0[j] - h;
+        bk_set(p->u, j, u0[j] - h);
         if (rc == 0) rc = elbo_grad(vm, model, g, data, loc, p, gm);
-        bk_data(p->u)[j] = u0[j];
+        bk_set(p->u, j, u0[j]);
         for (int64_t i = 0; i < D && rc == 0; i++) H[i * D + j] = -(gp[i] - gm[i]) / (2 * h);
     }
     bk_tensor *Ht = NULL, *cov = NULL, *L = NULL;
@@ -428,7 +428,7 @@ static int laplace_fit(rt_vm *vm, rt_func *model, inf_guide *g, const rt_record 
             if (!rt_param_create(vm, name, L, &lc, loc)) rc = -1;
         } else {
             bk_tensor *u = sl_to_unconstrained(vm->bk, &lc, L);
-            if (u && u->numel == q->u->numel) bk_copy_out(u, bk_data(q->u));
+            if (u && u->numel == q->u->numel) rc = bk_copy_values(vm->bk, q->u, u) ? rt_fail_bk(vm, loc) : rc;
             else rc = rt_error_loc(vm, loc, "AutoLaplaceApproximation: parameter \"%s\" has another shape", name);
             bk_release(u);
         }

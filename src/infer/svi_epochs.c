@@ -289,7 +289,7 @@ oom:
 static void snapshot_restore(rt_vm *vm, const snapshot *s) {
     for (int i = 0; i < s->n; i++) {
         rt_param *p = rt_param_find(vm, s->names[i]);
-        if (p && p->u->numel == s->numel[i]) memcpy(bk_data(p->u), s->vals[i], s->numel[i] * sizeof(double));
+        if (p && p->u->numel == s->numel[i]) (void)bk_copy_in(vm->bk, p->u, s->vals[i]); /* cannot fail: same size */
     }
 }
 

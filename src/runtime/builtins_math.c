@@ -138,7 +138,7 @@ static int filled(rt_vm *vm, const rt_call *c, rt_value *out, double v) {
     int64_t shape[BK_MAXDIM];
     if (rt_check_args(vm, c, 1, names) || shape_arg(vm, c, 0, "shape", &nd, shape)) return -1;
     if (!rt_arg(c, 0, "shape")) nd = 0;
-    return ret_tensor(vm, c, bk_full(vm->bk, BK_F64, nd, shape, v), out);
+    return ret_tensor(vm, c, bk_place_nd(vm->bk, bk_full(vm->bk, BK_F64, nd, shape, v)), out);
 }
 static int b_zeros(rt_vm *vm, const rt_call *c, rt_value *out) { return filled(vm, c, out, 0.0); }
 static int b_ones(rt_vm *vm, const rt_call *c, rt_value *out) { return filled(vm, c, out, 1.0); }
@@ -151,14 +151,14 @@ static int b_full(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (rt_check_args(vm, c, 2, names) || shape_arg(vm, c, 0, "shape", &nd, shape) ||
         rt_arg_number(vm, c, 1, "value", 0, true, &v))
         return -1;
-    return ret_tensor(vm, c, bk_full(vm->bk, BK_F64, nd, shape, v), out);
+    return ret_tensor(vm, c, bk_place_nd(vm->bk, bk_full(vm->bk, BK_F64, nd, shape, v)), out);
 }
 
 static int b_eye(rt_vm *vm, const rt_call *c, rt_value *out) {
     double n;
     if (rt_check_args(vm, c, 1, NULL) || rt_arg_number(vm, c, 0, "n", 0, true, &n)) return -1;
     if (n < 0 || n != floor(n)) return rt_error_arg(vm, c, 0, "eye: n must be a non-negative integer");
-    return ret_tensor(vm, c, bk_eye(vm->bk, (int64_t)n), out);
+    return ret_tensor(vm, c, bk_place_nd(vm->bk, bk_eye(vm->bk, (int64_t)n)), out);
 }
 
 static int b_arange(rt_vm *vm, const rt_call *c, rt_value *out) {
@@ -172,7 +172,7 @@ static int b_arange(rt_vm *vm, const rt_call *c, rt_value *out) {
     }
     if (s == 0) return rt_error_arg(vm, c, 2, "%s: step cannot be zero", c->name);
     if (fabs((b - a) / s) > 1e9) return rt_error(vm, c, "%s: too many elements", c->name);
-    return ret_tensor(vm, c, bk_arange(vm->bk, a, b, s), out);
+    return ret_tensor(vm, c, bk_place_nd(vm->bk, bk_arange(vm->bk, a, b, s)), out);
 }
 
 static int b_linspace(rt_vm *vm, const rt_call *c, rt_value *out) {
@@ -181,7 +181,7 @@ static int b_linspace(rt_vm *vm, const rt_call *c, rt_value *out) {
         rt_arg_number(vm, c, 1, "stop", 0, true, &b) || rt_arg_number(vm, c, 2, "num", 0, true, &n))
         return -1;
     if (n < 0 || n != floor(n) || n > 1e9) return rt_error_arg(vm, c, 2, "linspace: num must be a non-negative integer");
-    return ret_tensor(vm, c, bk_linspace(vm->bk, a, b, (int64_t)n), out);
+    return ret_tensor(vm, c, bk_place_nd(vm->bk, bk_linspace(vm->bk, a, b, (int64_t)n)), out);
 }
 
 /* ------------------------------------------------------- shape and LA --- */
@@ -340,6 +340,45 @@ static int b_shape(rt_vm *vm, const rt_call *c, rt_value *out) {
     return ret_tensor(vm, c, bk_from_f64(vm->bk, 1, (int64_t[]){x->ndim}, sh), out);
 }
 
+/* ----------------------------------------------------------- devices --- */
+
+/* The device called `name`: "cpu", "cuda", or the run's default device by
+ * its own name (a test device); NULL after an error at argument pos. */
+static const bk_device *device_arg(rt_vm *vm, const rt_call *c, const char *name) {
+    const bk_device *def = bk_default_device(vm->bk);
+    if (strcmp(name, def->name) == 0) return def;
+    const bk_device *d = bk_device_named(vm->bk, name);
+    if (d) return d;
+    if (c->nargs > 1) rt_error_arg(vm, c, 1, "%s: %s", c->name, bk_errmsg(vm->bk));
+    else rt_error_kw(vm, c, "device", "%s: %s", c->name, bk_errmsg(vm->bk));
+    return NULL;
+}
+
+/* to(x, device): a copy of x on the device (x itself when it is there).
+ * Like detach, the copy is not differentiable. */
+static int b_to(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"x", "device", NULL};
+    bk_tensor *x;
+    const char *name;
+    if (rt_check_args(vm, c, 2, names) || rt_arg_tensor(vm, c, 0, "x", true, &x) ||
+        rt_arg_string(vm, c, 1, "device", true, &name))
+        return -1;
+    const bk_device *d = device_arg(vm, c, name);
+    return d ? ret_tensor(vm, c, bk_to_device(vm->bk, x, d), out) : -1;
+}
+
+/* device(x): the name of the device x lives on. */
+static int b_device(rt_vm *vm, const rt_call *c, rt_value *out) {
+    static const char *const names[] = {"x", NULL};
+    bk_tensor *x;
+    if (rt_check_args(vm, c, 1, names) || rt_arg_tensor(vm, c, 0, "x", true, &x)) return -1;
+    const char *name = bk_tensor_device(x)->name;
+    rt_str *s = rt_str_new(name, strlen(name));
+    if (!s) return rt_error(vm, c, "out of memory");
+    *out = rt_obj_value(&s->h);
+    return 0;
+}
+
 const rt_builtin_def rt_math_builtins[] = {
     {"exp", b_exp}, {"log", b_log}, {"log1p", b_log1p}, {"expm1", b_expm1},
     {"sqrt", b_sqrt}, {"abs", b_abs}, {"sigmoid", b_sigmoid}, {"logit", b_logit},
@@ -356,6 +395,6 @@ const rt_builtin_def rt_math_builtins[] = {
     {"concat", b_concat}, {"stack", b_stack}, {"cholesky", b_cholesky},
     {"solve_triangular", b_solve_triangular}, {"logdet", b_logdet}, {"inverse", b_inverse},
     {"where", b_where}, {"shape", b_shape}, {"float32", b_float32}, {"float64", b_float64},
-    {"dtype", b_dtype},
+    {"dtype", b_dtype}, {"to", b_to}, {"device", b_device},
     {NULL, NULL},
 };

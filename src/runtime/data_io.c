@@ -736,6 +736,7 @@ static int load_file(rt_vm *vm, const char *path, rt_loc callloc, text_parser pa
     free(text);
     if (rc == -2) return rt_fail(vm, 5, callloc, "%s", err);
     if (rc) return rt_error_loc(vm, callloc, "%s", err);
+    if (rt_place_value(vm->bk, out)) return rt_fail(vm, 5, callloc, "%s: %s", path, bk_errmsg(vm->bk));
     return 0;
 }
 

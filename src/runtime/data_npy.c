@@ -234,6 +234,7 @@ int rt_load_npy(rt_vm *vm, const char *path, rt_loc callloc, rt_value *out) {
     if (rc == -2) return rt_fail(vm, 5, callloc, "%s", err);
     if (rc) return rt_error_loc(vm, callloc, "%s", err);
     *out = rt_tensor(t);
+    if (rt_place_value(vm->bk, out)) return rt_fail(vm, 5, callloc, "%s: %s", path, bk_errmsg(vm->bk));
     return 0;
 }
 

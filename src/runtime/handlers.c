@@ -42,7 +42,7 @@ const char *rt_site_kind_name(int kind) {
 /* Draw a value for a latent site, honouring `sample x: C ~ D`. */
 static int default_sample(rt_vm *vm, rt_msg *m) {
     for (int attempt = 0; attempt < 100; attempt++) {
-        bk_tensor *v = sl_sample(vm->bk, &vm->rng, m->dist, 0, NULL);
+        bk_tensor *v = bk_place_nd(vm->bk, sl_sample(vm->bk, &vm->rng, m->dist, 0, NULL));
         if (!v) return rt_fail_bk(vm, m->loc);
         if (!m->constraint) {
             m->value = v;

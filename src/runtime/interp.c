@@ -99,7 +99,7 @@ static const char *op_symbol(int op) {
  * general path must run. */
 static bool scalar_binop(int op, const bk_tensor *x, const bk_tensor *y, double *w) {
     if (x->ndim != 0 || y->ndim != 0 || x->dtype != BK_F64 || y->dtype != BK_F64 || x->requires_grad ||
-        y->requires_grad)
+        y->requires_grad || bk_tensor_device(x) != &bk_cpu_device || bk_tensor_device(y) != &bk_cpu_device)
         return false;
     /* a recording (program.h) must see the op: x may depend on a latent
      * without needing a gradient (a comparison's result) */
@@ -771,7 +771,7 @@ __attribute__((noinline)) static int eval_list(rt_vm *vm, frame *F, const ir_nod
             }
         }
         if (rc == 0) {
-            bk_tensor *t = bk_stack(vm->bk, k, ts, 0);
+            bk_tensor *t = bk_place_nd(vm->bk, bk_stack(vm->bk, k, ts, 0));
             if (!t) rc = rt_fail_bk(vm, n->loc);
             else *out = rt_tensor(t);
         }

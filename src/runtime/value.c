@@ -486,3 +486,21 @@ int rt_fail_bk(rt_vm *vm, rt_loc loc) { return rt_error_loc(vm, loc, "%s", bk_er
 
 bk_ctx *rt_vm_bk(rt_vm *vm) { return vm->bk; }
 bk_rng *rt_vm_rng(rt_vm *vm) { return &vm->rng; }
+
+int rt_place_value(bk_ctx *ctx, rt_value *v) {
+    if (v->tag == RT_TENSOR) {
+        bk_tensor *t = bk_place_nd(ctx, v->u.t);
+        *v = t ? rt_tensor(t) : rt_none();
+        return t ? 0 : -1;
+    }
+    if (v->tag == RT_RECORD) {
+        rt_record *r = (rt_record *)v->u.o;
+        for (int i = 0; i < r->n; i++)
+            if (rt_place_value(ctx, &r->vals[i])) return -1;
+    } else if (v->tag == RT_LIST) {
+        rt_list *l = (rt_list *)v->u.o;
+        for (int i = 0; i < l->n; i++)
+            if (rt_place_value(ctx, &l->items[i])) return -1;
+    }
+    return 0;
+}

@@ -156,6 +156,11 @@ int rt_error_loc(rt_vm *vm, rt_loc loc, const char *fmt, ...)
 /* Report the backend's pending error (bk_errmsg) at the call.  Returns -1. */
 int rt_error_bk(rt_vm *vm, const rt_call *call);
 
+/* Moves the tensors of v (a tensor, or records and lists of them) that are
+ * not 0-d to the backend's default device (bk_place_nd), in place.  -1 with
+ * the backend's error set (v then holds what was moved so far). */
+int rt_place_value(bk_ctx *ctx, rt_value *v);
+
 /* Access to the VM's backend context and its current random generator. */
 bk_ctx *rt_vm_bk(rt_vm *vm);
 bk_rng *rt_vm_rng(rt_vm *vm);

@@ -188,12 +188,15 @@ rt_param *rt_param_create(rt_vm *vm, const char *name, bk_tensor *init, const sl
                      name, sl_constraint_name(c->kind));
         return NULL;
     }
-    bk_tensor *u = sl_to_unconstrained(vm->bk, c, init);
+    /* the transform runs where the parameter will live */
+    bk_tensor *on = bk_to_device(vm->bk, init, bk_default_device(vm->bk));
+    bk_tensor *u = on ? sl_to_unconstrained(vm->bk, c, on) : NULL;
+    bk_release(on);
     if (!u) {
         rt_fail_bk(vm, loc);
         return NULL;
     }
-    bk_tensor *leaf = bk_detach(vm->bk, u);
+    bk_tensor *leaf = bk_place(vm->bk, bk_detach(vm->bk, u)); /* on the run's device */
     bk_release(u);
     if (!leaf) {
         rt_fail_bk(vm, loc);

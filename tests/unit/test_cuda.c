@@ -29,32 +29,15 @@
 
 #include "device_cuda.h"
 #include "rng.h"
+#include "mock_device.h"
 #include "tensor.h"
 
 #define SKIP_CODE 77
 
 static const bk_device *CPU = &bk_cpu_device;
 
-/* A device whose memory is host memory and which has no kernels but the
- * views: every op takes the CPU fallback and every backward rule runs on
- * host copies.  The op loop runs against it in every build, so the device
- * machinery of tensor.c is checked without a GPU. */
-static void *mock_alloc(bk_ctx *c, size_t n) { return bk_malloc(c, n ? n : 1); }
-static void mock_free(bk_ctx *c, void *p) { bk_free(c, p); }
-static int mock_copy(bk_ctx *c, void *dst, const void *src, size_t n, int dir) {
-    (void)c;
-    (void)dir;
-    if (n) memcpy(dst, src, n);
-    return 0;
-}
-static bool mock_supports(int op) { return op == BK_OP_TRANSPOSE || op == BK_OP_EXPAND; }
-static bk_forward_fn mock_kernel(int op) { return bk_optable[op].forward; }
-static bk_backward_fn mock_backward(int op) {
-    (void)op;
-    return NULL;
-}
-static const bk_device mock_device = {"mock", mock_alloc, mock_free, mock_copy, mock_supports,
-                                      mock_kernel, mock_backward, NULL};
+/* the mock device (mock_device.h): the op loop runs against it in every
+ * build, so the device machinery of tensor.c is checked without a GPU */
 
 /* The device under test (the mock, then DEV when there is one). */
 static const bk_device *DEV = &mock_device;
