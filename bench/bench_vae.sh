@@ -14,7 +14,13 @@
 # subtracting a run with 0 steps; the peers time their steps after 20
 # warm-up steps.  Medians over the rounds.
 # usage: bench/bench_vae.sh [path/to/ppl] [python-with-torch-and-pyro] [steps] [rounds]
+# THREADS (default "1 2") and SIDES (default every side: ppl_float64
+# ppl_float32 torch_float32 torch_float64 pyro_float32) choose a part, e.g.
+#   THREADS=1 SIDES="ppl_float32 torch_float32" bench/bench_vae.sh
 set -eu
+THREADS=${THREADS:-1 2}
+SIDES=${SIDES:-ppl_float64 ppl_float32 torch_float32 torch_float64 pyro_float32}
+has() { case " $SIDES " in *" $1 "*) return 0 ;; esac; return 1; }
 PPL=${1:-build/ppl}
 PY=${2:-/opt/bench-venv/bin/python}
 STEPS=${3:-100}
@@ -35,7 +41,7 @@ ppl_time() {
 }
 # "images/s by CPU time" and "by wall time" from a peer's output line
 peer() { sed -n 's/^[a-z]* [a-z0-9]*: \([0-9]*\) images\/s by CPU time, \([0-9]*\) by wall time.*/\1 \2/p'; }
-for T in 1 2; do
+for T in $THREADS; do
     # passive waiting: idle OpenMP threads sleep instead of spinning (with
     # spinning, torch's second thread burns a core of this shared machine)
     export OPENBLAS_NUM_THREADS=$T OMP_NUM_THREADS=$T MKL_NUM_THREADS=$T OMP_WAIT_POLICY=PASSIVE
@@ -43,34 +49,42 @@ for T in 1 2; do
     while [ $r -lt "$ROUNDS" ]; do
         r=$((r + 1))
         for dt in float64 float32; do
+            has ppl_$dt || continue
             set -- $(ppl_time 0 $dt) $(ppl_time "$STEPS" $dt)
             awk -v a="$1" -v aw="$2" -v b="$3" -v bw="$4" -v n="$STEPS" -v t=$T -v d=$dt 'BEGIN {
                 printf "%d ppl_%s %.0f %.0f\n", t, d, n * 128 / (b - a), n * 128 / (bw - aw) }' >> "$tmp/res"
         done
         for dt in float32 float64; do
+            has torch_$dt || continue
             echo "$T torch_$dt $("$PY" bench/vae/vae_torch.py "$STEPS" $dt $T 2>/dev/null | peer)" >> "$tmp/res"
         done
+        has pyro_float32 || continue
         echo "$T pyro_float32 $("$PY" bench/vae/vae_pyro.py "$STEPS" $T 2>/dev/null | peer)" >> "$tmp/res"
     done
 done
 # medians per thread count and side, then the ratios
 median() { sort -g | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-for T in 1 2; do
-    for s in ppl_float64 ppl_float32 torch_float32 torch_float64 pyro_float32; do
+for T in $THREADS; do
+    for s in $SIDES; do
         c=$(awk -v t=$T -v s=$s '$1 == t && $2 == s {print $3}' "$tmp/res" | median)
         w=$(awk -v t=$T -v s=$s '$1 == t && $2 == s {print $4}' "$tmp/res" | median)
         echo "$T $s $c $w"
     done
 done > "$tmp/med"
-awk '{ c[$1, $2] = $3; w[$1, $2] = $4 }
+awk -v sides="$SIDES" -v threads="$THREADS" '
+function ratio(a, b) { return b > 0 ? sprintf("%14.2f", a / b) : sprintf("%14s", "-") }
+{ c[$1, $2] = $3; w[$1, $2] = $4 }
 END {
-    n = split("ppl_float64 ppl_float32 torch_float32 torch_float64 pyro_float32", s, " ")
-    for (t = 1; t <= 2; t++) {
+    n = split(sides, s, " ")
+    nt = split(threads, ts, " ")
+    for (j = 1; j <= nt; j++) {
+        t = ts[j]
         printf "\n%d thread%s: images/s by CPU time (by wall time); ratio of CPU-time throughputs\n", t, (t > 1 ? "s" : "")
         printf "%-14s %10s %10s %14s %14s %14s\n", "", "cpu", "wall", "/torch f32", "/torch f64", "/pyro"
         for (i = 1; i <= n; i++)
-            printf "%-14s %10.0f %10.0f %14.2f %14.2f %14.2f\n", s[i], c[t, s[i]], w[t, s[i]],
-                   c[t, s[i]] / c[t, "torch_float32"], c[t, s[i]] / c[t, "torch_float64"], c[t, s[i]] / c[t, "pyro_float32"]
+            printf "%-14s %10.0f %10.0f %s %s %s\n", s[i], c[t, s[i]], w[t, s[i]],
+                   ratio(c[t, s[i]], c[t, "torch_float32"]), ratio(c[t, s[i]], c[t, "torch_float64"]),
+                   ratio(c[t, s[i]], c[t, "pyro_float32"])
     }
 }' "$tmp/med"
 echo

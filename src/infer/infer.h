@@ -32,11 +32,15 @@ typedef struct inf_optim_spec {
     bool nesterov;
 } inf_optim_spec;
 
-/* Per-parameter optimizer state, keyed by parameter name. */
+/* Per-parameter optimizer state, keyed by parameter name.  Adam's and
+ * ClippedAdam's moments of a float32 weight are float32 (m32, v32; m and v
+ * NULL), as PyTorch keeps them in the parameter's dtype; every other slot
+ * holds double moments (m, v; m32 and v32 NULL). */
 typedef struct inf_optim_slot {
     char *name;
     int64_t n;
     double *m, *v;
+    float *m32, *v32;
     long t;
 } inf_optim_slot;
 
@@ -57,6 +61,8 @@ int inf_optim_copy(inf_optim *dst, const inf_optim *src, const inf_optim_spec *s
 /* A slot for a parameter of n elements (created zeroed when new); NULL on
  * OOM or when the name exists with another size. */
 inf_optim_slot *inf_optim_slot_for(inf_optim *o, const char *name, int64_t n);
+/* The same, a new slot created with float32 moments when f32. */
+inf_optim_slot *inf_optim_slot_get(inf_optim *o, const char *name, int64_t n, bool f32);
 const char *inf_optim_kind_name(int kind);
 int inf_optim_kind_lookup(const char *name);
 

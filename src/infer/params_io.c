@@ -7,6 +7,10 @@
  *    "params": {"loc": {"constraint": "real", "shape": [], "unconstrained": 17.4}, ...},
  *    "optim": {"kind": "Adam", "t": 100,
  *              "slots": {"loc": {"t": 100, "m": [...], "v": [...]}, ...}},
+ *              (a slot with float32 moments, Adam's on a float32 weight, says
+ *              "dtype": "float32"; its numbers are exact as doubles and are
+ *              read back to the same floats; without "dtype" a slot is double,
+ *              as in every older file)
  *    "rng": {"key": [k0, k1], "ctr": [c0, c1, c2, c3], "buf": [...], "used": 4,
  *            "has_spare": 0, "spare": 0},
  *    "svi": {"steps": 100, "baseline": 0}}
@@ -24,6 +28,16 @@
 static rt_value vec(rt_vm *vm, int64_t n, const double *x) {
     bk_tensor *t = bk_from_f64(vm->bk, 1, &n, x);
     return t ? rt_tensor(t) : rt_none();
+}
+
+/* The same of n floats (each exact as a double). */
+static rt_value vec32(rt_vm *vm, int64_t n, const float *x) {
+    double *d = malloc((size_t)(n ? n : 1) * sizeof *d);
+    if (!d) return rt_none();
+    for (int64_t i = 0; i < n; i++) d[i] = x[i];
+    rt_value v = vec(vm, n, d);
+    free(d);
+    return v;
 }
 
 static rt_value num(rt_vm *vm, double x) {
@@ -80,8 +94,15 @@ static rt_record *optim_entry(rt_vm *vm, const inf_optim *o) {
         bad |= !se;
         if (!se) break;
         bad |= put(se, "t", num(vm, (double)s->t));
-        bad |= put(se, "m", vec(vm, s->n, s->m));
-        bad |= put(se, "v", vec(vm, s->n, s->v));
+        if (s->m32) {
+            rt_str *dt = rt_str_new("float32", 7);
+            bad |= dt ? put(se, "dtype", rt_obj_value(&dt->h)) : -1;
+            bad |= put(se, "m", vec32(vm, s->n, s->m32));
+            bad |= put(se, "v", vec32(vm, s->n, s->v32));
+        } else {
+            bad |= put(se, "m", vec(vm, s->n, s->m));
+            bad |= put(se, "v", vec(vm, s->n, s->v));
+        }
         bad |= put(slots, s->name, rec_value(se));
     }
     if (!bad) {
@@ -210,6 +231,22 @@ static int get_vec(const rt_record *r, const char *k, int64_t n, double *out) {
     return 0;
 }
 
+/* A slot's "m" and "v" into its double or float32 moments; 0 or -1. */
+static int get_moments(const rt_record *s, int64_t n, inf_optim_slot *slot) {
+    if (!slot->m32) return get_vec(s, "m", n, slot->m) || get_vec(s, "v", n, slot->v) ? -1 : 0;
+    double *d = malloc((size_t)n * sizeof *d);
+    int rc = -1;
+    if (d && get_vec(s, "m", n, d) == 0) {
+        for (int64_t i = 0; i < n; i++) slot->m32[i] = (float)d[i];
+        if (get_vec(s, "v", n, d) == 0) {
+            for (int64_t i = 0; i < n; i++) slot->v32[i] = (float)d[i];
+            rc = 0;
+        }
+    }
+    free(d);
+    return rc;
+}
+
 static const rt_record *get_rec(const rt_record *r, const char *k) {
     rt_value *v = r ? rt_record_get(r, k) : NULL;
     return v && v->tag == RT_RECORD ? (const rt_record *)v->u.o : NULL;
@@ -243,9 +280,11 @@ static inf_svi_state *restore_state(const rt_record *top, char *why, size_t nwhy
         const rt_record *s = slots->vals[i].tag == RT_RECORD ? (const rt_record *)slots->vals[i].u.o : NULL;
         rt_value *m = s ? rt_record_get(s, "m") : NULL;
         int64_t n = m && m->tag == RT_TENSOR ? m->u.t->numel : -1;
-        inf_optim_slot *slot = n > 0 ? inf_optim_slot_for(&st->opt, slots->keys[i], n) : NULL;
+        rt_value *dt = s ? rt_record_get(s, "dtype") : NULL;
+        bool f32 = dt && dt->tag == RT_STR && strcmp(((rt_str *)dt->u.o)->s, "float32") == 0;
+        inf_optim_slot *slot = n > 0 ? inf_optim_slot_get(&st->opt, slots->keys[i], n, f32) : NULL;
         double st_t;
-        if (!slot || get_vec(s, "m", n, slot->m) || get_vec(s, "v", n, slot->v) || get_vec(s, "t", 1, &st_t)) {
+        if (!slot || (dt && !f32) || get_moments(s, n, slot) || get_vec(s, "t", 1, &st_t)) {
             snprintf(why, nwhy, "the optimizer state of \"%s\" is malformed", slots->keys[i]);
             inf_optim_free(&st->opt);
             free(st);
