@@ -154,8 +154,9 @@ static void adam_loop_f32(int64_t n, adam32_coef k, float *restrict m, float *re
 static int adam_f32(const inf_optim_spec *sp, double lr, double scale, inf_optim_slot *s, bk_tensor *u) {
     bk_tensor *g = u->grad;
     if ((sp->kind != INF_OPT_ADAM && sp->kind != INF_OPT_CLIPPED_ADAM) || u->dtype != BK_F32 ||
-        g->dtype != BK_F32 || !bk_is_contiguous(g) || !bk_is_contiguous(u))
-        return 0;
+        g->dtype != BK_F32 || !bk_is_contiguous(g) || !bk_is_contiguous(u) ||
+        bk_tensor_device(u) != &bk_cpu_device || bk_tensor_device(g) != &bk_cpu_device)
+        return 0; /* (a weight on another device: the host path below) */
     const float *gf = bk_data_f32(g);
     /* any exponent field all ones (inf or NaN): an OR over the bits, which
      * vectorizes (a float sum would be one serial chain) */
