@@ -96,14 +96,14 @@ static inline float log1p01_f(float e) {
 static inline float bern_lp_fast(float x, float l) {
     float t = x == 1 ? -l : l, at = t < 0 ? -t : t, tp = t > 0 ? t : 0.0f;
     float lp = -(tp + log1p01_f(expneg_f(-at)));
-    return (x == 1) | (x == 0) ? lp : -INFINITY;
+    return ((x == 1) | (x == 0)) ? lp : -INFINITY;
 }
 
 static inline float bern_dl_fast(float x, float l) {
     float t = x == 1 ? -l : l, at = t < 0 ? -t : t, e = expneg_f(-at);
     float sig = (t >= 0 ? 1.0f : e) / (1.0f + e);
     float d = x == 1 ? sig : -sig;
-    return (x == 1) | (x == 0) ? d : 0.0f;
+    return ((x == 1) | (x == 0)) ? d : 0.0f;
 }
 
 /* (AVX2 clones are picked at load time where the CPU has them: twice the
