@@ -222,14 +222,6 @@ sl_dist *sl_to_event(bk_ctx *ctx, const sl_dist *d, int n) {
     return c;
 }
 
-static const char *shape_text(int nd, const int64_t *shape, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < nd && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
 sl_dist *sl_expand(bk_ctx *ctx, const sl_dist *d, int ndim, const int64_t *shape) {
     bool ok = ndim >= d->nbatch && ndim + d->nevent <= BK_MAXDIM;
     for (int i = 0; ok && i < d->nbatch; i++) {
@@ -241,7 +233,7 @@ sl_dist *sl_expand(bk_ctx *ctx, const sl_dist *d, int ndim, const int64_t *shape
     if (!ok) {
         char a[128], b[128];
         bk_seterr(ctx, "expand: cannot expand %s of batch shape %s to %s", d->fam->name,
-                  shape_text(d->nbatch, d->batch, a, sizeof a), shape_text(ndim, shape, b, sizeof b));
+                  bk_dims_str(d->nbatch, d->batch, a, sizeof a), bk_dims_str(ndim, shape, b, sizeof b));
         return NULL;
     }
     sl_dist *c = dist_copy(ctx, d);
@@ -257,7 +249,7 @@ sl_dist *sl_mask(bk_ctx *ctx, const sl_dist *d, bk_tensor *mask) {
     if (bk_broadcast_shapes(ctx, mask->ndim, mask->shape, d->nbatch, d->batch, &no, o)) {
         char a[128], b[128];
         bk_seterr(ctx, "mask: mask of shape %s does not broadcast with batch shape %s",
-                  bk_shape_str(mask, a, sizeof a), shape_text(d->nbatch, d->batch, b, sizeof b));
+                  bk_shape_str(mask, a, sizeof a), bk_dims_str(d->nbatch, d->batch, b, sizeof b));
         return NULL;
     }
     bk_tensor *m;

@@ -59,14 +59,6 @@ int64_t sl_hmm_length(const sl_dist *d, int64_t b) {
 
 /* ------------------------------------------------------- validation --- */
 
-static const char *shape_text(int nd, const int64_t *shape, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < nd && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
 /* Shortest text that reads back to v (as in the other families' messages). */
 static void num_text(double v, char *buf, size_t n) {
     for (int prec = 1; prec <= 17; prec++) {
@@ -157,7 +149,7 @@ static int check_emission(bk_ctx *ctx, sl_dist *d, int *bad) {
     if (e->nbatch > 1 || (e->nbatch == 1 && e->batch[0] != K && e->batch[0] != 1)) {
         bk_seterr(ctx, "DiscreteHMM: emission must have batch shape [%lld] (one per state), "
                        "got %s",
-                  (long long)K, shape_text(e->nbatch, e->batch, buf, sizeof buf));
+                  (long long)K, bk_dims_str(e->nbatch, e->batch, buf, sizeof buf));
         return -1;
     }
     if (1 + e->nevent > BK_MAXDIM - 1) {
@@ -389,7 +381,7 @@ static bk_tensor *emission_logp(bk_ctx *ctx, const sl_dist *d, bk_tensor *y, int
     for (int i = 0; ok && i < nl; i++) ok = lp->shape[i] == oshape[i];
     if (!s.err && !ok) {
         bk_seterr(ctx, "DiscreteHMM: emission log_prob has shape %s, expected %s",
-                  bk_shape_str(lp, buf, sizeof buf), shape_text(nl + 1, oshape, buf2, sizeof buf2));
+                  bk_shape_str(lp, buf, sizeof buf), bk_dims_str(nl + 1, oshape, buf2, sizeof buf2));
         return s_done(&s, NULL);
     }
     return s_done(&s, s_expand(&s, lp, nl + 1, oshape));

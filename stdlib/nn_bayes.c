@@ -35,6 +35,7 @@
 #include <string.h>
 #include "vm.h"
 #include "nn.h"
+#include "nn_args.h"
 #include "nn_bayes.h"
 
 /* ------------------------------------------------------------ the math --- */
@@ -183,14 +184,6 @@ static bool has_shape(const bk_tensor *t, int nd, const int64_t *shape) {
     return true;
 }
 
-static const char *shape_text(int nd, const int64_t *shape, char *buf, size_t n) {
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < nd && k < n; i++)
-        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
-
 /* Send a sample message for `site` (outside every plate, scale 1) and
  * check the value it comes back with has the site's shape. */
 static bk_tensor *sample_site(rt_vm *vm, const char *site, sl_dist *d, int nd, const int64_t *shape, rt_loc loc) {
@@ -205,7 +198,7 @@ static bk_tensor *sample_site(rt_vm *vm, const char *site, sl_dist *d, int nd, c
     if (!has_shape(m.value, nd, shape)) {
         char a[64], b[64];
         rt_error_loc(vm, loc, "site \"%s\" got a value of shape %s; the layer needs %s", site,
-                     bk_shape_str(m.value, a, sizeof a), shape_text(nd, shape, b, sizeof b));
+                     bk_shape_str(m.value, a, sizeof a), bk_dims_str(nd, shape, b, sizeof b));
         bk_release(m.value);
         return NULL;
     }
@@ -347,19 +340,12 @@ static int net_call(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 /* ---------------------------------------------------------------- guide --- */
 
-/* FNV-1a of a name: the initializer stream of a weight, derived as
- * stdlib/nn_builtins.c derives it, so BayesGuide's means start at the
- * weights MLP(name, sizes) would start at. */
-static uint64_t name_stream(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
+/* The means start at the weights MLP(name, sizes) would start at: the
+ * same stream per name (nn_name_stream). */
 static bk_tensor *initial_loc(rt_vm *vm, const bn_guide *g, const char *site, int nd, const int64_t *shape, int act) {
     if (nd == 1) return bk_zeros(vm->bk, BK_F64, 1, shape);
     bk_rng r;
-    bk_rng_init(&r, g->seed, name_stream(site));
+    bk_rng_init(&r, g->seed, nn_name_stream(site));
     int init = g->init;
     if (init == BN_INIT_AUTO)
         init = act == NN_ACT_RELU || act == NN_ACT_ELU || act == NN_ACT_LEAKY_RELU ? BN_INIT_KAIMING : BN_INIT_XAVIER;
@@ -385,7 +371,7 @@ static bk_tensor *guide_param(rt_vm *vm, const bn_guide *g, const char *pname, c
     } else if (p->ndim != nd || memcmp(p->shape, shape, sizeof(int64_t) * (size_t)nd) != 0) {
         char want[64];
         rt_error_loc(vm, loc, "parameter \"%s\" already exists with another shape; the guide needs %s (give the "
-                     "network another name, or clear_params())", pname, shape_text(nd, shape, want, sizeof want));
+                     "network another name, or clear_params())", pname, bk_dims_str(nd, shape, want, sizeof want));
         return NULL;
     }
     rt_msg msg;
@@ -441,26 +427,6 @@ static int guide_call(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 /* --------------------------------------------------------- construction --- */
 
-static int act_arg(rt_vm *vm, const rt_call *c, const char *kw, int dflt, int *act) {
-    const rt_value *v = rt_arg(c, -1, kw);
-    *act = dflt;
-    if (!v || v->tag == RT_NONE) return 0;
-    if (v->tag != RT_STR) return rt_error_kw(vm, c, kw, "%s: %s must be a string such as \"relu\"", c->name, kw);
-    int a = nn_act_lookup(((rt_str *)v->u.o)->s);
-    if (a < 0)
-        return rt_error_kw(vm, c, kw, "%s: unknown activation \"%s\" (relu, tanh, sigmoid, softplus, elu, "
-                           "leaky_relu, none)", c->name, ((rt_str *)v->u.o)->s);
-    *act = a;
-    return 0;
-}
-
-static int size_value(rt_vm *vm, const rt_call *c, int pos, const char *what, double v, int64_t *out) {
-    if (!(v >= 1) || v != floor(v) || v > 1e9)
-        return rt_error_arg(vm, c, pos, "%s: %s must be a positive integer, got %g", c->name, what, v);
-    *out = (int64_t)v;
-    return 0;
-}
-
 /* A prior argument: a univariate distribution over the real line
  * (retained into *out), or dflt when absent. */
 static int prior_arg(rt_vm *vm, const rt_call *c, const char *kw, sl_dist *dflt, sl_dist **out) {
@@ -509,8 +475,8 @@ static int check_prior_shapes(rt_vm *vm, const rt_call *c, const bn_net *m) {
             bool own = k == 1 && rt_arg(c, -1, "bias_prior");
             const char *kw = own ? "bias_prior" : "prior";
             return rt_error_kw(vm, c, kw, "%s: the %s's batch shape %s does not broadcast to the shape %s of "
-                               "site \"%s\"%s", c->name, kw, shape_text(p->nbatch, p->batch, a, sizeof a),
-                               shape_text(nd, k == 0 ? shape : shape + 1, b, sizeof b), site,
+                               "site \"%s\"%s", c->name, kw, bk_dims_str(p->nbatch, p->batch, a, sizeof a),
+                               bk_dims_str(nd, k == 0 ? shape : shape + 1, b, sizeof b), site,
                                k == 1 && !own ? " (give the biases their own bias_prior=)" : "");
         }
     }
@@ -577,12 +543,12 @@ static int b_bayes_mlp(rt_vm *vm, const rt_call *c, rt_value *out) {
     m->mlp = true;
     m->nlin = (int)sizes->numel - 1;
     for (int i = 0; i < sizes->numel; i++)
-        if (size_value(vm, c, 1, "every layer width", bk_get(sizes, i), &m->sizes[i])) {
+        if (nn_size_arg(vm, c, 1, "every layer width", bk_get(sizes, i), &m->sizes[i])) {
             net_free(m);
             return -1;
         }
-    if (act_arg(vm, c, "activation", NN_ACT_RELU, &m->act) ||
-        act_arg(vm, c, "output_activation", NN_ACT_NONE, &m->out_act) ||
+    if (nn_act_arg(vm, c, "activation", NN_ACT_RELU, &m->act) ||
+        nn_act_arg(vm, c, "output_activation", NN_ACT_NONE, &m->out_act) ||
         rt_arg_number(vm, c, -1, "alpha", nn_act_default_k(m->act), false, &alpha)) {
         net_free(m);
         return -1;
@@ -605,7 +571,7 @@ static int b_bayes_linear(rt_vm *vm, const rt_call *c, rt_value *out) {
     bn_net *m = calloc(1, sizeof *m);
     if (!m) return rt_error(vm, c, "out of memory");
     m->nlin = 1;
-    if (size_value(vm, c, 1, "in", in, &m->sizes[0]) || size_value(vm, c, 2, "out", o, &m->sizes[1])) {
+    if (nn_size_arg(vm, c, 1, "in", in, &m->sizes[0]) || nn_size_arg(vm, c, 2, "out", o, &m->sizes[1])) {
         net_free(m);
         return -1;
     }

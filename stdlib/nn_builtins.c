@@ -26,6 +26,7 @@
 #include <string.h>
 #include "vm.h"
 #include "nn.h"
+#include "nn_args.h"
 
 #define NN_MAXLAYERS 64
 
@@ -70,8 +71,7 @@ static char *module_repr(bk_ctx *ctx, void *p) {
     return strdup(buf);
 }
 
-/* FNV-1a: the initializer stream of a parameter, from its name. */
-static uint64_t name_hash(const char *s) {
+uint64_t nn_name_stream(const char *s) {
     uint64_t h = 1469598103934665603ULL;
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
@@ -85,7 +85,7 @@ static bk_tensor *initial_value(rt_vm *vm, const nn_module *m, const char *pname
     if (what == P_ZEROS) return bk_zeros(c, m->dtype, 1, (int64_t[]){out});
     if (what == P_ONES) return bk_full(c, m->dtype, 1, (int64_t[]){out}, 1.0);
     bk_rng r;
-    bk_rng_init(&r, m->seed, name_hash(pname));
+    bk_rng_init(&r, m->seed, nn_name_stream(pname));
     int init = m->init;
     bool relu_like = act == NN_ACT_RELU || act == NN_ACT_ELU || act == NN_ACT_LEAKY_RELU;
     if (init == NN_INIT_AUTO) init = relu_like ? NN_INIT_KAIMING : NN_INIT_XAVIER;
@@ -273,7 +273,7 @@ static int module_call(rt_vm *vm, const rt_call *c, rt_value *out) {
 
 /* --------------------------------------------------------- construction --- */
 
-static int act_arg(rt_vm *vm, const rt_call *c, const char *kw, int dflt, int *act) {
+int nn_act_arg(rt_vm *vm, const rt_call *c, const char *kw, int dflt, int *act) {
     const rt_value *v = rt_arg(c, -1, kw);
     *act = dflt;
     if (!v || v->tag == RT_NONE) return 0;
@@ -297,7 +297,7 @@ static int init_arg(rt_vm *vm, const rt_call *c, int *init) {
     return 0;
 }
 
-static int size_value(rt_vm *vm, const rt_call *c, int pos, const char *name, double v, int64_t *out) {
+int nn_size_arg(rt_vm *vm, const rt_call *c, int pos, const char *name, double v, int64_t *out) {
     if (!(v >= 1) || v != floor(v) || v > 1e9)
         return rt_error_arg(vm, c, pos, "%s: %s must be a positive integer, got %g", c->name, name, v);
     *out = (int64_t)v;
@@ -366,12 +366,12 @@ static int b_mlp(rt_vm *vm, const rt_call *c, rt_value *out) {
     m->kind = NN_MLP;
     m->nlin = (int)sizes->numel - 1;
     for (int i = 0; i < sizes->numel; i++)
-        if (size_value(vm, c, 1, "every layer width", bk_get(sizes, i), &m->sizes[i])) {
+        if (nn_size_arg(vm, c, 1, "every layer width", bk_get(sizes, i), &m->sizes[i])) {
             module_free(m);
             return -1;
         }
-    if (act_arg(vm, c, "activation", NN_ACT_RELU, &m->act) ||
-        act_arg(vm, c, "output_activation", NN_ACT_NONE, &m->out_act) || init_arg(vm, c, &m->init) ||
+    if (nn_act_arg(vm, c, "activation", NN_ACT_RELU, &m->act) ||
+        nn_act_arg(vm, c, "output_activation", NN_ACT_NONE, &m->out_act) || init_arg(vm, c, &m->init) ||
         rt_arg_number(vm, c, -1, "alpha", nn_act_default_k(m->act), false, &alpha)) {
         module_free(m);
         return -1;
@@ -399,7 +399,7 @@ static int b_linear(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (!m) return rt_error(vm, c, "out of memory");
     m->kind = NN_LINEAR;
     m->nlin = 1;
-    if (size_value(vm, c, 0, "in", in, &m->sizes[0]) || size_value(vm, c, 1, "out", o, &m->sizes[1]) ||
+    if (nn_size_arg(vm, c, 0, "in", in, &m->sizes[0]) || nn_size_arg(vm, c, 1, "out", o, &m->sizes[1]) ||
         init_arg(vm, c, &m->init)) {
         module_free(m);
         return -1;
@@ -422,7 +422,7 @@ static int b_layernorm(rt_vm *vm, const rt_call *c, rt_value *out) {
     nn_module *m = calloc(1, sizeof *m);
     if (!m) return rt_error(vm, c, "out of memory");
     m->kind = NN_LAYERNORM;
-    if (size_value(vm, c, 1, "size", size, &m->sizes[0])) {
+    if (nn_size_arg(vm, c, 1, "size", size, &m->sizes[0])) {
         module_free(m);
         return -1;
     }
@@ -497,7 +497,7 @@ static int b_init(rt_vm *vm, const rt_call *c, rt_value *out) {
     if (shape->ndim != 1 || shape->numel != 2)
         return rt_error_arg(vm, c, 0, "%s: shape must be [fan_in, fan_out]", c->name);
     int64_t in = 0, o = 0;
-    if (size_value(vm, c, 0, "fan_in", bk_get(shape, 0), &in) || size_value(vm, c, 0, "fan_out", bk_get(shape, 1), &o))
+    if (nn_size_arg(vm, c, 0, "fan_in", bk_get(shape, 0), &in) || nn_size_arg(vm, c, 0, "fan_out", bk_get(shape, 1), &o))
         return -1;
     bk_rng own, *r = &vm->rng;
     if (seed >= 0) {

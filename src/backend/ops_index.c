@@ -44,17 +44,6 @@ static int norm_axis(bk_ctx *ctx, const char *op, int64_t axis, int ndim, int64_
     return 0;
 }
 
-static const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
-{
-    size_t used = (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
-    if (used < n)
-        snprintf(buf + used, n - used, "]");
-    return buf;
-}
-
 static void oob_error(bk_ctx *ctx, double v, int axis, int64_t size)
 {
     bk_seterr(ctx, "index %.17g is out of bounds for axis %d with size %lld", v, axis,
@@ -460,7 +449,7 @@ static double *broadcast_values(bk_ctx *ctx, bk_tensor *v, int rnd, const int64_
     bk_release(view);
     return buf;
 bad:
-    shape_str(rnd, rshape, b2, sizeof b2);
+    bk_dims_str(rnd, rshape, b2, sizeof b2);
     bk_seterr(ctx, "index_put: cannot assign a value of shape %s to a region of shape %s",
               bk_shape_str(v, b1, sizeof b1), b2);
     return NULL;

@@ -31,19 +31,6 @@ static void rowmajor_strides(int ndim, const int64_t *shape, int64_t *strides)
     }
 }
 
-static const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
-{
-    size_t used = 0;
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "",
-                                 (long long)shape[i]);
-    if (used < n)
-        snprintf(buf + used, n - used, "]");
-    return buf;
-}
-
 /* A contiguous copy of t's elements in dtype dt (a float32 view copied as
  * float32 goes through double exactly). */
 static bk_tensor *copy_as(bk_ctx *ctx, const bk_tensor *t, bk_dtype dt, int ndim,
@@ -122,7 +109,7 @@ static int reshape_target(bk_ctx *ctx, const bk_tensor *x, const bk_opargs *a,
     return 0;
 bad:
     bk_seterr(ctx, "reshape: cannot reshape tensor of shape %s into shape %s",
-              bk_shape_str(x, b1, sizeof b1), shape_str(a->ndim, a->shape, b2, sizeof b2));
+              bk_shape_str(x, b1, sizeof b1), bk_dims_str(a->ndim, a->shape, b2, sizeof b2));
     return -1;
 }
 
@@ -206,7 +193,7 @@ bk_tensor *bk_fw_EXPAND(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a)
     return bk_view(ctx, x, a->ndim, shape, strides, x->offset);
 bad:
     bk_seterr(ctx, "expand: cannot expand shape %s to %s", bk_shape_str(x, b1, sizeof b1),
-              shape_str(a->ndim > BK_MAXDIM ? BK_MAXDIM : a->ndim, a->shape, b2, sizeof b2));
+              bk_dims_str(a->ndim > BK_MAXDIM ? BK_MAXDIM : a->ndim, a->shape, b2, sizeof b2));
     return NULL;
 }
 

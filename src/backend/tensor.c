@@ -492,7 +492,7 @@ bool bk_same_shape(const bk_tensor *a, const bk_tensor *b) {
     return true;
 }
 
-static const char *shape_text(int n, const int64_t *s, char *buf, size_t len) {
+const char *bk_dims_str(int n, const int64_t *s, char *buf, size_t len) {
     size_t k = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < n && k < len; i++) k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "", (long long)s[i]);
     if (k < len) snprintf(buf + k, len - k, "]");
@@ -500,7 +500,7 @@ static const char *shape_text(int n, const int64_t *s, char *buf, size_t len) {
 }
 
 const char *bk_shape_str(const bk_tensor *t, char *buf, size_t n) {
-    return shape_text(t->ndim, t->shape, buf, n);
+    return bk_dims_str(t->ndim, t->shape, buf, n);
 }
 
 int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const int64_t *sb, int *nout,
@@ -511,8 +511,8 @@ int bk_broadcast_shapes(bk_ctx *ctx, int na, const int64_t *sa, int nb, const in
         int64_t a = ia >= 0 ? sa[ia] : 1, b = ib >= 0 ? sb[ib] : 1;
         if (a != b && a != 1 && b != 1) {
             char x[128], y[128];
-            bk_seterr(ctx, "shapes %s and %s cannot be broadcast together", shape_text(na, sa, x, sizeof x),
-                      shape_text(nb, sb, y, sizeof y));
+            bk_seterr(ctx, "shapes %s and %s cannot be broadcast together", bk_dims_str(na, sa, x, sizeof x),
+                      bk_dims_str(nb, sb, y, sizeof y));
             return -1;
         }
         out[i] = a == 1 ? b : a;
@@ -1379,7 +1379,7 @@ bk_tensor *bk_sum_to(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) {
     if (!a) return NULL;
     if (a->ndim < ndim) {
         char x[128], y[128];
-        bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(a, x, sizeof x), shape_text(ndim, shape, y, sizeof y));
+        bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(a, x, sizeof x), bk_dims_str(ndim, shape, y, sizeof y));
         return NULL;
     }
     bk_tensor *cur = bk_retain(a);
@@ -1396,7 +1396,7 @@ bk_tensor *bk_sum_to(bk_ctx *c, bk_tensor *a, int ndim, const int64_t *shape) {
             cur = r;
         } else if (shape[d] != cur->shape[d]) {
             char x[128], y[128];
-            bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(cur, x, sizeof x), shape_text(ndim, shape, y, sizeof y));
+            bk_seterr(c, "cannot sum shape %s down to %s", bk_shape_str(cur, x, sizeof x), bk_dims_str(ndim, shape, y, sizeof y));
             bk_release(cur);
             return NULL;
         }

@@ -370,6 +370,8 @@ int bk_broadcast_shapes(bk_ctx *, int na, const int64_t *sa, int nb,
                         const int64_t *sb, int *nout, int64_t *out);
 /* Human-readable shape "[3, 4]" into buf. */
 const char *bk_shape_str(const bk_tensor *t, char *buf, size_t n);
+/* The same for a shape given as nd sizes: "[2, 3]". */
+const char *bk_dims_str(int nd, const int64_t *shape, char *buf, size_t n);
 
 /* ---------------------------------------------------------- op calls --- */
 
