@@ -248,6 +248,15 @@ static void set_contiguous_strides(bk_tensor *t) {
     }
 }
 
+/* A fresh tensor's header: dtype, shape, numel n, row-major strides. */
+static void set_header(bk_tensor *t, bk_dtype dt, int ndim, const int64_t *shape, int64_t n) {
+    t->dtype = (int8_t)dt;
+    t->ndim = (int8_t)ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->numel = n;
+    set_contiguous_strides(t);
+}
+
 static bool check_shape(bk_ctx *ctx, int ndim, const int64_t *shape, int64_t *numel) {
     if (ndim < 0 || ndim > BK_MAXDIM) {
         bk_seterr(ctx, "tensors have at most %d dimensions, got %d", BK_MAXDIM, ndim);
@@ -279,11 +288,7 @@ bk_tensor *bk_empty(bk_ctx *ctx, bk_dtype dt, int ndim, const int64_t *shape) {
         tensor_recycle(ctx, t);
         return NULL;
     }
-    t->dtype = (int8_t)dt;
-    t->ndim = (int8_t)ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    t->numel = n;
-    set_contiguous_strides(t);
+    set_header(t, dt, ndim, shape, n);
     return t;
 }
 
@@ -923,11 +928,7 @@ bk_tensor *bk_empty_on(bk_ctx *ctx, const bk_device *dev, bk_dtype dt, int ndim,
     st->dev = dev;
     st->owner = NULL;
     t->st = st;
-    t->dtype = (int8_t)dt;
-    t->ndim = (int8_t)ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    t->numel = n;
-    set_contiguous_strides(t);
+    set_header(t, dt, ndim, shape, n);
     return t;
 }
 
