@@ -663,8 +663,14 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
         inf_mcmc_free(m);
         return -1;
     }
+    /* NUTS trees that stopped at the depth limit rather than at a U-turn
+     * (Stan's "saturated the maximum tree depth"; HMC and RWM have none) */
+    m->max_depth = o->hmc_steps != 0 ? 0 : o->max_depth > 0 ? o->max_depth : 10;
     for (int c = 0; c < m->chains; c++)
-        for (int i = 0; i < m->samples; i++) m->divergences += m->out[c].divergent[i] != 0;
+        for (int i = 0; i < m->samples; i++) {
+            m->divergences += m->out[c].divergent[i] != 0;
+            m->treedepth_hits += m->max_depth > 0 && m->out[c].treedepth[i] >= m->max_depth;
+        }
     *out = m;
     return 0;
 }
@@ -685,6 +691,8 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     r->kind = 1;
     r->ndraws = (int)n;
     r->divergences = m->divergences;
+    r->max_depth = m->max_depth;
+    r->treedepth_hits = m->treedepth_hits;
     r->min_ebfmi = INFINITY;
     for (int c = 0; c < m->chains && !m->rwm; c++) {
         double e = mc_ebfmi(m->out[c].energy, m->samples);

@@ -34,6 +34,8 @@ typedef struct inf_mcmc {
     mc_chain_out *out;   /* per chain: unconstrained draws and sampler columns */
     int divergences;
     int rwm;             /* random-walk Metropolis: no energies (E-BFMI) */
+    int max_depth;       /* NUTS: the tree-depth limit; 0 for HMC and RWM */
+    int treedepth_hits;  /* NUTS draws whose tree reached max_depth */
 } inf_mcmc;
 
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,

@@ -64,6 +64,10 @@ char *inf_result_table(const inf_result *r) {
             if (r->rows[i].r_hat > worst) worst = r->rows[i].r_hat;
         if (worst > 1.01)
             rt_sb_printf(&b, "warning: r_hat up to %.3f > 1.01: the chains disagree; run longer warmup or more samples\n", worst);
+        if (r->treedepth_hits > 0)
+            rt_sb_printf(&b, "warning: %d of %d iterations reached the maximum tree depth %d: the trajectories were "
+                    "cut short, so the sampler explores slowly; raise max_depth or reparameterize (strong "
+                    "correlations or scales that differ a lot)\n", r->treedepth_hits, r->ndraws, r->max_depth);
         if (r->min_ebfmi < 0.3)
             rt_sb_printf(&b, "warning: E-BFMI %.2f < 0.3 in a chain: the momentum resampling explores the energy "
                     "poorly (heavy tails or a funnel); reparameterize the model\n", r->min_ebfmi);
@@ -127,6 +131,8 @@ char *inf_result_json(bk_ctx *ctx, const inf_result *r) {
         }
     } else {
         rt_sb_printf(&b, ",\n\"divergences\": %d", r->divergences);
+        if (r->max_depth > 0)
+            rt_sb_printf(&b, ",\n\"max_depth\": %d,\n\"treedepth_hits\": %d", r->max_depth, r->treedepth_hits);
         rt_sb_printf(&b, ",\n\"min_ebfmi\": ");
         jnum(&b, r->min_ebfmi);
     }

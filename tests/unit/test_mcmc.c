@@ -3,6 +3,7 @@
  * own bulk ESS) plus 2% of the posterior sd - the issue's criterion. */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mcmc.h"
@@ -13,24 +14,30 @@ typedef struct want {
     double mean, sd;
 } want;
 
-static void check_model(const char *src, const char *model, const char *data_src, const want *w, int nw) {
-    rt_vm *vm = vm_running(src);
+/* Runs `model` on the record `data` that data_src binds, with these options. */
+static inf_mcmc *run_model(rt_vm *vm, const char *model, const char *data_src, const inf_mcmc_opts *o) {
     rt_source *ds = rt_source_new("d.ppl", data_src, strlen(data_src));
     ck_assert_msg(rt_run_source(vm, ds, false, NULL) == 0, "%s", rt_vm_errmsg(vm));
     rt_source_release(ds);
     rt_value *data = rt_global_get(vm, "data");
     ck_assert(data && data->tag == RT_RECORD);
-    inf_mcmc_opts o = {.chains = 4, .warmup = 1000, .samples = 1000, .max_depth = 10, .target_accept = 0.8, .seed = 7};
     inf_mcmc *m;
-    ck_assert_msg(inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)data->u.o, &o,
+    ck_assert_msg(inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, model)->u.o, (rt_record *)data->u.o, o,
                                (rt_loc){0}, &m) == 0, "%s", rt_vm_errmsg(vm));
-    inf_result *r = inf_mcmc_result(m);
-    ck_assert(r != NULL);
+    return m;
+}
+
+static const inf_row *find_row(const inf_result *r, const char *name) {
+    for (int i = 0; i < r->nrows; i++)
+        if (strcmp(r->rows[i].name, name) == 0) return &r->rows[i];
+    ck_abort_msg("no row %s", name);
+    return NULL;
+}
+
+/* Each wanted mean and sd within 4 MCSE + 2% of the sd, and R-hat < 1.01. */
+static void check_rows(const inf_result *r, const want *w, int nw) {
     for (int k = 0; k < nw; k++) {
-        const inf_row *row = NULL;
-        for (int i = 0; i < r->nrows; i++)
-            if (strcmp(r->rows[i].name, w[k].name) == 0) row = &r->rows[i];
-        ck_assert_msg(row != NULL, "no row %s", w[k].name);
+        const inf_row *row = find_row(r, w[k].name);
         double ess = row->ess_bulk;
         ck_assert_msg(ess > 100, "%s: bulk ESS only %g", w[k].name, ess);
         double tol_m = 4 * w[k].sd / sqrt(ess) + 0.02 * w[k].sd;
@@ -40,6 +47,15 @@ static void check_model(const char *src, const char *model, const char *data_src
         ck_assert_msg(fabs(row->sd - w[k].sd) < tol_s, "%s: sd %g, want %g +- %g", w[k].name, row->sd, w[k].sd, tol_s);
         ck_assert_msg(row->r_hat < 1.01, "%s: r_hat %g", w[k].name, row->r_hat);
     }
+}
+
+static void check_model(const char *src, const char *model, const char *data_src, const want *w, int nw) {
+    rt_vm *vm = vm_running(src);
+    inf_mcmc_opts o = {.chains = 4, .warmup = 1000, .samples = 1000, .max_depth = 10, .target_accept = 0.8, .seed = 7};
+    inf_mcmc *m = run_model(vm, model, data_src, &o);
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert(r != NULL);
+    check_rows(r, w, nw);
     inf_result_free(r);
     inf_mcmc_free(m);
     rt_vm_free(vm);
@@ -169,6 +185,128 @@ START_TEST(logistic_regression_reference) {
 }
 END_TEST
 
+START_TEST(beta_bernoulli_2d) {
+    /* two coins, p ~ Beta(2, 2) each (one vector site of shape [2]); coin 0
+     * shows 7 heads in 10 tosses, coin 1 shows 2 in 8: independent posteriors
+     * Beta(9, 5) and Beta(4, 8).  The tosses index their coin (a gather). */
+    double a[2] = {9, 4}, b[2] = {5, 8};
+    want w[2] = {{"p[0]", 0, 0}, {"p[1]", 0, 0}};
+    for (int i = 0; i < 2; i++) {
+        w[i].mean = a[i] / (a[i] + b[i]);
+        w[i].sd = sqrt(a[i] * b[i] / ((a[i] + b[i]) * (a[i] + b[i]) * (a[i] + b[i] + 1)));
+    }
+    check_model("model m(x, coin) {\n  sample p ~ Beta([2.0, 2.0], [2.0, 2.0]).to_event(1)\n  plate n(len(x)) {\n"
+                "    observe x ~ Bernoulli(p[coin])\n  }\n}\n",
+                "m",
+                "data = {x: [1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0],\n"
+                "        coin: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]}\n",
+                w, 2);
+}
+END_TEST
+
+START_TEST(normal_gamma_unknown_mean_and_precision) {
+    /* mu | tau ~ N(m0, 1 / sqrt(k0 tau)), tau ~ Gamma(a0, b0), y_i ~ N(mu, 1 / sqrt(tau)):
+     * the Normal-Gamma posterior has tau ~ Gamma(an, bn) and mu a Student t
+     * with 2 an degrees of freedom, location mn and scale^2 bn / (an kn), so
+     * var(mu) = bn / (kn (an - 1)). */
+    const double y[8] = {2.1, 3.4, 1.9, 2.8, 4.0, 2.5, 3.1, 1.2};
+    double n = 8, m0 = 0, k0 = 0.5, a0 = 2, b0 = 1, ybar = 0, ss = 0;
+    for (int i = 0; i < 8; i++) ybar += y[i] / n;
+    for (int i = 0; i < 8; i++) ss += (y[i] - ybar) * (y[i] - ybar);
+    double kn = k0 + n, mn = (k0 * m0 + n * ybar) / kn, an = a0 + n / 2,
+           bn = b0 + ss / 2 + k0 * n * (ybar - m0) * (ybar - m0) / (2 * kn);
+    want w[] = {{"mu", mn, sqrt(bn / (kn * (an - 1)))}, {"tau", an / bn, sqrt(an) / bn}};
+    check_model("model m(y) {\n  sample tau ~ Gamma(2.0, 1.0)\n  sample mu ~ Normal(0.0, 1.0 / sqrt(0.5 * tau))\n"
+                "  plate n(len(y)) {\n    observe y ~ Normal(mu, 1.0 / sqrt(tau))\n  }\n}\n",
+                "m", "data = {y: [2.1, 3.4, 1.9, 2.8, 4.0, 2.5, 3.1, 1.2]}\n", w, 2);
+}
+END_TEST
+
+static const char *const SCHOOLS =
+    "model schools(J, y, sigma) {\n"
+    "  sample mu ~ Normal(0.0, 5.0)\n"
+    "  sample tau ~ HalfCauchy(5.0)\n"
+    "  plate school(J) {\n"
+    "    sample theta_raw ~ Normal(0.0, 1.0)\n"
+    "    deterministic theta = mu + tau * theta_raw\n"
+    "    observe y ~ Normal(theta, sigma)\n"
+    "  }\n"
+    "}\n";
+
+START_TEST(eight_schools_noncentered) {
+    /* The issue's acceptance run: 4 chains x 1000 draws after 1000 warmup,
+     * default NUTS; no divergences, every R-hat < 1.01 (latent and
+     * deterministic rows), and mu, tau against the exact posterior moments
+     * (quadrature, tests/gen_eight_schools_reference.py). */
+    rt_vm *vm = vm_running(SCHOOLS);
+    inf_mcmc_opts o = {.chains = 4, .warmup = 1000, .samples = 1000, .max_depth = 10, .target_accept = 0.8, .seed = 1};
+    inf_mcmc *m = run_model(vm, "schools", "data = load_json(\"examples/eight_schools.json\")\n", &o);
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert(r != NULL);
+    ck_assert_int_eq(r->nrows, 2 + 8 + 8);
+    ck_assert_int_eq(r->divergences, 0);
+    for (int i = 0; i < r->nrows; i++)
+        ck_assert_msg(r->rows[i].r_hat < 1.01, "%s: r_hat %g", r->rows[i].name, r->rows[i].r_hat);
+    want w[] = {{"mu", 4.3968207138, 3.3177044631}, {"tau", 3.5977054841, 3.2199584147}};
+    check_rows(r, w, 2);
+    inf_result_free(r);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
+START_TEST(treedepth_saturation) {
+    /* A correlation of 0.999 with a diagonal metric needs long trajectories:
+     * with max_depth = 3 most trees stop at the limit.  The count equals the
+     * draws whose treedepth__ is 3, and the summary warns and says what to do;
+     * with room (max_depth 10) on N(0, 1), and for static HMC, there is none. */
+    rt_vm *vm = vm_running("model corr(c) {\n"
+                           "  sample x ~ MultivariateNormal(zeros(2), covariance_matrix=[[1.0, c], [c, 1.0]])\n"
+                           "}\n");
+    inf_mcmc_opts o = {.chains = 2, .warmup = 200, .samples = 200, .max_depth = 3, .target_accept = 0.8, .seed = 3};
+    inf_mcmc *m = run_model(vm, "corr", "data = {c: 0.999}\n", &o);
+    int hits = 0;
+    for (int c = 0; c < m->chains; c++)
+        for (int i = 0; i < m->samples; i++) {
+            ck_assert(m->out[c].treedepth[i] <= 3);
+            hits += m->out[c].treedepth[i] == 3;
+        }
+    ck_assert_msg(hits > 100, "only %d of 400 trees at the limit", hits);
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert_int_eq(r->treedepth_hits, hits);
+    ck_assert_int_eq(r->max_depth, 3);
+    char *t = inf_result_table(r), want[160];
+    snprintf(want, sizeof want, "warning: %d of 400 iterations reached the maximum tree depth 3", hits);
+    ck_assert_msg(strstr(t, want) && strstr(t, "raise max_depth"), "%s", t);
+    free(t);
+    char *j = inf_result_json(rt_vm_bk(vm), r);
+    snprintf(want, sizeof want, "\"max_depth\": 3,\n\"treedepth_hits\": %d", hits);
+    ck_assert_msg(strstr(j, want), "%s", j);
+    free(j);
+    inf_result_free(r);
+    inf_mcmc_free(m);
+
+    o.max_depth = 10;
+    m = run_model(vm, "corr", "data = {c: 0.0}\n", &o);
+    r = inf_mcmc_result(m);
+    ck_assert_int_eq(r->treedepth_hits, 0);
+    t = inf_result_table(r);
+    ck_assert_msg(!strstr(t, "tree depth"), "%s", t);
+    free(t);
+    inf_result_free(r);
+    inf_mcmc_free(m);
+
+    o.hmc_steps = 4;   /* static HMC: no trees, no limit */
+    m = run_model(vm, "corr", "data = {c: 0.999}\n", &o);
+    r = inf_mcmc_result(m);
+    ck_assert_int_eq(r->max_depth, 0);
+    ck_assert_int_eq(r->treedepth_hits, 0);
+    inf_result_free(r);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
 START_TEST(only_discrete_latents_is_an_error) {
     rt_vm *vm = rt_vm_new(NULL);
     ck_assert(vm && inf_register_builtins(vm) == 0);
@@ -190,6 +328,10 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, normal_normal);
     tcase_add_test(tc, beta_bernoulli);
+    tcase_add_test(tc, beta_bernoulli_2d);
+    tcase_add_test(tc, normal_gamma_unknown_mean_and_precision);
+    tcase_add_test(tc, eight_schools_noncentered);
+    tcase_add_test(tc, treedepth_saturation);
     tcase_add_test(tc, gamma_precision);
     tcase_add_test(tc, factor_unnormalized_density);
     tcase_add_test(tc, constrained_and_dependent_support);
