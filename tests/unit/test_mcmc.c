@@ -307,6 +307,23 @@ START_TEST(treedepth_saturation) {
 }
 END_TEST
 
+START_TEST(initial_point_retries) {
+    /* The density is finite only for x > 1.5: a start drawn uniformly in
+     * (-2, 2) is finite with probability 1/8, so four chains start only
+     * because failed draws are retried (tests/golden/mcmc_no_start.ppl has
+     * the error when no draw is finite).  The posterior is N(0, 1) times
+     * (x - 1.5) on x > 1.5. */
+    rt_vm *vm = vm_running("model m(c) {\n  sample x ~ Normal(0.0, 1.0)\n  factor f = log(x - c)\n}\n");
+    inf_mcmc_opts o = {.chains = 4, .warmup = 100, .samples = 100, .max_depth = 10, .target_accept = 0.8, .seed = 5};
+    inf_mcmc *m = run_model(vm, "m", "data = {c: 1.5}\n", &o);
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert(r->rows[0].q5 > 1.5);
+    inf_result_free(r);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
 START_TEST(only_discrete_latents_is_an_error) {
     rt_vm *vm = rt_vm_new(NULL);
     ck_assert(vm && inf_register_builtins(vm) == 0);
@@ -332,6 +349,7 @@ int main(void) {
     tcase_add_test(tc, normal_gamma_unknown_mean_and_precision);
     tcase_add_test(tc, eight_schools_noncentered);
     tcase_add_test(tc, treedepth_saturation);
+    tcase_add_test(tc, initial_point_retries);
     tcase_add_test(tc, gamma_precision);
     tcase_add_test(tc, factor_unnormalized_density);
     tcase_add_test(tc, constrained_and_dependent_support);

@@ -235,6 +235,18 @@ START_TEST(repl_without_terminal) {
     ASSERT_STATUS(1);
     ASSERT_HAS(res.err, "unknown name \"nope\"");
     ck_assert_str_eq(res.out, "9\n");
+    /* a bad HMM (a transition row summing to 0.7) is located at the argument
+     * with a caret, and the session goes on with the corrected one */
+    run_ppl("h = DiscreteHMM([0.5, 0.5], [[0.5, 0.5], [0.4, 0.3]], Normal([0.0, 1.0], 1.0))\n"
+            "h = DiscreteHMM([0.5, 0.5], [[0.5, 0.5], [0.4, 0.6]], Normal([0.0, 1.0], 1.0))\n"
+            "hmm_viterbi(h, [[1.0]])\n"
+            "hmm_viterbi(h, [0.1, 2.0]).path\n",
+            (const char *const[]){NULL});
+    ASSERT_STATUS(1);
+    ASSERT_HAS(res.err, "error: DiscreteHMM: trans rows must sum to 1, got 0.7 in row 1\n  --> <repl>:1:29\n");
+    ASSERT_HAS(res.err, " |                             ^^^^^^^^^^^^^^^^^^^^^^^^\n");
+    ASSERT_HAS(res.err, "error: hmm_viterbi: DiscreteHMM: the observed sequence must have shape [T], got [1, 1]");
+    ck_assert_str_eq(res.out, "[0, 1]\n");
     /* input that ends inside a block is still run, so its error shows */
     run_ppl("def h(x) {\n", (const char *const[]){NULL});
     ASSERT_STATUS(1);
