@@ -307,6 +307,46 @@ START_TEST(treedepth_saturation) {
 }
 END_TEST
 
+START_TEST(hmm_regimes_against_stan) {
+    /* Issue 7's acceptance as a regression test: the two-state Gaussian HMM
+     * of examples/hmm_regimes.ppl (Dirichlet transition rows, ordered means,
+     * shared sd; 200 steps simulated with seed 11) under NUTS, 4 chains x
+     * (1000 + 1000), seed 1, against Stan's posterior means on the same data
+     * (bench/hmm_stan.sh: bench/hmm_stan.stan, 4 x (1000 + 1000); the means
+     * and MCSEs of docs/BENCHMARKS.md, "HMM inside NUTS against Stan"):
+     * |z| < 4 with the two MCSEs combined (Stan's printed to 4 decimals). */
+    rt_vm *vm = vm_running("model simulate(T) {\n"
+                           "  sample y ~ DiscreteHMM([0.5, 0.5], [[0.95, 0.05], [0.10, 0.90]],\n"
+                           "                         Normal([-1.0, 2.0], [0.7, 0.7]), duration=T)\n"
+                           "  return y\n}\n"
+                           "model regimes(y) {\n"
+                           "  sample p0 ~ Dirichlet([1.0, 1.0])\n"
+                           "  sample p1 ~ Dirichlet([1.0, 1.0])\n"
+                           "  sample mu: ordered ~ Normal(zeros(2), 5.0).to_event(1)\n"
+                           "  sample sigma ~ HalfNormal(2.0)\n"
+                           "  observe y ~ DiscreteHMM([0.5, 0.5], [p0, p1], Normal(mu, sigma))\n}\n");
+    inf_mcmc_opts o = {.chains = 4, .warmup = 1000, .samples = 1000, .max_depth = 10, .target_accept = 0.8, .seed = 1};
+    inf_mcmc *m = run_model(vm, "regimes", "data = {y: trace(simulate, {T: 200}, seed=11).y}\n", &o);
+    inf_result *r = inf_mcmc_result(m);
+    ck_assert_int_eq(r->divergences, 0);
+    static const struct {
+        const char *name;
+        double mean, mcse;
+    } stan[] = {{"p0[0]", 0.9513, 0.0002}, {"p1[0]", 0.1389, 0.0007}, {"mu[0]", -0.9975, 0.0009},
+                {"mu[1]", 2.2058, 0.0012}, {"sigma", 0.6547, 0.0005}};
+    for (size_t k = 0; k < sizeof stan / sizeof stan[0]; k++) {
+        const inf_row *row = find_row(r, stan[k].name);
+        double mcse = row->sd / sqrt(row->ess_bulk), se = sqrt(mcse * mcse + stan[k].mcse * stan[k].mcse) + 5e-5;
+        double z = (row->mean - stan[k].mean) / se;
+        ck_assert_msg(fabs(z) < 4, "%s: ppl %g, Stan %g, z = %g", stan[k].name, row->mean, stan[k].mean, z);
+        ck_assert_msg(row->r_hat < 1.01, "%s: r_hat %g", stan[k].name, row->r_hat);
+    }
+    inf_result_free(r);
+    inf_mcmc_free(m);
+    rt_vm_free(vm);
+}
+END_TEST
+
 START_TEST(initial_point_retries) {
     /* The density is finite only for x > 1.5: a start drawn uniformly in
      * (-2, 2) is finite with probability 1/8, so four chains start only
@@ -350,6 +390,7 @@ int main(void) {
     tcase_add_test(tc, eight_schools_noncentered);
     tcase_add_test(tc, treedepth_saturation);
     tcase_add_test(tc, initial_point_retries);
+    tcase_add_test(tc, hmm_regimes_against_stan);
     tcase_add_test(tc, gamma_precision);
     tcase_add_test(tc, factor_unnormalized_density);
     tcase_add_test(tc, constrained_and_dependent_support);
