@@ -347,6 +347,33 @@ START_TEST(hmm_regimes_against_stan) {
 }
 END_TEST
 
+/* The summary's warnings, each with what to do, from a result built here:
+ * present exactly when its diagnostic is past its threshold. */
+START_TEST(summary_warnings) {
+    inf_row rows[2] = {{.name = "a", .mean = 0, .sd = 1, .ess_bulk = 400, .ess_tail = 400, .r_hat = 1.005},
+                       {.name = "b", .mean = 0, .sd = 1, .ess_bulk = 400, .ess_tail = 400, .r_hat = 1.009}};
+    inf_result r = {.kind = 1, .rows = rows, .nrows = 2, .ndraws = 4000, .min_ebfmi = 0.8, .max_depth = 10};
+    char *t = inf_result_table(&r);
+    ck_assert_msg(strstr(t, "\ndivergences: 0\n") && !strstr(t, "warning"), "%s", t);
+    free(t);
+    r.divergences = 3;
+    rows[1].r_hat = 1.0523;
+    r.min_ebfmi = 0.21;
+    r.treedepth_hits = 17;
+    t = inf_result_table(&r);
+    static const char *const want[] = {
+        "\ndivergences: 3\n",
+        "warning: 3 divergent transitions: the sampler could not follow the posterior's curvature; "
+        "raise target_accept (e.g. 0.95) or reparameterize (non-centered)\n",
+        "warning: r_hat up to 1.052 > 1.01: the chains disagree; run longer warmup or more samples\n",
+        "warning: 17 of 4000 iterations reached the maximum tree depth 10: ",
+        "warning: E-BFMI 0.21 < 0.3 in a chain: the momentum resampling explores the energy poorly "
+        "(heavy tails or a funnel); reparameterize the model\n"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) ck_assert_msg(strstr(t, want[i]), "%s\nlacks %s", t, want[i]);
+    free(t);
+}
+END_TEST
+
 START_TEST(initial_point_retries) {
     /* The density is finite only for x > 1.5: a start drawn uniformly in
      * (-2, 2) is finite with probability 1/8, so four chains start only
@@ -390,6 +417,7 @@ int main(void) {
     tcase_add_test(tc, eight_schools_noncentered);
     tcase_add_test(tc, treedepth_saturation);
     tcase_add_test(tc, initial_point_retries);
+    tcase_add_test(tc, summary_warnings);
     tcase_add_test(tc, hmm_regimes_against_stan);
     tcase_add_test(tc, gamma_precision);
     tcase_add_test(tc, factor_unnormalized_density);
