@@ -108,6 +108,22 @@ START_TEST(constrained_and_dependent_support) {
 }
 END_TEST
 
+START_TEST(constraint_statements) {
+    /* `sample x: C ~ D` truncates D to C (DESIGN 1.2) and MCMC works in C's
+     * unconstrained space.  x: interval(0, 1) ~ N(0, 1) is the standard
+     * Normal truncated to (0, 1): mean (phi(0) - phi(1)) / Z and variance
+     * 1 - phi(1) / Z - mean^2 with Z = Phi(1) - Phi(0).  mu: ordered with two
+     * iid N(0, 1) entries gives their order statistics: means -+1/sqrt(pi),
+     * sd sqrt(1 - 1/pi). */
+    double phi0 = 1 / sqrt(2 * M_PI), phi1 = exp(-0.5) / sqrt(2 * M_PI), Z = 0.5 * erf(1 / sqrt(2.0));
+    double m = (phi0 - phi1) / Z, sd_max = sqrt(1 - 1 / M_PI);
+    want w[] = {{"x", m, sqrt(1 - phi1 / Z - m * m)}, {"mu[0]", -1 / sqrt(M_PI), sd_max}, {"mu[1]", 1 / sqrt(M_PI), sd_max}};
+    check_model("model m(z) {\n  sample x: interval(0, 1) ~ Normal(0.0, 1.0)\n"
+                "  sample mu: ordered ~ Normal(zeros(2), 1.0).to_event(1)\n}\n",
+                "m", "data = {z: 0}\n", w, 3);
+}
+END_TEST
+
 START_TEST(gaussian_chain) {
     /* x1 ~ N(0, 1), x2 ~ N(x1, 1), x3 ~ N(x2, 1), y ~ N(x3, 1), y = 4: the
      * posterior precision is tridiag(-1, 2, -1) (3x3), whose inverse is
@@ -424,6 +440,7 @@ int main(void) {
     tcase_add_test(tc, constrained_and_dependent_support);
     tcase_add_test(tc, only_discrete_latents_is_an_error);
     tcase_add_test(tc, gaussian_chain);
+    tcase_add_test(tc, constraint_statements);
     tcase_add_test(tc, dirichlet_categorical);
     tcase_add_test(tc, marginalized_bernoulli_latent);
     tcase_add_test(tc, logistic_regression_reference);
