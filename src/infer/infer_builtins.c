@@ -313,6 +313,9 @@ static int fit_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, rt_valu
                         "val_losses, best_epoch, stopped_early)", name);
 }
 
+/* write_json(path, fit): the summary JSON of `ppl svi --summary` (DESIGN 1.8). */
+static char *fit_json(bk_ctx *ctx, void *p) { return inf_result_json(ctx, p); }
+
 rt_value inf_fit_value(inf_result *r) {
     rt_opaque *o = rt_opaque_new("svi_fit", r, result_data_free);
     if (!o) {
@@ -321,6 +324,7 @@ rt_value inf_fit_value(inf_result *r) {
     }
     o->repr = fit_repr;
     o->getattr = fit_getattr;
+    o->to_json = fit_json;
     return rt_obj_value(&o->h);
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mcmc.h"
+#include "strbuf.h"
 
 typedef struct kernel_spec {
     int hmc_steps;        /* 0: NUTS, MC_RWM: random-walk Metropolis */
@@ -116,6 +117,61 @@ static int posterior_getattr(rt_vm *vm, void *p, const char *name, rt_loc loc, r
     return 0;
 }
 
+/* The length of the site name that scalar column `name` belongs to
+ * ("theta" of "theta[3]"). */
+static size_t site_len(const char *name) {
+    const char *b = strchr(name, '[');
+    return b ? (size_t)(b - name) : strlen(name);
+}
+
+static void json_number(rt_sb *b, double x) {
+    if (isfinite(x)) rt_sb_put_g17(b, x);
+    else rt_sb_puts(b, isnan(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity");
+}
+
+/* write_json(path, post): {"chains", "samples", "draws": {site: the draws
+ * as post.site gives them: [chains * samples] for a scalar site, else
+ * [chains * samples][n] over its scalars in order}, then the fields of the
+ * summary JSON (DESIGN 1.8: "summary", "divergences", ...)}. */
+static char *posterior_json(bk_ctx *ctx, void *p) {
+    const posterior *q = p;
+    const inf_mcmc *m = q->m;
+    char *summary = inf_result_json(ctx, q->r);
+    if (!summary) return NULL;
+    rt_sb b = {0};
+    int64_t n = (int64_t)m->chains * m->samples;
+    rt_sb_printf(&b, "{\"chains\": %d, \"samples\": %d, \"draws\": {", m->chains, m->samples);
+    for (int j = 0; j < m->nnames;) {
+        size_t ln = site_len(m->names[j]);
+        int count = 1;
+        while (j + count < m->nnames && site_len(m->names[j + count]) == ln &&
+               strncmp(m->names[j + count], m->names[j], ln) == 0)
+            count++;
+        bool vec = m->names[j][ln] == '[';
+        rt_sb_printf(&b, "%s\n  \"", j ? "," : "");
+        rt_sb_put(&b, m->names[j], ln);
+        rt_sb_puts(&b, "\": [");
+        for (int64_t i = 0; i < n; i++) {
+            rt_sb_puts(&b, i ? (vec ? ", [" : ", ") : (vec ? "[" : ""));
+            for (int k = 0; k < count; k++) {
+                if (k) rt_sb_puts(&b, ", ");
+                json_number(&b, m->draws[i * m->nnames + j + k]);
+            }
+            if (vec) rt_sb_puts(&b, "]");
+        }
+        rt_sb_puts(&b, "]");
+        j += count;
+    }
+    rt_sb_printf(&b, "\n},\n%s", summary + 1);   /* the summary object's fields */
+    free(summary);
+    char *text = rt_sb_finish(&b);
+    if (text) {   /* inf_result_json ends with a newline that write_json adds too */
+        size_t len = strlen(text);
+        while (len && text[len - 1] == '\n') text[--len] = 0;
+    }
+    return text;
+}
+
 rt_value inf_posterior_value(inf_mcmc *m) {
     posterior *q = calloc(1, sizeof *q);
     inf_result *r = q ? inf_mcmc_result(m) : NULL;
@@ -130,6 +186,7 @@ rt_value inf_posterior_value(inf_mcmc *m) {
     q->r = r;
     o->repr = posterior_repr;
     o->getattr = posterior_getattr;
+    o->to_json = posterior_json;
     return rt_obj_value(&o->h);
 }
 

@@ -977,7 +977,7 @@ static void jtensor(rt_sb *b, const bk_tensor *t, int dim, int64_t *flat) {
     rt_sb_puts(b, "]");
 }
 
-static void jvalue(rt_sb *b, rt_value v, int depth) {
+static void jvalue(bk_ctx *ctx, rt_sb *b, rt_value v, int depth) {
     if (depth > 64) {
         rt_sb_puts(b, "null");
         return;
@@ -996,7 +996,7 @@ static void jvalue(rt_sb *b, rt_value v, int depth) {
             if (i) rt_sb_puts(b, ", ");
             jstr(b, r->keys[i]);
             rt_sb_puts(b, ": ");
-            jvalue(b, r->vals[i], depth + 1);
+            jvalue(ctx, b, r->vals[i], depth + 1);
         }
         rt_sb_puts(b, "}");
         break;
@@ -1006,21 +1006,29 @@ static void jvalue(rt_sb *b, rt_value v, int depth) {
         rt_sb_puts(b, "[");
         for (int i = 0; i < l->n; i++) {
             if (i) rt_sb_puts(b, ", ");
-            jvalue(b, l->items[i], depth + 1);
+            jvalue(ctx, b, l->items[i], depth + 1);
         }
         rt_sb_puts(b, "]");
         break;
     }
     case RT_NONE: rt_sb_puts(b, "null"); break;
     case RT_DIST: jstr(b, ((const sl_dist *)v.u.o)->fam->name); break; /* "Normal" */
+    case RT_OPAQUE: {
+        /* results (posteriors, SVI fits) know their own JSON form */
+        const rt_opaque *o = (const rt_opaque *)v.u.o;
+        char *text = o->to_json ? o->to_json(ctx, o->data) : NULL;
+        if (text) rt_sb_puts(b, text);
+        else jstr(b, o->type);
+        free(text);
+        break;
+    }
     default: jstr(b, rt_type_name(v));
     }
 }
 
 char *rt_to_json(bk_ctx *ctx, rt_value v) {
-    (void)ctx;
     rt_sb b = {0};
-    jvalue(&b, v, 0);
+    jvalue(ctx, &b, v, 0);
     return rt_sb_finish(&b);
 }
 
