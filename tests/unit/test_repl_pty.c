@@ -345,6 +345,43 @@ START_TEST(svi_files) {
 }
 END_TEST
 
+/* `ppl sample` on a terminal draws the progress bar of DESIGN 1.7 on
+ * stderr (docs/CLI.md, "Progress"): iterations of all chains, the phase,
+ * the step size and the divergences, ending full; through a pipe it draws
+ * none (sample_without_terminal_has_no_bar). */
+START_TEST(sample_progress_bar) {
+    nseen = 0;
+    pid_t child = forkpty(&master, NULL, NULL, NULL);
+    ck_assert(child >= 0);
+    if (child == 0) {
+        setenv("TERM", "dumb", 1);
+        execl(ppl_bin, "ppl", "sample", "examples/eight_schools.ppl", "--model", "schools", "--data",
+              "examples/eight_schools.json", "--chains", "2", "--warmup", "300", "--samples", "300",
+              "--threads", "1", (char *)NULL);
+        _exit(127);
+    }
+    size_t pos = 0;
+    EXPECT("sample [");
+    EXPECT(" warmup  step size ");
+    EXPECT(" sampling  step size ");
+    EXPECT("sample [==============================] 1200/1200  sampling  step size ");
+    EXPECT("  divergences ");
+    EXPECT("ess_bulk");   /* then the table */
+    EXPECT("divergences: ");
+    ck_assert_int_eq(wait_exit(child, 20000), 0);
+    close(master);
+}
+END_TEST
+
+START_TEST(sample_without_terminal_has_no_bar) {
+    RUN(NULL, "sample", "examples/eight_schools.ppl", "--model", "schools", "--data", "examples/eight_schools.json",
+        "--chains", "2", "--warmup", "100", "--samples", "100");
+    ASSERT_STATUS(0);
+    ck_assert_msg(!strstr(res.err, "sample ["), "a progress bar without a terminal:\n%s", res.err);
+    ASSERT_HAS(res.out, "divergences: ");
+}
+END_TEST
+
 int main(int argc, char **argv) {
     const char *bin = getenv("PPL_BIN");
     if (argc > 1) bin = argv[1];
@@ -353,12 +390,14 @@ int main(int argc, char **argv) {
     TCase *tc = tcase_create("pty");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, repl_session);
+    tcase_add_test(tc, sample_progress_bar);
     suite_add_tcase(s, tc);
     tc = tcase_create("pipes");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, repl_without_terminal);
     tcase_add_test(tc, command_line);
     tcase_add_test(tc, svi_files);
+    tcase_add_test(tc, sample_without_terminal_has_no_bar);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
