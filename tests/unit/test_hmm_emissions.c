@@ -6,7 +6,10 @@
  * enumeration of all K^T paths (emission densities written out here, not
  * taken from the library), to 1e-10; gradients of log_prob in init, trans
  * and every emission parameter against central finite differences; and
- * sample(): the mean of y[t] over many draws against sum_k p(z_t = k) E[y | k]. */
+ * sample(): the mean of y[t] over many draws against sum_k p(z_t = k) E[y | k].
+ * Also the keyword forms init_logits= and trans_logits= (homogeneous and
+ * [T, K, K], with lengths=) from a script: unnormalized logits (any shift
+ * per row) give the probabilities' results. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include "hmm.h"
 #include "rng.h"
 #include "vm.h"
+#include "vm_fixture.h"
 
 enum { FAM_POISSON, FAM_EXPONENTIAL, FAM_MVN, FAM_BERN_PROBS, FAM_BERN_LOGITS, NFAM };
 static const char *const FAM_NAME[NFAM] = {"Poisson", "Exponential", "MultivariateNormal",
@@ -354,6 +358,45 @@ START_TEST(sample_moments) {
 }
 END_TEST
 
+/* ---------------------------------------------- logits keywords --- */
+
+START_TEST(logits_keywords) {
+    rt_vm *vm = vm_running(
+        "A = [[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]]\n"
+        "p0 = [0.5, 0.3, 0.2]\n"
+        "shift = [[1.5], [-2.0], [0.25]]\n"
+        "y = [0, 3, 7, 1, 2, 4]\n"
+        "em = Poisson([0.5, 2.0, 6.0])\n"
+        "hp = DiscreteHMM(p0, A, em)\n"
+        "hl = DiscreteHMM(init_logits=log(p0) + 3.0, trans_logits=log(A) + shift, emission=em)\n"
+        "d1 = abs(hp.log_prob(y) - hl.log_prob(y))\n"
+        "d2 = max(abs(hmm_marginals(hp, y) - hmm_marginals(hl, y)))\n"
+        "d3 = sum(hmm_viterbi(hp, y).path != hmm_viterbi(hl, y).path)\n"
+        "d4 = abs(hmm_viterbi(hp, y).log_prob - hmm_viterbi(hl, y).log_prob)\n"
+        "At = stack([A, A[[2, 0, 1]], A[[1, 2, 0]], A, A[[2, 1, 0]], A])\n"
+        "htp = DiscreteHMM(p0, At, em, lengths=[6, 4])\n"
+        "htl = DiscreteHMM(p0, trans_logits=log(At) - 7.0, emission=em, lengths=[6, 4])\n"
+        "ys = [y, [2, 2, 0, 5, -1, -1]]\n"
+        "d5 = max(abs(htp.log_prob(ys) - htl.log_prob(ys)))\n");
+    static const char *const names[] = {"d1", "d2", "d3", "d4", "d5"};
+    for (int i = 0; i < 5; i++) {
+        rt_value *v = rt_global_get(vm, names[i]);
+        ck_assert(v && v->tag == RT_TENSOR);
+        ck_assert_msg(bk_item(v->u.t) < 1e-12, "%s = %g", names[i], bk_item(v->u.t));
+    }
+    /* the time-varying rows really were used: sequence 1 differs from a
+     * homogeneous HMM's value */
+    rt_vm_free(vm);
+    vm = vm_running("A = [[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]]\n"
+                    "At = stack([A, A[[2, 0, 1]], A, A])\n"
+                    "h1 = DiscreteHMM([0.5, 0.3, 0.2], trans_logits=log(At), emission=Poisson([0.5, 2.0, 6.0]))\n"
+                    "h2 = DiscreteHMM([0.5, 0.3, 0.2], A, Poisson([0.5, 2.0, 6.0]))\n"
+                    "d = abs(h1.log_prob([0, 3, 7, 1]) - h2.log_prob([0, 3, 7, 1]))\n");
+    ck_assert(bk_item(rt_global_get(vm, "d")->u.t) > 1e-3);
+    rt_vm_free(vm);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("hmm_emissions");
     TCase *tc = tcase_create("core");
@@ -361,6 +404,7 @@ int main(void) {
     tcase_add_test(tc, brute_force);
     tcase_add_test(tc, gradients);
     tcase_add_test(tc, sample_moments);
+    tcase_add_test(tc, logits_keywords);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
