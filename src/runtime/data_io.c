@@ -1016,9 +1016,13 @@ static void jvalue(bk_ctx *ctx, rt_sb *b, rt_value v, int depth) {
     case RT_OPAQUE: {
         /* results (posteriors, SVI fits) know their own JSON form */
         const rt_opaque *o = (const rt_opaque *)v.u.o;
-        char *text = o->to_json ? o->to_json(ctx, o->data) : NULL;
+        if (!o->to_json) {
+            jstr(b, o->type);
+            break;
+        }
+        char *text = o->to_json(ctx, o->data);
         if (text) rt_sb_puts(b, text);
-        else jstr(b, o->type);
+        else b->oom = true;   /* rt_to_json then fails: out of memory */
         free(text);
         break;
     }

@@ -72,8 +72,9 @@ typedef struct rt_opaque {
     /* optional: printed form (malloc'd) and field access (obj.name) */
     char *(*repr)(bk_ctx *ctx, void *data);
     int (*getattr)(rt_vm *vm, void *data, const char *name, rt_loc loc, rt_value *out);
-    /* optional: the value as JSON text (malloc'd; NULL when out of memory),
-     * for write_json; without it the type name is written */
+    /* optional: the value as JSON text (malloc'd; NULL when out of memory,
+     * which fails the whole conversion), for write_json; without it the
+     * type name is written */
     char *(*to_json)(bk_ctx *ctx, void *data);
 } rt_opaque;
 
