@@ -270,28 +270,17 @@ static int add_local(rt_vm *vm, inf_enum *e, const rt_site *t, en_site *s) {
 }
 
 /* The node tree: each node's parent is the node with the largest proper
- * subset of its plates, and those subsets must nest (a chain), else the
- * plates cross (a site in plates a and b under sites in a and in b alone)
- * and no elimination order sums them per element. */
-static int build_tree(rt_vm *vm, inf_enum *e) {
-    for (int i = 0; i < e->nnodes; i++) e->node[i].parent = -1;
+ * subset of its plates.  Plate names are unique in a run, so every site's
+ * plates are a path of the program's plate nesting from the outermost
+ * plate, and the subsets of a node's plates held by other nodes nest. */
+static void build_tree(inf_enum *e) {
     for (int i = 0; i < e->nnodes; i++) {
         en_node *nd = &e->node[i];
+        nd->parent = -1;
         for (int j = 0; j < e->nnodes; j++) {
             const en_node *a = &e->node[j];
-            if (j == i || a->np >= nd->np || !node_subset(a, nd)) continue;
-            if (nd->parent >= 0 && !node_subset(a, &e->node[nd->parent]) && !node_subset(&e->node[nd->parent], a)) {
-                const en_site *s = &e->s[nd->site], *x = &e->s[a->site], *y = &e->s[e->node[nd->parent].site];
-                char pa[256], pb[256];
-                plates_str(a, pa, sizeof pa);
-                plates_str(&e->node[nd->parent], pb, sizeof pb);
-                return rt_error_loc(vm, s->loc, "cannot enumerate the discrete latent site \"%s\": it depends on "
-                                    "elements of both \"%s\" (%s) and \"%s\" (%s), plates that cross rather than "
-                                    "nest, so summing it out per element would need every joint value of them; "
-                                    "marginalize one of them by hand (a logsumexp over its values in a factor), "
-                                    "or use SVI with a guide for them", s->name, x->name, pa, y->name, pb);
-            }
-            if (nd->parent < 0 || a->np > e->node[nd->parent].np) nd->parent = j;
+            if (j != i && a->np < nd->np && node_subset(a, nd) && (nd->parent < 0 || a->np > e->node[nd->parent].np))
+                nd->parent = j;
         }
     }
     /* chains, root first (parents have fewer plates: settle them first) */
@@ -306,7 +295,6 @@ static int build_tree(rt_vm *vm, inf_enum *e) {
             int64_t pc = pa ? pa->ncfg : 1;
             nd->ncfg = pc > INF_ENUM_MAX_RUNS / nd->R ? INF_ENUM_MAX_RUNS + 1 : pc * nd->R;
         }
-    return 0;
 }
 
 /* The runs per global assignment: all nodes at 0, then for each node n
@@ -476,8 +464,10 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
         e->n++;
         if (t->nplates > 0) {
             rc = add_local(vm, e, t, s);
-            if (rc == 0) rc = build_tree(vm, e);
-            if (rc == 0) e->local_runs = count_runs(e);
+            if (rc == 0) {
+                build_tree(e);
+                e->local_runs = count_runs(e);
+            }
         } else {
             int64_t c = joint_count(s->k, s->n);
             global = c == INT64_MAX || global > INF_ENUM_MAX_RUNS / (c ? c : 1) ? INT64_MAX : global * c;
@@ -779,32 +769,33 @@ static int dependence_error(inf_potential *p, en_run *R, const double *q, bool g
     for (int i = 0; !x && i < tb->n && i < ta.n; i++) {
         const rt_site *a = &ta.sites[i], *b = &tb->sites[i];
         if (!a->log_prob || !b->log_prob || !(LOGP_KINDS & (1u << b->kind)) || attach(e, b) != ni) continue;
-        if (!close_to(bk_item(a->log_prob), bk_item(b->log_prob))) x = b;
+        if (ni < 0) {
+            if (!close_to(bk_item(a->log_prob), bk_item(b->log_prob))) x = b;
+            continue;
+        }
+        bk_tensor *ua = node_terms(vm, a, &e->node[ni]), *ub = ua ? node_terms(vm, b, &e->node[ni]) : NULL;
+        if (ub && !same_terms(ua, ub)) x = b;
+        bk_release(ua);
+        bk_release(ub);
     }
+    rt_vm_clear_error(vm);
     rt_trace_clear(&ta);
     const en_node *cn = &e->node[culprit];
     char pl[256];
     plates_str(cn, pl, sizeof pl);
-    if (!x)
-        return rt_error_loc(vm, p->loc, "the support of a latent site depends on the discrete latent sites %s "
-                            "inside %s; enumeration along plates cannot sum them out", names, pl);
+    /* the nodes of the plates x is in lie on ni's chain, so x misses
+     * one of the culprit's plates */
     const char *outside = NULL;
-    for (int j = 0; j < cn->np && !outside; j++)
+    for (int j = 0; x && j < cn->np && !outside; j++)
         if (plate_index(x, cn->plate[j], cn->pdim[j]) < 0) outside = cn->plate[j];
-    if (outside)
-        return rt_error_loc(vm, x->loc, "site \"%s\" is outside plate \"%s\" but depends on the discrete latent "
-                            "sites %s inside it; enumeration along the plate needs every term that involves them "
-                            "inside the plate: move the term inside it, marginalize them by hand (a logsumexp over "
-                            "their values in a factor), or use SVI with a guide for them", x->name, outside, names);
-    char own[512], opl[256];
-    size_t ko = 0;
-    own[0] = 0;
-    node_sites(e, ni, own, sizeof own, &ko);
-    plates_str(&e->node[ni], opl, sizeof opl);
-    return rt_error_loc(vm, x->loc, "site \"%s\" depends on the discrete latent sites %s (%s) and %s (%s), "
-                        "whose plates cross rather than nest, so they cannot be summed out element by element; "
-                        "marginalize one of them by hand (a logsumexp over its values in a factor), or use SVI "
-                        "with a guide for them", x->name, own, opl, names, pl);
+    if (!outside)
+        return rt_error_loc(vm, p->loc, "the support of a latent site depends on the discrete latent sites %s "
+                            "inside %s; enumeration along plates cannot sum them out: marginalize them by hand (a "
+                            "logsumexp over their values in a factor), or use SVI with a guide for them", names, pl);
+    return rt_error_loc(vm, x->loc, "site \"%s\" is outside plate \"%s\" but depends on the discrete latent "
+                        "sites %s inside it; enumeration along the plate needs every term that involves them "
+                        "inside the plate: move the term inside it, marginalize them by hand (a logsumexp over "
+                        "their values in a factor), or use SVI with a guide for them", x->name, outside, names);
 }
 
 /* The sites of run r differ from run 0's: name them. */
