@@ -463,6 +463,32 @@ START_TEST(global_switch_mixture_posterior) {
 }
 END_TEST
 
+/* Chains on 1 and 3 threads give the same draws (continuous and drawn
+ * discrete sites, the probabilities) for a model summed along nested plates. */
+START_TEST(nested_draws_do_not_depend_on_threads) {
+    rt_vm *vm = vm_running("model m(y) {\n  sample mu ~ Normal([-2.0, 2.0], 1.0)\n  plate groups(2) {\n"
+                           "    sample c ~ Bernoulli(0.5)\n    plate members(3) {\n"
+                           "      sample z ~ Bernoulli(where(c == 1.0, 0.9, 0.1))\n"
+                           "      observe y ~ Normal(where(z == 1.0, mu[1], mu[0]), 1.0)\n    }\n  }\n}\n"
+                           "data = {y: [[-2.3, 1.7], [-1.4, 2.6], [-2.9, 0.3]]}\n");
+    rt_value *data = rt_global_get(vm, "data");
+    rt_func *model = (rt_func *)rt_global_get(vm, "m")->u.o;
+    inf_mcmc *r[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        inf_mcmc_opts o = {.chains = 3, .warmup = 60, .samples = 40, .max_depth = 10, .target_accept = 0.8,
+                           .seed = 4, .threads = i ? 3 : 1};
+        ck_assert_msg(inf_mcmc_run(vm, model, (rt_record *)data->u.o, &o, (rt_loc){0}, &r[i]) == 0, "%s",
+                      rt_vm_errmsg(vm));
+    }
+    ck_assert_int_eq(r[0]->nnames, r[1]->nnames);
+    size_t n = (size_t)r[0]->chains * (size_t)r[0]->samples * (size_t)r[0]->nnames;
+    ck_assert(memcmp(r[0]->draws, r[1]->draws, n * sizeof(double)) == 0);
+    inf_mcmc_free(r[0]);
+    inf_mcmc_free(r[1]);
+    rt_vm_free(vm);
+}
+END_TEST
+
 /* examples/coal_mining.ppl with the change point sampled: the posterior of
  * the rates equals the quadrature of bench/changepoint_reference.py. */
 START_TEST(change_point_matches_quadrature) {
@@ -567,6 +593,7 @@ int main(void) {
     tcase_add_test(tc, potential_nested_joint);
     tcase_add_test(tc, nested_mixture_posterior);
     tcase_add_test(tc, global_switch_mixture_posterior);
+    tcase_add_test(tc, nested_draws_do_not_depend_on_threads);
     tcase_add_test(tc, potential_dynamic_structure);
     tcase_add_test(tc, site_on_one_branch_is_an_error_for_the_draws);
     suite_add_tcase(s, tc);
