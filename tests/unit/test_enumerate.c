@@ -515,6 +515,18 @@ START_TEST(predictive_uses_the_drawn_values) {
     rt_value *same = rt_global_get(vm, "same");
     ck_assert(same && same->tag == RT_TENSOR && bk_item(same->u.t) == 1.0);
     rt_vm_free(vm);
+    /* nested plates: the drawn c (per group) and z (per member) */
+    vm = vm_running("model m(y) {\n  sample mu ~ Normal([-2.0, 2.0], 1.0)\n  plate groups(2) {\n"
+                    "    sample c ~ Bernoulli(0.5)\n    plate members(3) {\n"
+                    "      sample z ~ Bernoulli(where(c == 1.0, 0.9, 0.1))\n"
+                    "      observe y ~ Normal(where(z == 1.0, mu[1], mu[0]), 1.0)\n    }\n  }\n}\n"
+                    "data = {y: [[-2.3, 1.7], [-1.4, 2.6], [-2.9, 0.3]]}\n"
+                    "post = mcmc(m, data, warmup=100, samples=50, chains=1, seed=3)\n"
+                    "pred = predictive(m, post, data)\n"
+                    "same = sum(abs(reshape(pred.z, [50, 6]) - post.z)) + sum(abs(pred.c - post.c)) == 0.0\n");
+    same = rt_global_get(vm, "same");
+    ck_assert(same && same->tag == RT_TENSOR && bk_item(same->u.t) == 1.0);
+    rt_vm_free(vm);
 }
 END_TEST
 
