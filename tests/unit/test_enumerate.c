@@ -150,6 +150,53 @@ START_TEST(potential_nested_joint) {
 }
 END_TEST
 
+/* A site per group only, observed data per member of a group: the members'
+ * terms are summed into their group's before its sum over c; and a
+ * three-level nesting with the discrete site in the middle plate. */
+START_TEST(potential_outer_site_inner_terms) {
+    rt_vm *vm = vm_running("model m(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  plate g(3) {\n"
+                           "    sample c ~ Categorical([0.2, 0.3, 0.5])\n    plate i(2) {\n"
+                           "      observe y ~ Normal(mu + c, 1.0)\n    }\n  }\n}\n"
+                           "model m3(y) {\n  sample mu ~ Normal(0.0, 1.0)\n  plate a(2) {\n    plate b(2) {\n"
+                           "      sample c ~ Bernoulli(0.3)\n      plate d(2) {\n"
+                           "        observe y ~ Normal(mu * c, 1.0)\n      }\n    }\n  }\n}\n"
+                           "data = {y: [[0.5, 2.2, 1.0], [1.1, -0.7, 2.4]]}\n"
+                           "data3 = {y: [[[0.5, 2.2], [1.0, 1.1]], [[-0.7, 2.4], [0.3, 1.9]]]}\n");
+    inf_potential *p = potential_of(vm, "m");
+    const double y[2][3] = {{0.5, 2.2, 1.0}, {1.1, -0.7, 2.4}}, pc[3] = {0.2, 0.3, 0.5};
+    double q[1] = {0.35}, want = lognormal_pdf(q[0], 0, 1);
+    double sum = -INFINITY;
+    for (int v = 0; v < 27; v++) {
+        double t = 0;
+        for (int g = 0, r = v; g < 3; g++, r /= 3)
+            t += log(pc[r % 3]) + lognormal_pdf(y[0][g], q[0] + r % 3, 1) + lognormal_pdf(y[1][g], q[0] + r % 3, 1);
+        sum = lse2(sum, t);
+    }
+    check_potential(p, q, want + sum);
+    inf_potential_free(p);
+    /* m3: y is [d, b, a]; c is [b, a] */
+    rt_value *d3 = rt_global_get(vm, "data3");
+    inf_potential *p3 = NULL;
+    ck_assert_msg(inf_potential_init(vm, (rt_func *)rt_global_get(vm, "m3")->u.o, (rt_record *)d3->u.o,
+                                     (rt_loc){0}, &p3) == 0, "%s", rt_vm_errmsg(vm));
+    const double y3[2][2][2] = {{{0.5, 2.2}, {1.0, 1.1}}, {{-0.7, 2.4}, {0.3, 1.9}}};
+    double sum3 = -INFINITY;
+    for (int v = 0; v < 16; v++) {
+        double t = 0;
+        for (int b = 0; b < 2; b++)
+            for (int a = 0; a < 2; a++) {
+                int c = (v >> (b * 2 + a)) & 1;
+                t += log(c ? 0.3 : 0.7);
+                for (int d = 0; d < 2; d++) t += lognormal_pdf(y3[d][b][a], q[0] * c, 1);
+            }
+        sum3 = lse2(sum3, t);
+    }
+    check_potential(p3, q, lognormal_pdf(q[0], 0, 1) + sum3);
+    inf_potential_free(p3);
+    rt_vm_free(vm);
+}
+END_TEST
+
 /* The change point summed out in one run along a batch dimension. */
 START_TEST(potential_parallel_change_point) {
     rt_vm *vm = vm_running("model cp(y) {\n  sample a ~ Exponential(1.0)\n  sample b ~ Exponential(1.0)\n"
@@ -603,6 +650,7 @@ int main(void) {
     tcase_add_test(tc, term_outside_nested_plate_is_an_error);
     tcase_add_test(tc, potential_plate_tree);
     tcase_add_test(tc, potential_nested_joint);
+    tcase_add_test(tc, potential_outer_site_inner_terms);
     tcase_add_test(tc, nested_mixture_posterior);
     tcase_add_test(tc, global_switch_mixture_posterior);
     tcase_add_test(tc, nested_draws_do_not_depend_on_threads);
