@@ -15,19 +15,26 @@
  *    model whose later sites depend on earlier values (structure that
  *    changes with z) is handled too.  A site with batch shape [n] and K
  *    values has K^n joint values.
- *  - local sites (inside one plate, one value per element): the plate
+ *  - local sites (inside plates, one value per element of them): a plate
  *    declares its elements conditionally independent, so each element's
  *    terms depend on its own z_i only, and
  *        sum_z prod_i f_i(z_i) = prod_i sum_k f_i(k).
- *    The model runs once per value k with z_i = k for every element (all
- *    local sites of the plate jointly: prod K runs), the terms of the sites
- *    inside the plate are kept per element, and each element gets its own
- *    logsumexp over the runs: K runs instead of K^N.  The terms outside the
- *    plate must then not depend on the local sites: they are compared
- *    across the runs, and a difference is an error naming the site.
+ *    The local sites are grouped by their set of plates (a node); the
+ *    nodes form a tree by inclusion (groups > members: a type per group,
+ *    a membership per member), and each term belongs to the deepest node
+ *    whose plates it is inside.  Every run gives all elements of a node
+ *    one value; the runs cover every value of every root-to-node chain,
+ *    each term is kept per element of its node in a table indexed by its
+ *    chain's values, and the nodes are eliminated deepest first: per
+ *    element a logsumexp over the node's own value, summed over the plates
+ *    its parent is not in, added to the parent's entry (variable
+ *    elimination along the plates, as Pyro's TraceEnum).  A term must not
+ *    depend on a node off its chain (a global site using a plate's z):
+ *    two runs with the same chain values must give it the same value, and
+ *    a difference is an error naming the term.
  *
  * The cost is the number of runs per evaluation (product of the global
- * joint supports and of the local supports), bounded by INF_ENUM_MAX_RUNS;
+ * joint supports and of the local runs), bounded by INF_ENUM_MAX_RUNS;
  * beyond it, an error names the sites and suggests marginalizing by hand.
  */
 #include <math.h>
