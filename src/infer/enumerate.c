@@ -15,19 +15,26 @@
  *    model whose later sites depend on earlier values (structure that
  *    changes with z) is handled too.  A site with batch shape [n] and K
  *    values has K^n joint values.
- *  - local sites (inside one plate, one value per element): the plate
+ *  - local sites (inside plates, one value per element of them): a plate
  *    declares its elements conditionally independent, so each element's
  *    terms depend on its own z_i only, and
  *        sum_z prod_i f_i(z_i) = prod_i sum_k f_i(k).
- *    The model runs once per value k with z_i = k for every element (all
- *    local sites of the plate jointly: prod K runs), the terms of the sites
- *    inside the plate are kept per element, and each element gets its own
- *    logsumexp over the runs: K runs instead of K^N.  The terms outside the
- *    plate must then not depend on the local sites: they are compared
- *    across the runs, and a difference is an error naming the site.
+ *    The local sites are grouped by their set of plates (a node); the
+ *    nodes form a tree by inclusion (groups > members: a type per group,
+ *    a membership per member), and each term belongs to the deepest node
+ *    whose plates it is inside.  Every run gives all elements of a node
+ *    one value; the runs cover every value of every root-to-node chain,
+ *    each term is kept per element of its node in a table indexed by its
+ *    chain's values, and the nodes are eliminated deepest first: per
+ *    element a logsumexp over the node's own value, summed over the plates
+ *    its parent is not in, added to the parent's entry (variable
+ *    elimination along the plates, as Pyro's TraceEnum).  A term must not
+ *    depend on a node off its chain (a global site using a plate's z):
+ *    two runs with the same chain values must give it the same value, and
+ *    a difference is an error naming the term.
  *
  * The cost is the number of runs per evaluation (product of the global
- * joint supports and of the local supports), bounded by INF_ENUM_MAX_RUNS;
+ * joint supports and of the local runs), bounded by INF_ENUM_MAX_RUNS;
  * beyond it, an error names the sites and suggests marginalizing by hand.
  */
 #include <math.h>
@@ -36,24 +43,54 @@
 #include <string.h>
 #include "enumerate.h"
 
+/* At most this many distinct plate sets holding discrete sites. */
+#define EN_MAXNODES 8
+
 typedef struct en_site {       /* a discrete site of the prototype run */
     char *name;
     rt_loc loc;
-    bool local;                /* inside the plate: enumerated per element */
+    bool local;                /* inside plates: enumerated per element */
+    int node;                  /* local: its node (its set of plates) */
     int64_t k;                 /* values per element */
     int64_t n;                 /* elements (the batch shape's size) */
     int nbatch;
     int64_t batch[BK_MAXDIM];
-    int64_t radix;             /* local: its place in the joint local index */
+    int64_t radix;             /* local: its place in its node's joint index */
 } en_site;
+
+/* The local sites that share one set of plates, and the plates.  The nodes
+ * form a tree by inclusion of their plate sets (a node's parent has the
+ * largest proper subset); every element of a node's plates has its own
+ * joint value, summed out given its ancestors' values at the elements it
+ * lies in (variable elimination along the plates, as Pyro's TraceEnum). */
+typedef struct en_node {
+    int np;
+    char *plate[RT_MAXPLATES];
+    int pdim[RT_MAXPLATES];    /* their batch dims, -1, -2, ... */
+    int parent;                /* -1: none (under the global terms) */
+    int nchain;                /* ancestors root-first, then the node */
+    int chain[EN_MAXNODES];
+    int64_t R;                 /* joint values per element (product of its sites' k) */
+    int64_t ncfg;              /* product of R along the chain: the tables' size */
+    int nd;                    /* element shape: plate sizes at their dims, 1 elsewhere */
+    int64_t shape[BK_MAXDIM];
+    int64_t E;                 /* elements */
+    int64_t *proj;             /* per element: the parent's element it lies in */
+    int site;                  /* its first site (for messages) */
+} en_node;
 
 struct inf_enum {
     en_site *s;
     int n;
     bool has_local;
-    char *plate;               /* the local sites' plate */
-    int64_t plate_size;
-    int64_t local_runs;        /* runs per global assignment */
+    en_node node[EN_MAXNODES];
+    int nnodes;
+    /* the runs per global assignment: every node's joint index in each run
+     * (all elements of a node take the same value); the nodes whose index
+     * is not 0 lie on one chain, so each node's table is filled by the runs
+     * that vary its chain and the others check it does not depend on them */
+    int64_t local_runs;
+    int64_t *cfg;              /* [local_runs][nnodes] */
     /* one scalar global site and nothing else: its values along a new
      * leading batch dimension in one run (Pyro's parallel enumeration), when
      * that gives the sequential sum at two test points */
@@ -71,7 +108,11 @@ void inf_enum_free(inf_enum *e) {
     if (!e) return;
     for (int i = 0; i < e->n; i++) free(e->s[i].name);
     free(e->s);
-    free(e->plate);
+    for (int i = 0; i < e->nnodes; i++) {
+        for (int j = 0; j < e->node[i].np; j++) free(e->node[i].plate[j]);
+        free(e->node[i].proj);
+    }
+    free(e->cfg);
     free(e);
 }
 
@@ -120,17 +161,27 @@ static int64_t batch_numel(const sl_dist *d) {
 
 /* ------------------------------------------------------------ discovery --- */
 
-/* "s (112 values), z (2^8 joint values) and w (3 values per element)" */
+/* 'plate "n"' or 'plates "g" and "m"' */
+static void plates_str(const en_node *nd, char *buf, size_t len) {
+    size_t k = (size_t)snprintf(buf, len, "plate%s ", nd->np > 1 ? "s" : "");
+    for (int j = 0; j < nd->np && k < len; j++)
+        k += (size_t)snprintf(buf + k, len - k, "%s\"%s\"", j == 0 ? "" : j == nd->np - 1 ? " and " : ", ",
+                              nd->plate[j]);
+}
+
+/* "s (112 values), z (2^8 joint values) and w (3 values per element of plate "n")" */
 static void list_sites(const inf_enum *e, char *buf, size_t len) {
     size_t k = 0;
     buf[0] = 0;
     for (int i = 0; i < e->n && k < len; i++) {
         const en_site *s = &e->s[i];
         const char *sep = i == 0 ? "" : i == e->n - 1 ? " and " : ", ";
-        if (s->local)
-            k += (size_t)snprintf(buf + k, len - k, "%s%s (%lld values per element of plate \"%s\")", sep, s->name,
-                                  (long long)s->k, e->plate);
-        else if (s->n == 1)
+        if (s->local) {
+            char pl[256];
+            plates_str(&e->node[s->node], pl, sizeof pl);
+            k += (size_t)snprintf(buf + k, len - k, "%s%s (%lld values per element of %s)", sep, s->name,
+                                  (long long)s->k, pl);
+        } else if (s->n == 1)
             k += (size_t)snprintf(buf + k, len - k, "%s%s (%lld values)", sep, s->name, (long long)s->k);
         else
             k += (size_t)snprintf(buf + k, len - k, "%s%s (%lld^%lld joint values)", sep, s->name, (long long)s->k,
@@ -147,31 +198,178 @@ static int limit_error(rt_vm *vm, const inf_enum *e, rt_loc loc) {
                         sites, INF_ENUM_MAX_RUNS);
 }
 
-/* A local site: one plate, not subsampled, one value per element. */
+/* A plate is its name at its dim (the same name nested elsewhere is another). */
+static bool node_has_plate(const en_node *nd, const char *name, int dim) {
+    for (int j = 0; j < nd->np; j++)
+        if (nd->pdim[j] == dim && strcmp(nd->plate[j], name) == 0) return true;
+    return false;
+}
+
+/* Whether every plate of a is a plate of b. */
+static bool node_subset(const en_node *a, const en_node *b) {
+    for (int j = 0; j < a->np; j++)
+        if (!node_has_plate(b, a->plate[j], a->pdim[j])) return false;
+    return true;
+}
+
+/* The node of a site's plates (made when new), or -1 with an error. */
+static int node_of(rt_vm *vm, inf_enum *e, const rt_site *t, int si) {
+    en_node nd;
+    memset(&nd, 0, sizeof nd);
+    nd.np = t->nplates;
+    for (int j = 0; j < t->nplates; j++) {
+        nd.plate[j] = (char *)t->plates[j].name;
+        nd.pdim[j] = t->plates[j].dim;
+        if (-nd.pdim[j] > nd.nd) nd.nd = -nd.pdim[j];
+    }
+    for (int i = 0; i < e->nnodes; i++)
+        if (e->node[i].np == nd.np && node_subset(&nd, &e->node[i])) return i;
+    if (e->nnodes == EN_MAXNODES || nd.nd > BK_MAXDIM)
+        return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\": the discrete sites "
+                            "inside plates are in more than %d different sets of plates (or the plates are nested "
+                            "too deep); marginalize some of them by hand (a logsumexp over their values in a "
+                            "factor), or use SVI with a guide for them", t->name, EN_MAXNODES);
+    nd.E = 1;
+    for (int a = 0; a < nd.nd; a++) nd.shape[a] = 1;
+    for (int j = 0; j < nd.np; j++) {
+        nd.shape[nd.nd + nd.pdim[j]] = t->plates[j].size;
+        nd.E *= t->plates[j].size;
+    }
+    for (int j = 0; j < nd.np; j++)
+        if (!(nd.plate[j] = strdup(nd.plate[j]))) {
+            for (int i = 0; i < j; i++) free(nd.plate[i]);
+            return rt_fail(vm, 5, t->loc, "out of memory");
+        }
+    nd.R = 1;
+    nd.parent = -1;
+    nd.site = si;
+    e->node[e->nnodes] = nd;
+    return e->nnodes++;
+}
+
+/* A local site: plates not subsampled, one value per element of them. */
 static int add_local(rt_vm *vm, inf_enum *e, const rt_site *t, en_site *s) {
-    if (t->nplates != 1)
-        return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\": it is inside %d plates; "
-                            "enumeration sums out discrete sites outside plates or inside one plate",
-                            t->name, t->nplates);
-    const rt_plate *pl = &t->plates[0];
-    if (pl->sub != pl->size)
-        return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\": plate \"%s\" is "
-                            "subsampled; MCMC needs the whole plate", t->name, pl->name);
-    if (s->n != pl->size)
+    for (int j = 0; j < t->nplates; j++)
+        if (t->plates[j].sub != t->plates[j].size)
+            return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\": plate \"%s\" is "
+                                "subsampled; MCMC needs the whole plate", t->name, t->plates[j].name);
+    int ni = node_of(vm, e, t, e->n - 1);
+    if (ni < 0) return -1;
+    en_node *nd = &e->node[ni];
+    /* its batch shape, right-aligned, is the node's element shape */
+    bool same = s->n == nd->E;
+    for (int o = 1; same && o <= s->nbatch; o++)
+        same = s->batch[s->nbatch - o] == (o <= nd->nd ? nd->shape[nd->nd - o] : 1);
+    if (!same) {
+        char pl[256];
+        plates_str(nd, pl, sizeof pl);
         return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\": it has %lld values "
-                            "inside plate \"%s\" of size %lld; enumeration along a plate needs one value per "
-                            "element", t->name, (long long)s->n, pl->name, (long long)pl->size);
-    if (e->plate && strcmp(e->plate, pl->name) != 0)
-        return rt_error_loc(vm, t->loc, "cannot enumerate the discrete latent site \"%s\" in plate \"%s\": the "
-                            "discrete sites inside plates must all be in the same plate (\"%s\")",
-                            t->name, pl->name, e->plate);
-    if (!e->plate && !(e->plate = strdup(pl->name))) return rt_fail(vm, 5, t->loc, "out of memory");
-    e->plate_size = pl->size;
+                            "inside %s (%lld elements); enumeration along plates needs one value per element",
+                            t->name, (long long)s->n, pl, (long long)nd->E);
+    }
     e->has_local = true;
     s->local = true;
-    s->radix = e->local_runs;
-    if (e->local_runs > INF_ENUM_MAX_RUNS / (s->k ? s->k : 1)) e->local_runs = INT64_MAX;
-    else e->local_runs *= s->k;
+    s->node = ni;
+    s->radix = nd->R;
+    if (nd->R > INF_ENUM_MAX_RUNS / (s->k ? s->k : 1)) nd->R = INF_ENUM_MAX_RUNS + 1;
+    else nd->R *= s->k;
+    return 0;
+}
+
+/* The node tree: each node's parent is the node with the largest proper
+ * subset of its plates.  Plate names are unique in a run, so every site's
+ * plates are a path of the program's plate nesting from the outermost
+ * plate, and the subsets of a node's plates held by other nodes nest. */
+static void build_tree(inf_enum *e) {
+    for (int i = 0; i < e->nnodes; i++) {
+        en_node *nd = &e->node[i];
+        nd->parent = -1;
+        for (int j = 0; j < e->nnodes; j++) {
+            const en_node *a = &e->node[j];
+            if (j != i && a->np < nd->np && node_subset(a, nd) && (nd->parent < 0 || a->np > e->node[nd->parent].np))
+                nd->parent = j;
+        }
+    }
+    /* chains, root first (parents have fewer plates: settle them first) */
+    for (int np = 1; np <= RT_MAXPLATES; np++)
+        for (int i = 0; i < e->nnodes; i++) {
+            en_node *nd = &e->node[i];
+            if (nd->np != np) continue;
+            const en_node *pa = nd->parent >= 0 ? &e->node[nd->parent] : NULL;
+            nd->nchain = pa ? pa->nchain : 0;
+            if (pa) memcpy(nd->chain, pa->chain, sizeof nd->chain);
+            nd->chain[nd->nchain++] = i;
+            int64_t pc = pa ? pa->ncfg : 1;
+            nd->ncfg = pc > INF_ENUM_MAX_RUNS / nd->R ? INF_ENUM_MAX_RUNS + 1 : pc * nd->R;
+        }
+}
+
+/* The runs per global assignment: all nodes at 0, then for each node n
+ * every value of its chain with n's own index at least 1 (so each
+ * configuration whose non-zero nodes lie on one chain comes once). */
+static int64_t count_runs(const inf_enum *e) {
+    int64_t runs = 1;
+    for (int i = 0; i < e->nnodes; i++) {
+        const en_node *nd = &e->node[i];
+        int64_t pc = nd->parent >= 0 ? e->node[nd->parent].ncfg : 1;
+        if (nd->ncfg > INF_ENUM_MAX_RUNS) return INT64_MAX;
+        runs += pc * (nd->R - 1);
+        if (runs > INF_ENUM_MAX_RUNS) return INT64_MAX;
+    }
+    return runs;
+}
+
+static int make_configs(rt_vm *vm, inf_enum *e, rt_loc loc) {
+    int nn = e->nnodes;
+    e->cfg = calloc((size_t)(e->local_runs * nn), sizeof *e->cfg);
+    if (!e->cfg) return rt_fail(vm, 5, loc, "out of memory");
+    int64_t r = 1;
+    for (int i = 0; i < nn; i++) {
+        const en_node *nd = &e->node[i];
+        int64_t pc = nd->parent >= 0 ? e->node[nd->parent].ncfg : 1;
+        for (int64_t tp = 0; tp < pc; tp++)
+            for (int64_t v = 1; v < nd->R; v++, r++) {
+                int64_t *row = e->cfg + r * nn, rem = tp;
+                row[i] = v;
+                for (int j = nd->nchain - 2; j >= 0; j--) {
+                    int a = nd->chain[j];
+                    row[a] = rem % e->node[a].R;
+                    rem /= e->node[a].R;
+                }
+            }
+    }
+    return 0;
+}
+
+/* A node's index into its table in the run with configuration row:
+ * its chain's values, mixed radix, the node's own fastest. */
+static int64_t chain_key(const inf_enum *e, int ni, const int64_t *row) {
+    const en_node *nd = &e->node[ni];
+    int64_t t = 0;
+    for (int j = 0; j < nd->nchain; j++) t = t * e->node[nd->chain[j]].R + row[nd->chain[j]];
+    return t;
+}
+
+/* Per element of a node: the element of its parent that holds it. */
+static int make_projections(rt_vm *vm, inf_enum *e, rt_loc loc) {
+    for (int i = 0; i < e->nnodes; i++) {
+        en_node *nd = &e->node[i];
+        if (nd->parent < 0) continue;
+        const en_node *pa = &e->node[nd->parent];
+        if (!(nd->proj = malloc(sizeof(int64_t) * (size_t)(nd->E + 1)))) return rt_fail(vm, 5, loc, "out of memory");
+        for (int64_t x = 0; x < nd->E; x++) {
+            int64_t rem = x, px = 0, stride = 1;
+            for (int o = 1; o <= nd->nd; o++) {
+                int64_t idx = rem % nd->shape[nd->nd - o];
+                rem /= nd->shape[nd->nd - o];
+                if (o <= pa->nd && pa->shape[pa->nd - o] > 1) {
+                    px += idx * stride;
+                    stride *= pa->shape[pa->nd - o];
+                }
+            }
+            nd->proj[x] = px;
+        }
+    }
     return 0;
 }
 
@@ -273,6 +471,10 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
         e->n++;
         if (t->nplates > 0) {
             rc = add_local(vm, e, t, s);
+            if (rc == 0) {
+                build_tree(e);
+                e->local_runs = count_runs(e);
+            }
         } else {
             int64_t c = joint_count(s->k, s->n);
             global = c == INT64_MAX || global > INF_ENUM_MAX_RUNS / (c ? c : 1) ? INT64_MAX : global * c;
@@ -285,6 +487,8 @@ int inf_enum_init(inf_potential *p, inf_enum **out) {
     }
     rt_trace_clear(&tr);
     if (rc == 0 && over) rc = limit_error(vm, e, first);
+    if (rc == 0 && e->has_local) rc = make_configs(vm, e, p->loc);
+    if (rc == 0 && e->has_local) rc = make_projections(vm, e, p->loc);
     if (rc || e->n == 0) {
         inf_enum_free(e);
         return rc;
@@ -324,7 +528,7 @@ typedef struct en_run {
     int npath, cap;
     int pos;                   /* global sites met in this run */
     int64_t *gidx;             /* per prototype site: its joint index in this run (-1: not met) */
-    int64_t r;                 /* the joint local index of this run */
+    int64_t r;                 /* this run's row of e->cfg (the nodes' joint indices) */
     int64_t **ldigits;         /* a final draw: per site, the value index of each element (local sites) */
     char **met;                /* a final draw: names of the sites enumerated (else NULL) */
     int nmet;
@@ -407,7 +611,7 @@ static int en_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
                               "(%lld x %lld values, first %lld x %lld); enumeration along a plate needs a fixed one",
                               m->name, (long long)n, (long long)k, (long long)s->n, (long long)s->k);
         else if (R->ldigits) v = value_of(vm->bk, en, n, R->ldigits[si], 0, false);
-        else v = value_of(vm->bk, en, n, NULL, (R->r / s->radix) % s->k, true);
+        else v = value_of(vm->bk, en, n, NULL, (e->cfg[R->r * e->nnodes + s->node] / s->radix) % s->k, true);
     } else {
         int64_t count = joint_count(k, n);
         if (count == INT64_MAX) rc = limit_error(vm, e, m->loc);
@@ -441,94 +645,182 @@ static int en_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
 
 /* ------------------------------------------------- local (plate) terms --- */
 
-static int plate_of(const rt_site *s, const char *plate) {
+static int plate_index(const rt_site *s, const char *plate, int dim) {
     for (int j = 0; j < s->nplates; j++)
-        if (strcmp(s->plates[j].name, plate) == 0) return j;
+        if (s->plates[j].dim == dim && strcmp(s->plates[j].name, plate) == 0) return j;
     return -1;
 }
 
-/* A site's per-element log density inside the plate: its batch log density
- * summed over every dimension but the plate's, [B]. */
-static bk_tensor *per_element(rt_vm *vm, const rt_site *s, const rt_plate *pl) {
+/* The node a term belongs to: among the nodes whose plates are all the
+ * term's, the one with the most (-1: none, a global term).  The term may
+ * depend on that node and its ancestors only (checked across the runs). */
+static int attach(const inf_enum *e, const rt_site *s) {
+    int best = -1;
+    for (int i = 0; i < e->nnodes; i++) {
+        const en_node *nd = &e->node[i];
+        bool in = true;
+        for (int j = 0; in && j < nd->np; j++) in = plate_index(s, nd->plate[j], nd->pdim[j]) >= 0;
+        if (in && (best < 0 || nd->np > e->node[best].np)) best = i;
+    }
+    return best;
+}
+
+static bool on_chain(const en_node *nd, int m) {
+    for (int j = 0; j < nd->nchain; j++)
+        if (nd->chain[j] == m) return true;
+    return false;
+}
+
+/* A term's log density per element of node nd: its batch log density with
+ * the node's plate dimensions kept and every other one summed, in the
+ * node's element shape. */
+static bk_tensor *node_terms(rt_vm *vm, const rt_site *s, const en_node *nd) {
     bk_ctx *c = vm->bk;
     bk_tensor *t = s->log_prob_batch;
-    int axis = t ? t->ndim + pl->dim : -1;
-    if (!t || axis < 0 || t->shape[axis] != pl->sub) {
-        char sh[64] = "[]";
-        if (t) bk_shape_str(t, sh, sizeof sh);
-        return rt_error_loc(vm, s->loc, "site \"%s\" inside plate \"%s\": its log density (shape %s) has no "
-                            "dimension for the plate, which enumeration along the plate needs", s->name,
-                            pl->name, sh),
-               NULL;
+    for (int j = 0; j < nd->np; j++) {
+        int axis = t ? t->ndim + nd->pdim[j] : -1;
+        const rt_plate *pl = &s->plates[plate_index(s, nd->plate[j], nd->pdim[j])];
+        if (!t || axis < 0 || t->shape[axis] != pl->sub) {
+            char sh[64] = "[]";
+            if (t) bk_shape_str(t, sh, sizeof sh);
+            return rt_error_loc(vm, s->loc, "site \"%s\" inside plate \"%s\": its log density (shape %s) has no "
+                                "dimension for the plate, which enumeration along the plate needs", s->name,
+                                pl->name, sh),
+                   NULL;
+        }
     }
     bk_tensor *cur = bk_retain(t);
-    for (int ax = cur->ndim - 1; cur && ax > axis; ax--) {
-        bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, ax, false);
-        bk_release(cur);
-        cur = r;
-    }
-    for (int ax = 0; cur && ax < axis; ax++) {
+    while (cur && cur->ndim > nd->nd) {
         bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, 0, false);
         bk_release(cur);
         cur = r;
     }
-    if (!cur) rt_fail_bk(vm, s->loc);
-    return cur;
-}
-
-/* Splits one run's log density into the terms outside the plate (G, with
- * log|det J|) and the per-element terms inside it (E, [B]). */
-static int split_terms(rt_vm *vm, const inf_enum *e, const rt_trace *tr, bk_tensor *logdet, bk_tensor **G,
-                       bk_tensor **E) {
-    bk_ctx *c = vm->bk;
-    *G = bk_retain(logdet);
-    *E = bk_zeros(c, BK_F64, 1, &e->plate_size);
-    if (!*E) return rt_fail_bk(vm, tr->n ? tr->sites[0].loc : (rt_loc){0});
-    for (int i = 0; i < tr->n; i++) {
-        const rt_site *s = &tr->sites[i];
-        if (!s->log_prob || !(LOGP_KINDS & (1u << s->kind))) continue;
-        int pj = plate_of(s, e->plate);
-        bk_tensor **acc = pj < 0 ? G : E, *term;
-        if (pj < 0) {
-            term = bk_retain(s->log_prob);
-        } else {
-            if (s->scale != 1.0)
-                return rt_error_loc(vm, s->loc, "site \"%s\" inside plate \"%s\" is scaled (by %g); enumeration "
-                                    "along the plate needs unscaled terms", s->name, e->plate, s->scale);
-            if (!(term = per_element(vm, s, &s->plates[pj]))) return -1;
-        }
-        bk_tensor *sum = bk_add(c, *acc, term);
-        bk_release(term);
-        if (!sum) return rt_fail_bk(vm, s->loc);
-        bk_release(*acc);
-        *acc = sum;
+    for (int a = 0; cur && a < cur->ndim; a++) {
+        if (nd->shape[nd->nd - (cur->ndim - a)] != 1 || cur->shape[a] == 1) continue;
+        bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, a, true);
+        bk_release(cur);
+        cur = r;
     }
-    return 0;
+    bk_tensor *r = cur ? bk_reshape(c, cur, nd->nd, nd->shape) : NULL;
+    bk_release(cur);
+    if (!r) rt_fail_bk(vm, s->loc);
+    return r;
 }
 
-/* The terms outside the plate of run r differ from run 0's: name the site. */
-static int outside_error(rt_vm *vm, const inf_enum *e, const rt_trace *t0, const rt_trace *tr, rt_loc loc) {
+/* A child's message summed into its parent's element shape (the plates
+ * the parent is not in summed out); nd == NULL: to a scalar. */
+static bk_tensor *to_parent(bk_ctx *c, bk_tensor *m, const en_node *ch, const en_node *nd) {
+    if (!nd) return bk_sum_all(c, m);
+    bk_tensor *cur = bk_retain(m);
+    for (int a = 0; cur && a < ch->nd; a++) {
+        int o = ch->nd - a;
+        if ((o <= nd->nd && nd->shape[nd->nd - o] > 1) || cur->shape[a] == 1) continue;
+        bk_tensor *r = bk_reduce(c, BK_OP_SUM, cur, a, true);
+        bk_release(cur);
+        cur = r;
+    }
+    bk_tensor *r = cur ? bk_reshape(c, cur, nd->nd, nd->shape) : NULL;
+    bk_release(cur);
+    return r;
+}
+
+static bool close_to(double x, double y) {
+    return x == y || (isnan(x) && isnan(y)) || fabs(x - y) <= 1e-9 * (1 + fabs(x));
+}
+
+static bool same_terms(const bk_tensor *a, const bk_tensor *b) {
+    if (a->numel != b->numel) return false;
+    for (int64_t i = 0; i < a->numel; i++)
+        if (!close_to(bk_get(a, i), bk_get(b, i))) return false;
+    return true;
+}
+
+/* '"z", "w"': the sites of node m */
+static void node_sites(const inf_enum *e, int m, char *buf, size_t len, size_t *k) {
+    for (int si = 0; si < e->n && *k < len; si++)
+        if (e->s[si].local && e->s[si].node == m)
+            *k += (size_t)snprintf(buf + *k, len - *k, "%s\"%s\"", *k ? ", " : "", e->s[si].name);
+}
+
+static int run_once(inf_potential *p, en_run *R, const double *q, bool grad, bk_tensor **leaf, rt_trace *tr,
+                    bk_tensor **logdet);
+
+/* The terms of node ni (-1: the global terms) differ between run ra and
+ * this run (trace tb) though their chain's values agree: some term depends
+ * on a discrete site whose plates it is not in.  Runs ra again to find
+ * the term, and names it and the sites. */
+static int dependence_error(inf_potential *p, en_run *R, const double *q, bool grad, bk_tensor **leaf, int ni,
+                            int64_t ra, const rt_trace *tb) {
+    const inf_enum *e = R->e;
+    rt_vm *vm = p->vm;
+    int64_t rb = R->r;
+    const int64_t *A = e->cfg + ra * e->nnodes, *B = e->cfg + rb * e->nnodes;
+    char names[512];
+    size_t k = 0;
+    names[0] = 0;
+    int culprit = -1;
+    for (int m = 0; m < e->nnodes; m++) {
+        if (A[m] == B[m] || (ni >= 0 && on_chain(&e->node[ni], m))) continue;
+        if (culprit < 0) culprit = m;
+        node_sites(e, m, names, sizeof names, &k);
+    }
+    if (culprit < 0) culprit = 0;
+    rt_trace ta;
+    bk_tensor *ld = NULL;
+    R->r = ra;
+    int rc = run_once(p, R, q, grad, leaf, &ta, &ld);
+    R->r = rb;
+    if (rc) return -1;
+    bk_release(ld);
+    const rt_site *x = NULL;
+    for (int i = 0; !x && i < tb->n && i < ta.n; i++) {
+        const rt_site *a = &ta.sites[i], *b = &tb->sites[i];
+        if (!a->log_prob || !b->log_prob || !(LOGP_KINDS & (1u << b->kind)) || attach(e, b) != ni) continue;
+        if (ni < 0) {
+            if (!close_to(bk_item(a->log_prob), bk_item(b->log_prob))) x = b;
+            continue;
+        }
+        bk_tensor *ua = node_terms(vm, a, &e->node[ni]), *ub = ua ? node_terms(vm, b, &e->node[ni]) : NULL;
+        if (ub && !same_terms(ua, ub)) x = b;
+        bk_release(ua);
+        bk_release(ub);
+    }
+    rt_vm_clear_error(vm);
+    rt_trace_clear(&ta);
+    const en_node *cn = &e->node[culprit];
+    char pl[256];
+    plates_str(cn, pl, sizeof pl);
+    /* the nodes of the plates x is in lie on ni's chain, so x misses
+     * one of the culprit's plates */
+    const char *outside = NULL;
+    for (int j = 0; x && j < cn->np && !outside; j++)
+        if (plate_index(x, cn->plate[j], cn->pdim[j]) < 0) outside = cn->plate[j];
+    if (!outside)
+        return rt_error_loc(vm, p->loc, "the support of a latent site depends on the discrete latent sites %s "
+                            "inside %s; enumeration along plates cannot sum them out: marginalize them by hand (a "
+                            "logsumexp over their values in a factor), or use SVI with a guide for them", names, pl);
+    return rt_error_loc(vm, x->loc, "site \"%s\" is outside plate \"%s\" but depends on the discrete latent "
+                        "sites %s inside it; enumeration along the plate needs every term that involves them "
+                        "inside the plate: move the term inside it, marginalize them by hand (a logsumexp over "
+                        "their values in a factor), or use SVI with a guide for them", x->name, outside, names);
+}
+
+/* The sites of run r differ from run 0's: name them. */
+static int structure_error(rt_vm *vm, const inf_enum *e, const rt_trace *t0, const rt_trace *tr, rt_loc loc) {
     char local[512];
     size_t k = 0;
     local[0] = 0;
-    for (int i = 0; i < e->n && k < sizeof local; i++)
-        if (e->s[i].local) k += (size_t)snprintf(local + k, sizeof local - k, "%s\"%s\"", k ? ", " : "", e->s[i].name);
+    for (int m = 0; m < e->nnodes; m++) node_sites(e, m, local, sizeof local, &k);
     for (int i = 0; i < t0->n && i < tr->n; i++) {
         const rt_site *a = &t0->sites[i], *b = &tr->sites[i];
         if (strcmp(a->name, b->name) != 0 || a->kind != b->kind)
             return rt_error_loc(vm, b->loc, "the model's sites change with the discrete latent sites %s inside "
-                                "plate \"%s\" (\"%s\" where another run had \"%s\"); enumeration along a plate "
-                                "needs the same sites for every value", local, e->plate, b->name, a->name);
-        if (!a->log_prob || !b->log_prob || plate_of(a, e->plate) >= 0) continue;
-        double x = bk_item(a->log_prob), y = bk_item(b->log_prob);
-        if (!(x == y || fabs(x - y) <= 1e-9 * (1 + fabs(x))))
-            return rt_error_loc(vm, b->loc, "site \"%s\" is outside plate \"%s\" but depends on the discrete "
-                                "latent sites %s inside it; enumeration along the plate needs every term that "
-                                "involves them inside the plate (or marginalize them by hand in a factor)",
-                                b->name, e->plate, local);
+                                "plates (\"%s\" where another run had \"%s\"); enumeration along plates needs the "
+                                "same sites for every value", local, b->name, a->name);
     }
-    return rt_error_loc(vm, loc, "the support of a latent site depends on the discrete latent sites %s inside "
-                        "plate \"%s\"; enumeration along the plate cannot sum them out", local, e->plate);
+    return rt_error_loc(vm, loc, "the model's sites change with the discrete latent sites %s inside plates (%d "
+                        "sites where another run had %d); enumeration along plates needs the same sites for "
+                        "every value", local, tr->n, t0->n);
 }
 
 /* ------------------------------------------------------------- a group --- */
@@ -557,11 +849,159 @@ static int run_once(inf_potential *p, en_run *R, const double *q, bool grad, bk_
     return 0;
 }
 
+/* What a group's local elimination leaves for the draws: per node, its
+ * messages (its terms plus its children's sums) as doubles, [ncfg][E]. */
+typedef struct en_tabs {
+    double *v[EN_MAXNODES];
+} en_tabs;
+
+static void tabs_free(en_tabs *tb) {
+    for (int i = 0; i < EN_MAXNODES; i++) {
+        free(tb->v[i]);
+        tb->v[i] = NULL;
+    }
+}
+
+/* One run's terms split by node: the global ones (with log|det J|) into
+ * *G, node i's per element into N[i] (zeros when it has none). */
+static int split_terms(rt_vm *vm, const inf_enum *e, const rt_trace *tr, bk_tensor *logdet, bk_tensor **G,
+                       bk_tensor **N) {
+    bk_ctx *c = vm->bk;
+    *G = bk_retain(logdet);
+    for (int i = 0; i < tr->n; i++) {
+        const rt_site *s = &tr->sites[i];
+        if (!s->log_prob || !(LOGP_KINDS & (1u << s->kind))) continue;
+        int ni = attach(e, s);
+        bk_tensor **acc = ni < 0 ? G : &N[ni], *term;
+        if (ni < 0) {
+            term = bk_retain(s->log_prob);
+        } else {
+            if (s->scale != 1.0)
+                return rt_error_loc(vm, s->loc, "site \"%s\" inside plate \"%s\" is scaled (by %g); enumeration "
+                                    "along the plate needs unscaled terms", s->name, e->node[ni].plate[0], s->scale);
+            if (!(term = node_terms(vm, s, &e->node[ni]))) return -1;
+        }
+        bk_tensor *sum = *acc ? bk_add(c, *acc, term) : bk_retain(term);
+        bk_release(term);
+        if (!sum) return rt_fail_bk(vm, s->loc);
+        bk_release(*acc);
+        *acc = sum;
+    }
+    for (int i = 0; i < e->nnodes; i++)
+        if (!N[i] && !(N[i] = bk_zeros(c, BK_F64, e->node[i].nd, e->node[i].shape))) return rt_fail_bk(vm, (rt_loc){0});
+    return 0;
+}
+
+/* Sums the nodes out, deepest first: a node's entries for one value of
+ * its parent's chain, stacked over its own R values, logsumexp'd per
+ * element and summed over the plates its parent is not in, add to the
+ * parent's entry (to the global terms *G for a top node). */
+static int eliminate(rt_vm *vm, const inf_enum *e, bk_tensor **T[], bk_tensor **G) {
+    bk_ctx *c = vm->bk;
+    for (int depth = EN_MAXNODES; depth >= 1; depth--)
+        for (int i = 0; i < e->nnodes; i++) {
+            const en_node *nd = &e->node[i];
+            if (nd->nchain != depth) continue;
+            const en_node *pa = nd->parent >= 0 ? &e->node[nd->parent] : NULL;
+            int64_t pc = pa ? pa->ncfg : 1;
+            for (int64_t tp = 0; tp < pc; tp++) {
+                bk_tensor *st = bk_stack(c, (int)nd->R, T[i] + tp * nd->R, 0);
+                bk_tensor *lse = st ? bk_reduce(c, BK_OP_LOGSUMEXP, st, 0, false) : NULL;
+                bk_tensor *m = lse ? to_parent(c, lse, nd, pa) : NULL;
+                bk_release(st);
+                bk_release(lse);
+                bk_tensor **dst = pa ? &T[nd->parent][tp] : G;
+                bk_tensor *sum = m ? bk_add(c, *dst, m) : NULL;
+                bk_release(m);
+                if (!sum) return rt_fail_bk(vm, e->s[nd->site].loc);
+                bk_release(*dst);
+                *dst = sum;
+            }
+        }
+    return 0;
+}
+
+/* The local runs of one global assignment: every run's terms go to their
+ * node's table at the run's chain values (a second run with the same
+ * chain values must give the same terms: the check that no term depends
+ * on a discrete site whose plates it is not in), then eliminate. */
+static int local_group(inf_potential *p, en_run *R, const double *q, bool grad, bk_tensor **leaf, bk_tensor **lp,
+                       en_tabs *out) {
+    const inf_enum *e = R->e;
+    rt_vm *vm = p->vm;
+    int nn = e->nnodes;
+    bk_tensor **T[EN_MAXNODES] = {NULL}, *G0 = NULL;
+    int64_t *who[EN_MAXNODES] = {NULL};
+    int rc = 0;
+    for (int i = 0; i < nn && rc == 0; i++) {
+        T[i] = calloc((size_t)e->node[i].ncfg, sizeof *T[i]);
+        who[i] = calloc((size_t)e->node[i].ncfg, sizeof *who[i]);
+        if (!T[i] || !who[i]) rc = rt_fail(vm, 5, p->loc, "out of memory");
+    }
+    double g0 = 0;
+    rt_trace t0, tr;
+    rt_trace_init(&t0);
+    for (int64_t r = 0; r < e->local_runs && rc == 0; r++) {
+        R->r = r;
+        bk_tensor *ld = NULL, *G = NULL, *N[EN_MAXNODES] = {NULL};
+        if (run_once(p, R, q, grad, leaf, &tr, &ld)) {
+            rc = -1;
+            break;
+        }
+        if (r > 0 && tr.n != t0.n) rc = structure_error(vm, e, &t0, &tr, p->loc);
+        for (int i = 0; rc == 0 && r > 0 && i < tr.n; i++)
+            if (strcmp(tr.sites[i].name, t0.sites[i].name) != 0 || tr.sites[i].kind != t0.sites[i].kind)
+                rc = structure_error(vm, e, &t0, &tr, p->loc);
+        if (rc == 0) rc = split_terms(vm, e, &tr, ld, &G, N);
+        bk_release(ld);
+        double gv = rc == 0 ? bk_item(G) : 0;
+        if (rc == 0 && r == 0) {
+            G0 = bk_retain(G);
+            g0 = gv;
+        } else if (rc == 0 && !close_to(g0, gv)) {
+            rc = dependence_error(p, R, q, grad, leaf, -1, 0, &tr);
+        }
+        for (int i = 0; i < nn; i++) {
+            int64_t key = chain_key(e, i, e->cfg + r * nn);
+            if (rc == 0 && !T[i][key]) {
+                T[i][key] = N[i];
+                who[i][key] = r;
+                N[i] = NULL;
+            } else if (rc == 0 && !same_terms(T[i][key], N[i])) {
+                rc = dependence_error(p, R, q, grad, leaf, i, who[i][key], &tr);
+            }
+            bk_release(N[i]);
+        }
+        bk_release(G);
+        R->fatal = rc != 0;
+        if (r == 0) t0 = tr;
+        else rt_trace_clear(&tr);
+    }
+    if (rc == 0) rc = eliminate(vm, e, T, &G0);
+    for (int i = 0; rc == 0 && out && i < nn; i++) {
+        const en_node *nd = &e->node[i];
+        if (!(out->v[i] = malloc(sizeof(double) * (size_t)(nd->ncfg * nd->E)))) {
+            rc = rt_fail(vm, 5, p->loc, "out of memory");
+            break;
+        }
+        for (int64_t t = 0; t < nd->ncfg; t++) bk_copy_out(T[i][t], out->v[i] + t * nd->E);
+    }
+    if (rc == 0) *lp = bk_retain(G0);
+    bk_release(G0);
+    for (int i = 0; i < nn; i++) {
+        for (int64_t t = 0; T[i] && t < e->node[i].ncfg; t++) bk_release(T[i][t]);
+        free(T[i]);
+        free(who[i]);
+    }
+    rt_trace_clear(&t0);
+    return rc;
+}
+
 /* The log density of the global assignment on R->path (a tensor on the
- * tape: the local runs share the leaves).  With wout, also the elements'
- * conditionals over the local runs, w[r * B + i] (malloc'd). */
+ * tape: the local runs share the leaves).  With out, also the local
+ * messages for the draws. */
 static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk_tensor **leaf, bk_tensor **lp,
-                     double **wout) {
+                     en_tabs *out) {
     const inf_enum *e = R->e;
     rt_vm *vm = p->vm;
     bk_ctx *c = vm->bk;
@@ -572,69 +1012,16 @@ static int run_group(inf_potential *p, en_run *R, const double *q, bool grad, bk
         return limit_error(vm, e, p->loc);
     }
     R->runs += nr;
-    rt_trace tr, t0;
+    if (e->has_local) return local_group(p, R, q, grad, leaf, lp, out);
+    rt_trace tr;
     bk_tensor *ld = NULL;
-    if (!e->has_local) {
-        if (run_once(p, R, q, grad, leaf, &tr, &ld)) return -1;
-        bk_tensor *lj = rt_trace_log_prob_sum(vm, &tr, LOGP_KINDS);
-        *lp = lj ? bk_add(c, lj, ld) : NULL;
-        bk_release(lj);
-        bk_release(ld);
-        rt_trace_clear(&tr);
-        return *lp ? 0 : rt_fail_bk(vm, p->loc);
-    }
-    bk_tensor **E = calloc((size_t)nr, sizeof *E), *G0 = NULL;
-    int rc = E ? 0 : rt_fail(vm, 5, p->loc, "out of memory");
-    double g0 = 0;
-    rt_trace_init(&t0);
-    for (int64_t r = 0; r < nr && rc == 0; r++) {
-        R->r = r;
-        if (run_once(p, R, q, grad, leaf, &tr, &ld)) {
-            rc = -1;
-            break;
-        }
-        bk_tensor *G = NULL;
-        rc = split_terms(vm, e, &tr, ld, &G, &E[r]);
-        R->fatal = rc != 0;
-        bk_release(ld);
-        double gv = rc == 0 ? bk_item(G) : 0;
-        if (rc == 0 && r == 0) {
-            t0 = tr;
-            G0 = G;
-            g0 = gv;
-            continue;
-        }
-        if (rc == 0 && !(gv == g0 || fabs(gv - g0) <= 1e-9 * (1 + fabs(g0)))) {
-            rc = outside_error(vm, e, &t0, &tr, p->loc);
-            R->fatal = true;
-        }
-        bk_release(G);
-        rt_trace_clear(&tr);
-    }
-    bk_tensor *st = rc == 0 ? bk_stack(c, (int)nr, E, 0) : NULL;
-    bk_tensor *lse = st ? bk_reduce(c, BK_OP_LOGSUMEXP, st, 0, false) : NULL;
-    bk_tensor *tot = lse ? bk_sum_all(c, lse) : NULL;
-    if (tot) *lp = bk_add(c, G0, tot);
-    if (rc == 0 && !*lp) rc = rt_fail_bk(vm, p->loc);
-    if (rc == 0 && wout) {
-        int64_t B = e->plate_size;
-        double *w = malloc(sizeof(double) * (size_t)(nr * B + 1));
-        if (!w) rc = rt_fail(vm, 5, p->loc, "out of memory");
-        for (int64_t i = 0; w && i < B; i++) {
-            double l = bk_get(lse, i);
-            for (int64_t r = 0; r < nr; r++)
-                w[r * B + i] = isfinite(l) ? exp(bk_get(st, r * B + i) - l) : 1.0 / (double)nr;
-        }
-        *wout = w;
-    }
-    bk_release(st);
-    bk_release(lse);
-    bk_release(tot);
-    bk_release(G0);
-    for (int64_t r = 0; E && r < nr; r++) bk_release(E[r]);
-    free(E);
-    rt_trace_clear(&t0);
-    return rc;
+    if (run_once(p, R, q, grad, leaf, &tr, &ld)) return -1;
+    bk_tensor *lj = rt_trace_log_prob_sum(vm, &tr, LOGP_KINDS);
+    *lp = lj ? bk_add(c, lj, ld) : NULL;
+    bk_release(lj);
+    bk_release(ld);
+    rt_trace_clear(&tr);
+    return *lp ? 0 : rt_fail_bk(vm, p->loc);
 }
 
 /* The log density with the site e->psite enumerated along a leading batch
@@ -846,14 +1233,78 @@ static int add_probs_site(rt_vm *vm, rt_trace *tr, const en_site *s, const doubl
     return 0;
 }
 
-/* Element i's draw of the joint local index from its conditional. */
-static int64_t draw_local(bk_rng *rng, const double *w, int64_t nr, int64_t B, int64_t i) {
-    double u = bk_rng_uniform(rng), cum = 0;
-    for (int64_t r = 0; r < nr; r++) {
-        cum += w[r * B + i];
-        if (u < cum) return r;
+/* p(own value r | the parent's chain value tp) at element x of a node,
+ * from its messages v, into w[0..R). */
+static void cond_probs(const en_node *nd, const double *v, int64_t tp, int64_t x, double *w) {
+    double m = -INFINITY, s = 0;
+    for (int64_t r = 0; r < nd->R; r++) m = fmax(m, v[(tp * nd->R + r) * nd->E + x]);
+    for (int64_t r = 0; r < nd->R; r++) {
+        w[r] = isfinite(m) ? exp(v[(tp * nd->R + r) * nd->E + x] - m) : 1;
+        s += w[r];
     }
-    return nr - 1;
+    for (int64_t r = 0; r < nd->R; r++) w[r] /= s;
+}
+
+/* The probability of each node's chain values at each of its elements,
+ * P[i][t * E + x] (malloc'd), parents first. */
+static int chain_probs(const inf_enum *e, const en_tabs *tb, double **P) {
+    for (int depth = 1; depth <= EN_MAXNODES; depth++)
+        for (int i = 0; i < e->nnodes; i++) {
+            const en_node *nd = &e->node[i];
+            if (nd->nchain != depth) continue;
+            const en_node *pa = nd->parent >= 0 ? &e->node[nd->parent] : NULL;
+            int64_t pc = pa ? pa->ncfg : 1;
+            double *w = malloc(sizeof(double) * (size_t)nd->R);
+            if (!w || !(P[i] = malloc(sizeof(double) * (size_t)(nd->ncfg * nd->E)))) {
+                free(w);
+                return -1;
+            }
+            for (int64_t tp = 0; tp < pc; tp++)
+                for (int64_t x = 0; x < nd->E; x++) {
+                    double pp = pa ? P[nd->parent][tp * pa->E + nd->proj[x]] : 1;
+                    cond_probs(nd, tb->v[i], tp, x, w);
+                    for (int64_t r = 0; r < nd->R; r++) P[i][(tp * nd->R + r) * nd->E + x] = pp * w[r];
+                }
+            free(w);
+        }
+    return 0;
+}
+
+/* Each element's joint value, parents first, from its conditional given
+ * the values drawn for the elements it lies in; then the sites' digits. */
+static int draw_nodes(inf_enum *e, const en_tabs *tb, int64_t **digits) {
+    int64_t *tuple[EN_MAXNODES] = {NULL};
+    int rc = 0;
+    for (int depth = 1; depth <= EN_MAXNODES && rc == 0; depth++)
+        for (int i = 0; i < e->nnodes && rc == 0; i++) {
+            const en_node *nd = &e->node[i];
+            if (nd->nchain != depth) continue;
+            double *w = malloc(sizeof(double) * (size_t)nd->R);
+            if (!w || !(tuple[i] = malloc(sizeof(int64_t) * (size_t)nd->E))) {
+                free(w);
+                rc = -1;
+                break;
+            }
+            for (int64_t x = 0; x < nd->E; x++) {
+                int64_t tp = nd->parent >= 0 ? tuple[nd->parent][nd->proj[x]] : 0, r = 0;
+                cond_probs(nd, tb->v[i], tp, x, w);
+                double u = bk_rng_uniform(&e->rng), cum = 0;
+                for (r = 0; r < nd->R - 1; r++) {
+                    cum += w[r];
+                    if (u < cum) break;
+                }
+                tuple[i][x] = tp * nd->R + r;
+            }
+            free(w);
+        }
+    for (int si = 0; rc == 0 && si < e->n; si++) {
+        const en_site *s = &e->s[si];
+        if (!s->local) continue;
+        const en_node *nd = &e->node[s->node];
+        for (int64_t x = 0; x < nd->E; x++) digits[si][x] = ((tuple[s->node][x] % nd->R) / s->radix) % s->k;
+    }
+    for (int i = 0; i < EN_MAXNODES; i++) free(tuple[i]);
+    return rc;
 }
 
 typedef struct en_groups {     /* what the first pass keeps per global assignment */
@@ -890,24 +1341,29 @@ static int keep_group(en_groups *G, const en_run *R, double v) {
 }
 
 /* Adds group a's weight wa to the marginals: global sites at this run's
- * values, local ones through the elements' conditionals w. */
-static void add_marginals(const inf_enum *e, const en_run *R, const double *w, double wa, double **acc,
-                          double *pres) {
-    for (int si = 0; si < e->n; si++) {
+ * values, local ones through their chain values' probabilities (from the
+ * group's messages tb).  -1: out of memory. */
+static int add_marginals(const inf_enum *e, const en_run *R, const en_tabs *tb, double wa, double **acc,
+                         double *pres) {
+    double *P[EN_MAXNODES] = {NULL};
+    int rc = e->has_local && tb ? chain_probs(e, tb, P) : 0;
+    for (int si = 0; rc == 0 && si < e->n; si++) {
         const en_site *s = &e->s[si];
-        if (s->local) {
-            int64_t B = e->plate_size;
-            for (int64_t r = 0; r < e->local_runs; r++) {
-                int64_t k = (r / s->radix) % s->k;
-                for (int64_t i = 0; i < B; i++) acc[si][i * s->k + k] += wa * w[r * B + i];
+        if (s->local && P[s->node]) {
+            const en_node *nd = &e->node[s->node];
+            for (int64_t t = 0; t < nd->ncfg; t++) {
+                int64_t k = ((t % nd->R) / s->radix) % s->k;
+                for (int64_t x = 0; x < nd->E; x++) acc[si][x * s->k + k] += wa * P[s->node][t * nd->E + x];
             }
             pres[si] += wa;
-        } else if (R->gidx[si] >= 0) {
+        } else if (!s->local && R->gidx[si] >= 0) {
             int64_t rem = R->gidx[si];
             for (int64_t j = 0; j < s->n; j++, rem /= s->k) acc[si][j * s->k + rem % s->k] += wa;
             pres[si] += wa;
         }
     }
+    for (int i = 0; i < EN_MAXNODES; i++) free(P[i]);
+    return rc;
 }
 
 static int branch_error(rt_vm *vm, const char *name, rt_loc loc) {
@@ -955,7 +1411,7 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
                 double wa = accumulate(T[k], &m, &S, block, nacc);
                 reset_met(&R);
                 R.gidx[e->psite] = k;
-                add_marginals(e, &R, NULL, wa, acc, pres);
+                if (add_marginals(e, &R, NULL, wa, acc, pres)) rc = rt_fail(vm, 5, p->loc, "out of memory");
             }
         }
         free(T);
@@ -964,8 +1420,8 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
     while (rc == 0 && !e->parallel) {
         bk_tape_reset(c);
         bk_tensor *lp = NULL;
-        double *w = NULL;
-        rc = run_group(p, &R, q, false, leaf, &lp, e->has_local ? &w : NULL);
+        en_tabs tb = {{NULL}};
+        rc = run_group(p, &R, q, false, leaf, &lp, e->has_local ? &tb : NULL);
         double v = rc == 0 ? bk_item(lp) : 0;
         if (rc == 0 && keep_group(&G, &R, v)) rc = rt_fail(vm, 5, p->loc, "out of memory");
         if (rc == 0 && v > -INFINITY && v < INFINITY) {
@@ -974,9 +1430,9 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
                 for (int i = 0; i < e->n; i++) pres[i] *= f;
             }
             double wa = accumulate(v, &m, &S, block, nacc);
-            add_marginals(e, &R, w, wa, acc, pres);
+            if (add_marginals(e, &R, &tb, wa, acc, pres)) rc = rt_fail(vm, 5, p->loc, "out of memory");
         }
-        free(w);
+        tabs_free(&tb);
         bk_release(lp);
         release_leaves(p, leaf);
         if (rc || !advance(&R)) break;
@@ -1005,22 +1461,18 @@ static int eval_keep(inf_potential *p, const double *q, double *logp, rt_trace *
     }
     /* ... then each element's local values from its conditional given it */
     if (rc == 0 && e->has_local) {
-        double *w = NULL;
+        en_tabs tb = {{NULL}};
         bk_tensor *lp = NULL;
         bk_tape_reset(c);
         R.runs = 0;
-        rc = run_group(p, &R, q, false, leaf, &lp, &w);
+        rc = run_group(p, &R, q, false, leaf, &lp, &tb);
         bk_release(lp);
         release_leaves(p, leaf);
         for (int si = 0; rc == 0 && si < e->n; si++)
-            if (e->s[si].local && !(digits[si] = malloc(sizeof(int64_t) * (size_t)e->plate_size)))
+            if (e->s[si].local && !(digits[si] = malloc(sizeof(int64_t) * (size_t)e->node[e->s[si].node].E)))
                 rc = rt_fail(vm, 5, p->loc, "out of memory");
-        for (int64_t i = 0; rc == 0 && i < e->plate_size; i++) {
-            int64_t r = draw_local(&e->rng, w, e->local_runs, e->plate_size, i);
-            for (int si = 0; si < e->n; si++)
-                if (e->s[si].local) digits[si][i] = (r / e->s[si].radix) % e->s[si].k;
-        }
-        free(w);
+        if (rc == 0 && draw_nodes(e, &tb, digits)) rc = rt_fail(vm, 5, p->loc, "out of memory");
+        tabs_free(&tb);
     }
     /* the run at the drawn values, kept: the enumerated sites as latent
      * sample sites, deterministic sites computed from them */

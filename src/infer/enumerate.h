@@ -7,8 +7,10 @@
 #include "potential.h"
 
 /* The most runs of the model one density evaluation may take: the product
- * of the joint support sizes of the enumerated sites (sites inside the
- * plate count once each, whatever the plate's size). */
+ * of the joint support sizes of the enumerated sites outside plates and of
+ * the runs along the plate tree, 1 + sum over nodes of (R - 1) times the
+ * product of the ancestors' R (a site inside plates counts once, whatever
+ * the plates' sizes). */
 #define INF_ENUM_MAX_RUNS 65536
 
 typedef struct inf_enum inf_enum;
@@ -16,8 +18,9 @@ typedef struct inf_enum inf_enum;
 /* Finds the discrete latent sites of p's model (a prototype run); *out is
  * NULL when there are none.  -1 with an error (located at the site) for a
  * discrete site without a finite support, a layout enumeration cannot sum
- * (a discrete site in two plates, in a subsampled plate, ...) or more runs
- * than INF_ENUM_MAX_RUNS. */
+ * (a term that depends on a discrete site whose plates it is not in, a
+ * discrete site in a subsampled plate, ...) or more runs than
+ * INF_ENUM_MAX_RUNS. */
 int inf_enum_init(inf_potential *p, inf_enum **out);
 void inf_enum_free(inf_enum *e);
 /* Whether the site is enumerated along a batch dimension in one run. */
