@@ -189,7 +189,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
     n->at = bk_malloc(ctx, (size_t)(total ? total : 1) * sizeof *n->at);
     n->scratch = bk_malloc(ctx, (size_t)(BK_MAXIN * n->maxn) * sizeof *n->scratch);
     if (!n->val || !n->at || !n->scratch) goto fail;
-    if (!n->rg[p->out] || n->leaf[p->out]) goto fail; /* the output must be a taped op */
+    if (p->out >= 0 && (!n->rg[p->out] || n->leaf[p->out])) goto fail; /* the output must be a taped op */
     for (size_t i = 0; i < p->nins; i++) {
         const prog_ins *I = &p->ins[i];
         nat_ins *J = &n->ins[i];
@@ -442,6 +442,19 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
         forward(N, J);
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
             if (!guard_ok(N, &p->guards[g - 1])) return 1;
+    }
+    if (io->outs) {
+        double *v = io->outs;
+        for (size_t i = 0; i < p->nouts; i++) {
+            const prog_out *o = &p->outs[i];
+            if (o->slot >= 0) memcpy(v, N->val + N->off[o->slot], (size_t)o->numel * sizeof *v);
+            else bk_copy_out(o->konst, v);
+            v += o->numel;
+        }
+    }
+    if (p->out < 0) {
+        io->value = NAN;
+        return 0;
     }
     io->value = N->val[N->off[p->out]];
     if (p->result >= 0) io->result = N->val[N->off[p->result]];
