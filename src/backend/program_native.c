@@ -372,10 +372,16 @@ static void backward(bk_native *N, const nat_ins *J) {
     for (int k = 0; k < J->nin; k++) {
         if (J->src[k] < 0 || !N->rg[J->src[k]]) continue;
         switch (J->kind) {
-        case K_SUM:
-            for (int64_t j = 0; j < N->numel[J->src[0]]; j++) c[j] = g[0] * 1.0;
-            accumulate(N, J->src[0], c, N->numel[J->src[0]]);
+        case K_SUM: { /* accumulate() of g[0] * 1.0 in every element, in place */
+            int32_t t = J->src[0];
+            double *a = N->at + N->off[t], v = g[0] * 1.0;
+            if (N->has_t[t])
+                for (int64_t j = 0; j < N->numel[t]; j++) a[j] += v;
+            else
+                for (int64_t j = 0; j < N->numel[t]; j++) a[j] = v;
+            N->has_t[t] = 1;
             continue;
+        }
         case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
             cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
             accumulate(N, J->src[1], c, J->k);
@@ -396,9 +402,15 @@ static void backward(bk_native *N, const nat_ins *J) {
             case BK_OP_SUB:
                 for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] : -g[j];
                 break;
-            case BK_OP_MUL:
-                for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] * b[j * ib] : g[j] * a[j * ia];
+            case BK_OP_MUL: {
+                const double *y = k == 0 ? b : a;
+                int64_t iy = k == 0 ? ib : ia;
+                if (iy == 0)
+                    for (int64_t j = 0; j < n; j++) c[j] = g[j] * y[0];
+                else
+                    for (int64_t j = 0; j < n; j++) c[j] = g[j] * y[j];
                 break;
+            }
             case BK_OP_DIV:
                 for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] / b[j * ib] : g[j] * -(o[j] / b[j * ib]);
                 break;
