@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dist.h"
 #include "mcmc.h"
 #include "potential.h"
 #include "program.h"
@@ -402,7 +403,8 @@ START_TEST(normal_log_scale_folded) {
     compare_points(&P, 50, 3);
     ck_assert(P.fast->prog);
     char *d = dump_of(P.fast->prog);
-    ck_assert_msg(strstr(d, "fused(const[8], s18, const[8], const[8])") != NULL, "%s", d);
+    char *obs = strstr(d, "fused(const[8], s"); /* observe y ~ Normal(theta, sigma) */
+    ck_assert_msg(obs && strncmp(strchr(obs + 17, ','), ", const[8], const[8])", 21) == 0, "%s", d);
     ck_assert_msg(strstr(d, "log(") == NULL, "%s", d);
     free(d);
     free_pair(&P);
@@ -421,6 +423,62 @@ START_TEST(normal_log_scale_folded) {
     ck_assert_msg(three, "%s", d);
     free(d);
     free_pair(&P);
+}
+END_TEST
+
+/* HalfCauchy's fused log density gives the values and gradients of the op
+ * chain it replaces, bit for bit: one element (the tape's scalar records)
+ * and a vector (its tensor rules), inside and outside the support. */
+static bk_tensor *hc_chain(bk_ctx *c, bk_tensor *x, double scale) {
+    bk_tensor *sc = bk_scalar(c, scale), *zero = bk_scalar(c, 0.0);
+    bk_tensor *ok = bk_binop(c, BK_OP_GE, x, zero);
+    bk_tensor *v = bk_where(c, ok, x, zero);
+    bk_tensor *z = bk_div(c, v, sc);
+    bk_tensor *l = bk_add(c, bk_unop(c, BK_OP_LOG1P, bk_unop(c, BK_OP_SQUARE, z)), bk_unop(c, BK_OP_LOG, sc));
+    bk_tensor *r = bk_add(c, bk_mul(c, l, bk_scalar(c, -1.0)), bk_scalar(c, 0.69314718055994530942 - 1.1447298858494001741));
+    bool all = true;
+    for (int64_t k = 0; k < ok->numel; k++) all = all && bk_get(ok, k) != 0;
+    return all ? r : bk_where(c, ok, r, bk_scalar(c, -INFINITY));
+}
+
+static void hc_case(int n, const double *u0, double scale) {
+    bk_ctx *c = bk_ctx_new(NULL);
+    double lp[2][8], g[2][8];
+    for (int way = 0; way < 2; way++) {
+        bk_tensor *u = n == 1 ? bk_scalar(c, u0[0]) : bk_from_f64(c, 1, (int64_t[]){n}, u0);
+        bk_set_requires_grad(u, true);
+        bk_tensor *x = bk_mul(c, u, bk_scalar(c, 1.5)); /* an op's output, as a latent's value is */
+        bk_tensor *sc = bk_scalar(c, scale);
+        sl_dist *d = sl_dist_make(c, sl_find_family("HalfCauchy"), 0, 1, &sc);
+        ck_assert(d != NULL);
+        bk_tensor *l = way == 0 ? sl_log_prob(c, d, x) : hc_chain(c, x, scale);
+        ck_assert_msg(l != NULL, "%s", bk_errmsg(c));
+        ck_assert_int_eq(l->numel, n);
+        bk_copy_out(l, lp[way]);
+        bk_tensor *loss = bk_add(c, bk_sum_all(c, l), bk_scalar(c, 0.25));
+        ck_assert(bk_backward(c, loss) == 0);
+        bk_copy_out(u->grad, g[way]);
+        sl_dist_release(d);
+        bk_tape_reset(c);
+    }
+    ck_assert_mem_eq(lp[0], lp[1], sizeof(double) * (size_t)n);
+    ck_assert_mem_eq(g[0], g[1], sizeof(double) * (size_t)n);
+    bk_ctx_free(c);
+}
+
+START_TEST(halfcauchy_fused_same_bits) {
+    double one[1] = {0.7}, neg[1] = {-0.3}, vec[6] = {0.7, 2.5, 1e-3, 0.0, 13.0, 0.4},
+           out[6] = {0.7, -2.5, 1e-3, 0.0, 13.0, -0.4};
+    hc_case(1, one, 5.0);
+    hc_case(1, neg, 5.0);
+    hc_case(6, vec, 2.0);
+    hc_case(6, out, 0.5);
+    for (int t = 0; t < 50; t++) { /* many magnitudes */
+        double v[6];
+        for (int i = 0; i < 6; i++) v[i] = exp(0.37 * (t - 25) + i);
+        hc_case(1, v, 3.0);
+        hc_case(6, v, 3.0);
+    }
 }
 END_TEST
 
@@ -647,6 +705,7 @@ int main(void) {
     tcase_add_test(tc, constant_folding);
     tcase_add_test(tc, program_outputs);
     tcase_add_test(tc, normal_log_scale_folded);
+    tcase_add_test(tc, halfcauchy_fused_same_bits);
     tcase_add_test(tc, values_replay);
     tcase_add_test(tc, values_fallback);
     tcase_add_test(tc, mcmc_fast_same_draws);
