@@ -78,9 +78,12 @@ static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     }
     bk_tensor *ld = NULL;
     bk_tensor *x = st->leaf[i] ? sl_to_constrained(c, &sup, st->leaf[i], L->ndim, L->shape, &ld) : NULL;
+    bool real = sup.kind == SL_C_REAL;
     sl_constraint_clear(&sup);
     if (!x) return rt_fail_bk(vm, m->loc);
-    bk_tensor *acc = bk_add(c, st->logdet, ld);
+    /* the real line's log-det, the constant +0, adds nothing: the running
+     * sum starts at +0 and so is never -0, and adding +0 leaves its bits */
+    bk_tensor *acc = real ? bk_retain(st->logdet) : bk_add(c, st->logdet, ld);
     bk_release(ld);
     if (!acc) {
         bk_release(x);
