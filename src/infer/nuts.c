@@ -260,6 +260,34 @@ static void vadd(double *dst, const double *a, const double *b, int d) {
     for (int i = 0; i < d; i++) dst[i] = a[i] + b[i];
 }
 
+/* A new leaf w->z: its velocity into ps_beg and ps_end, its momentum into
+ * p_beg and p_end and added to rho; returns its Hamiltonian.  For a
+ * diagonal metric in one pass, with the arithmetic of mc_dtau_dp and
+ * mc_kinetic (whose terms minv_i * p_i * p_i are the velocity times p_i). */
+static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho, double *p_beg, double *p_end) {
+    int d = w->d;
+    const double *p = w->z.p, *m = w->h->inv_metric;
+    if (w->h->dense || !m) {
+        double e = hamiltonian(w, &w->z);
+        mc_dtau_dp(w->h, p, ps_beg);
+        memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
+        for (int i = 0; i < d; i++) rho[i] += p[i];
+        memcpy(p_beg, p, (size_t)d * sizeof(double));
+        memcpy(p_end, p, (size_t)d * sizeof(double));
+        return e;
+    }
+    double k = 0.0;
+    for (int i = 0; i < d; i++) {
+        double v = m[i] * p[i];
+        k += v * p[i];
+        ps_beg[i] = ps_end[i] = v;
+        rho[i] += p[i];
+        p_beg[i] = p_end[i] = p[i];
+    }
+    double e = -w->z.lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
+}
+
 /* Extends the trajectory by 2^depth leapfrog steps in direction sign from
  * w->z, sampling z_propose multinomially within the new subtree.  Returns
  * 0 when the subtree diverged or turned back on itself. */
@@ -271,16 +299,11 @@ static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, d
         int bad = ham_leapfrog(w->h, sign * w->eps, 1, w->z.q, w->z.p, w->z.g, &w->z.lp,
                                w->scratch);
         w->n_leapfrog++;
-        double h = bad ? INFINITY : hamiltonian(w, &w->z);
+        double e = leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end), h = bad ? INFINITY : e;
         if (h - H0 > MC_MAX_DELTA_H) w->divergent = 1;
         *log_sum_weight = log_sum_exp(*log_sum_weight, H0 - h);
         w->sum_metro_prob += H0 - h > 0 ? 1.0 : exp(H0 - h);
         point_copy(z_propose, &w->z, d);
-        mc_dtau_dp(w->h, w->z.p, ps_beg);
-        memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
-        for (int i = 0; i < d; i++) rho[i] += w->z.p[i];
-        memcpy(p_beg, w->z.p, (size_t)d * sizeof(double));
-        memcpy(p_end, w->z.p, (size_t)d * sizeof(double));
         return !w->divergent;
     }
     level *L = &w->lv[depth];
