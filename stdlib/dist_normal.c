@@ -56,6 +56,13 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
         }
         return;
     }
+    if (gm && !gxx && !gs && ix == 1 && im == 1 && is == 1) { /* observed data: the loc's gradient */
+        for (int64_t k = 0; k < n; k++) {
+            double sc = s[k], z = (x[k] - m[k]) / sc;
+            gm[k] = g[k * ig] * z / sc;
+        }
+        return;
+    }
     for (int64_t k = 0; k < n; k++) {
         double sc = s[k * is], z = (x[k * ix] - m[k * im]) / sc, gk = g[k * ig], zs = gk * z / sc;
         if (gxx) gxx[k] = -zs;
