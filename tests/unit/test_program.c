@@ -292,6 +292,21 @@ START_TEST(program_api) {
 }
 END_TEST
 
+/* Tensors a test makes, released together at its end. */
+typedef struct pool {
+    bk_tensor *t[64];
+    int n;
+} pool;
+
+static bk_tensor *K(pool *p, bk_tensor *t) {
+    ck_assert(t != NULL && p->n < 64);
+    return p->t[p->n++] = t;
+}
+
+static void pool_free(pool *p) {
+    while (p->n > 0) bk_release(p->t[--p->n]);
+}
+
 /* The op list as bk_prog_dump writes it. */
 static char *dump_of(const bk_prog *p) {
     char *buf = NULL;
@@ -310,25 +325,26 @@ static char *dump_of(const bk_prog *p) {
  * input is. */
 START_TEST(constant_folding) {
     bk_ctx *c = bk_ctx_new(NULL);
+    pool P = {.n = 0};
     double xv[3] = {0.1, -0.4, 0.7}, cv[3] = {2.0, 3.0, 0.5};
-    bk_tensor *k = bk_from_f64(c, 1, (int64_t[]){3}, cv);
+    bk_tensor *k = K(&P, bk_from_f64(c, 1, (int64_t[]){3}, cv));
     bk_rng rng, rng0;
     bk_rng_init(&rng, 5, 0);
     ck_assert(bk_prog_begin(c) == 0);
-    bk_tensor *x = bk_from_f64(c, 1, (int64_t[]){3}, xv);
+    bk_tensor *x = K(&P, bk_from_f64(c, 1, (int64_t[]){3}, xv));
     bk_set_requires_grad(x, true);
     bk_prog_input(c, x, 0);
     rng0 = rng;
-    bk_tensor *nz = bk_rand_normal(c, &rng, 1, (int64_t[]){3}); /* a noise input (bk_prog_noise) */
-    bk_tensor *lk = bk_unop(c, BK_OP_LOG, k);                  /* constants only: folded */
-    bk_tensor *kpos = bk_binop(c, BK_OP_GT, k, lk);            /* a comparison of constants */
+    bk_tensor *nz = K(&P, bk_rand_normal(c, &rng, 1, (int64_t[]){3})); /* a noise input (bk_prog_noise) */
+    bk_tensor *lk = K(&P, bk_unop(c, BK_OP_LOG, k));                  /* constants only: folded */
+    bk_tensor *kpos = K(&P, bk_binop(c, BK_OP_GT, k, lk));            /* a comparison of constants */
     ck_assert(bk_get(kpos, 0) == 1);                           /* ... read: no guard */
-    bk_tensor *lx = bk_unop(c, BK_OP_LOG, bk_unop(c, BK_OP_EXP, x)); /* on the input: recorded */
-    bk_tensor *xpos = bk_binop(c, BK_OP_GT, lx, bk_scalar(c, -1.0));
+    bk_tensor *lx = K(&P, bk_unop(c, BK_OP_LOG, K(&P, bk_unop(c, BK_OP_EXP, x)))); /* on the input: recorded */
+    bk_tensor *xpos = K(&P, bk_binop(c, BK_OP_GT, lx, K(&P, bk_scalar(c, -1.0))));
     ck_assert(bk_get(xpos, 0) == 1);                           /* ... read: a guard */
-    bk_tensor *t1 = bk_mul(c, lx, lk);
-    bk_tensor *t2 = bk_mul(c, nz, lk);                         /* on noise: recorded */
-    bk_tensor *s = bk_sum_all(c, bk_add(c, t1, t2));
+    bk_tensor *t1 = K(&P, bk_mul(c, lx, lk));
+    bk_tensor *t2 = K(&P, bk_mul(c, nz, lk));                         /* on noise: recorded */
+    bk_tensor *s = K(&P, bk_sum_all(c, K(&P, bk_add(c, t1, t2))));
     char why[160];
     bk_prog *p = bk_prog_end(c, s, why, sizeof why);
     ck_assert_msg(p != NULL, "%s", why);
@@ -357,8 +373,9 @@ START_TEST(constant_folding) {
     r2 = rng0;
     ck_assert_int_eq(bk_prog_exec(p, c, &io), 1);
     bk_prog_free(p);
+    pool_free(&P);
     bk_tape_reset(c);
-    bk_ctx_free(c); /* (the context frees the tensors left) */
+    bk_ctx_free(c);
 }
 END_TEST
 
@@ -366,14 +383,15 @@ END_TEST
  * constant, written in registration order; no scalar output needed. */
 START_TEST(program_outputs) {
     bk_ctx *c = bk_ctx_new(NULL);
+    pool P = {.n = 0};
     double xv[2] = {0.5, -1.5}, cv[2] = {4.0, 8.0};
-    bk_tensor *k = bk_from_f64(c, 1, (int64_t[]){2}, cv);
+    bk_tensor *k = K(&P, bk_from_f64(c, 1, (int64_t[]){2}, cv));
     bool g = bk_set_grad_enabled(c, false);
     ck_assert(bk_prog_begin(c) == 0);
-    bk_tensor *x = bk_from_f64(c, 1, (int64_t[]){2}, xv);
+    bk_tensor *x = K(&P, bk_from_f64(c, 1, (int64_t[]){2}, xv));
     bk_prog_input(c, x, 0);
-    bk_tensor *e = bk_mul(c, bk_unop(c, BK_OP_EXP, x), k);
-    bk_tensor *half = bk_unop(c, BK_OP_SQRT, k);
+    bk_tensor *e = K(&P, bk_mul(c, K(&P, bk_unop(c, BK_OP_EXP, x)), k));
+    bk_tensor *half = K(&P, bk_unop(c, BK_OP_SQRT, k));
     bk_prog_output(c, x);
     bk_prog_output(c, e);
     bk_prog_output(c, half);
@@ -389,6 +407,7 @@ START_TEST(program_outputs) {
     double want[6] = {0.25, 2.0, exp(0.25) * 4.0, exp(2.0) * 8.0, 2.0, sqrt(8.0)};
     ck_assert_mem_eq(v, want, sizeof want);
     bk_prog_free(p);
+    pool_free(&P);
     bk_set_grad_enabled(c, g);
     bk_tape_reset(c);
     bk_ctx_free(c);
@@ -429,37 +448,40 @@ END_TEST
 /* HalfCauchy's fused log density gives the values and gradients of the op
  * chain it replaces, bit for bit: one element (the tape's scalar records)
  * and a vector (its tensor rules), inside and outside the support. */
-static bk_tensor *hc_chain(bk_ctx *c, bk_tensor *x, double scale) {
-    bk_tensor *sc = bk_scalar(c, scale), *zero = bk_scalar(c, 0.0);
-    bk_tensor *ok = bk_binop(c, BK_OP_GE, x, zero);
-    bk_tensor *v = bk_where(c, ok, x, zero);
-    bk_tensor *z = bk_div(c, v, sc);
-    bk_tensor *l = bk_add(c, bk_unop(c, BK_OP_LOG1P, bk_unop(c, BK_OP_SQUARE, z)), bk_unop(c, BK_OP_LOG, sc));
-    bk_tensor *r = bk_add(c, bk_mul(c, l, bk_scalar(c, -1.0)), bk_scalar(c, 0.69314718055994530942 - 1.1447298858494001741));
+static bk_tensor *hc_chain(bk_ctx *c, pool *P, bk_tensor *x, double scale) {
+    bk_tensor *sc = K(P, bk_scalar(c, scale)), *zero = K(P, bk_scalar(c, 0.0));
+    bk_tensor *ok = K(P, bk_binop(c, BK_OP_GE, x, zero));
+    bk_tensor *v = K(P, bk_where(c, ok, x, zero));
+    bk_tensor *z = K(P, bk_div(c, v, sc));
+    bk_tensor *l = K(P, bk_add(c, K(P, bk_unop(c, BK_OP_LOG1P, K(P, bk_unop(c, BK_OP_SQUARE, z)))),
+                               K(P, bk_unop(c, BK_OP_LOG, sc))));
+    bk_tensor *r = K(P, bk_add(c, K(P, bk_mul(c, l, K(P, bk_scalar(c, -1.0)))),
+                               K(P, bk_scalar(c, 0.69314718055994530942 - 1.1447298858494001741))));
     bool all = true;
     for (int64_t k = 0; k < ok->numel; k++) all = all && bk_get(ok, k) != 0;
-    return all ? r : bk_where(c, ok, r, bk_scalar(c, -INFINITY));
+    return all ? r : K(P, bk_where(c, ok, r, K(P, bk_scalar(c, -INFINITY))));
 }
 
 static void hc_case(int n, const double *u0, double scale) {
     bk_ctx *c = bk_ctx_new(NULL);
     double lp[2][8], g[2][8];
     for (int way = 0; way < 2; way++) {
-        bk_tensor *u = n == 1 ? bk_scalar(c, u0[0]) : bk_from_f64(c, 1, (int64_t[]){n}, u0);
+        pool P = {.n = 0};
+        bk_tensor *u = K(&P, n == 1 ? bk_scalar(c, u0[0]) : bk_from_f64(c, 1, (int64_t[]){n}, u0));
         bk_set_requires_grad(u, true);
-        bk_tensor *x = bk_mul(c, u, bk_scalar(c, 1.5)); /* an op's output, as a latent's value is */
-        bk_tensor *sc = bk_scalar(c, scale);
+        bk_tensor *x = K(&P, bk_mul(c, u, K(&P, bk_scalar(c, 1.5)))); /* an op's output, as a latent's value is */
+        bk_tensor *sc = K(&P, bk_scalar(c, scale));
         sl_dist *d = sl_dist_make(c, sl_find_family("HalfCauchy"), 0, 1, &sc);
         ck_assert(d != NULL);
-        bk_tensor *l = way == 0 ? sl_log_prob(c, d, x) : hc_chain(c, x, scale);
-        ck_assert_msg(l != NULL, "%s", bk_errmsg(c));
+        bk_tensor *l = way == 0 ? K(&P, sl_log_prob(c, d, x)) : hc_chain(c, &P, x, scale);
         ck_assert_int_eq(l->numel, n);
         bk_copy_out(l, lp[way]);
-        bk_tensor *loss = bk_add(c, bk_sum_all(c, l), bk_scalar(c, 0.25));
+        bk_tensor *loss = K(&P, bk_add(c, K(&P, bk_sum_all(c, l)), K(&P, bk_scalar(c, 0.25))));
         ck_assert(bk_backward(c, loss) == 0);
         bk_copy_out(u->grad, g[way]);
         sl_dist_release(d);
         bk_tape_reset(c);
+        pool_free(&P);
     }
     ck_assert_mem_eq(lp[0], lp[1], sizeof(double) * (size_t)n);
     ck_assert_mem_eq(g[0], g[1], sizeof(double) * (size_t)n);
