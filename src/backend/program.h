@@ -56,7 +56,9 @@ int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind
 /* Register t as one more output: a replay writes its values (numel, in
  * logical order) to bk_prog_io.outs after those of the outputs registered
  * before it.  A t that does not depend on an input is a constant output
- * (its values now).  No-op when no recording runs. */
+ * (its values now).  No-op when no recording runs.  A program of such
+ * outputs only (bk_prog_end with out NULL) may be recorded with grad
+ * disabled: its replays compute values, no gradient. */
 void bk_prog_output(bk_ctx *ctx, bk_tensor *t);
 /* Total elements of the outputs bk_prog_output registered. */
 int64_t bk_prog_outputs_numel(const bk_prog *p);

@@ -331,7 +331,11 @@ int inf_potential_values(inf_potential *p, const double *q, double *v, int64_t n
     if (p->vals_state == 0) {
         int rc = values_interp(p, q, v, n, REC_VALUES);
         if (rc == 0 && p->vprog && bk_prog_outputs_numel(p->vprog) != n) rc = 1;
-        if (rc == 1) p->vals_state = 2;
+        if (rc == 1) { /* (the values are not the caller's columns) */
+            bk_prog_free(p->vprog);
+            p->vprog = NULL;
+            p->vals_state = 2;
+        }
         return rc;
     }
     bk_prog_io io = {.x = q, .outs = v};
