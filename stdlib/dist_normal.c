@@ -1,5 +1,6 @@
 /* dist_normal.c - Normal(loc, scale). */
 #include "dist_impl.h"
+#include "program.h"
 #include "special.h"
 
 static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
@@ -19,30 +20,25 @@ static int build(const sl_args *a, sl_dist *d) {
  * memory; log(scale) is taken once per row when the scale is shared.  The
  * backward gives all three gradients in one pass:
  *   d/dx = -z / scale,  d/dloc = z / scale,  d/dscale = (z^2 - 1) / scale. */
+static inline double lp_elem(double x, double m, double sc, double ls) {
+    double z = (x - m) / sc;
+    return ((z * z) * -0.5 + -0.5 * SL_LOG_2PI) - ls;
+}
+
 static void lp_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
     const double *x = in[0], *m = in[1], *s = in[2];
     int64_t ix = inc[0], im = inc[1], is = inc[2];
-    const double c = -0.5 * SL_LOG_2PI;
     if (is == 0) {
         const double sc = s[0], ls = log(sc);
         if (ix == 1 && im == 0) { /* the common case: a vector of data */
             const double mu = m[0];
-            for (int64_t k = 0; k < n; k++) {
-                double z = (x[k] - mu) / sc;
-                out[k] = ((z * z) * -0.5 + c) - ls;
-            }
+            for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k], mu, sc, ls);
         } else {
-            for (int64_t k = 0; k < n; k++) {
-                double z = (x[k * ix] - m[k * im]) / sc;
-                out[k] = ((z * z) * -0.5 + c) - ls;
-            }
+            for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k * ix], m[k * im], sc, ls);
         }
         return;
     }
-    for (int64_t k = 0; k < n; k++) {
-        double sc = s[k * is], z = (x[k * ix] - m[k * im]) / sc;
-        out[k] = ((z * z) * -0.5 + c) - log(sc);
-    }
+    for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k * ix], m[k * im], s[k * is], log(s[k * is]));
 }
 
 static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
@@ -60,6 +56,13 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
         }
         return;
     }
+    if (gm && !gxx && !gs && ix == 1 && im == 1 && is == 1) { /* observed data: the loc's gradient */
+        for (int64_t k = 0; k < n; k++) {
+            double sc = s[k], z = (x[k] - m[k]) / sc;
+            gm[k] = g[k * ig] * z / sc;
+        }
+        return;
+    }
     for (int64_t k = 0; k < n; k++) {
         double sc = s[k * is], z = (x[k * ix] - m[k * im]) / sc, gk = g[k * ig], zs = gk * z / sc;
         if (gxx) gxx[k] = -zs;
@@ -67,6 +70,52 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
         if (gs) gs[k] = gk * (z * z - 1) / sc;
     }
 }
+
+/* The same density with log(scale) as a fourth input, for a scale that
+ * needs no gradient while a recording runs (program.h): the log is then an
+ * op on constants, computed once when recording instead of at every
+ * replay (eight schools: the 8 known standard errors).  The values and the
+ * x / loc gradients are those of lp_forward / lp_backward, bit for bit
+ * (the same expressions; log(scale) is the same number wherever it is
+ * taken).  The scale and log-scale gradients (never asked for here) are
+ * the partial derivatives of the four-input form:
+ *   d/dscale = z^2 / scale,  d/dlog_scale = -1. */
+static void lpl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
+    const double *x = in[0], *m = in[1], *s = in[2], *l = in[3];
+    int64_t ix = inc[0], im = inc[1], is = inc[2], il = inc[3];
+    if (ix == 1 && im == 1 && is == 1 && il == 1) { /* observations with their own scales */
+        for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k], m[k], s[k], l[k]);
+        return;
+    }
+    if (is == 0 && il == 0) { /* one scale */
+        const double sc = s[0], ls = l[0];
+        if (ix == 1 && im == 0) {
+            const double mu = m[0];
+            for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k], mu, sc, ls);
+        } else {
+            for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k * ix], m[k * im], sc, ls);
+        }
+        return;
+    }
+    for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k * ix], m[k * im], s[k * is], l[k * il]);
+}
+
+static void lpl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
+                         const double *g, int64_t ig, double *const *gx) {
+    double *gs = gx[2], *gl = gx[3];
+    double *const g3[3] = {gx[0], gx[1], NULL};
+    lp_backward(n, in, inc, out, g, ig, g3);
+    const double *x = in[0], *m = in[1], *s = in[2];
+    int64_t ix = inc[0], im = inc[1], is = inc[2];
+    for (int64_t k = 0; (gs || gl) && k < n; k++) {
+        double sc = s[k * is], z = (x[k * ix] - m[k * im]) / sc, gk = g[k * ig];
+        if (gs) gs[k] = gk * (z * z) / sc;
+        if (gl) gl[k] = -gk;
+    }
+}
+
+static const bk_fused normal_log_prob_ls = {"normal_log_prob_log_scale", 4, lpl_forward, lpl_backward,
+                                            NULL, NULL};
 
 /* The same in float for float32 tensors. */
 static void lp_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
@@ -104,7 +153,16 @@ static const bk_fused normal_log_prob = {"normal_log_prob", 3, lp_forward, lp_ba
                                          lp_forward_f32, lp_backward_f32};
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
-    bk_tensor *in[3] = {x, d->p[0], d->p[1]};
+    bk_tensor *in[4] = {x, d->p[0], d->p[1], NULL};
+    bk_tensor *sc = d->p[1];
+    if (bk_prog_recording(ctx) && !sc->requires_grad && sc->dtype == BK_F64 && x->dtype == BK_F64 &&
+        d->p[0]->dtype == BK_F64) {
+        /* a scale without a gradient: its log outside the kernel (lpl_forward) */
+        if (!(in[3] = bk_unop(ctx, BK_OP_LOG, sc))) return NULL;
+        bk_tensor *lp = bk_fused_apply(ctx, &normal_log_prob_ls, in);
+        bk_release(in[3]);
+        return lp;
+    }
     return bk_fused_apply(ctx, &normal_log_prob, in);
 }
 

@@ -125,6 +125,8 @@ static void prog_clear(bk_prog *p) {
         for (int k = 0; k < p->args[i].nidx; k++)
             if (p->args[i].idx[k].kind == BK_IDX_TENSOR) bk_release(p->args[i].idx[k].idx);
     for (size_t i = 0; i < p->nguards; i++) bk_free(ctx, p->guards[i].vals);
+    for (size_t i = 0; i < p->nouts; i++) bk_release(p->outs[i].konst);
+    bk_free(ctx, p->outs);
     bk_free(ctx, p->ins);
     bk_free(ctx, p->srcs);
     bk_free(ctx, p->args);
@@ -235,6 +237,26 @@ double bk_prog_result(bk_ctx *ctx, const bk_tensor *t) {
     double v = bk_item(t);
     *rp = r;
     return v;
+}
+
+void bk_prog_output(bk_ctx *ctx, bk_tensor *t) {
+    bk_rec *r = *bk__ctx_rec(ctx);
+    if (!r || r->failed || !t) return;
+    bk_prog *p = r->p;
+    if (GROW(ctx, p->outs, p->nouts, p->capouts)) {
+        rec_fail(r, "out of memory");
+        return;
+    }
+    prog_out *o = &p->outs[p->nouts++];
+    o->slot = lookup(r, t);
+    o->konst = o->slot < 0 ? bk_retain(t) : NULL;
+    o->numel = t->numel;
+}
+
+int64_t bk_prog_outputs_numel(const bk_prog *p) {
+    int64_t n = 0;
+    for (size_t i = 0; i < p->nouts; i++) n += p->outs[i].numel;
+    return n;
 }
 
 size_t bk_prog_ninputs(const bk_prog *p) { return p->ninputs; }
@@ -401,13 +423,15 @@ void bk__prog_view(bk_ctx *ctx, bk_rec *r, const bk_tensor *base) {
     if (!r->failed && lookup(r, base) >= 0) rec_fail(r, "a view of a value that depends on a random value");
 }
 
-/* Keep only the ops the output or a guard needs. */
+/* Keep only the ops the outputs or a guard needs. */
 static int prune(bk_ctx *ctx, bk_prog *p) {
     char *live = bk_malloc(ctx, (size_t)p->nslots + 1);
     if (!live) return -1;
     memset(live, 0, (size_t)p->nslots + 1);
-    live[p->out] = 1;
+    if (p->out >= 0) live[p->out] = 1;
     if (p->result >= 0) live[p->result] = 1;
+    for (size_t i = 0; i < p->nouts; i++)
+        if (p->outs[i].slot >= 0) live[p->outs[i].slot] = 1;
     for (size_t i = 0; i < p->nguards; i++) live[p->guards[i].slot] = 1;
     size_t n = 0;
     for (size_t i = p->nins; i-- > 0;) {
@@ -433,7 +457,8 @@ bk_prog *bk_prog_end(bk_ctx *ctx, bk_tensor *out, char *why, size_t whylen) {
     }
     bk_prog *p = r->p;
     int32_t s = out ? lookup(r, out) : -1;
-    if (!r->failed && (s < 0 || out->numel != 1)) rec_fail(r, "the output does not depend on the inputs");
+    if (!r->failed && (out || !p->nouts) && (s < 0 || out->numel != 1))
+        rec_fail(r, "the output does not depend on the inputs");
     if (!r->failed) {
         p->out = s;
         if (prune(ctx, p)) rec_fail(r, "out of memory");
@@ -524,7 +549,16 @@ int bk_prog_exec(bk_prog *p, bk_ctx *ctx, bk_prog_io *io) {
         p->val[I->out] = o;
         if (!o || (I->guard && !guards_hold(p, I->guard, o))) rc = 1;
     }
-    if (rc == 0) {
+    if (rc == 0 && io->outs) {
+        double *v = io->outs;
+        for (size_t i = 0; i < p->nouts; i++) {
+            const prog_out *o = &p->outs[i];
+            bk_copy_out(o->slot >= 0 ? p->val[o->slot] : o->konst, v);
+            v += o->numel;
+        }
+    }
+    if (rc == 0 && p->out < 0) io->value = NAN;
+    if (rc == 0 && p->out >= 0) {
         bk_tensor *out = p->val[p->out];
         io->value = bk_item(out);
         if (p->result >= 0) io->result = bk_item(p->val[p->result]);
@@ -565,5 +599,9 @@ void bk_prog_dump(const bk_prog *p, FILE *f) {
         }
         fprintf(f, ")%s\n", I->guard ? " guarded" : "");
     }
-    fprintf(f, "output s%d\n", p->out);
+    if (p->out >= 0) fprintf(f, "output s%d\n", p->out);
+    for (size_t i = 0; i < p->nouts; i++) {
+        if (p->outs[i].slot >= 0) fprintf(f, "output %zu: s%d\n", i, p->outs[i].slot);
+        else fprintf(f, "output %zu: const[%lld]\n", i, (long long)p->outs[i].numel);
+    }
 }

@@ -53,9 +53,19 @@ void bk_prog_taint(bk_ctx *ctx, const char *why);
  * pred fails stops (bk_prog_run returns 1), so the interpreted
  * evaluation raises the error the check raises. */
 int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind, double v), int kind);
+/* Register t as one more output: a replay writes its values (numel, in
+ * logical order) to bk_prog_io.outs after those of the outputs registered
+ * before it.  A t that does not depend on an input is a constant output
+ * (its values now).  No-op when no recording runs.  A program of such
+ * outputs only (bk_prog_end with out NULL) may be recorded with grad
+ * disabled: its replays compute values, no gradient. */
+void bk_prog_output(bk_ctx *ctx, bk_tensor *t);
+/* Total elements of the outputs bk_prog_output registered. */
+int64_t bk_prog_outputs_numel(const bk_prog *p);
 /* Stop recording.  Returns the program computing `out` (a 1-element
  * tensor) from the inputs, or NULL when the recording is unusable (why,
- * when not NULL, receives the reason) or out of memory. */
+ * when not NULL, receives the reason) or out of memory.  out may be NULL
+ * in a program of bk_prog_output's outputs only (its value is then NAN). */
 bk_prog *bk_prog_end(bk_ctx *ctx, bk_tensor *out, char *why, size_t whylen);
 void bk_prog_free(bk_prog *p);
 /* Number of recorded ops after dropping those the output does not need. */
@@ -97,6 +107,7 @@ typedef struct bk_prog_io {
     double value, result;
     double *grad;
     unsigned char *has;
+    double *outs;     /* bk_prog_outputs_numel values (NULL: not wanted) */
 } bk_prog_io;
 /* 0: done; 1: a guard or an op failed (evaluate this point another way;
  * the tape is left empty; noise may have been drawn). */

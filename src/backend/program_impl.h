@@ -33,6 +33,13 @@ typedef struct prog_guard {
     int kind;
 } prog_guard;
 
+/* One more output (bk_prog_output): a slot, or a constant tensor. */
+typedef struct prog_out {
+    int32_t slot;     /* -1: konst */
+    bk_tensor *konst; /* a value that does not depend on the inputs (a reference) */
+    int64_t numel;
+} prog_out;
+
 struct bk_prog {
     bk_ctx *ctx;
     prog_ins *ins;
@@ -47,7 +54,9 @@ struct bk_prog {
     size_t ninputs, capinputs;
     prog_guard *guards;
     size_t nguards, capguards;
-    int32_t nslots, out;
+    prog_out *outs;   /* bk_prog_output's, in registration order */
+    size_t nouts, capouts;
+    int32_t nslots, out; /* out -1: no scalar output (a program of outputs only) */
     int32_t result;   /* the slot bk_prog_result read, -1: none */
     bk_tensor **val;  /* per slot, during a replay */
     struct bk_native *nat; /* the compiled form (program_native.c), or NULL */

@@ -189,7 +189,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
     n->at = bk_malloc(ctx, (size_t)(total ? total : 1) * sizeof *n->at);
     n->scratch = bk_malloc(ctx, (size_t)(BK_MAXIN * n->maxn) * sizeof *n->scratch);
     if (!n->val || !n->at || !n->scratch) goto fail;
-    if (!n->rg[p->out] || n->leaf[p->out]) goto fail; /* the output must be a taped op */
+    if (p->out >= 0 && (!n->rg[p->out] || n->leaf[p->out])) goto fail; /* the output must be a taped op */
     for (size_t i = 0; i < p->nins; i++) {
         const prog_ins *I = &p->ins[i];
         nat_ins *J = &n->ins[i];
@@ -372,10 +372,16 @@ static void backward(bk_native *N, const nat_ins *J) {
     for (int k = 0; k < J->nin; k++) {
         if (J->src[k] < 0 || !N->rg[J->src[k]]) continue;
         switch (J->kind) {
-        case K_SUM:
-            for (int64_t j = 0; j < N->numel[J->src[0]]; j++) c[j] = g[0] * 1.0;
-            accumulate(N, J->src[0], c, N->numel[J->src[0]]);
+        case K_SUM: { /* accumulate() of g[0] * 1.0 in every element, in place */
+            int32_t t = J->src[0];
+            double *a = N->at + N->off[t], v = g[0] * 1.0;
+            if (N->has_t[t])
+                for (int64_t j = 0; j < N->numel[t]; j++) a[j] += v;
+            else
+                for (int64_t j = 0; j < N->numel[t]; j++) a[j] = v;
+            N->has_t[t] = 1;
             continue;
+        }
         case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
             cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
             accumulate(N, J->src[1], c, J->k);
@@ -396,9 +402,15 @@ static void backward(bk_native *N, const nat_ins *J) {
             case BK_OP_SUB:
                 for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] : -g[j];
                 break;
-            case BK_OP_MUL:
-                for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] * b[j * ib] : g[j] * a[j * ia];
+            case BK_OP_MUL: {
+                const double *y = k == 0 ? b : a;
+                int64_t iy = k == 0 ? ib : ia;
+                if (iy == 0)
+                    for (int64_t j = 0; j < n; j++) c[j] = g[j] * y[0];
+                else
+                    for (int64_t j = 0; j < n; j++) c[j] = g[j] * y[j];
                 break;
+            }
             case BK_OP_DIV:
                 for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] / b[j * ib] : g[j] * -(o[j] / b[j * ib]);
                 break;
@@ -442,6 +454,19 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
         forward(N, J);
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
             if (!guard_ok(N, &p->guards[g - 1])) return 1;
+    }
+    if (io->outs) {
+        double *v = io->outs;
+        for (size_t i = 0; i < p->nouts; i++) {
+            const prog_out *o = &p->outs[i];
+            if (o->slot >= 0) memcpy(v, N->val + N->off[o->slot], (size_t)o->numel * sizeof *v);
+            else bk_copy_out(o->konst, v);
+            v += o->numel;
+        }
+    }
+    if (p->out < 0) {
+        io->value = NAN;
+        return 0;
     }
     io->value = N->val[N->off[p->out]];
     if (p->result >= 0) io->result = N->val[N->off[p->result]];

@@ -123,6 +123,10 @@ static void scalar_name(char *buf, size_t n, const char *site, const bk_tensor *
 /* Record the constrained values of one draw (latent + deterministic sites)
  * in row `row`; row -1 only names the columns. */
 static int record_draw(inf_mcmc *m, inf_potential *p, const double *q, int64_t row, int *cap, rt_loc loc) {
+    if (row >= 0) { /* the recorded ops when the model allows (potential.c), else the trace */
+        int vr = inf_potential_values(p, q, m->draws + row * m->nnames, m->nnames);
+        if (vr <= 0) return vr;
+    }
     rt_trace tr;
     double lp;
     bool g = bk_set_grad_enabled(p->vm->bk, false);

@@ -93,9 +93,22 @@ static int ham_leapfrog(const mc_ham *h, double eps, int steps, double *q, doubl
                         double *grad, double *logp, double *scratch) {
     int d = h->d;
     for (int s = 0; s < steps; s++) {
-        for (int i = 0; i < d; i++) p[i] += 0.5 * eps * grad[i];
-        mc_dtau_dp(h, p, scratch);
-        for (int i = 0; i < d; i++) q[i] += eps * scratch[i];
+        if (h->dense) {
+            for (int i = 0; i < d; i++) p[i] += 0.5 * eps * grad[i];
+            mc_dtau_dp(h, p, scratch);
+            for (int i = 0; i < d; i++) q[i] += eps * scratch[i];
+        } else if (h->inv_metric) { /* the same arithmetic as mc_dtau_dp, in one pass */
+            const double *m = h->inv_metric;
+            for (int i = 0; i < d; i++) {
+                p[i] += 0.5 * eps * grad[i];
+                q[i] += eps * (m[i] * p[i]);
+            }
+        } else {
+            for (int i = 0; i < d; i++) {
+                p[i] += 0.5 * eps * grad[i];
+                q[i] += eps * p[i];
+            }
+        }
         if (h->f(h->ud, q, logp, grad) != 0 || isnan(*logp)) {
             *logp = -INFINITY;
             return -1;
@@ -132,7 +145,7 @@ typedef struct nuts_ws {
     double eps;
     point z, z_fwd, z_bck, z_sample, z_propose;
     double *p_ff, *ps_ff, *p_fb, *ps_fb, *p_bf, *ps_bf, *p_bb, *ps_bb;
-    double *rho, *rho_fwd, *rho_bck, *rho_ext, *scratch;
+    double *rho, *rho_fwd, *rho_bck, *scratch;
     level *lv;            /* lv[1..max_depth] */
     double *mem;
     /* per-transition results */
@@ -141,6 +154,11 @@ typedef struct nuts_ws {
 } nuts_ws;
 
 static void point_copy(point *dst, const point *src, int d) {
+    dst->lp = src->lp;
+    if (src->p == src->q + d && src->g == src->p + d && dst->p == dst->q + d && dst->g == dst->p + d) {
+        memcpy(dst->q, src->q, 3 * (size_t)d * sizeof(double)); /* (point_carve's layout) */
+        return;
+    }
     memcpy(dst->q, src->q, (size_t)d * sizeof(double));
     memcpy(dst->p, src->p, (size_t)d * sizeof(double));
     memcpy(dst->g, src->g, (size_t)d * sizeof(double));
@@ -167,7 +185,7 @@ static int ws_init(nuts_ws *w, mc_ham *h, bk_rng *rng, int max_depth) {
     w->rng = rng;
     w->d = d;
     w->max_depth = max_depth;
-    size_t nvec = 5 * 3 + 8 + 5 + (size_t)max_depth * 9;
+    size_t nvec = 5 * 3 + 8 + 4 + (size_t)max_depth * 9;
     w->mem = calloc(nvec * (size_t)d + 1, sizeof(double));
     w->lv = calloc((size_t)max_depth + 1, sizeof(level));
     if (!w->mem || !w->lv) {
@@ -182,8 +200,7 @@ static int ws_init(nuts_ws *w, mc_ham *h, bk_rng *rng, int max_depth) {
     point_carve(&w->z_sample, &c, d);
     point_carve(&w->z_propose, &c, d);
     double **vecs[] = {&w->p_ff, &w->ps_ff, &w->p_fb, &w->ps_fb, &w->p_bf, &w->ps_bf,
-                       &w->p_bb, &w->ps_bb, &w->rho, &w->rho_fwd, &w->rho_bck,
-                       &w->rho_ext, &w->scratch};
+                       &w->p_bb, &w->ps_bb, &w->rho, &w->rho_fwd, &w->rho_bck, &w->scratch};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) *vecs[i] = carve(&c, d);
     for (int k = 1; k <= max_depth; k++) {
         level *l = &w->lv[k];
@@ -226,8 +243,49 @@ static int criterion(const double *ps_minus, const double *ps_plus, const double
     return dot(ps_plus, rho, d) > 0.0 && dot(ps_minus, rho, d) > 0.0;
 }
 
+/* criterion(ps_minus, ps_plus, a + b): the same sums (rho_i = a_i + b_i,
+ * each dot product accumulated in order), in one pass. */
+static int criterion_sum(const double *ps_minus, const double *ps_plus, const double *a, const double *b,
+                         int d) {
+    double sp = 0.0, sm = 0.0;
+    for (int i = 0; i < d; i++) {
+        double r = a[i] + b[i];
+        sp += ps_plus[i] * r;
+        sm += ps_minus[i] * r;
+    }
+    return sp > 0.0 && sm > 0.0;
+}
+
 static void vadd(double *dst, const double *a, const double *b, int d) {
     for (int i = 0; i < d; i++) dst[i] = a[i] + b[i];
+}
+
+/* A new leaf w->z: its velocity into ps_beg and ps_end, its momentum into
+ * p_beg and p_end and added to rho; returns its Hamiltonian.  For a
+ * diagonal metric in one pass, with the arithmetic of mc_dtau_dp and
+ * mc_kinetic (whose terms minv_i * p_i * p_i are the velocity times p_i). */
+static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho, double *p_beg, double *p_end) {
+    int d = w->d;
+    const double *p = w->z.p, *m = w->h->inv_metric;
+    if (w->h->dense || !m) {
+        double e = hamiltonian(w, &w->z);
+        mc_dtau_dp(w->h, p, ps_beg);
+        memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
+        for (int i = 0; i < d; i++) rho[i] += p[i];
+        memcpy(p_beg, p, (size_t)d * sizeof(double));
+        memcpy(p_end, p, (size_t)d * sizeof(double));
+        return e;
+    }
+    double k = 0.0;
+    for (int i = 0; i < d; i++) {
+        double v = m[i] * p[i];
+        k += v * p[i];
+        ps_beg[i] = ps_end[i] = v;
+        rho[i] += p[i];
+        p_beg[i] = p_end[i] = p[i];
+    }
+    double e = -w->z.lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
 }
 
 /* Extends the trajectory by 2^depth leapfrog steps in direction sign from
@@ -241,16 +299,11 @@ static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, d
         int bad = ham_leapfrog(w->h, sign * w->eps, 1, w->z.q, w->z.p, w->z.g, &w->z.lp,
                                w->scratch);
         w->n_leapfrog++;
-        double h = bad ? INFINITY : hamiltonian(w, &w->z);
+        double e = leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end), h = bad ? INFINITY : e;
         if (h - H0 > MC_MAX_DELTA_H) w->divergent = 1;
         *log_sum_weight = log_sum_exp(*log_sum_weight, H0 - h);
         w->sum_metro_prob += H0 - h > 0 ? 1.0 : exp(H0 - h);
         point_copy(z_propose, &w->z, d);
-        mc_dtau_dp(w->h, w->z.p, ps_beg);
-        memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
-        for (int i = 0; i < d; i++) rho[i] += w->z.p[i];
-        memcpy(p_beg, w->z.p, (size_t)d * sizeof(double));
-        memcpy(p_end, w->z.p, (size_t)d * sizeof(double));
         return !w->divergent;
     }
     level *L = &w->lv[depth];
@@ -273,11 +326,8 @@ static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, d
      * rho_init then becomes the subtree's rho (its last use) */
     double *rho_sub = L->rho_init;
     int persist;
-    double *tmp = w->scratch;
-    vadd(tmp, L->rho_init, L->p_final_beg, d);
-    persist = criterion(ps_beg, L->ps_final_beg, tmp, d);
-    vadd(tmp, L->rho_final, L->p_init_end, d);
-    persist = persist && criterion(L->ps_init_end, ps_end, tmp, d);
+    persist = criterion_sum(ps_beg, L->ps_final_beg, L->rho_init, L->p_final_beg, d);
+    persist = persist && criterion_sum(L->ps_init_end, ps_end, L->rho_final, L->p_init_end, d);
     vadd(rho_sub, L->rho_init, L->rho_final, d);
     for (int i = 0; i < d; i++) rho[i] += rho_sub[i];
     persist = persist && criterion(ps_beg, ps_end, rho_sub, d);
@@ -343,10 +393,8 @@ static void nuts_transition(nuts_ws *w, point *cur, trans_stats *st) {
         log_sum_weight = log_sum_exp(log_sum_weight, lsw_sub);
         vadd(w->rho, w->rho_bck, w->rho_fwd, d);
         int persist = criterion(w->ps_bb, w->ps_ff, w->rho, d);
-        vadd(w->rho_ext, w->rho_bck, w->p_fb, d);
-        persist = persist && criterion(w->ps_bb, w->ps_fb, w->rho_ext, d);
-        vadd(w->rho_ext, w->rho_fwd, w->p_bf, d);
-        persist = persist && criterion(w->ps_bf, w->ps_ff, w->rho_ext, d);
+        persist = persist && criterion_sum(w->ps_bb, w->ps_fb, w->rho_bck, w->p_fb, d);
+        persist = persist && criterion_sum(w->ps_bf, w->ps_ff, w->rho_fwd, w->p_bf, d);
         if (!persist) break;
     }
     st->n_leapfrog = w->n_leapfrog;

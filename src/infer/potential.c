@@ -24,11 +24,16 @@ void inf_potential_fast_reset(inf_potential *p) {
     p->prog = NULL;
     p->fast_state = 0;
     p->fast_verify = FAST_VERIFY;
+    bk_prog_free(p->vprog);
+    p->vprog = NULL;
+    p->vals_state = 0;
+    p->vals_verify = FAST_VERIFY;
 }
 
 void inf_potential_free(inf_potential *p) {
     if (!p) return;
     bk_prog_free(p->prog);
+    bk_prog_free(p->vprog);
     inf_enum_free(p->en);
     inf_latents_free(p->lat, p->nlat);
     free(p);
@@ -73,9 +78,12 @@ static int unconstrain_process(rt_vm *vm, rt_handler *h, rt_msg *m) {
     }
     bk_tensor *ld = NULL;
     bk_tensor *x = st->leaf[i] ? sl_to_constrained(c, &sup, st->leaf[i], L->ndim, L->shape, &ld) : NULL;
+    bool real = sup.kind == SL_C_REAL;
     sl_constraint_clear(&sup);
     if (!x) return rt_fail_bk(vm, m->loc);
-    bk_tensor *acc = bk_add(c, st->logdet, ld);
+    /* the real line's log-det, the constant +0, adds nothing: the running
+     * sum starts at +0 and so is never -0, and adding +0 leaves its bits */
+    bk_tensor *acc = real ? bk_retain(st->logdet) : bk_add(c, st->logdet, ld);
     bk_release(ld);
     if (!acc) {
         bk_release(x);
@@ -101,6 +109,7 @@ int inf_potential_init(rt_vm *vm, rt_func *model, const rt_record *data, rt_loc 
     p->loc = loc;
     p->fast = true;
     p->fast_verify = FAST_VERIFY;
+    p->vals_verify = FAST_VERIFY;
     /* continuous latents here; the discrete ones are summed out */
     if (inf_latents_discover(vm, model, data, loc, NULL, &p->lat, &p->nlat, &p->dim)) {
         free(p);
@@ -159,15 +168,25 @@ int inf_potential_run(inf_potential *p, const double *q, bool grad, rt_handler *
     return 0;
 }
 
-/* The model run under the handlers; with `record`, its ops become p->prog. */
+/* Whether site s holds a value of a draw (inf_potential_values, mcmc.c). */
+static bool draw_site(const rt_site *s) { return s->kind == RT_SITE_SAMPLE || s->kind == RT_SITE_DETERMINISTIC; }
+
+enum { REC_NONE, REC_POTENTIAL, REC_VALUES };
+
+/* The model run under the handlers; with `record`, its ops become p->prog
+ * (REC_POTENTIAL: the log density) or p->vprog (REC_VALUES: the values of
+ * the trace's draw sites; grad NULL, keep set). */
 static int eval_interp(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep,
-                       bool record) {
+                       int record) {
     rt_vm *vm = p->vm;
     bk_ctx *c = vm->bk;
     int64_t d = p->dim;
     bk_tape_reset(c);
     bk_rng rng0 = vm->rng;
-    if (record && bk_prog_begin(c)) record = false;
+    if (record && bk_prog_begin(c)) {
+        bk_clearerr(c);
+        record = REC_NONE;
+    }
     bk_tensor *leaf_small[16] = {NULL};
     bk_tensor **leaf = p->nlat <= 16 ? leaf_small : calloc((size_t)p->nlat, sizeof *leaf);
     if (!leaf) return rt_fail(vm, 5, p->loc, "out of memory");
@@ -185,8 +204,16 @@ static int eval_interp(inf_potential *p, const double *q, double *logp, double *
     if (record) {
         /* a random draw made while recording would be a stale constant */
         if (memcmp(&rng0, &vm->rng, sizeof rng0) != 0) bk_prog_taint(c, "the model draws random numbers");
-        p->prog = bk_prog_end(c, rc == 0 ? lp : NULL, p->fast_why, sizeof p->fast_why);
-        if (rc == 0) p->fast_state = p->prog ? 1 : 2;
+        if (record == REC_POTENTIAL) {
+            p->prog = bk_prog_end(c, rc == 0 ? lp : NULL, p->fast_why, sizeof p->fast_why);
+            if (rc == 0) p->fast_state = p->prog ? 1 : 2;
+        } else {
+            if (rc) bk_prog_taint(c, "the run failed");
+            for (int i = 0; rc == 0 && i < tr.n; i++)
+                if (draw_site(&tr.sites[i])) bk_prog_output(c, tr.sites[i].value);
+            p->vprog = bk_prog_end(c, NULL, NULL, 0);
+            if (rc == 0) p->vals_state = p->vprog ? 1 : 2;
+        }
     }
     if (rc == 0) {
         *logp = bk_item(lp);
@@ -267,6 +294,66 @@ int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *
         int rc = eval_fast(p, q, logp, grad);
         if (rc <= 0) return rc;
     }
-    bool record = !keep && grad && p->fast && p->fast_state == 0;
+    int record = !keep && grad && p->fast && p->fast_state == 0 ? REC_POTENTIAL : REC_NONE;
     return eval_interp(p, q, logp, grad, keep, record);
+}
+
+/* The draw sites' values in tr as v[0 .. n): the number of values there
+ * (more than n: only n written). */
+static int64_t trace_values(const rt_trace *tr, double *v, int64_t n) {
+    int64_t m = 0;
+    for (int i = 0; i < tr->n; i++) {
+        const rt_site *s = &tr->sites[i];
+        if (!draw_site(s)) continue;
+        if (m + s->value->numel <= n) bk_copy_out(s->value, v + m);
+        m += s->value->numel;
+    }
+    return m;
+}
+
+/* An interpreted run at q without a gradient (REC_VALUES: recording
+ * p->vprog): its values into v, 1 when they are not n. */
+static int values_interp(inf_potential *p, const double *q, double *v, int64_t n, int record) {
+    bk_ctx *c = p->vm->bk;
+    bool g = bk_set_grad_enabled(c, false);
+    rt_trace tr;
+    double lp;
+    int rc = eval_interp(p, q, &lp, NULL, &tr, record);
+    bk_set_grad_enabled(c, g);
+    if (rc) return -1;
+    int64_t m = trace_values(&tr, v, n);
+    rt_trace_clear(&tr);
+    return m == n ? 0 : 1;
+}
+
+int inf_potential_values(inf_potential *p, const double *q, double *v, int64_t n) {
+    if (p->en || !p->fast || p->vals_state == 2) return 1;
+    if (p->vals_state == 0) {
+        int rc = values_interp(p, q, v, n, REC_VALUES);
+        if (rc == 0 && p->vprog && bk_prog_outputs_numel(p->vprog) != n) rc = 1;
+        if (rc == 1) { /* (the values are not the caller's columns) */
+            bk_prog_free(p->vprog);
+            p->vprog = NULL;
+            p->vals_state = 2;
+        }
+        return rc;
+    }
+    bk_prog_io io = {.x = q, .outs = v};
+    if (bk_prog_exec(p->vprog, p->vm->bk, &io)) return 1; /* a guard failed: the trace answers */
+    if (p->vals_verify <= 0) return 0;
+    double small[64], *w = n <= 64 ? small : malloc(sizeof *w * (size_t)n);
+    if (!w) return 1;
+    int rc = values_interp(p, q, w, n, REC_NONE);
+    if (rc == 0) {
+        if (memcmp(v, w, sizeof *w * (size_t)n) == 0) { /* (bits: the draws are written as they are) */
+            p->vals_verify--;
+        } else { /* never use the program again; this draw takes the interpreted values */
+            memcpy(v, w, sizeof *w * (size_t)n);
+            bk_prog_free(p->vprog);
+            p->vprog = NULL;
+            p->vals_state = 2;
+        }
+    }
+    if (w != small) free(w);
+    return rc;
 }

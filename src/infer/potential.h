@@ -27,7 +27,13 @@ typedef struct inf_potential {
     long fast_replays;       /* evaluations the program answered */
     long fast_misses;        /* replays a guard stopped (interpreted instead) */
     char fast_why[160];      /* why the recording was refused (state 2) */
-    struct inf_enum *en;     /* discrete latents summed out (enumerate.c), or NULL */
+    /* The same for the values of a draw (inf_potential_values): the ops
+     * from the point to the latent and deterministic sites' values,
+     * recorded without a gradient. */
+    int vals_state;          /* 0: not recorded yet, 1: replaying, 2: off */
+    int vals_verify;         /* replays still to check */
+    struct bk_prog *vprog;
+        struct inf_enum *en;     /* discrete latents summed out (enumerate.c), or NULL */
 } inf_potential;
 
 /* Discover the latent sites by one prototype run: the continuous ones go
@@ -43,6 +49,13 @@ void inf_potential_fast_reset(inf_potential *p);
  * q.  When keep != NULL it receives the run's trace (constrained values,
  * deterministic sites); the caller clears it.  0, or -1 with an error. */
 int inf_potential_eval(inf_potential *p, const double *q, double *logp, double *grad, rt_trace *keep);
+/* The values of the latent (constrained) and deterministic sites of a run
+ * at q, in the order of the trace, as v[0 .. n) (the values inf_potential_eval's
+ * trace holds, bit for bit), by replaying the recorded ops of one such
+ * run when the model allows it.  0: done; 1: not done (n is not the
+ * number of values, or the model needs interpretation here: use the
+ * trace); -1 with an error. */
+int inf_potential_values(inf_potential *p, const double *q, double *v, int64_t n);
 /* One run of the model at q under trace (into *tr, initialized here) and
  * unconstrain, with `inner` (or NULL) as the innermost handler; leaf[]
  * (nlat entries, NULL on the first run) receives the sites' leaves, which
