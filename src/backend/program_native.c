@@ -3,13 +3,15 @@
  * and the reverse sweep accumulates adjoints in two more buffers, with no
  * tensor, tape record or allocation per replay.
  *
- * It covers the ops small models are made of: pointwise ops on single
+ * Here: the ops small models are made of: pointwise ops on single
  * elements and on vectors (one side may be a single element, broadcast),
  * where, the fused elementwise kernels (bk_fused), sums to one element and
  * a data matrix times a latent vector (BLAS dgemv, as the backend calls it).
- * Anything else (matmul, indexing, reductions along an axis, broadcasting
- * over two or more dimensions) leaves the program to the replay through
- * bk_apply (program.c).
+ * program_native_ops.c has the other kinds (broadcasting over any shapes,
+ * reductions and scans along an axis, indexing, concat, and any other op
+ * through its own kernel).  A program with an op none takes (more than
+ * BK_MAXIN inputs, a fused kernel on a view) is replayed through bk_apply
+ * (program.c).
  *
  * Bit-identity with the tape.  The sweep reproduces tensor.c's arithmetic
  * exactly, so a replay gives the interpreted evaluation's bits:
@@ -238,7 +240,7 @@ static inline double scalar_op(int op, double x, double y) {
     }
 }
 
-static int forward(bk_native *N, const nat_ins *J) {
+static void forward(bk_native *N, const nat_ins *J) {
     double *o = J->o;
     const int64_t n = J->n;
     switch (J->kind) {
@@ -273,10 +275,9 @@ static int forward(bk_native *N, const nat_ins *J) {
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
         break;
     }
-    default:
-        return bk__natx_forward(N, J);
+    default: /* program_native_ops.c's */
+        if (bk__natx_forward(N, J)) N->failed = 1;
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------ backward --- */
@@ -313,12 +314,12 @@ static inline void pass_scalar(bk_native *N, int mode, int32_t s, double v) {
     }
 }
 
-static int backward(bk_native *N, const nat_ins *J) {
+static void backward(bk_native *N, const nat_ins *J) {
     int32_t s = J->out;
     const double *o = J->o;
     const int64_t n = J->n;
     if (J->kind == K_SCALAR) {
-        if (!(N->has_s[s] | N->has_t[s])) return 0;
+        if (!(N->has_s[s] | N->has_t[s])) return;
         double g = N->as[s];
         if (N->has_t[s]) g += N->at[N->off[s]];
         double x = J->x[0][0], y = J->nin == 2 ? J->x[1][0] : 0;
@@ -332,7 +333,7 @@ static int backward(bk_native *N, const nat_ins *J) {
         }
         if (J->pass[0]) pass_scalar(N, J->pass[0], J->src[0], g * d.d[0]);
         if (J->nin == 2 && J->pass[1]) pass_scalar(N, J->pass[1], J->src[1], g * d.d[1]);
-        return 0;
+        return;
     }
     /* a general record: its gradient is the tensor adjoint plus the scalar one */
     double *g = N->at + N->off[s];
@@ -340,8 +341,11 @@ static int backward(bk_native *N, const nat_ins *J) {
         g[0] = N->has_t[s] ? g[0] + N->as[s] : N->as[s];
         N->has_t[s] = 1;
     }
-    if (!N->has_t[s]) return 0;
-    if (J->kind >= K_BMAP) return bk__natx_backward(N, J, g);
+    if (!N->has_t[s]) return;
+    if (J->kind >= K_BMAP) {
+        if (bk__natx_backward(N, J, g)) N->failed = 1;
+        return;
+    }
     double *c = N->scratch;
     if (J->kind == K_FUSED) {
         double *gx[BK_MAXIN] = {0};
@@ -350,7 +354,7 @@ static int backward(bk_native *N, const nat_ins *J) {
         J->fused->backward(n, J->x, J->inc, o, g, n == 1 ? 0 : 1, gx);
         for (int k = 0; k < J->nin; k++)
             if (gx[k]) accumulate(N, J->src[k], gx[k], n);
-        return 0;
+        return;
     }
     for (int k = 0; k < J->nin; k++) {
         if (J->src[k] < 0 || !N->rg[J->src[k]]) continue;
@@ -392,7 +396,6 @@ static int backward(bk_native *N, const nat_ins *J) {
         }
         accumulate(N, J->src[k], c, n);
     }
-    return 0;
 }
 
 /* -------------------------------------------------------------- replay --- */
@@ -412,6 +415,7 @@ static bool guard_ok(const bk_native *N, const prog_guard *g) {
 
 /* A replay that stops (a guard, a failed op): nothing is kept. */
 static int natx_fail(bk_native *N) {
+    N->failed = 0;
     bk__natx_done(N);
     return 1;
 }
@@ -429,7 +433,8 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
         if (p->guards[i].on_input && !guard_ok(N, &p->guards[i])) return 1;
     for (size_t i = 0; i < N->nins; i++) {
         const nat_ins *J = &N->ins[i];
-        if (forward(N, J)) return natx_fail(N);
+        forward(N, J);
+        if (N->failed) return natx_fail(N);
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
             if (!guard_ok(N, &p->guards[g - 1])) return natx_fail(N);
     }
@@ -446,7 +451,10 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     N->as[p->out] = 1.0; /* the seed d out / d out */
     N->has_s[p->out] = 1;
     for (size_t i = N->nins; i-- > 0;)
-        if (N->ins[i].rg && backward(N, &N->ins[i])) return natx_fail(N);
+        if (N->ins[i].rg) {
+            backward(N, &N->ins[i]);
+            if (N->failed) return natx_fail(N);
+        }
     bk__natx_done(N);
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];

@@ -53,6 +53,7 @@ struct bk_native {
     uint8_t *has_s, *has_t;
     double *scratch;              /* BK_MAXIN runs of the largest n */
     int64_t maxn;
+    uint8_t failed;               /* an op of program_native_ops.c failed in this replay */
 };
 
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not

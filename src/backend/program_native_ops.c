@@ -320,10 +320,15 @@ int bk__natx_compile(bk_native *N, const bk_prog *p, const prog_ins *I, bk_tenso
 
 /* ------------------------------------------------------------- forward --- */
 
-/* Next output index of a row-major walk over shape, moving the input
- * offsets off[] (nin of them) by their strides. */
-static inline void step(const natx *x, int nin, int64_t *idx, int64_t *off) {
-    for (int d = x->ndim - 1; d >= 0; d--) {
+/* The rows of a K_BMAP's output (its last axis; one row for a 0-d
+ * output): input k's elements of row r start at off[k] and step by
+ * x->st[k][last].  next_row moves off[] to the next row, walking the other
+ * axes in row-major order. */
+static inline int64_t row_len(const natx *x) { return x->ndim ? x->shape[x->ndim - 1] : 1; }
+static inline int64_t row_step(const natx *x, int k) { return x->ndim ? x->st[k][x->ndim - 1] : 0; }
+
+static inline void next_row(const natx *x, int nin, int64_t *idx, int64_t *off) {
+    for (int d = x->ndim - 2; d >= 0; d--) {
         for (int k = 0; k < nin; k++) off[k] += x->st[k][d];
         if (++idx[d] < x->shape[d]) return;
         for (int k = 0; k < nin; k++) off[k] -= x->st[k][d] * x->shape[d];
@@ -333,12 +338,29 @@ static inline void step(const natx *x, int nin, int64_t *idx, int64_t *off) {
 
 static void fw_bmap(const nat_ins *J) {
     const natx *x = J->ext;
+    const int64_t L = row_len(x), R = L ? J->n / L : 0;
+    const int64_t sa = row_step(x, 0), sb = J->nin > 1 ? row_step(x, 1) : 0, sc = J->nin > 2 ? row_step(x, 2) : 0;
     int64_t idx[BK_MAXDIM] = {0}, off[3] = {0, 0, 0};
-    const double *a = J->x[0], *b = J->nin > 1 ? J->x[1] : a, *c = J->nin > 2 ? J->x[2] : a;
-    for (int64_t k = 0; k < J->n; k++) {
-        if (J->op == BK_OP_WHERE) J->o[k] = a[off[0]] != 0 ? b[off[1]] : c[off[2]];
-        else J->o[k] = bk__pointwise(J->op, a[off[0]], J->nin == 2 ? b[off[1]] : 0);
-        step(x, J->nin, idx, off);
+    for (int64_t r = 0; r < R; r++, next_row(x, J->nin, idx, off)) {
+        const double *a = J->x[0] + off[0];
+        double *o = J->o + r * L;
+        if (J->nin == 1) {
+            for (int64_t j = 0; j < L; j++) o[j] = bk__pointwise(J->op, a[j * sa], 0);
+            continue;
+        }
+        const double *b = J->x[1] + off[1];
+        switch (J->op) { /* the commonest as plain loops (bk__pointwise's expressions) */
+        case BK_OP_ADD: for (int64_t j = 0; j < L; j++) o[j] = a[j * sa] + b[j * sb]; break;
+        case BK_OP_SUB: for (int64_t j = 0; j < L; j++) o[j] = a[j * sa] - b[j * sb]; break;
+        case BK_OP_MUL: for (int64_t j = 0; j < L; j++) o[j] = a[j * sa] * b[j * sb]; break;
+        case BK_OP_DIV: for (int64_t j = 0; j < L; j++) o[j] = a[j * sa] / b[j * sb]; break;
+        case BK_OP_WHERE: {
+            const double *c = J->x[2] + off[2];
+            for (int64_t j = 0; j < L; j++) o[j] = a[j * sa] != 0 ? b[j * sb] : c[j * sc];
+            break;
+        }
+        default: for (int64_t j = 0; j < L; j++) o[j] = bk__pointwise(J->op, a[j * sa], b[j * sb]);
+        }
     }
 }
 
@@ -460,25 +482,37 @@ static void give(bk_native *N, const nat_ins *J, int k, const double *c) {
 
 static bool wants(const bk_native *N, const nat_ins *J, int k) { return J->src[k] >= 0 && N->rg[J->src[k]]; }
 
-static void bw_bmap(bk_native *N, const nat_ins *J, const double *g) {
+/* Input k's gradient, shaped as the output, into c (the rules of
+ * ops_elementwise.c per element). */
+static void bmap_grad(const nat_ins *J, int k, const double *g, double *c) {
     const natx *x = J->ext;
-    const double *a = J->x[0], *b = J->nin > 1 ? J->x[1] : a, *o = J->o;
-    double *c = N->scratch;
+    const int64_t L = row_len(x), R = L ? J->n / L : 0;
+    const int64_t sa = row_step(x, 0), sb = J->nin > 1 ? row_step(x, 1) : 0;
+    int64_t idx[BK_MAXDIM] = {0}, off[3] = {0, 0, 0};
+    for (int64_t r = 0; r < R; r++, next_row(x, J->nin, idx, off)) {
+        const double *a = J->x[0] + off[0], *b = J->nin > 1 ? J->x[1] + off[1] : NULL;
+        const double *gr = g + r * L, *o = J->o + r * L;
+        double *cr = c + r * L;
+        switch (J->op) {
+        case BK_OP_ADD: memcpy(cr, gr, (size_t)L * sizeof *cr); break;
+        case BK_OP_SUB: for (int64_t j = 0; j < L; j++) cr[j] = k == 0 ? gr[j] : -gr[j]; break;
+        case BK_OP_MUL: for (int64_t j = 0; j < L; j++) cr[j] = k == 0 ? gr[j] * b[j * sb] : gr[j] * a[j * sa]; break;
+        case BK_OP_DIV:
+            for (int64_t j = 0; j < L; j++) cr[j] = k == 0 ? gr[j] / b[j * sb] : gr[j] * -(o[j] / b[j * sb]);
+            break;
+        case BK_OP_WHERE: for (int64_t j = 0; j < L; j++) cr[j] = (a[j * sa] != 0) == (k == 1) ? gr[j] : 0.0; break;
+        default:
+            for (int64_t j = 0; j < L; j++)
+                cr[j] = gr[j] * bk__pointwise_grad(J->op, a[j * sa], b ? b[j * sb] : 0, o[j]).d[k];
+        }
+    }
+}
+
+static void bw_bmap(bk_native *N, const nat_ins *J, const double *g) {
     for (int k = 0; k < J->nin; k++) {
         if (!wants(N, J, k) || (J->op == BK_OP_WHERE && k == 0)) continue;
-        int64_t idx[BK_MAXDIM] = {0}, off[3] = {0, 0, 0};
-        for (int64_t j = 0; j < J->n; j++) {
-            double y = J->nin == 2 ? b[off[1]] : 0;
-            switch (J->op) {
-            case BK_OP_ADD: c[j] = g[j]; break;
-            case BK_OP_SUB: c[j] = k == 0 ? g[j] : -g[j]; break;
-            case BK_OP_DIV: c[j] = k == 0 ? g[j] / y : g[j] * -(o[j] / y); break;
-            case BK_OP_WHERE: c[j] = (a[off[0]] != 0) == (k == 1) ? g[j] : 0.0; break;
-            default: c[j] = g[j] * bk__pointwise_grad(J->op, a[off[0]], y, o[j]).d[k];
-            }
-            step(x, J->nin, idx, off);
-        }
-        give(N, J, k, c);
+        bmap_grad(J, k, g, N->scratch);
+        give(N, J, k, N->scratch);
     }
 }
 

@@ -284,6 +284,37 @@ END_TEST
 START_TEST(replay_through_ops_wide) { run_case(case_wide, false, 0, 0, 0); }
 END_TEST
 
+/* An op called through its kernel that fails at a point (a Cholesky
+ * factor of a matrix that is not positive definite): the replay stops
+ * with 1 and leaves nothing behind; the next point replays again. */
+START_TEST(native_call_failure) {
+    arena a = {.c = bk_ctx_new(NULL)};
+    bk_ctx *c = a.c;
+    double q0[4] = {2.0, 0.5, 0.5, 3.0}, v, g[4];
+    ck_assert(bk_prog_begin(c) == 0);
+    bk_tensor *x = keep(&a, bk_from_f64(c, 2, SH(2, 2), q0));
+    bk_set_requires_grad(x, true);
+    bk_prog_input(c, x, 0);
+    bk_tensor *l = wsum(&a, keep(&a, bk_cholesky(c, x)));
+    bk_prog *p = bk_prog_end(c, l, NULL, 0);
+    ck_assert(p != NULL);
+    bk_tape_reset(c);
+    arena_clear(&a);
+    ck_assert(bk_prog_native(p));
+    ck_assert_int_eq(bk_prog_run(p, c, q0, &v, g), 0);
+    double bad[4] = {-1.0, 0.5, 0.5, 3.0}, vb, gb[4];
+    ck_assert_int_eq(bk_prog_run(p, c, bad, &vb, gb), 1);
+    ck_assert_uint_eq(bk_tape_len(c), 0);
+    bk_clearerr(c);
+    double v2, g2[4];
+    ck_assert_int_eq(bk_prog_run(p, c, q0, &v2, g2), 0);
+    ck_assert(memcmp(&v, &v2, sizeof v) == 0);
+    ck_assert(memcmp(g, g2, sizeof g) == 0);
+    bk_prog_free(p);
+    bk_ctx_free(c);
+}
+END_TEST
+
 /* -------------------------------------------------- an HMM under MCMC --- */
 
 static const char *HMM =
@@ -338,6 +369,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, native_concat_stack);
     tcase_add_test(tc, native_kernel_calls);
     tcase_add_test(tc, replay_through_ops_wide);
+    tcase_add_test(tc, native_call_failure);
     tcase_add_test(tc, hmm_potential_native);
     suite_add_tcase(s, tc);
     return s;
