@@ -16,4 +16,12 @@
 BK_OPS(BK_DECLARE_OP)
 #undef BK_DECLARE_OP
 
+/* The element offsets, into a contiguous tensor of x's shape, that op
+ * (INDEX with args a, INDEX_SELECT or GATHER with index tensor idx, axis
+ * a->axis) reads for its result, in row-major order (the offsets its
+ * backward rule scatter-adds the gradient at); *count of them.  NULL with
+ * an error set.  (ops_index.c, for the compiled replay.) */
+int64_t *bk__index_offsets(bk_ctx *ctx, int op, const bk_tensor *x, const bk_tensor *idx,
+                           const bk_opargs *a, int64_t *count);
+
 #endif

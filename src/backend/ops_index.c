@@ -680,3 +680,33 @@ int bk_bw_GATHER(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_tensor
     bk_free(ctx, offs);
     return gin[0] ? 0 : -1;
 }
+
+/* ------------------------------------------- offsets for the fast path --- */
+
+int64_t *bk__index_offsets(bk_ctx *ctx, int op, const bk_tensor *x, const bk_tensor *idx,
+                           const bk_opargs *a, int64_t *count)
+{
+    ix_plan p;
+    int64_t axis, strides[BK_MAXDIM], *offs;
+    bk_idx specs[BK_MAXDIM];
+    int n;
+    switch (op) {
+    case BK_OP_INDEX:
+        return contiguous_offsets(ctx, x, a->nidx, a->idx, &p, count);
+    case BK_OP_INDEX_SELECT:
+        if (norm_axis(ctx, "index_select", a->axis, x->ndim, &axis) < 0 ||
+            (n = select_specs(ctx, x, idx, axis, specs)) < 0)
+            return NULL;
+        return contiguous_offsets(ctx, x, n, specs, &p, count);
+    case BK_OP_GATHER:
+        rowmajor_strides(x->ndim, x->shape, strides);
+        if (norm_axis(ctx, "gather", a->axis, x->ndim, &axis) < 0 ||
+            !(offs = gather_offs(ctx, x, idx, axis, strides, 0)))
+            return NULL;
+        *count = idx->numel;
+        return offs;
+    default:
+        bk_seterr(ctx, "%s: not an indexing op", bk_optable[op].name);
+        return NULL;
+    }
+}

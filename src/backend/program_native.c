@@ -3,13 +3,15 @@
  * and the reverse sweep accumulates adjoints in two more buffers, with no
  * tensor, tape record or allocation per replay.
  *
- * It covers the ops small models are made of: pointwise ops on single
+ * Here: the ops small models are made of: pointwise ops on single
  * elements and on vectors (one side may be a single element, broadcast),
  * where, the fused elementwise kernels (bk_fused), sums to one element and
  * a data matrix times a latent vector (BLAS dgemv, as the backend calls it).
- * Anything else (matmul, indexing, reductions along an axis, broadcasting
- * over two or more dimensions) leaves the program to the replay through
- * bk_apply (program.c).
+ * program_native_ops.c has the other kinds (broadcasting over any shapes,
+ * reductions and scans along an axis, indexing, concat, and any other op
+ * through its own kernel).  A program with an op none takes (more than
+ * BK_MAXIN inputs, a fused kernel on a view) is replayed through bk_apply
+ * (program.c).
  *
  * Bit-identity with the tape.  The sweep reproduces tensor.c's arithmetic
  * exactly, so a replay gives the interpreted evaluation's bits:
@@ -25,46 +27,13 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
-#include "program_impl.h"
+#include "program_native.h"
 #undef I /* (complex.h, through cblas.h: this file names ops I) */
 #include "rng.h"
 
-enum { K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM, K_MATVEC };
-
-typedef struct nat_ins {
-    int16_t op;
-    uint8_t kind;
-    uint8_t nin;
-    uint8_t rg;                   /* the output needs a gradient (on the tape) */
-    int32_t out;                  /* slot */
-    int32_t guard;                /* 1 + first guard on out, 0: none */
-    int64_t n;                    /* output elements */
-    int32_t src[BK_MAXIN];        /* input slot, -1 for a constant */
-    const double *x[BK_MAXIN];    /* input values */
-    int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
-    const bk_fused *fused;
-    double *o;                    /* the output's values */
-    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
-    uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
-                                     adjoint, 2 a leaf's gradient */
-} nat_ins;
-
-struct bk_native {
-    nat_ins *ins;
-    size_t nins;
-    int32_t nslots;
-    int64_t *off;                 /* per slot: first element in val / at */
-    int64_t *numel;
-    uint8_t *rg;                  /* per slot: needs a gradient */
-    uint8_t *leaf;                /* per slot: an input */
-    double *val, *at, *as;
-    uint8_t *has_s, *has_t;
-    double *scratch;              /* BK_MAXIN runs of the largest n */
-    int64_t maxn;
-};
-
 void bk__native_free(bk_ctx *ctx, bk_native *n) {
     if (!n) return;
+    for (size_t i = 0; n->ins && i < n->nins; i++) bk__natx_free(ctx, n->ins[i].ext);
     bk_free(ctx, n->ins);
     bk_free(ctx, n->off);
     bk_free(ctx, n->numel);
@@ -161,6 +130,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
     bk_native *n = bk_malloc(ctx, sizeof *n);
     if (!n) return NULL;
     memset(n, 0, sizeof *n);
+    n->ctx = ctx;
     int32_t S = p->nslots;
     n->nslots = S;
     n->ins = bk_malloc(ctx, (p->nins ? p->nins : 1) * sizeof *n->ins);
@@ -172,11 +142,14 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
     n->has_s = bk_malloc(ctx, (size_t)S);
     n->has_t = bk_malloc(ctx, (size_t)S);
     if (!n->ins || !n->off || !n->numel || !n->rg || !n->leaf || !n->as || !n->has_s || !n->has_t) goto fail;
+    memset(n->ins, 0, (p->nins ? p->nins : 1) * sizeof *n->ins);
+    n->nins = p->nins; /* (every ext NULL until compiled: bk__native_free) */
     int64_t total = 0;
     n->maxn = 1;
     for (int32_t s = 0; s < S; s++) {
         const bk_tensor *t = held[s];
-        if (!plain_f64(t)) goto fail;
+        /* (any layout: a slot's values are a contiguous run of val) */
+        if (t->dtype != BK_F64 || t->st->dev != &bk_cpu_device) goto fail;
         n->off[s] = total;
         n->numel[s] = t->numel;
         n->rg[s] = t->requires_grad;
@@ -198,7 +171,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         for (int k = 0; k < I->nin; k++) {
             int32_t s = p->srcs[I->src + k];
             in[k] = s >= 0 ? held[s] : p->consts[-s - 1];
-            if (!plain_f64(in[k])) goto fail;
+            if (s < 0 && !plain_f64(in[k])) goto fail;
             /* a gradient the tape would give a tensor the program does not own */
             if (s < 0 && in[k]->requires_grad) goto fail;
             J->src[k] = s >= 0 ? s : -1;
@@ -206,6 +179,13 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         }
         const bk_tensor *out = held[I->out];
         int kind = kind_of(p, I, in, out);
+        /* a view (an index's result) as an input: its slot holds its
+         * values in order, which the elementwise kinds, the sum and
+         * program_native_ops.c's kinds read as the op would; the fused
+         * kernels and BLAS are not given one */
+        for (int k = 0; (kind == K_FUSED || kind == K_MATVEC) && k < I->nin; k++)
+            if (J->src[k] >= 0 && !plain_f64(in[k])) kind = -1;
+        if (kind < 0) kind = bk__natx_compile(n, p, I, in, out, J);
         if (kind < 0) goto fail;
         J->op = I->op;
         J->kind = (uint8_t)kind;
@@ -229,7 +209,6 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         for (int k = 0; k < I->nin; k++)
             J->inc[k] = in[k]->numel == 1 && (J->n != 1 || kind == K_FUSED) ? 0 : 1;
     }
-    n->nins = p->nins;
     return n;
 fail:
     bk__native_free(ctx, n);
@@ -296,6 +275,8 @@ static void forward(bk_native *N, const nat_ins *J) {
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
         break;
     }
+    default: /* program_native_ops.c's */
+        if (bk__natx_forward(N, J)) N->failed = 1;
     }
 }
 
@@ -317,6 +298,8 @@ static void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
     }
     N->has_t[s] = 1;
 }
+
+void bk__nat_accumulate(bk_native *N, int32_t s, const double *c, int64_t m) { accumulate(N, s, c, m); }
 
 /* d out / d input s of a scalar record, passed on as the tape does: to a
  * leaf's gradient (mode 2) or the scalar adjoint of the op that made it. */
@@ -359,6 +342,10 @@ static void backward(bk_native *N, const nat_ins *J) {
         N->has_t[s] = 1;
     }
     if (!N->has_t[s]) return;
+    if (J->kind >= K_BMAP) {
+        if (bk__natx_backward(N, J, g)) N->failed = 1;
+        return;
+    }
     double *c = N->scratch;
     if (J->kind == K_FUSED) {
         double *gx[BK_MAXIN] = {0};
@@ -438,6 +425,13 @@ static bool guard_ok(const bk_native *N, const prog_guard *g) {
     return true;
 }
 
+/* A replay that stops (a guard, a failed op): nothing is kept. */
+static int natx_fail(bk_native *N) {
+    N->failed = 0;
+    bk__natx_done(N);
+    return 1;
+}
+
 int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
@@ -452,8 +446,9 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     for (size_t i = 0; i < N->nins; i++) {
         const nat_ins *J = &N->ins[i];
         forward(N, J);
+        if (N->failed) return natx_fail(N);
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
-            if (!guard_ok(N, &p->guards[g - 1])) return 1;
+            if (!guard_ok(N, &p->guards[g - 1])) return natx_fail(N);
     }
     if (io->outs) {
         double *v = io->outs;
@@ -471,14 +466,21 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     io->value = N->val[N->off[p->out]];
     if (p->result >= 0) io->result = N->val[N->off[p->result]];
     double *grad = io->grad;
-    if (!grad) return 0;
+    if (!grad) {
+        bk__natx_done(N);
+        return 0;
+    }
     memset(N->has_s, 0, (size_t)N->nslots);
     memset(N->has_t, 0, (size_t)N->nslots);
     memset(N->as, 0, (size_t)N->nslots * sizeof *N->as);
     N->as[p->out] = 1.0; /* the seed d out / d out */
     N->has_s[p->out] = 1;
     for (size_t i = N->nins; i-- > 0;)
-        if (N->ins[i].rg) backward(N, &N->ins[i]);
+        if (N->ins[i].rg) {
+            backward(N, &N->ins[i]);
+            if (N->failed) return natx_fail(N);
+        }
+    bk__natx_done(N);
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
         /* (a noise input does not need a gradient: its slot is never passed one) */
@@ -489,4 +491,8 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
         else memset(grad + in->offset, 0, (size_t)in->numel * sizeof *grad);
     }
     return 0;
+}
+
+int bk__native_kind(const bk_prog *p, size_t i) {
+    return p && p->nat && i < p->nat->nins ? p->nat->ins[i].kind : -1;
 }

@@ -1,0 +1,82 @@
+/* program_native.h - the compiled replay's instruction and buffers, shared
+ * by program_native.c (compiling, the elementwise kinds, the replay loop)
+ * and program_native_ops.c (the kinds for broadcasting, reductions, scans,
+ * indexing, concatenation, and any other op called through its kernel). */
+#ifndef PPL_BACKEND_PROGRAM_NATIVE_H
+#define PPL_BACKEND_PROGRAM_NATIVE_H
+
+#include "program_impl.h"
+
+enum {
+    K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM, K_MATVEC,
+    /* program_native_ops.c */
+    K_BMAP,   /* pointwise op or where with broadcasting over any shapes */
+    K_RED,    /* sum, mean, max, min, prod, logsumexp along an axis or all */
+    K_SCAN,   /* cumsum, softmax, log_softmax along an axis */
+    K_GATHER, /* out[i] = x[offs[i]]: index, index_select, gather, expand,
+                 reshape, transpose, contiguous */
+    K_CONCAT, /* concat, stack */
+    K_CALL    /* any other op: its kernel and backward rule on tensors */
+};
+
+typedef struct natx natx; /* a program_native_ops.c kind's own data */
+
+typedef struct nat_ins {
+    int16_t op;
+    uint8_t kind;
+    uint8_t nin;
+    uint8_t rg;                   /* the output needs a gradient (on the tape) */
+    int32_t out;                  /* slot */
+    int32_t guard;                /* 1 + first guard on out, 0: none */
+    int64_t n;                    /* output elements */
+    int32_t src[BK_MAXIN];        /* input slot, -1 for a constant */
+    const double *x[BK_MAXIN];    /* input values */
+    int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
+    const bk_fused *fused;
+    double *o;                    /* the output's values */
+    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
+    uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
+                                     adjoint, 2 a leaf's gradient */
+    natx *ext;                    /* the kinds from K_BMAP on, else NULL */
+} nat_ins;
+
+struct bk_native {
+    bk_ctx *ctx;
+    nat_ins *ins;
+    size_t nins;
+    int32_t nslots;
+    int64_t *off;                 /* per slot: first element in val / at */
+    int64_t *numel;
+    uint8_t *rg;                  /* per slot: needs a gradient */
+    uint8_t *leaf;                /* per slot: an input */
+    double *val, *at, *as;
+    uint8_t *has_s, *has_t;
+    double *scratch;              /* BK_MAXIN runs of the largest n */
+    int64_t maxn;
+    uint8_t failed;               /* an op of program_native_ops.c failed in this replay */
+};
+
+/* The kind (K_*) of compiled instruction i of p, -1 when p is not
+ * compiled (for the tests). */
+int bk__native_kind(const bk_prog *p, size_t i);
+
+/* The tensor adjoint of slot s += c (m elements: s's own, or its single
+ * element gets the four-way sum of c), as tensor.c's accumulate. */
+void bk__nat_accumulate(bk_native *N, int32_t s, const double *c, int64_t m);
+
+/* program_native_ops.c.  The kind of instruction I (inputs in, output out
+ * as recorded) among K_BMAP ... K_CALL, its data in J->ext; -1 when none
+ * applies (the program is then replayed through bk_apply), or out of
+ * memory.  */
+int bk__natx_compile(bk_native *N, const bk_prog *p, const prog_ins *pi, bk_tensor *const *in,
+                     const bk_tensor *out, nat_ins *J);
+void bk__natx_free(bk_ctx *ctx, natx *x);
+/* J's forward into J->o; 0, or -1 when the op failed (K_CALL). */
+int bk__natx_forward(bk_native *N, const nat_ins *J);
+/* J's backward, g its output's gradient: contributions accumulated into
+ * its inputs' tensor adjoints; 0 or -1. */
+int bk__natx_backward(bk_native *N, const nat_ins *J, const double *g);
+/* Drop what K_CALL instructions hold from the last replay. */
+void bk__natx_done(bk_native *N);
+
+#endif

@@ -1,0 +1,384 @@
+/* test_program_native.c - the compiled replay's kinds beyond the elementwise
+ * ones (src/backend/program_native_ops.c): pointwise ops broadcast over
+ * two dimensions, reductions and scans along an axis, indexing (slices,
+ * ints, newaxis, a constant index tensor, index_select, gather), expand,
+ * reshape, transpose, concat and stack, and ops called through their own
+ * kernels (matmul, cholesky, logdet).  For each, a program recorded from
+ * the backend's ops is compiled (bk_prog_native) and its replays at random
+ * points give the value and gradient of an interpreted evaluation (the
+ * ops again, then bk_backward) bit for bit; the gradient matches central
+ * differences.  A program the compiler refuses (a stack of five tensors)
+ * is replayed through the ops with the same bits.  At the model level, an
+ * HMM with Dirichlet priors (the shape of bench/hmm_cat_model.ppl) runs
+ * compiled in the MCMC potential with the interpreted results. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "potential.h"
+#include "program.h"
+#include "program_native.h"
+#include "rng.h"
+#include "tensor.h"
+#include "vm_fixture.h"
+
+/* the tensors one evaluation makes, released together */
+typedef struct arena {
+    bk_ctx *c;
+    bk_tensor *t[512];
+    int n;
+} arena;
+
+static bk_tensor *keep(arena *a, bk_tensor *t) {
+    ck_assert_msg(t != NULL, "%s", bk_errmsg(a->c));
+    ck_assert(a->n < 512);
+    a->t[a->n++] = t;
+    return t;
+}
+
+static void arena_clear(arena *a) {
+    while (a->n > 0) bk_release(a->t[--a->n]);
+}
+
+/* a constant of the given shape with values 0.3, -0.45, 0.6, ... (offset by b) */
+static bk_tensor *konst(arena *a, int nd, const int64_t *shape, double b) {
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++) n *= shape[d];
+    double v[64];
+    ck_assert(n <= 64);
+    for (int64_t i = 0; i < n; i++) v[i] = b + (i % 2 ? -0.45 : 0.3) * (double)(1 + i % 5) / 3.0;
+    return keep(a, bk_from_f64(a->c, nd, shape, v));
+}
+
+/* sum(t * w) for fixed weights w of t's shape: every element of t counts */
+static bk_tensor *wsum(arena *a, bk_tensor *t) {
+    bk_tensor *w = konst(a, t->ndim, t->shape, 0.7);
+    return keep(a, bk_sum_all(a->c, keep(a, bk_mul(a->c, t, w))));
+}
+
+static bk_tensor *add(arena *a, bk_tensor *x, bk_tensor *y) { return keep(a, bk_add(a->c, x, y)); }
+
+typedef bk_tensor *(*build_fn)(arena *a, bk_tensor *x);
+
+#define SH(...) ((const int64_t[]){__VA_ARGS__})
+
+/* ----------------------------------------------------------- the cases --- */
+
+/* broadcasting: latent [3, 4] against [1, 4], [3, 1], [4] (constants and
+ * latents), pow with a latent exponent, maximum, minimum, comparisons,
+ * where, and erf (no elementwise rule in program_native.c) */
+static bk_tensor *case_bmap(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_tensor *row = konst(a, 2, SH(1, 4), 0.2), *col = konst(a, 2, SH(3, 1), -0.1);
+    bk_tensor *b = add(a, keep(a, bk_mul(c, x, row)), col);
+    bk_tensor *s = keep(a, bk_reduce(c, BK_OP_SUM, keep(a, bk_unop(c, BK_OP_EXP, x)), 1, true)); /* [3, 1] */
+    bk_tensor *d = keep(a, bk_div(c, x, s));
+    bk_tensor *e = keep(a, bk_sub(c, x, keep(a, bk_reduce(c, BK_OP_MEAN, x, 0, true)))); /* [1, 4] */
+    bk_tensor *sp = keep(a, bk_unop(c, BK_OP_SOFTPLUS, x));
+    bk_tensor *p1 = keep(a, bk_pow(c, sp, konst(a, 1, SH(4), 1.1)));
+    bk_tensor *p2 = keep(a, bk_pow(c, sp, x));
+    bk_tensor *mx = keep(a, bk_binop(c, BK_OP_MAXIMUM, x, col));
+    bk_tensor *mn = keep(a, bk_binop(c, BK_OP_MINIMUM, s, x));
+    bk_tensor *cmp = keep(a, bk_binop(c, BK_OP_GT, x, row));
+    bk_tensor *w1 = keep(a, bk_where(c, cmp, b, e));
+    double cv[3] = {1, 0, 1};
+    bk_tensor *cond = keep(a, bk_from_f64(c, 2, SH(3, 1), cv));
+    bk_tensor *w2 = keep(a, bk_where(c, cond, x, s));
+    bk_tensor *er = keep(a, bk_unop(c, BK_OP_ERF, x));
+    bk_tensor *l = wsum(a, b);
+    bk_tensor *parts[] = {d, e, p1, p2, mx, mn, w1, w2, er};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) l = add(a, l, wsum(a, parts[i]));
+    return l;
+}
+
+/* reductions along each axis (with and without keepdim) and over all, of
+ * a 2-D and a 3-D tensor */
+static bk_tensor *case_red(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_tensor *x3 = keep(a, bk_reshape(c, x, 3, SH(2, 3, 2)));
+    struct { int op; bk_tensor *t; int64_t axis; bool keep; } r[] = {
+        {BK_OP_SUM, x, 0, false},       {BK_OP_SUM, x, 1, true},        {BK_OP_SUM, x3, 1, false},
+        {BK_OP_MEAN, x, 1, false},      {BK_OP_MAX, x, 0, false},       {BK_OP_MIN, x, 1, true},
+        {BK_OP_PROD, x, 0, false},      {BK_OP_LOGSUMEXP, x, 1, false}, {BK_OP_LOGSUMEXP, x, BK_ALL_AXES, false},
+        {BK_OP_MAX, x3, BK_ALL_AXES, false}, {BK_OP_PROD, x3, 2, true}, {BK_OP_MEAN, x3, -1, false},
+    };
+    bk_tensor *l = keep(a, bk_sum_all(c, x));
+    for (size_t i = 0; i < sizeof r / sizeof *r; i++)
+        l = add(a, l, wsum(a, keep(a, bk_reduce(c, r[i].op, r[i].t, r[i].axis, r[i].keep))));
+    return l;
+}
+
+static bk_tensor *scan(arena *a, int op, bk_tensor *t, int64_t axis) {
+    bk_opargs args;
+    memset(&args, 0, sizeof args);
+    args.axis = axis;
+    return keep(a, bk_apply(a->c, op, 1, &t, &args));
+}
+
+static bk_tensor *case_scan(arena *a, bk_tensor *x) {
+    bk_tensor *x3 = keep(a, bk_reshape(a->c, x, 3, SH(2, 3, 2)));
+    bk_tensor *l = wsum(a, scan(a, BK_OP_CUMSUM, x, 0));
+    l = add(a, l, wsum(a, scan(a, BK_OP_CUMSUM, x, 1)));
+    l = add(a, l, wsum(a, scan(a, BK_OP_SOFTMAX, x, 1)));
+    l = add(a, l, wsum(a, scan(a, BK_OP_LOG_SOFTMAX, x, 0)));
+    l = add(a, l, wsum(a, scan(a, BK_OP_SOFTMAX, x3, 1)));
+    return add(a, l, wsum(a, scan(a, BK_OP_CUMSUM, x3, -1)));
+}
+
+static bk_idx slice(int64_t start, int64_t stop, int64_t step) {
+    return (bk_idx){.kind = BK_IDX_SLICE, .start = start, .stop = stop, .step = step};
+}
+
+/* indexing and the ops that pick elements; their results (views) feed
+ * elementwise ops */
+static bk_tensor *case_gather(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_idx i1[2] = {slice(1, 3, 1), {.kind = BK_IDX_INT, .start = 2}};
+    bk_idx i2[3] = {{.kind = BK_IDX_NEWAXIS}, slice(0, 3, 2), slice(3, 0, -1)};
+    double iv[3] = {2, 0, 2};
+    bk_tensor *it = keep(a, bk_from_f64(c, 1, SH(3), iv));
+    bk_idx i3[2] = {slice(0, 3, 1), {.kind = BK_IDX_TENSOR, .idx = it}};
+    double sv[4] = {2, 2, 0, 1}, gv[6] = {0, 3, 1, 1, 2, 0};
+    bk_tensor *sel = keep(a, bk_from_f64(c, 1, SH(4), sv)), *gi = keep(a, bk_from_f64(c, 2, SH(3, 2), gv));
+    bk_tensor *v1 = keep(a, bk_index(c, x, 2, i1));
+    bk_tensor *v2 = keep(a, bk_index(c, x, 3, i2));
+    bk_tensor *v3 = keep(a, bk_index(c, x, 2, i3));
+    bk_tensor *v4 = keep(a, bk_index_select(c, x, 0, sel));
+    bk_tensor *v5 = keep(a, bk_gather(c, x, 1, gi));
+    bk_tensor *s0 = keep(a, bk_reduce(c, BK_OP_SUM, x, 0, true));
+    bk_tensor *v6 = keep(a, bk_expand(c, s0, 3, SH(2, 3, 4)));
+    bk_tensor *v7 = keep(a, bk_reshape(c, x, 2, SH(2, 6)));
+    bk_tensor *tr = keep(a, bk_transpose(c, x, 0, 1));
+    bk_tensor *v8 = keep(a, bk_unop(c, BK_OP_EXP, tr)); /* an elementwise op on a view */
+    bk_tensor *v9 = keep(a, bk_contiguous(c, keep(a, bk_transpose(c, v2, 1, 2))));
+    bk_tensor *v10 = keep(a, bk_mul(c, v1, keep(a, bk_unop(c, BK_OP_SIN, v1))));
+    bk_tensor *parts[] = {v2, v3, v4, v5, v6, v7, v8, v9, v10, tr};
+    bk_tensor *l = wsum(a, v1);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) l = add(a, l, wsum(a, parts[i]));
+    return l;
+}
+
+static bk_tensor *case_concat(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_idx i1[2] = {slice(0, 3, 1), slice(0, 1, 1)};
+    bk_tensor *first = keep(a, bk_index(c, x, 2, i1));
+    bk_tensor *ex = keep(a, bk_unop(c, BK_OP_EXP, x));
+    bk_tensor *k = konst(a, 2, SH(3, 2), 0.0);
+    bk_tensor *c1 = keep(a, bk_concat(c, 4, (bk_tensor *[]){first, x, k, ex}, 1));
+    bk_tensor *c2 = keep(a, bk_concat(c, 2, (bk_tensor *[]){x, x}, 0)); /* one slot twice */
+    bk_tensor *s1 = keep(a, bk_stack(c, 2, (bk_tensor *[]){x, keep(a, bk_unop(c, BK_OP_SIN, x))}, 1));
+    bk_tensor *k4 = konst(a, 2, SH(3, 4), 0.1);
+    bk_tensor *s2 = keep(a, bk_stack(c, 3, (bk_tensor *[]){k4, ex, k4}, -1));
+    return add(a, add(a, wsum(a, c1), wsum(a, c2)), add(a, wsum(a, s1), wsum(a, s2)));
+}
+
+/* ops with no kind of their own: their kernels and rules, on tensors */
+static bk_tensor *case_call(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_tensor *xt = keep(a, bk_transpose(c, x, 0, 1));
+    bk_tensor *m = keep(a, bk_matmul(c, x, xt)); /* [3, 3] */
+    double eye[9] = {3, 0, 0, 0, 3, 0, 0, 0, 3};
+    bk_tensor *spd = add(a, m, keep(a, bk_from_f64(c, 2, SH(3, 3), eye)));
+    bk_tensor *ch = keep(a, bk_cholesky(c, spd));
+    bk_tensor *ld = keep(a, bk_logdet(c, spd));
+    bk_tensor *el = keep(a, bk_elu(c, x, 0.7));
+    return add(a, add(a, wsum(a, m), wsum(a, ch)), add(a, ld, wsum(a, el)));
+}
+
+/* five inputs to one op: more than a compiled instruction takes */
+static bk_tensor *case_wide(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_tensor *e = keep(a, bk_unop(c, BK_OP_EXP, x)), *s = keep(a, bk_unop(c, BK_OP_SIN, x));
+    bk_tensor *st = keep(a, bk_stack(c, 5, (bk_tensor *[]){x, e, s, e, x}, 0));
+    return wsum(a, keep(a, bk_reduce(c, BK_OP_LOGSUMEXP, st, 0, false)));
+}
+
+/* ------------------------------------------------------------ harness --- */
+
+/* The interpreted value and gradient at q. */
+static void interpreted(arena *a, build_fn f, const double *q, double *v, double *g) {
+    bk_tensor *x = keep(a, bk_from_f64(a->c, 2, SH(3, 4), q));
+    bk_set_requires_grad(x, true);
+    bk_tensor *l = f(a, x);
+    ck_assert_msg(bk_backward(a->c, l) == 0, "%s", bk_errmsg(a->c));
+    *v = bk_item(l);
+    ck_assert(x->grad != NULL);
+    bk_copy_out(x->grad, g);
+    bk_tape_reset(a->c);
+    arena_clear(a);
+}
+
+/* The number of p's instructions of kind k. */
+static int count_kind(const bk_prog *p, int k) {
+    int n = 0;
+    for (size_t i = 0; i < bk_prog_len(p); i++) n += bk__native_kind(p, i) == k;
+    return n;
+}
+
+/* Replays of f's program (compiled: native, with at least `want` of
+ * kind `kind` and `calls` K_CALL instructions) against interpretation. */
+static void run_case(build_fn f, bool native, int kind, int want, int calls) {
+    arena a = {.c = bk_ctx_new(NULL)};
+    bk_ctx *c = a.c;
+    double q0[12];
+    for (int i = 0; i < 12; i++) q0[i] = 0.9 * sin(1.3 * i + 0.4);
+    ck_assert(bk_prog_begin(c) == 0);
+    bk_tensor *x = keep(&a, bk_from_f64(c, 2, SH(3, 4), q0));
+    bk_set_requires_grad(x, true);
+    bk_prog_input(c, x, 0);
+    bk_tensor *l = f(&a, x);
+    char why[160];
+    bk_prog *p = bk_prog_end(c, l, why, sizeof why);
+    ck_assert_msg(p != NULL, "%s", why);
+    bk_tape_reset(c);
+    arena_clear(&a);
+    ck_assert_int_eq(bk_prog_native(p), native);
+    if (native) {
+        ck_assert_msg(count_kind(p, kind) >= want, "%d of kind %d", count_kind(p, kind), kind);
+        ck_assert_int_eq(count_kind(p, K_CALL), calls);
+    }
+    bk_rng r;
+    bk_rng_init(&r, 11, 0);
+    for (int t = 0; t < 25; t++) {
+        double q[12], v1, v2, g1[12], g2[12];
+        for (int i = 0; i < 12; i++) q[i] = t == 0 ? q0[i] : 3 * bk_rng_uniform(&r) - 1.5;
+        ck_assert_int_eq(bk_prog_run(p, c, q, &v1, g1), 0);
+        ck_assert_uint_eq(bk_tape_len(c), 0);
+        interpreted(&a, f, q, &v2, g2);
+        ck_assert_msg(memcmp(&v1, &v2, sizeof v1) == 0, "point %d: %.17g (replay) vs %.17g", t, v1, v2);
+        for (int i = 0; i < 12; i++)
+            ck_assert_msg(memcmp(&g1[i], &g2[i], sizeof g1[i]) == 0, "point %d: d/dx%d %.17g (replay) vs %.17g",
+                          t, i, g1[i], g2[i]);
+        ck_assert_int_eq(bk_prog_run(p, c, q, &v1, NULL), 0); /* no gradient */
+        ck_assert(memcmp(&v1, &v2, sizeof v1) == 0);
+    }
+    /* central differences of the replayed value */
+    double g[12], v;
+    ck_assert_int_eq(bk_prog_run(p, c, q0, &v, g), 0);
+    for (int i = 0; i < 12; i++) {
+        double q[12], vp, vm, h = 1e-6;
+        memcpy(q, q0, sizeof q);
+        q[i] = q0[i] + h;
+        ck_assert_int_eq(bk_prog_run(p, c, q, &vp, NULL), 0);
+        q[i] = q0[i] - h;
+        ck_assert_int_eq(bk_prog_run(p, c, q, &vm, NULL), 0);
+        double fd = (vp - vm) / (2 * h);
+        ck_assert_msg(fabs(fd - g[i]) < 1e-6 * fmax(1, fabs(fd)), "d/dx%d: %.10g vs %.10g", i, g[i], fd);
+    }
+    bk_prog_free(p);
+    bk_ctx_free(c);
+}
+
+START_TEST(native_broadcast) { run_case(case_bmap, true, K_BMAP, 9, 0); }
+END_TEST
+START_TEST(native_reductions) { run_case(case_red, true, K_RED, 11, 0); }
+END_TEST
+START_TEST(native_scans) { run_case(case_scan, true, K_SCAN, 6, 0); }
+END_TEST
+START_TEST(native_indexing) { run_case(case_gather, true, K_GATHER, 10, 0); }
+END_TEST
+START_TEST(native_concat_stack) { run_case(case_concat, true, K_CONCAT, 4, 0); }
+END_TEST
+START_TEST(native_kernel_calls) { run_case(case_call, true, K_CALL, 4, 4); }
+END_TEST
+START_TEST(replay_through_ops_wide) { run_case(case_wide, false, 0, 0, 0); }
+END_TEST
+
+/* An op called through its kernel that fails at a point (a Cholesky
+ * factor of a matrix that is not positive definite): the replay stops
+ * with 1 and leaves nothing behind; the next point replays again. */
+START_TEST(native_call_failure) {
+    arena a = {.c = bk_ctx_new(NULL)};
+    bk_ctx *c = a.c;
+    double q0[4] = {2.0, 0.5, 0.5, 3.0}, v, g[4];
+    ck_assert(bk_prog_begin(c) == 0);
+    bk_tensor *x = keep(&a, bk_from_f64(c, 2, SH(2, 2), q0));
+    bk_set_requires_grad(x, true);
+    bk_prog_input(c, x, 0);
+    bk_tensor *l = wsum(&a, keep(&a, bk_cholesky(c, x)));
+    bk_prog *p = bk_prog_end(c, l, NULL, 0);
+    ck_assert(p != NULL);
+    bk_tape_reset(c);
+    arena_clear(&a);
+    ck_assert(bk_prog_native(p));
+    ck_assert_int_eq(bk_prog_run(p, c, q0, &v, g), 0);
+    double bad[4] = {-1.0, 0.5, 0.5, 3.0}, vb, gb[4];
+    ck_assert_int_eq(bk_prog_run(p, c, bad, &vb, gb), 1);
+    ck_assert_uint_eq(bk_tape_len(c), 0);
+    bk_clearerr(c);
+    double v2, g2[4];
+    ck_assert_int_eq(bk_prog_run(p, c, q0, &v2, g2), 0);
+    ck_assert(memcmp(&v, &v2, sizeof v) == 0);
+    ck_assert(memcmp(g, g2, sizeof g) == 0);
+    bk_prog_free(p);
+    bk_ctx_free(c);
+}
+END_TEST
+
+/* -------------------------------------------------- an HMM under MCMC --- */
+
+static const char *HMM =
+    "yh = [0, 1, 1, 2, 0, 0, 2, 2, 1, 0, 0, 1, 2, 2, 2, 0]\n"
+    "model hmm(y) {\n"
+    "  sample init ~ Dirichlet(ones(2))\n"
+    "  sample trans ~ Dirichlet([[4.0, 1.0], [1.0, 4.0]])\n"
+    "  sample emit ~ Dirichlet([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])\n"
+    "  observe y ~ DiscreteHMM(init, trans, Categorical(probs=emit))\n"
+    "}\n";
+
+START_TEST(hmm_potential_native) {
+    rt_vm *vm = vm_running(HMM);
+    rt_record *data = rt_record_new();
+    rt_record_set(data, "y", rt_retain(*rt_global_get(vm, "yh")));
+    rt_func *f = (rt_func *)rt_global_get(vm, "hmm")->u.o;
+    inf_potential *fast, *slow;
+    ck_assert_msg(inf_potential_init(vm, f, data, (rt_loc){0}, &fast) == 0, "%s", rt_vm_errmsg(vm));
+    ck_assert(inf_potential_init(vm, f, data, (rt_loc){0}, &slow) == 0);
+    slow->fast = false;
+    int d = (int)fast->dim;
+    ck_assert_int_eq(d, 1 + 2 + 4);
+    bk_rng r;
+    bk_rng_init(&r, 5, 0);
+    for (int t = 0; t < 60; t++) {
+        double q[7], g1[7], g2[7], l1, l2;
+        for (int i = 0; i < d; i++) q[i] = (t % 10 == 9 ? 8.0 : 2.0) * (2 * bk_rng_uniform(&r) - 1);
+        ck_assert_msg(inf_potential_eval(fast, q, &l1, g1, NULL) == 0, "%s", rt_vm_errmsg(vm));
+        ck_assert(inf_potential_eval(slow, q, &l2, g2, NULL) == 0);
+        ck_assert_msg(memcmp(&l1, &l2, sizeof l1) == 0, "point %d: %.17g vs %.17g", t, l1, l2);
+        ck_assert_msg(memcmp(g1, g2, sizeof g1[0] * (size_t)d) == 0, "point %d: gradients differ", t);
+    }
+    ck_assert_msg(fast->fast_state == 1, "no program (%s)", fast->fast_why);
+    ck_assert(bk_prog_native(fast->prog));
+    ck_assert_int_eq(count_kind(fast->prog, K_CALL), 1); /* the forward algorithm alone */
+    ck_assert_int_eq(fast->fast_verify, 0);
+    inf_potential_free(fast);
+    inf_potential_free(slow);
+    rt_release(rt_obj_value(&data->h));
+    rt_vm_free(vm);
+}
+END_TEST
+
+static Suite *suite(void) {
+    Suite *s = suite_create("program_native");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, native_broadcast);
+    tcase_add_test(tc, native_reductions);
+    tcase_add_test(tc, native_scans);
+    tcase_add_test(tc, native_indexing);
+    tcase_add_test(tc, native_concat_stack);
+    tcase_add_test(tc, native_kernel_calls);
+    tcase_add_test(tc, replay_through_ops_wide);
+    tcase_add_test(tc, native_call_failure);
+    tcase_add_test(tc, hmm_potential_native);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) {
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
