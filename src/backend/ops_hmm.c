@@ -399,6 +399,320 @@ static double fwd_any(const hmm_in *h, int64_t bi, double *store, double *eb, do
     }
 }
 
+/* ------------------------------------- Categorical kernels for K <= 4 --- */
+
+/* row_sum and row_scale, always inlined: with a constant K the rows of the
+ * kernels below then stay in registers (a call would take their address
+ * and keep them in memory, adding a store-to-load delay to every step). */
+static inline __attribute__((always_inline)) double sk_sum(const int64_t K, const double *r) {
+    double s = 0;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) s += r[k];
+    return s;
+}
+
+static inline __attribute__((always_inline)) void sk_scale(const int64_t K, double *r, double f) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) r[k] *= f;
+}
+
+/* For K <= 4 states and a Categorical emission over few symbols (on CPUs
+ * with AVX2 and FMA), a row of alphas or betas is one 4-lane vector held
+ * in a register, and a step is the product with the per-symbol matrix
+ * M_v = A diag(e_v) (e_v: the shifted table row of symbol v): two in-lane
+ * duplications and a lane swap of the row, and K fused multiply-adds.
+ * With lanes j = 0..3 and src(m, j) = m ^ (j & 2), the forward product
+ * n = a M_v is n[j] = sum_m a[src(m, j)] P_m[j] with the table
+ * P_m[j] = M_v[src(m, j), j] (a[src(m, .)] is a lane duplication of a:
+ * [a0 a0 a2 a2], [a1 a1 a3 a3] and the same of the halves swapped), and the
+ * backward product w = M_v b is the same with Q_m[i] = M_v[i, src(m, i)].
+ * The backward sweep, after the stored forward, needs no per-step emission
+ * gradient: it sums
+ *   H_v[i, j] = sum_{t >= 1, y_t = v} alpha_{t-1}(i) beta_t(j) / Z_t
+ * (the gradient w.r.t. M_v; Z_t = alpha_{t-1} . M_v beta_t normalizes, as
+ * in bwd_run), held in the layout of Q (the products of the same lane
+ * duplications of beta with alpha / Z), and from it, once per call,
+ *   d/dA[i, j]    = sum_v H_v[i, j] e_v(j),
+ *   d/dlogE[k, v] = e_v(k) sum_i H_v[i, k] A[i, k]  (+ gamma_0(k) if y_0 = v):
+ * the pair-marginal and posterior-marginal sums of bwd_run grouped by
+ * symbol.  A row is rescaled (the step redone from the row scaled to sum
+ * 1, as in fwd_run) when no entry reaches HMM_LO or one exceeds
+ * HMM_HI / 4.  The tables cost V K^2 per call, so this path is taken when
+ * V is small next to the number of steps (small_cat_ok). */
+#ifdef HMM_AVX2
+#define SK_TAB 32   /* doubles per symbol: P then Q, 4 x 4 each */
+
+static bool small_cat_ok(const hmm_in *h) {
+    if (!h->V || h->K > 4 || h->tv) return false;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return false;
+    int64_t n = 0;
+    for (int64_t b = 0; b < h->B; b++) n += h->L[b];
+    return h->V <= n / 2 + 64;
+}
+
+/* tab [V*SK_TAB]: P and Q of every symbol (zero outside K x K). */
+static void small_tables(const hmm_in *h, double *tab) {
+    int64_t K = h->K;
+    for (int64_t v = 0; v < h->V; v++) {
+        double X[4][4], *P = tab + v * SK_TAB, *Q = P + 16;
+        for (int64_t i = 0; i < 4; i++)
+            for (int64_t j = 0; j < 4; j++)
+                X[i][j] = i < K && j < K ? h->A[i * K + j] * h->etab[v * K + j] : 0.0;
+        for (int m = 0; m < 4; m++)
+            for (int j = 0; j < 4; j++) {
+                P[m * 4 + j] = X[m][j];
+                Q[m * 4 + j] = X[j][m ^ (j & 2)];
+            }
+    }
+}
+
+#define SK_ATTR __attribute__((target("avx2,fma"), always_inline)) static inline
+
+/* sum_m x[src(m, .)] .* T_m: x M_v with T = P, M_v x with T = Q. */
+SK_ATTR __m256d sk_prod(__m256d x, const double *T, const int64_t K) {
+    /* K = 3 needs all four terms too: lane 2 takes x[0] and x[1] from the
+     * swapped halves */
+    __m256d n = _mm256_fmadd_pd(_mm256_permute_pd(x, 0x0), _mm256_loadu_pd(T),
+                                _mm256_mul_pd(_mm256_permute_pd(x, 0xF), _mm256_loadu_pd(T + 4)));
+    if (K <= 2) return n;
+    __m256d s = _mm256_permute2f128_pd(x, x, 1);
+    __m256d m = _mm256_fmadd_pd(_mm256_permute_pd(s, 0x0), _mm256_loadu_pd(T + 8),
+                                _mm256_mul_pd(_mm256_permute_pd(s, 0xF), _mm256_loadu_pd(T + 12)));
+    return _mm256_add_pd(n, m);
+}
+
+SK_ATTR double sk_hsum(__m256d x) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* the row needs no rescaling: some entry >= HMM_LO, none above HMM_HI/4
+ * (nor NaN) */
+SK_ATTR bool sk_inrange(__m256d x) {
+    int lo = _mm256_movemask_pd(_mm256_cmp_pd(x, _mm256_set1_pd(HMM_LO), _CMP_GE_OQ));
+    int hi = _mm256_movemask_pd(_mm256_cmp_pd(x, _mm256_set1_pd(HMM_HI / 4), _CMP_NLE_UQ));
+    return lo != 0 && hi == 0;
+}
+
+/* n = a M_v (M_v row-major in P, row stride 4); returns sum(n). */
+SK_ATTR double sk_fstep(const int64_t K, const double *restrict a, const double *restrict P,
+                        double *restrict n) {
+    double tot = 0;
+#pragma GCC unroll 4
+    for (int64_t j = 0; j < K; j++) {
+        double s = a[0] * P[j];
+#pragma GCC unroll 4
+        for (int64_t i = 1; i < K; i++) s += a[i] * P[i * 4 + j];
+        tot += n[j] = s;
+    }
+    return tot;
+}
+
+/* The forward pass of sequence bi (L >= 1), as fwd_run (lazy rescaling,
+ * the same redo of a step that leaves the range), in scalar registers: the
+ * chain from step to step is K multiply-adds, without the lane shuffles of
+ * sk_prod.  Rows stored to store + 4t (zero-padded to 4) when store is not
+ * NULL.  Returns log p(y_bi). */
+SK_ATTR double sk_fwd(const hmm_in *h, int64_t bi, const int64_t K, const double *tab,
+                      double *store) {
+    const double *y = h->codes + bi * h->T;
+    int64_t L = h->L[bi], v = (int64_t)y[0];
+    double a[4] = {0, 0, 0, 0}, n[4] = {0, 0, 0, 0}, c = h->cmax[v], tot = 0;
+    if (!isfinite(c)) return c;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * h->etab[v * K + k];
+    if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+    double ll = c + h->mpi;
+    if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+        sk_scale(K, a, 1.0 / tot);
+        ll += log(tot);
+    }
+    for (int64_t t = 1; t < L; t++) {
+        v = (int64_t)y[t];
+        c = h->cmax[v];
+        if (!isfinite(c)) return c;
+        const double *P = tab + v * SK_TAB;
+        tot = sk_fstep(K, a, P, n);
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            double sp = sk_sum(K, a);
+            sk_scale(K, a, 1.0 / sp);
+            ll += log(sp);
+            tot = sk_fstep(K, a, P, n);
+            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+                sk_scale(K, n, 1.0 / tot);
+                ll += log(tot);
+            }
+        }
+        ll += c;
+        if (store) {
+            /* row t-1 as this step used it (the redo may have rescaled it) */
+#pragma GCC unroll 4
+            for (int64_t k = 0; k < 4; k++) store[4 * (t - 1) + k] = k < K ? a[k] : 0.0;
+        }
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) a[k] = n[k];
+    }
+    if (store)
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < 4; k++) store[4 * (L - 1) + k] = k < K ? a[k] : 0.0;
+    return ll + log(sk_sum(K, a));
+}
+
+/* g * gamma_0 (4 lanes) into gpi and, for symbol y_0, into gem. */
+static void sk_gamma0(const hmm_in *h, int64_t bi, const double *gam, double *gpi,
+                      double *gem) {
+    int64_t v = (int64_t)h->codes[bi * h->T];
+    for (int64_t k = 0; k < h->K; k++) {
+        if (gpi) gpi[k] += gam[k];
+        if (gem) gem[k * h->V + v] += gam[k];
+    }
+}
+
+/* The forward pass (rows into alpha, 4 per step) and the backward sweep of
+ * sequence bi with weight g (K_ = h->K, a constant):
+ * HQ [V*16] += g * H_v (Q layout), g * gamma_0
+ * into gpi and gem.  Returns log p(y_bi). */
+SK_ATTR double sk_bwd(const hmm_in *h, int64_t bi, const int64_t K_, double g,
+                      const double *tab, double *alpha, double *HQ, double *gpi, double *gem) {
+    const int64_t W = K_ <= 2 ? 2 : 4;
+    int64_t K = K_, L = h->L[bi];
+    if (L == 0) return 0;
+    double ll = sk_fwd(h, bi, K_, tab, alpha);
+    if (!isfinite(ll) || g == 0) return ll;
+    const double *y = h->codes + bi * h->T;
+    double gam[4];
+    if (L == 1) {
+        __m256d a = _mm256_loadu_pd(alpha);
+        _mm256_storeu_pd(gam, _mm256_mul_pd(a, _mm256_set1_pd(g / sk_hsum(a))));
+        sk_gamma0(h, bi, gam, gpi, gem);
+        return ll;
+    }
+    const double one[4] = {1, K >= 2, K >= 3, K >= 4};
+    __m256d b = _mm256_loadu_pd(one);
+    for (int64_t t = L - 1; t >= 1; t--) {
+        int64_t v = (int64_t)y[t];
+        const double *Q = tab + v * SK_TAB + 16;
+        double *ap = alpha + 4 * (t - 1), f = 1;
+        __m256d w = sk_prod(b, Q, W);
+        if (!sk_inrange(w)) {
+            /* redo from beta scaled to sum 1 (its scale is free) */
+            b = _mm256_mul_pd(b, _mm256_set1_pd(1.0 / sk_hsum(b)));
+            w = sk_prod(b, Q, W);
+            double sw = sk_hsum(w);
+            if (!(sw > 0)) return ll;
+            if (!sk_inrange(w)) f = 1.0 / sw;
+        }
+        __m256d av = _mm256_loadu_pd(ap);
+        double Z = sk_hsum(_mm256_mul_pd(av, w));
+        if (!(Z > 1e-290 && Z < 1e290)) {
+            /* extreme scales: both factors to sum 1 (as in bwd_run) */
+            __m256d is = _mm256_set1_pd(1.0 / sk_hsum(w));
+            av = _mm256_mul_pd(av, _mm256_set1_pd(1.0 / sk_hsum(av)));
+            b = _mm256_mul_pd(b, is);
+            w = _mm256_mul_pd(w, is);
+            f = 1;
+            Z = sk_hsum(_mm256_mul_pd(av, w));
+            if (!(Z > 0)) return ll;
+        }
+        __m256d r = _mm256_mul_pd(av, _mm256_set1_pd(g / Z));
+        /* H_v += r beta^T in the Q layout */
+        double *Hv = HQ + v * 16;
+        __m256d s = _mm256_permute2f128_pd(b, b, 1);
+        _mm256_storeu_pd(Hv, _mm256_fmadd_pd(_mm256_permute_pd(b, 0x0), r, _mm256_loadu_pd(Hv)));
+        _mm256_storeu_pd(Hv + 4, _mm256_fmadd_pd(_mm256_permute_pd(b, 0xF), r,
+                                                 _mm256_loadu_pd(Hv + 4)));
+        if (W >= 3) {
+            _mm256_storeu_pd(Hv + 8, _mm256_fmadd_pd(_mm256_permute_pd(s, 0x0), r,
+                                                     _mm256_loadu_pd(Hv + 8)));
+            _mm256_storeu_pd(Hv + 12, _mm256_fmadd_pd(_mm256_permute_pd(s, 0xF), r,
+                                                      _mm256_loadu_pd(Hv + 12)));
+        }
+        if (t == 1) {
+            /* gamma_0 = alpha_0 .* beta_0 / Z_1 */
+            _mm256_storeu_pd(gam, _mm256_mul_pd(r, w));
+            sk_gamma0(h, bi, gam, gpi, gem);
+        }
+        b = f == 1 ? w : _mm256_mul_pd(w, _mm256_set1_pd(f));
+    }
+    return ll;
+}
+
+/* The forward (bwd false: log p into o[b]) or the gradient sweep of every
+ * sequence (weights g[b], or 1 when g is NULL; log p into o when not
+ * NULL), with a constant K. */
+#define SK_ALL(K_)                                                                            \
+    for (int64_t b = 0; b < h->B; b++) {                                                      \
+        double l = !bwd ? (h->L[b] ? sk_fwd(h, b, K_, tab, NULL) : 0.0)                      \
+                        : sk_bwd(h, b, K_, g ? bk_get(g, b) : 1.0, tab, alpha, HQ, gpi, gem); \
+        if (o) o[b] = l;                                                                      \
+    }
+
+__attribute__((target("avx2,fma"))) static void small_cat(const hmm_in *h, bool bwd,
+                                                          const bk_tensor *g, const double *tab,
+                                                          double *alpha, double *HQ, double *o,
+                                                          double *gpi, double *gem) {
+    switch (h->K) {
+    case 1: SK_ALL(1) break;
+    case 2: SK_ALL(2) break;
+    case 3: SK_ALL(3) break;
+    default: SK_ALL(4) break;
+    }
+}
+#undef SK_ALL
+#undef SK_ATTR
+
+/* The forward of every sequence through the tables: o[b] = log p(y_b).
+ * 0, or -1 when out of memory. */
+static int small_cat_forward(bk_ctx *ctx, const hmm_in *h, double *o) {
+    double *tab = bk_malloc(ctx, (size_t)(h->V * SK_TAB) * sizeof(double));
+    if (!tab) return -1;
+    small_tables(h, tab);
+    small_cat(h, false, NULL, tab, NULL, NULL, o, NULL, NULL);
+    bk_free(ctx, tab);
+    return 0;
+}
+
+/* grad_all for small_cat_ok inputs: the sweep of every sequence, then
+ * the A and logE gradients from the sums H_v.  alpha: 4T doubles. */
+static int small_cat_grad(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll,
+                          double *gpi, double *gA, double *gem, double *alpha) {
+    int64_t K = h->K, V = h->V;
+    double *tab = bk_malloc(ctx, (size_t)(V * (SK_TAB + 16)) * sizeof(double));
+    if (!tab) return -1;
+    double *HQ = tab + V * SK_TAB;
+    small_tables(h, tab);
+    memset(HQ, 0, (size_t)(V * 16) * sizeof *HQ);
+    small_cat(h, true, g, tab, alpha, HQ, ll, gpi, gem);
+    for (int64_t v = 0; v < V; v++) {
+        const double *Hv = HQ + v * 16, *ev = h->etab + v * K;
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++) {
+                double hij = Hv[(j ^ (i & 2)) * 4 + i];   /* H_v[i, j] */
+                if (gA) gA[i * K + j] += hij * ev[j];
+                if (gem) gem[j * V + v] += hij * h->A[i * K + j] * ev[j];
+            }
+    }
+    bk_free(ctx, tab);
+    return 0;
+}
+#undef SK_TAB
+#else
+static bool small_cat_ok(const hmm_in *h) {
+    (void)h;
+    return false;
+}
+static int small_cat_forward(bk_ctx *ctx, const hmm_in *h, double *o) {
+    (void)ctx, (void)h, (void)o;
+    return -1;
+}
+static int small_cat_grad(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll,
+                          double *gpi, double *gA, double *gem, double *alpha) {
+    (void)ctx, (void)h, (void)g, (void)ll, (void)gpi, (void)gA, (void)gem, (void)alpha;
+    return -1;
+}
+#endif
+
 /* The forward pass of a batch of homogeneous sequences for large K: at step
  * t the rows of every sequence still running (a prefix, the sequences being
  * sorted by decreasing length) are multiplied by A in one GEMM.  o[b]
@@ -489,7 +803,12 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     double *work = out ? bk_malloc(ctx, (size_t)(3 * h.K) * sizeof(double)) : NULL;
     if (work) {
         double *o = bk_data(out);
-        if (h.B >= 4 && h.K >= BK_HMM_BLAS_K && !h.tv) {
+        if (small_cat_ok(&h)) {
+            if (small_cat_forward(ctx, &h, o)) {
+                bk_release(out);
+                out = NULL;
+            }
+        } else if (h.B >= 4 && h.K >= BK_HMM_BLAS_K && !h.tv) {
             if (fwd_batch(ctx, &h, o)) {
                 bk_release(out);
                 out = NULL;
@@ -664,7 +983,10 @@ static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, doub
  * added into gpi, gA, gem (any may be NULL); ll[b] receives log p(y_b)
  * when ll is not NULL.  0, or -1 when out of memory. */
 static size_t grad_worksize(int64_t K, int64_t T, bool cat) {
-    return ((cat ? 1 : 2) * (size_t)((T ? T : 1) * K) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K));
+    /* the alphas ([T, max(K, 4)]: the kernels for K <= 4 store 4 lanes) and,
+     * for the logB form, the emission likelihoods ([T, K]) */
+    size_t n = (size_t)((T ? T : 1) * (K < 4 ? 4 : K));
+    return (cat ? n : 2 * n) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K);
 }
 
 /* work: grad_worksize doubles, or NULL to allocate them here. */
@@ -676,6 +998,11 @@ static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll
     double *own = work ? NULL : bk_malloc(ctx, grad_worksize(K, T, h->V) * sizeof(double));
     if (!work && !own) return -1;
     if (!work) work = own;
+    if (small_cat_ok(h)) {
+        int rc = small_cat_grad(ctx, h, g, ll, gpi, gA, gem, work);
+        bk_free(ctx, own);
+        return rc;
+    }
     hmm_bwork wk = {.alpha = work};
     wk.eb = h->V ? NULL : work + n;
     wk.ublk = work + ne * n;
