@@ -35,6 +35,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <cblas.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "ops_hmm.h"
 #include "ops_impl.h"
 
@@ -67,6 +70,35 @@ static const double *in_data(bk_ctx *ctx, hmm_in *h, int i, const bk_tensor *t) 
 static int shape_err(bk_ctx *ctx, const char *op, const char *what) {
     bk_seterr(ctx, "%s: %s", op, what);
     return -1;
+}
+
+/* 0 <= v < Vd and v an integer: v + 2^52 rounds v to an integer when
+ * 0 <= v < 2^52 (without the floor call that SSE2 lacks, and without a
+ * branch: this runs per symbol per call); NaN fails the first test. */
+static inline bool is_symbol(double v, double Vd) {
+    const double big = 4503599627370496.0; /* 2^52 */
+    return (v >= 0) & (v < Vd) & ((v + big) - big == v);
+}
+
+/* The number of entries of y [T] before its first negative one (the end
+ * of the sequence), or -1 when one of them is not a symbol in [0, V). */
+static int64_t symbols_len(const double *y, int64_t T, int64_t V) {
+    const double Vd = (double)V;
+    int64_t t = 0;
+#ifdef __SSE2__
+    /* two at a time while both are symbols (SSE2 is in every x86-64) */
+    const __m128d zero = _mm_setzero_pd(), vd = _mm_set1_pd(Vd);
+    const __m128d big = _mm_set1_pd(4503599627370496.0);
+    for (; t + 2 <= T; t += 2) {
+        __m128d x = _mm_loadu_pd(y + t);
+        __m128d in = _mm_and_pd(_mm_cmpge_pd(x, zero), _mm_cmplt_pd(x, vd));
+        __m128d integ = _mm_cmpeq_pd(_mm_sub_pd(_mm_add_pd(x, big), big), x);
+        if (_mm_movemask_pd(_mm_and_pd(in, integ)) != 3) break;
+    }
+#endif
+    for (; t < T && !(y[t] < 0); t++)
+        if (!is_symbol(y[t], Vd)) return -1;
+    return t;
 }
 
 /* Shapes and data of the inputs; -1 + error when they do not fit. */
@@ -118,17 +150,18 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
         if (cat) {
             /* a sequence ends at its first negative entry; symbols must be
              * integers below V */
-            int64_t t = 0;
-            for (; t < h->T; t++) {
-                double v = h->codes[b * h->T + t];
-                if (v < 0) break;
-                /* 0 <= v < V here, so the cast is defined (and inline,
-                 * unlike floor without SSE4.1: this runs per symbol per call) */
-                if (!(v < (double)h->V && v == (double)(int64_t)v)) {
-                    bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
-                              (long long)h->V);
-                    goto fail;
-                }
+            const double *y = h->codes + b * h->T;
+            int64_t t = symbols_len(y, h->T, h->V);
+            if (t < 0) {
+                double v = 0;
+                for (t = 0; t < h->T && !(y[t] < 0); t++)
+                    if (!is_symbol(y[t], (double)h->V)) {
+                        v = y[t];
+                        break;
+                    }
+                bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
+                          (long long)h->V);
+                goto fail;
             }
             h->L[b] = t;
             continue;
