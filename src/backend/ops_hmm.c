@@ -329,8 +329,8 @@ static inline const double *emission(const hmm_in *h, int64_t b, int64_t t, doub
 static inline __attribute__((always_inline)) double fstep(int64_t K, const double *restrict a,
                                                           const double *restrict A,
                                                           const double *restrict e,
-                                                          double *restrict out) {
-    bk_hmm_vecmat(K, a, A, out);
+                                                          double *restrict out, bool rev) {
+    bk_hmm_vecmat_dir(K, a, A, out, rev);
     double tot = 0;
     #pragma GCC unroll 4
     for (int64_t k = 0; k < K; k++) tot += out[k] *= e[k];
@@ -376,12 +376,12 @@ static inline __attribute__((always_inline)) double fwd_run(const hmm_in *h, int
         e = emission(h, bi, t, eb ? eb + t * K : buf, &c);
         if (!isfinite(c)) return c;
         const double *At = h->A + (h->tv ? t * K * K : 0);
-        tot = fstep(K, a, At, e, n);
+        tot = fstep(K, a, At, e, n, t & 1);
         if (!(tot >= HMM_LO && tot <= HMM_HI)) {
             double sp = row_sum(K, a);
             row_scale(K, a, 1.0 / sp);
             ll += log(sp);
-            tot = fstep(K, a, At, e, n);
+            tot = fstep(K, a, At, e, n, t & 1);
             if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
             if (!(tot >= HMM_LO && tot <= HMM_HI)) {
                 row_scale(K, n, 1.0 / tot);
@@ -804,7 +804,7 @@ static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
                 double sp = row_sum(K, a);
                 row_scale(K, a, 1.0 / sp);
                 o[b] += log(sp);
-                tot = isfinite(c) ? fstep(K, a, h->A, e, p) : 0;
+                tot = isfinite(c) ? fstep(K, a, h->A, e, p, false) : 0;
                 if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
                     o[b] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
                     dead[r] = true;
@@ -940,14 +940,14 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
         double *ap = alpha + (t - 1) * K;
         #pragma GCC unroll 4
         for (int64_t k = 0; k < K; k++) v[k] = e[k] * beta[k];
-        if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+        if (wide) bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
         else bk_hmm_matvec(K, At, v, w);
         double sw = row_sum(K, w);
         if (!(sw >= HMM_LO && sw <= HMM_HI)) {
             /* redo from beta scaled to sum 1 (its scale is free) */
             double ib = 1.0 / row_sum(K, beta);
             row_scale(K, v, ib);
-            if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+            if (wide) bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
             else bk_hmm_matvec(K, At, v, w);
             sw = row_sum(K, w);
             if (!(sw > 0)) return ll;
@@ -1205,6 +1205,59 @@ __attribute__((target("avx512f"))) static void vecmat_avx512(int64_t K, const do
     if (j < K) vecmat_tail(K, j, a, M, p);
 }
 
+/* p = a^T M for 32 <= K <= 64 with all destination states in NB = K/8
+ * (rounded up) accumulators, two rows in flight, the rows visited in
+ * increasing order or, when rev, in decreasing order.  Alternating the
+ * direction from one step to the next makes the rows read last in a step
+ * the first ones of the next: at K = 64 the matrix (32 KB) just fills the
+ * L1 cache, and reading it in the same order every step evicts each line
+ * shortly before it is needed again (every row then comes from L2). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+vecmat_rows(const int NB, int64_t K, const double *restrict a, const double *restrict M,
+            double *restrict p, bool rev) {
+    __m512d c[8], d[8];
+    const __mmask8 last = K % 8 ? (__mmask8)((1u << (K % 8)) - 1) : (__mmask8)0xFF;
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; b++) c[b] = d[b] = _mm512_setzero_pd();
+    int64_t i0 = rev ? K - 1 : 0, step = rev ? -1 : 1, n2 = K / 2;
+    for (int64_t q = 0; q < n2; q++) {
+        int64_t i = i0 + 2 * q * step;
+        const double *r = M + i * K, *s = M + (i + step) * K;
+        __m512d x = _mm512_set1_pd(a[i]), y = _mm512_set1_pd(a[i + step]);
+#pragma GCC unroll 8
+        for (int b = 0; b < NB - 1; b++) {
+            c[b] = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8 * b), c[b]);
+            d[b] = _mm512_fmadd_pd(y, _mm512_loadu_pd(s + 8 * b), d[b]);
+        }
+        c[NB - 1] = _mm512_fmadd_pd(x, _mm512_maskz_loadu_pd(last, r + 8 * (NB - 1)), c[NB - 1]);
+        d[NB - 1] = _mm512_fmadd_pd(y, _mm512_maskz_loadu_pd(last, s + 8 * (NB - 1)), d[NB - 1]);
+    }
+    if (K % 2) {
+        int64_t i = rev ? 0 : K - 1;
+        const double *r = M + i * K;
+        __m512d x = _mm512_set1_pd(a[i]);
+#pragma GCC unroll 8
+        for (int b = 0; b < NB - 1; b++) c[b] = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8 * b), c[b]);
+        c[NB - 1] = _mm512_fmadd_pd(x, _mm512_maskz_loadu_pd(last, r + 8 * (NB - 1)), c[NB - 1]);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < NB - 1; b++) _mm512_storeu_pd(p + 8 * b, _mm512_add_pd(c[b], d[b]));
+    _mm512_mask_storeu_pd(p + 8 * (NB - 1), last, _mm512_add_pd(c[NB - 1], d[NB - 1]));
+}
+
+__attribute__((target("avx512f"))) static void vecmat_avx512_dir(int64_t K,
+                                                                 const double *restrict a,
+                                                                 const double *restrict M,
+                                                                 double *restrict p, bool rev) {
+    switch ((K + 7) / 8) {
+    case 4: vecmat_rows(4, K, a, M, p, rev); break;
+    case 5: vecmat_rows(5, K, a, M, p, rev); break;
+    case 6: vecmat_rows(6, K, a, M, p, rev); break;
+    case 7: vecmat_rows(7, K, a, M, p, rev); break;
+    default: vecmat_rows(8, K, a, M, p, rev); break;
+    }
+}
+
 /* out[j] = max_i (prev[i] + M[i, j]), blocks of 16 and 4 destination
  * states; max_pd(v, m) is exactly `v > m ? v : m`, so the values equal the
  * scalar loop's (max is exact and order-free). */
@@ -1263,6 +1316,18 @@ void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restri
             out[j] = v > out[j] ? v : out[j];
         }
     }
+}
+
+void bk_hmm_vecmat_wide_dir(int64_t K, const double *restrict a, const double *restrict M,
+                            double *restrict p, bool rev) {
+#ifdef HMM_AVX2
+    if (K >= 32 && K <= 64 && __builtin_cpu_supports("avx512f")) {
+        vecmat_avx512_dir(K, a, M, p, rev);
+        return;
+    }
+#endif
+    (void)rev;
+    bk_hmm_vecmat_wide(K, a, M, p);
 }
 
 void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,
