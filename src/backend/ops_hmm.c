@@ -434,21 +434,6 @@ static double fwd_any(const hmm_in *h, int64_t bi, double *store, double *eb, do
 
 /* ------------------------------------- Categorical kernels for K <= 4 --- */
 
-/* row_sum and row_scale, always inlined: with a constant K the rows of the
- * kernels below then stay in registers (a call would take their address
- * and keep them in memory, adding a store-to-load delay to every step). */
-static inline __attribute__((always_inline)) double sk_sum(const int64_t K, const double *r) {
-    double s = 0;
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < K; k++) s += r[k];
-    return s;
-}
-
-static inline __attribute__((always_inline)) void sk_scale(const int64_t K, double *r, double f) {
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < K; k++) r[k] *= f;
-}
-
 /* For K <= 4 states and a Categorical emission over few symbols (on CPUs
  * with AVX2 and FMA), a row of alphas or betas is one 4-lane vector held
  * in a register, and a step is the product with the per-symbol matrix
@@ -473,6 +458,21 @@ static inline __attribute__((always_inline)) void sk_scale(const int64_t K, doub
  * HMM_HI / 4.  The tables cost V K^2 per call, so this path is taken when
  * V is small next to the number of steps (small_cat_ok). */
 #ifdef HMM_AVX2
+/* row_sum and row_scale, always inlined: with a constant K the rows of the
+ * kernels below then stay in registers (a call would take their address
+ * and keep them in memory, adding a store-to-load delay to every step). */
+static inline __attribute__((always_inline)) double sk_sum(const int64_t K, const double *r) {
+    double s = 0;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) s += r[k];
+    return s;
+}
+
+static inline __attribute__((always_inline)) void sk_scale(const int64_t K, double *r, double f) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) r[k] *= f;
+}
+
 #define SK_TAB 32   /* doubles per symbol: P then Q, 4 x 4 each */
 
 static bool small_cat_ok(const hmm_in *h) {
