@@ -1022,12 +1022,233 @@ static size_t grad_worksize(int64_t K, int64_t T, bool cat) {
     return (cat ? n : 2 * n) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K);
 }
 
+/* Batches at large K: the forward and the backward sweep of all sequences
+ * in lock step (the condition of fwd_batch: B >= 4, K >= BK_HMM_BLAS_K, a
+ * homogeneous A), so that each step is one GEMM over the sequences still
+ * running (sorted by decreasing length, they are a prefix) instead of one
+ * vector-matrix product per sequence, and the pair sums of all steps are
+ * register-blocked GEMMs over blocks of rows.  Rows are laid out
+ * [T][B][K] (step-major).  Per row the steps, rescalings and the
+ * normalization by Z are those of fwd_run and bwd_run.  Used while the
+ * arrays stay below HMM_BATCH_MAX doubles each (else sequence by
+ * sequence). */
+#define HMM_BATCH_MAX ((int64_t)1 << 23)
+
+static bool batch_ok(const hmm_in *h) {
+    return h->B >= 4 && h->K >= BK_HMM_BLAS_K && !h->tv && h->T * h->B * h->K <= HMM_BATCH_MAX;
+}
+
+typedef struct hmm_batch {
+    int64_t *ord;          /* [B] sequence of each rank (decreasing length) */
+    double *alpha, *u;     /* [T*B*K] each: the alphas, u_t = g v_t / Z_t */
+    double *eb;            /* [T*B*K] shifted emission likelihoods (logB form) */
+    double *beta, *v, *w;  /* [B*K] each */
+    double *lp, *gw;       /* [B] log p and weight by rank */
+    bool *dead;            /* [B] no (more) gradient for this rank */
+} hmm_batch;
+
+/* The number of ranks whose sequence is longer than t. */
+static int64_t batch_active(const hmm_in *h, const hmm_batch *s, int64_t t) {
+    int64_t n = h->B;
+    while (n > 0 && h->L[s->ord[n - 1]] <= t) n--;
+    return n;
+}
+
+/* The stored forward pass of the batch in lock step: lp[r] and the rows of
+ * alpha; dead[r] for impossible sequences. */
+static void batch_forward(const hmm_in *h, hmm_batch *s, double *buf) {
+    int64_t K = h->K, B = h->B;
+    for (int64_t r = 0; r < B; r++) {
+        int64_t b = s->ord[r];
+        double *a = s->alpha + r * K, c, tot = 0;
+        s->lp[r] = 0;
+        s->dead[r] = h->L[b] == 0;
+        if (s->dead[r]) continue;
+        const double *e = emission(h, b, 0, s->eb ? s->eb + r * K : buf, &c);
+        for (int64_t k = 0; isfinite(c) && k < K; k++) tot += a[k] = h->pexp[k] * e[k];
+        if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+            s->lp[r] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+            s->dead[r] = true;
+            memset(a, 0, (size_t)K * sizeof *a);
+            continue;
+        }
+        s->lp[r] = c + h->mpi;
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            row_scale(K, a, 1.0 / tot);
+            s->lp[r] += log(tot);
+        }
+    }
+    for (int64_t t = 1;; t++) {
+        int64_t nact = batch_active(h, s, t);
+        if (nact == 0) break;
+        double *R = s->alpha + (t - 1) * B * K, *P = R + B * K;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nact, (int)K, (int)K, 1.0, R,
+                    (int)K, h->A, (int)K, 0.0, P, (int)K);
+        for (int64_t r = 0; r < nact; r++) {
+            double *a = R + r * K, *p = P + r * K, c, tot = 0;
+            if (s->dead[r]) {
+                memset(p, 0, (size_t)K * sizeof *p);
+                continue;
+            }
+            int64_t b = s->ord[r];
+            const double *e = emission(h, b, t, s->eb ? s->eb + (t * B + r) * K : buf, &c);
+            if (isfinite(c))
+                for (int64_t k = 0; k < K; k++) tot += p[k] *= e[k];
+            if (isfinite(c) && !(tot >= HMM_LO && tot <= HMM_HI)) {
+                /* redo this row's step from its row scaled to sum 1 */
+                double sp = row_sum(K, a);
+                row_scale(K, a, 1.0 / sp);
+                s->lp[r] += log(sp);
+                tot = fstep(K, a, h->A, e, p, false);
+                if (tot > 0 && tot < INFINITY && !(tot >= HMM_LO && tot <= HMM_HI)) {
+                    row_scale(K, p, 1.0 / tot);
+                    s->lp[r] += log(tot);
+                }
+            }
+            if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+                s->lp[r] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+                s->dead[r] = true;
+                memset(p, 0, (size_t)K * sizeof *p);
+                continue;
+            }
+            s->lp[r] += c;
+        }
+    }
+    for (int64_t r = 0; r < B; r++)
+        if (!s->dead[r]) s->lp[r] += log(row_sum(K, s->alpha + ((h->L[s->ord[r]] - 1) * B + r) * K));
+}
+
+/* The backward sweep of the batch in lock step after batch_forward: the
+ * posterior marginals into gpi and gem (add_gamma), the rows u_t into s->u. */
+static void batch_backward(const hmm_in *h, hmm_batch *s, double *gpi, double *gem,
+                           double *buf) {
+    int64_t K = h->K, B = h->B, maxL = h->L[s->ord[0]];
+    for (int64_t r = 0; r < B; r++) {
+        s->dead[r] = s->dead[r] || !isfinite(s->lp[r]) || s->gw[r] == 0;
+        int64_t b = s->ord[r], L = h->L[b];
+        if (s->dead[r] || L != 1) continue;
+        const double *a = s->alpha + r * K;
+        double iz = 1.0 / row_sum(K, a);
+        for (int64_t k = 0; k < K; k++) buf[k] = a[k] * iz;
+        add_gamma(h, b, 0, K, s->gw[r], buf, gpi, gem);
+    }
+    for (int64_t t = maxL - 1; t >= 1; t--) {
+        int64_t nact = batch_active(h, s, t);
+        for (int64_t r = 0; r < nact; r++) {
+            int64_t b = s->ord[r];
+            double *beta = s->beta + r * K, *v = s->v + r * K, c;
+            if (s->dead[r]) {
+                memset(v, 0, (size_t)K * sizeof *v);
+                continue;
+            }
+            if (h->L[b] - 1 == t) {
+                /* the sequence's last step: gamma = alpha / its sum, beta = 1 */
+                const double *a = s->alpha + (t * B + r) * K;
+                double iz = 1.0 / row_sum(K, a);
+                for (int64_t k = 0; k < K; k++) buf[k] = a[k] * iz;
+                add_gamma(h, b, t, K, s->gw[r], buf, gpi, gem);
+                for (int64_t k = 0; k < K; k++) beta[k] = 1.0;
+            }
+            const double *e = s->eb ? s->eb + (t * B + r) * K : emission(h, b, t, buf, &c);
+            for (int64_t k = 0; k < K; k++) v[k] = e[k] * beta[k];
+        }
+        /* w_r = A v_r for every running row */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nact, (int)K, (int)K, 1.0, s->v,
+                    (int)K, h->A, (int)K, 0.0, s->w, (int)K);
+        for (int64_t r = 0; r < nact; r++) {
+            if (s->dead[r]) continue;
+            int64_t b = s->ord[r];
+            double *beta = s->beta + r * K, *v = s->v + r * K, *w = s->w + r * K;
+            double *ap = s->alpha + ((t - 1) * B + r) * K, sw = row_sum(K, w);
+            if (!(sw >= HMM_LO && sw <= HMM_HI)) {
+                /* redo from beta scaled to sum 1 (its scale is free) */
+                row_scale(K, v, 1.0 / row_sum(K, beta));
+                bk_hmm_matvec(K, h->A, v, w);
+                sw = row_sum(K, w);
+                if (!(sw > 0)) {
+                    s->dead[r] = true;
+                    continue;
+                }
+            }
+            double Z = 0;
+            for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+            if (!(Z > 1e-290 && Z < 1e290)) {
+                row_scale(K, ap, 1.0 / row_sum(K, ap));
+                row_scale(K, v, 1.0 / sw);
+                row_scale(K, w, 1.0 / sw);
+                sw = 1;
+                Z = 0;
+                for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+                if (!(Z > 0)) {
+                    s->dead[r] = true;
+                    continue;
+                }
+            }
+            double iz = 1.0 / Z, gz = s->gw[r] * iz, *u = s->u + (t * B + r) * K;
+            for (int64_t k = 0; k < K; k++) {
+                buf[k] = ap[k] * w[k] * iz;
+                u[k] = gz * v[k];
+            }
+            add_gamma(h, b, t - 1, K, s->gw[r], buf, gpi, gem);
+            double f = sw >= HMM_LO && sw <= HMM_HI ? 1.0 : 1.0 / sw;
+            for (int64_t k = 0; k < K; k++) beta[k] = w[k] * f;
+        }
+    }
+}
+
+/* grad_all for batch_ok inputs.  0, or -1 when out of memory. */
+static int grad_batch(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll, double *gpi,
+                      double *gA, double *gem) {
+    int64_t K = h->K, B = h->B, T = h->T;
+    size_t n = (size_t)(T * B * K), nb = (size_t)(B * K);
+    hmm_batch s = {0};
+    s.ord = bk_malloc(ctx, (size_t)B * sizeof *s.ord);
+    s.dead = bk_malloc(ctx, (size_t)B * sizeof *s.dead);
+    double *mem = bk_malloc(ctx, ((h->V ? 2 : 3) * n + 3 * nb + 2 * (size_t)B + (size_t)K) *
+                                     sizeof(double));
+    if (!s.ord || !s.dead || !mem) {
+        bk_free(ctx, s.ord);
+        bk_free(ctx, s.dead);
+        bk_free(ctx, mem);
+        return -1;
+    }
+    /* rows past a sequence's end stay 0 (the pair-sum GEMMs run over them) */
+    memset(mem, 0, 2 * n * sizeof *mem);
+    s.alpha = mem, s.u = mem + n;
+    double *p = mem + 2 * n;
+    if (!h->V) s.eb = p, p += n;
+    s.beta = p, s.v = p + nb, s.w = p + 2 * nb, s.lp = p + 3 * nb, s.gw = s.lp + B;
+    double *buf = s.gw + B;
+    /* insertion sort by decreasing length (stable) */
+    for (int64_t b = 0; b < B; b++) {
+        int64_t j = b;
+        for (; j > 0 && h->L[s.ord[j - 1]] < h->L[b]; j--) s.ord[j] = s.ord[j - 1];
+        s.ord[j] = b;
+    }
+    for (int64_t r = 0; r < B; r++) s.gw[r] = g ? bk_get(g, s.ord[r]) : 1.0;
+    batch_forward(h, &s, buf);
+    int64_t maxL = h->L[s.ord[0]];
+    if (maxL > 0) batch_backward(h, &s, gpi, gem, buf);
+    /* sum over t >= 1 and r of alpha_{t-1, r} u_{t, r}^T: rows r of step t-1
+     * of alpha against the rows of step t of u, in blocks of rows */
+    int64_t rows = (maxL > 1 ? maxL - 1 : 0) * B, blk = HMM_PAIR_BLOCK;
+    for (int64_t r0 = 0; gA && r0 < rows; r0 += blk)
+        bk_hmm_pair_sums(K, rows - r0 < blk ? rows - r0 : blk, 1.0, s.alpha + r0 * K,
+                         s.u + (r0 + B) * K, gA);
+    for (int64_t r = 0; ll && r < B; r++) ll[s.ord[r]] = s.lp[r];
+    bk_free(ctx, s.ord);
+    bk_free(ctx, s.dead);
+    bk_free(ctx, mem);
+    return 0;
+}
+
 /* work: grad_worksize doubles, or NULL to allocate them here. */
 static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll, double *gpi,
                     double *gA, double *gem, double *work) {
     int64_t K = h->K, T = h->T;
     size_t n = (size_t)((T ? T : 1) * K);
     int ne = h->V ? 1 : 2;
+    if (batch_ok(h)) return grad_batch(ctx, h, g, ll, gpi, gA, gem);
     double *own = work ? NULL : bk_malloc(ctx, grad_worksize(K, T, h->V) * sizeof(double));
     if (!work && !own) return -1;
     if (!work) work = own;
