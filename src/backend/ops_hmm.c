@@ -35,6 +35,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <cblas.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include "ops_hmm.h"
 #include "ops_impl.h"
 
@@ -67,6 +70,35 @@ static const double *in_data(bk_ctx *ctx, hmm_in *h, int i, const bk_tensor *t) 
 static int shape_err(bk_ctx *ctx, const char *op, const char *what) {
     bk_seterr(ctx, "%s: %s", op, what);
     return -1;
+}
+
+/* 0 <= v < Vd and v an integer: v + 2^52 rounds v to an integer when
+ * 0 <= v < 2^52 (without the floor call that SSE2 lacks, and without a
+ * branch: this runs per symbol per call); NaN fails the first test. */
+static inline bool is_symbol(double v, double Vd) {
+    const double big = 4503599627370496.0; /* 2^52 */
+    return (v >= 0) & (v < Vd) & ((v + big) - big == v);
+}
+
+/* The number of entries of y [T] before its first negative one (the end
+ * of the sequence), or -1 when one of them is not a symbol in [0, V). */
+static int64_t symbols_len(const double *y, int64_t T, int64_t V) {
+    const double Vd = (double)V;
+    int64_t t = 0;
+#ifdef __SSE2__
+    /* two at a time while both are symbols (SSE2 is in every x86-64) */
+    const __m128d zero = _mm_setzero_pd(), vd = _mm_set1_pd(Vd);
+    const __m128d big = _mm_set1_pd(4503599627370496.0);
+    for (; t + 2 <= T; t += 2) {
+        __m128d x = _mm_loadu_pd(y + t);
+        __m128d in = _mm_and_pd(_mm_cmpge_pd(x, zero), _mm_cmplt_pd(x, vd));
+        __m128d integ = _mm_cmpeq_pd(_mm_sub_pd(_mm_add_pd(x, big), big), x);
+        if (_mm_movemask_pd(_mm_and_pd(in, integ)) != 3) break;
+    }
+#endif
+    for (; t < T && !(y[t] < 0); t++)
+        if (!is_symbol(y[t], Vd)) return -1;
+    return t;
 }
 
 /* Shapes and data of the inputs; -1 + error when they do not fit. */
@@ -118,17 +150,18 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
         if (cat) {
             /* a sequence ends at its first negative entry; symbols must be
              * integers below V */
-            int64_t t = 0;
-            for (; t < h->T; t++) {
-                double v = h->codes[b * h->T + t];
-                if (v < 0) break;
-                /* 0 <= v < V here, so the cast is defined (and inline,
-                 * unlike floor without SSE4.1: this runs per symbol per call) */
-                if (!(v < (double)h->V && v == (double)(int64_t)v)) {
-                    bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
-                              (long long)h->V);
-                    goto fail;
-                }
+            const double *y = h->codes + b * h->T;
+            int64_t t = symbols_len(y, h->T, h->V);
+            if (t < 0) {
+                double v = 0;
+                for (t = 0; t < h->T && !(y[t] < 0); t++)
+                    if (!is_symbol(y[t], (double)h->V)) {
+                        v = y[t];
+                        break;
+                    }
+                bk_seterr(ctx, "%s: symbol %g is not an integer in [0, %lld)", op, v,
+                          (long long)h->V);
+                goto fail;
             }
             h->L[b] = t;
             continue;
@@ -296,8 +329,8 @@ static inline const double *emission(const hmm_in *h, int64_t b, int64_t t, doub
 static inline __attribute__((always_inline)) double fstep(int64_t K, const double *restrict a,
                                                           const double *restrict A,
                                                           const double *restrict e,
-                                                          double *restrict out) {
-    bk_hmm_vecmat(K, a, A, out);
+                                                          double *restrict out, bool rev) {
+    bk_hmm_vecmat_dir(K, a, A, out, rev);
     double tot = 0;
     #pragma GCC unroll 4
     for (int64_t k = 0; k < K; k++) tot += out[k] *= e[k];
@@ -343,12 +376,12 @@ static inline __attribute__((always_inline)) double fwd_run(const hmm_in *h, int
         e = emission(h, bi, t, eb ? eb + t * K : buf, &c);
         if (!isfinite(c)) return c;
         const double *At = h->A + (h->tv ? t * K * K : 0);
-        tot = fstep(K, a, At, e, n);
+        tot = fstep(K, a, At, e, n, t & 1);
         if (!(tot >= HMM_LO && tot <= HMM_HI)) {
             double sp = row_sum(K, a);
             row_scale(K, a, 1.0 / sp);
             ll += log(sp);
-            tot = fstep(K, a, At, e, n);
+            tot = fstep(K, a, At, e, n, t & 1);
             if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
             if (!(tot >= HMM_LO && tot <= HMM_HI)) {
                 row_scale(K, n, 1.0 / tot);
@@ -398,6 +431,320 @@ static double fwd_any(const hmm_in *h, int64_t bi, double *store, double *eb, do
     default: return fwd_run(h, bi, h->K, store, eb, w, buf);
     }
 }
+
+/* ------------------------------------- Categorical kernels for K <= 4 --- */
+
+/* For K <= 4 states and a Categorical emission over few symbols (on CPUs
+ * with AVX2 and FMA), a row of alphas or betas is one 4-lane vector held
+ * in a register, and a step is the product with the per-symbol matrix
+ * M_v = A diag(e_v) (e_v: the shifted table row of symbol v): two in-lane
+ * duplications and a lane swap of the row, and K fused multiply-adds.
+ * With lanes j = 0..3 and src(m, j) = m ^ (j & 2), the forward product
+ * n = a M_v is n[j] = sum_m a[src(m, j)] P_m[j] with the table
+ * P_m[j] = M_v[src(m, j), j] (a[src(m, .)] is a lane duplication of a:
+ * [a0 a0 a2 a2], [a1 a1 a3 a3] and the same of the halves swapped), and the
+ * backward product w = M_v b is the same with Q_m[i] = M_v[i, src(m, i)].
+ * The backward sweep, after the stored forward, needs no per-step emission
+ * gradient: it sums
+ *   H_v[i, j] = sum_{t >= 1, y_t = v} alpha_{t-1}(i) beta_t(j) / Z_t
+ * (the gradient w.r.t. M_v; Z_t = alpha_{t-1} . M_v beta_t normalizes, as
+ * in bwd_run), held in the layout of Q (the products of the same lane
+ * duplications of beta with alpha / Z), and from it, once per call,
+ *   d/dA[i, j]    = sum_v H_v[i, j] e_v(j),
+ *   d/dlogE[k, v] = e_v(k) sum_i H_v[i, k] A[i, k]  (+ gamma_0(k) if y_0 = v):
+ * the pair-marginal and posterior-marginal sums of bwd_run grouped by
+ * symbol.  A row is rescaled (the step redone from the row scaled to sum
+ * 1, as in fwd_run) when no entry reaches HMM_LO or one exceeds
+ * HMM_HI / 4.  The tables cost V K^2 per call, so this path is taken when
+ * V is small next to the number of steps (small_cat_ok). */
+#ifdef HMM_AVX2
+/* row_sum and row_scale, always inlined: with a constant K the rows of the
+ * kernels below then stay in registers (a call would take their address
+ * and keep them in memory, adding a store-to-load delay to every step). */
+static inline __attribute__((always_inline)) double sk_sum(const int64_t K, const double *r) {
+    double s = 0;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) s += r[k];
+    return s;
+}
+
+static inline __attribute__((always_inline)) void sk_scale(const int64_t K, double *r, double f) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) r[k] *= f;
+}
+
+#define SK_TAB 32   /* doubles per symbol: P then Q, 4 x 4 each */
+
+static bool small_cat_ok(const hmm_in *h) {
+    if (!h->V || h->K > 4 || h->tv) return false;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return false;
+    int64_t n = 0;
+    for (int64_t b = 0; b < h->B; b++) n += h->L[b];
+    return h->V <= n / 2 + 64;
+}
+
+/* tab [V*SK_TAB]: P and Q of every symbol (zero outside K x K). */
+static void small_tables(const hmm_in *h, double *tab) {
+    int64_t K = h->K;
+    for (int64_t v = 0; v < h->V; v++) {
+        double X[4][4], *P = tab + v * SK_TAB, *Q = P + 16;
+        for (int64_t i = 0; i < 4; i++)
+            for (int64_t j = 0; j < 4; j++)
+                X[i][j] = i < K && j < K ? h->A[i * K + j] * h->etab[v * K + j] : 0.0;
+        for (int m = 0; m < 4; m++)
+            for (int j = 0; j < 4; j++) {
+                P[m * 4 + j] = X[m][j];
+                Q[m * 4 + j] = X[j][m ^ (j & 2)];
+            }
+    }
+}
+
+#define SK_ATTR __attribute__((target("avx2,fma"), always_inline)) static inline
+
+/* sum_m x[src(m, .)] .* T_m: x M_v with T = P, M_v x with T = Q. */
+SK_ATTR __m256d sk_prod(__m256d x, const double *T, const int64_t K) {
+    /* K = 3 needs all four terms too: lane 2 takes x[0] and x[1] from the
+     * swapped halves */
+    __m256d n = _mm256_fmadd_pd(_mm256_permute_pd(x, 0x0), _mm256_loadu_pd(T),
+                                _mm256_mul_pd(_mm256_permute_pd(x, 0xF), _mm256_loadu_pd(T + 4)));
+    if (K <= 2) return n;
+    __m256d s = _mm256_permute2f128_pd(x, x, 1);
+    __m256d m = _mm256_fmadd_pd(_mm256_permute_pd(s, 0x0), _mm256_loadu_pd(T + 8),
+                                _mm256_mul_pd(_mm256_permute_pd(s, 0xF), _mm256_loadu_pd(T + 12)));
+    return _mm256_add_pd(n, m);
+}
+
+SK_ATTR double sk_hsum(__m256d x) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(x), _mm256_extractf128_pd(x, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/* the row needs no rescaling: some entry >= HMM_LO, none above HMM_HI/4
+ * (nor NaN) */
+SK_ATTR bool sk_inrange(__m256d x) {
+    int lo = _mm256_movemask_pd(_mm256_cmp_pd(x, _mm256_set1_pd(HMM_LO), _CMP_GE_OQ));
+    int hi = _mm256_movemask_pd(_mm256_cmp_pd(x, _mm256_set1_pd(HMM_HI / 4), _CMP_NLE_UQ));
+    return lo != 0 && hi == 0;
+}
+
+/* n = a M_v (M_v row-major in P, row stride 4); returns sum(n). */
+SK_ATTR double sk_fstep(const int64_t K, const double *restrict a, const double *restrict P,
+                        double *restrict n) {
+    double tot = 0;
+#pragma GCC unroll 4
+    for (int64_t j = 0; j < K; j++) {
+        double s = a[0] * P[j];
+#pragma GCC unroll 4
+        for (int64_t i = 1; i < K; i++) s += a[i] * P[i * 4 + j];
+        tot += n[j] = s;
+    }
+    return tot;
+}
+
+/* The forward pass of sequence bi (L >= 1), as fwd_run (lazy rescaling,
+ * the same redo of a step that leaves the range), in scalar registers: the
+ * chain from step to step is K multiply-adds, without the lane shuffles of
+ * sk_prod.  Rows stored to store + 4t (zero-padded to 4) when store is not
+ * NULL.  Returns log p(y_bi). */
+SK_ATTR double sk_fwd(const hmm_in *h, int64_t bi, const int64_t K, const double *tab,
+                      double *store) {
+    const double *y = h->codes + bi * h->T;
+    int64_t L = h->L[bi], v = (int64_t)y[0];
+    double a[4] = {0, 0, 0, 0}, n[4] = {0, 0, 0, 0}, c = h->cmax[v], tot = 0;
+    if (!isfinite(c)) return c;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < K; k++) tot += a[k] = h->pexp[k] * h->etab[v * K + k];
+    if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+    double ll = c + h->mpi;
+    if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+        sk_scale(K, a, 1.0 / tot);
+        ll += log(tot);
+    }
+    for (int64_t t = 1; t < L; t++) {
+        v = (int64_t)y[t];
+        c = h->cmax[v];
+        if (!isfinite(c)) return c;
+        const double *P = tab + v * SK_TAB;
+        tot = sk_fstep(K, a, P, n);
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            double sp = sk_sum(K, a);
+            sk_scale(K, a, 1.0 / sp);
+            ll += log(sp);
+            tot = sk_fstep(K, a, P, n);
+            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+                sk_scale(K, n, 1.0 / tot);
+                ll += log(tot);
+            }
+        }
+        ll += c;
+        if (store) {
+            /* row t-1 as this step used it (the redo may have rescaled it) */
+#pragma GCC unroll 4
+            for (int64_t k = 0; k < 4; k++) store[4 * (t - 1) + k] = k < K ? a[k] : 0.0;
+        }
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < K; k++) a[k] = n[k];
+    }
+    if (store)
+#pragma GCC unroll 4
+        for (int64_t k = 0; k < 4; k++) store[4 * (L - 1) + k] = k < K ? a[k] : 0.0;
+    return ll + log(sk_sum(K, a));
+}
+
+/* g * gamma_0 (4 lanes) into gpi and, for symbol y_0, into gem. */
+static void sk_gamma0(const hmm_in *h, int64_t bi, const double *gam, double *gpi,
+                      double *gem) {
+    int64_t v = (int64_t)h->codes[bi * h->T];
+    for (int64_t k = 0; k < h->K; k++) {
+        if (gpi) gpi[k] += gam[k];
+        if (gem) gem[k * h->V + v] += gam[k];
+    }
+}
+
+/* The forward pass (rows into alpha, 4 per step) and the backward sweep of
+ * sequence bi with weight g (K_ = h->K, a constant):
+ * HQ [V*16] += g * H_v (Q layout), g * gamma_0
+ * into gpi and gem.  Returns log p(y_bi). */
+SK_ATTR double sk_bwd(const hmm_in *h, int64_t bi, const int64_t K_, double g,
+                      const double *tab, double *alpha, double *HQ, double *gpi, double *gem) {
+    const int64_t W = K_ <= 2 ? 2 : 4;
+    int64_t K = K_, L = h->L[bi];
+    if (L == 0) return 0;
+    double ll = sk_fwd(h, bi, K_, tab, alpha);
+    if (!isfinite(ll) || g == 0) return ll;
+    const double *y = h->codes + bi * h->T;
+    double gam[4];
+    if (L == 1) {
+        __m256d a = _mm256_loadu_pd(alpha);
+        _mm256_storeu_pd(gam, _mm256_mul_pd(a, _mm256_set1_pd(g / sk_hsum(a))));
+        sk_gamma0(h, bi, gam, gpi, gem);
+        return ll;
+    }
+    const double one[4] = {1, K >= 2, K >= 3, K >= 4};
+    __m256d b = _mm256_loadu_pd(one);
+    for (int64_t t = L - 1; t >= 1; t--) {
+        int64_t v = (int64_t)y[t];
+        const double *Q = tab + v * SK_TAB + 16;
+        double *ap = alpha + 4 * (t - 1), f = 1;
+        __m256d w = sk_prod(b, Q, W);
+        if (!sk_inrange(w)) {
+            /* redo from beta scaled to sum 1 (its scale is free) */
+            b = _mm256_mul_pd(b, _mm256_set1_pd(1.0 / sk_hsum(b)));
+            w = sk_prod(b, Q, W);
+            double sw = sk_hsum(w);
+            if (!(sw > 0)) return ll;
+            if (!sk_inrange(w)) f = 1.0 / sw;
+        }
+        __m256d av = _mm256_loadu_pd(ap);
+        double Z = sk_hsum(_mm256_mul_pd(av, w));
+        if (!(Z > 1e-290 && Z < 1e290)) {
+            /* extreme scales: both factors to sum 1 (as in bwd_run) */
+            __m256d is = _mm256_set1_pd(1.0 / sk_hsum(w));
+            av = _mm256_mul_pd(av, _mm256_set1_pd(1.0 / sk_hsum(av)));
+            b = _mm256_mul_pd(b, is);
+            w = _mm256_mul_pd(w, is);
+            f = 1;
+            Z = sk_hsum(_mm256_mul_pd(av, w));
+            if (!(Z > 0)) return ll;
+        }
+        __m256d r = _mm256_mul_pd(av, _mm256_set1_pd(g / Z));
+        /* H_v += r beta^T in the Q layout */
+        double *Hv = HQ + v * 16;
+        __m256d s = _mm256_permute2f128_pd(b, b, 1);
+        _mm256_storeu_pd(Hv, _mm256_fmadd_pd(_mm256_permute_pd(b, 0x0), r, _mm256_loadu_pd(Hv)));
+        _mm256_storeu_pd(Hv + 4, _mm256_fmadd_pd(_mm256_permute_pd(b, 0xF), r,
+                                                 _mm256_loadu_pd(Hv + 4)));
+        if (W >= 3) {
+            _mm256_storeu_pd(Hv + 8, _mm256_fmadd_pd(_mm256_permute_pd(s, 0x0), r,
+                                                     _mm256_loadu_pd(Hv + 8)));
+            _mm256_storeu_pd(Hv + 12, _mm256_fmadd_pd(_mm256_permute_pd(s, 0xF), r,
+                                                      _mm256_loadu_pd(Hv + 12)));
+        }
+        if (t == 1) {
+            /* gamma_0 = alpha_0 .* beta_0 / Z_1 */
+            _mm256_storeu_pd(gam, _mm256_mul_pd(r, w));
+            sk_gamma0(h, bi, gam, gpi, gem);
+        }
+        b = f == 1 ? w : _mm256_mul_pd(w, _mm256_set1_pd(f));
+    }
+    return ll;
+}
+
+/* The forward (bwd false: log p into o[b]) or the gradient sweep of every
+ * sequence (weights g[b], or 1 when g is NULL; log p into o when not
+ * NULL), with a constant K. */
+#define SK_ALL(K_)                                                                            \
+    for (int64_t b = 0; b < h->B; b++) {                                                      \
+        double l = !bwd ? (h->L[b] ? sk_fwd(h, b, K_, tab, NULL) : 0.0)                      \
+                        : sk_bwd(h, b, K_, g ? bk_get(g, b) : 1.0, tab, alpha, HQ, gpi, gem); \
+        if (o) o[b] = l;                                                                      \
+    }
+
+__attribute__((target("avx2,fma"))) static void small_cat(const hmm_in *h, bool bwd,
+                                                          const bk_tensor *g, const double *tab,
+                                                          double *alpha, double *HQ, double *o,
+                                                          double *gpi, double *gem) {
+    switch (h->K) {
+    case 1: SK_ALL(1) break;
+    case 2: SK_ALL(2) break;
+    case 3: SK_ALL(3) break;
+    default: SK_ALL(4) break;
+    }
+}
+#undef SK_ALL
+#undef SK_ATTR
+
+/* The forward of every sequence through the tables: o[b] = log p(y_b).
+ * 0, or -1 when out of memory. */
+static int small_cat_forward(bk_ctx *ctx, const hmm_in *h, double *o) {
+    double *tab = bk_malloc(ctx, (size_t)(h->V * SK_TAB) * sizeof(double));
+    if (!tab) return -1;
+    small_tables(h, tab);
+    small_cat(h, false, NULL, tab, NULL, NULL, o, NULL, NULL);
+    bk_free(ctx, tab);
+    return 0;
+}
+
+/* grad_all for small_cat_ok inputs: the sweep of every sequence, then
+ * the A and logE gradients from the sums H_v.  alpha: 4T doubles. */
+static int small_cat_grad(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll,
+                          double *gpi, double *gA, double *gem, double *alpha) {
+    int64_t K = h->K, V = h->V;
+    double *tab = bk_malloc(ctx, (size_t)(V * (SK_TAB + 16)) * sizeof(double));
+    if (!tab) return -1;
+    double *HQ = tab + V * SK_TAB;
+    small_tables(h, tab);
+    memset(HQ, 0, (size_t)(V * 16) * sizeof *HQ);
+    small_cat(h, true, g, tab, alpha, HQ, ll, gpi, gem);
+    for (int64_t v = 0; v < V; v++) {
+        const double *Hv = HQ + v * 16, *ev = h->etab + v * K;
+        for (int64_t i = 0; i < K; i++)
+            for (int64_t j = 0; j < K; j++) {
+                double hij = Hv[(j ^ (i & 2)) * 4 + i];   /* H_v[i, j] */
+                if (gA) gA[i * K + j] += hij * ev[j];
+                if (gem) gem[j * V + v] += hij * h->A[i * K + j] * ev[j];
+            }
+    }
+    bk_free(ctx, tab);
+    return 0;
+}
+#undef SK_TAB
+#else
+static bool small_cat_ok(const hmm_in *h) {
+    (void)h;
+    return false;
+}
+static int small_cat_forward(bk_ctx *ctx, const hmm_in *h, double *o) {
+    (void)ctx, (void)h, (void)o;
+    return -1;
+}
+static int small_cat_grad(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll,
+                          double *gpi, double *gA, double *gem, double *alpha) {
+    (void)ctx, (void)h, (void)g, (void)ll, (void)gpi, (void)gA, (void)gem, (void)alpha;
+    return -1;
+}
+#endif
 
 /* The forward pass of a batch of homogeneous sequences for large K: at step
  * t the rows of every sequence still running (a prefix, the sequences being
@@ -457,7 +804,7 @@ static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
                 double sp = row_sum(K, a);
                 row_scale(K, a, 1.0 / sp);
                 o[b] += log(sp);
-                tot = isfinite(c) ? fstep(K, a, h->A, e, p) : 0;
+                tot = isfinite(c) ? fstep(K, a, h->A, e, p, false) : 0;
                 if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
                     o[b] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
                     dead[r] = true;
@@ -489,7 +836,12 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     double *work = out ? bk_malloc(ctx, (size_t)(3 * h.K) * sizeof(double)) : NULL;
     if (work) {
         double *o = bk_data(out);
-        if (h.B >= 4 && h.K >= BK_HMM_BLAS_K && !h.tv) {
+        if (small_cat_ok(&h)) {
+            if (small_cat_forward(ctx, &h, o)) {
+                bk_release(out);
+                out = NULL;
+            }
+        } else if (h.B >= 4 && h.K >= BK_HMM_BLAS_K && !h.tv) {
             if (fwd_batch(ctx, &h, o)) {
                 bk_release(out);
                 out = NULL;
@@ -588,14 +940,14 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
         double *ap = alpha + (t - 1) * K;
         #pragma GCC unroll 4
         for (int64_t k = 0; k < K; k++) v[k] = e[k] * beta[k];
-        if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+        if (wide) bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
         else bk_hmm_matvec(K, At, v, w);
         double sw = row_sum(K, w);
         if (!(sw >= HMM_LO && sw <= HMM_HI)) {
             /* redo from beta scaled to sum 1 (its scale is free) */
             double ib = 1.0 / row_sum(K, beta);
             row_scale(K, v, ib);
-            if (wide) bk_hmm_vecmat(K, v, wk->At, w);
+            if (wide) bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
             else bk_hmm_matvec(K, At, v, w);
             sw = row_sum(K, w);
             if (!(sw > 0)) return ll;
@@ -664,7 +1016,234 @@ static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, doub
  * added into gpi, gA, gem (any may be NULL); ll[b] receives log p(y_b)
  * when ll is not NULL.  0, or -1 when out of memory. */
 static size_t grad_worksize(int64_t K, int64_t T, bool cat) {
-    return ((cat ? 1 : 2) * (size_t)((T ? T : 1) * K) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K));
+    /* the alphas ([T, max(K, 4)]: the kernels for K <= 4 store 4 lanes) and,
+     * for the logB form, the emission likelihoods ([T, K]) */
+    size_t n = (size_t)((T ? T : 1) * (K < 4 ? 4 : K));
+    return (cat ? n : 2 * n) + (size_t)(HMM_PAIR_BLOCK * K + K * K + 4 * K);
+}
+
+/* Batches at large K: the forward and the backward sweep of all sequences
+ * in lock step (B >= 4, K >= HMM_BATCH_K, a homogeneous A), so that each step is one GEMM over the sequences still
+ * running (sorted by decreasing length, they are a prefix) instead of one
+ * vector-matrix product per sequence, and the pair sums of all steps are
+ * register-blocked GEMMs over blocks of rows.  Rows are laid out
+ * [T][B][K] (step-major).  Per row the steps, rescalings and the
+ * normalization by Z are those of fwd_run and bwd_run.  Used while the
+ * arrays stay below HMM_BATCH_MAX doubles each (else sequence by
+ * sequence). */
+#define HMM_BATCH_MAX ((int64_t)1 << 23)
+
+/* From this K the GEMM over the running sequences beats one AVX-512
+ * vector-matrix product per sequence (measured: at K = 32 and 64 with 50
+ * sequences they are on par, at K = 256 the lock step halves the sweep). */
+#define HMM_BATCH_K 128
+
+static bool batch_ok(const hmm_in *h) {
+    return h->B >= 4 && h->K >= HMM_BATCH_K && !h->tv && h->T * h->B * h->K <= HMM_BATCH_MAX;
+}
+
+typedef struct hmm_batch {
+    int64_t *ord;          /* [B] sequence of each rank (decreasing length) */
+    double *alpha, *u;     /* [T*B*K] each: the alphas, u_t = g v_t / Z_t */
+    double *eb;            /* [T*B*K] shifted emission likelihoods (logB form) */
+    double *beta, *v, *w;  /* [B*K] each */
+    double *lp, *gw;       /* [B] log p and weight by rank */
+    bool *dead;            /* [B] no (more) gradient for this rank */
+} hmm_batch;
+
+/* The number of ranks whose sequence is longer than t. */
+static int64_t batch_active(const hmm_in *h, const hmm_batch *s, int64_t t) {
+    int64_t n = h->B;
+    while (n > 0 && h->L[s->ord[n - 1]] <= t) n--;
+    return n;
+}
+
+/* The stored forward pass of the batch in lock step: lp[r] and the rows of
+ * alpha; dead[r] for impossible sequences. */
+static void batch_forward(const hmm_in *h, hmm_batch *s, double *buf) {
+    int64_t K = h->K, B = h->B;
+    for (int64_t r = 0; r < B; r++) {
+        int64_t b = s->ord[r];
+        double *a = s->alpha + r * K, c, tot = 0;
+        s->lp[r] = 0;
+        s->dead[r] = h->L[b] == 0;
+        if (s->dead[r]) continue;
+        const double *e = emission(h, b, 0, s->eb ? s->eb + r * K : buf, &c);
+        for (int64_t k = 0; isfinite(c) && k < K; k++) tot += a[k] = h->pexp[k] * e[k];
+        if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+            s->lp[r] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+            s->dead[r] = true;
+            memset(a, 0, (size_t)K * sizeof *a);
+            continue;
+        }
+        s->lp[r] = c + h->mpi;
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            row_scale(K, a, 1.0 / tot);
+            s->lp[r] += log(tot);
+        }
+    }
+    for (int64_t t = 1;; t++) {
+        int64_t nact = batch_active(h, s, t);
+        if (nact == 0) break;
+        double *R = s->alpha + (t - 1) * B * K, *P = R + B * K;
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nact, (int)K, (int)K, 1.0, R,
+                    (int)K, h->A, (int)K, 0.0, P, (int)K);
+        for (int64_t r = 0; r < nact; r++) {
+            double *a = R + r * K, *p = P + r * K, c, tot = 0;
+            if (s->dead[r]) {
+                memset(p, 0, (size_t)K * sizeof *p);
+                continue;
+            }
+            int64_t b = s->ord[r];
+            const double *e = emission(h, b, t, s->eb ? s->eb + (t * B + r) * K : buf, &c);
+            if (isfinite(c))
+                for (int64_t k = 0; k < K; k++) tot += p[k] *= e[k];
+            if (isfinite(c) && !(tot >= HMM_LO && tot <= HMM_HI)) {
+                /* redo this row's step from its row scaled to sum 1 */
+                double sp = row_sum(K, a);
+                row_scale(K, a, 1.0 / sp);
+                s->lp[r] += log(sp);
+                tot = fstep(K, a, h->A, e, p, false);
+                if (tot > 0 && tot < INFINITY && !(tot >= HMM_LO && tot <= HMM_HI)) {
+                    row_scale(K, p, 1.0 / tot);
+                    s->lp[r] += log(tot);
+                }
+            }
+            if (!isfinite(c) || !(tot > 0) || !(tot < INFINITY)) {
+                s->lp[r] = !isfinite(c) ? c : tot > 0 ? tot : -INFINITY;
+                s->dead[r] = true;
+                memset(p, 0, (size_t)K * sizeof *p);
+                continue;
+            }
+            s->lp[r] += c;
+        }
+    }
+    for (int64_t r = 0; r < B; r++)
+        if (!s->dead[r]) s->lp[r] += log(row_sum(K, s->alpha + ((h->L[s->ord[r]] - 1) * B + r) * K));
+}
+
+/* The backward sweep of the batch in lock step after batch_forward: the
+ * posterior marginals into gpi and gem (add_gamma), the rows u_t into s->u. */
+static void batch_backward(const hmm_in *h, hmm_batch *s, double *gpi, double *gem,
+                           double *buf) {
+    int64_t K = h->K, B = h->B, maxL = h->L[s->ord[0]];
+    for (int64_t r = 0; r < B; r++) {
+        s->dead[r] = s->dead[r] || !isfinite(s->lp[r]) || s->gw[r] == 0;
+        int64_t b = s->ord[r], L = h->L[b];
+        if (s->dead[r] || L != 1) continue;
+        const double *a = s->alpha + r * K;
+        double iz = 1.0 / row_sum(K, a);
+        for (int64_t k = 0; k < K; k++) buf[k] = a[k] * iz;
+        add_gamma(h, b, 0, K, s->gw[r], buf, gpi, gem);
+    }
+    for (int64_t t = maxL - 1; t >= 1; t--) {
+        int64_t nact = batch_active(h, s, t);
+        for (int64_t r = 0; r < nact; r++) {
+            int64_t b = s->ord[r];
+            double *beta = s->beta + r * K, *v = s->v + r * K, c;
+            if (s->dead[r]) {
+                memset(v, 0, (size_t)K * sizeof *v);
+                continue;
+            }
+            if (h->L[b] - 1 == t) {
+                /* the sequence's last step: gamma = alpha / its sum, beta = 1 */
+                const double *a = s->alpha + (t * B + r) * K;
+                double iz = 1.0 / row_sum(K, a);
+                for (int64_t k = 0; k < K; k++) buf[k] = a[k] * iz;
+                add_gamma(h, b, t, K, s->gw[r], buf, gpi, gem);
+                for (int64_t k = 0; k < K; k++) beta[k] = 1.0;
+            }
+            const double *e = s->eb ? s->eb + (t * B + r) * K : emission(h, b, t, buf, &c);
+            for (int64_t k = 0; k < K; k++) v[k] = e[k] * beta[k];
+        }
+        /* w_r = A v_r for every running row */
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nact, (int)K, (int)K, 1.0, s->v,
+                    (int)K, h->A, (int)K, 0.0, s->w, (int)K);
+        for (int64_t r = 0; r < nact; r++) {
+            if (s->dead[r]) continue;
+            int64_t b = s->ord[r];
+            double *beta = s->beta + r * K, *v = s->v + r * K, *w = s->w + r * K;
+            double *ap = s->alpha + ((t - 1) * B + r) * K, sw = row_sum(K, w);
+            if (!(sw >= HMM_LO && sw <= HMM_HI)) {
+                /* redo from beta scaled to sum 1 (its scale is free) */
+                row_scale(K, v, 1.0 / row_sum(K, beta));
+                bk_hmm_matvec(K, h->A, v, w);
+                sw = row_sum(K, w);
+                if (!(sw > 0)) {
+                    s->dead[r] = true;
+                    continue;
+                }
+            }
+            double Z = 0;
+            for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+            if (!(Z > 1e-290 && Z < 1e290)) {
+                row_scale(K, ap, 1.0 / row_sum(K, ap));
+                row_scale(K, v, 1.0 / sw);
+                row_scale(K, w, 1.0 / sw);
+                sw = 1;
+                Z = 0;
+                for (int64_t k = 0; k < K; k++) Z += ap[k] * w[k];
+                if (!(Z > 0)) {
+                    s->dead[r] = true;
+                    continue;
+                }
+            }
+            double iz = 1.0 / Z, gz = s->gw[r] * iz, *u = s->u + (t * B + r) * K;
+            for (int64_t k = 0; k < K; k++) {
+                buf[k] = ap[k] * w[k] * iz;
+                u[k] = gz * v[k];
+            }
+            add_gamma(h, b, t - 1, K, s->gw[r], buf, gpi, gem);
+            double f = sw >= HMM_LO && sw <= HMM_HI ? 1.0 : 1.0 / sw;
+            for (int64_t k = 0; k < K; k++) beta[k] = w[k] * f;
+        }
+    }
+}
+
+/* grad_all for batch_ok inputs.  0, or -1 when out of memory. */
+static int grad_batch(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll, double *gpi,
+                      double *gA, double *gem) {
+    int64_t K = h->K, B = h->B, T = h->T;
+    size_t n = (size_t)(T * B * K), nb = (size_t)(B * K);
+    hmm_batch s = {0};
+    s.ord = bk_malloc(ctx, (size_t)B * sizeof *s.ord);
+    s.dead = bk_malloc(ctx, (size_t)B * sizeof *s.dead);
+    double *mem = bk_malloc(ctx, ((h->V ? 2 : 3) * n + 3 * nb + 2 * (size_t)B + (size_t)K) *
+                                     sizeof(double));
+    if (!s.ord || !s.dead || !mem) {
+        bk_free(ctx, s.ord);
+        bk_free(ctx, s.dead);
+        bk_free(ctx, mem);
+        return -1;
+    }
+    /* rows past a sequence's end stay 0 (the pair-sum GEMMs run over them) */
+    memset(mem, 0, 2 * n * sizeof *mem);
+    s.alpha = mem, s.u = mem + n;
+    double *p = mem + 2 * n;
+    if (!h->V) s.eb = p, p += n;
+    s.beta = p, s.v = p + nb, s.w = p + 2 * nb, s.lp = p + 3 * nb, s.gw = s.lp + B;
+    double *buf = s.gw + B;
+    /* insertion sort by decreasing length (stable) */
+    for (int64_t b = 0; b < B; b++) {
+        int64_t j = b;
+        for (; j > 0 && h->L[s.ord[j - 1]] < h->L[b]; j--) s.ord[j] = s.ord[j - 1];
+        s.ord[j] = b;
+    }
+    for (int64_t r = 0; r < B; r++) s.gw[r] = g ? bk_get(g, s.ord[r]) : 1.0;
+    batch_forward(h, &s, buf);
+    int64_t maxL = h->L[s.ord[0]];
+    if (maxL > 0) batch_backward(h, &s, gpi, gem, buf);
+    /* sum over t >= 1 and r of alpha_{t-1, r} u_{t, r}^T: rows r of step t-1
+     * of alpha against the rows of step t of u, in blocks of rows */
+    int64_t rows = (maxL > 1 ? maxL - 1 : 0) * B, blk = HMM_PAIR_BLOCK;
+    for (int64_t r0 = 0; gA && r0 < rows; r0 += blk)
+        bk_hmm_pair_sums(K, rows - r0 < blk ? rows - r0 : blk, 1.0, s.alpha + r0 * K,
+                         s.u + (r0 + B) * K, gA);
+    for (int64_t r = 0; ll && r < B; r++) ll[s.ord[r]] = s.lp[r];
+    bk_free(ctx, s.ord);
+    bk_free(ctx, s.dead);
+    bk_free(ctx, mem);
+    return 0;
 }
 
 /* work: grad_worksize doubles, or NULL to allocate them here. */
@@ -673,9 +1252,15 @@ static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll
     int64_t K = h->K, T = h->T;
     size_t n = (size_t)((T ? T : 1) * K);
     int ne = h->V ? 1 : 2;
+    if (batch_ok(h)) return grad_batch(ctx, h, g, ll, gpi, gA, gem);
     double *own = work ? NULL : bk_malloc(ctx, grad_worksize(K, T, h->V) * sizeof(double));
     if (!work && !own) return -1;
     if (!work) work = own;
+    if (small_cat_ok(h)) {
+        int rc = small_cat_grad(ctx, h, g, ll, gpi, gA, gem, work);
+        bk_free(ctx, own);
+        return rc;
+    }
     hmm_bwork wk = {.alpha = work};
     wk.eb = h->V ? NULL : work + n;
     wk.ublk = work + ne * n;
@@ -845,6 +1430,59 @@ __attribute__((target("avx512f"))) static void vecmat_avx512(int64_t K, const do
     if (j < K) vecmat_tail(K, j, a, M, p);
 }
 
+/* p = a^T M for 32 <= K <= 64 with all destination states in NB = K/8
+ * (rounded up) accumulators, two rows in flight, the rows visited in
+ * increasing order or, when rev, in decreasing order.  Alternating the
+ * direction from one step to the next makes the rows read last in a step
+ * the first ones of the next: at K = 64 the matrix (32 KB) just fills the
+ * L1 cache, and reading it in the same order every step evicts each line
+ * shortly before it is needed again (every row then comes from L2). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+vecmat_rows(const int NB, int64_t K, const double *restrict a, const double *restrict M,
+            double *restrict p, bool rev) {
+    __m512d c[8], d[8];
+    const __mmask8 last = K % 8 ? (__mmask8)((1u << (K % 8)) - 1) : (__mmask8)0xFF;
+#pragma GCC unroll 8
+    for (int b = 0; b < NB; b++) c[b] = d[b] = _mm512_setzero_pd();
+    int64_t i0 = rev ? K - 1 : 0, step = rev ? -1 : 1, n2 = K / 2;
+    for (int64_t q = 0; q < n2; q++) {
+        int64_t i = i0 + 2 * q * step;
+        const double *r = M + i * K, *s = M + (i + step) * K;
+        __m512d x = _mm512_set1_pd(a[i]), y = _mm512_set1_pd(a[i + step]);
+#pragma GCC unroll 8
+        for (int b = 0; b < NB - 1; b++) {
+            c[b] = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8 * b), c[b]);
+            d[b] = _mm512_fmadd_pd(y, _mm512_loadu_pd(s + 8 * b), d[b]);
+        }
+        c[NB - 1] = _mm512_fmadd_pd(x, _mm512_maskz_loadu_pd(last, r + 8 * (NB - 1)), c[NB - 1]);
+        d[NB - 1] = _mm512_fmadd_pd(y, _mm512_maskz_loadu_pd(last, s + 8 * (NB - 1)), d[NB - 1]);
+    }
+    if (K % 2) {
+        int64_t i = rev ? 0 : K - 1;
+        const double *r = M + i * K;
+        __m512d x = _mm512_set1_pd(a[i]);
+#pragma GCC unroll 8
+        for (int b = 0; b < NB - 1; b++) c[b] = _mm512_fmadd_pd(x, _mm512_loadu_pd(r + 8 * b), c[b]);
+        c[NB - 1] = _mm512_fmadd_pd(x, _mm512_maskz_loadu_pd(last, r + 8 * (NB - 1)), c[NB - 1]);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < NB - 1; b++) _mm512_storeu_pd(p + 8 * b, _mm512_add_pd(c[b], d[b]));
+    _mm512_mask_storeu_pd(p + 8 * (NB - 1), last, _mm512_add_pd(c[NB - 1], d[NB - 1]));
+}
+
+__attribute__((target("avx512f"))) static void vecmat_avx512_dir(int64_t K,
+                                                                 const double *restrict a,
+                                                                 const double *restrict M,
+                                                                 double *restrict p, bool rev) {
+    switch ((K + 7) / 8) {
+    case 4: vecmat_rows(4, K, a, M, p, rev); break;
+    case 5: vecmat_rows(5, K, a, M, p, rev); break;
+    case 6: vecmat_rows(6, K, a, M, p, rev); break;
+    case 7: vecmat_rows(7, K, a, M, p, rev); break;
+    default: vecmat_rows(8, K, a, M, p, rev); break;
+    }
+}
+
 /* out[j] = max_i (prev[i] + M[i, j]), blocks of 16 and 4 destination
  * states; max_pd(v, m) is exactly `v > m ? v : m`, so the values equal the
  * scalar loop's (max is exact and order-free). */
@@ -903,6 +1541,18 @@ void bk_hmm_maxplus(int64_t K, const double *restrict prev, const double *restri
             out[j] = v > out[j] ? v : out[j];
         }
     }
+}
+
+void bk_hmm_vecmat_wide_dir(int64_t K, const double *restrict a, const double *restrict M,
+                            double *restrict p, bool rev) {
+#ifdef HMM_AVX2
+    if (K >= 32 && K <= 64 && __builtin_cpu_supports("avx512f")) {
+        vecmat_avx512_dir(K, a, M, p, rev);
+        return;
+    }
+#endif
+    (void)rev;
+    bk_hmm_vecmat_wide(K, a, M, p);
 }
 
 void bk_hmm_vecmat_wide(int64_t K, const double *restrict a, const double *restrict M,

@@ -49,6 +49,19 @@ static inline void bk_hmm_vecmat(int64_t K, const double *restrict a, const doub
     }
 }
 
+/* bk_hmm_vecmat, the rows of M summed in decreasing order when rev (the
+ * same sum up to rounding).  A recursion that alternates rev from step to
+ * step reads the rows last used first: for 32 <= K <= 64 (AVX-512) that
+ * keeps a matrix of about the L1 cache's size in it. */
+void bk_hmm_vecmat_wide_dir(int64_t K, const double *restrict a, const double *restrict M,
+                            double *restrict p, bool rev);
+
+static inline void bk_hmm_vecmat_dir(int64_t K, const double *restrict a,
+                                     const double *restrict M, double *restrict p, bool rev) {
+    if (K >= 32 && K <= 64) bk_hmm_vecmat_wide_dir(K, a, M, p, rev);
+    else bk_hmm_vecmat(K, a, M, p);
+}
+
 /* q[i] = sum_j M[i, j] v[j] */
 static inline void bk_hmm_matvec(int64_t K, const double *restrict M, const double *restrict v,
                                  double *restrict q) {

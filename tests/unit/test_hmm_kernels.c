@@ -390,6 +390,238 @@ START_TEST(wide_gradients_match_fd) {
 }
 END_TEST
 
+/* Sum over steps of the pair marginals, xs[i*K + j] = sum_t p(z_{t-1} = i,
+ * z_t = j | y), from log-space alphas and betas. */
+static void logspace_xi(int K, int T, const double *lpi, const double *lA, const double *lB,
+                        double ll, double *xs) {
+    double *la = malloc((size_t)T * K * sizeof *la), *lb = malloc((size_t)T * K * sizeof *lb);
+    double tmp[256];
+    for (int k = 0; k < K; k++) la[k] = lpi[k] + lB[k];
+    for (int t = 1; t < T; t++)
+        for (int j = 0; j < K; j++) {
+            for (int i = 0; i < K; i++) tmp[i] = la[(t - 1) * K + i] + lA[i * K + j];
+            la[t * K + j] = lse(tmp, K) + lB[t * K + j];
+        }
+    for (int k = 0; k < K; k++) lb[(T - 1) * K + k] = 0;
+    for (int t = T - 2; t >= 0; t--)
+        for (int i = 0; i < K; i++) {
+            for (int j = 0; j < K; j++) tmp[j] = lA[i * K + j] + lB[(t + 1) * K + j] + lb[(t + 1) * K + j];
+            lb[t * K + i] = lse(tmp, K);
+        }
+    for (int i = 0; i < K * K; i++) xs[i] = 0;
+    for (int t = 1; t < T; t++)
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++)
+                xs[i * K + j] += exp(la[(t - 1) * K + i] + lA[i * K + j] + lB[t * K + j] +
+                                     lb[t * K + j] - ll);
+    free(la);
+    free(lb);
+}
+
+/* The Categorical op at K = 1..4: few symbols take the per-symbol table
+ * kernels (scalar forward, AVX2 backward sweep, pair sums by symbol),
+ * many symbols (V = 400 over 50 steps) the generic constant-K kernels.
+ * Each on a padded batch of different lengths (0, 1, 2, ...) with weights
+ * on the sequences' log p, in a plain and an extreme setting (emission
+ * log-probabilities down to -300 nats and transitions of 1e-120: the
+ * rescaling redo paths).  log p equals the log-space forward to 1e-11;
+ * the gradients equal the exact ones from log-space forward-backward
+ * (d/dlogpi = gamma_0, d/dA = sum_t xi_t / A, d/dlogE[k, v] = the sum of
+ * gamma_t(k) over y_t = v) to 1e-9, and central finite differences at
+ * sampled entries in the plain setting. */
+START_TEST(small_cat_paths_match_reference) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 31, 0);
+    enum { B = 5, TM = 300 };
+    for (int c = 0; c < 16; c++) {
+        int K = 1 + c % 4, many = (c / 4) % 2, extreme = c / 8;
+        int V = many ? 400 : 3 + c % 3, T = many ? 50 : TM;
+        double Ls[B] = {T, 1, 0, 2, T - 37};
+        double *lpi = malloc(K * sizeof *lpi), *A = malloc(K * K * sizeof *A);
+        double *lA = malloc(K * K * sizeof *lA), *lE = malloc((size_t)K * V * sizeof *lE);
+        double *y = malloc((size_t)B * T * sizeof *y), *lB = malloc((size_t)T * K * sizeof *lB);
+        double *gam = malloc((size_t)T * K * sizeof *gam), xs[16], wts[B] = {1.0, 0.5, 2.0, -1.5, 0.75};
+        rand_params(&r, K, V, lpi, A, lE);
+        if (extreme) {
+            for (int i = 0; K > 1 && i < K; i++) {
+                A[i * K + (i + 1) % K] *= 1e-120;
+                double sum = 0;
+                for (int j = 0; j < K; j++) sum += A[i * K + j];
+                for (int j = 0; j < K; j++) A[i * K + j] /= sum;
+            }
+            for (int i = 0; i < K * V; i++) lE[i] = -300 * bk_rng_uniform(&r);
+        }
+        for (int i = 0; i < K * K; i++) lA[i] = log(A[i]);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) y[b * T + t] = t < Ls[b] ? (double)(bk_rng_u32(&r) % V) : -1.0;
+        bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
+                              tensor(ctx, 2, (int64_t[]){K, V}, lE)};
+        bk_tensor *ty = tensor(ctx, 2, (int64_t[]){B, T}, y), *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
+        bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], ty};
+        for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
+        bool g = bk_set_grad_enabled(ctx, true);
+        bk_tensor *f = bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL);
+        bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
+        ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
+        bk_set_grad_enabled(ctx, g);
+        /* the reference, summed over the weighted sequences */
+        double *wpi = calloc(K, sizeof *wpi), *wA = calloc(K * K, sizeof *wA);
+        double *wE = calloc((size_t)K * V, sizeof *wE);
+        for (int b = 0; b < B; b++) {
+            int L = (int)Ls[b];
+            for (int t = 0; t < L; t++)
+                for (int k = 0; k < K; k++) lB[t * K + k] = lE[k * V + (int)y[b * T + t]];
+            double want = L ? logspace_fb(K, L, lpi, lA, lB, gam) : 0;
+            ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
+                          "case %d K=%d seq %d: %.15g vs %.15g", c, K, b, bk_get(f, b), want);
+            if (!L) continue;
+            logspace_xi(K, L, lpi, lA, lB, want, xs);
+            for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
+            for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
+            for (int t = 0; t < L; t++)
+                for (int k = 0; k < K; k++) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
+        }
+        const double *want[3] = {wpi, wA, wE};
+        for (int i = 0; i < 3; i++)
+            for (int64_t k = 0; k < leaf[i]->numel; k++) {
+                double got = bk_get(leaf[i]->grad, k), w = want[i][k];
+                /* d/dA at a 1e-120 entry is xi / A: relative */
+                ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)),
+                              "case %d K=%d V=%d leaf %d entry %lld: %.12g vs %.12g", c, K, V, i,
+                              (long long)k, got, w);
+            }
+        bk_release(tot);
+        bk_release(fw);
+        bk_release(f);
+        bk_tape_reset(ctx);
+        for (int i = 0; !extreme && i < 3; i++) {
+            double *v = bk_data(leaf[i]);
+            for (int sm = 0; sm < 4; sm++) {
+                int64_t k = (int64_t)(bk_rng_u32(&r) % (uint32_t)leaf[i]->numel);
+                double x = v[k], e = 1e-6, fd[2];
+                for (int d = 0; d < 2; d++) {
+                    v[k] = x + (d ? -e : e);
+                    bk_tensor *fp = bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL);
+                    fd[d] = 0;
+                    for (int64_t b = 0; b < fp->numel; b++) fd[d] += wts[b] * bk_get(fp, b);
+                    bk_release(fp);
+                }
+                v[k] = x;
+                double wfd = (fd[0] - fd[1]) / (2 * e), got = bk_get(leaf[i]->grad, k);
+                ck_assert_msg(fabs(got - wfd) <= 1e-5 * fmax(1, fabs(wfd)),
+                              "case %d K=%d leaf %d entry %lld: %.10g vs fd %.10g", c, K, i,
+                              (long long)k, got, wfd);
+            }
+        }
+        for (int i = 0; i < 3; i++) bk_release(leaf[i]);
+        bk_release(ty);
+        bk_release(tw);
+        free(lpi), free(A), free(lA), free(lE), free(y), free(lB), free(gam);
+        free(wpi), free(wA), free(wE);
+    }
+    bk_ctx_free(ctx);
+}
+END_TEST
+
+/* Batches at K >= 128 (the lock-step forward and backward sweep, one GEMM
+ * per step, pair sums over all steps), both op forms (Categorical table
+ * and logB), lengths 0, 1, 2, ... with weights on the sequences' log p,
+ * plain and extreme (emission log-likelihoods down to -300 nats per step,
+ * transitions of 1e-120: the redo paths): log p against the log-space
+ * forward (1e-11) and all gradients against exact log-space
+ * forward-backward (1e-9). */
+START_TEST(batch_lockstep_matches_reference) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 37, 0);
+    enum { B = 6, T = 50, V = 5 };
+    const double Ls[B] = {T, 1, 0, 2, T - 37, T};
+    const double wts[B] = {1.0, 0.5, 2.0, -1.5, 0.75, 1.25};
+    for (int c = 0; c < 4; c++) {
+        int K = c % 2 ? 131 : 128, cat = c % 2, extreme = c / 2;
+        double *lpi = malloc(K * sizeof *lpi), *A = malloc(K * K * sizeof *A);
+        double *lA = malloc(K * K * sizeof *lA), *lE = malloc((size_t)K * V * sizeof *lE);
+        double *y = malloc((size_t)B * T * sizeof *y), *lB = malloc((size_t)B * T * K * sizeof *lB);
+        double *gam = malloc((size_t)T * K * sizeof *gam), *xs = malloc(K * K * sizeof *xs);
+        rand_params(&r, K, V, lpi, A, lE);
+        for (int i = 0; extreme && cat && i < K * V; i++) lE[i] = -300 * bk_rng_uniform(&r);
+        /* extreme: a nearly deterministic cycle (other transitions 1e-120),
+         * so that the predicted mass often sits on states that can hardly
+         * emit the next observation and a row sum drops below 1e-100 */
+        for (int i = 0; extreme && i < K; i++) {
+            for (int j = 0; j < K; j++) A[i * K + j] = j == (i + 1) % K ? 1.0 : 1e-120;
+            double sum = 0;
+            for (int j = 0; j < K; j++) sum += A[i * K + j];
+            for (int j = 0; j < K; j++) A[i * K + j] /= sum;
+        }
+        for (int i = 0; i < K * K; i++) lA[i] = log(A[i]);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int live = t < Ls[b];
+                y[b * T + t] = live ? (double)(bk_rng_u32(&r) % V) : -1.0;
+                for (int k = 0; k < K; k++)
+                    lB[(b * T + t) * K + k] = !live ? 0.0
+                                              : extreme && !cat ? -300 * bk_rng_uniform(&r)
+                                                                : lE[k * V + (int)y[b * T + t]];
+            }
+        bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
+                              cat ? tensor(ctx, 2, (int64_t[]){K, V}, lE)
+                                  : tensor(ctx, 3, (int64_t[]){B, T, K}, lB)};
+        bk_tensor *last = cat ? tensor(ctx, 2, (int64_t[]){B, T}, y) : tensor(ctx, 1, (int64_t[]){B}, Ls);
+        bk_tensor *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
+        bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], last};
+        for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
+        bool g = bk_set_grad_enabled(ctx, true);
+        bk_tensor *f = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4, in, NULL);
+        bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
+        ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
+        bk_set_grad_enabled(ctx, g);
+        double *wpi = calloc(K, sizeof *wpi), *wA = calloc(K * K, sizeof *wA);
+        double *wE = calloc(cat ? (size_t)K * V : (size_t)B * T * K, sizeof *wE), ell[B];
+        /* the E-step's log p (Baum-Welch's trace) comes from the lock-step
+         * stored forward, not from the op's forward */
+        ck_assert(bk_hmm_expected_counts(ctx, in, cat, ell, NULL, NULL, NULL, NULL) == 0);
+        for (int b = 0; b < B; b++) {
+            int L = (int)Ls[b];
+            const double *lb = lB + b * T * K;
+            double want = L ? logspace_fb(K, L, lpi, lA, lb, gam) : 0;
+            ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
+                          "case %d K=%d seq %d: %.15g vs %.15g", c, K, b, bk_get(f, b), want);
+            ck_assert_msg(fabs(ell[b] - want) <= 1e-11 * fmax(1, fabs(want)),
+                          "case %d K=%d seq %d: E-step log p %.15g vs %.15g", c, K, b, ell[b], want);
+            if (!L) continue;
+            logspace_xi(K, L, lpi, lA, lb, want, xs);
+            for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
+            for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
+            for (int t = 0; t < L; t++)
+                for (int k = 0; k < K; k++) {
+                    if (cat) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
+                    else wE[(b * T + t) * K + k] = wts[b] * gam[t * K + k];
+                }
+        }
+        const double *want[3] = {wpi, wA, wE};
+        for (int i = 0; i < 3; i++)
+            for (int64_t k = 0; k < leaf[i]->numel; k++) {
+                double got = bk_get(leaf[i]->grad, k), w = want[i][k];
+                ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)),
+                              "case %d K=%d cat=%d leaf %d entry %lld: %.12g vs %.12g", c, K, cat,
+                              i, (long long)k, got, w);
+            }
+        bk_release(tot);
+        bk_release(fw);
+        bk_release(f);
+        bk_tape_reset(ctx);
+        for (int i = 0; i < 3; i++) bk_release(leaf[i]);
+        bk_release(last);
+        bk_release(tw);
+        free(lpi), free(A), free(lA), free(lE), free(y), free(lB), free(gam), free(xs);
+        free(wpi), free(wA), free(wE);
+    }
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 /* ------------------------------------------------------- Baum-Welch --- */
 
 /* One fused EM step with Normal emissions on two sequences equals the EM
@@ -530,6 +762,8 @@ int main(void) {
     tcase_add_test(tc, forward_paths_match_logspace);
     tcase_add_test(tc, extreme_steps_match_logspace);
     tcase_add_test(tc, wide_gradients_match_fd);
+    tcase_add_test(tc, small_cat_paths_match_reference);
+    tcase_add_test(tc, batch_lockstep_matches_reference);
     tcase_add_test(tc, baum_welch_step_matches_reference);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
