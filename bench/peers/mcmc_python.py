@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""bench/peers/mcmc_python.py - the NumPyro and Pyro sides of bench/mcmc_peers.sh.
+
+usage: python mcmc_python.py numpyro|pyro MODEL DATA.json OUT
+  MODEL: eight (eight schools, non-centered), logreg (N = 10,000, D = 25), mvn100
+  (100-d Gaussian, AR(1) correlation 0.9); the same models as the ppl and Stan files
+  beside this one, on the same data.  CPU, float64, one thread.
+
+NumPyro: NUTS, 4 chains in turn (chain_method="sequential") x (1000 warmup + 1000
+draws), diagonal metric, target accept 0.8, max tree depth 10.  One MCMC object with
+jit_model_args=True: its first warmup + run compiles (timed apart as the "compile
+run"); the same object is then warmed up and run again on arrays of identical shapes,
+which reuses the compiled kernels - checked: jax's compile log is captured during the
+timed runs and the number of compilations there is reported (it must be 0).  CPU time
+is time.process_time() (all threads of the process).  Medians of REPS (default 2)
+timed runs.
+
+Pyro: a full 4 x (1000 + 1000) NUTS run takes hours at its per-step overhead on this
+machine, so Pyro gets the time per gradient and a short run (1 chain, 100 + 100, same
+settings) for the time per leapfrog only; it gives no ESS/s.
+
+Both: time per gradient of the potential (log density and its gradient on the
+unconstrained space) at the initial point, NumPyro's inside one jitted lax.fori_loop
+of 2000 evaluations (no dispatch per call), Pyro's by autograd in a Python loop.
+
+Writes OUT.draws.csv (chain, draw, one column per scalar) and OUT.json (times).
+"""
+import json
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np  # noqa: E402
+
+W, S, CHAINS = 1000, 1000, 4
+
+
+def load(model, path):
+    d = json.load(open(path))
+    if model == "eight":
+        return {"y": np.array(d["y"], float), "sigma": np.array(d["sigma"], float)}
+    if model == "logreg":
+        return {"X": np.array(d["X"], float), "y": np.array(d["y"], float)}
+    sigma = np.array(d["Sigma"], float)
+    return {"L": np.linalg.cholesky(sigma)}  # the factor once, as Stan's transformed data
+
+
+def write_draws(out, draws):
+    """draws: name -> array [chains, draws, ...]; one column per scalar, Stan's names (1-based)."""
+    cols, names = [], []
+    for k, v in draws.items():
+        v = np.asarray(v)
+        flat = v.reshape(v.shape[0], v.shape[1], -1)
+        for j in range(flat.shape[2]):
+            names.append(k if v.ndim == 2 else f"{k}[{j + 1}]")
+            cols.append(flat[:, :, j].reshape(-1))
+    nc, nd = next(iter(draws.values())).shape[:2]
+    chain = np.repeat(np.arange(1, nc + 1), nd)
+    draw = np.tile(np.arange(1, nd + 1), nc)
+    with open(out + ".draws.csv", "w") as f:
+        f.write(",".join(["chain", "draw"] + [f'"{n}"' for n in names]) + "\n")
+        for i in range(len(chain)):
+            f.write(f"{chain[i]},{draw[i]}," + ",".join(repr(float(c[i])) for c in cols) + "\n")
+
+
+def numpyro_side(model, data, out):
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+    from numpyro.infer.util import initialize_model
+
+    def eight(y, sigma):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+        with numpyro.plate("J", y.shape[0]):
+            theta_raw = numpyro.sample("theta_raw", dist.Normal(0.0, 1.0))
+            theta = numpyro.deterministic("theta", mu + tau * theta_raw)
+            numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+    def logreg(X, y):
+        alpha = numpyro.sample("alpha", dist.Normal(0.0, 5.0))
+        beta = numpyro.sample("beta", dist.Normal(jnp.zeros(X.shape[1]), 5.0).to_event(1))
+        with numpyro.plate("data", X.shape[0]):
+            numpyro.sample("y", dist.Bernoulli(logits=alpha + X @ beta), obs=y)
+
+    def mvn100(L):
+        numpyro.sample("x", dist.MultivariateNormal(jnp.zeros(L.shape[0]), scale_tril=L))
+
+    fn = {"eight": eight, "logreg": logreg, "mvn100": mvn100}[model]
+    args = tuple(jnp.asarray(v) for v in data.values())
+
+    # compile log: every XLA compilation during the timed runs is counted
+    compiles = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            msg = record.getMessage()
+            if "Finished XLA compilation" in msg or "Compiling" in msg:
+                compiles.append(msg[:120])
+
+    counter = Count()
+    logging.getLogger("jax").addHandler(counter)
+    logging.getLogger("jax").setLevel(logging.DEBUG)
+
+    kernel = NUTS(fn, target_accept_prob=0.8, max_tree_depth=10, dense_mass=False)
+    mcmc = MCMC(kernel, num_warmup=W, num_samples=S, num_chains=CHAINS, chain_method="sequential",
+                progress_bar=False, jit_model_args=True)
+
+    def once(seed):
+        key = jax.random.PRNGKey(seed)
+        mcmc.post_warmup_state = None
+        t0 = time.process_time()
+        mcmc.warmup(key, *args, extra_fields=("num_steps",), collect_warmup=False)
+        jax.block_until_ready(mcmc.post_warmup_state)
+        t1 = time.process_time()
+        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=("num_steps",))
+        jax.block_until_ready(mcmc.get_samples())
+        t2 = time.process_time()
+        return t1 - t0, t2 - t1
+
+    with jax.log_compiles(True):
+        cw, cs = once(1)  # compiles
+        n_compile_first = len(compiles)
+        del compiles[:]
+        runs = []
+        for r in range(int(os.environ.get("REPS", "2"))):
+            w, s = once(1)
+            steps = int(np.sum(mcmc.get_extra_fields(group_by_chain=True)["num_steps"]))
+            runs.append((s, w, steps))
+        n_compile_timed = len(compiles)
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    write_draws(out, samples)
+    runs.sort()
+    s, w, steps = runs[len(runs) // 2]
+
+    # time per gradient: 2000 evaluations of the potential's value and gradient in one jitted loop
+    init = initialize_model(jax.random.PRNGKey(0), fn, model_args=args)
+    pot = init.potential_fn
+    z0 = init.param_info.z
+    vg = jax.value_and_grad(pot)
+    K = 2000
+
+    @jax.jit
+    def loop(z):
+        def body(i, c):
+            z, acc = c
+            v, g = vg(z)
+            z = jax.tree_util.tree_map(lambda a, b: a + 1e-9 * b, z, g)
+            return z, acc + v
+        return jax.lax.fori_loop(0, K, body, (z, 0.0))
+
+    jax.block_until_ready(loop(z0))
+    gt = []
+    for _ in range(5):
+        t0 = time.process_time()
+        jax.block_until_ready(loop(z0))
+        gt.append((time.process_time() - t0) / K)
+
+    # time to first draw: a fresh MCMC object, 1 chain, no warmup, 1 draw (compile included)
+    m1 = MCMC(NUTS(fn), num_warmup=0, num_samples=1, num_chains=1, progress_bar=False)
+    t0 = time.process_time()
+    m1.run(jax.random.PRNGKey(2), *args)
+    jax.block_until_ready(m1.get_samples())
+    first = time.process_time() - t0
+    res = {"framework": f"numpyro {numpyro.__version__}, jax {jax.__version__}",
+           "compile_run_warmup_cpu": cw, "compile_run_sampling_cpu": cs,
+           "warm_cpu": w, "samp_cpu": s, "lf_samp": steps,
+           "all_samp_cpu": [r[0] for r in runs], "all_warm_cpu": [r[1] for r in runs],
+           "compiles_first_run": n_compile_first, "compiles_timed_runs": n_compile_timed,
+           "grad_s": float(np.median(gt)), "first_cpu": first}
+    json.dump(res, open(out + ".json", "w"), indent=1)
+    print(json.dumps(res))
+
+
+def pyro_side(model, data, out):
+    import torch
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    import pyro
+    import pyro.distributions as dist
+    from pyro.infer import MCMC, NUTS
+    from pyro.infer.mcmc.util import initialize_model
+    t = {k: torch.tensor(v) for k, v in data.items()}
+
+    def eight(y, sigma):
+        mu = pyro.sample("mu", dist.Normal(0.0, 5.0))
+        tau = pyro.sample("tau", dist.HalfCauchy(5.0))
+        with pyro.plate("J", y.shape[0]):
+            theta_raw = pyro.sample("theta_raw", dist.Normal(0.0, 1.0))
+            pyro.sample("y", dist.Normal(mu + tau * theta_raw, sigma), obs=y)
+
+    def logreg(X, y):
+        alpha = pyro.sample("alpha", dist.Normal(0.0, 5.0))
+        beta = pyro.sample("beta", dist.Normal(torch.zeros(X.shape[1]), 5.0).to_event(1))
+        with pyro.plate("data", X.shape[0]):
+            pyro.sample("y", dist.Bernoulli(logits=alpha + X @ beta), obs=y)
+
+    def mvn100(L):
+        pyro.sample("x", dist.MultivariateNormal(torch.zeros(L.shape[0]), scale_tril=L))
+
+    fn = {"eight": eight, "logreg": logreg, "mvn100": mvn100}[model]
+    args = tuple(t.values())
+    init_params, pot, _, _ = initialize_model(fn, model_args=args)
+    K = 2000
+    z = {k: v.detach().clone().requires_grad_(True) for k, v in init_params.items()}
+    gt = []
+    for _ in range(3):
+        t0 = time.process_time()
+        for _ in range(K):
+            for v in z.values():
+                v.grad = None
+            u = pot(z)
+            u.backward()
+        gt.append((time.process_time() - t0) / K)
+    pyro.set_rng_seed(1)
+    n_warm, n_samp = 100, 100
+    calls = [0]  # each leapfrog step evaluates the potential, i.e. runs the model, once
+
+    def counted(*a):
+        calls[0] += 1
+        return fn(*a)
+    mcmc = MCMC(NUTS(counted, target_accept_prob=0.8, max_tree_depth=10), warmup_steps=n_warm,
+                num_samples=n_samp, num_chains=1, disable_progbar=True)
+    t0 = time.process_time()
+    mcmc.run(*args)
+    total = time.process_time() - t0
+    res = {"framework": f"pyro {pyro.__version__}, torch {torch.__version__}",
+           "grad_s": float(np.median(gt)), "short_run_cpu": total,
+           "short_run": f"1 chain x ({n_warm} + {n_samp})", "short_run_model_calls": calls[0],
+           "lf_s": total / max(calls[0], 1)}
+    json.dump(res, open(out + ".json", "w"), indent=1)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    fw, model, path, out = sys.argv[1:5]
+    data = load(model, path)
+    (numpyro_side if fw == "numpyro" else pyro_side)(model, data, out)
