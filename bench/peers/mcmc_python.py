@@ -36,7 +36,8 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
-W, S, CHAINS = 1000, 1000, 4
+W = S = int(os.environ.get("PEERS_ITERS", "1000"))  # warmup = draws per chain (1000; smaller to try the script)
+CHAINS = 4
 
 
 def load(model, path):
@@ -74,6 +75,7 @@ def numpyro_side(model, data, out):
     import numpyro
     import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
+    from numpyro.infer.hmc import hmc
     from numpyro.infer.util import initialize_model
 
     def eight(y, sigma):
@@ -102,40 +104,67 @@ def numpyro_side(model, data, out):
     class Count(logging.Handler):
         def emit(self, record):
             msg = record.getMessage()
-            if "Finished XLA compilation" in msg or "Compiling" in msg:
+            if "Finished XLA compilation" in msg:
                 compiles.append(msg[:120])
 
     counter = Count()
     logging.getLogger("jax").addHandler(counter)
-    logging.getLogger("jax").setLevel(logging.DEBUG)
+    logging.getLogger("jax").setLevel(logging.WARNING)
 
-    kernel = NUTS(fn, target_accept_prob=0.8, max_tree_depth=10, dense_mass=False)
-    mcmc = MCMC(kernel, num_warmup=W, num_samples=S, num_chains=CHAINS, chain_method="sequential",
-                progress_bar=False, jit_model_args=True)
+    # NumPyro's NUTS kernel (numpyro.infer.hmc.hmc: the sample_kernel that MCMC runs, with
+    # the windowed adaptation inside it while i < num_warmup) in one jitted lax.scan of 1000
+    # iterations, data as arguments: compiled once, then the same executable runs every
+    # chain's warmup block and sampling block.  (MCMC.run itself retraces and recompiles
+    # its loop on every run and every chain in numpyro 0.22, even with jit_model_args=True
+    # and arrays of identical shapes: 3-10 s of XLA compilation per chain on this machine.)
+    inits = [initialize_model(jax.random.PRNGKey(100 + c), fn, model_args=args, dynamic_args=True)
+             for c in range(CHAINS)]
+    init_kernel, sample_kernel = hmc(potential_fn_gen=inits[0].potential_fn, algo="NUTS")
 
-    def once(seed):
-        key = jax.random.PRNGKey(seed)
-        mcmc.post_warmup_state = None
-        t0 = time.process_time()
-        mcmc.warmup(key, *args, extra_fields=("num_steps",), collect_warmup=False)
-        jax.block_until_ready(mcmc.post_warmup_state)
-        t1 = time.process_time()
-        mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=("num_steps",))
-        jax.block_until_ready(mcmc.get_samples())
-        t2 = time.process_time()
-        return t1 - t0, t2 - t1
+    @jax.jit
+    def block(state, a):
+        def body(st, _):
+            st = sample_kernel(st, model_args=a)
+            return st, (st.z, st.num_steps, st.diverging)
+        return jax.lax.scan(body, state, None, length=W)
+
+    def chains():
+        tw = ts = 0.0
+        zs, steps, div, ninit = [], 0, 0, 0
+        for c in range(CHAINS):
+            t0 = time.process_time()
+            st = init_kernel(inits[c].param_info, num_warmup=W, target_accept_prob=0.8,
+                             max_tree_depth=10, dense_mass=False, model_args=args,
+                             rng_key=jax.random.PRNGKey(c))
+            st, _ = block(st, args)                      # warmup: adaptation inside
+            jax.block_until_ready(st)
+            t1 = time.process_time()
+            st, (z, n, dv) = block(st, args)             # sampling
+            jax.block_until_ready(z)
+            t2 = time.process_time()
+            tw += t1 - t0
+            ts += t2 - t1
+            zs.append(z)
+            steps += int(np.sum(n))
+            div += int(np.sum(dv))
+        return tw, ts, zs, steps, div
 
     with jax.log_compiles(True):
-        cw, cs = once(1)  # compiles
+        cw, cs, _, _, _ = chains()  # compiles
         n_compile_first = len(compiles)
         del compiles[:]
         runs = []
         for r in range(int(os.environ.get("REPS", "2"))):
-            w, s = once(1)
-            steps = int(np.sum(mcmc.get_extra_fields(group_by_chain=True)["num_steps"]))
+            w, s, zs, steps, div = chains()
             runs.append((s, w, steps))
         n_compile_timed = len(compiles)
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+        timed_msgs = list(compiles)
+    post = jax.jit(jax.vmap(inits[0].postprocess_fn(*args)))
+    samples = {}
+    for z in zs:
+        for k, v in post(z).items():
+            samples.setdefault(k, []).append(np.asarray(v))
+    samples = {k: np.stack(v) for k, v in samples.items()}
     write_draws(out, samples)
     runs.sort()
     s, w, steps = runs[len(runs) // 2]
@@ -174,6 +203,7 @@ def numpyro_side(model, data, out):
            "warm_cpu": w, "samp_cpu": s, "lf_samp": steps,
            "all_samp_cpu": [r[0] for r in runs], "all_warm_cpu": [r[1] for r in runs],
            "compiles_first_run": n_compile_first, "compiles_timed_runs": n_compile_timed,
+           "compiles_timed_msgs": timed_msgs, "divergences": div,
            "grad_s": float(np.median(gt)), "first_cpu": first}
     json.dump(res, open(out + ".json", "w"), indent=1)
     print(json.dumps(res))
