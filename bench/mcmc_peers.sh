@@ -13,7 +13,8 @@
 #          medians of PPL_REPS = 3; time to first draw: whole process, mean of 20) and
 #          bench/bench_potential.c (time per gradient, replayed and interpreted)
 #   rstan  bench/peers/stan_run.R (compile apart, cached in $D; thin = 1000 run minus the
-#          1-draw run, medians of STAN_REPS = 3)
+#          1-draw run, medians of STAN_REPS = 3); for logreg also bench/peers/logreg_glm.stan
+#          (bernoulli_logit_glm)
 #   NumPyro/Pyro  bench/peers/mcmc_python.py (compile run apart, REPS = 2 timed runs)
 # Then bench/peers/compare.py: ArviZ bulk ESS and MCSE on every side's draws, the table,
 # and max |z| of the posterior means against rstan's.
@@ -53,6 +54,11 @@ for m in $MODELS; do
         Rscript bench/stan_compile.R "$stan" "$D/$m.rds"
         # shellcheck disable=SC2086
         Rscript bench/peers/stan_run.R "$D/$m.rds" "$data" "$D/$m.stan" $pars
+        if [ "$m" = logreg ]; then  # and Stan's fused GLM density, the fast way to write it
+            Rscript bench/stan_compile.R bench/peers/logreg_glm.stan "$D/logreg_glm.rds"
+            # shellcheck disable=SC2086
+            Rscript bench/peers/stan_run.R "$D/logreg_glm.rds" "$data" "$D/$m.stanglm" $pars
+        fi
     fi
     if has numpyro; then
         echo "== $m: NumPyro"

@@ -29,6 +29,15 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
  * few ulp of the exact values (tests/unit/test_f32.c checks them against
  * long double).  No fused multiply-add is asked for, so every element gets
  * the same bits in the vector loop, its scalar tail and the AVX2 clone. */
+/* At -O2 gcc vectorizes only loops of a known trip count, and keeps these
+ * selects as branches while floating-point operations may trap: the kernels
+ * below ask for the cheap cost model and no trapping math (which changes no
+ * value, only what the compiler may assume about exception flags). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap")
+#endif
+
 static inline double expneg_d(double x) {
     x = x < -746.0 ? -746.0 : x;
     const double big = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
@@ -96,7 +105,11 @@ static inline double bern_dl(double x, double l) {
 }
 
 /* (AVX2 clones are picked at load time where the CPU has them: twice the
- * vector width; the same arithmetic, so the same results.) */
+ * vector width; the same arithmetic, so the same results.  At -O2 gcc
+ * vectorizes only loops of a known trip count, and it keeps the selects as
+ * branches while FP operations may trap: these loops ask for the cheap cost
+ * model and no trapping math (which changes no value, only what the
+ * compiler may assume about floating-point exception flags).) */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
 #define BERN_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -131,6 +144,10 @@ BERN_CLONES static void bl_backward(int64_t n, const double *const *in, const in
         for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * bern_dl(x[k * ix], l[k * il]);
     }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 /* The float32 kernel computes exp and log1p itself, branch-free, so that
  * its loops vectorize (a libm call per element was most of its time):

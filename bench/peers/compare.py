@@ -70,6 +70,8 @@ stan = read_draws(P + ".stan.draws.csv")
 names = list(stan.keys())
 ppl = read_stan_csv([f"{P}.ppl_{i}.csv" for i in range(1, 5)])
 sides = {"ppl": ppl, "rstan": stan}
+if os.path.exists(P + ".stanglm.draws.csv"):
+    sides["rstan glm"] = read_draws(P + ".stanglm.draws.csv")
 if os.path.exists(P + ".numpyro.draws.csv"):
     sides["NumPyro"] = read_draws(P + ".numpyro.draws.csv")
 st = {k: stats(v, names) for k, v in sides.items()}
@@ -90,9 +92,13 @@ for i in range(1, 5):
 stt = times(P + ".stan.times")
 row = {
     "ppl": dict(samp=ppl_samp, lf=lf_ppl, grad=ppl_grad, first=float(pt[4]), whole=float(pt[0])),
-    "rstan": dict(samp=stt["samp_cpu"], lf=int(stt["lf_samp"]), grad=None, first=stt["first_cpu"],
+    "rstan": dict(samp=stt["samp_cpu"], lf=int(stt["lf_samp"]), grad=stt.get("grad_s"), first=stt["first_cpu"],
                   whole=stt["thin_cpu"], compile=stt.get("compile_cpu")),
 }
+if "rstan glm" in sides:
+    sg = times(P + ".stanglm.times")
+    row["rstan glm"] = dict(samp=sg["samp_cpu"], lf=int(sg["lf_samp"]), grad=sg.get("grad_s"), first=sg["first_cpu"],
+                            whole=sg["thin_cpu"], compile=sg.get("compile_cpu"))
 if "NumPyro" in sides:
     nj = json.load(open(P + ".numpyro.json"))
     row["NumPyro"] = dict(samp=nj["samp_cpu"], lf=nj["lf_samp"], grad=nj["grad_s"], first=nj["first_cpu"],
@@ -119,7 +125,7 @@ def line(label, fn, pyro_cell=""):
 
 
 us = lambda x: f"{1e6 * x:.2f} us"
-line("time per gradient (value + gradient of the log density)", lambda s: cell(us, s, "grad"),
+line("time per gradient (value + gradient; rstan: grad_log_prob called from R, an upper bound)", lambda s: cell(us, s, "grad"),
      us(pyro["grad_s"]) if pyro else "")
 line("sampling leapfrogs (4 x 1000 draws)", lambda s: f"{row[s]['lf']:,}")
 line("sampling CPU", lambda s: f"{row[s]['samp']:.3f} s")
@@ -144,6 +150,9 @@ line("max abs z of the means vs rstan", lambda s: "-" if s == "rstan" else f"{zs
 say("")
 r_stan = esss["ppl"] / esss["rstan"]
 say(f"ppl / rstan min ESS/s: **{r_stan:.2f}x** (target 1.5x: {'met' if r_stan >= 1.5 else 'not met'})")
+if "rstan glm" in row:
+    r_g = esss["ppl"] / esss["rstan glm"]
+    say(f"ppl / rstan with bernoulli_logit_glm min ESS/s: **{r_g:.2f}x** (target 1.5x: {'met' if r_g >= 1.5 else 'not met'})")
 if "NumPyro" in row:
     r_np = esss["ppl"] / esss["NumPyro"]
     say(f"ppl / NumPyro min ESS/s: **{r_np:.1f}x** (target 10x: {'met' if r_np >= 10 else 'not met'}); "

@@ -6,14 +6,20 @@ usage: python mcmc_python.py numpyro|pyro MODEL DATA.json OUT
   (100-d Gaussian, AR(1) correlation 0.9); the same models as the ppl and Stan files
   beside this one, on the same data.  CPU, float64, one thread.
 
-NumPyro: NUTS, 4 chains in turn (chain_method="sequential") x (1000 warmup + 1000
-draws), diagonal metric, target accept 0.8, max tree depth 10.  One MCMC object with
-jit_model_args=True: its first warmup + run compiles (timed apart as the "compile
-run"); the same object is then warmed up and run again on arrays of identical shapes,
-which reuses the compiled kernels - checked: jax's compile log is captured during the
-timed runs and the number of compilations there is reported (it must be 0).  CPU time
-is time.process_time() (all threads of the process).  Medians of REPS (default 2)
-timed runs.
+NumPyro: its NUTS kernel (numpyro.infer.hmc.hmc, the sample_kernel that MCMC runs,
+with Stan's windowed adaptation inside it during warmup), 4 chains in turn x (1000
+warmup + 1000 draws), diagonal metric, target accept 0.8, max tree depth 10, init
+uniform(-2, 2) unconstrained.  Each block of 1000 iterations is one jitted lax.scan
+with the data as arguments: compiled once (the first pass over the 4 chains, reported
+apart as the compile run), then the same executable runs every warmup and sampling
+block of the timed passes.  Checked: jax's compile log is captured during the timed
+passes and the number of XLA compilations there is reported (0).  MCMC.run itself is
+not used for the timing: in numpyro 0.22 it retraces and recompiles its sampling loop
+on every run and every chain (sequential), even with jit_model_args=True and arrays of
+identical shapes, which is what made earlier measurements unclean.  CPU time is
+time.process_time() (all threads of the process; XLA is held to one thread).  Medians
+of REPS (default 2) timed passes.  Time to first draw: MCMC.run on a fresh object, 1
+chain, no warmup, 1 draw, tracing and compilation included (the imports not).
 
 Pyro: a full 4 x (1000 + 1000) NUTS run takes hours at its per-step overhead on this
 machine, so Pyro gets the time per gradient and a short run (1 chain, 100 + 100, same

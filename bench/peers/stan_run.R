@@ -34,13 +34,18 @@ for (r in 1:reps) {                                   # alternating 1-draw and t
   th <- run(W + S, thin = S); tth[r] <- th$cpu
   ew[r] <- sum(get_elapsed_time(th$fit)[, "sample"])
 }
+# time per gradient: rstan's grad_log_prob at a fixed unconstrained point, K calls from R
+# (R's call overhead, some microseconds, included: an upper bound on Stan's own gradient)
+up <- rep(0.1, get_num_upars(fit)); K <- as.integer(Sys.getenv("STAN_GRADS", "2000"))
+invisible(grad_log_prob(fit, up))
+t0 <- proc.time(); for (i in 1:K) grad_log_prob(fit, up); grad <- cpu(proc.time() - t0) / K
 arr <- as.array(fit, pars = pars)                     # iterations x chains x scalars
 d <- data.frame(chain = rep(1:chains, each = S), draw = rep(1:S, chains))
 for (k in dimnames(arr)[[3]]) d[[k]] <- as.vector(arr[, , k])
 write.csv(d, paste0(out, ".draws.csv"), row.names = FALSE)
 v <- c(first_cpu = first, full_cpu = full$cpu, warm_cpu = median(tw), thin_cpu = median(tth),
        samp_cpu = median(tth) - median(tw), samp_elapsed = median(ew), lf_samp = lf_samp,
-       lf_warm = lf_warm, divergences = div, reps = reps)
+       lf_warm = lf_warm, divergences = div, reps = reps, grad_s = grad)
 ct <- paste0(a[1], ".time")
 if (file.exists(ct)) { c2 <- scan(ct, quiet = TRUE); v <- c(v, compile_wall = c2[1], compile_cpu = c2[2]) }
 writeLines(sprintf("%s %.6f", names(v), v), paste0(out, ".times"))
