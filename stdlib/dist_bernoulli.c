@@ -13,45 +13,141 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
 /* The log mass with logits l as one fused kernel (bk_fused): for x in
  * {0, 1}, log p = x l - softplus(l) = -softplus(t) with t = (1 - 2x) l,
  * taken as -(max(t, 0) + log1p(e)), e = exp(-|t|) (no overflow, no
- * cancellation); -inf for any other x.  log1p(e) is computed as
- * log(u) e / (u - 1) with u = 1 + e (Goldberg's correction: a few ulp, and
- * log is much cheaper than log1p).  The backward recomputes e (one exp):
+ * cancellation); -inf for any other x.  The backward recomputes e:
  * d/dl = x - sigmoid(l) = -(1 - 2x) sigmoid(t), sigmoid(t) = 1 / (1 + e)
- * for t >= 0 and e / (1 + e) below.  x (data) gets no gradient. */
-static inline double log1p_small(double e) {
-    double u = 1 + e;
-    return u == 1 ? e : log(u) * (e / (u - 1));
+ * for t >= 0 and e / (1 + e) below.  x (data) gets no gradient.
+ *
+ * exp and log1p are computed here in plain float64 arithmetic with no
+ * branches, so that the loops vectorize (a logistic regression over 10,000
+ * rows spent most of each gradient in libm's exp and log, one call per
+ * element): exp(x) for x <= 0 by Cody-Waite reduction x = n ln 2 + r,
+ * |r| <= ln(2) / 2, Taylor to r^13 (truncation below 4e-18 relative) and
+ * 2^n built in the exponent bits in two halves (so that results down to
+ * the subnormals come out; x is clamped at -746, where exp rounds to 0);
+ * log1p(e) for e in [0, 1] as 2 atanh(s), s = e / (2 + e) in [0, 1/3], by
+ * its odd series to s^31 (truncation below 2e-17 relative).  Both within a
+ * few ulp of the exact values (tests/unit/test_f32.c checks them against
+ * long double).  No fused multiply-add is asked for, so every element gets
+ * the same bits in the vector loop, its scalar tail and the AVX2 clone. */
+/* At -O2 gcc vectorizes only loops of a known trip count, and keeps these
+ * selects as branches while floating-point operations may trap: the kernels
+ * below ask for the cheap cost model and no trapping math (which changes no
+ * value, only what the compiler may assume about exception flags). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap")
+#endif
+
+static inline double expneg_d(double x) {
+    x = x < -746.0 ? -746.0 : x;
+    const double big = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
+    double n = (x * 1.4426950408889634 + big) - big;
+    double r = x - n * 6.93147180369123816490e-01; /* ln 2, high part: n * it is exact */
+    r = r - n * 1.90821492927058770002e-10;        /* and the low part */
+    double p = 1.0 / 6227020800.0;                 /* 1 / 13! */
+    p = p * r + 1.0 / 479001600.0;
+    p = p * r + 1.0 / 39916800.0;
+    p = p * r + 1.0 / 3628800.0;
+    p = p * r + 1.0 / 362880.0;
+    p = p * r + 1.0 / 40320.0;
+    p = p * r + 1.0 / 5040.0;
+    p = p * r + 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * (r * r) + r + 1.0;
+    /* 2^n = 2^n1 2^n2 with n1 = round(n / 2): both factors normal down to n = -1076 */
+    double n1 = (n * 0.5 + big) - big, n2 = n - n1, b1 = n1 + big, b2 = n2 + big;
+    uint64_t u1, u2;
+    memcpy(&u1, &b1, sizeof u1); /* the low mantissa bits of b hold n as an integer */
+    memcpy(&u2, &b2, sizeof u2);
+    u1 = (u1 - 0x4338000000000000u + 1023u) << 52;
+    u2 = (u2 - 0x4338000000000000u + 1023u) << 52;
+    double s1, s2;
+    memcpy(&s1, &u1, sizeof s1);
+    memcpy(&s2, &u2, sizeof s2);
+    return p * s1 * s2;
+}
+
+static inline double log1p01_d(double e) {
+    double s = e / (2.0 + e), s2 = s * s;
+    double q = 1.0 / 31;
+    q = q * s2 + 1.0 / 29;
+    q = q * s2 + 1.0 / 27;
+    q = q * s2 + 1.0 / 25;
+    q = q * s2 + 1.0 / 23;
+    q = q * s2 + 1.0 / 21;
+    q = q * s2 + 1.0 / 19;
+    q = q * s2 + 1.0 / 17;
+    q = q * s2 + 1.0 / 15;
+    q = q * s2 + 1.0 / 13;
+    q = q * s2 + 1.0 / 11;
+    q = q * s2 + 1.0 / 9;
+    q = q * s2 + 1.0 / 7;
+    q = q * s2 + 1.0 / 5;
+    q = q * s2 + 1.0 / 3;
+    return 2.0 * s + 2.0 * s * (q * s2); /* the leading term apart: fewer roundings in it */
 }
 
 static inline double bern_lp(double x, double l) {
-    if (x != 1 && x != 0) return -INFINITY;
-    double t = x == 1 ? -l : l;
-    return -(fmax(t, 0.0) + log1p_small(exp(-fabs(t))));
+    double t = x == 1 ? -l : l, at = fabs(t), tp = t > 0 ? t : 0.0;
+    double lp = -(tp + log1p01_d(expneg_d(-at)));
+    return ((x == 1) | (x == 0)) ? lp : -INFINITY;
 }
 
 /* d log p / d l */
 static inline double bern_dl(double x, double l) {
-    if (x != 1 && x != 0) return 0;
-    double t = x == 1 ? -l : l, e = exp(-fabs(t)), sig = (t >= 0 ? 1 : e) / (1 + e);
-    return x == 1 ? sig : -sig;
+    double t = x == 1 ? -l : l, e = expneg_d(-fabs(t));
+    double sig = (t >= 0 ? 1.0 : e) / (1.0 + e);
+    double d = x == 1 ? sig : -sig;
+    return ((x == 1) | (x == 0)) ? d : 0.0;
 }
 
-static void bl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
+/* (AVX2 clones are picked at load time where the CPU has them: twice the
+ * vector width; the same arithmetic, so the same results.  At -O2 gcc
+ * vectorizes only loops of a known trip count, and it keeps the selects as
+ * branches while FP operations may trap: these loops ask for the cheap cost
+ * model and no trapping math (which changes no value, only what the
+ * compiler may assume about floating-point exception flags).) */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BERN_CLONES
+#endif
+
+BERN_CLONES static void bl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
     const double *x = in[0], *l = in[1];
     int64_t ix = inc[0], il = inc[1];
+    if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */
+        for (int64_t k = 0; k < n; k++) out[k] = bern_lp(x[k], l[k]);
+        return;
+    }
     for (int64_t k = 0; k < n; k++) out[k] = bern_lp(x[k * ix], l[k * il]);
 }
 
-static void bl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
-                        const double *g, int64_t ig, double *const *gx) {
+BERN_CLONES static void bl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
+                                    const double *g, int64_t ig, double *const *gx) {
     const double *x = in[0], *l = in[1];
     int64_t ix = inc[0], il = inc[1];
     (void)out;
     if (gx[0])
         for (int64_t k = 0; k < n; k++) gx[0][k] = 0;
-    if (gx[1])
-        for (int64_t k = 0; k < n; k++) gx[1][k] = g[k * ig] * bern_dl(x[k * ix], l[k * il]);
+    if (!gx[1]) return;
+    double *gl = gx[1];
+    if (ix == 1 && il == 1 && ig == 0) { /* the gradient of a sum: one value */
+        const double g0 = g[0];
+        for (int64_t k = 0; k < n; k++) gl[k] = g0 * bern_dl(x[k], l[k]);
+    } else if (ix == 1 && il == 1 && ig == 1) {
+        for (int64_t k = 0; k < n; k++) gl[k] = g[k] * bern_dl(x[k], l[k]);
+    } else {
+        for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * bern_dl(x[k * ix], l[k * il]);
+    }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 /* The float32 kernel computes exp and log1p itself, branch-free, so that
  * its loops vectorize (a libm call per element was most of its time):
@@ -106,13 +202,6 @@ static inline float bern_dl_fast(float x, float l) {
     return ((x == 1) | (x == 0)) ? d : 0.0f;
 }
 
-/* (AVX2 clones are picked at load time where the CPU has them: twice the
- * vector width; the same arithmetic, so the same results.) */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define BERN_CLONES
-#endif
 
 BERN_CLONES static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
     const float *x = in[0], *l = in[1];

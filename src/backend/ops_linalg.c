@@ -619,7 +619,11 @@ static int solve_batches(bk_ctx *ctx, const bk_opargs *args, const solve_geom *g
             }
         }
         memcpy(xi, bd + bo, (size_t)nk * sizeof(double));
-        if (g->vec)
+        /* one right-hand side (a vector, or a matrix of one column, as the
+         * MultivariateNormal density solves): the triangular solve of a
+         * vector; dtrsm would pack A into blocks on every call (most of a
+         * 100-d MVN gradient went to that packing) */
+        if (g->vec || g->k == 1)
             cblas_dtrsv(CblasRowMajor, uplo, tr, diag, g->n, Ai, g->n, xi, 1);
         else
             cblas_dtrsm(CblasRowMajor, CblasLeft, uplo, tr, diag, g->n, g->k, 1.0, Ai, g->n,

@@ -287,6 +287,36 @@ START_TEST(solve_trans_flag)
 }
 END_TEST
 
+/* a right-hand side of one column ([n, 1], solved as a vector): NumPy's
+ * vector solutions, plain and transposed, as [n, 1] */
+START_TEST(solve_one_column)
+{
+    bk_tensor *a = fx("tri_l"), *bv = fx("tri_bv"), *in[2];
+    int64_t sh[2] = {bv->shape[0], 1};
+    bk_tensor *b = bk_reshape(ctx, bv, 2, sh);
+    const char *want[2] = {"tri_l_bv", "tri_lT_bv"};
+    bk_opargs args;
+    for (int t = 0; t < 2; t++) {
+        memset(&args, 0, sizeof args);
+        args.trans = t;
+        in[0] = a;
+        in[1] = b;
+        bk_tensor *r = bk_apply(ctx, BK_OP_SOLVE_TRIANGULAR, 2, in, &args);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->ndim, 2);
+        ck_assert_int_eq(r->shape[1], 1);
+        bk_tensor *w = fx(want[t]), *w2 = bk_reshape(ctx, w, 2, sh);
+        assert_close(r, w2, 1e-12);
+        bk_release(w);
+        bk_release(w2);
+        bk_release(r);
+    }
+    bk_release(a);
+    bk_release(bv);
+    bk_release(b);
+}
+END_TEST
+
 START_TEST(solve_errors)
 {
     bk_tensor *a = mat(2, 2, (double[]){1, 0, 1, 0});
@@ -348,6 +378,7 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, cholesky_errors);
     tcase_add_test(tc, solve_numpy);
     tcase_add_test(tc, solve_trans_flag);
+    tcase_add_test(tc, solve_one_column);
     tcase_add_test(tc, solve_errors);
     tcase_add_test(tc, logdet_inverse_numpy);
     tcase_add_test(tc, singular_matrices);
