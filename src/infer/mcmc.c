@@ -176,6 +176,7 @@ static void ckpt_header(rt_sb *sb, const ckpt *k, const inf_mcmc_opts *o) {
                      o->dense != 0, o->hmc_steps, (long long)(o->seed >> 32), (long long)(o->seed & 0xffffffffu)};
     mc_ck_put_ints(sb, "options", v, 9);
     mc_ck_put_doubles(sb, "target_accept", &o->target_accept, 1);
+    if (o->hmc_steps == MC_HMC_TRAJ) mc_ck_put_doubles(sb, "trajectory_length", &o->trajectory_length, 1);
 }
 
 static int ckpt_write(rt_vm *vm, const ckpt *k, const inf_mcmc_opts *o, rt_loc loc) {
@@ -209,6 +210,15 @@ static int ckpt_save(rt_vm *vm, ckpt *k, const inf_mcmc_opts *o, int c, const mc
     return rc;
 }
 
+/* The kernel of an inf_mcmc_opts.hmc_steps value, for messages. */
+static const char *kernel_name(long long hmc_steps) {
+    return hmc_steps == 0             ? "NUTS"
+           : hmc_steps == MC_RWM      ? "RWM"
+           : hmc_steps == MC_HMC_TRAJ ? "HMC(trajectory_length=...)"
+           : hmc_steps > 0            ? "HMC(num_steps=...)"
+                                      : "(unknown)";
+}
+
 /* Reads a checkpoint made by a run with the same model and options;
  * ch[c] receives the saved chains. */
 static int ckpt_load(rt_vm *vm, const char *path, const ckpt *k, const inf_mcmc_opts *o, inf_potential *p,
@@ -239,11 +249,19 @@ static int ckpt_load(rt_vm *vm, const char *path, const ckpt *k, const inf_mcmc_
                     rc = mc_ck_fail(&rd, "it was made with seed %llu, this run has seed %llu",
                                     (unsigned long long)v[7] << 32 | (unsigned long long)v[8],
                                     (unsigned long long)o->seed);
+                else if (i == 6 && (v[6] <= 0 || mine[6] <= 0))
+                    rc = mc_ck_fail(&rd, "it was made with kernel %s, this run has %s", kernel_name(v[6]),
+                                    kernel_name(mine[6]));
                 else
                     rc = mc_ck_fail(&rd, "it was made with %s %lld, this run has %lld", what[i], v[i], mine[i]);
             }
         if (rc == 0 && ta != o->target_accept)
             rc = mc_ck_fail(&rd, "it was made with target_accept %g, this run has %g", ta, o->target_accept);
+        double traj;
+        if (rc == 0 && o->hmc_steps == MC_HMC_TRAJ &&
+            (rc = mc_ck_get_doubles(&rd, "trajectory_length", &traj, 1)) == 0 && traj != o->trajectory_length)
+            rc = mc_ck_fail(&rd, "it was made with trajectory_length %g, this run has %g", traj,
+                            o->trajectory_length);
     }
     for (int c = 0; c < o->chains && rc == 0; c++) {
         rc = mc_ck_word(&rd, "chain") || mc_ck_get_ints(&rd, NULL, &idx, 1) || mc_ck_next_word(&rd, word, sizeof word);
@@ -619,7 +637,8 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     m->rwm = o->hmc_steps == MC_RWM;
     int rc = 0, cap = 0;
     mc_opts mo = {.warmup = o->warmup, .samples = o->samples, .max_depth = o->max_depth,
-                  .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps};
+                  .target_accept = o->target_accept, .dense = o->dense, .hmc_steps = o->hmc_steps,
+                  .trajectory_length = o->trajectory_length};
     if (o->resume) rc = ckpt_load(vm, o->resume, &k, o, p, &mo, ch, loc);
     int nthreads = o->threads > 0 ? o->threads : default_threads(o->chains);
     if (nthreads > o->chains) nthreads = o->chains;

@@ -9,7 +9,10 @@ typedef struct inf_mcmc_opts {
     int chains, warmup, samples, max_depth;
     double target_accept;
     int dense;          /* 1: dense metric */
-    int hmc_steps;      /* 0: NUTS; else HMC with this many leapfrog steps */
+    int hmc_steps;      /* 0: NUTS; MC_RWM; MC_HMC_TRAJ: HMC with
+                           trajectory_length; else HMC with this many
+                           leapfrog steps */
+    double trajectory_length;   /* MC_HMC_TRAJ: the integration time */
     uint64_t seed;
     /* checkpoints: write `checkpoint` every `checkpoint_every` iterations of
      * a chain (<= 0: 100), at the end of each chain and when interrupted;

@@ -8,18 +8,21 @@
 #include "strbuf.h"
 
 typedef struct kernel_spec {
-    int hmc_steps;        /* 0: NUTS, MC_RWM: random-walk Metropolis */
+    int hmc_steps;        /* 0: NUTS, MC_RWM: random-walk Metropolis,
+                             MC_HMC_TRAJ: HMC(trajectory_length=) */
     int max_depth;
     double target_accept;
     int dense;
+    double trajectory_length;   /* MC_HMC_TRAJ only */
 } kernel_spec;
 
 /* *out = a new "kernel" value holding these settings. */
-static int kernel_value(rt_vm *vm, const rt_call *c, int hmc_steps, int max_depth, double ta,
+static int kernel_value(rt_vm *vm, const rt_call *c, int hmc_steps, double traj, int max_depth, double ta,
                         int dense, rt_value *out) {
     kernel_spec *k = malloc(sizeof *k);
     if (!k) return rt_error(vm, c, "out of memory");
     k->hmc_steps = hmc_steps;
+    k->trajectory_length = traj;
     k->max_depth = max_depth;
     k->target_accept = ta;
     k->dense = dense;
@@ -32,19 +35,34 @@ static int kernel_value(rt_vm *vm, const rt_call *c, int hmc_steps, int max_dept
     return 0;
 }
 
+/* NUTS(target_accept=0.8, max_depth=10, dense_mass=false) and
+ * HMC(num_steps=10 | trajectory_length=L, target_accept=, dense_mass=). */
 static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
-    static const char *const names[] = {"target_accept", "max_depth", "dense_mass", "num_steps", NULL};
-    if (rt_check_args(vm, c, 0, names)) return -1;
-    double ta, md, dense, steps;
+    static const char *const nuts_names[] = {"target_accept", "max_depth", "dense_mass", "num_steps", NULL};
+    static const char *const hmc_names[] = {"target_accept", "max_depth", "dense_mass", "num_steps",
+                                            "trajectory_length", NULL};
+    if (rt_check_args(vm, c, 0, nuts ? nuts_names : hmc_names)) return -1;
+    double ta, md, dense, steps, traj = 0;
     if (rt_arg_number(vm, c, -1, "target_accept", 0.8, false, &ta) ||
         rt_arg_number(vm, c, -1, "max_depth", 10, false, &md) ||
         rt_arg_number(vm, c, -1, "dense_mass", 0, false, &dense) ||
-        rt_arg_number(vm, c, -1, "num_steps", nuts ? 0 : 10, false, &steps))
+        rt_arg_number(vm, c, -1, "num_steps", nuts ? 0 : 10, false, &steps) ||
+        (!nuts && rt_arg_number(vm, c, -1, "trajectory_length", 0, false, &traj)))
         return -1;
     if (!(ta > 0 && ta < 1)) return rt_error_kw(vm, c, "target_accept", "%s: target_accept must be in (0, 1), got %g", c->name, ta);
     if (md < 1 || md > 30 || md != floor(md)) return rt_error_kw(vm, c, "max_depth", "%s: max_depth must be an integer in 1..30", c->name);
+    if (!nuts && rt_arg(c, -1, "trajectory_length")) {
+        if (rt_arg(c, -1, "num_steps"))
+            return rt_error_kw(vm, c, "trajectory_length",
+                               "HMC: give num_steps or trajectory_length, not both (the steps are "
+                               "trajectory_length / step size)");
+        if (!(isfinite(traj) && traj > 0))
+            return rt_error_kw(vm, c, "trajectory_length", "HMC: trajectory_length must be finite and > 0, got %g",
+                               traj);
+        return kernel_value(vm, c, MC_HMC_TRAJ, traj, (int)md, ta, dense != 0, out);
+    }
     if (!nuts && (steps < 1 || steps != floor(steps))) return rt_error_kw(vm, c, "num_steps", "HMC: num_steps must be a positive integer");
-    return kernel_value(vm, c, nuts ? 0 : (int)steps, (int)md, ta, dense != 0, out);
+    return kernel_value(vm, c, nuts ? 0 : (int)steps, 0, (int)md, ta, dense != 0, out);
 }
 
 /* RWM(target_accept=0.234, dense_mass=false): random-walk Metropolis. */
@@ -56,7 +74,7 @@ static int b_rwm(rt_vm *vm, const rt_call *c, rt_value *out) {
         rt_arg_number(vm, c, -1, "dense_mass", 0, false, &dense))
         return -1;
     if (!(ta > 0 && ta < 1)) return rt_error_kw(vm, c, "target_accept", "RWM: target_accept must be in (0, 1), got %g", ta);
-    return kernel_value(vm, c, MC_RWM, 10, ta, dense != 0, out);
+    return kernel_value(vm, c, MC_RWM, 0, 10, ta, dense != 0, out);
 }
 
 static int b_nuts(rt_vm *vm, const rt_call *c, rt_value *out) { return make_kernel(vm, c, out, true); }
@@ -243,6 +261,7 @@ static int b_mcmc(rt_vm *vm, const rt_call *c, rt_value *out) {
             return rt_error_kw(vm, c, "kernel", "mcmc: kernel must be NUTS(...), HMC(...) or RWM(...)");
         kernel_spec *ks = ((rt_opaque *)k->u.o)->data;
         o.hmc_steps = ks->hmc_steps;
+        o.trajectory_length = ks->trajectory_length;
         o.max_depth = ks->max_depth;
         o.target_accept = ks->target_accept;
         o.dense = ks->dense;

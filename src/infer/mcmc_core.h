@@ -21,8 +21,14 @@ typedef struct mc_opts {
     double target_accept;            /* <= 0 or >= 1 means 0.8 */
     int dense;                       /* 1 = dense metric, 0 = diagonal */
     int hmc_steps;                   /* 0 = NUTS, > 0 fixed leapfrog steps,
-                                        MC_RWM random-walk Metropolis */
+                                        MC_RWM random-walk Metropolis,
+                                        MC_HMC_TRAJ static HMC of a fixed
+                                        trajectory_length */
     double init_step;                /* <= 0 means 1 */
+    double trajectory_length;        /* MC_HMC_TRAJ: each transition takes
+                                        mc_hmc_traj_steps(L, eps) leapfrog
+                                        steps of the current step size eps
+                                        (adapting in warmup), no jitter */
 } mc_opts;
 
 /* Random-walk Metropolis: proposals q + eps L z, z ~ N(0, I), L L' the
@@ -30,6 +36,17 @@ typedef struct mc_opts {
  * shape (Welford) and dual averaging its scale eps towards target_accept
  * (give 0.234); no gradients.  n_leapfrog__ counts density evaluations. */
 #define MC_RWM (-1)
+
+/* Static HMC whose integration time, not step count, is fixed (Pyro and
+ * NumPyro's HMC(trajectory_length=L)); L must be finite and > 0. */
+#define MC_HMC_TRAJ (-2)
+/* The leapfrog steps of one MC_HMC_TRAJ transition: max(1, ceil(L / eps)),
+ * at most MC_HMC_MAX_STEPS (so that a collapsing warmup step size cannot
+ * overflow or hang), computed with a 1e-9 relative slack so that L an exact
+ * multiple of eps is not rounded up by a last-bit error.  NumPyro and Pyro
+ * truncate (int(L / eps)); rounding up keeps eps * steps >= L. */
+#define MC_HMC_MAX_STEPS (1 << 20)
+int mc_hmc_traj_steps(double trajectory_length, double eps);
 
 mc_opts mc_opts_default(void);       /* 1000/1000, depth 10, 0.8, diag, NUTS */
 

@@ -10,7 +10,7 @@
 #define MC_MAX_DELTA_H 1000.0   /* energy error that counts as a divergence */
 
 mc_opts mc_opts_default(void) {
-    mc_opts o = {1000, 1000, 10, 0.8, 0, 0, 1.0};
+    mc_opts o = {1000, 1000, 10, 0.8, 0, 0, 1.0, 0.0};
     return o;
 }
 
@@ -520,11 +520,21 @@ static void rwm_transition(nuts_ws *w, point *cur, trans_stats *st) {
     st->energy = -cur->lp;
 }
 
+int mc_hmc_traj_steps(double trajectory_length, double eps) {
+    double x = trajectory_length / eps;
+    if (!(x > 1.0)) return 1;   /* also NaN */
+    x = ceil(x * (1.0 - 1e-9));
+    return x < MC_HMC_MAX_STEPS ? (int)x : MC_HMC_MAX_STEPS;
+}
+
 static void transition(mc_chain *c, trans_stats *st) {
     if (c->o.hmc_steps == MC_RWM)
         rwm_transition(&c->w, &c->cur, st);
     else if (c->o.hmc_steps > 0)
         hmc_transition(&c->w, &c->cur, c->o.hmc_steps, st);
+    else if (c->o.hmc_steps == MC_HMC_TRAJ)
+        /* the step count follows the step size: adapting in warmup, final after */
+        hmc_transition(&c->w, &c->cur, mc_hmc_traj_steps(c->o.trajectory_length, c->w.eps), st);
     else
         nuts_transition(&c->w, &c->cur, st);
 }
@@ -635,6 +645,10 @@ int mc_chain_new(mc_logp_fn f, void *ud, int d, const double *q0, const mc_opts 
         snprintf(err, errlen, "mcmc: invalid arguments");
         return -1;
     }
+    if (o->hmc_steps == MC_HMC_TRAJ && !(isfinite(o->trajectory_length) && o->trajectory_length > 0)) {
+        snprintf(err, errlen, "HMC: trajectory_length must be finite and > 0, got %g", o->trajectory_length);
+        return -1;
+    }
     mc_chain *c = chain_alloc(f, ud, d, o, rng);
     if (!c) {
         snprintf(err, errlen, "mcmc: out of memory");
@@ -731,6 +745,7 @@ void mc_chain_save(const mc_chain *c, rt_sb *sb) {
     long long hdr[] = {d, o->dense, o->warmup, o->samples, o->hmc_steps, o->max_depth, c->iter};
     mc_ck_put_ints(sb, "shape", hdr, 7);
     mc_ck_put_doubles(sb, "target", &c->delta, 1);
+    if (o->hmc_steps == MC_HMC_TRAJ) mc_ck_put_doubles(sb, "trajectory_length", &o->trajectory_length, 1);
     const bk_rng *r = &c->rng;
     long long rs[] = {r->key[0], r->key[1], r->ctr[0], r->ctr[1], r->ctr[2], r->ctr[3],
                       r->buf[0], r->buf[1], r->buf[2], r->buf[3], r->used, r->has_spare};
@@ -793,7 +808,10 @@ int mc_chain_load(mc_logp_fn f, void *ud, int d, const mc_opts *o, mc_ck_reader 
     size_t mm = oo.dense ? (size_t)d * d : (size_t)d;
     size_t n = c->iter > oo.warmup ? (size_t)(c->iter - oo.warmup) : 0;
     mc_chain_out *co = &c->out;
-    int bad = mc_ck_get_doubles(rd, "target", &c->delta, 1) || mc_ck_get_ints(rd, "rng", rs, 12) ||
+    double traj = oo.trajectory_length;
+    int bad = mc_ck_get_doubles(rd, "target", &c->delta, 1) ||
+              (oo.hmc_steps == MC_HMC_TRAJ && mc_ck_get_doubles(rd, "trajectory_length", &traj, 1)) ||
+              mc_ck_get_ints(rd, "rng", rs, 12) ||
               mc_ck_get_doubles(rd, "rng_spare", &c->rng.spare, 1) ||
               mc_ck_get_doubles(rd, "eps", &c->w.eps, 1) ||
               mc_ck_get_doubles(rd, "q", c->cur.q, (size_t)d) ||
@@ -818,6 +836,11 @@ int mc_chain_load(mc_logp_fn f, void *ud, int d, const mc_opts *o, mc_ck_reader 
     if (fabs(c->delta - (oo.target_accept > 0 && oo.target_accept < 1 ? oo.target_accept : 0.8)) > 0) {
         mc_chain_free(c);
         return mc_ck_fail(rd, "the checkpoint was made with another target acceptance");
+    }
+    if (traj != oo.trajectory_length) {
+        mc_chain_free(c);
+        return mc_ck_fail(rd, "the checkpoint was made with trajectory_length %g, this run has %g", traj,
+                          oo.trajectory_length);
     }
     bk_rng *r = &c->rng;
     for (int i = 0; i < 2; i++) r->key[i] = (uint32_t)rs[i];
