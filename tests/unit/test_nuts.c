@@ -252,6 +252,99 @@ START_TEST(test_static_hmc) {
 }
 END_TEST
 
+START_TEST(test_hmc_traj_steps_rule) {
+    /* max(1, ceil(L / eps)) against the brute-force smallest n with
+     * n eps >= L (up to the documented 1e-9 relative slack) */
+    const double cases[][2] = {{2.0, 0.5}, {2.0, 0.3}, {0.1, 1.0}, {1.0, 1.0}, {3 * 0.1, 0.1},
+                               {0.7, 0.1}, {6.283185307179586, 0.0137}, {1e-300, 2.0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        double L = cases[k][0], eps = cases[k][1];
+        int n = 1;
+        while ((double)n * eps < L * (1.0 - 1e-9)) n++;
+        ck_assert_msg(mc_hmc_traj_steps(L, eps) == n, "L %.17g eps %.17g: %d, want %d", L, eps,
+                      mc_hmc_traj_steps(L, eps), n);
+    }
+    /* 3 * 0.1 / 0.1 is 3.0000000000000004 in doubles: still 3 steps */
+    ck_assert_int_eq(mc_hmc_traj_steps(3 * 0.1, 0.1), 3);
+    ck_assert_int_eq(mc_hmc_traj_steps(1.0, 1e-300), MC_HMC_MAX_STEPS);
+    ck_assert_int_eq(mc_hmc_traj_steps(1.0, 0.0), MC_HMC_MAX_STEPS);
+    ck_assert_int_eq(mc_hmc_traj_steps(1.0, NAN), 1);
+}
+END_TEST
+
+/* x ~ N(0, S), S = [[1, 1.6], [1.6, 4]] (sds 1 and 2, correlation 0.8);
+ * ud counts the evaluations */
+static int corr2_counted(void *ud, const double *q, double *lp, double *g) {
+    (*(long *)ud)++;
+    const double det = 4.0 - 1.6 * 1.6, p00 = 4.0 / det, p01 = -1.6 / det, p11 = 1.0 / det;
+    g[0] = -(p00 * q[0] + p01 * q[1]);
+    g[1] = -(p01 * q[0] + p11 * q[1]);
+    *lp = 0.5 * (q[0] * g[0] + q[1] * g[1]);
+    return 0;
+}
+
+START_TEST(test_hmc_trajectory_length) {
+    /* HMC(trajectory_length = 3): every transition takes ceil(3 / eps)
+     * leapfrog steps of the step size it runs with, which changes through
+     * warmup (one density evaluation per step; the few iterations that also
+     * search a new step size after a metric window, or stop a divergent
+     * trajectory early, evaluate more or fewer) and is fixed after it. */
+    const double L = 3.0;
+    long evals = 0;
+    double q0[2] = {0.5, -0.5};
+    mc_opts o = mc_opts_default();
+    o.warmup = 500;
+    o.samples = 3000;
+    o.hmc_steps = MC_HMC_TRAJ;
+    o.trajectory_length = L;
+    bk_rng r;
+    bk_rng_init(&r, 17, 0);
+    mc_chain *c;
+    char err[256];
+    ck_assert_int_eq(mc_chain_new(corr2_counted, &evals, 2, q0, &o, &r, &c, err, sizeof err), 0);
+    int off = 0, lo = 1 << 30, hi = 0;
+    for (int i = 0; i < o.warmup + o.samples; i++) {
+        double eps = mc_chain_step_size(c);
+        int want = (int)ceil(L / eps - 1e-9);
+        if (want < 1) want = 1;
+        long before = evals;
+        ck_assert_int_eq(mc_chain_step(c, NULL, NULL, err, sizeof err), 0);
+        if (evals - before != want) off++;
+        if (i < o.warmup) {
+            lo = want < lo ? want : lo;
+            hi = want > hi ? want : hi;
+        } else {
+            ck_assert_int_eq(evals - before, want);
+        }
+    }
+    ck_assert_msg(off <= 15, "%d of %d iterations did not take ceil(L / eps) steps", off, o.warmup);
+    ck_assert_msg(hi > lo, "the step count never changed in warmup (%d)", lo);
+    mc_chain_out out;
+    ck_assert_int_eq(mc_chain_finish(c, &out), 0);
+    for (int i = 0; i < out.samples; i++) {
+        double n = out.n_leapfrog[i], eps = out.stepsize[i];
+        ck_assert_double_eq(eps, out.final_step);
+        ck_assert_msg(n >= 1 && n == floor(n) && n * eps >= L * (1 - 1e-9) && (n - 1) * eps < L,
+                      "draw %d: %g steps of %g", i, n, eps);
+        ck_assert_double_eq(out.treedepth[i], 0.0);
+    }
+    double mean[2] = {0, 0}, sd[2] = {1, 2};
+    check_moments(&out, mean, sd);
+    double acc = mean_of(out.accept_stat, out.samples);
+    ck_assert_msg(acc > 0.7 && acc < 0.97, "mean accept_stat %g", acc);
+    mc_chain_out_free(&out);
+
+    /* the length must be finite and positive */
+    const double bad[] = {0.0, -1.0, INFINITY, NAN};
+    for (int k = 0; k < 4; k++) {
+        o.trajectory_length = bad[k];
+        ck_assert_int_eq(mc_chain_new(corr2_counted, &evals, 2, q0, &o, &r, &c, err, sizeof err), -1);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(err, "trajectory_length must be finite and > 0"), "%s", err);
+    }
+}
+END_TEST
+
 START_TEST(test_same_seed_same_chain) {
     int d = 2;
     double q0[2] = {0.3, 0.3};
@@ -354,6 +447,8 @@ static Suite *nuts_suite(void) {
     tcase_add_test(tc, test_nuts_gauss_dense);
     tcase_add_test(tc, test_nuts_banana);
     tcase_add_test(tc, test_static_hmc);
+    tcase_add_test(tc, test_hmc_traj_steps_rule);
+    tcase_add_test(tc, test_hmc_trajectory_length);
     tcase_add_test(tc, test_same_seed_same_chain);
     tcase_add_test(tc, test_unevaluable_density);
     tcase_add_test(tc, test_warmup_windows);
