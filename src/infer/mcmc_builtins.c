@@ -41,6 +41,10 @@ static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
     static const char *const nuts_names[] = {"target_accept", "max_depth", "dense_mass", "num_steps", NULL};
     static const char *const hmc_names[] = {"target_accept", "max_depth", "dense_mass", "num_steps",
                                             "trajectory_length", NULL};
+    if (nuts && rt_arg(c, -1, "trajectory_length"))
+        return rt_error_kw(vm, c, "trajectory_length",
+                           "NUTS chooses its trajectory lengths itself; trajectory_length is an argument of "
+                           "HMC(...)");
     if (rt_check_args(vm, c, 0, nuts ? nuts_names : hmc_names)) return -1;
     double ta, md, dense, steps, traj = 0;
     if (rt_arg_number(vm, c, -1, "target_accept", 0.8, false, &ta) ||
@@ -54,8 +58,8 @@ static int make_kernel(rt_vm *vm, const rt_call *c, rt_value *out, bool nuts) {
     if (!nuts && rt_arg(c, -1, "trajectory_length")) {
         if (rt_arg(c, -1, "num_steps"))
             return rt_error_kw(vm, c, "trajectory_length",
-                               "HMC: give num_steps or trajectory_length, not both (the steps are "
-                               "trajectory_length / step size)");
+                               "HMC: give num_steps or trajectory_length, not both (with "
+                               "trajectory_length the steps follow the step size)");
         if (!(isfinite(traj) && traj > 0))
             return rt_error_kw(vm, c, "trajectory_length", "HMC: trajectory_length must be finite and > 0, got %g",
                                traj);
