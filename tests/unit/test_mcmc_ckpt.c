@@ -37,6 +37,7 @@ static mc_opts opts(int dense, int hmc) {
     o.samples = 60;
     o.dense = dense;
     o.hmc_steps = hmc;
+    if (hmc == MC_HMC_TRAJ) o.trajectory_length = 2.5;   /* about 4..25 steps through warmup */
     return o;
 }
 
@@ -96,6 +97,8 @@ START_TEST(test_resume_hmc) { resume_at(0, 5, STOPS[_i]); }
 END_TEST
 START_TEST(test_resume_rwm) { resume_at(1, MC_RWM, STOPS[_i]); }
 END_TEST
+START_TEST(test_resume_hmc_traj) { resume_at(1, MC_HMC_TRAJ, STOPS[_i]); }
+END_TEST
 
 /* stop polled after the transition: the iteration is undone */
 static int stop_calls;
@@ -148,6 +151,38 @@ START_TEST(test_load_rejects_mismatch) {
     rd.p = text;
     ck_assert_int_eq(mc_chain_load(gauss3, NULL, 3, &o, &rd, &c), -1);
     ck_assert_msg(strstr(err, "checkpoint") != NULL, "%s", err);
+    free(text);
+}
+END_TEST
+
+START_TEST(test_load_rejects_trajectory_length) {
+    mc_opts o = opts(0, MC_HMC_TRAJ);
+    bk_rng r;
+    bk_rng_init(&r, 5, 1);
+    char err[256] = "";
+    mc_chain *c;
+    ck_assert_int_eq(mc_chain_new(gauss3, NULL, 3, Q0, &o, &r, &c, err, sizeof err), 0);
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(mc_chain_step(c, NULL, NULL, err, sizeof err), 0);
+    rt_sb sb = {0};
+    mc_chain_save(c, &sb);
+    char *text = rt_sb_finish(&sb);
+    mc_chain_free(c);
+    ck_assert_ptr_nonnull(strstr(text, "\ntrajectory_length "));
+    o.trajectory_length = 2.0;
+    mc_ck_reader rd = {text, err, sizeof err};
+    ck_assert_int_eq(mc_chain_load(gauss3, NULL, 3, &o, &rd, &c), -1);
+    ck_assert_msg(strstr(err, "trajectory_length 2.5, this run has 2") != NULL, "%s", err);
+    /* nor as fixed-step HMC */
+    o = opts(0, 7);
+    rd.p = text;
+    ck_assert_int_eq(mc_chain_load(gauss3, NULL, 3, &o, &rd, &c), -1);
+    ck_assert_msg(strstr(err, "kernel") != NULL, "%s", err);
+    /* the same options load */
+    o = opts(0, MC_HMC_TRAJ);
+    rd.p = text;
+    ck_assert_msg(mc_chain_load(gauss3, NULL, 3, &o, &rd, &c) == 0, "%s", err);
+    ck_assert_int_eq(mc_chain_done(c), 10);
+    mc_chain_free(c);
     free(text);
 }
 END_TEST
@@ -211,6 +246,56 @@ START_TEST(test_model_resume_after_interrupt) {
 }
 END_TEST
 
+/* HMC(trajectory_length=): the file records the length; a resume with
+ * another length or kernel is refused, the same one continues exactly. */
+START_TEST(test_model_resume_trajectory_length) {
+    const char *src = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
+                      "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
+                      "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
+    rt_vm *vm = vm_running(src);
+    char path[] = "/tmp/ppl_ckpt_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    inf_mcmc_opts o = {.chains = 2, .warmup = 150, .samples = 100, .max_depth = 10, .target_accept = 0.8, .seed = 4,
+                       .threads = 1, .hmc_steps = MC_HMC_TRAJ, .trajectory_length = 1.5};
+    inf_mcmc *ref = run_model(vm, &o, 0);
+    o.checkpoint = path;
+    vm->progress = interrupt_after_first;
+    vm->progress_ud = vm;
+    ck_assert_ptr_null(run_model(vm, &o, -1));
+    vm->progress = NULL;
+    o.checkpoint = NULL;
+    o.resume = path;
+    const struct { int steps; double traj; const char *msg; } bad[] = {
+        {MC_HMC_TRAJ, 2.0, "it was made with trajectory_length 1.5, this run has 2"},
+        {0, 0.0, "it was made with kernel HMC(trajectory_length=...), this run has NUTS"},
+        {10, 0.0, "it was made with kernel HMC(trajectory_length=...), this run has HMC(num_steps=...)"},
+    };
+    for (int k = 0; k < 3; k++) {
+        inf_mcmc_opts b = o;
+        b.hmc_steps = bad[k].steps;
+        b.trajectory_length = bad[k].traj;
+        inf_mcmc *m = NULL;
+        int rc = inf_mcmc_run(vm, (rt_func *)rt_global_get(vm, "m")->u.o,
+                              (rt_record *)rt_global_get(vm, "data")->u.o, &b, (rt_loc){0}, &m);
+        ck_assert_int_eq(rc, -1);
+        ck_assert_ptr_null(m);
+        ck_assert_msg(strstr(rt_vm_errmsg(vm), bad[k].msg) != NULL, "%s", rt_vm_errmsg(vm));
+        rt_vm_clear_error(vm);
+    }
+    inf_mcmc *got = run_model(vm, &o, 0);
+    ck_assert_int_eq(ref->nnames, got->nnames);
+    ck_assert_mem_eq(ref->draws, got->draws, sizeof(double) * 2 * 100 * (size_t)ref->nnames);
+    for (int c = 0; c < 2; c++)
+        ck_assert_mem_eq(ref->out[c].n_leapfrog, got->out[c].n_leapfrog, sizeof(double) * 100);
+    inf_mcmc_free(ref);
+    inf_mcmc_free(got);
+    remove(path);
+    rt_vm_free(vm);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("mcmc_ckpt");
     TCase *tc = tcase_create("core");
@@ -218,9 +303,12 @@ int main(void) {
     tcase_add_loop_test(tc, test_resume_nuts_dense, 0, NSTOPS);
     tcase_add_loop_test(tc, test_resume_hmc, 0, NSTOPS);
     tcase_add_loop_test(tc, test_resume_rwm, 0, NSTOPS);
+    tcase_add_loop_test(tc, test_resume_hmc_traj, 0, NSTOPS);
     tcase_add_test(tc, test_stop_undoes_iteration);
     tcase_add_test(tc, test_load_rejects_mismatch);
     tcase_add_test(tc, test_model_resume_after_interrupt);
+    tcase_add_test(tc, test_load_rejects_trajectory_length);
+    tcase_add_test(tc, test_model_resume_trajectory_length);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
