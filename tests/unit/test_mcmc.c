@@ -271,6 +271,30 @@ START_TEST(eight_schools_noncentered) {
 }
 END_TEST
 
+START_TEST(hmc_trajectory_length_script) {
+    /* HMC(trajectory_length=) from a script reaches the sampler: every draw
+     * took ceil(L / eps) leapfrog steps of its step size (n_leapfrog__,
+     * stepsize__), with no tree (treedepth__ 0, max_depth 0) */
+    rt_vm *vm = vm_running("model corr(c) {\n"
+                           "  sample x ~ MultivariateNormal(zeros(2), covariance_matrix=[[1.0, c], [c, 1.0]])\n"
+                           "}\n"
+                           "post = mcmc(corr, {c: 0.5}, kernel=HMC(trajectory_length=2.7, dense_mass=true),\n"
+                           "            warmup=200, samples=150, chains=2, seed=5)\n");
+    const inf_mcmc *m = inf_posterior_mcmc(*rt_global_get(vm, "post"));
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(m->max_depth, 0);
+    for (int c = 0; c < m->chains; c++) {
+        ck_assert(m->out[c].dense);
+        for (int i = 0; i < m->samples; i++) {
+            double n = m->out[c].n_leapfrog[i], eps = m->out[c].stepsize[i];
+            ck_assert_msg(n >= 1 && n * eps >= 2.7 * (1 - 1e-9) && (n - 1) * eps < 2.7, "%g steps of %g", n, eps);
+            ck_assert_double_eq(m->out[c].treedepth[i], 0.0);
+        }
+    }
+    rt_vm_free(vm);
+}
+END_TEST
+
 START_TEST(treedepth_saturation) {
     /* A correlation of 0.999 with a diagonal metric needs long trajectories:
      * with max_depth = 3 most trees stop at the limit.  The count equals the
@@ -427,6 +451,7 @@ int main(void) {
     TCase *tc = tcase_create("mcmc");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, normal_normal);
+    tcase_add_test(tc, hmc_trajectory_length_script);
     tcase_add_test(tc, beta_bernoulli);
     tcase_add_test(tc, beta_bernoulli_2d);
     tcase_add_test(tc, normal_gamma_unknown_mean_and_precision);
