@@ -281,7 +281,9 @@ START_TEST(test_model_resume_trajectory_length) {
                               (rt_record *)rt_global_get(vm, "data")->u.o, &b, (rt_loc){0}, &m);
         ck_assert_int_eq(rc, -1);
         ck_assert_ptr_null(m);
-        ck_assert_msg(strstr(rt_vm_errmsg(vm), bad[k].msg) != NULL, "%s", rt_vm_errmsg(vm));
+        char *msg = rt_vm_errmsg(vm);
+        ck_assert_msg(strstr(msg, bad[k].msg) != NULL, "%s", msg);
+        free(msg);
         rt_vm_clear_error(vm);
     }
     inf_mcmc *got = run_model(vm, &o, 0);
