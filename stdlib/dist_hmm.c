@@ -484,7 +484,10 @@ static bk_tensor *cat_codes(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
             }
         }
     }
-    return c;
+    /* made on the host: on x's device, with the other inputs of the op */
+    bk_tensor *on = bk_to_device(ctx, c, bk_tensor_device(x));
+    bk_release(c);
+    return on;
 }
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
