@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "dist_impl.h"
+#include "ops_hmm.h"
 
 enum { HMM_INIT_LOGITS = 1, HMM_TRANS_LOGITS = 2, HMM_LENGTHS = 3, HMM_EMISSION_SLOT = 4 };
 /* tolerance of the "sums to 1" checks (relative to 1) */
@@ -483,7 +484,10 @@ static bk_tensor *cat_codes(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
             }
         }
     }
-    return c;
+    /* made on the host: on x's device, with the other inputs of the op */
+    bk_tensor *on = bk_to_device(ctx, c, bk_tensor_device(x));
+    bk_release(c);
+    return on;
 }
 
 static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
@@ -502,7 +506,12 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
         bk_tensor *logpi = s_norm_logp(&s, d->p[0], d->variant & HMM_INIT_LOGITS);
         if (s.err) return s_done(&s, NULL);
         bk_tensor *in[4] = {logpi, A, logE, codes};
-        return s_done(&s, s_keep(&s, bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, NULL)));
+        /* codes is ours, just checked by cat_codes, and written by no one
+         * after: the op need not check it at each call and replay */
+        bk_opargs args;
+        memset(&args, 0, sizeof args);
+        args.scalar = BK_HMM_CODES_CHECKED;
+        return s_done(&s, s_keep(&s, bk_apply(ctx, BK_OP_HMM_FORWARD_CAT, 4, in, &args)));
     }
     bk_tensor *lengths, *E;
     if (B >= 0) {

@@ -101,8 +101,30 @@ static int64_t symbols_len(const double *y, int64_t T, int64_t V) {
     return t;
 }
 
-/* Shapes and data of the inputs; -1 + error when they do not fit. */
-static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
+/* The length of a row y [T] of codes that its maker checked (symbols, then
+ * only -1 padding): the first negative entry, found by bisection (the
+ * predicate y[t] < 0 is monotone along such a row). */
+static int64_t checked_len(const double *y, int64_t T) {
+    int64_t lo = 0, hi = T; /* y[t] >= 0 for t < lo, y[t] < 0 for t >= hi */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (y[mid] < 0) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Whether an op's arguments say that its codes were checked by their maker
+ * (BK_HMM_CODES_CHECKED: hmm_forward_cat only). */
+static bool codes_checked(const bk_opargs *args, bool cat) {
+    return cat && args && args->scalar == BK_HMM_CODES_CHECKED;
+}
+
+/* Shapes and data of the inputs; -1 + error when they do not fit.
+ * checked: the codes in[3] of hmm_forward_cat are known to be valid (see
+ * BK_HMM_CODES_CHECKED): their lengths are found without the per-symbol
+ * check. */
+static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, bool checked, hmm_in *h) {
     memset(h, 0, sizeof *h);
     const char *op = cat ? "hmm_forward_cat" : "hmm_forward";
     const bk_tensor *pi = in[0], *A = in[1], *em = in[2], *obs = cat ? in[3] : in[2];
@@ -151,6 +173,10 @@ static int in_load(bk_ctx *ctx, bk_tensor **in, bool cat, hmm_in *h) {
             /* a sequence ends at its first negative entry; symbols must be
              * integers below V */
             const double *y = h->codes + b * h->T;
+            if (checked) {
+                h->L[b] = checked_len(y, h->T);
+                continue;
+            }
             int64_t t = symbols_len(y, h->T, h->V);
             if (t < 0) {
                 double v = 0;
@@ -828,9 +854,9 @@ static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
     return 0;
 }
 
-static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
+static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args, bool cat) {
     hmm_in h;
-    if (in_load(ctx, in, cat, &h)) return NULL;
+    if (in_load(ctx, in, cat, codes_checked(args, cat), &h)) return NULL;
     int batched = (cat ? in[3]->ndim : in[2]->ndim) == (cat ? 2 : 3);
     bk_tensor *out = bk_empty(ctx, BK_F64, batched, (int64_t[]){h.B});
     double *work = out ? bk_malloc(ctx, (size_t)(3 * h.K) * sizeof(double)) : NULL;
@@ -860,13 +886,11 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
 }
 
 bk_tensor *bk_fw_HMM_FORWARD(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
-    (void)args;
-    return forward_op(ctx, in, false);
+    return forward_op(ctx, in, args, false);
 }
 
 bk_tensor *bk_fw_HMM_FORWARD_CAT(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args) {
-    (void)args;
-    return forward_op(ctx, in, true);
+    return forward_op(ctx, in, args, true);
 }
 
 /* Rows of u_t kept for one GEMM of pair-marginal sums (large K). */
@@ -1283,7 +1307,7 @@ static int backward_op(bk_ctx *ctx, const bk_tape_entry *e, bk_tensor *gout, bk_
     bool need[3] = {in[0]->requires_grad, in[1]->requires_grad, in[2]->requires_grad};
     if (!need[0] && !need[1] && !need[2]) return 0;
     hmm_in h;
-    if (in_load(ctx, in, cat, &h)) return -1;
+    if (in_load(ctx, in, cat, codes_checked(&e->args, cat), &h)) return -1;
     for (int i = 0; i < 3; i++)
         if (need[i] && !(gin[i] = bk_zeros(ctx, BK_F64, in[i]->ndim, in[i]->shape))) goto fail;
     double *gpi = need[0] ? bk_data(gin[0]) : NULL, *gA = need[1] ? bk_data(gin[1]) : NULL;
@@ -1305,7 +1329,7 @@ size_t bk_hmm_counts_worksize(int64_t K, int64_t T, bool cat) { return grad_work
 int bk_hmm_expected_counts(bk_ctx *ctx, bk_tensor **in, bool cat, double *ll, double *gpi,
                            double *gA, double *gem, double *work) {
     hmm_in h;
-    if (in_load(ctx, in, cat, &h)) return -1;
+    if (in_load(ctx, in, cat, false, &h)) return -1;
     int rc = grad_all(ctx, &h, NULL, ll, gpi, gA, gem, work);
     if (rc) bk_seterr(ctx, "out of memory");
     in_free(ctx, &h);
@@ -1631,7 +1655,7 @@ static void *scan_run(void *arg) {
 int bk_hmm_forward_scan(bk_ctx *ctx, bk_tensor **in, bool cat, int nthreads, double *out) {
     hmm_in h;
     if (nthreads < 1) nthreads = 1;
-    if (in_load(ctx, in, cat, &h)) return -1;
+    if (in_load(ctx, in, cat, false, &h)) return -1;
     int64_t K = h.K, P = nthreads;
     scan_chunk *ch = bk_malloc(ctx, (size_t)P * sizeof *ch);
     pthread_t *th = ch ? bk_malloc(ctx, (size_t)P * sizeof *th) : NULL;

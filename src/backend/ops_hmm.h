@@ -93,6 +93,16 @@ static inline void bk_hmm_add_scale(double *ll, double *prod, double tot) {
     }
 }
 
+/* bk_opargs.scalar of an hmm_forward_cat call whose codes in[3] were made
+ * and checked by the caller just before the call, in a tensor no one else
+ * writes (DiscreteHMM.log_prob's, which then lives only on the tape and in
+ * a recorded program): every entry an integer in [0, V) up to its
+ * sequence's length and -1 after it.  The op then finds each length by
+ * bisection instead of checking every symbol at every forward and backward
+ * call (a replayed gradient reuses the same constant codes).  Any other
+ * value of scalar (no arguments: 0): the op checks the codes. */
+#define BK_HMM_CODES_CHECKED 1.0
+
 /* The Categorical emission table from logE [K, V] (row-major): cmax[v] =
  * max_k logE[k, v] and etab[v*K + k] = exp(logE[k, v] - cmax[v]) (0 where
  * cmax[v] is not finite). */

@@ -270,8 +270,18 @@ static int load_seq(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, 
     return 0;
 }
 
+/* The error of a sequence of probability 0 (sequence b of a batch), at y. */
+static int zero_prob(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b) {
+    if (hc->nseq >= 0)
+        return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
+                            c->name, (long long)b);
+    return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model", c->name);
+}
+
+/* A result (filled on the host) on the run's device, as the runtime places
+ * the tensors it makes (bk_place_nd: a 0-d one stays a host scalar). */
 static int ret_tensor(rt_vm *vm, const rt_call *c, bk_tensor *t, rt_value *out) {
-    if (!t) return rt_error_bk(vm, c);
+    if (!(t = bk_place_nd(rt_vm_bk(vm), t))) return rt_error_bk(vm, c);
     *out = rt_tensor(t);
     return 0;
 }
@@ -332,10 +342,19 @@ static double viterbi(const hmm_num *m, double *delta, int64_t *z) {
     return top;
 }
 
-/* Record {path, log_prob} (both taken over). */
+/* Record {path, log_prob} (both taken over, placed on the run's device). */
 static int path_record(rt_vm *vm, const rt_call *c, bk_tensor *path, bk_tensor *lpt,
                        rt_value *out) {
-    rt_record *r = path && lpt ? rt_record_new() : NULL;
+    bk_ctx *ctx = rt_vm_bk(vm);
+    if (!(path = bk_place_nd(ctx, path))) {
+        bk_release(lpt);
+        return rt_error_bk(vm, c);
+    }
+    if (!(lpt = bk_place_nd(ctx, lpt))) {
+        bk_release(path);
+        return rt_error_bk(vm, c);
+    }
+    rt_record *r = rt_record_new();
     if (!r) {
         bk_release(path);
         bk_release(lpt);
@@ -365,9 +384,12 @@ static int b_viterbi(rt_vm *vm, const rt_call *c, rt_value *out) {
     for (int64_t b = 0; rc == 0 && b < nb; b++) {
         hmm_num m;
         if ((rc = load_seq(vm, c, &hc, b, &m))) break;
-        bk_data(lpt)[b] = viterbi(&m, delta, z);
+        double lp = viterbi(&m, delta, z);
+        bk_data(lpt)[b] = lp;
         for (int64_t t = 0; t < m.T; t++) bk_data(path)[b * hc.T + t] = (double)z[t];
         num_free(&m);
+        /* no path has positive probability (as hmm_marginals says) */
+        if (!(lp > -INFINITY)) rc = zero_prob(vm, c, &hc, b);
     }
     free(delta);
     free(z);
@@ -392,10 +414,7 @@ static int filtered(rt_vm *vm, const rt_call *c, const hmm_call *hc, int64_t b, 
     if (!isfinite(forward(m, w->A, w->alpha, w->b, w->s))) {
         work_free(w);
         num_free(m);
-        if (hc->nseq >= 0)
-            return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
-                                c->name, (long long)b);
-        return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model", c->name);
+        return zero_prob(vm, c, hc, b);
     }
     return 0;
 }
@@ -443,11 +462,7 @@ static int b_marginals(rt_vm *vm, const rt_call *c, rt_value *out) {
         if (rc) {
             bk_release(g);
             if (rc < 0) return rt_error_bk(vm, c);
-            if (hc.nseq >= 0)
-                return rt_error_arg(vm, c, 1, "%s: sequence %lld has probability 0 under the model",
-                                    c->name, (long long)b);
-            return rt_error_arg(vm, c, 1, "%s: the sequence has probability 0 under the model",
-                                c->name);
+            return zero_prob(vm, c, &hc, b);
         }
     }
     return ret_tensor(vm, c, g, out);
@@ -510,6 +525,7 @@ static int b_filter(rt_vm *vm, const rt_call *c, rt_value *out) {
         work_free(&w);
         num_free(&m);
     }
+    if (!(p = bk_place_nd(ctx, p))) return rt_error_bk(vm, c);
     sl_dist *d = sl_dist_make(ctx, sl_find_family("Categorical"), 0, 1, &p);
     bk_release(p);
     if (!d) return rt_error_bk(vm, c);
@@ -761,8 +777,9 @@ static int bw_sequences(rt_vm *vm, const rt_call *c, const sl_dist *h, const bw_
     return 0;
 }
 
+/* A result of baum_welch, on the run's device. */
 static bk_tensor *vec(bk_ctx *ctx, const double *v, int nd, int64_t a, int64_t b) {
-    return bk_from_f64(ctx, nd, (int64_t[]){a, b}, v);
+    return bk_place_nd(ctx, bk_from_f64(ctx, nd, (int64_t[]){a, b}, v));
 }
 
 /* Result record: init, trans, probs | loc + scale, emission, hmm,
@@ -787,7 +804,7 @@ static int bw_result(rt_vm *vm, const rt_call *c, const bw_state *s, const doubl
     bk_tensor *ps[2] = {p0, p1};
     sl_dist *em = pi && A && p0 ? sl_dist_make(ctx, fam, 0, p1 ? 2 : 1, ps) : NULL;
     sl_dist *h = em ? sl_hmm_make(ctx, pi, A, em, 0, -1) : NULL;
-    bk_tensor *ll = bk_from_f64(ctx, 1, (int64_t[]){nll}, lls);
+    bk_tensor *ll = vec(ctx, lls, 1, nll, 0);
     bk_tensor *it = bk_scalar(ctx, (double)nll), *cv = bk_scalar(ctx, converged ? 1.0 : 0.0);
     int bad = !h || !ll || !it || !cv;
     if (!bad) {

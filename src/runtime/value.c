@@ -201,8 +201,21 @@ static void repr_value(rt_sb *b, bk_ctx *ctx, rt_value v, int depth);
 static void repr_dist(rt_sb *b, bk_ctx *ctx, const sl_dist *d, int depth) {
     rt_sb_puts(b, d->fam ? d->fam->name : "Distribution");
     rt_sb_puts(b, "(");
+    /* DiscreteHMM(init, trans, emission, duration=, lengths=): its emission
+     * is a distribution, its slots 2 and 3 keywords shown when given */
+    bool hmm = d->fam && strcmp(d->fam->name, "DiscreteHMM") == 0 && d->np == 4 && d->sub[0];
+    static const char *const hmm_kw[4] = {"", "", "duration=", "lengths="};
     for (int i = 0; i < d->np; i++) {
+        if (hmm) {
+            if (i == 2) {
+                rt_sb_puts(b, ", ");
+                if (depth < 20) repr_dist(b, ctx, d->sub[0], depth + 1);
+                else rt_sb_puts(b, "...");
+            }
+            if (!d->p[i]) continue;
+        }
         if (i) rt_sb_puts(b, ", ");
+        if (hmm) rt_sb_puts(b, hmm_kw[i]);
         if (d->p[i]) repr_value(b, ctx, rt_tensor(d->p[i]), depth + 1);
     }
     /* families built from distributions (MixtureSameFamily, TransformedDistribution) */

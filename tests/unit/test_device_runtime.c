@@ -192,6 +192,73 @@ START_TEST(nuts_schools_same_on_mock) {
 }
 END_TEST
 
+/* The exact-inference built-ins of a DiscreteHMM (src/infer/hmm.c) compute
+ * on the host; their results go to the run's device, as the runtime's
+ * other tensors do, with the CPU run's values.  Batched (lengths=) and
+ * single sequences, Categorical and Normal emissions, Baum-Welch. */
+static const char HMM_RESULTS[] =
+    "h = DiscreteHMM([0.6, 0.4], [[0.9, 0.1], [0.2, 0.8]],\n"
+    "                Categorical(probs=[[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]]))\n"
+    "y = [0, 1, 2, 2, 1, 0, 2]\n"
+    "vit = hmm_viterbi(h, y)\n"
+    "path = vit.path\n"
+    "marg = hmm_marginals(h, y)\n"
+    "states = hmm_sample_states(h, y)\n"
+    "filt = hmm_filter(h, y)\n"
+    "hb = DiscreteHMM([0.6, 0.4], [[0.9, 0.1], [0.2, 0.8]], Normal([0.0, 2.0], 1.0),\n"
+    "                 lengths=[3, 2])\n"
+    "yb = [[0.1, 1.9, 2.2], [-0.3, 0.4, 0.0]]\n"
+    "bpath = hmm_viterbi(hb, yb).path\n"
+    "blp = hmm_viterbi(hb, yb).log_prob\n"
+    "bmarg = hmm_marginals(hb, yb)\n"
+    "fit = baum_welch(h, [y, [2, 2, 1, 0, 1, 1, 0]], iters=5)\n"
+    "init = fit.init\n"
+    "trans = fit.trans\n"
+    "probs = fit.probs\n"
+    "lls = fit.log_likelihoods\n"
+    "hinit = exp(fit.hmm.log_prob([0, 1, 2, 2]))\n"
+    "fitn = baum_welch(hb, yb, iters=3)\n"
+    "loc = fitn.loc\n"
+    "scale = fitn.scale\n"
+    "where = [device(path), device(marg), device(states), device(bpath),\n"
+    "         device(blp), device(bmarg), device(init), device(trans), device(probs),\n"
+    "         device(lls), device(hinit), device(loc), device(scale), device(y)]\n";
+
+START_TEST(hmm_results_on_mock) {
+    rt_vm *c = run_ok(&bk_cpu_device, HMM_RESULTS), *m = run_ok(&mock_device, HMM_RESULTS);
+    static const char *const names[] = {"path", "marg", "states", "bpath", "blp", "bmarg",
+                                        "init", "trans", "probs", "lls", "loc", "scale", NULL};
+    assert_same(c, m, names);
+    for (int i = 0; names[i]; i++) {
+        ck_assert_msg(bk_tensor_device(global_tensor(m, names[i])) == &mock_device, "%s is not on the mock device",
+                      names[i]);
+        ck_assert_msg(bk_tensor_device(global_tensor(c, names[i])) == &bk_cpu_device, "%s is not on the cpu", names[i]);
+    }
+    /* the script's view: device(result) == device(y) for all of them */
+    rt_value *w = rt_global_get(m, "where");
+    ck_assert(w && w->tag == RT_LIST);
+    const rt_list *l = (const rt_list *)w->u.o;
+    ck_assert_int_eq(l->n, 14);
+    for (int64_t i = 0; i < l->n; i++) {
+        ck_assert(l->items[i].tag == RT_STR);
+        ck_assert_str_eq(((rt_str *)l->items[i].u.o)->s, "mock");
+    }
+    /* hmm_filter's Categorical has its probabilities there */
+    rt_value *fc = rt_global_get(c, "filt"), *fm = rt_global_get(m, "filt");
+    ck_assert(fc && fm && fc->tag == RT_DIST && fm->tag == RT_DIST);
+    bk_tensor *pc = ((sl_dist *)fc->u.o)->p[0], *pm = ((sl_dist *)fm->u.o)->p[0];
+    ck_assert_ptr_eq(bk_tensor_device(pm), &mock_device);
+    ck_assert_int_eq(pc->numel, 2);
+    for (int k = 0; k < 2; k++) ck_assert_double_eq_tol(bk_get(pc, k), bk_get(pm, k), 1e-12);
+    ck_assert_double_eq_tol(bk_get(pm, 0) + bk_get(pm, 1), 1.0, 1e-12);
+    /* the fitted model evaluates there (its log_prob's codes join its tensors) */
+    ck_assert_ptr_eq(bk_tensor_device(global_tensor(m, "hinit")), &mock_device);
+    ck_assert_double_eq_tol(bk_item(global_tensor(m, "hinit")), bk_item(global_tensor(c, "hinit")), 1e-12);
+    rt_vm_free(c);
+    rt_vm_free(m);
+}
+END_TEST
+
 START_TEST(to_round_trip) {
     rt_vm *m = run_ok(&mock_device, "x = [1.5, -2.0, 3.25]\n"
                                     "h = to(x, \"cpu\")\n"
@@ -335,6 +402,7 @@ static Suite *suite(void) {
     tcase_add_test(t, svi_temperature_same_on_mock);
     tcase_add_test(t, svi_vector_same_on_mock);
     tcase_add_test(t, nuts_schools_same_on_mock);
+    tcase_add_test(t, hmm_results_on_mock);
     tcase_add_test(t, to_round_trip);
     tcase_add_test(t, device_errors);
     tcase_add_test(t, device_option);

@@ -247,6 +247,24 @@ START_TEST(repl_without_terminal) {
     ASSERT_HAS(res.err, " |                             ^^^^^^^^^^^^^^^^^^^^^^^^\n");
     ASSERT_HAS(res.err, "error: hmm_viterbi: DiscreteHMM: the observed sequence must have shape [T], got [1, 1]");
     ck_assert_str_eq(res.out, "[0, 1]\n");
+    /* a sequence no path explains (symbol 2 has probability 0 in both
+     * states) is an error at y, as for hmm_marginals, and the session goes
+     * on; a DiscreteHMM shows its parameters and its emission */
+    run_ppl("h = DiscreteHMM([0.5, 0.5], [[0.9, 0.1], [0.2, 0.8]],\n"
+            "  Categorical(probs=[[0.5, 0.5, 0.0], [0.1, 0.9, 0.0]]), duration=4)\n"
+            "h\n"
+            "hmm_viterbi(h, [0, 2, 1])\n"
+            "hmm_marginals(h, [0, 2, 1])\n"
+            "hmm_viterbi(h, [0, 1, 1]).path\n",
+            (const char *const[]){NULL});
+    ASSERT_STATUS(1);
+    ASSERT_HAS(res.err, "error: hmm_viterbi: the sequence has probability 0 under the model\n"
+                        "  --> <repl>:1:16\n");
+    ASSERT_HAS(res.err, "error: hmm_marginals: the sequence has probability 0 under the model\n"
+                        "  --> <repl>:1:18\n");
+    ck_assert_str_eq(res.out, "DiscreteHMM([0.5, 0.5], [[0.9, 0.1],\n [0.2, 0.8]], "
+                              "Categorical([[0.5, 0.5, 0],\n [0.1, 0.9, 0]]), duration=4)\n"
+                              "[0, 0, 0]\n");
     /* input that ends inside a block is still run, so its error shows */
     run_ppl("def h(x) {\n", (const char *const[]){NULL});
     ASSERT_STATUS(1);
