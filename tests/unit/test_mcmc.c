@@ -2,6 +2,8 @@
  * and sd must be within 4 Monte Carlo standard errors (from the sampler's
  * own bulk ESS) plus 2% of the posterior sd - the issue's criterion. */
 #include <check.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,6 +293,27 @@ START_TEST(hmc_trajectory_length_script) {
             ck_assert_double_eq(m->out[c].treedepth[i], 0.0);
         }
     }
+    /* the Stan CSV says static HMC, not NUTS */
+    char path[] = "/tmp/ppl_hmc_XXXXXX", err[256], csv[300], f1[320], line[256];
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    snprintf(csv, sizeof csv, "%s.csv", path);
+    ck_assert_msg(inf_mcmc_write_csv(m, csv, err, sizeof err) == 0, "%s", err);
+    bool stat = false, nuts = false;
+    for (int c = 1; c <= 2; c++) {
+        snprintf(f1, sizeof f1, "%s_%d.csv", path, c);
+        FILE *f = fopen(f1, "r");
+        ck_assert(f);
+        while (fgets(line, sizeof line, f) && line[0] == '#') {
+            if (strstr(line, "engine = static")) stat = true;
+            if (strstr(line, "nuts")) nuts = true;
+        }
+        fclose(f);
+        remove(f1);
+    }
+    remove(path);
+    ck_assert(stat && !nuts);
     rt_vm_free(vm);
 }
 END_TEST
