@@ -370,17 +370,20 @@ static void nuts_transition(nuts_ws *w, point *cur, trans_stats *st) {
         int valid;
         if (bk_rng_uniform(w->rng) > 0.5) {
             point_copy(&w->z, &w->z_fwd, d);
+            /* the old trajectory becomes the backward part: its forward
+             * end is the old forward-most point (p_ff), as in Stan */
             memcpy(w->rho_bck, w->rho, (size_t)d * sizeof(double));
-            memcpy(w->p_bf, w->p_fb, (size_t)d * sizeof(double));
-            memcpy(w->ps_bf, w->ps_fb, (size_t)d * sizeof(double));
+            memcpy(w->p_bf, w->p_ff, (size_t)d * sizeof(double));
+            memcpy(w->ps_bf, w->ps_ff, (size_t)d * sizeof(double));
             valid = build_tree(w, depth, &w->z_propose, w->ps_fb, w->ps_ff, w->rho_fwd,
                                w->p_fb, w->p_ff, H0, 1.0, &lsw_sub);
             point_copy(&w->z_fwd, &w->z, d);
         } else {
             point_copy(&w->z, &w->z_bck, d);
+            /* ... and here the forward part: its backward end is p_bb */
             memcpy(w->rho_fwd, w->rho, (size_t)d * sizeof(double));
-            memcpy(w->p_fb, w->p_bf, (size_t)d * sizeof(double));
-            memcpy(w->ps_fb, w->ps_bf, (size_t)d * sizeof(double));
+            memcpy(w->p_fb, w->p_bb, (size_t)d * sizeof(double));
+            memcpy(w->ps_fb, w->ps_bb, (size_t)d * sizeof(double));
             valid = build_tree(w, depth, &w->z_propose, w->ps_bf, w->ps_bb, w->rho_bck,
                                w->p_bf, w->p_bb, H0, -1.0, &lsw_sub);
             point_copy(&w->z_bck, &w->z, d);
