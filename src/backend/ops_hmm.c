@@ -833,6 +833,9 @@ static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
     return 0;
 }
 
+static bool sweep512_ok(const hmm_in *h);
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf);
+
 static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
     hmm_in h;
     if (in_load(ctx, in, cat, &h)) return NULL;
@@ -852,8 +855,11 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, bool cat) {
                 out = NULL;
             }
         } else {
+            bool v512 = sweep512_ok(&h);
             for (int64_t b = 0; b < h.B; b++)
-                o[b] = h.L[b] ? fwd_any(&h, b, NULL, NULL, work, work + 2 * h.K) : 0.0;
+                o[b] = !h.L[b] ? 0.0
+                       : v512  ? fwd512(&h, b, work, work + 2 * h.K)
+                               : fwd_any(&h, b, NULL, NULL, work, work + 2 * h.K);
         }
     } else {
         bk_release(out);
@@ -892,6 +898,8 @@ typedef struct hmm_bwork {
     double *ublk;          /* [HMM_PAIR_BLOCK*K] */
     double *At;            /* [K*K] A transposed (homogeneous A, large K) */
     double *row;           /* 4K: beta, v, w, buf */
+    double *gemT;          /* NULL, or [V*K]: Categorical emission counts by symbol
+                            * (bwd_sweep512), added into gem [K*V] at the end */
 } hmm_bwork;
 
 /* Adds g * gamma (one step's posterior marginals) to the emission and
@@ -1066,8 +1074,10 @@ SW_ATTR void sw_axpy(int64_t K, double *out, const double *a, double f) {
 }
 
 SW_ATTR void sw_gamma(const hmm_in *h, int64_t bi, int64_t t, int64_t K, double g,
-                      const double *gam, double *gpi, double *gem) {
-    if (gem && h->V) {
+                      const double *gam, double *gpi, double *gem, double *gemT) {
+    if (gemT) {
+        sw_axpy(K, gemT + (int64_t)h->codes[bi * h->T + t] * K, gam, g);
+    } else if (gem && h->V) {
         int64_t y = (int64_t)h->codes[bi * h->T + t];
         for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * gam[k];
     } else if (gem) {
@@ -1076,14 +1086,18 @@ SW_ATTR void sw_gamma(const hmm_in *h, int64_t bi, int64_t t, int64_t K, double 
     if (gpi && t == 0) sw_axpy(K, gpi, gam, g);
 }
 
-/* fwd_run with store for bwd_sweep512's K: the row sums 8 lanes at a
- * time. */
+/* Rows ahead of the current step fetched into the cache by the stored
+ * forward and the backward sweep (bwd_sweep512). */
+#define HMM_PREFETCH 8
+
+/* fwd_run for bwd_sweep512's K (a homogeneous A): the row sums 8 lanes at
+ * a time; without store the two rows in w (2K) swap. */
 __attribute__((target("avx512f"), always_inline)) static inline double
 fwd_store512(const hmm_in *h, int64_t bi, const int64_t K, double *store, double *eb,
-             double *buf) {
+             double *w, double *buf) {
     int64_t L = h->L[bi];
     double c, ll;
-    double *a = store, *n = store + K;
+    double *a = store ? store : w, *n = store ? store + K : w + K;
     const double *e = emission(h, bi, 0, eb ? eb : buf, &c);
     if (!isfinite(c)) return c;
     sw_mul(K, a, h->pexp, e, 1.0);
@@ -1097,6 +1111,10 @@ fwd_store512(const hmm_in *h, int64_t bi, const int64_t K, double *store, double
     for (int64_t t = 1; t < L; t++) {
         e = emission(h, bi, t, eb ? eb + t * K : buf, &c);
         if (!isfinite(c)) return c;
+        /* the stored rows of a long sequence go to memory: their lines are
+         * fetched for writing some steps ahead */
+        if (store && t + HMM_PREFETCH < L)
+            for (int64_t k = 0; k < K; k += 8) __builtin_prefetch(n + HMM_PREFETCH * K + k, 1, 3);
         bk_hmm_vecmat_dir(K, a, h->A, n, t & 1);
         sw_mul(K, n, n, e, 1.0);
         tot = sw_sum(K, n);
@@ -1114,8 +1132,14 @@ fwd_store512(const hmm_in *h, int64_t bi, const int64_t K, double *store, double
             }
         }
         ll += c;
-        a = n;
-        n += K;
+        if (store) {
+            a = n;
+            n += K;
+        } else {
+            double *tmp = a;
+            a = n;
+            n = tmp;
+        }
     }
     return ll + log(sw_sum(K, a));
 }
@@ -1127,18 +1151,23 @@ __attribute__((target("avx512f"), always_inline)) static inline double bwd_sweep
     int64_t L = h->L[bi];
     if (L == 0) return 0;
     double *beta = wk->row, *v = beta + K, *w = v + K, *gam = w + K, *alpha = wk->alpha;
-    double ll = fwd_store512(h, bi, K, alpha, h->V ? NULL : wk->eb, gam);
+    double ll = fwd_store512(h, bi, K, alpha, h->V ? NULL : wk->eb, NULL, gam);
     if (!isfinite(ll) || g == 0) return ll;
     const double *aL = alpha + (L - 1) * K;
     for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(gam + k, _mm512_loadu_pd(aL + k));
     sw_scale(K, gam, 1.0 / sw_sum(K, aL));
-    sw_gamma(h, bi, L - 1, K, g, gam, gpi, gem);
+    sw_gamma(h, bi, L - 1, K, g, gam, gpi, gem, wk->gemT);
     for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(beta + k, _mm512_set1_pd(1.0));
     int64_t te = L, tb = L - HMM_PAIR_BLOCK > 1 ? L - HMM_PAIR_BLOCK : 1;
     for (int64_t t = L - 1; t >= 1; t--) {
         double c;
         const double *e = h->V ? emission(h, bi, t, gam, &c) : wk->eb + t * K;
         double *ap = alpha + (t - 1) * K;
+        /* a long sequence's alphas come from memory, in decreasing order:
+         * fetched some steps ahead */
+        if (t > HMM_PREFETCH)
+            for (int64_t k = 0; k < K; k += 8)
+                _mm_prefetch((const char *)(ap - HMM_PREFETCH * K + k), _MM_HINT_T0);
         sw_mul(K, v, e, beta, 1.0);
         bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
         double sw = sw_sum(K, w);
@@ -1159,7 +1188,7 @@ __attribute__((target("avx512f"), always_inline)) static inline double bwd_sweep
         }
         double iz = 1.0 / Z;
         sw_mul(K, gam, ap, w, iz);
-        sw_gamma(h, bi, t - 1, K, g, gam, gpi, gem);
+        sw_gamma(h, bi, t - 1, K, g, gam, gpi, gem, wk->gemT);
         if (gA) {
             for (int64_t k = 0; k < K; k += 8)
                 _mm512_storeu_pd(wk->ublk + (t - tb) * K + k,
@@ -1184,6 +1213,10 @@ __attribute__((target("avx512f"), always_inline)) static inline double bwd_sweep
         const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, double *gpi, double *gA,         \
         double *gem) {                                                                        \
         return bwd_sweep512(h, bi, KK, g, wk, gpi, gA, gem);                                  \
+    }                                                                                         \
+    __attribute__((target("avx512f"))) static double fwd512_##KK(const hmm_in *h, int64_t bi, \
+                                                                 double *w, double *buf) {    \
+        return fwd_store512(h, bi, KK, NULL, NULL, w, buf);                                   \
     }
 HMM_SWEEP512(8)
 HMM_SWEEP512(16)
@@ -1195,11 +1228,35 @@ HMM_SWEEP512(56)
 HMM_SWEEP512(64)
 #undef HMM_SWEEP512
 
+/* The op's forward of one sequence for sweep512_ok inputs (w: 2K, buf: K). */
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf) {
+    switch (h->K) {
+    case 8: return fwd512_8(h, bi, w, buf);
+    case 16: return fwd512_16(h, bi, w, buf);
+    case 24: return fwd512_24(h, bi, w, buf);
+    case 32: return fwd512_32(h, bi, w, buf);
+    case 40: return fwd512_40(h, bi, w, buf);
+    case 48: return fwd512_48(h, bi, w, buf);
+    case 56: return fwd512_56(h, bi, w, buf);
+    default: return fwd512_64(h, bi, w, buf);
+    }
+}
+
+/* Whether bwd_seq takes bwd_sweep512. */
+static bool sweep512_ok(const hmm_in *h) {
+#ifdef HMM_AVX2
+    return h->K >= 8 && h->K <= 64 && h->K % 8 == 0 && !h->tv && __builtin_cpu_supports("avx512f");
+#else
+    (void)h;
+    return false;
+#endif
+}
+
 /* bwd_run with a constant K for few states (and the AVX-512 instances). */
 static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, double *gpi,
                       double *gA, double *gem) {
 #ifdef HMM_AVX2
-    if (h->K >= 8 && !h->tv && __builtin_cpu_supports("avx512f")) {
+    if (sweep512_ok(h) || (h->K >= 8 && !h->tv && __builtin_cpu_supports("avx512f"))) {
         switch (h->K) {
         case 8: return sweep512_8(h, bi, g, wk, gpi, gA, gem);
         case 16: return sweep512_16(h, bi, g, wk, gpi, gA, gem);
@@ -1478,10 +1535,22 @@ static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll
     if (!h->tv)
         for (int64_t i = 0; i < K; i++)
             for (int64_t j = 0; j < K; j++) wk.At[j * K + i] = h->A[i * K + j];
+    /* the AVX-512 sweep sums the Categorical emission counts into rows by
+     * symbol (contiguous, 8-wide) instead of columns of gem */
+    if (sweep512_ok(h) && gem && h->V) {
+        if (!(wk.gemT = bk_malloc(ctx, (size_t)(h->V * K) * sizeof(double)))) {
+            bk_free(ctx, own);
+            return -1;
+        }
+        memset(wk.gemT, 0, (size_t)(h->V * K) * sizeof(double));
+    }
     for (int64_t bi = 0; bi < h->B; bi++) {
         double l = bwd_seq(h, bi, g ? bk_get(g, bi) : 1.0, &wk, gpi, gA, gem);
         if (ll) ll[bi] = l;
     }
+    for (int64_t v = 0; wk.gemT && v < h->V; v++)
+        for (int64_t k = 0; k < K; k++) gem[k * h->V + v] += wk.gemT[v * K + k];
+    bk_free(ctx, wk.gemT);
     bk_free(ctx, own);
     return 0;
 }
