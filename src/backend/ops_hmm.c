@@ -1036,7 +1036,6 @@ __attribute__((target("avx512f"))) static double bwd512_any(const hmm_in *h, int
                                                             double *gem) {
     return bwd_run(h, bi, h->K, g, wk, gpi, gA, gem);
 }
-#endif
 
 /* The backward sweep of bwd_run for a homogeneous A and K a multiple of 8
  * (8 <= K <= 64) on AVX-512 CPUs, the rows as 8-wide vectors: the same
@@ -1241,6 +1240,11 @@ static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf) {
     default: return fwd512_64(h, bi, w, buf);
     }
 }
+#else
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf) {
+    return fwd_any(h, bi, NULL, NULL, w, buf);
+}
+#endif
 
 /* Whether bwd_seq takes bwd_sweep512. */
 static bool sweep512_ok(const hmm_in *h) {
