@@ -15,7 +15,11 @@
  * and run: bench/bench_hmm.sh.
  * The parallel-scan forward (bk_hmm_forward_scan, 2 and 4 threads) is timed
  * in wall time on the long sequence, next to the sequential op's wall time.
- * Output: one line per (K, shape, measure), "name K shape value unit". */
+ * Output: one line per (K, shape, measure), "name K shape value unit";
+ * ratio_bw_iter_to_forward is the median over the runs of one Baum-Welch
+ * iteration's time over the same run's forward time.
+ * usage: bench_hmm [K [bw]]: one K; "bw": only the plain loops, the forward
+ * and Baum-Welch (no gradient, forward-backward, Viterbi or scan). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
