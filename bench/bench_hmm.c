@@ -15,7 +15,11 @@
  * and run: bench/bench_hmm.sh.
  * The parallel-scan forward (bk_hmm_forward_scan, 2 and 4 threads) is timed
  * in wall time on the long sequence, next to the sequential op's wall time.
- * Output: one line per (K, shape, measure), "name K shape value unit". */
+ * Output: one line per (K, shape, measure), "name K shape value unit";
+ * ratio_bw_iter_to_forward is the median over the runs of one Baum-Welch
+ * iteration's time over the same run's forward time.
+ * usage: bench_hmm [K [bw]]: one K; "bw": only the plain loops, the forward
+ * and Baum-Welch (no gradient, forward-backward, Viterbi or scan). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,6 +277,10 @@ static double run_once(rt_vm *vm, setup *s, int m, double *check) {
 
 int main(int argc, char **argv) {
     int only = argc > 1 ? atoi(argv[1]) : 0;   /* optional: a single K */
+    /* optional second argument "bw": only the plain loop, the forward and
+     * Baum-Welch, with the per-repetition ratio of one iteration to one
+     * forward (both timed in the same repetition) */
+    bool bwonly = argc > 2 && strcmp(argv[2], "bw") == 0;
     rt_vm *vm = rt_vm_new(NULL);
     bk_ctx *ctx = rt_vm_bk(vm);
     bk_rng r;
@@ -290,27 +298,34 @@ int main(int argc, char **argv) {
             /* the measures interleaved within each repetition, so that all
              * of them see the same background load */
             int reps = K >= 64 ? 5 : 9;
-            double t[M_COUNT][9], chk[M_COUNT], ratio[9], ratio_b[9];
-            for (int m = 0; m < M_COUNT; m++) run_once(vm, &s, m, &chk[m]);   /* warm-up */
+            double t[M_COUNT][9] = {{0}}, chk[M_COUNT], ratio[9], ratio_b[9], ratio_bw[9];
+#define SKIP(m) (bwonly && ((m) == M_GRAD || (m) == M_FB || (m) == M_VITERBI))
+            for (int m = 0; m < M_COUNT; m++)
+                if (!SKIP(m)) run_once(vm, &s, m, &chk[m]);   /* warm-up */
+                else chk[m] = NAN;
             for (int i = 0; i < reps; i++) {
-                for (int m = 0; m < M_COUNT; m++) t[m][i] = run_once(vm, &s, m, &chk[m]);
+                for (int m = 0; m < M_COUNT; m++)
+                    if (!SKIP(m)) t[m][i] = run_once(vm, &s, m, &chk[m]);
                 ratio[i] = t[M_FORWARD][i] / t[M_PLAIN][i];
                 ratio_b[i] = t[M_FORWARD][i] / fmin(t[M_PLAIN][i], t[M_PLAIN_BLAS][i]);
+                ratio_bw[i] = t[M_BW][i] / t[M_FORWARD][i];
             }
             const char *sh = B ? "50x100" : (T == 100000 ? "1x100000" : "1x10000");
             for (int m = 0; m < M_COUNT; m++) {
                 if (!isnan(chk[m]) && fabs(chk[m] - chk[M_PLAIN]) > 1e-8 * fabs(chk[M_PLAIN]))
                     fprintf(stderr, "bench_hmm: %s K=%d: log p %.12g differs from the plain "
                                     "loop's %.12g\n", MNAME[m], K, chk[m], chk[M_PLAIN]);
+                if (SKIP(m)) continue;
                 double med = median(t[m], reps);
                 if (m == M_BW) printf("%s %d %s %.6f s\n", MNAME[m], K, sh, med);
                 else printf("%s %d %s %.1f ns\n", MNAME[m], K, sh, med / (double)steps * 1e9);
             }
             printf("ratio_forward_to_plain %d %s %.2f x\n", K, sh, median(ratio, reps));
             printf("ratio_forward_to_best_plain %d %s %.2f x\n", K, sh, median(ratio_b, reps));
+            printf("ratio_bw_iter_to_forward %d %s %.2f x\n", K, sh, median(ratio_bw, reps));
             /* the parallel-scan forward (long sequence only): wall time,
              * against the sequential op's wall time in the same runs */
-            if (!B) {
+            if (!B && !bwonly) {
                 bool g = bk_set_grad_enabled(ctx, false);
                 int64_t KV[2] = {K, V};
                 double lpi[256];

@@ -6,6 +6,7 @@
 # usage: bench/bench_hmm.sh [build-dir] [python-with-hmmlearn] [K]
 #   build-dir: a configured and built ppl tree (default: build)
 #   K: run a single K (default: all of 2 3 8 32 64 256)
+# ($BUILD/bench_hmm K bw: only the forward and Baum-Welch, with their ratio)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}

@@ -224,6 +224,11 @@ void bk_hmm_emission_table(int64_t K, int64_t V, const double *logE, double *eta
 #include <immintrin.h>
 #define HMM_AVX2 1
 
+/* K from which the pair sums of the backward sweep are kept in blocks of
+ * steps for the register-blocked AVX-512 kernel (on CPUs with AVX-512; from
+ * BK_HMM_BLAS_K, BLAS dgemm, on others). */
+#define HMM_PAIR512_K 8
+
 /* G += g * alpha^T v for n rows ([n, K] each): a register-blocked kernel,
  * 4 rows of G by 32 columns (16 accumulators) over all n steps, then once
  * into G; the column tail is 8 wide, then scalar.  (OpenBLAS's dgemm at
@@ -299,13 +304,13 @@ __attribute__((target("avx512f"))) static void pair_sums_avx512(int64_t K, int64
 void bk_hmm_pair_sums(int64_t K, int64_t n, double g, const double *alpha, const double *v,
                       double *G) {
     if (n < 1) return;
-    if (K >= BK_HMM_BLAS_K) {
 #ifdef HMM_AVX2
-        if (K >= 32 && __builtin_cpu_supports("avx512f")) {
-            pair_sums_avx512(K, n, g, alpha, v, G);
-            return;
-        }
+    if (K >= HMM_PAIR512_K && __builtin_cpu_supports("avx512f")) {
+        pair_sums_avx512(K, n, g, alpha, v, G);
+        return;
+    }
 #endif
+    if (K >= BK_HMM_BLAS_K) {
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)K, (int)n, g, alpha,
                     (int)K, v, (int)K, 1.0, G, (int)K);
         return;
@@ -854,6 +859,9 @@ static int fwd_batch(bk_ctx *ctx, const hmm_in *h, double *o) {
     return 0;
 }
 
+static bool sweep512_ok(const hmm_in *h);
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf);
+
 static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args, bool cat) {
     hmm_in h;
     if (in_load(ctx, in, cat, codes_checked(args, cat), &h)) return NULL;
@@ -873,8 +881,11 @@ static bk_tensor *forward_op(bk_ctx *ctx, bk_tensor **in, const bk_opargs *args,
                 out = NULL;
             }
         } else {
+            bool v512 = sweep512_ok(&h);
             for (int64_t b = 0; b < h.B; b++)
-                o[b] = h.L[b] ? fwd_any(&h, b, NULL, NULL, work, work + 2 * h.K) : 0.0;
+                o[b] = !h.L[b] ? 0.0
+                       : v512  ? fwd512(&h, b, work, work + 2 * h.K)
+                               : fwd_any(&h, b, NULL, NULL, work, work + 2 * h.K);
         }
     } else {
         bk_release(out);
@@ -893,6 +904,15 @@ bk_tensor *bk_fw_HMM_FORWARD_CAT(bk_ctx *ctx, bk_tensor **in, const bk_opargs *a
     return forward_op(ctx, in, args, true);
 }
 
+/* Whether the backward sweep keeps the pair sums for one GEMM per block of
+ * steps (else one rank-1 update per step). */
+static inline bool pair_blocked(int64_t K) {
+#ifdef HMM_AVX2
+    if (K >= HMM_PAIR512_K && __builtin_cpu_supports("avx512f")) return true;
+#endif
+    return K >= BK_HMM_BLAS_K;
+}
+
 /* Rows of u_t kept for one GEMM of pair-marginal sums (large K). */
 #define HMM_PAIR_BLOCK 128
 
@@ -902,6 +922,8 @@ typedef struct hmm_bwork {
     double *ublk;          /* [HMM_PAIR_BLOCK*K] */
     double *At;            /* [K*K] A transposed (homogeneous A, large K) */
     double *row;           /* 4K: beta, v, w, buf */
+    double *gemT;          /* NULL, or [V*K]: Categorical emission counts by symbol
+                            * (bwd_sweep512), added into gem [K*V] at the end */
 } hmm_bwork;
 
 /* Adds g * gamma (one step's posterior marginals) to the emission and
@@ -945,9 +967,12 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
     bool small = K <= 4;
     double *beta = small ? loc : wk->row, *v = beta + K, *w = v + K, *buf = w + K;
     double *alpha = wk->alpha;
-    double ll = fwd_any(h, bi, alpha, h->V ? NULL : wk->eb, NULL, buf);
+    /* (fwd_run itself for K > 4: inlined with the caller's constant K and
+     * target) */
+    double ll = K <= 4 ? fwd_any(h, bi, alpha, h->V ? NULL : wk->eb, NULL, buf)
+                       : fwd_run(h, bi, K, alpha, h->V ? NULL : wk->eb, NULL, buf);
     if (!isfinite(ll) || g == 0) return ll;
-    bool blk = gA && !h->tv && K >= BK_HMM_BLAS_K, wide = !h->tv && K >= BK_HMM_VEC_K;
+    bool blk = gA && !h->tv && pair_blocked(K), wide = !h->tv && K >= BK_HMM_VEC_K;
     /* gamma_{L-1} = alpha_{L-1} / its sum */
     const double *aL = alpha + (L - 1) * K;
     double iz = 1.0 / row_sum(K, aL);
@@ -1025,9 +1050,254 @@ static inline __attribute__((always_inline)) double bwd_run(const hmm_in *h, int
     return ll;
 }
 
-/* bwd_run with a constant K for few states. */
+#ifdef HMM_AVX2
+/* bwd_run compiled for AVX-512 (CPUs that have it, a homogeneous A, K >= 8
+ * not a multiple of 8 or above 64; those take bwd_sweep512): the same
+ * operations in the same order as bwd_run's other instances. */
+__attribute__((target("avx512f"))) static double bwd512_any(const hmm_in *h, int64_t bi,
+                                                            double g, hmm_bwork *wk,
+                                                            double *gpi, double *gA,
+                                                            double *gem) {
+    return bwd_run(h, bi, h->K, g, wk, gpi, gA, gem);
+}
+
+/* The backward sweep of bwd_run for a homogeneous A and K a multiple of 8
+ * (8 <= K <= 64) on AVX-512 CPUs, the rows as 8-wide vectors: the same
+ * steps, rescalings and redo paths as bwd_run, with the row sums and Z
+ * summed 8 lanes at a time (so equal to bwd_run's up to rounding), the
+ * pair sums always in blocks (pair_sums_avx512). */
+#define SW_ATTR __attribute__((target("avx512f"), always_inline)) static inline
+SW_ATTR double sw_sum(int64_t K, const double *r) {
+    __m512d s = _mm512_loadu_pd(r);
+    for (int64_t k = 8; k < K; k += 8) s = _mm512_add_pd(s, _mm512_loadu_pd(r + k));
+    return _mm512_reduce_add_pd(s);
+}
+SW_ATTR double sw_dot(int64_t K, const double *a, const double *b) {
+    __m512d s = _mm512_mul_pd(_mm512_loadu_pd(a), _mm512_loadu_pd(b));
+    for (int64_t k = 8; k < K; k += 8)
+        s = _mm512_fmadd_pd(_mm512_loadu_pd(a + k), _mm512_loadu_pd(b + k), s);
+    return _mm512_reduce_add_pd(s);
+}
+/* out = a .* b * f */
+SW_ATTR void sw_mul(int64_t K, double *out, const double *a, const double *b, double f) {
+    __m512d ff = _mm512_set1_pd(f);
+    for (int64_t k = 0; k < K; k += 8)
+        _mm512_storeu_pd(out + k, _mm512_mul_pd(_mm512_mul_pd(_mm512_loadu_pd(a + k),
+                                                              _mm512_loadu_pd(b + k)), ff));
+}
+SW_ATTR void sw_scale(int64_t K, double *r, double f) {
+    __m512d ff = _mm512_set1_pd(f);
+    for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(r + k, _mm512_mul_pd(_mm512_loadu_pd(r + k), ff));
+}
+/* out += f * a */
+SW_ATTR void sw_axpy(int64_t K, double *out, const double *a, double f) {
+    __m512d ff = _mm512_set1_pd(f);
+    for (int64_t k = 0; k < K; k += 8)
+        _mm512_storeu_pd(out + k, _mm512_fmadd_pd(ff, _mm512_loadu_pd(a + k), _mm512_loadu_pd(out + k)));
+}
+
+SW_ATTR void sw_gamma(const hmm_in *h, int64_t bi, int64_t t, int64_t K, double g,
+                      const double *gam, double *gpi, double *gem, double *gemT) {
+    if (gemT) {
+        sw_axpy(K, gemT + (int64_t)h->codes[bi * h->T + t] * K, gam, g);
+    } else if (gem && h->V) {
+        int64_t y = (int64_t)h->codes[bi * h->T + t];
+        for (int64_t k = 0; k < K; k++) gem[k * h->V + y] += g * gam[k];
+    } else if (gem) {
+        sw_axpy(K, gem + (bi * h->T + t) * K, gam, g);
+    }
+    if (gpi && t == 0) sw_axpy(K, gpi, gam, g);
+}
+
+/* Rows ahead of the current step fetched into the cache by the stored
+ * forward and the backward sweep (bwd_sweep512). */
+#define HMM_PREFETCH 8
+
+/* fwd_run for bwd_sweep512's K (a homogeneous A): the row sums 8 lanes at
+ * a time; without store the two rows in w (2K) swap. */
+__attribute__((target("avx512f"), always_inline)) static inline double
+fwd_store512(const hmm_in *h, int64_t bi, const int64_t K, double *store, double *eb,
+             double *w, double *buf) {
+    int64_t L = h->L[bi];
+    double c, ll;
+    double *a = store ? store : w, *n = store ? store + K : w + K;
+    const double *e = emission(h, bi, 0, eb ? eb : buf, &c);
+    if (!isfinite(c)) return c;
+    sw_mul(K, a, h->pexp, e, 1.0);
+    double tot = sw_sum(K, a);
+    if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+    ll = c + h->mpi;
+    if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+        sw_scale(K, a, 1.0 / tot);
+        ll += log(tot);
+    }
+    for (int64_t t = 1; t < L; t++) {
+        e = emission(h, bi, t, eb ? eb + t * K : buf, &c);
+        if (!isfinite(c)) return c;
+        /* the stored rows of a long sequence go to memory: their lines are
+         * fetched for writing some steps ahead */
+        if (store && t + HMM_PREFETCH < L)
+            for (int64_t k = 0; k < K; k += 8) __builtin_prefetch(n + HMM_PREFETCH * K + k, 1, 3);
+        bk_hmm_vecmat_dir(K, a, h->A, n, t & 1);
+        sw_mul(K, n, n, e, 1.0);
+        tot = sw_sum(K, n);
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+            double sp = sw_sum(K, a);
+            sw_scale(K, a, 1.0 / sp);
+            ll += log(sp);
+            bk_hmm_vecmat_dir(K, a, h->A, n, t & 1);
+            sw_mul(K, n, n, e, 1.0);
+            tot = sw_sum(K, n);
+            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
+            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
+                sw_scale(K, n, 1.0 / tot);
+                ll += log(tot);
+            }
+        }
+        ll += c;
+        if (store) {
+            a = n;
+            n += K;
+        } else {
+            double *tmp = a;
+            a = n;
+            n = tmp;
+        }
+    }
+    return ll + log(sw_sum(K, a));
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline double bwd_sweep512(const hmm_in *h, int64_t bi,
+                                                              const int64_t K, double g,
+                                                              hmm_bwork *wk, double *gpi,
+                                                              double *gA, double *gem) {
+    int64_t L = h->L[bi];
+    if (L == 0) return 0;
+    double *beta = wk->row, *v = beta + K, *w = v + K, *gam = w + K, *alpha = wk->alpha;
+    double ll = fwd_store512(h, bi, K, alpha, h->V ? NULL : wk->eb, NULL, gam);
+    if (!isfinite(ll) || g == 0) return ll;
+    const double *aL = alpha + (L - 1) * K;
+    for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(gam + k, _mm512_loadu_pd(aL + k));
+    sw_scale(K, gam, 1.0 / sw_sum(K, aL));
+    sw_gamma(h, bi, L - 1, K, g, gam, gpi, gem, wk->gemT);
+    for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(beta + k, _mm512_set1_pd(1.0));
+    int64_t te = L, tb = L - HMM_PAIR_BLOCK > 1 ? L - HMM_PAIR_BLOCK : 1;
+    for (int64_t t = L - 1; t >= 1; t--) {
+        double c;
+        const double *e = h->V ? emission(h, bi, t, gam, &c) : wk->eb + t * K;
+        double *ap = alpha + (t - 1) * K;
+        /* a long sequence's alphas come from memory, in decreasing order:
+         * fetched some steps ahead */
+        if (t > HMM_PREFETCH)
+            for (int64_t k = 0; k < K; k += 8)
+                _mm_prefetch((const char *)(ap - HMM_PREFETCH * K + k), _MM_HINT_T0);
+        sw_mul(K, v, e, beta, 1.0);
+        bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
+        double sw = sw_sum(K, w);
+        if (!(sw >= HMM_LO && sw <= HMM_HI)) {
+            sw_scale(K, v, 1.0 / sw_sum(K, beta));
+            bk_hmm_vecmat_dir(K, v, wk->At, w, t & 1);
+            sw = sw_sum(K, w);
+            if (!(sw > 0)) return ll;
+        }
+        double Z = sw_dot(K, ap, w);
+        if (!(Z > 1e-290 && Z < 1e290)) {
+            sw_scale(K, ap, 1.0 / sw_sum(K, ap));
+            sw_scale(K, v, 1.0 / sw);
+            sw_scale(K, w, 1.0 / sw);
+            sw = 1;
+            Z = sw_dot(K, ap, w);
+            if (!(Z > 0)) return ll;
+        }
+        double iz = 1.0 / Z;
+        sw_mul(K, gam, ap, w, iz);
+        sw_gamma(h, bi, t - 1, K, g, gam, gpi, gem, wk->gemT);
+        if (gA) {
+            for (int64_t k = 0; k < K; k += 8)
+                _mm512_storeu_pd(wk->ublk + (t - tb) * K + k,
+                                 _mm512_mul_pd(_mm512_loadu_pd(v + k), _mm512_set1_pd(iz)));
+            if (t == tb) {
+                bk_hmm_pair_sums(K, te - tb, g, alpha + (tb - 1) * K, wk->ublk, gA);
+                te = tb;
+                tb = te - HMM_PAIR_BLOCK > 1 ? te - HMM_PAIR_BLOCK : 1;
+            }
+        }
+        /* beta_{t-1} = w */
+        double *tmp = beta;
+        beta = w;
+        w = tmp;
+        if (!(sw >= HMM_LO && sw <= HMM_HI)) sw_scale(K, beta, 1.0 / sw);
+    }
+    return ll;
+}
+#undef SW_ATTR
+#define HMM_SWEEP512(KK)                                                                      \
+    __attribute__((target("avx512f"))) static double sweep512_##KK(                           \
+        const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, double *gpi, double *gA,         \
+        double *gem) {                                                                        \
+        return bwd_sweep512(h, bi, KK, g, wk, gpi, gA, gem);                                  \
+    }                                                                                         \
+    __attribute__((target("avx512f"))) static double fwd512_##KK(const hmm_in *h, int64_t bi, \
+                                                                 double *w, double *buf) {    \
+        return fwd_store512(h, bi, KK, NULL, NULL, w, buf);                                   \
+    }
+HMM_SWEEP512(8)
+HMM_SWEEP512(16)
+HMM_SWEEP512(24)
+HMM_SWEEP512(32)
+HMM_SWEEP512(40)
+HMM_SWEEP512(48)
+HMM_SWEEP512(56)
+HMM_SWEEP512(64)
+#undef HMM_SWEEP512
+
+/* The op's forward of one sequence for sweep512_ok inputs (w: 2K, buf: K). */
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf) {
+    switch (h->K) {
+    case 8: return fwd512_8(h, bi, w, buf);
+    case 16: return fwd512_16(h, bi, w, buf);
+    case 24: return fwd512_24(h, bi, w, buf);
+    case 32: return fwd512_32(h, bi, w, buf);
+    case 40: return fwd512_40(h, bi, w, buf);
+    case 48: return fwd512_48(h, bi, w, buf);
+    case 56: return fwd512_56(h, bi, w, buf);
+    default: return fwd512_64(h, bi, w, buf);
+    }
+}
+#else
+static double fwd512(const hmm_in *h, int64_t bi, double *w, double *buf) {
+    return fwd_any(h, bi, NULL, NULL, w, buf);
+}
+#endif
+
+/* Whether bwd_seq takes bwd_sweep512. */
+static bool sweep512_ok(const hmm_in *h) {
+#ifdef HMM_AVX2
+    return h->K >= 8 && h->K <= 64 && h->K % 8 == 0 && !h->tv && __builtin_cpu_supports("avx512f");
+#else
+    (void)h;
+    return false;
+#endif
+}
+
+/* bwd_run with a constant K for few states (and the AVX-512 instances). */
 static double bwd_seq(const hmm_in *h, int64_t bi, double g, hmm_bwork *wk, double *gpi,
                       double *gA, double *gem) {
+#ifdef HMM_AVX2
+    if (sweep512_ok(h) || (h->K >= 8 && !h->tv && __builtin_cpu_supports("avx512f"))) {
+        switch (h->K) {
+        case 8: return sweep512_8(h, bi, g, wk, gpi, gA, gem);
+        case 16: return sweep512_16(h, bi, g, wk, gpi, gA, gem);
+        case 24: return sweep512_24(h, bi, g, wk, gpi, gA, gem);
+        case 32: return sweep512_32(h, bi, g, wk, gpi, gA, gem);
+        case 40: return sweep512_40(h, bi, g, wk, gpi, gA, gem);
+        case 48: return sweep512_48(h, bi, g, wk, gpi, gA, gem);
+        case 56: return sweep512_56(h, bi, g, wk, gpi, gA, gem);
+        case 64: return sweep512_64(h, bi, g, wk, gpi, gA, gem);
+        default: return bwd512_any(h, bi, g, wk, gpi, gA, gem);
+        }
+    }
+#endif
     switch (h->K) {
     case 2: return bwd_run(h, bi, 2, g, wk, gpi, gA, gem);
     case 3: return bwd_run(h, bi, 3, g, wk, gpi, gA, gem);
@@ -1293,10 +1563,22 @@ static int grad_all(bk_ctx *ctx, const hmm_in *h, const bk_tensor *g, double *ll
     if (!h->tv)
         for (int64_t i = 0; i < K; i++)
             for (int64_t j = 0; j < K; j++) wk.At[j * K + i] = h->A[i * K + j];
+    /* the AVX-512 sweep sums the Categorical emission counts into rows by
+     * symbol (contiguous, 8-wide) instead of columns of gem */
+    if (sweep512_ok(h) && gem && h->V) {
+        if (!(wk.gemT = bk_malloc(ctx, (size_t)(h->V * K) * sizeof(double)))) {
+            bk_free(ctx, own);
+            return -1;
+        }
+        memset(wk.gemT, 0, (size_t)(h->V * K) * sizeof(double));
+    }
     for (int64_t bi = 0; bi < h->B; bi++) {
         double l = bwd_seq(h, bi, g ? bk_get(g, bi) : 1.0, &wk, gpi, gA, gem);
         if (ll) ll[bi] = l;
     }
+    for (int64_t v = 0; wk.gemT && v < h->V; v++)
+        for (int64_t k = 0; k < K; k++) gem[k * h->V + v] += wk.gemT[v * K + k];
+    bk_free(ctx, wk.gemT);
     bk_free(ctx, own);
     return 0;
 }

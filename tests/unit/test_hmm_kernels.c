@@ -754,6 +754,125 @@ START_TEST(baum_welch_step_matches_reference) {
 }
 END_TEST
 
+/* bk_hmm_pair_sums against the per-step rank-1 updates on random rows, at
+ * K around the kernels' thresholds (8: the AVX-512 register-blocked kernel
+ * on CPUs with it, 24: BLAS on others, the 4-row, 8- and 32-column blocks
+ * and their tails), n of 1, a few and more than one block: 1e-12 relative. */
+START_TEST(pair_sums_match_per_step) {
+    bk_rng r;
+    bk_rng_init(&r, 41, 0);
+    const int Ks[] = {1, 3, 7, 8, 9, 12, 15, 16, 17, 23, 24, 25, 31, 32, 33, 45, 64, 65};
+    const int ns[] = {1, 5, 130};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+        for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+            int K = Ks[ki], n = ns[ni];
+            double *a = malloc((size_t)n * K * sizeof *a), *v = malloc((size_t)n * K * sizeof *v);
+            double *G = malloc((size_t)K * K * sizeof *G), *W = malloc((size_t)K * K * sizeof *W);
+            for (int i = 0; i < n * K; i++) a[i] = bk_rng_uniform(&r), v[i] = bk_rng_uniform(&r);
+            for (int i = 0; i < K * K; i++) G[i] = W[i] = bk_rng_uniform(&r);
+            double g = 0.75;
+            bk_hmm_pair_sums(K, n, g, a, v, G);
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < K; i++)
+                    for (int j = 0; j < K; j++) W[i * K + j] += g * a[t * K + i] * v[t * K + j];
+            for (int i = 0; i < K * K; i++)
+                ck_assert_msg(fabs(G[i] - W[i]) <= 1e-12 * fabs(W[i]), "K=%d n=%d entry %d: %.17g vs %.17g",
+                              K, n, i, G[i], W[i]);
+            free(a), free(v), free(G), free(W);
+        }
+}
+END_TEST
+
+/* The backward sweep at K from 7 to 65 (on AVX-512 CPUs: the 8-wide sweep
+ * at multiples of 8 up to 64, the generic AVX-512 build elsewhere from 8),
+ * both op forms (Categorical table, logB with lengths), a padded batch of 5
+ * (lengths T = 140: two blocks of pair sums, 1, 0, 2, T - 37) with weights,
+ * plain and extreme (emission log-likelihoods down to -300 nats, transitions
+ * of 1e-120: the redo paths): log p against the log-space forward (1e-11),
+ * the gradients against exact log-space forward-backward (1e-9). */
+START_TEST(sweep_paths_match_reference) {
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    bk_rng r;
+    bk_rng_init(&r, 43, 0);
+    enum { B = 5, T = 140, V = 4 };
+    const int Ks[] = {7, 8, 9, 16, 23, 24, 32, 40, 64, 65};
+    const double Ls[B] = {T, 1, 0, 2, T - 37}, wts[B] = {1.0, 0.5, 2.0, -1.5, 0.75};
+    for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++)
+        for (int c = 0; c < 4; c++) {
+            int K = Ks[ki], cat = c % 2, extreme = c / 2;
+            double *lpi = malloc(K * sizeof *lpi), *A = malloc((size_t)K * K * sizeof *A);
+            double *lA = malloc((size_t)K * K * sizeof *lA), *lE = malloc((size_t)K * V * sizeof *lE);
+            double *y = malloc((size_t)B * T * sizeof *y), *lB = malloc((size_t)B * T * K * sizeof *lB);
+            double *gam = malloc((size_t)T * K * sizeof *gam), *xs = malloc((size_t)K * K * sizeof *xs);
+            rand_params(&r, K, V, lpi, A, lE);
+            if (extreme) {
+                for (int i = 0; i < K; i++) {
+                    A[i * K + (i + 1) % K] *= 1e-120;
+                    double sum = 0;
+                    for (int j = 0; j < K; j++) sum += A[i * K + j];
+                    for (int j = 0; j < K; j++) A[i * K + j] /= sum;
+                }
+                for (int i = 0; i < K * V; i++) lE[i] = -300 * bk_rng_uniform(&r);
+            }
+            for (int i = 0; i < K * K; i++) lA[i] = log(A[i]);
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < T; t++) {
+                    y[b * T + t] = t < Ls[b] ? (double)(bk_rng_u32(&r) % V) : -1.0;
+                    for (int k = 0; k < K; k++)
+                        lB[(b * T + t) * K + k] = t < Ls[b] ? lE[k * V + (int)y[b * T + t]] : 0.0;
+                }
+            bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
+                                  cat ? tensor(ctx, 2, (int64_t[]){K, V}, lE)
+                                      : tensor(ctx, 3, (int64_t[]){B, T, K}, lB)};
+            bk_tensor *ty = cat ? tensor(ctx, 2, (int64_t[]){B, T}, y) : tensor(ctx, 1, (int64_t[]){B}, Ls);
+            bk_tensor *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
+            bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], ty};
+            for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
+            bool g = bk_set_grad_enabled(ctx, true);
+            bk_tensor *f = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4, in, NULL);
+            bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
+            ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
+            bk_set_grad_enabled(ctx, g);
+            double *wpi = calloc(K, sizeof *wpi), *wA = calloc((size_t)K * K, sizeof *wA);
+            double *wE = calloc(cat ? (size_t)K * V : (size_t)B * T * K, sizeof *wE);
+            for (int b = 0; b < B; b++) {
+                int L = (int)Ls[b];
+                const double *lBb = lB + b * T * K;
+                double want = L ? logspace_fb(K, L, lpi, lA, lBb, gam) : 0;
+                ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
+                              "K=%d case %d seq %d: %.15g vs %.15g", K, c, b, bk_get(f, b), want);
+                if (!L) continue;
+                logspace_xi(K, L, lpi, lA, lBb, want, xs);
+                for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
+                for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
+                for (int t = 0; t < L; t++)
+                    for (int k = 0; k < K; k++) {
+                        if (cat) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
+                        else wE[(b * T + t) * K + k] += wts[b] * gam[t * K + k];
+                    }
+            }
+            const double *want[3] = {wpi, wA, wE};
+            for (int i = 0; i < 3; i++)
+                for (int64_t k = 0; k < leaf[i]->numel; k++) {
+                    double got = bk_get(leaf[i]->grad, k), w = want[i][k];
+                    ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)),
+                                  "K=%d case %d leaf %d entry %lld: %.12g vs %.12g", K, c, i,
+                                  (long long)k, got, w);
+                }
+            bk_release(tot);
+            bk_release(fw);
+            bk_release(f);
+            bk_tape_reset(ctx);
+            for (int i = 0; i < 3; i++) bk_release(leaf[i]);
+            bk_release(ty);
+            bk_release(tw);
+            free(lpi), free(A), free(lA), free(lE), free(y), free(lB), free(gam), free(xs);
+            free(wpi), free(wA), free(wE);
+        }
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("hmm_kernels");
     TCase *tc = tcase_create("core");
@@ -765,6 +884,8 @@ int main(void) {
     tcase_add_test(tc, small_cat_paths_match_reference);
     tcase_add_test(tc, batch_lockstep_matches_reference);
     tcase_add_test(tc, baum_welch_step_matches_reference);
+    tcase_add_test(tc, pair_sums_match_per_step);
+    tcase_add_test(tc, sweep_paths_match_reference);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
