@@ -35,10 +35,17 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
  * value, only what the compiler may assume about exception flags). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap")
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap", "fp-contract=off")
 #endif
 
-static inline double expneg_d(double x) {
+/* (always inlined: gcc left bern_lp a call in the AVX-512 clone) */
+#if defined(__GNUC__)
+#define BERN_INLINE static inline __attribute__((always_inline))
+#else
+#define BERN_INLINE static inline
+#endif
+
+BERN_INLINE double expneg_d(double x) {
     x = x < -746.0 ? -746.0 : x;
     const double big = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
     double n = (x * 1.4426950408889634 + big) - big;
@@ -69,7 +76,7 @@ static inline double expneg_d(double x) {
     return p * s1 * s2;
 }
 
-static inline double log1p01_d(double e) {
+BERN_INLINE double log1p01_d(double e) {
     double s = e / (2.0 + e), z = s * s, z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
     /* q(z) = sum_k z^k / (2k + 3), k = 0..14, by Estrin's scheme (as in expneg_d) */
     double a0 = 1.0 / 3 + z * (1.0 / 5), a1 = 1.0 / 7 + z * (1.0 / 9);
@@ -81,37 +88,43 @@ static inline double log1p01_d(double e) {
     return 2.0 * s + 2.0 * s * (q * s2); /* the leading term apart: fewer roundings in it */
 }
 
-static inline double bern_lp(double x, double l) {
+BERN_INLINE double bern_lp(double x, double l) {
     double t = x == 1 ? -l : l, at = fabs(t), tp = t > 0 ? t : 0.0;
     double lp = -(tp + log1p01_d(expneg_d(-at)));
     return ((x == 1) | (x == 0)) ? lp : -INFINITY;
 }
 
 /* d log p / d l */
-static inline double bern_dl(double x, double l) {
+BERN_INLINE double bern_dl(double x, double l) {
     double t = x == 1 ? -l : l, e = expneg_d(-fabs(t));
     double sig = (t >= 0 ? 1.0 : e) / (1.0 + e);
     double d = x == 1 ? sig : -sig;
     return ((x == 1) | (x == 0)) ? d : 0.0;
 }
 
-/* (AVX2 clones are picked at load time where the CPU has them: twice the
- * vector width; the same arithmetic, so the same results.  At -O2 gcc
+/* (x86-64-v4 (AVX-512) and AVX2 clones are picked at load time where the CPU has them:
+ * four and two times the vector width, and AVX-512's 32 registers hold the
+ * polynomials' constants that AVX2's 16 spill to the stack; the same
+ * arithmetic, so the same results: no contraction to fused multiply-adds
+ * (fp-contract=off, which AVX-512 would otherwise allow; the float32 loops
+ * get no AVX-512 clone and stay as they were).  At -O2 gcc
  * vectorizes only loops of a known trip count, and it keeps the selects as
  * branches while FP operations may trap: these loops ask for the cheap cost
  * model and no trapping math (which changes no value, only what the
  * compiler may assume about floating-point exception flags).) */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
+#define BERN_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define BERN_CLONES_F32 __attribute__((target_clones("avx2", "default")))
 #else
 #define BERN_CLONES
+#define BERN_CLONES_F32
 #endif
 
 /* The loops of both element types (float64 here, float32 below, each with its
  * own lp and dl), written once: the forward, and the backward for the
  * gradient of a sum (one g), of an elementwise g, and strided. */
-#define BERN_LOOPS(SUF, T, LP, DL)                                                                  \
-    BERN_CLONES static void bl_forward##SUF(int64_t n, const T *const *in, const int64_t *inc,      \
+#define BERN_LOOPS(CLONES, SUF, T, LP, DL)                                                               \
+    CLONES static void bl_forward##SUF(int64_t n, const T *const *in, const int64_t *inc,      \
                                             T *out) {                                               \
         const T *x = in[0], *l = in[1];                                                             \
         int64_t ix = inc[0], il = inc[1];                                                           \
@@ -121,7 +134,7 @@ static inline double bern_dl(double x, double l) {
         }                                                                                           \
         for (int64_t k = 0; k < n; k++) out[k] = LP(x[k * ix], l[k * il]);                          \
     }                                                                                               \
-    BERN_CLONES static void bl_backward##SUF(int64_t n, const T *const *in, const int64_t *inc,     \
+    CLONES static void bl_backward##SUF(int64_t n, const T *const *in, const int64_t *inc,     \
                                              const T *out, const T *g, int64_t ig, T *const *gx) {  \
         const T *x = in[0], *l = in[1];                                                             \
         int64_t ix = inc[0], il = inc[1];                                                           \
@@ -140,7 +153,7 @@ static inline double bern_dl(double x, double l) {
         }                                                                                           \
     }
 
-BERN_LOOPS(, double, bern_lp, bern_dl)
+BERN_LOOPS(BERN_CLONES, , double, bern_lp, bern_dl)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
@@ -200,7 +213,7 @@ static inline float bern_dl_fast(float x, float l) {
 }
 
 
-BERN_LOOPS(_f32, float, bern_lp_fast, bern_dl_fast)
+BERN_LOOPS(BERN_CLONES_F32, _f32, float, bern_lp_fast, bern_dl_fast)
 
 static const bk_fused bernoulli_logits_lp = {"bernoulli_logits_log_prob", 2, bl_forward, bl_backward,
                                          bl_forward_f32, bl_backward_f32};

@@ -415,6 +415,7 @@ static void backward(bk_native *N, const nat_ins *J) {
 static bool guard_ok(const bk_native *N, const prog_guard *g) {
     const double *v = N->val + N->off[g->slot];
     int64_t m = N->numel[g->slot];
+    if (g->all) return g->all(g->kind, v, m);
     if (g->pred) {
         for (int64_t k = 0; k < m; k++)
             if (!g->pred(g->kind, v[k])) return false;
