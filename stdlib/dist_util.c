@@ -272,21 +272,23 @@ static bool value_ok(int kind, double v) {
 /* value_ok over n values, in loops without a call per element (a replay
  * runs this on every evaluation: 10^4 logits of a logistic regression). */
 static bool values_ok(int kind, const double *v, int64_t n) {
-    if (kind == SL_V_REAL) { /* no NaN: an OR over the bits, four lanes */
-        uint64_t o[4] = {0, 0, 0, 0};
-        int64_t k = 0;
-        for (; k + 4 <= n; k += 4)
-            for (int j = 0; j < 4; j++) {
-                uint64_t b;
+    if (kind == SL_V_REAL) { /* no NaN: an OR over the bits, in blocks of 64 (a loop gcc vectorizes) */
+        int64_t o = 0, k = 0;
+        for (; k + 64 <= n; k += 64) {
+            int64_t ob = 0;
+            for (int j = 0; j < 64; j++) {
+                int64_t b;
                 memcpy(&b, &v[k + j], sizeof b);
-                o[j] |= (b & 0x7fffffffffffffffu) > 0x7ff0000000000000u;
+                ob |= (b & INT64_MAX) > 0x7ff0000000000000;
             }
-        for (; k < n; k++) {
-            uint64_t b;
-            memcpy(&b, &v[k], sizeof b);
-            o[0] |= (b & 0x7fffffffffffffffu) > 0x7ff0000000000000u;
+            o |= ob;
         }
-        return !(o[0] | o[1] | o[2] | o[3]);
+        for (; k < n; k++) {
+            int64_t b;
+            memcpy(&b, &v[k], sizeof b);
+            o |= (b & INT64_MAX) > 0x7ff0000000000000;
+        }
+        return !o;
     }
     bool ok = true;
     switch (kind) {

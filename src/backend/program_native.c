@@ -27,6 +27,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include "ops_impl.h"
 #include "program_native.h"
 #undef I /* (complex.h, through cblas.h: this file names ops I) */
 #include "rng.h"
@@ -268,8 +269,7 @@ static void forward(bk_native *N, const nat_ins *J) {
         J->fused->forward(n, J->x, J->inc, o);
         break;
     case K_MATVEC:
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, J->x[1], 1, 0.0, o,
-                    1);
+        bk__dgemv(CblasNoTrans, J->m, J->k, J->x[0], J->k, J->x[1], 1, o); /* as mm_one_f64 */
         break;
     case K_SUM: {
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
@@ -370,7 +370,7 @@ static void backward(bk_native *N, const nat_ins *J) {
             continue;
         }
         case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
-            cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
+            bk__dgemv(CblasTrans, J->m, J->k, J->x[0], J->k, g, 1, c);
             accumulate(N, J->src[1], c, J->k);
             continue;
         case K_WHERE:
