@@ -29,7 +29,8 @@ Both: time per gradient of the potential (log density and its gradient on the
 unconstrained space) at the initial point, NumPyro's inside one jitted lax.fori_loop
 of 2000 evaluations (no dispatch per call), Pyro's by autograd in a Python loop.
 
-Writes OUT.draws.csv (chain, draw, one column per scalar) and OUT.json (times).
+Writes OUT.draws.csv (chain, draw, one column per scalar; Pyro: its short run's draws) and
+OUT.json (times).
 """
 import json
 import logging
@@ -267,6 +268,9 @@ def pyro_side(model, data, out):
     t0 = time.process_time()
     mcmc.run(*args)
     total = time.process_time() - t0
+    # the short run's draws (1 chain x n_samp), for the correctness checks of compare.py only
+    write_draws(out, {k: np.asarray(v.detach())[None] for k, v in mcmc.get_samples().items()
+                      if k in ("mu", "tau", "theta_raw", "alpha", "beta", "x")})
     res = {"framework": f"pyro {pyro.__version__}, torch {torch.__version__}",
            "grad_s": float(np.median(gt)), "short_run_cpu": total,
            "short_run": f"1 chain x ({n_warm} + {n_samp})", "short_run_model_calls": calls[0],
