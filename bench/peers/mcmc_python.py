@@ -18,7 +18,8 @@ not used for the timing: in numpyro 0.22 it retraces and recompiles its sampling
 on every run and every chain (sequential), even with jit_model_args=True and arrays of
 identical shapes, which is what made earlier measurements unclean.  CPU time is
 time.process_time() (all threads of the process; XLA is held to one thread).  Medians
-of REPS (default 2) timed passes.  Time to first draw: MCMC.run on a fresh object, 1
+of REPS (default 3; with an even REPS the upper middle: the earlier default REPS = 2 took
+the slower run) timed passes.  Time to first draw: MCMC.run on a fresh object, 1
 chain, no warmup, 1 draw, tracing and compilation included (the imports not).
 
 Pyro: a full 4 x (1000 + 1000) NUTS run takes hours at its per-step overhead on this
@@ -161,7 +162,7 @@ def numpyro_side(model, data, out):
         n_compile_first = len(compiles)
         del compiles[:]
         runs = []
-        for r in range(int(os.environ.get("REPS", "2"))):
+        for r in range(int(os.environ.get("REPS", "3"))):
             w, s, zs, steps, div = chains()
             runs.append((s, w, steps))
         n_compile_timed = len(compiles)
