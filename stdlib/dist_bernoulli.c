@@ -21,7 +21,7 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
  * branches, so that the loops vectorize (a logistic regression over 10,000
  * rows spent most of each gradient in libm's exp and log, one call per
  * element): exp(x) for x <= 0 by Cody-Waite reduction x = n ln 2 + r,
- * |r| <= ln(2) / 2, Taylor to r^13 (truncation below 4e-18 relative) and
+ * |r| <= ln(2) / 2, Taylor to r^13 (truncation below 4e-18 relative; Estrin's scheme) and
  * 2^n built in the exponent bits in two halves (so that results down to
  * the subnormals come out; x is clamped at -746, where exp rounds to 0);
  * log1p(e) for e in [0, 1] as 2 atanh(s), s = e / (2 + e) in [0, 1/3], by
@@ -35,28 +35,34 @@ static int init(bk_ctx *ctx, sl_dist *d, int *bad) {
  * value, only what the compiler may assume about exception flags). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
-#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap")
+#pragma GCC optimize("no-trapping-math", "vect-cost-model=cheap", "fp-contract=off")
 #endif
 
-static inline double expneg_d(double x) {
+/* (always inlined: gcc left bern_lp a call in the AVX-512 clone) */
+#if defined(__GNUC__)
+#define BERN_INLINE static inline __attribute__((always_inline))
+#else
+#define BERN_INLINE static inline
+#endif
+
+BERN_INLINE double expneg_d(double x) {
     x = x < -746.0 ? -746.0 : x;
     const double big = 6755399441055744.0; /* 1.5 * 2^52: adding it rounds to an integer */
     double n = (x * 1.4426950408889634 + big) - big;
     double r = x - n * 6.93147180369123816490e-01; /* ln 2, high part: n * it is exact */
     r = r - n * 1.90821492927058770002e-10;        /* and the low part */
-    double p = 1.0 / 6227020800.0;                 /* 1 / 13! */
-    p = p * r + 1.0 / 479001600.0;
-    p = p * r + 1.0 / 39916800.0;
-    p = p * r + 1.0 / 3628800.0;
-    p = p * r + 1.0 / 362880.0;
-    p = p * r + 1.0 / 40320.0;
-    p = p * r + 1.0 / 5040.0;
-    p = p * r + 1.0 / 720.0;
-    p = p * r + 1.0 / 120.0;
-    p = p * r + 1.0 / 24.0;
-    p = p * r + 1.0 / 6.0;
-    p = p * r + 0.5;
-    p = p * (r * r) + r + 1.0;
+    /* p = 1 + r + r^2 P(r), P(r) = sum_k r^k / (k + 2)!, k = 0..11, by Estrin's
+     * scheme: a Horner chain of 12 dependent multiply-adds kept the vector loop
+     * waiting on latency (a dependency chain per element, two or three elements
+     * in flight); pairs, then pairs of pairs, cut the chain to 5 levels. */
+    double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    double a0 = 0.5 + r * (1.0 / 6.0), a1 = 1.0 / 24.0 + r * (1.0 / 120.0);
+    double a2 = 1.0 / 720.0 + r * (1.0 / 5040.0), a3 = 1.0 / 40320.0 + r * (1.0 / 362880.0);
+    double a4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0);
+    double a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+    double c0 = a0 + a1 * r2, c1 = a2 + a3 * r2, c2 = a4 + a5 * r2;
+    double P = (c0 + c1 * r4) + c2 * r8;
+    double p = P * r2 + r + 1.0;
     /* 2^n = 2^n1 2^n2 with n1 = round(n / 2): both factors normal down to n = -1076 */
     double n1 = (n * 0.5 + big) - big, n2 = n - n1, b1 = n1 + big, b2 = n2 + big;
     uint64_t u1, u2;
@@ -70,80 +76,84 @@ static inline double expneg_d(double x) {
     return p * s1 * s2;
 }
 
-static inline double log1p01_d(double e) {
-    double s = e / (2.0 + e), s2 = s * s;
-    double q = 1.0 / 31;
-    q = q * s2 + 1.0 / 29;
-    q = q * s2 + 1.0 / 27;
-    q = q * s2 + 1.0 / 25;
-    q = q * s2 + 1.0 / 23;
-    q = q * s2 + 1.0 / 21;
-    q = q * s2 + 1.0 / 19;
-    q = q * s2 + 1.0 / 17;
-    q = q * s2 + 1.0 / 15;
-    q = q * s2 + 1.0 / 13;
-    q = q * s2 + 1.0 / 11;
-    q = q * s2 + 1.0 / 9;
-    q = q * s2 + 1.0 / 7;
-    q = q * s2 + 1.0 / 5;
-    q = q * s2 + 1.0 / 3;
+BERN_INLINE double log1p01_d(double e) {
+    double s = e / (2.0 + e), z = s * s, z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
+    /* q(z) = sum_k z^k / (2k + 3), k = 0..14, by Estrin's scheme (as in expneg_d) */
+    double a0 = 1.0 / 3 + z * (1.0 / 5), a1 = 1.0 / 7 + z * (1.0 / 9);
+    double a2 = 1.0 / 11 + z * (1.0 / 13), a3 = 1.0 / 15 + z * (1.0 / 17);
+    double a4 = 1.0 / 19 + z * (1.0 / 21), a5 = 1.0 / 23 + z * (1.0 / 25);
+    double a6 = 1.0 / 27 + z * (1.0 / 29), a7 = 1.0 / 31;
+    double b0 = a0 + a1 * z2, b1 = a2 + a3 * z2, b2 = a4 + a5 * z2, b3 = a6 + a7 * z2;
+    double q = (b0 + b1 * z4) + (b2 + b3 * z4) * z8, s2 = z;
     return 2.0 * s + 2.0 * s * (q * s2); /* the leading term apart: fewer roundings in it */
 }
 
-static inline double bern_lp(double x, double l) {
+BERN_INLINE double bern_lp(double x, double l) {
     double t = x == 1 ? -l : l, at = fabs(t), tp = t > 0 ? t : 0.0;
     double lp = -(tp + log1p01_d(expneg_d(-at)));
     return ((x == 1) | (x == 0)) ? lp : -INFINITY;
 }
 
 /* d log p / d l */
-static inline double bern_dl(double x, double l) {
+BERN_INLINE double bern_dl(double x, double l) {
     double t = x == 1 ? -l : l, e = expneg_d(-fabs(t));
     double sig = (t >= 0 ? 1.0 : e) / (1.0 + e);
     double d = x == 1 ? sig : -sig;
     return ((x == 1) | (x == 0)) ? d : 0.0;
 }
 
-/* (AVX2 clones are picked at load time where the CPU has them: twice the
- * vector width; the same arithmetic, so the same results.  At -O2 gcc
+/* (x86-64-v4 (AVX-512) and AVX2 clones are picked at load time where the CPU has them:
+ * four and two times the vector width, and AVX-512's 32 registers hold the
+ * polynomials' constants that AVX2's 16 spill to the stack; the same
+ * arithmetic, so the same results: no contraction to fused multiply-adds
+ * (fp-contract=off, which AVX-512 would otherwise allow; the float32 loops
+ * get no AVX-512 clone and stay as they were).  At -O2 gcc
  * vectorizes only loops of a known trip count, and it keeps the selects as
  * branches while FP operations may trap: these loops ask for the cheap cost
  * model and no trapping math (which changes no value, only what the
  * compiler may assume about floating-point exception flags).) */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define BERN_CLONES __attribute__((target_clones("avx2", "default")))
+#define BERN_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define BERN_CLONES_F32 __attribute__((target_clones("avx2", "default")))
 #else
 #define BERN_CLONES
+#define BERN_CLONES_F32
 #endif
 
-BERN_CLONES static void bl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
-    const double *x = in[0], *l = in[1];
-    int64_t ix = inc[0], il = inc[1];
-    if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */
-        for (int64_t k = 0; k < n; k++) out[k] = bern_lp(x[k], l[k]);
-        return;
+/* The loops of both element types (float64 here, float32 below, each with its
+ * own lp and dl), written once: the forward, and the backward for the
+ * gradient of a sum (one g), of an elementwise g, and strided. */
+#define BERN_LOOPS(CLONES, SUF, T, LP, DL)                                                               \
+    CLONES static void bl_forward##SUF(int64_t n, const T *const *in, const int64_t *inc,      \
+                                            T *out) {                                               \
+        const T *x = in[0], *l = in[1];                                                             \
+        int64_t ix = inc[0], il = inc[1];                                                           \
+        if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */                  \
+            for (int64_t k = 0; k < n; k++) out[k] = LP(x[k], l[k]);                                \
+            return;                                                                                 \
+        }                                                                                           \
+        for (int64_t k = 0; k < n; k++) out[k] = LP(x[k * ix], l[k * il]);                          \
+    }                                                                                               \
+    CLONES static void bl_backward##SUF(int64_t n, const T *const *in, const int64_t *inc,     \
+                                             const T *out, const T *g, int64_t ig, T *const *gx) {  \
+        const T *x = in[0], *l = in[1];                                                             \
+        int64_t ix = inc[0], il = inc[1];                                                           \
+        (void)out;                                                                                  \
+        if (gx[0])                                                                                  \
+            for (int64_t k = 0; k < n; k++) gx[0][k] = 0;                                           \
+        if (!gx[1]) return;                                                                         \
+        T *gl = gx[1];                                                                              \
+        if (ix == 1 && il == 1 && ig == 0) { /* the gradient of a sum: one value */                 \
+            const T g0 = g[0];                                                                      \
+            for (int64_t k = 0; k < n; k++) gl[k] = g0 * DL(x[k], l[k]);                            \
+        } else if (ix == 1 && il == 1 && ig == 1) {                                                 \
+            for (int64_t k = 0; k < n; k++) gl[k] = g[k] * DL(x[k], l[k]);                          \
+        } else {                                                                                    \
+            for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * DL(x[k * ix], l[k * il]);           \
+        }                                                                                           \
     }
-    for (int64_t k = 0; k < n; k++) out[k] = bern_lp(x[k * ix], l[k * il]);
-}
 
-BERN_CLONES static void bl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
-                                    const double *g, int64_t ig, double *const *gx) {
-    const double *x = in[0], *l = in[1];
-    int64_t ix = inc[0], il = inc[1];
-    (void)out;
-    if (gx[0])
-        for (int64_t k = 0; k < n; k++) gx[0][k] = 0;
-    if (!gx[1]) return;
-    double *gl = gx[1];
-    if (ix == 1 && il == 1 && ig == 0) { /* the gradient of a sum: one value */
-        const double g0 = g[0];
-        for (int64_t k = 0; k < n; k++) gl[k] = g0 * bern_dl(x[k], l[k]);
-    } else if (ix == 1 && il == 1 && ig == 1) {
-        for (int64_t k = 0; k < n; k++) gl[k] = g[k] * bern_dl(x[k], l[k]);
-    } else {
-        for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * bern_dl(x[k * ix], l[k * il]);
-    }
-}
+BERN_LOOPS(BERN_CLONES, , double, bern_lp, bern_dl)
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
@@ -203,34 +213,7 @@ static inline float bern_dl_fast(float x, float l) {
 }
 
 
-BERN_CLONES static void bl_forward_f32(int64_t n, const float *const *in, const int64_t *inc, float *out) {
-    const float *x = in[0], *l = in[1];
-    int64_t ix = inc[0], il = inc[1];
-    if (ix == 1 && il == 1) { /* the common case, in a loop that vectorizes */
-        for (int64_t k = 0; k < n; k++) out[k] = bern_lp_fast(x[k], l[k]);
-        return;
-    }
-    for (int64_t k = 0; k < n; k++) out[k] = bern_lp_fast(x[k * ix], l[k * il]);
-}
-
-BERN_CLONES static void bl_backward_f32(int64_t n, const float *const *in, const int64_t *inc, const float *out,
-                            const float *g, int64_t ig, float *const *gx) {
-    const float *x = in[0], *l = in[1];
-    int64_t ix = inc[0], il = inc[1];
-    (void)out;
-    if (gx[0])
-        for (int64_t k = 0; k < n; k++) gx[0][k] = 0;
-    if (!gx[1]) return;
-    float *gl = gx[1];
-    if (ix == 1 && il == 1 && ig == 0) { /* the gradient of a sum: one value */
-        const float g0 = g[0];
-        for (int64_t k = 0; k < n; k++) gl[k] = g0 * bern_dl_fast(x[k], l[k]);
-    } else if (ix == 1 && il == 1 && ig == 1) {
-        for (int64_t k = 0; k < n; k++) gl[k] = g[k] * bern_dl_fast(x[k], l[k]);
-    } else {
-        for (int64_t k = 0; k < n; k++) gl[k] = g[k * ig] * bern_dl_fast(x[k * ix], l[k * il]);
-    }
-}
+BERN_LOOPS(BERN_CLONES_F32, _f32, float, bern_lp_fast, bern_dl_fast)
 
 static const bk_fused bernoulli_logits_lp = {"bernoulli_logits_log_prob", 2, bl_forward, bl_backward,
                                          bl_forward_f32, bl_backward_f32};

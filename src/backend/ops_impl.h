@@ -24,4 +24,16 @@ BK_OPS(BK_DECLARE_OP)
 int64_t *bk__index_offsets(bk_ctx *ctx, int op, const bk_tensor *x, const bk_tensor *idx,
                            const bk_opargs *a, int64_t *count);
 
+/* cblas_dgemv(CblasRowMajor, trans, m, n, 1.0, A, lda, x, incx, 0.0, y, 1):
+ * y = A x (n values of x, m of y) or y = A^T x (m of x, n of y).  A tall
+ * thin contiguous A (lda = n <= 32, incx = 1, a design matrix with a
+ * handful of columns) goes through loops of its own (BLAS's kernels spend
+ * most of their time on the short rows: a logistic regression's X of 10^4
+ * x 25 took ~40 us per product); anything else through BLAS.  The choice
+ * depends only on the arguments, so every caller (ops_linalg.c's matmul
+ * and its backward, the compiled replay) gets the same bits for the same
+ * product. */
+void bk__dgemv(int trans, int64_t m, int64_t n, const double *A, int64_t lda, const double *x, int64_t incx,
+               double *y);
+
 #endif

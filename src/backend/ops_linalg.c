@@ -19,6 +19,108 @@
 
 /* ------------------------------------------------------------ helpers --- */
 
+/* bk__dgemv's own loops (ops_impl.h).  Four-lane vectors of doubles (gcc
+ * and clang vector extensions), separate multiplies and adds in a fixed
+ * order, no fused multiply-add (fp-contract off), so the AVX-512, AVX2
+ * and baseline clones give the same bits.
+ *   y = A x: per row, lanes j mod 4 summed in order of j, then the four
+ *   lanes as (l0 + l1) + (l2 + l3), then the columns past the last full
+ *   vector in order;
+ *   y = A^T x: rows in blocks of four, y += (a_i x_i + a_i+1 x_i+1) +
+ *   (a_i+2 x_i+2 + a_i+3 x_i+3) per block, then the rows left one by one
+ *   (n <= 32). */
+#define GEMV_THIN_MAXN 32
+typedef double gemv_v4 __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define GEMV_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define GEMV_CLONES
+#endif
+
+/* (a macro: a function returning a vector type warns about the ABI) */
+#define gemv_ld(p)                                                                                                     \
+    __extension__({                                                                                                    \
+        gemv_v4 v_;                                                                                                    \
+        memcpy(&v_, (p), sizeof v_);                                                                                   \
+        v_;                                                                                                            \
+    })
+
+/* one row's dot: lanes, then (l0 + l1) + (l2 + l3), then the columns left */
+#define GEMV_ROW_END(acc, a, s)                                                                                        \
+    do {                                                                                                               \
+        s = (acc[0] + acc[1]) + (acc[2] + acc[3]);                                                                     \
+        for (int64_t j = 4 * nv; j < n; j++) s = s + (a)[j] * x[j];                                                    \
+    } while (0)
+
+GEMV_CLONES static void gemv_thin_n(int64_t m, int64_t n, const double *A, const double *x, double *y) {
+    int64_t nv = n / 4, i = 0;
+    gemv_v4 xv[GEMV_THIN_MAXN / 4];
+    for (int64_t j = 0; j < nv; j++) xv[j] = gemv_ld(x + 4 * j);
+    for (; i + 4 <= m; i += 4) { /* four rows at a time: one loop's overhead for four */
+        const double *a0 = A + i * n, *a1 = a0 + n, *a2 = a1 + n, *a3 = a2 + n;
+        gemv_v4 c0 = {0, 0, 0, 0}, c1 = c0, c2 = c0, c3 = c0;
+        for (int64_t j = 0; j < nv; j++) {
+            c0 = c0 + gemv_ld(a0 + 4 * j) * xv[j];
+            c1 = c1 + gemv_ld(a1 + 4 * j) * xv[j];
+            c2 = c2 + gemv_ld(a2 + 4 * j) * xv[j];
+            c3 = c3 + gemv_ld(a3 + 4 * j) * xv[j];
+        }
+        GEMV_ROW_END(c0, a0, y[i]);
+        GEMV_ROW_END(c1, a1, y[i + 1]);
+        GEMV_ROW_END(c2, a2, y[i + 2]);
+        GEMV_ROW_END(c3, a3, y[i + 3]);
+    }
+    for (; i < m; i++) {
+        const double *a = A + i * n;
+        gemv_v4 c = {0, 0, 0, 0};
+        for (int64_t j = 0; j < nv; j++) c = c + gemv_ld(a + 4 * j) * xv[j];
+        GEMV_ROW_END(c, a, y[i]);
+    }
+}
+
+GEMV_CLONES static void gemv_thin_t(int64_t m, int64_t n, const double *A, const double *x, double *y) {
+    int64_t nv = n / 4, i = 0;
+    gemv_v4 acc[GEMV_THIN_MAXN / 4];
+    double out[GEMV_THIN_MAXN];
+    for (int64_t j = 0; j < nv; j++) acc[j] = (gemv_v4){0, 0, 0, 0};
+    for (int64_t j = 4 * nv; j < n; j++) out[j] = 0;
+    for (; i + 4 <= m; i += 4) {
+        const double *a0 = A + i * n, *a1 = a0 + n, *a2 = a1 + n, *a3 = a2 + n;
+        gemv_v4 x0 = {x[i], x[i], x[i], x[i]}, x1 = {x[i + 1], x[i + 1], x[i + 1], x[i + 1]};
+        gemv_v4 x2 = {x[i + 2], x[i + 2], x[i + 2], x[i + 2]}, x3 = {x[i + 3], x[i + 3], x[i + 3], x[i + 3]};
+        for (int64_t j = 0; j < nv; j++)
+            acc[j] = acc[j] + ((gemv_ld(a0 + 4 * j) * x0 + gemv_ld(a1 + 4 * j) * x1) +
+                               (gemv_ld(a2 + 4 * j) * x2 + gemv_ld(a3 + 4 * j) * x3));
+        for (int64_t j = 4 * nv; j < n; j++) /* the columns past the last full vector: the same sums */
+            out[j] = out[j] + ((a0[j] * x[i] + a1[j] * x[i + 1]) + (a2[j] * x[i + 2] + a3[j] * x[i + 3]));
+    }
+    for (int64_t j = 0; j < nv; j++) memcpy(out + 4 * j, &acc[j], sizeof acc[j]);
+    for (; i < m; i++) {
+        const double *a = A + i * n;
+        for (int64_t j = 0; j < n; j++) out[j] = out[j] + a[j] * x[i];
+    }
+    memcpy(y, out, (size_t)n * sizeof *y);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+void bk__dgemv(int trans, int64_t m, int64_t n, const double *A, int64_t lda, const double *x, int64_t incx,
+               double *y) {
+    if (lda == n && incx == 1 && n >= 1 && n <= GEMV_THIN_MAXN && m >= 1) {
+        if (trans == CblasNoTrans) gemv_thin_n(m, n, A, x, y);
+        else gemv_thin_t(m, n, A, x, y);
+        return;
+    }
+    cblas_dgemv(CblasRowMajor, (enum CBLAS_TRANSPOSE)trans, (int)m, (int)n, 1.0, A, (int)lda, x, (int)incx, 0.0, y,
+                1);
+}
+
 /* NumPy broadcast of two batch shapes; -1 on mismatch (no message). */
 static int bcast(int na, const int64_t *sa, int nb, const int64_t *sb, int *no, int64_t *so)
 {
@@ -239,17 +341,13 @@ static void mm_one_f64(const mm_job *j, int64_t ao, int64_t bo, double *c)
     if (m == 1 && n == 1)
         c[0] = cblas_ddot(k, A, vec_inc_row(&j->a), B, vec_inc_col(&j->b));
     else if (m == 1 && j->b.tr == CblasNoTrans)
-        cblas_dgemv(CblasRowMajor, CblasTrans, k, n, 1.0, B, j->b.ld, A, vec_inc_row(&j->a),
-                    0.0, c, 1);
+        bk__dgemv(CblasTrans, k, n, B, j->b.ld, A, vec_inc_row(&j->a), c);
     else if (m == 1)
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0, B, j->b.ld, A,
-                    vec_inc_row(&j->a), 0.0, c, 1);
+        bk__dgemv(CblasNoTrans, n, k, B, j->b.ld, A, vec_inc_row(&j->a), c);
     else if (n == 1 && j->a.tr == CblasNoTrans)
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, m, k, 1.0, A, j->a.ld, B,
-                    vec_inc_col(&j->b), 0.0, c, 1);
+        bk__dgemv(CblasNoTrans, m, k, A, j->a.ld, B, vec_inc_col(&j->b), c);
     else if (n == 1)
-        cblas_dgemv(CblasRowMajor, CblasTrans, k, m, 1.0, A, j->a.ld, B, vec_inc_col(&j->b),
-                    0.0, c, 1);
+        bk__dgemv(CblasTrans, k, m, A, j->a.ld, B, vec_inc_col(&j->b), c);
     else
         cblas_dgemm(CblasRowMajor, j->a.tr, j->b.tr, m, n, k, 1.0, A, j->a.ld, B, j->b.ld,
                     0.0, c, n);

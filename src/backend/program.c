@@ -397,15 +397,17 @@ void bk__prog_read(bk_ctx *ctx, bk_rec *r, const bk_tensor *t) {
     bk_copy_out(t, g->vals);
 }
 
-int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind, double v), int kind) {
+int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind, double v),
+                          bool (*all)(int kind, const double *v, int64_t n), int kind) {
     bk_rec **rp = bk__ctx_rec(ctx);
     bk_rec *r = *rp;
     *rp = NULL; /* these reads are the guard's own */
     int64_t bad = -1;
     if (t->dtype == BK_F64 && bk_is_contiguous(t) && bk_tensor_device(t) == &bk_cpu_device) {
         const double *x = bk_data(t); /* (a network's outputs: 10^5 values) */
-        for (int64_t k = 0; k < t->numel && bad < 0; k++)
-            if (!pred(kind, x[k])) bad = k;
+        if (!all || !all(kind, x, t->numel))
+            for (int64_t k = 0; k < t->numel && bad < 0; k++)
+                if (!pred(kind, x[k])) bad = k;
     } else {
         for (int64_t k = 0; k < t->numel && bad < 0; k++)
             if (!pred(kind, bk_get(t, k))) bad = k;
@@ -413,7 +415,8 @@ int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind
     *rp = r;
     if (r && !r->failed && bad < 0) {
         int32_t s = lookup(r, t);
-        if (s >= 0) add_guard(ctx, r, s, pred, kind);
+        prog_guard *g = s >= 0 ? add_guard(ctx, r, s, pred, kind) : NULL;
+        if (g) g->all = all;
     }
     return bad;
 }

@@ -51,8 +51,12 @@ void bk_prog_taint(bk_ctx *ctx, const char *why);
  * (a parameter check: "scale > 0").  While recording, a t that depends on
  * an input gets a guard instead of counting as an escape: a replay where
  * pred fails stops (bk_prog_run returns 1), so the interpreted
- * evaluation raises the error the check raises. */
-int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind, double v), int kind);
+ * evaluation raises the error the check raises.  all (or NULL) is pred over
+ * n contiguous values at once, true when it holds for every one: the same
+ * test in a loop without a call per element (a replay checks 10^4 logits
+ * per evaluation); it must agree with pred. */
+int64_t bk_prog_check_all(bk_ctx *ctx, const bk_tensor *t, bool (*pred)(int kind, double v),
+                          bool (*all)(int kind, const double *v, int64_t n), int kind);
 /* Register t as one more output: a replay writes its values (numel, in
  * logical order) to bk_prog_io.outs after those of the outputs registered
  * before it.  A t that does not depend on an input is a constant output

@@ -30,6 +30,7 @@ typedef struct prog_guard {
     int64_t numel;
     double *vals;     /* bits guard: the 0/1 values seen when recording */
     bool (*pred)(int kind, double v); /* else: pred(kind, v) for every element */
+    bool (*all)(int kind, const double *v, int64_t n); /* pred on all n at once, or NULL */
     int kind;
 } prog_guard;
 

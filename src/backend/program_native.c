@@ -27,6 +27,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+#include "ops_impl.h"
 #include "program_native.h"
 #undef I /* (complex.h, through cblas.h: this file names ops I) */
 #include "rng.h"
@@ -268,8 +269,7 @@ static void forward(bk_native *N, const nat_ins *J) {
         J->fused->forward(n, J->x, J->inc, o);
         break;
     case K_MATVEC:
-        cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, J->x[1], 1, 0.0, o,
-                    1);
+        bk__dgemv(CblasNoTrans, J->m, J->k, J->x[0], J->k, J->x[1], 1, o); /* as mm_one_f64 */
         break;
     case K_SUM: {
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
@@ -349,11 +349,23 @@ static void backward(bk_native *N, const nat_ins *J) {
     double *c = N->scratch;
     if (J->kind == K_FUSED) {
         double *gx[BK_MAXIN] = {0};
-        for (int k = 0; k < J->nin; k++)
-            if (J->src[k] >= 0 && N->rg[J->src[k]]) gx[k] = c + k * N->maxn;
+        bool direct[BK_MAXIN] = {0};
+        for (int k = 0; k < J->nin; k++) {
+            int32_t sk = J->src[k];
+            if (sk < 0 || !N->rg[sk]) continue;
+            /* an input with no adjoint yet, of the output's size, and no other
+             * input of this op: its adjoint is the kernel's result as it
+             * stands (what accumulate() would copy), so the kernel writes it
+             * there (a logistic regression's 10^4 logits: one copy less) */
+            bool alone = !N->has_t[sk] && N->numel[sk] == n;
+            for (int q = 0; q < J->nin && alone; q++) alone = q == k || J->src[q] != sk;
+            direct[k] = alone;
+            gx[k] = alone ? N->at + N->off[sk] : c + k * N->maxn;
+        }
         J->fused->backward(n, J->x, J->inc, o, g, n == 1 ? 0 : 1, gx);
         for (int k = 0; k < J->nin; k++)
-            if (gx[k]) accumulate(N, J->src[k], gx[k], n);
+            if (direct[k]) N->has_t[J->src[k]] = 1;
+            else if (gx[k]) accumulate(N, J->src[k], gx[k], n);
         return;
     }
     for (int k = 0; k < J->nin; k++) {
@@ -370,7 +382,7 @@ static void backward(bk_native *N, const nat_ins *J) {
             continue;
         }
         case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
-            cblas_dgemv(CblasRowMajor, CblasTrans, (int)J->m, (int)J->k, 1.0, J->x[0], (int)J->k, g, 1, 0.0, c, 1);
+            bk__dgemv(CblasTrans, J->m, J->k, J->x[0], J->k, g, 1, c);
             accumulate(N, J->src[1], c, J->k);
             continue;
         case K_WHERE:
@@ -383,9 +395,9 @@ static void backward(bk_native *N, const nat_ins *J) {
             const double *a = J->x[0], *b = J->nin == 2 ? J->x[1] : NULL;
             int64_t ia = J->inc[0], ib = J->nin == 2 ? J->inc[1] : 0;
             switch (J->op) {
-            case BK_OP_ADD:
-                memcpy(c, g, (size_t)n * sizeof *c);
-                break;
+            case BK_OP_ADD: /* g itself (not a copy: another slot's adjoint, unchanged here) */
+                accumulate(N, J->src[k], g, n);
+                continue;
             case BK_OP_SUB:
                 for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] : -g[j];
                 break;
@@ -415,6 +427,7 @@ static void backward(bk_native *N, const nat_ins *J) {
 static bool guard_ok(const bk_native *N, const prog_guard *g) {
     const double *v = N->val + N->off[g->slot];
     int64_t m = N->numel[g->slot];
+    if (g->all) return g->all(g->kind, v, m);
     if (g->pred) {
         for (int64_t k = 0; k < m; k++)
             if (!g->pred(g->kind, v[k])) return false;

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
+#include "ops_impl.h"
 #include "tensor.h"
 
 #define FIXTURE "tests/fixtures/linalg.txt"
@@ -361,6 +364,48 @@ START_TEST(singular_matrices)
 }
 END_TEST
 
+/* bk__dgemv (ops_linalg.c): y = A x and y = A^T x for row-major A of m x n,
+ * through its own loops for n <= 32 (every column tail 0..3, every row tail
+ * 0..3, one row) and through BLAS past that, against a long double sum
+ * (to 4 ulp of the sum of |terms|) and against cblas_dgemv. */
+START_TEST(thin_gemv_reference)
+{
+    static const int ns[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 25, 31, 32, 33, 40};
+    static const int ms[] = {1, 2, 3, 4, 5, 6, 7, 203, 1000};
+    double *A = malloc(sizeof(double) * 1000 * 40), *x = malloc(sizeof(double) * 1000);
+    double *y = malloc(sizeof(double) * 1000), *yb = malloc(sizeof(double) * 1000);
+    ck_assert(A && x && y && yb);
+    unsigned s = 12345;
+    for (int i = 0; i < 1000 * 40; i++) {
+        s = s * 1103515245u + 12345u;
+        A[i] = ((double)(s >> 8) / 16777216.0 - 0.5) * 4;
+    }
+    for (int i = 0; i < 1000; i++) x[i] = sin(0.37 * i + 0.1) * (1 + i % 7);
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof ms / sizeof *ms; b++)
+            for (int tr = 0; tr < 2; tr++) {
+                int n = ns[a], m = ms[b], ny = tr ? n : m, nk = tr ? m : n;
+                bk__dgemv(tr ? CblasTrans : CblasNoTrans, m, n, A, n, x, 1, y);
+                cblas_dgemv(CblasRowMajor, tr ? CblasTrans : CblasNoTrans, m, n, 1.0, A, n, x, 1, 0.0, yb, 1);
+                for (int i = 0; i < ny; i++) {
+                    long double ref = 0, mag = 0;
+                    for (int k = 0; k < nk; k++) {
+                        double av = tr ? A[(size_t)k * n + i] : A[(size_t)i * n + k];
+                        ref += (long double)av * x[k];
+                        mag += fabsl((long double)av * x[k]);
+                    }
+                    double tol = 4 * 2.2e-16 * (double)mag * (1 + log2(nk));
+                    ck_assert_msg(fabsl(y[i] - ref) <= tol, "m %d n %d trans %d y[%d] = %.17g vs %.17Lg", m, n, tr,
+                                  i, y[i], ref);
+                    ck_assert_msg(fabs(y[i] - yb[i]) <= 2 * tol, "m %d n %d trans %d: BLAS %.17g", m, n, tr, yb[i]);
+                }
+                if (n > 32) /* BLAS itself */
+                    for (int i = 0; i < ny; i++) ck_assert(y[i] == yb[i]);
+            }
+    free(A), free(x), free(y), free(yb);
+}
+END_TEST
+
 static Suite *linalg_suite(void)
 {
     Suite *s = suite_create("linalg");
@@ -382,6 +427,7 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, solve_errors);
     tcase_add_test(tc, logdet_inverse_numpy);
     tcase_add_test(tc, singular_matrices);
+    tcase_add_test(tc, thin_gemv_reference);
     suite_add_tcase(s, tc);
     return s;
 }
