@@ -11,7 +11,10 @@
  *   OPENBLAS_NUM_THREADS=1 /tmp/bench_potential examples/eight_schools.ppl schools \
  *       examples/eight_schools.json
  * NEVAL=N (environment) sets the replayed evaluations per run (default 20000; the
- * interpreted path runs a tenth of them), for models whose gradient costs far more. */
+ * interpreted path runs a tenth of them), for models whose gradient costs far more;
+ * NSLOW=N sets the interpreted evaluations per run apart (0: none; for instruction
+ * counts of the replayed path alone under callgrind: two runs with different NEVAL and
+ * NSLOW=0, the difference in instructions / (REPS x the difference in NEVAL)). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,11 +100,13 @@ int main(int argc, char **argv) {
     double sink = 0, tf[REPS], ts[REPS];
     int neval = getenv("NEVAL") ? atoi(getenv("NEVAL")) : 20000;
     if (neval < 10) neval = 10;
+    int nslow = getenv("NSLOW") ? atoi(getenv("NSLOW")) : neval / 10;
+    if (nslow < 0) nslow = 0;
     time_grads(fast, pts, 100, &sink); /* record and verify */
     if (fast->fast_state != 1) fprintf(stderr, "note: no fast path: %s\n", fast->fast_why);
     for (int k = 0; k < REPS; k++) {
         tf[k] = time_grads(fast, pts, neval, &sink);
-        ts[k] = time_grads(slow, pts, neval / 10, &sink);
+        ts[k] = nslow ? time_grads(slow, pts, nslow, &sink) : 0;
     }
     qsort(tf, REPS, sizeof *tf, cmp);
     qsort(ts, REPS, sizeof *ts, cmp);
@@ -110,6 +115,7 @@ int main(int argc, char **argv) {
     printf("gradient, replay (fast path): %.0f ns\n", tf[REPS / 2]);
     printf("gradient, interpreted:        %.0f ns\n", ts[REPS / 2]);
     printf("speedup %.1fx (sink %g)\n", ts[REPS / 2] / tf[REPS / 2], sink);
+    printf("replayed evaluations %d x %d, interpreted %d x %d\n", REPS, neval, REPS, nslow);
     inf_potential_free(fast);
     inf_potential_free(slow);
     rt_release(data);

@@ -15,7 +15,7 @@
 #   rstan  bench/peers/stan_run.R (compile apart, cached in $D; thin = 1000 run minus the
 #          1-draw run, medians of STAN_REPS = 3); for logreg also bench/peers/logreg_glm.stan
 #          (bernoulli_logit_glm)
-#   NumPyro/Pyro  bench/peers/mcmc_python.py (compile run apart, REPS = 2 timed runs)
+#   NumPyro/Pyro  bench/peers/mcmc_python.py (compile run apart, medians of REPS = 3 timed runs)
 # Then bench/peers/compare.py: ArviZ bulk ESS and MCSE on every side's draws, the table,
 # and max |z| of the posterior means against rstan's.
 # usage: sh bench/mcmc_peers.sh   (repository root, after building build/)

@@ -164,6 +164,24 @@ if model == "mvn100":
         m = max(abs(st[s][n][0]) / st[s][n][2] for n in names)
         say(f"{s}: max |mean| / MCSE against the exact mean 0: {m:.2f}; sd range "
             f"{min(st[s][n][1] for n in names):.3f}-{max(st[s][n][1] for n in names):.3f} (exact 1)")
+if model == "mvn100":
+    # the variance along the extreme eigenvectors of the covariance (the directions a biased
+    # sampler gets wrong first: an over-dispersed NUTS inflated the top one): y = v . x, exact
+    # mean 0, so E[y^2] / lambda = 1; MCSE from ArviZ on the draws of y^2.  Pyro: its short
+    # run (1 chain x 100 draws after 100 warmup), a sanity check only.
+    sig = np.array(json.load(open(os.path.join(d, "mvn100.json")))["Sigma"], float)
+    lam, vec = np.linalg.eigh(sig)
+    xs = [f"x[{i + 1}]" for i in range(sig.shape[0])]
+    eig_sides = dict(sides)
+    if os.path.exists(P + ".pyro.draws.csv"):
+        eig_sides["Pyro (short run)"] = read_draws(P + ".pyro.draws.csv")
+    for label, j in (("top", -1), ("bottom", 0)):
+        for s, dr in eig_sides.items():
+            y = np.tensordot(vec[:, j], np.stack([dr[n] for n in xs]), axes=1)  # [chains, draws]
+            y2 = y * y / lam[j]
+            mc = float(az.mcse(az.from_dict(posterior={"y2": y2}), method="mean")["y2"].values)
+            say(f"{s}: variance along the {label} eigenvector (lambda {lam[j]:.3f}) / lambda: "
+                f"{float(np.mean(y2)):.3f} +- {mc:.3f} (MCSE)")
 if model == "logreg":
     truth = json.load(open(os.path.join(d, "logreg.json")))
     tv = [truth["alpha_true"]] + list(truth["beta_true"])

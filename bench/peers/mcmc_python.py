@@ -18,7 +18,8 @@ not used for the timing: in numpyro 0.22 it retraces and recompiles its sampling
 on every run and every chain (sequential), even with jit_model_args=True and arrays of
 identical shapes, which is what made earlier measurements unclean.  CPU time is
 time.process_time() (all threads of the process; XLA is held to one thread).  Medians
-of REPS (default 2) timed passes.  Time to first draw: MCMC.run on a fresh object, 1
+of REPS (default 3; with an even REPS the upper middle: the earlier default REPS = 2 took
+the slower run) timed passes.  Time to first draw: MCMC.run on a fresh object, 1
 chain, no warmup, 1 draw, tracing and compilation included (the imports not).
 
 Pyro: a full 4 x (1000 + 1000) NUTS run takes hours at its per-step overhead on this
@@ -29,7 +30,8 @@ Both: time per gradient of the potential (log density and its gradient on the
 unconstrained space) at the initial point, NumPyro's inside one jitted lax.fori_loop
 of 2000 evaluations (no dispatch per call), Pyro's by autograd in a Python loop.
 
-Writes OUT.draws.csv (chain, draw, one column per scalar) and OUT.json (times).
+Writes OUT.draws.csv (chain, draw, one column per scalar; Pyro: its short run's draws) and
+OUT.json (times).
 """
 import json
 import logging
@@ -160,7 +162,7 @@ def numpyro_side(model, data, out):
         n_compile_first = len(compiles)
         del compiles[:]
         runs = []
-        for r in range(int(os.environ.get("REPS", "2"))):
+        for r in range(int(os.environ.get("REPS", "3"))):
             w, s, zs, steps, div = chains()
             runs.append((s, w, steps))
         n_compile_timed = len(compiles)
@@ -267,6 +269,9 @@ def pyro_side(model, data, out):
     t0 = time.process_time()
     mcmc.run(*args)
     total = time.process_time() - t0
+    # the short run's draws (1 chain x n_samp), for the correctness checks of compare.py only
+    write_draws(out, {k: np.asarray(v.detach())[None] for k, v in mcmc.get_samples().items()
+                      if k in ("mu", "tau", "theta_raw", "alpha", "beta", "x")})
     res = {"framework": f"pyro {pyro.__version__}, torch {torch.__version__}",
            "grad_s": float(np.median(gt)), "short_run_cpu": total,
            "short_run": f"1 chain x ({n_warm} + {n_samp})", "short_run_model_calls": calls[0],
