@@ -85,6 +85,13 @@ struct sl_family {
      * error ("Normal: scale must be > 0, got -1") and *bad to the index of
      * the offending parameter (-1 when none in particular).  0 or -1. */
     int (*init)(bk_ctx *, sl_dist *d, int *bad);
+    /* Printing, both optional.  repr_kw[i]: the keyword of parameter slot i,
+     * printed as `kw=value` and only when the slot is set ("": positional;
+     * the list ends with NULL, later slots positional).  repr_sub_at > 0: the component sub[0] prints as an
+     * argument before slot repr_sub_at (DiscreteHMM's emission); else the
+     * components of a family without parameters print after them. */
+    const char *const *repr_kw;
+    int repr_sub_at;
 };
 
 /* The registration table (dist_table.c), NULL-terminated. */

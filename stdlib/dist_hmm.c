@@ -628,7 +628,11 @@ static int support(bk_ctx *ctx, const sl_dist *d, sl_constraint *out) {
     return sl_support(ctx, d->sub[0], out);
 }
 
+/* printed as DiscreteHMM(init, trans, emission, duration=, lengths=) */
+static const char *const repr_kw[] = {"", "", "duration=", "lengths=", NULL};
+
 const sl_family sl_family_discretehmm = {
     .name = "DiscreteHMM", .build = build, .log_prob = log_prob, .sample = sample,
     .support = support, .reparam = false, .discrete = false, .init = init,
+    .repr_kw = repr_kw, .repr_sub_at = 2,
 };

@@ -198,24 +198,29 @@ static void repr_tensor(rt_sb *b, const bk_tensor *t, int dim, int64_t *flat) {
 
 static void repr_value(rt_sb *b, bk_ctx *ctx, rt_value v, int depth);
 
+/* The keyword a family prints parameter slot i with, or NULL (positional). */
+static const char *slot_kw(const sl_family *fam, int i) {
+    const char *const *kw = fam ? fam->repr_kw : NULL;
+    for (int k = 0; kw && kw[k]; k++)
+        if (k == i) return kw[k][0] ? kw[k] : NULL;
+    return NULL;
+}
+
 static void repr_dist(rt_sb *b, bk_ctx *ctx, const sl_dist *d, int depth) {
     rt_sb_puts(b, d->fam ? d->fam->name : "Distribution");
     rt_sb_puts(b, "(");
-    /* DiscreteHMM(init, trans, emission, duration=, lengths=): its emission
-     * is a distribution, its slots 2 and 3 keywords shown when given */
-    bool hmm = d->fam && strcmp(d->fam->name, "DiscreteHMM") == 0 && d->np == 4 && d->sub[0];
-    static const char *const hmm_kw[4] = {"", "", "duration=", "lengths="};
-    for (int i = 0; i < d->np; i++) {
-        if (hmm) {
-            if (i == 2) {
-                rt_sb_puts(b, ", ");
-                if (depth < 20) repr_dist(b, ctx, d->sub[0], depth + 1);
-                else rt_sb_puts(b, "...");
-            }
-            if (!d->p[i]) continue;
+    int sub_at = d->fam && d->sub[0] ? d->fam->repr_sub_at : 0;
+    for (int i = 0; i <= d->np; i++) {
+        if (sub_at > 0 && i == sub_at) { /* a component among the arguments */
+            rt_sb_puts(b, ", ");
+            if (depth < 20) repr_dist(b, ctx, d->sub[0], depth + 1);
+            else rt_sb_puts(b, "...");
         }
+        if (i == d->np) break;
+        const char *kw = slot_kw(d->fam, i);
+        if (kw && !d->p[i]) continue; /* a keyword not given */
         if (i) rt_sb_puts(b, ", ");
-        if (hmm) rt_sb_puts(b, hmm_kw[i]);
+        if (kw) rt_sb_puts(b, kw);
         if (d->p[i]) repr_value(b, ctx, rt_tensor(d->p[i]), depth + 1);
     }
     /* families built from distributions (MixtureSameFamily, TransformedDistribution) */
