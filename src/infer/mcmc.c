@@ -811,11 +811,13 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
         rt_sb_printf(&sb, "# model = ppl\n# method = sample (Default)\n#   sample\n#     num_samples = %d\n",
                      m->samples);
         /* Stan has no random-walk Metropolis: name it, so no reader takes the
-         * treedepth__ / n_leapfrog__ columns (zeros) for NUTS output */
-        /* static HMC has max_depth 0: Stan names its engine "static" */
-        rt_sb_puts(&sb, m->rwm ? "#     algorithm = rwm (random-walk Metropolis, ppl)\n"
-                       : m->max_depth ? "#     algorithm = hmc (Default)\n#       hmc\n#         engine = nuts (Default)\n"
-                                      : "#     algorithm = hmc (Default)\n#       hmc\n#         engine = static\n");
+         * treedepth__ / n_leapfrog__ columns (zeros) for NUTS output; static
+         * HMC (max_depth 0) is Stan's engine "static" */
+        if (m->rwm)
+            rt_sb_puts(&sb, "#     algorithm = rwm (random-walk Metropolis, ppl)\n");
+        else
+            rt_sb_printf(&sb, "#     algorithm = hmc (Default)\n#       hmc\n#         engine = %s\n",
+                         m->max_depth ? "nuts (Default)" : "static");
         rt_sb_printf(&sb, "# chain_id = %d\n", c + 1);
         rt_sb_puts(&sb, "lp__,accept_stat__,stepsize__,treedepth__,n_leapfrog__,divergent__,energy__");
         for (int j = 0; j < m->nnames; j++) {
