@@ -85,13 +85,18 @@ if os.path.exists(P + ".ppl.grad"):
         if line.startswith("gradient, replay"):
             ppl_grad = float(line.split(":")[1].split()[0]) * 1e-9
 lf_ppl = 0
+ppl_sampler = 0.0  # the CSV footers' "(Sampling)" seconds: each chain's thread CPU in its sampling phase
 for i in range(1, 5):
+    for line in open(f"{P}.ppl_{i}.csv"):
+        if line.startswith("#") and line.rstrip().endswith("seconds (Sampling)"):
+            ppl_sampler += float(line.strip("# \n").split()[0])
     rows = [r for r in csv.reader(line for line in open(f"{P}.ppl_{i}.csv") if not line.startswith("#"))]
     j = rows[0].index("n_leapfrog__")
     lf_ppl += sum(int(float(r[j])) for r in rows[1:])
 stt = times(P + ".stan.times")
 row = {
-    "ppl": dict(samp=ppl_samp, lf=lf_ppl, grad=ppl_grad, first=float(pt[4]), whole=float(pt[0])),
+    "ppl": dict(samp=ppl_samp, lf=lf_ppl, grad=ppl_grad, first=float(pt[4]), whole=float(pt[0]),
+                sampler=ppl_sampler or None),
     "rstan": dict(samp=stt["samp_cpu"], lf=int(stt["lf_samp"]), grad=stt.get("grad_s"), first=stt["first_cpu"],
                   whole=stt["thin_cpu"], compile=stt.get("compile_cpu")),
 }
@@ -136,6 +141,11 @@ arg = {s: min(names, key=lambda n: st[s][n][3]) for s in row}
 line("min bulk ESS (ArviZ)", lambda s: f"{mins[s]:.0f} ({arg[s]})")
 esss = {s: mins[s] / row[s]["samp"] for s in row}
 line("**min bulk ESS / s of sampling CPU**", lambda s: f"{esss[s]:,.0f}")
+# the sampler alone, as NumPyro's timed scan (draws kept in memory, no output, no diagnostics):
+# ppl's per-chain "(Sampling)" footer; NumPyro's sampling CPU; rstan's process time (an upper bound)
+sampler = {s: row[s].get("sampler") or row[s]["samp"] for s in row}
+line("sampler-only CPU (ppl: CSV footers' Sampling seconds; others: as above)", lambda s: f"{sampler[s]:.3f} s")
+line("**min bulk ESS / s of sampler-only CPU**", lambda s: f"{mins[s] / sampler[s]:,.0f}")
 line("warmup + sampling CPU (ppl: whole process)", lambda s: f"{row[s]['whole']:.2f} s")
 line("min bulk ESS / s, warmup included", lambda s: f"{mins[s] / row[s]['whole']:,.0f}")
 line("time to first draw (CPU)", lambda s: f"{row[s]['first']:.3f} s")
@@ -157,6 +167,8 @@ if "NumPyro" in row:
     r_np = esss["ppl"] / esss["NumPyro"]
     say(f"ppl / NumPyro min ESS/s: **{r_np:.1f}x** (target 10x: {'met' if r_np >= 10 else 'not met'}); "
         f"NumPyro compilations during the timed runs: {row['NumPyro']['ncomp']}")
+    r_ns = (mins["ppl"] / sampler["ppl"]) / (mins["NumPyro"] / sampler["NumPyro"])
+    say(f"ppl / NumPyro min ESS/s, sampler only on both sides: **{r_ns:.1f}x**")
 say(f"posterior agreement: max |z| {max(v[0] for v in zs.values()):.2f} "
     f"({'PASS' if max(v[0] for v in zs.values()) < 4 else 'FAIL'}: < 4)")
 if model == "mvn100":
