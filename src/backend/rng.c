@@ -88,7 +88,7 @@ static inline uint64_t next_53(bk_rng *r) {
     return ((uint64_t)(a >> 5) << 26) | (b >> 6);
 }
 
-double bk_rng_uniform(bk_rng *r) {
+static inline double uniform(bk_rng *r) {
     /* k * 2^-53 for a 53-bit k is exact; k = 0 is redrawn (probability
      * 2^-53), so the result lies in [2^-53, 1 - 2^-53].  (Adding half an
      * ulp instead would round to exactly 1.0 at the top.) */
@@ -98,12 +98,14 @@ double bk_rng_uniform(bk_rng *r) {
     }
 }
 
+double bk_rng_uniform(bk_rng *r) { return uniform(r); }
+
 double bk_rng_normal(bk_rng *r) {
     if (r->has_spare) {
         r->has_spare = 0;
         return r->spare;
     }
-    double u1 = bk_rng_uniform(r), u2 = bk_rng_uniform(r);
+    double u1 = uniform(r), u2 = uniform(r);
     double rad = sqrt(-2 * log(u1)), th = 2 * 3.14159265358979323846 * u2;
     r->spare = rad * sin(th);
     r->has_spare = 1;

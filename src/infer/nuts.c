@@ -153,15 +153,10 @@ typedef struct nuts_ws {
     double sum_metro_prob;
 } nuts_ws;
 
+/* Every point is cut by point_carve, q, p and g adjacent (point_swap keeps
+ * the three together), so one copy moves all three. */
 static void point_copy(point *dst, const point *src, int d) {
-    dst->lp = src->lp;
-    if (src->p == src->q + d && src->g == src->p + d && dst->p == dst->q + d && dst->g == dst->p + d) {
-        memcpy(dst->q, src->q, 3 * (size_t)d * sizeof(double)); /* (point_carve's layout) */
-        return;
-    }
-    memcpy(dst->q, src->q, (size_t)d * sizeof(double));
-    memcpy(dst->p, src->p, (size_t)d * sizeof(double));
-    memcpy(dst->g, src->g, (size_t)d * sizeof(double));
+    memcpy(dst->q, src->q, 3 * (size_t)d * sizeof(double));
     dst->lp = src->lp;
 }
 
