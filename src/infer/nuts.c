@@ -21,7 +21,8 @@ void mc_dtau_dp(const mc_ham *h, const double *p, double *out) {
     if (!h->inv_metric) {
         memcpy(out, p, (size_t)d * sizeof *out);
     } else if (!h->dense) {
-        for (int i = 0; i < d; i++) out[i] = h->inv_metric[i] * p[i];
+        const double *m = h->inv_metric;
+        for (int i = 0; i < d; i++) out[i] = m[i] * p[i];
     } else {
         for (int i = 0; i < d; i++) {
             const double *row = h->inv_metric + (size_t)i * d;
@@ -34,11 +35,12 @@ void mc_dtau_dp(const mc_ham *h, const double *p, double *out) {
 
 double mc_kinetic(const mc_ham *h, const double *p) {
     int d = h->d;
+    const double *m = h->inv_metric;
     double s = 0.0;
-    if (!h->inv_metric) {
+    if (!m) {
         for (int i = 0; i < d; i++) s += p[i] * p[i];
     } else if (!h->dense) {
-        for (int i = 0; i < d; i++) s += h->inv_metric[i] * p[i] * p[i];
+        for (int i = 0; i < d; i++) s += m[i] * p[i] * p[i];
     } else {
         for (int i = 0; i < d; i++) {
             const double *row = h->inv_metric + (size_t)i * d;
@@ -78,7 +80,8 @@ void mc_sample_momentum(const mc_ham *h, bk_rng *rng, double *p) {
     for (int i = 0; i < d; i++) p[i] = bk_rng_normal(rng);
     if (!h->inv_metric) return;
     if (!h->dense) {
-        for (int i = 0; i < d; i++) p[i] /= sqrt(h->inv_metric[i]);
+        const double *m = h->inv_metric;
+        for (int i = 0; i < d; i++) p[i] /= sqrt(m[i]);
         return;
     }
     const double *l = h->chol;
@@ -235,6 +238,17 @@ static double hamiltonian(const nuts_ws *w, const point *z) {
     return isnan(e) ? INFINITY : e;
 }
 
+/* hamiltonian(w, z) given z's velocity ps = M^-1 p, without a second
+ * product with the metric: mc_kinetic's terms are ps_i p_i in every form
+ * (diagonal (m_i p_i) p_i, dense p_i times the row product that is ps_i,
+ * unit p_i p_i), summed in the same order. */
+static double hamiltonian_v(const nuts_ws *w, const point *z, const double *ps) {
+    double k = 0.0;
+    for (int i = 0; i < w->d; i++) k += ps[i] * z->p[i];
+    double e = -z->lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
+}
+
 /* m + log(exp(a - m) + exp(b - m)), m the larger: for finite m one of the
  * two terms is exp(0) = 1 exactly, so only the other is computed (the sum
  * 1 + exp(o - m) is the same double either way round). */
@@ -285,8 +299,8 @@ static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho,
     int d = w->d;
     const double *p = w->z.p, *m = w->h->inv_metric;
     if (w->h->dense || !m) {
-        double e = hamiltonian(w, &w->z);
         mc_dtau_dp(w->h, p, ps_beg);
+        double e = hamiltonian_v(w, &w->z, ps_beg);
         memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
         for (int i = 0; i < d; i++) rho[i] = 0.0 + p[i];
         memcpy(p_beg, p, (size_t)d * sizeof(double));
@@ -405,7 +419,7 @@ static void nuts_transition(nuts_ws *w, point *cur, trans_stats *st) {
     memcpy(w->ps_bb, w->ps_ff, (size_t)d * sizeof(double));
     memcpy(w->rho, z0->p, (size_t)d * sizeof(double));
     double log_sum_weight = 0.0;
-    double H0 = hamiltonian(w, z0);
+    double H0 = hamiltonian_v(w, z0, w->ps_ff);
     w->n_leapfrog = 0;
     w->sum_metro_prob = 0.0;
     w->divergent = 0;
