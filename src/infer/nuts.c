@@ -21,7 +21,8 @@ void mc_dtau_dp(const mc_ham *h, const double *p, double *out) {
     if (!h->inv_metric) {
         memcpy(out, p, (size_t)d * sizeof *out);
     } else if (!h->dense) {
-        for (int i = 0; i < d; i++) out[i] = h->inv_metric[i] * p[i];
+        const double *m = h->inv_metric;
+        for (int i = 0; i < d; i++) out[i] = m[i] * p[i];
     } else {
         for (int i = 0; i < d; i++) {
             const double *row = h->inv_metric + (size_t)i * d;
@@ -34,11 +35,12 @@ void mc_dtau_dp(const mc_ham *h, const double *p, double *out) {
 
 double mc_kinetic(const mc_ham *h, const double *p) {
     int d = h->d;
+    const double *m = h->inv_metric;
     double s = 0.0;
-    if (!h->inv_metric) {
+    if (!m) {
         for (int i = 0; i < d; i++) s += p[i] * p[i];
     } else if (!h->dense) {
-        for (int i = 0; i < d; i++) s += h->inv_metric[i] * p[i] * p[i];
+        for (int i = 0; i < d; i++) s += m[i] * p[i] * p[i];
     } else {
         for (int i = 0; i < d; i++) {
             const double *row = h->inv_metric + (size_t)i * d;
@@ -78,7 +80,8 @@ void mc_sample_momentum(const mc_ham *h, bk_rng *rng, double *p) {
     for (int i = 0; i < d; i++) p[i] = bk_rng_normal(rng);
     if (!h->inv_metric) return;
     if (!h->dense) {
-        for (int i = 0; i < d; i++) p[i] /= sqrt(h->inv_metric[i]);
+        const double *m = h->inv_metric;
+        for (int i = 0; i < d; i++) p[i] /= sqrt(m[i]);
         return;
     }
     const double *l = h->chol;
@@ -153,16 +156,26 @@ typedef struct nuts_ws {
     double sum_metro_prob;
 } nuts_ws;
 
+/* Every point is cut by point_carve, q, p and g adjacent (point_swap keeps
+ * the three together), so one copy moves all three. */
 static void point_copy(point *dst, const point *src, int d) {
+    memcpy(dst->q, src->q, 3 * (size_t)d * sizeof(double));
     dst->lp = src->lp;
-    if (src->p == src->q + d && src->g == src->p + d && dst->p == dst->q + d && dst->g == dst->p + d) {
-        memcpy(dst->q, src->q, 3 * (size_t)d * sizeof(double)); /* (point_carve's layout) */
-        return;
-    }
-    memcpy(dst->q, src->q, (size_t)d * sizeof(double));
-    memcpy(dst->p, src->p, (size_t)d * sizeof(double));
-    memcpy(dst->g, src->g, (size_t)d * sizeof(double));
-    dst->lp = src->lp;
+}
+
+/* The transition's points and end vectors are scratch buffers of one
+ * workspace: where Stan copies one into another whose old value is dead,
+ * the two are exchanged instead (same values, no copy). */
+static void point_swap(point *a, point *b) {
+    point t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void vswap(double **a, double **b) {
+    double *t = *a;
+    *a = *b;
+    *b = t;
 }
 
 static double *carve(double **cur, int d) {
@@ -225,53 +238,71 @@ static double hamiltonian(const nuts_ws *w, const point *z) {
     return isnan(e) ? INFINITY : e;
 }
 
+/* hamiltonian(w, z) given z's velocity ps = M^-1 p, without a second
+ * product with the metric: mc_kinetic's terms are ps_i p_i in every form
+ * (diagonal (m_i p_i) p_i, dense p_i times the row product that is ps_i,
+ * unit p_i p_i), summed in the same order. */
+static double hamiltonian_v(const nuts_ws *w, const point *z, const double *ps) {
+    double k = 0.0;
+    for (int i = 0; i < w->d; i++) k += ps[i] * z->p[i];
+    double e = -z->lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
+}
+
+/* m + log(exp(a - m) + exp(b - m)), m the larger: for finite m one of the
+ * two terms is exp(0) = 1 exactly, so only the other is computed (the sum
+ * 1 + exp(o - m) is the same double either way round). */
 static double log_sum_exp(double a, double b) {
     if (a == -INFINITY) return b;
     if (b == -INFINITY) return a;
-    double m = a > b ? a : b;
-    return m + log(exp(a - m) + exp(b - m));
+    double m = a > b ? a : b, o = a > b ? b : a;
+    if (!isfinite(m)) return m + log(exp(a - m) + exp(b - m)); /* +inf, NaN: as the formula gives */
+    return m + log(1.0 + exp(o - m));
 }
 
-static double dot(const double *a, const double *b, int d) {
-    double s = 0.0;
-    for (int i = 0; i < d; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* Generalized no-U-turn: both end velocities still point along rho. */
-static int criterion(const double *ps_minus, const double *ps_plus, const double *rho, int d) {
-    return dot(ps_plus, rho, d) > 0.0 && dot(ps_minus, rho, d) > 0.0;
-}
-
-/* criterion(ps_minus, ps_plus, a + b): the same sums (rho_i = a_i + b_i,
- * each dot product accumulated in order), in one pass. */
-static int criterion_sum(const double *ps_minus, const double *ps_plus, const double *a, const double *b,
-                         int d) {
-    double sp = 0.0, sm = 0.0;
+/* The join of two adjacent subtrees, a then b in the direction of travel:
+ * rho_out = base + (rho_a + rho_b) and Stan's three generalized no-U-turn
+ * checks there (Betancourt 2017), each a pair of dot products that must
+ * stay positive:
+ *   the whole: ps_beg, ps_end along rho_a + rho_b;
+ *   the extended ones across the seam: ps_beg, ps_b_beg along rho_a + p_b_beg
+ *   and ps_a_end, ps_end along rho_b + p_a_end.
+ * One pass; each sum is accumulated in index order, as separate loops did.
+ * base is -0.0 (x + -0 = x for every x, signed zeros included) for a plain
+ * sum, or +0.0 where the subtree's rho used to be added into a zeroed
+ * accumulator (0 + x: the same double). */
+static int merge_ok(const double *ps_beg, const double *ps_end, const double *rho_a, const double *rho_b,
+                    const double *ps_a_end, const double *p_a_end, const double *ps_b_beg,
+                    const double *p_b_beg, double *rho_out, double base, int d) {
+    double wp = 0.0, wm = 0.0, ap = 0.0, am = 0.0, bp = 0.0, bm = 0.0;
     for (int i = 0; i < d; i++) {
-        double r = a[i] + b[i];
-        sp += ps_plus[i] * r;
-        sm += ps_minus[i] * r;
+        double r = rho_a[i] + rho_b[i];
+        double ra = rho_a[i] + p_b_beg[i], rb = rho_b[i] + p_a_end[i];
+        wp += ps_end[i] * r;
+        wm += ps_beg[i] * r;
+        ap += ps_b_beg[i] * ra;
+        am += ps_beg[i] * ra;
+        bp += ps_end[i] * rb;
+        bm += ps_a_end[i] * rb;
+        rho_out[i] = base + r;
     }
-    return sp > 0.0 && sm > 0.0;
-}
-
-static void vadd(double *dst, const double *a, const double *b, int d) {
-    for (int i = 0; i < d; i++) dst[i] = a[i] + b[i];
+    return wp > 0.0 && wm > 0.0 && ap > 0.0 && am > 0.0 && bp > 0.0 && bm > 0.0;
 }
 
 /* A new leaf w->z: its velocity into ps_beg and ps_end, its momentum into
- * p_beg and p_end and added to rho; returns its Hamiltonian.  For a
- * diagonal metric in one pass, with the arithmetic of mc_dtau_dp and
- * mc_kinetic (whose terms minv_i * p_i * p_i are the velocity times p_i). */
+ * p_beg and p_end and into rho, written as 0 + p (rho is the subtree's
+ * accumulator, which the leaf is the first to fill: the value a zeroed one
+ * plus p would hold); returns its Hamiltonian.  For a diagonal metric in
+ * one pass, with the arithmetic of mc_dtau_dp and mc_kinetic (whose terms
+ * minv_i * p_i * p_i are the velocity times p_i). */
 static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho, double *p_beg, double *p_end) {
     int d = w->d;
     const double *p = w->z.p, *m = w->h->inv_metric;
     if (w->h->dense || !m) {
-        double e = hamiltonian(w, &w->z);
         mc_dtau_dp(w->h, p, ps_beg);
+        double e = hamiltonian_v(w, &w->z, ps_beg);
         memcpy(ps_end, ps_beg, (size_t)d * sizeof(double));
-        for (int i = 0; i < d; i++) rho[i] += p[i];
+        for (int i = 0; i < d; i++) rho[i] = 0.0 + p[i];
         memcpy(p_beg, p, (size_t)d * sizeof(double));
         memcpy(p_end, p, (size_t)d * sizeof(double));
         return e;
@@ -281,25 +312,62 @@ static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho,
         double v = m[i] * p[i];
         k += v * p[i];
         ps_beg[i] = ps_end[i] = v;
-        rho[i] += p[i];
+        rho[i] = 0.0 + p[i];
         p_beg[i] = p_end[i] = p[i];
     }
     double e = -w->z.lp + 0.5 * k;
     return isnan(e) ? INFINITY : e;
 }
 
+/* One leapfrog step of w->z of size eps, then leaf_ends; the Hamiltonian,
+ * or INFINITY when the density failed.  For a diagonal metric the last
+ * half kick is fused with leaf_ends' pass (ham_leapfrog's arithmetic, term
+ * for term). */
+static double leaf(nuts_ws *w, double eps, double *ps_beg, double *ps_end, double *rho, double *p_beg,
+                   double *p_end) {
+    const mc_ham *h = w->h;
+    const double *m = h->inv_metric;
+    if (h->dense || !m) {
+        int bad = ham_leapfrog(h, eps, 1, w->z.q, w->z.p, w->z.g, &w->z.lp, w->scratch);
+        double e = leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end);
+        return bad ? INFINITY : e;
+    }
+    int d = w->d;
+    double *q = w->z.q, *p = w->z.p, *g = w->z.g;
+    for (int i = 0; i < d; i++) {
+        p[i] += 0.5 * eps * g[i];
+        q[i] += eps * (m[i] * p[i]);
+    }
+    if (h->f(h->ud, q, &w->z.lp, g) != 0 || isnan(w->z.lp)) {
+        w->z.lp = -INFINITY;
+        leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end); /* (as ham_leapfrog's failure left it) */
+        return INFINITY;
+    }
+    double k = 0.0;
+    for (int i = 0; i < d; i++) {
+        double pi = p[i] + 0.5 * eps * g[i];
+        double v = m[i] * pi;
+        p[i] = pi;
+        k += v * pi;
+        ps_beg[i] = ps_end[i] = v;
+        rho[i] = 0.0 + pi;
+        p_beg[i] = p_end[i] = pi;
+    }
+    double e = -w->z.lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
+}
+
 /* Extends the trajectory by 2^depth leapfrog steps in direction sign from
- * w->z, sampling z_propose multinomially within the new subtree.  Returns
- * 0 when the subtree diverged or turned back on itself. */
+ * w->z, sampling z_propose multinomially within the new subtree; rho is
+ * written (not added to) with the subtree's momentum sum.  Returns 0 when
+ * the subtree diverged or turned back on itself. */
 static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, double *ps_end,
                       double *rho, double *p_beg, double *p_end, double H0, double sign,
                       double *log_sum_weight) {
     int d = w->d;
     if (depth == 0) {
-        int bad = ham_leapfrog(w->h, sign * w->eps, 1, w->z.q, w->z.p, w->z.g, &w->z.lp,
-                               w->scratch);
+        double h = leaf(w, sign * w->eps, ps_beg, ps_end, rho, p_beg, p_end);
         w->n_leapfrog++;
-        double e = leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end), h = bad ? INFINITY : e;
         if (h - H0 > MC_MAX_DELTA_H) w->divergent = 1;
         *log_sum_weight = log_sum_exp(*log_sum_weight, H0 - h);
         w->sum_metro_prob += H0 - h > 0 ? 1.0 : exp(H0 - h);
@@ -307,31 +375,24 @@ static int build_tree(nuts_ws *w, int depth, point *z_propose, double *ps_beg, d
         return !w->divergent;
     }
     level *L = &w->lv[depth];
-    memset(L->rho_init, 0, (size_t)d * sizeof(double));
     double lsw_init = -INFINITY;
     if (!build_tree(w, depth - 1, z_propose, ps_beg, L->ps_init_end, L->rho_init, p_beg,
                     L->p_init_end, H0, sign, &lsw_init))
         return 0;
-    memset(L->rho_final, 0, (size_t)d * sizeof(double));
     double lsw_final = -INFINITY;
     if (!build_tree(w, depth - 1, &L->z_final, L->ps_final_beg, ps_end, L->rho_final,
                     L->p_final_beg, p_end, H0, sign, &lsw_final))
         return 0;
-    /* multinomial choice between the two halves, by their weights */
+    /* multinomial choice between the two halves, by their weights (the
+     * losing half's point is dead: exchanged, not copied) */
     double lsw_sub = log_sum_exp(lsw_init, lsw_final);
     *log_sum_weight = log_sum_exp(*log_sum_weight, lsw_sub);
     if (lsw_final > lsw_sub || bk_rng_uniform(w->rng) < exp(lsw_final - lsw_sub))
-        point_copy(z_propose, &L->z_final, d);
-    /* the extended criteria across the halves' seam, then the subtree's own;
-     * rho_init then becomes the subtree's rho (its last use) */
-    double *rho_sub = L->rho_init;
-    int persist;
-    persist = criterion_sum(ps_beg, L->ps_final_beg, L->rho_init, L->p_final_beg, d);
-    persist = persist && criterion_sum(L->ps_init_end, ps_end, L->rho_final, L->p_init_end, d);
-    vadd(rho_sub, L->rho_init, L->rho_final, d);
-    for (int i = 0; i < d; i++) rho[i] += rho_sub[i];
-    persist = persist && criterion(ps_beg, ps_end, rho_sub, d);
-    return persist;
+        point_swap(z_propose, &L->z_final);
+    /* rho = 0 + (rho_init + rho_final), as the sum into a zeroed rho was;
+     * the extended criteria across the halves' seam and the subtree's own */
+    return merge_ok(ps_beg, ps_end, L->rho_init, L->rho_final, L->ps_init_end, L->p_init_end,
+                    L->ps_final_beg, L->p_final_beg, rho, 0.0, d);
 }
 
 typedef struct trans_stats {
@@ -339,66 +400,63 @@ typedef struct trans_stats {
     int n_leapfrog, depth, divergent;
 } trans_stats;
 
-/* One NUTS transition from *cur (q, grad, lp); *cur becomes the draw. */
+/* One NUTS transition from *cur (q, grad, lp); *cur becomes the draw.
+ * Vectors whose old value is dead when Stan copies into them are exchanged
+ * instead (point_swap, vswap); the ends' p_fb, p_bf, ps_fb, ps_bf and
+ * z_propose are written before they are read, so they start unset. */
 static void nuts_transition(nuts_ws *w, point *cur, trans_stats *st) {
     int d = w->d;
-    point_copy(&w->z, cur, d);
-    mc_sample_momentum(w->h, w->rng, w->z.p);
-    point_copy(&w->z_fwd, &w->z, d);
-    point_copy(&w->z_bck, &w->z, d);
-    point_copy(&w->z_sample, &w->z, d);
-    point_copy(&w->z_propose, &w->z, d);
-    memcpy(w->p_ff, w->z.p, (size_t)d * sizeof(double));
-    memcpy(w->p_fb, w->z.p, (size_t)d * sizeof(double));
-    memcpy(w->p_bf, w->z.p, (size_t)d * sizeof(double));
-    memcpy(w->p_bb, w->z.p, (size_t)d * sizeof(double));
-    mc_dtau_dp(w->h, w->z.p, w->ps_ff);
-    memcpy(w->ps_fb, w->ps_ff, (size_t)d * sizeof(double));
-    memcpy(w->ps_bf, w->ps_ff, (size_t)d * sizeof(double));
+    point *z0 = &w->z_fwd;
+    memcpy(z0->q, cur->q, (size_t)d * sizeof(double));
+    memcpy(z0->g, cur->g, (size_t)d * sizeof(double));
+    z0->lp = cur->lp;
+    mc_sample_momentum(w->h, w->rng, z0->p);
+    point_copy(&w->z_bck, z0, d);
+    point_copy(&w->z_sample, z0, d);
+    memcpy(w->p_ff, z0->p, (size_t)d * sizeof(double));
+    memcpy(w->p_bb, z0->p, (size_t)d * sizeof(double));
+    mc_dtau_dp(w->h, z0->p, w->ps_ff);
     memcpy(w->ps_bb, w->ps_ff, (size_t)d * sizeof(double));
-    memcpy(w->rho, w->z.p, (size_t)d * sizeof(double));
+    memcpy(w->rho, z0->p, (size_t)d * sizeof(double));
     double log_sum_weight = 0.0;
-    double H0 = hamiltonian(w, &w->z);
+    double H0 = hamiltonian_v(w, z0, w->ps_ff);
     w->n_leapfrog = 0;
     w->sum_metro_prob = 0.0;
     w->divergent = 0;
     int depth = 0;
     while (depth < w->max_depth) {
-        memset(w->rho_fwd, 0, (size_t)d * sizeof(double));
-        memset(w->rho_bck, 0, (size_t)d * sizeof(double));
         double lsw_sub = -INFINITY;
         int valid;
         if (bk_rng_uniform(w->rng) > 0.5) {
-            point_copy(&w->z, &w->z_fwd, d);
+            point_swap(&w->z, &w->z_fwd);
             /* the old trajectory becomes the backward part: its forward
              * end is the old forward-most point (p_ff), as in Stan */
-            memcpy(w->rho_bck, w->rho, (size_t)d * sizeof(double));
-            memcpy(w->p_bf, w->p_ff, (size_t)d * sizeof(double));
-            memcpy(w->ps_bf, w->ps_ff, (size_t)d * sizeof(double));
+            vswap(&w->rho_bck, &w->rho);
+            vswap(&w->p_bf, &w->p_ff);
+            vswap(&w->ps_bf, &w->ps_ff);
             valid = build_tree(w, depth, &w->z_propose, w->ps_fb, w->ps_ff, w->rho_fwd,
                                w->p_fb, w->p_ff, H0, 1.0, &lsw_sub);
-            point_copy(&w->z_fwd, &w->z, d);
+            point_swap(&w->z_fwd, &w->z);
         } else {
-            point_copy(&w->z, &w->z_bck, d);
+            point_swap(&w->z, &w->z_bck);
             /* ... and here the forward part: its backward end is p_bb */
-            memcpy(w->rho_fwd, w->rho, (size_t)d * sizeof(double));
-            memcpy(w->p_fb, w->p_bb, (size_t)d * sizeof(double));
-            memcpy(w->ps_fb, w->ps_bb, (size_t)d * sizeof(double));
+            vswap(&w->rho_fwd, &w->rho);
+            vswap(&w->p_fb, &w->p_bb);
+            vswap(&w->ps_fb, &w->ps_bb);
             valid = build_tree(w, depth, &w->z_propose, w->ps_bf, w->ps_bb, w->rho_bck,
                                w->p_bf, w->p_bb, H0, -1.0, &lsw_sub);
-            point_copy(&w->z_bck, &w->z, d);
+            point_swap(&w->z_bck, &w->z);
         }
         if (!valid) break;
         depth++;
         /* biased progressive sampling: favour the new subtree */
         if (lsw_sub > log_sum_weight || bk_rng_uniform(w->rng) < exp(lsw_sub - log_sum_weight))
-            point_copy(&w->z_sample, &w->z_propose, d);
+            point_swap(&w->z_sample, &w->z_propose);
         log_sum_weight = log_sum_exp(log_sum_weight, lsw_sub);
-        vadd(w->rho, w->rho_bck, w->rho_fwd, d);
-        int persist = criterion(w->ps_bb, w->ps_ff, w->rho, d);
-        persist = persist && criterion_sum(w->ps_bb, w->ps_fb, w->rho_bck, w->p_fb, d);
-        persist = persist && criterion_sum(w->ps_bf, w->ps_ff, w->rho_fwd, w->p_bf, d);
-        if (!persist) break;
+        /* rho = rho_bck + rho_fwd, and the checks over the whole trajectory */
+        if (!merge_ok(w->ps_bb, w->ps_ff, w->rho_bck, w->rho_fwd, w->ps_bf, w->p_bf, w->ps_fb, w->p_fb,
+                      w->rho, -0.0, d))
+            break;
     }
     st->n_leapfrog = w->n_leapfrog;
     st->depth = depth;

@@ -457,6 +457,229 @@ START_TEST(test_same_seed_same_chain) {
 }
 END_TEST
 
+/* ---- a copying NUTS: the sampler as Stan writes it, each point and end
+ * vector copied where nuts.c exchanges buffers and fuses loops; the chain
+ * must match it bit for bit (draws, lp, every sampler column) ---------- */
+
+#define RMAX 10
+typedef struct rpt { double q[GD], p[GD], g[GD], lp; } rpt;
+typedef struct rlevel {
+    rpt z_final;
+    double p_init_end[GD], ps_init_end[GD], rho_init[GD], p_final_beg[GD], ps_final_beg[GD],
+        rho_final[GD];
+} rlevel;
+typedef struct rws {
+    mc_ham *h;
+    bk_rng *rng;
+    int d, max_depth, n_leapfrog, divergent;
+    double eps, sum_metro_prob;
+    rpt z;
+    rlevel lv[RMAX + 1];
+} rws;
+
+static double r_ham(const rws *w, const rpt *z) {
+    double e = -z->lp + mc_kinetic(w->h, z->p);
+    return isnan(e) ? INFINITY : e;
+}
+
+static double r_lse(double a, double b) {
+    if (a == -INFINITY) return b;
+    if (b == -INFINITY) return a;
+    double m = a > b ? a : b;
+    return m + log(exp(a - m) + exp(b - m));
+}
+
+static int r_crit(const double *ps_minus, const double *ps_plus, const double *rho, int d) {
+    double sp = 0.0, sm = 0.0;
+    for (int i = 0; i < d; i++) sp += ps_plus[i] * rho[i];
+    for (int i = 0; i < d; i++) sm += ps_minus[i] * rho[i];
+    return sp > 0.0 && sm > 0.0;
+}
+
+static int r_crit_sum(const double *ps_minus, const double *ps_plus, const double *a, const double *b, int d) {
+    double rho[GD] = {0};
+    for (int i = 0; i < d; i++) rho[i] = a[i] + b[i];
+    return r_crit(ps_minus, ps_plus, rho, d);
+}
+
+static int r_build(rws *w, int depth, rpt *z_propose, double *ps_beg, double *ps_end, double *rho,
+                   double *p_beg, double *p_end, double H0, double sign, double *lsw) {
+    int d = w->d;
+    size_t n = (size_t)d * sizeof(double);
+    if (depth == 0) {
+        const mc_ham *h = w->h;
+        int bad = mc_leapfrog(h->f, h->ud, d, h->inv_metric, h->dense, sign * w->eps, 1, w->z.q, w->z.p,
+                              w->z.g, &w->z.lp);
+        w->n_leapfrog++;
+        double e = r_ham(w, &w->z), hh = bad ? INFINITY : e;
+        mc_dtau_dp(h, w->z.p, ps_beg);
+        memcpy(ps_end, ps_beg, n);
+        for (int i = 0; i < d; i++) rho[i] += w->z.p[i];
+        memcpy(p_beg, w->z.p, n);
+        memcpy(p_end, w->z.p, n);
+        if (hh - H0 > 1000.0) w->divergent = 1;
+        *lsw = r_lse(*lsw, H0 - hh);
+        w->sum_metro_prob += H0 - hh > 0 ? 1.0 : exp(H0 - hh);
+        *z_propose = w->z;
+        return !w->divergent;
+    }
+    rlevel *L = &w->lv[depth];
+    memset(L->rho_init, 0, n);
+    double lsw_init = -INFINITY, lsw_final = -INFINITY;
+    if (!r_build(w, depth - 1, z_propose, ps_beg, L->ps_init_end, L->rho_init, p_beg, L->p_init_end, H0,
+                 sign, &lsw_init))
+        return 0;
+    memset(L->rho_final, 0, n);
+    if (!r_build(w, depth - 1, &L->z_final, L->ps_final_beg, ps_end, L->rho_final, L->p_final_beg, p_end,
+                 H0, sign, &lsw_final))
+        return 0;
+    double lsw_sub = r_lse(lsw_init, lsw_final);
+    *lsw = r_lse(*lsw, lsw_sub);
+    if (lsw_final > lsw_sub || bk_rng_uniform(w->rng) < exp(lsw_final - lsw_sub)) *z_propose = L->z_final;
+    int persist = r_crit_sum(ps_beg, L->ps_final_beg, L->rho_init, L->p_final_beg, d);
+    persist = persist && r_crit_sum(L->ps_init_end, ps_end, L->rho_final, L->p_init_end, d);
+    double sub[GD] = {0};
+    for (int i = 0; i < d; i++) sub[i] = L->rho_init[i] + L->rho_final[i];
+    for (int i = 0; i < d; i++) rho[i] += sub[i];
+    return persist && r_crit(ps_beg, ps_end, sub, d);
+}
+
+/* one transition from *cur; the sampler columns into st[0..4] (accept,
+ * depth, n_leapfrog, divergent, energy) */
+static void r_transition(rws *w, rpt *cur, double st[5]) {
+    int d = w->d;
+    size_t n = (size_t)d * sizeof(double);
+    rpt z_fwd, z_bck, z_sample, z_propose;
+    double p_ff[GD], ps_ff[GD], p_fb[GD], ps_fb[GD], p_bf[GD], ps_bf[GD], p_bb[GD], ps_bb[GD];
+    double rho[GD], rho_fwd[GD], rho_bck[GD];
+    w->z = *cur;
+    mc_sample_momentum(w->h, w->rng, w->z.p);
+    z_fwd = z_bck = z_sample = z_propose = w->z;
+    memcpy(p_ff, w->z.p, n);
+    memcpy(p_fb, w->z.p, n);
+    memcpy(p_bf, w->z.p, n);
+    memcpy(p_bb, w->z.p, n);
+    mc_dtau_dp(w->h, w->z.p, ps_ff);
+    memcpy(ps_fb, ps_ff, n);
+    memcpy(ps_bf, ps_ff, n);
+    memcpy(ps_bb, ps_ff, n);
+    memcpy(rho, w->z.p, n);
+    double lsw = 0.0, H0 = r_ham(w, &w->z);
+    w->n_leapfrog = 0;
+    w->sum_metro_prob = 0.0;
+    w->divergent = 0;
+    int depth = 0;
+    while (depth < w->max_depth) {
+        memset(rho_fwd, 0, n);
+        memset(rho_bck, 0, n);
+        double lsw_sub = -INFINITY;
+        int valid;
+        if (bk_rng_uniform(w->rng) > 0.5) {
+            w->z = z_fwd;
+            memcpy(rho_bck, rho, n);
+            memcpy(p_bf, p_ff, n);
+            memcpy(ps_bf, ps_ff, n);
+            valid = r_build(w, depth, &z_propose, ps_fb, ps_ff, rho_fwd, p_fb, p_ff, H0, 1.0, &lsw_sub);
+            z_fwd = w->z;
+        } else {
+            w->z = z_bck;
+            memcpy(rho_fwd, rho, n);
+            memcpy(p_fb, p_bb, n);
+            memcpy(ps_fb, ps_bb, n);
+            valid = r_build(w, depth, &z_propose, ps_bf, ps_bb, rho_bck, p_bf, p_bb, H0, -1.0, &lsw_sub);
+            z_bck = w->z;
+        }
+        if (!valid) break;
+        depth++;
+        if (lsw_sub > lsw || bk_rng_uniform(w->rng) < exp(lsw_sub - lsw)) z_sample = z_propose;
+        lsw = r_lse(lsw, lsw_sub);
+        for (int i = 0; i < d; i++) rho[i] = rho_bck[i] + rho_fwd[i];
+        int persist = r_crit(ps_bb, ps_ff, rho, d);
+        persist = persist && r_crit_sum(ps_bb, ps_fb, rho_bck, p_fb, d);
+        persist = persist && r_crit_sum(ps_bf, ps_ff, rho_fwd, p_bf, d);
+        if (!persist) break;
+    }
+    st[0] = w->n_leapfrog > 0 ? w->sum_metro_prob / w->n_leapfrog : 0.0;
+    st[1] = depth;
+    st[2] = w->n_leapfrog;
+    st[3] = w->divergent;
+    *cur = z_sample;
+    st[4] = r_ham(w, cur);
+}
+
+/* mc_run_chain without warmup (unit metric, step eps) against r_transition;
+ * the transitions of depth >= 3 into deep[0], the divergent ones into deep[1] */
+static void match_reference(mc_logp_fn f, void *ud, int d, const double *q0, int dense, double eps,
+                            int max_depth, int samples, uint64_t seed, int deep[2]) {
+    mc_opts o = mc_opts_default();
+    o.warmup = 0;
+    o.samples = samples;
+    o.dense = dense;
+    o.init_step = eps;
+    o.max_depth = max_depth;
+    bk_rng r, rr;
+    bk_rng_init(&r, seed, 1);
+    rr = r;
+    mc_chain_out out;
+    char err[256];
+    ck_assert_int_eq(mc_run_chain(f, ud, d, q0, &o, &r, &out, err, sizeof err), 0);
+
+    double minv[GD * GD] = {0}, chol[GD * GD];
+    for (int i = 0; i < d; i++) minv[dense ? i * d + i : i] = 1.0;
+    mc_ham h = {f, ud, d, dense, minv, chol};
+    ck_assert_int_eq(mc_ham_factor(&h), 0);
+    static rws w; /* (large: off the stack) */
+    memset(&w, 0, sizeof w);
+    w.h = &h;
+    w.rng = &rr;
+    w.d = d;
+    w.max_depth = max_depth;
+    w.eps = eps;
+    rpt cur;
+    memcpy(cur.q, q0, (size_t)d * sizeof(double));
+    ck_assert_int_eq(f(ud, cur.q, &cur.lp, cur.g), 0);
+    deep[0] = deep[1] = 0;
+    for (int i = 0; i < samples; i++) {
+        double st[5];
+        r_transition(&w, &cur, st);
+        ck_assert_mem_eq(out.draws + (size_t)i * d, cur.q, (size_t)d * sizeof(double));
+        ck_assert(out.lp[i] == cur.lp);
+        ck_assert(out.accept_stat[i] == st[0]);
+        ck_assert(out.treedepth[i] == st[1]);
+        ck_assert(out.n_leapfrog[i] == st[2]);
+        ck_assert(out.divergent[i] == st[3]);
+        ck_assert(out.energy[i] == st[4]);
+        deep[0] += st[1] >= 3;
+        deep[1] += st[3] != 0;
+    }
+    ck_assert_mem_eq(&r, &rr, sizeof r); /* and the same stream consumed */
+    mc_chain_out_free(&out);
+}
+
+START_TEST(test_nuts_matches_copying_reference) {
+    static gauss t;
+    gauss_init(&t);
+    double q0[GD];
+    for (int i = 0; i < GD; i++) q0[i] = 0.1 * i - 0.3;
+    int n[2];
+    match_reference(gauss_logp, &t, GD, q0, 0, 0.35, 10, 300, 5, n);
+    ck_assert_int_gt(n[0], 100); /* trees of several levels */
+    match_reference(gauss_logp, &t, GD, q0, 1, 0.35, 10, 300, 6, n);
+    ck_assert_int_gt(n[0], 100);
+    match_reference(gauss_logp, &t, GD, q0, 0, 0.2, 3, 200, 7, n); /* at max_depth */
+    ck_assert_int_gt(n[0], 100);
+    /* large steps: divergences */
+    match_reference(gauss_logp, &t, GD, q0, 0, 1.6, 10, 200, 8, n);
+    ck_assert_int_gt(n[1], 10);
+    /* the unevaluable region: failed leaves */
+    double w0 = 0.0;
+    match_reference(walled, NULL, 1, &w0, 0, 0.9, 10, 400, 9, n);
+    ck_assert_int_gt(n[1], 0);
+    match_reference(walled, NULL, 1, &w0, 1, 0.9, 10, 400, 10, n);
+    ck_assert_int_gt(n[1], 0);
+}
+END_TEST
+
 START_TEST(test_unevaluable_density) {
     double q0 = 0.0, bad = 3.0;
     mc_opts o = mc_opts_default();
@@ -543,6 +766,7 @@ static Suite *nuts_suite(void) {
     tcase_add_test(tc, test_hmc_traj_steps_rule);
     tcase_add_test(tc, test_hmc_trajectory_length);
     tcase_add_test(tc, test_same_seed_same_chain);
+    tcase_add_test(tc, test_nuts_matches_copying_reference);
     tcase_add_test(tc, test_unevaluable_density);
     tcase_add_test(tc, test_warmup_windows);
     tcase_add_test(tc, test_dual_averaging);

@@ -49,6 +49,45 @@ START_TEST(generator_layout) {
 }
 END_TEST
 
+/* The uniform a twin generator's next two words define (as bk_rng_uniform
+ * documents it), or 0 where that k is 0 and would be redrawn. */
+static double uniform_of_words(bk_rng *twin) {
+    uint64_t a = bk_rng_u32(twin) >> 5, b = bk_rng_u32(twin) >> 6;
+    return (double)((a << 26) | b) * 0x1p-53;
+}
+
+START_TEST(uniform_and_normal_from_words) {
+    /* uniforms and normals read the word stream exactly as word-at-a-time
+     * draws would, from every offset within a block (0..3 words used),
+     * across block boundaries and with the cached second normal */
+    for (int shift = 0; shift < 4; shift++) {
+        bk_rng r, twin;
+        bk_rng_init(&r, 0x5eed0000u + (uint64_t)shift, 3);
+        twin = r;
+        for (int i = 0; i < shift; i++) ck_assert_uint_eq(bk_rng_u32(&r), bk_rng_u32(&twin));
+        for (int i = 0; i < 2000; i++) {
+            if (i % 7 == 3) { /* an odd word now and then moves the offset */
+                ck_assert_uint_eq(bk_rng_u32(&r), bk_rng_u32(&twin));
+                continue;
+            }
+            if (i % 2) {
+                double want = uniform_of_words(&twin);
+                ck_assert(want > 0);
+                ck_assert(bk_rng_uniform(&r) == want);
+                continue;
+            }
+            double u1 = uniform_of_words(&twin), u2 = uniform_of_words(&twin);
+            ck_assert(u1 > 0 && u2 > 0);
+            double rad = sqrt(-2 * log(u1)), th = 2 * 3.14159265358979323846 * u2;
+            ck_assert(bk_rng_normal(&r) == rad * cos(th));
+            ck_assert(bk_rng_normal(&r) == rad * sin(th)); /* the spare */
+        }
+        ck_assert_int_eq(r.used, twin.used);
+        ck_assert_uint_eq(r.ctr[0], twin.ctr[0]);
+    }
+}
+END_TEST
+
 START_TEST(reproducible_streams) {
     bk_rng a, b, c, d;
     bk_rng_init(&a, 99, 1);
@@ -376,6 +415,7 @@ int main(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, philox_known_answers);
     tcase_add_test(tc, generator_layout);
+    tcase_add_test(tc, uniform_and_normal_from_words);
     tcase_add_test(tc, reproducible_streams);
     tcase_add_test(tc, uniform_and_normal_fit);
     tcase_add_test(tc, gamma_fit);
