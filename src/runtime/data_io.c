@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "data_io.h"
+#include "numparse.h"
 #include "strbuf.h"
 #include "dist.h"
 #include "vm.h"
@@ -371,65 +372,44 @@ static char *parse_string(jp *p) {
 
 /* ---- numbers and literals ---- */
 
-/* A number in JSON's grammar, or one of the words CmdStan writes.
- * Returns 1 with *v set, 0 when the text is not a number, -1 on error. */
-static int parse_number(jp *p, double *v) {
+/* One of the words CmdStan writes for numbers (and true / false). */
+static bool number_word(jp *p, double *v) {
     static const struct {
         const char *w;
         double v;
     } words[] = {{"true", 1},          {"false", 0},          {"NaN", NAN},        {"Infinity", INFINITY},
                  {"-Infinity", -INFINITY}, {"Inf", INFINITY}, {"-Inf", -INFINITY}, {"inf", INFINITY},
                  {"-inf", -INFINITY},  {"nan", NAN}};
+    if (p->s >= p->end || !memchr("tfNIin-", *p->s, 7)) return false; /* no word starts so */
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (lit(p, words[i].w)) {
             *v = words[i].v;
-            return 1;
+            return true;
         }
-    const char *q = p->s, *e = p->end;
-    if (q < e && *q == '-') q++;
-    if (q >= e || !isdigit((unsigned char)*q)) {
-        if (q == p->s) return 0;
+    return false;
+}
+
+/* A number in JSON's grammar, or one of the words CmdStan writes.
+ * Returns 1 with *v set, 0 when the text is not a number, -1 on error
+ * (reported at the number's start). */
+static int parse_number(jp *p, double *v) {
+    const char *stop;
+    switch (rt_parse_number(p->s, p->end, v, &stop)) {
+    case RT_NUM_OK: break;
+    case RT_NUM_NONE: return number_word(p, v) ? 1 : 0;
+    case RT_NUM_MALFORMED:
+        if (number_word(p, v)) return 1; /* -Infinity, -inf */
         jfail(p, "expected a number");
         return -1;
+    case RT_NUM_LEADING_ZERO: jfail(p, "a number cannot start with 0 (leading zeros are not JSON)"); return -1;
+    default: joom(p); return -1;
     }
-    if (*q == '0' && q + 1 < e && isdigit((unsigned char)q[1])) {
-        jfail(p, "a number cannot start with 0 (leading zeros are not JSON)");
-        return -1;
-    }
-    while (q < e && isdigit((unsigned char)*q)) q++;
-    if (q < e && *q == '.') {
-        q++;
-        if (q >= e || !isdigit((unsigned char)*q)) {
-            jfail(p, "expected a number");
-            return -1;
-        }
-        while (q < e && isdigit((unsigned char)*q)) q++;
-    }
-    if (q < e && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < e && (*q == '+' || *q == '-')) q++;
-        if (q >= e || !isdigit((unsigned char)*q)) {
-            jfail(p, "expected a number");
-            return -1;
-        }
-        while (q < e && isdigit((unsigned char)*q)) q++;
-    }
-    /* strtod needs a terminated copy: the text is not NUL-terminated at len */
-    size_t len = (size_t)(q - p->s);
-    char small[64], *txt = len < sizeof small ? small : malloc(len + 1);
-    if (!txt) {
-        joom(p);
-        return -1;
-    }
-    memcpy(txt, p->s, len);
-    txt[len] = 0;
-    *v = strtod(txt, NULL);
-    if (txt != small) free(txt);
     if (isinf(*v)) {
+        size_t len = (size_t)(stop - p->s);
         jfail(p, "the number %.*s is too large for a float64", len > 40 ? 40 : (int)len, p->s);
         return -1;
     }
-    p->s = q;
+    p->s = stop;
     return 1;
 }
 
@@ -844,6 +824,16 @@ static int csv_header(csvp *c, column **cols, int *ncols) {
     return 0;
 }
 
+/* A whole cell as a number, as strtod reads it (so "+1", ".5", "1." and
+ * "inf" too); the fast reader takes the common JSON-style numbers. */
+static bool csv_number(const char *cell, double *v) {
+    const char *end = cell + strlen(cell), *stop;
+    if (rt_parse_number(cell, end, v, &stop) == RT_NUM_OK && stop == end) return true;
+    char *endp;
+    *v = strtod(cell, &endp);
+    return !*endp;
+}
+
 static int csv_row(csvp *c, column *cols, int ncols, int line_len) {
     if (c->nf != ncols)
         return csv_fail(c, c->nf < ncols ? line_len + 1 : c->f[ncols].col, "expected %d field%s like the header, got %d",
@@ -851,9 +841,8 @@ static int csv_row(csvp *c, column *cols, int ncols, int line_len) {
     for (int i = 0; i < ncols; i++) {
         const field *f = &c->f[i];
         if (!*f->s) return csv_fail(c, f->col, "empty cell in column \"%s\"", cols[i].name);
-        char *endp;
-        double v = strtod(f->s, &endp);
-        if (*endp) return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
+        double v;
+        if (!csv_number(f->s, &v)) return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
         column *col = &cols[i];
         if (col->n == col->cap) {
             int64_t cap = col->cap ? col->cap * 2 : 64;
