@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "data_io.h"
 #include "numparse.h"
@@ -21,19 +24,32 @@
 
 /* ---------------------------------------------------------------- files --- */
 
+/* The size of a regular file, as a first buffer size (0: unknown). */
+static size_t size_hint(FILE *f) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return 0;
+    return (uint64_t)st.st_size < ((uint64_t)1 << 31) ? (size_t)st.st_size : 0;
+}
+
 char *rt_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
+    /* one buffer of the file's size (and its NUL) where the size is known,
+     * so a data file is read in one go without growing copies; pipes and
+     * files that grow meanwhile still read to the end by doubling */
+    size_t cap = size_hint(f) + 1, n = 0;
+    if (cap < 4096) cap = 4096;
     char *buf = malloc(cap);
     while (buf) {
         size_t k = fread(buf + n, 1, cap - n - 1, f);
         n += k;
         if (k == 0) break;
         if (n + 1 >= cap) {
+            int c = getc(f); /* full: at the end, or more to come? */
+            if (c == EOF) break;
             char *p = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
             if (!p) {
                 free(buf);
@@ -42,6 +58,7 @@ char *rt_read_file(const char *path, size_t *len, char *err, size_t errlen) {
             }
             buf = p;
             cap *= 2;
+            buf[n++] = (char)c;
         }
     }
     bool bad = ferror(f);
@@ -90,7 +107,11 @@ int rt_write_file_atomic(const char *path, const char *data, size_t n, char *err
 /* The reader first builds a small tree (so a rectangular numeric array can
  * become one tensor with a known shape), then converts it to values.
  * Arrays of plain numbers keep them in a flat buffer instead of one node
- * per number: data files are mostly long numeric vectors. */
+ * per number: data files are mostly long numeric vectors.  That buffer is
+ * one pool for the whole text (a matrix's 10,000 rows make no 10,000
+ * allocations): an array that holds only numbers is parsed without any
+ * other array starting inside it, so its numbers are the pool's last ones
+ * while it is read, and a run [off, off + nn) of the pool after. */
 
 enum { J_NUM, J_STR, J_ARR, J_OBJ, J_NULL };
 
@@ -102,8 +123,7 @@ typedef struct jnode {
     struct jnode **kids;        /* J_ARR (not flat), J_OBJ */
     char **keys;                /* J_OBJ */
     int n, cap;
-    double *nums;               /* J_ARR while it holds only numbers */
-    int64_t nn, ncap;
+    int64_t off, nn;            /* J_ARR while it holds only numbers: pool[off..] */
 } jnode;
 
 typedef struct jp {
@@ -114,6 +134,8 @@ typedef struct jp {
     char *err;
     size_t errlen;
     bool failed, oom;
+    double *pool;               /* the numbers of all-number arrays */
+    int64_t npool, cappool;
 } jp;
 
 static void jfail_atv(jp *p, int line, int col, const char *fmt, va_list ap) {
@@ -148,7 +170,7 @@ static void joom(jp *p) {
     jfail(p, "out of memory");
 }
 
-static void skip_ws(jp *p) {
+static void skip_ws_slow(jp *p) {
     while (p->s < p->end) {
         char c = *p->s;
         if (c == '\n') {
@@ -159,6 +181,13 @@ static void skip_ws(jp *p) {
         }
         p->s++;
     }
+}
+
+/* Called between every two tokens: most often there is nothing or one
+ * space to skip. */
+static inline void skip_ws(jp *p) {
+    if (p->s < p->end && *p->s == ' ') p->s++;
+    if (p->s < p->end && (unsigned char)*p->s <= ' ') skip_ws_slow(p);
 }
 
 /* Match a literal word that is not the start of a longer word. */
@@ -178,7 +207,6 @@ static void jfree(jnode *n) {
     }
     free(n->kids);
     free(n->keys);
-    free(n->nums);
     free(n->str);
     free(n);
 }
@@ -218,31 +246,32 @@ static bool jpush(jp *p, jnode *n, jnode *kid, char *key) {
 }
 
 static bool push_num(jp *p, jnode *a, double v) {
-    if (a->nn == a->ncap) {
-        int64_t cap = a->ncap ? a->ncap * 2 : 16;
-        double *q = realloc(a->nums, (size_t)cap * sizeof *q);
+    if (p->npool == p->cappool) {
+        int64_t cap = p->cappool ? p->cappool * 2 : 4096;
+        double *q = realloc(p->pool, (size_t)cap * sizeof *q);
         if (!q) {
             joom(p);
             return false;
         }
-        a->nums = q;
-        a->ncap = cap;
+        p->pool = q;
+        p->cappool = cap;
     }
-    a->nums[a->nn++] = v;
+    if (a->nn == 0) a->off = p->npool;
+    p->pool[p->npool++] = v;
+    a->nn++;
     return true;
 }
 
 /* An array that held only numbers meets something else: its numbers
- * become ordinary child nodes. */
+ * become ordinary child nodes (and leave the pool's end). */
 static bool unflatten(jp *p, jnode *a) {
     for (int64_t i = 0; i < a->nn; i++) {
         jnode *k = new_node(p, J_NUM, a->line, a->col);
         if (!k || !jpush(p, a, k, NULL)) return false;
-        k->num = a->nums[i];
+        k->num = p->pool[a->off + i];
     }
-    free(a->nums);
-    a->nums = NULL;
-    a->nn = a->ncap = 0;
+    p->npool = a->off;
+    a->nn = 0;
     return true;
 }
 
@@ -580,15 +609,15 @@ static bool check_rect(jp *p, const jnode *a, int d, int nd, const int64_t *shap
     return true;
 }
 
-static void fill_numbers(const jnode *a, double *out, int64_t *k) {
+static void fill_numbers(const jp *p, const jnode *a, double *out, int64_t *k) {
     if (a->nn) {
-        memcpy(out + *k, a->nums, (size_t)a->nn * sizeof *out);
+        memcpy(out + *k, p->pool + a->off, (size_t)a->nn * sizeof *out);
         *k += a->nn;
         return;
     }
     for (int i = 0; i < a->n; i++) {
         if (a->kids[i]->kind == J_NUM) out[(*k)++] = a->kids[i]->num;
-        else fill_numbers(a->kids[i], out, k);
+        else fill_numbers(p, a->kids[i], out, k);
     }
 }
 
@@ -604,7 +633,7 @@ static int array_tensor(jp *p, const jnode *a, rt_value *out) {
         return -1;
     }
     int64_t k = 0;
-    if (t->numel) fill_numbers(a, bk_data(t), &k);
+    if (t->numel) fill_numbers(p, a, bk_data(t), &k);
     *out = rt_tensor(t);
     return 0;
 }
@@ -694,6 +723,7 @@ static int parse_json(bk_ctx *ctx, const char *name, const char *text, size_t le
     }
     int rc = n && !p.failed ? to_value(&p, n, out) : -1;
     jfree(n);
+    free(p.pool);
     if (rc) rt_release(*out), *out = rt_none();
     return rc ? (p.oom ? -2 : -1) : 0;
 }
@@ -706,13 +736,36 @@ int rt_parse_json_text(bk_ctx *ctx, const char *name, const char *text, size_t l
 /* Read a data file and run a parser; errors are reported at callloc. */
 typedef int (*text_parser)(bk_ctx *, const char *, const char *, size_t, rt_value *, char *, size_t);
 
+/* A regular, non-empty file's bytes mapped read-only and prefaulted (no
+ * copy into a buffer, no page faults while parsing), or NULL: then read it.
+ * The parsers need no NUL at the end. */
+static const char *map_file(const char *path, size_t *len) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return NULL;
+    struct stat st;
+    void *m = MAP_FAILED;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < ((uint64_t)1 << 40)) {
+        int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+        flags |= MAP_POPULATE;
+#endif
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, flags, fd, 0);
+    }
+    close(fd);
+    if (m == MAP_FAILED) return NULL;
+    *len = (size_t)st.st_size;
+    return m;
+}
+
 static int load_file(rt_vm *vm, const char *path, rt_loc callloc, text_parser parse, rt_value *out) {
     char err[512];
     size_t len;
     *out = rt_none();
-    char *text = rt_read_file(path, &len, err, sizeof err);
-    if (!text) return rt_fail(vm, 4, callloc, "%s", err);
-    int rc = parse(vm->bk, path, text, len, out, err, sizeof err);
+    const char *mapped = map_file(path, &len);
+    char *text = mapped ? NULL : rt_read_file(path, &len, err, sizeof err);
+    if (!mapped && !text) return rt_fail(vm, 4, callloc, "%s", err);
+    int rc = parse(vm->bk, path, mapped ? mapped : text, len, out, err, sizeof err);
+    if (mapped) munmap((void *)mapped, len);
     free(text);
     if (rc == -2) return rt_fail(vm, 5, callloc, "%s", err);
     if (rc) return rt_error_loc(vm, callloc, "%s", err);

@@ -265,6 +265,47 @@ START_TEST(grammar) {
 }
 END_TEST
 
+/* Every prefix of some long numbers, with more digits after the end bound
+ * (the eight-at-a-time reader must not look past it), and the same numbers
+ * with a comma at each position (it must stop there).  Where the text
+ * reads as a number, it must end where strtod's does, with its value. */
+START_TEST(prefixes_and_stops) {
+    static const char *const nums[] = {
+        "-0.12345678901234567890123456789e-12", "98765432109876543210.0123456789e+3",
+        "0.000000000000000000000000001234567890123456", "12345678901234567.5", "1.7976931348623157e308",
+        "4.9406564584124654e-324", "-0.37252036693329177", "123456781234567812345678"};
+    char buf[128], cut[128];
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        size_t n = strlen(nums[i]);
+        for (size_t len = 0; len <= n; len++) {
+            snprintf(buf, sizeof buf, "%.*s99999999999999999999", (int)len, nums[i]);
+            snprintf(cut, sizeof cut, "%.*s", (int)len, nums[i]);
+            double v;
+            const char *stop;
+            if (rt_parse_number(buf, buf + len, &v, &stop) != RT_NUM_OK) continue;
+            char *sstop;
+            double want = strtod(cut, &sstop);
+            if (stop - buf != sstop - cut || bits_of(v) != bits_of(want))
+                ck_abort_msg("\"%s\" (bound %zu): stop %td value %a, strtod %td %a", cut, len, stop - buf, v,
+                             sstop - cut, want);
+            n_checked++;
+        }
+        for (size_t k = 1; k < n; k++) {
+            snprintf(buf, sizeof buf, "%s", nums[i]);
+            buf[k] = ','; /* not 'x': strtod would read 0x as hex */
+            double v;
+            const char *stop;
+            if (rt_parse_number(buf, buf + n, &v, &stop) != RT_NUM_OK) continue;
+            char *sstop;
+            double want = strtod(buf, &sstop);
+            if (stop != sstop || bits_of(v) != bits_of(want))
+                ck_abort_msg("\"%s\": stop %td value %a, strtod %td %a", buf, stop - buf, v, sstop - buf, want);
+            n_checked++;
+        }
+    }
+}
+END_TEST
+
 /* Ordinary data must take the fast path (no strtod): the 17-digit numbers
  * a data file holds, and short ones. */
 START_TEST(fast_path_coverage) {
@@ -306,6 +347,7 @@ int main(void) {
     tcase_add_test(tc, halfway_points);
     tcase_add_test(tc, edge_cases);
     tcase_add_test(tc, grammar);
+    tcase_add_test(tc, prefixes_and_stops);
     tcase_add_test(tc, fast_path_coverage);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
