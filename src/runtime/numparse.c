@@ -56,7 +56,7 @@ static double from_bits(uint64_t b) {
 /* Step 1.  Needs double arithmetic in double precision (not x87's
  * extended registers), hence the FLT_EVAL_METHOD guard. */
 static bool clinger(uint64_t m, int64_t e10, bool neg, double *v) {
-#if FLT_EVAL_METHOD == 0
+#if FLT_EVAL_METHOD == 0 && !defined(__FAST_MATH__)
     static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
     if (m > (UINT64_C(1) << 53) || e10 < -22 || e10 > 22) return false;
@@ -120,7 +120,7 @@ static bool eisel_lemire(uint64_t m, int64_t e10, bool neg, double *v) {
     return true;
 }
 
-bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
+static inline bool decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
     if (m == 0) {
         *v = neg ? -0.0 : 0.0;
         return true;
@@ -128,7 +128,11 @@ bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
     return clinger(m, e10, neg, v) || eisel_lemire(m, e10, neg, v);
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
+    return decimal_to_double(m, e10, neg, v);
+}
+
+static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
 /* Step 3: strtod on a NUL-terminated copy of [s, s + n). */
 static int strtod_copy(const char *s, size_t n, double *v) {
@@ -203,7 +207,8 @@ int rt_parse_number(const char *s, const char *end, double *v, const char **stop
      * while there are at most 19 significant ones: 10^19 - 1 < 2^64 */
     const char *first = q;
     uint64_t m = 0;
-    digits(&q, end, &m);
+    /* the integer part is mostly one digit or a few: one at a time */
+    for (; q < end && is_digit(*q); q++) m = m * 10 + (uint64_t)(*q - '0');
     int64_t e10 = 0;
     bool point = q < end && *q == '.';
     if (point) {
@@ -227,7 +232,7 @@ int rt_parse_number(const char *s, const char *end, double *v, const char **stop
     *stop = q;
     /* count the significant digits only when there may be too many */
     bool exact_m = (last - first) - point <= 19 || !too_many_digits(first, last);
-    if (exact_m && rt_decimal_to_double(m, e10, neg, v)) return RT_NUM_OK;
+    if (exact_m && decimal_to_double(m, e10, neg, v)) return RT_NUM_OK;
     int rc = strtod_copy(s, (size_t)(q - s), v);
     if (rc != RT_NUM_OK) *stop = s;
     return rc;
