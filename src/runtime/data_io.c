@@ -738,7 +738,9 @@ typedef int (*text_parser)(bk_ctx *, const char *, const char *, size_t, rt_valu
 
 /* A regular, non-empty file's bytes mapped read-only and prefaulted (no
  * copy into a buffer, no page faults while parsing), or NULL: then read it.
- * The parsers need no NUL at the end. */
+ * The parsers need no NUL at the end.  (As with any mapping, a file cut
+ * short by another process while it is parsed would end this one with
+ * SIGBUS; data files are not rewritten while they are read.) */
 static const char *map_file(const char *path, size_t *len) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return NULL;
@@ -895,7 +897,8 @@ static int csv_row(csvp *c, column *cols, int ncols, int line_len) {
         const field *f = &c->f[i];
         if (!*f->s) return csv_fail(c, f->col, "empty cell in column \"%s\"", cols[i].name);
         double v;
-        if (!csv_number(f->s, &v)) return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
+        if (!csv_number(f->s, &v))
+            return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
         column *col = &cols[i];
         if (col->n == col->cap) {
             int64_t cap = col->cap ? col->cap * 2 : 64;
