@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "data_io.h"
+#include "numparse.h"
 #include "strbuf.h"
 #include "dist.h"
 #include "vm.h"
@@ -20,19 +22,32 @@
 
 /* ---------------------------------------------------------------- files --- */
 
+/* The size of a regular file, as a first buffer size (0: unknown). */
+static size_t size_hint(FILE *f) {
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return 0;
+    return (uint64_t)st.st_size < ((uint64_t)1 << 31) ? (size_t)st.st_size : 0;
+}
+
 char *rt_read_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open \"%s\": %s", path, strerror(errno));
         return NULL;
     }
-    size_t cap = 4096, n = 0;
+    /* one buffer of the file's size (and its NUL) where the size is known,
+     * so a data file is read in one go without growing copies; pipes and
+     * files that grow meanwhile still read to the end by doubling */
+    size_t cap = size_hint(f) + 1, n = 0;
+    if (cap < 4096) cap = 4096;
     char *buf = malloc(cap);
     while (buf) {
         size_t k = fread(buf + n, 1, cap - n - 1, f);
         n += k;
         if (k == 0) break;
         if (n + 1 >= cap) {
+            int c = getc(f); /* full: at the end, or more to come? */
+            if (c == EOF) break;
             char *p = cap < ((size_t)1 << 31) ? realloc(buf, cap * 2) : NULL;
             if (!p) {
                 free(buf);
@@ -41,6 +56,7 @@ char *rt_read_file(const char *path, size_t *len, char *err, size_t errlen) {
             }
             buf = p;
             cap *= 2;
+            buf[n++] = (char)c;
         }
     }
     bool bad = ferror(f);
@@ -89,7 +105,11 @@ int rt_write_file_atomic(const char *path, const char *data, size_t n, char *err
 /* The reader first builds a small tree (so a rectangular numeric array can
  * become one tensor with a known shape), then converts it to values.
  * Arrays of plain numbers keep them in a flat buffer instead of one node
- * per number: data files are mostly long numeric vectors. */
+ * per number: data files are mostly long numeric vectors.  That buffer is
+ * one pool for the whole text (a matrix's 10,000 rows make no 10,000
+ * allocations): an array that holds only numbers is parsed without any
+ * other array starting inside it, so its numbers are the pool's last ones
+ * while it is read, and a run [off, off + nn) of the pool after. */
 
 enum { J_NUM, J_STR, J_ARR, J_OBJ, J_NULL };
 
@@ -101,8 +121,7 @@ typedef struct jnode {
     struct jnode **kids;        /* J_ARR (not flat), J_OBJ */
     char **keys;                /* J_OBJ */
     int n, cap;
-    double *nums;               /* J_ARR while it holds only numbers */
-    int64_t nn, ncap;
+    int64_t off, nn;            /* J_ARR while it holds only numbers: pool[off..] */
 } jnode;
 
 typedef struct jp {
@@ -113,6 +132,8 @@ typedef struct jp {
     char *err;
     size_t errlen;
     bool failed, oom;
+    double *pool;               /* the numbers of all-number arrays */
+    int64_t npool, cappool;
 } jp;
 
 static void jfail_atv(jp *p, int line, int col, const char *fmt, va_list ap) {
@@ -147,7 +168,7 @@ static void joom(jp *p) {
     jfail(p, "out of memory");
 }
 
-static void skip_ws(jp *p) {
+static void skip_ws_slow(jp *p) {
     while (p->s < p->end) {
         char c = *p->s;
         if (c == '\n') {
@@ -158,6 +179,13 @@ static void skip_ws(jp *p) {
         }
         p->s++;
     }
+}
+
+/* Called between every two tokens: most often there is nothing or one
+ * space to skip. */
+static inline void skip_ws(jp *p) {
+    if (p->s < p->end && *p->s == ' ') p->s++;
+    if (p->s < p->end && (unsigned char)*p->s <= ' ') skip_ws_slow(p);
 }
 
 /* Match a literal word that is not the start of a longer word. */
@@ -177,7 +205,6 @@ static void jfree(jnode *n) {
     }
     free(n->kids);
     free(n->keys);
-    free(n->nums);
     free(n->str);
     free(n);
 }
@@ -217,31 +244,32 @@ static bool jpush(jp *p, jnode *n, jnode *kid, char *key) {
 }
 
 static bool push_num(jp *p, jnode *a, double v) {
-    if (a->nn == a->ncap) {
-        int64_t cap = a->ncap ? a->ncap * 2 : 16;
-        double *q = realloc(a->nums, (size_t)cap * sizeof *q);
+    if (p->npool == p->cappool) {
+        int64_t cap = p->cappool ? p->cappool * 2 : 4096;
+        double *q = realloc(p->pool, (size_t)cap * sizeof *q);
         if (!q) {
             joom(p);
             return false;
         }
-        a->nums = q;
-        a->ncap = cap;
+        p->pool = q;
+        p->cappool = cap;
     }
-    a->nums[a->nn++] = v;
+    if (a->nn == 0) a->off = p->npool;
+    p->pool[p->npool++] = v;
+    a->nn++;
     return true;
 }
 
 /* An array that held only numbers meets something else: its numbers
- * become ordinary child nodes. */
+ * become ordinary child nodes (and leave the pool's end). */
 static bool unflatten(jp *p, jnode *a) {
     for (int64_t i = 0; i < a->nn; i++) {
         jnode *k = new_node(p, J_NUM, a->line, a->col);
         if (!k || !jpush(p, a, k, NULL)) return false;
-        k->num = a->nums[i];
+        k->num = p->pool[a->off + i];
     }
-    free(a->nums);
-    a->nums = NULL;
-    a->nn = a->ncap = 0;
+    p->npool = a->off;
+    a->nn = 0;
     return true;
 }
 
@@ -371,65 +399,44 @@ static char *parse_string(jp *p) {
 
 /* ---- numbers and literals ---- */
 
-/* A number in JSON's grammar, or one of the words CmdStan writes.
- * Returns 1 with *v set, 0 when the text is not a number, -1 on error. */
-static int parse_number(jp *p, double *v) {
+/* One of the words CmdStan writes for numbers (and true / false). */
+static bool number_word(jp *p, double *v) {
     static const struct {
         const char *w;
         double v;
     } words[] = {{"true", 1},          {"false", 0},          {"NaN", NAN},        {"Infinity", INFINITY},
                  {"-Infinity", -INFINITY}, {"Inf", INFINITY}, {"-Inf", -INFINITY}, {"inf", INFINITY},
                  {"-inf", -INFINITY},  {"nan", NAN}};
+    if (p->s >= p->end || !memchr("tfNIin-", *p->s, 7)) return false; /* no word starts so */
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (lit(p, words[i].w)) {
             *v = words[i].v;
-            return 1;
+            return true;
         }
-    const char *q = p->s, *e = p->end;
-    if (q < e && *q == '-') q++;
-    if (q >= e || !isdigit((unsigned char)*q)) {
-        if (q == p->s) return 0;
+    return false;
+}
+
+/* A number in JSON's grammar, or one of the words CmdStan writes.
+ * Returns 1 with *v set, 0 when the text is not a number, -1 on error
+ * (reported at the number's start). */
+static int parse_number(jp *p, double *v) {
+    const char *stop;
+    switch (rt_parse_number(p->s, p->end, v, &stop)) {
+    case RT_NUM_OK: break;
+    case RT_NUM_NONE: return number_word(p, v) ? 1 : 0;
+    case RT_NUM_MALFORMED:
+        if (number_word(p, v)) return 1; /* -Infinity, -inf */
         jfail(p, "expected a number");
         return -1;
+    case RT_NUM_LEADING_ZERO: jfail(p, "a number cannot start with 0 (leading zeros are not JSON)"); return -1;
+    default: joom(p); return -1;
     }
-    if (*q == '0' && q + 1 < e && isdigit((unsigned char)q[1])) {
-        jfail(p, "a number cannot start with 0 (leading zeros are not JSON)");
-        return -1;
-    }
-    while (q < e && isdigit((unsigned char)*q)) q++;
-    if (q < e && *q == '.') {
-        q++;
-        if (q >= e || !isdigit((unsigned char)*q)) {
-            jfail(p, "expected a number");
-            return -1;
-        }
-        while (q < e && isdigit((unsigned char)*q)) q++;
-    }
-    if (q < e && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < e && (*q == '+' || *q == '-')) q++;
-        if (q >= e || !isdigit((unsigned char)*q)) {
-            jfail(p, "expected a number");
-            return -1;
-        }
-        while (q < e && isdigit((unsigned char)*q)) q++;
-    }
-    /* strtod needs a terminated copy: the text is not NUL-terminated at len */
-    size_t len = (size_t)(q - p->s);
-    char small[64], *txt = len < sizeof small ? small : malloc(len + 1);
-    if (!txt) {
-        joom(p);
-        return -1;
-    }
-    memcpy(txt, p->s, len);
-    txt[len] = 0;
-    *v = strtod(txt, NULL);
-    if (txt != small) free(txt);
     if (isinf(*v)) {
+        size_t len = (size_t)(stop - p->s);
         jfail(p, "the number %.*s is too large for a float64", len > 40 ? 40 : (int)len, p->s);
         return -1;
     }
-    p->s = q;
+    p->s = stop;
     return 1;
 }
 
@@ -600,15 +607,15 @@ static bool check_rect(jp *p, const jnode *a, int d, int nd, const int64_t *shap
     return true;
 }
 
-static void fill_numbers(const jnode *a, double *out, int64_t *k) {
+static void fill_numbers(const jp *p, const jnode *a, double *out, int64_t *k) {
     if (a->nn) {
-        memcpy(out + *k, a->nums, (size_t)a->nn * sizeof *out);
+        memcpy(out + *k, p->pool + a->off, (size_t)a->nn * sizeof *out);
         *k += a->nn;
         return;
     }
     for (int i = 0; i < a->n; i++) {
         if (a->kids[i]->kind == J_NUM) out[(*k)++] = a->kids[i]->num;
-        else fill_numbers(a->kids[i], out, k);
+        else fill_numbers(p, a->kids[i], out, k);
     }
 }
 
@@ -624,7 +631,7 @@ static int array_tensor(jp *p, const jnode *a, rt_value *out) {
         return -1;
     }
     int64_t k = 0;
-    if (t->numel) fill_numbers(a, bk_data(t), &k);
+    if (t->numel) fill_numbers(p, a, bk_data(t), &k);
     *out = rt_tensor(t);
     return 0;
 }
@@ -714,6 +721,7 @@ static int parse_json(bk_ctx *ctx, const char *name, const char *text, size_t le
     }
     int rc = n && !p.failed ? to_value(&p, n, out) : -1;
     jfree(n);
+    free(p.pool);
     if (rc) rt_release(*out), *out = rt_none();
     return rc ? (p.oom ? -2 : -1) : 0;
 }
@@ -730,6 +738,8 @@ static int load_file(rt_vm *vm, const char *path, rt_loc callloc, text_parser pa
     char err[512];
     size_t len;
     *out = rt_none();
+    /* Read into memory, not mapped: a host program must get an error, never
+     * SIGBUS, when another process cuts the file short while it is parsed. */
     char *text = rt_read_file(path, &len, err, sizeof err);
     if (!text) return rt_fail(vm, 4, callloc, "%s", err);
     int rc = parse(vm->bk, path, text, len, out, err, sizeof err);
@@ -844,6 +854,16 @@ static int csv_header(csvp *c, column **cols, int *ncols) {
     return 0;
 }
 
+/* A whole cell as a number, as strtod reads it (so "+1", ".5", "1." and
+ * "inf" too); the fast reader takes the common JSON-style numbers. */
+static bool csv_number(const char *cell, double *v) {
+    const char *end = cell + strlen(cell), *stop;
+    if (rt_parse_number(cell, end, v, &stop) == RT_NUM_OK && stop == end) return true;
+    char *endp;
+    *v = strtod(cell, &endp);
+    return !*endp;
+}
+
 static int csv_row(csvp *c, column *cols, int ncols, int line_len) {
     if (c->nf != ncols)
         return csv_fail(c, c->nf < ncols ? line_len + 1 : c->f[ncols].col, "expected %d field%s like the header, got %d",
@@ -851,9 +871,9 @@ static int csv_row(csvp *c, column *cols, int ncols, int line_len) {
     for (int i = 0; i < ncols; i++) {
         const field *f = &c->f[i];
         if (!*f->s) return csv_fail(c, f->col, "empty cell in column \"%s\"", cols[i].name);
-        char *endp;
-        double v = strtod(f->s, &endp);
-        if (*endp) return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
+        double v;
+        if (!csv_number(f->s, &v))
+            return csv_fail(c, f->col, "\"%s\" is not a number (column \"%s\")", f->s, cols[i].name);
         column *col = &cols[i];
         if (col->n == col->cap) {
             int64_t cap = col->cap ? col->cap * 2 : 64;

@@ -3,6 +3,7 @@
  * nesting, huge numbers, the write_json -> load_json round trip
  * (bit-exact), atomic writes, and the built-ins through the public API. */
 #include <check.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static bk_tensor *tfield(rt_value rec, const char *name) {
     ck_assert_msg(v.tag == RT_TENSOR, "%s is a %s", name, rt_type_name(v));
     return v.u.t;
 }
+
+static bool same_bits(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 static void setup(void) { C = bk_ctx_new(NULL); }
 static void teardown(void) { bk_ctx_free(C); }
@@ -188,6 +191,52 @@ START_TEST(json_large_array) {
     ck_assert(bk_get(v.u.t, N - 1) == (N - 1) * 0.001 - 7);
     rt_release(v);
     free(text);
+}
+END_TEST
+
+/* Rows of a matrix share one number pool; an array that meets a non-number
+ * gives its numbers back to the pool, and the arrays after it reuse the
+ * space.  Every number must land in its own place, equal to strtod's. */
+START_TEST(json_number_pool) {
+    enum { R = 300, K = 7 };
+    char *text = malloc((size_t)R * K * 26 + 16);
+    size_t n = 0;
+    text[n++] = '[';
+    for (int r = 0; r < R; r++) {
+        n += (size_t)sprintf(text + n, "%s[", r ? ", " : "");
+        for (int k = 0; k < K; k++)
+            n += (size_t)sprintf(text + n, "%s%.17g", k ? ", " : "", ((double)(r * K + k) - 1000.0) / 7.0);
+        text[n++] = ']';
+    }
+    text[n++] = ']';
+    text[n] = 0;
+    rt_value v = parse(text);
+    ck_assert(v.tag == RT_TENSOR && v.u.t->ndim == 2 && v.u.t->shape[0] == R && v.u.t->shape[1] == K);
+    char num[40];
+    for (int i = 0; i < R * K; i++) {
+        snprintf(num, sizeof num, "%.17g", ((double)i - 1000.0) / 7.0);
+        ck_assert(same_bits(bk_get(v.u.t, i), strtod(num, NULL)));
+    }
+    rt_release(v);
+    free(text);
+    /* [1, 2] become nodes when "x" comes; the arrays after reuse the pool */
+    v = parse("[1.5, 2.5, \"x\", [3.25, 4.5], {\"m\": [[5, 6], [7, 8]]}, [9]]");
+    rt_list *l = (rt_list *)v.u.o;
+    ck_assert(v.tag == RT_LIST && l->n == 6);
+    ck_assert(bk_item(l->items[0].u.t) == 1.5 && bk_item(l->items[1].u.t) == 2.5);
+    bk_tensor *t = l->items[3].u.t;
+    ck_assert(t->shape[0] == 2 && bk_get(t, 0) == 3.25 && bk_get(t, 1) == 4.5);
+    t = tfield(l->items[4], "m");
+    ck_assert(t->shape[0] == 2 && t->shape[1] == 2 && bk_get(t, 0) == 5 && bk_get(t, 3) == 8);
+    ck_assert(bk_get(l->items[5].u.t, 0) == 9);
+    rt_release(v);
+    v = parse("[[1, 2, \"a\"], [4, 5]]"); /* a row unflattened, then a flat one */
+    l = (rt_list *)v.u.o;
+    ck_assert(v.tag == RT_LIST && l->items[0].tag == RT_LIST && l->items[1].tag == RT_TENSOR);
+    ck_assert(bk_get(l->items[1].u.t, 0) == 4 && bk_get(l->items[1].u.t, 1) == 5);
+    ck_assert(bk_item(((rt_list *)l->items[0].u.o)->items[1].u.t) == 2);
+    rt_release(v);
+    parse_fails("[[1, 2], [3, [4]]]", "d.json:1:14: ragged array: expected a number like the first element, found an array");
 }
 END_TEST
 
@@ -368,6 +417,39 @@ static void script_fails(ppl_state *S, const char *src, ppl_status code, const c
     ck_assert_msg(strstr(ppl_errmsg(S), frag), "%s: message lacks \"%s\":\n%s", src, frag, ppl_errmsg(S));
 }
 
+/* load_json maps the file: a file of exactly one page that ends in the
+ * middle of nothing (no newline, no NUL after it) must read to its last
+ * byte and not past it (ASan builds would catch a read past the mapping);
+ * an empty file is an error, as before. */
+START_TEST(load_json_page_sized_file) {
+    char path[] = "/tmp/ppl_page_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    char text[4096];
+    memset(text, ' ', sizeof text);
+    memcpy(text + sizeof text - 20, "-0.12345678901234567", 20);
+    ck_assert(write(fd, text, sizeof text) == (ssize_t)sizeof text);
+    close(fd);
+    ppl_state *S = open_state();
+    const char *echo;
+    char src[128];
+    snprintf(src, sizeof src, "load_json(\"%s\") == -0.12345678901234567", path);
+    ck_assert_msg(ppl_eval(S, "t", src, &echo) == PPL_OK, "%s", ppl_errmsg(S));
+    ck_assert_str_eq(echo, "1");
+    memcpy(text + sizeof text - 3, "5e-", 3); /* cut inside the exponent */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    ck_assert(fd >= 0 && write(fd, text, sizeof text) == (ssize_t)sizeof text);
+    close(fd);
+    snprintf(src, sizeof src, "d = load_json(\"%s\")", path);
+    script_fails(S, src, PPL_ERR_RUNTIME, ":1:4077: expected a number"); /* after 4076 spaces */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    close(fd);
+    script_fails(S, src, PPL_ERR_RUNTIME, ":1:1: unexpected end of the file: expected a value");
+    unlink(path);
+    ppl_close(S);
+}
+END_TEST
+
 START_TEST(builtins) {
     ppl_state *S = open_state();
     const char *echo;
@@ -422,6 +504,7 @@ int main(void) {
     tcase_add_test(tc, json_errors);
     tcase_add_test(tc, json_deep_nesting);
     tcase_add_test(tc, json_large_array);
+    tcase_add_test(tc, json_number_pool);
     tcase_add_test(tc, json_round_trip_bit_exact);
     tcase_add_test(tc, json_output_format);
     tcase_add_test(tc, csv_good);
@@ -429,6 +512,7 @@ int main(void) {
     tcase_add_test(tc, csv_errors);
     tcase_add_test(tc, atomic_write);
     tcase_add_test(tc, builtins);
+    tcase_add_test(tc, load_json_page_sized_file);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
