@@ -744,10 +744,12 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
     double *col = malloc(sizeof(double) * (size_t)n), *sorted = malloc(sizeof(double) * (size_t)n);
-    if (!r || !col || !sorted || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
+    mc_diag_ws *ws = mc_diag_ws_new(m->chains, m->samples);
+    if (!r || !col || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
         !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws))) {
         free(col);
         free(sorted);
+        mc_diag_ws_free(ws);
         inf_result_free(r);
         return NULL;
     }
@@ -761,6 +763,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         if (!(r->chain_secs = malloc(sizeof(double) * 2 * (size_t)m->chains))) {
             free(col);
             free(sorted);
+        mc_diag_ws_free(ws);
             inf_result_free(r);
             return NULL;
         }
@@ -780,6 +783,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         if (!w->name || !r->draws[r->nrows - 1]) {
             free(col);
             free(sorted);
+        mc_diag_ws_free(ws);
             inf_result_free(r);
             return NULL;
         }
@@ -790,9 +794,10 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
-        if (mc_column_diag(col, m->chains, m->samples, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
+        if (mc_column_diag_ws(ws, col, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
             free(col);
             free(sorted);
+        mc_diag_ws_free(ws);
             inf_result_free(r);
             return NULL;
         }
@@ -802,6 +807,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     }
     free(col);
     free(sorted);
+        mc_diag_ws_free(ws);
     return r;
 }
 
