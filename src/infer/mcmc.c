@@ -894,18 +894,18 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
         for (int i = 0; i < m->samples; i++) {
             /* rt_sb_put_g17 writes "%.17g" byte for byte, several times faster */
             rt_sb_put_g17(&sb, o->lp[i]);
-            rt_sb_puts(&sb, ",");
+            rt_sb_putc(&sb, ',');
             rt_sb_put_g17(&sb, o->accept_stat[i]);
-            rt_sb_puts(&sb, ",");
+            rt_sb_putc(&sb, ',');
             rt_sb_put_g17(&sb, o->stepsize[i]);
             put_small_ints(&sb, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
             rt_sb_put_g17(&sb, o->energy[i]);
             const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
             for (int j = 0; j < m->nnames; j++) {
-                rt_sb_put(&sb, ",", 1);
+                rt_sb_putc(&sb, ',');
                 rt_sb_put_g17(&sb, row[j]);
             }
-            rt_sb_puts(&sb, "\n");
+            rt_sb_putc(&sb, '\n');
         }
         if (m->secs) put_elapsed(&sb, m->secs[2 * c], m->secs[2 * c + 1]);
         size_t len = sb.n;

@@ -149,8 +149,10 @@ void rt_sb_put_g17(rt_sb *b, double x) {
         rt_sb_printf(b, "%.17g", x);
         return;
     }
-    /* at most 24 bytes ("-d.dddddddddddddddde-308"), written in place */
-    if (!reserve(b, 32)) return;
+    /* written in place: at most 24 bytes ("-d.dddddddddddddddde-308"), and
+     * the copies below move fixed 16 or 17 bytes (inline moves, where a
+     * copy of the digits' own length was a call) past the text's end */
+    if ((b->oom || b->n + 48 > b->cap) && !reserve(b, 48)) return;
     char d[17], *out = b->s + b->n;
     put17(d, n);
     int nd = 17;
@@ -158,34 +160,40 @@ void rt_sb_put_g17(rt_sb *b, double x) {
     size_t k = 0;
     if (x < 0) out[k++] = '-';
     if (e < -4 || e >= 17) {   /* %g's exponent form */
-        out[k++] = d[0];
-        if (nd > 1) {
-            out[k++] = '.';
-            memcpy(out + k, d + 1, (size_t)nd - 1);
-            k += (size_t)nd - 1;
-        }
+        out[k] = d[0];
+        out[k + 1] = '.';
+        memcpy(out + k + 2, d + 1, 16);
+        k += nd > 1 ? (size_t)nd + 1 : 1;
         out[k++] = 'e';
         out[k++] = e < 0 ? '-' : '+';
         int ae = e < 0 ? -e : e;
         if (ae >= 100) out[k++] = (char)('0' + ae / 100);
         memcpy(out + k, digit_pairs + 2 * (ae % 100), 2);
         k += 2;
-    } else if (e < 0) {   /* 0.000ddd */
-        out[k++] = '0';
-        out[k++] = '.';
-        for (int i = -1; i > e; i--) out[k++] = '0';
-        memcpy(out + k, d, (size_t)nd);
+    } else if (e < 0) {   /* 0.000ddd: up to three zeros after the point */
+        memcpy(out + k, "0.000", 5);
+        k += (size_t)(1 - e);
+        memcpy(out + k, d, 17);
         k += (size_t)nd;
-    } else if (nd > e + 1) {   /* ddd.ddd */
-        memcpy(out + k, d, (size_t)e + 1);
-        k += (size_t)e + 1;
-        out[k++] = '.';
-        memcpy(out + k, d + e + 1, (size_t)(nd - e - 1));
-        k += (size_t)(nd - e - 1);
-    } else {   /* an integer: its digits, then zeros */
-        for (int i = 0; i <= e; i++) out[k++] = i < nd ? d[i] : '0';
+    } else {
+        /* the digits (those past nd are the zeros an integer needs), then
+         * the fraction moved one place right for the point */
+        memcpy(out + k, d, 17);
+        if (nd > e + 1) {
+            memcpy(out + k + e + 2, d + e + 1, 16);
+            out[k + e + 1] = '.';
+            k += (size_t)nd + 1;
+        } else {
+            k += (size_t)e + 1;
+        }
     }
     b->n += k;
+    b->s[b->n] = 0;
+}
+
+void rt_sb_putc(rt_sb *b, char c) {
+    if ((b->oom || b->n + 2 > b->cap) && !reserve(b, 1)) return;
+    b->s[b->n++] = c;
     b->s[b->n] = 0;
 }
 

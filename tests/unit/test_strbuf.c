@@ -76,8 +76,8 @@ START_TEST(test_g17_matches_printf) {
 }
 END_TEST
 
-/* Many values into one buffer (it grows while written in place): the
- * concatenation of printf's texts. */
+/* Many values and commas (rt_sb_putc) into one buffer, which grows while
+ * they are written in place: the concatenation of printf's texts. */
 START_TEST(test_g17_appends) {
     rt_sb sb = {0};
     size_t cap = 1 << 20, len = 0;
@@ -90,7 +90,7 @@ START_TEST(test_g17_appends) {
         memcpy(&x, &bits, sizeof x);
         if (i % 3) x = (double)(next(&st) >> 11) / 9007199254740992.0 * 200 - 100;
         rt_sb_put_g17(&sb, x);
-        rt_sb_put(&sb, ",", 1);
+        rt_sb_putc(&sb, ',');
         len += (size_t)snprintf(ref + len, cap - len, "%.17g,", x);
         ck_assert(len < cap - 64);
     }
