@@ -145,12 +145,14 @@ static double mean_of(const double *a, size_t n) {
     return s / (double)n;
 }
 
-/* sample variance with ddof = 1 */
-static double var_of(const double *a, size_t n) {
-    double m = mean_of(a, n), s = 0.0;
+/* sample variance with ddof = 1 about m, the mean of a */
+static double var_about(const double *a, size_t n, double m) {
+    double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (a[i] - m) * (a[i] - m);
     return s / (double)(n - 1);
 }
+
+static double var_of(const double *a, size_t n) { return var_about(a, n, mean_of(a, n)); }
 
 /* Classic R-hat of m chains of n draws. */
 static double rhat_basic(const double *a, int m, int n) {
@@ -159,7 +161,7 @@ static double rhat_basic(const double *a, int m, int n) {
     double w = 0.0;
     for (int c = 0; c < m; c++) {
         cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-        w += var_of(a + (size_t)c * n, (size_t)n);
+        w += var_about(a + (size_t)c * n, (size_t)n, cm[c]);   /* var_of without its second mean */
     }
     w /= m;
     double b = n * var_of(cm, (size_t)m);
@@ -373,7 +375,7 @@ struct mc_diag_ws {
 };
 
 #define RADIX_BITS 11
-#define RADIX_PASSES ((64 + RADIX_BITS - 1) / RADIX_BITS)
+#define RADIX_PASSES 6   /* ceil(64 / RADIX_BITS); ws_argsort's counting is written for six */
 
 void mc_diag_ws_free(mc_diag_ws *w) {
     if (!w) return;
@@ -433,11 +435,19 @@ static void ws_argsort(mc_diag_ws *w, const double *x) {
     uint64_t *k = w->key, *k2 = w->key2, mask = nb - 1;
     uint32_t *o = w->ord, *o2 = w->ord2;
     memset(w->cnt, 0, RADIX_PASSES * nb * sizeof *w->cnt);
+    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb, *c3 = c2 + nb, *c4 = c3 + nb, *c5 = c4 + nb;
     for (size_t i = 0; i < n; i++) {
         uint64_t v = sort_key(x[i]);
         k[i] = v;
         o[i] = (uint32_t)i;
-        for (int p = 0; p < RADIX_PASSES; p++) w->cnt[(size_t)p * nb + ((v >> (p * RADIX_BITS)) & mask)]++;
+        /* the six digits' counts, unrolled (a loop over them was twice the
+         * instructions) */
+        c0[v & mask]++;
+        c1[(v >> RADIX_BITS) & mask]++;
+        c2[(v >> 2 * RADIX_BITS) & mask]++;
+        c3[(v >> 3 * RADIX_BITS) & mask]++;
+        c4[(v >> 4 * RADIX_BITS) & mask]++;
+        c5[v >> 5 * RADIX_BITS]++;
     }
     for (int p = 0; p < RADIX_PASSES; p++) {
         uint32_t *cnt = w->cnt + (size_t)p * nb;
