@@ -744,15 +744,11 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
     double *col = malloc(sizeof(double) * (size_t)n), *sorted = malloc(sizeof(double) * (size_t)n);
+    /* the diagnostics' scratch, made once for all the columns */
     mc_diag_ws *ws = mc_diag_ws_new(m->chains, m->samples);
     if (!r || !col || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
-        !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws))) {
-        free(col);
-        free(sorted);
-        mc_diag_ws_free(ws);
-        inf_result_free(r);
-        return NULL;
-    }
+        !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws)))
+        goto fail;
     r->kind = 1;
     r->ndraws = (int)n;
     r->divergences = m->divergences;
@@ -760,13 +756,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     r->treedepth_hits = m->treedepth_hits;
     r->min_ebfmi = INFINITY;
     if (m->secs) {
-        if (!(r->chain_secs = malloc(sizeof(double) * 2 * (size_t)m->chains))) {
-            free(col);
-            free(sorted);
-        mc_diag_ws_free(ws);
-            inf_result_free(r);
-            return NULL;
-        }
+        if (!(r->chain_secs = malloc(sizeof(double) * 2 * (size_t)m->chains))) goto fail;
         memcpy(r->chain_secs, m->secs, sizeof(double) * 2 * (size_t)m->chains);
         r->nchains = m->chains;
     }
@@ -780,13 +770,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->name = strdup(m->names[j]);
         r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
         r->nrows++;
-        if (!w->name || !r->draws[r->nrows - 1]) {
-            free(col);
-            free(sorted);
-        mc_diag_ws_free(ws);
-            inf_result_free(r);
-            return NULL;
-        }
+        if (!w->name || !r->draws[r->nrows - 1]) goto fail;
         memcpy(r->draws[r->nrows - 1], col, sizeof(double) * (size_t)n);
         double mean = 0, var = 0;
         for (int64_t i = 0; i < n; i++) mean += col[i];
@@ -794,21 +778,21 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
-        if (mc_column_diag_ws(ws, col, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
-            free(col);
-            free(sorted);
-        mc_diag_ws_free(ws);
-            inf_result_free(r);
-            return NULL;
-        }
+        if (mc_column_diag_ws(ws, col, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) goto fail;
         w->q5 = inf_quantile_sorted(sorted, (int)n, 0.05);
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
     }
     free(col);
     free(sorted);
-        mc_diag_ws_free(ws);
+    mc_diag_ws_free(ws);
     return r;
+fail:
+    free(col);
+    free(sorted);
+    mc_diag_ws_free(ws);
+    inf_result_free(r);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ Stan CSV --- */
