@@ -369,8 +369,10 @@ struct mc_diag_ws {
     size_t size;
     double *zt;           /* zt[i]: the normal score of rank i + 1 */
     uint64_t *key, *key2; /* radix sort keys and their ping-pong copy */
-    uint32_t *ord, *ord2; /* orders of the draws, of the folded draws */
-    double *s, *fs, *z, *f, *cen;   /* sorted, sorted folded, scores, scratch, centered */
+    uint32_t *ord, *ord2; /* the draws' order; the folded draws' (first the sort's ping-pong copy) */
+    double *s, *fs;       /* the draws sorted, the folded draws sorted */
+    double *z;            /* normal scores, then the tail's indicators */
+    double *f, *cen;      /* ess_ws: chain means and autocorrelations; centered draws */
     uint32_t *cnt;        /* radix histograms */
 };
 
