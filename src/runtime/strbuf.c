@@ -153,8 +153,11 @@ void rt_sb_put_g17(rt_sb *b, double x) {
      * the copies below move fixed 16 or 17 bytes (inline moves, where a
      * copy of the digits' own length was a call) past the text's end */
     if ((b->oom || b->n + 48 > b->cap) && !reserve(b, 48)) return;
-    char d[17], *out = b->s + b->n;
+    /* the 17 digits, then 16 zeros that the fixed 16-byte copy of the
+     * fraction may read past them */
+    char d[33], *out = b->s + b->n;
     put17(d, n);
+    memset(d + 17, '0', 16);
     int nd = 17;
     while (nd > 1 && d[nd - 1] == '0') nd--;   /* %g drops trailing zeros */
     size_t k = 0;
