@@ -30,3 +30,17 @@ for name, row in ref.iterrows():
         rel = abs(o[k] - row[a]) / max(abs(row[a]), 1e-12)
         worst[k] = max(worst.get(k, 0), rel)
 print("largest relative differences:", {k: "%.2g" % v for k, v in worst.items()})
+
+# The chains' times: ArviZ reads each CSV's "Elapsed Time" footer into the
+# posterior's attributes (one entry per file, in file order); they are the
+# summary JSON's "time" to the footer's 6 significant digits.
+times = json.load(open(summary_path)).get("time")
+attrs = idata.posterior.attrs
+if times is None or "sampling_time_seconds" not in attrs:
+    sys.exit("no chain times: summary %s, ArviZ attributes %s" % (times is not None, sorted(attrs)))
+for key, ph in (("warmup_time_seconds", "warmup"), ("sampling_time_seconds", "sampling")):
+    got = [float(v) for v in attrs[key]]
+    want = times[ph]
+    if len(got) != len(want) or any(abs(g - w) > 1e-5 * max(w, 1e-9) for g, w in zip(got, want)):
+        sys.exit("%s: ArviZ %s, summary JSON %s" % (key, got, want))
+print("chain seconds (warm-up, sampling):", ", ".join("%.4g+%.4g" % wt for wt in zip(times["warmup"], times["sampling"])))

@@ -145,12 +145,14 @@ static double mean_of(const double *a, size_t n) {
     return s / (double)n;
 }
 
-/* sample variance with ddof = 1 */
-static double var_of(const double *a, size_t n) {
-    double m = mean_of(a, n), s = 0.0;
+/* sample variance with ddof = 1 about m, the mean of a */
+static double var_about(const double *a, size_t n, double m) {
+    double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (a[i] - m) * (a[i] - m);
     return s / (double)(n - 1);
 }
+
+static double var_of(const double *a, size_t n) { return var_about(a, n, mean_of(a, n)); }
 
 /* Classic R-hat of m chains of n draws. */
 static double rhat_basic(const double *a, int m, int n) {
@@ -159,7 +161,7 @@ static double rhat_basic(const double *a, int m, int n) {
     double w = 0.0;
     for (int c = 0; c < m; c++) {
         cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-        w += var_of(a + (size_t)c * n, (size_t)n);
+        w += var_about(a + (size_t)c * n, (size_t)n, cm[c]);   /* var_of without its second mean */
     }
     w /= m;
     double b = n * var_of(cm, (size_t)m);
@@ -356,20 +358,265 @@ static double quantile7_sorted(const double *s, size_t size, double p) {
     return k + 1 < size ? (1.0 - g) * s[k] + g * s[k + 1] : s[size - 1];
 }
 
-static double ess_below(const double *x, size_t size, double q, double *ind, int chains, int n) {
-    for (size_t i = 0; i < size; i++) ind[i] = x[i] <= q ? 1.0 : 0.0;
-    return mc_ess_mean(ind, chains, n);
+/* ------------------------------------------- one column, with scratch --- */
+
+/* Scratch for the columns of one run (chains x n draws, n even): buffers
+ * allocated once, and the normal scores of the ranks 1..size without ties,
+ * which every column without ties shares (bk_ndtri of every draw of every
+ * column was a fifth of the diagnostics). */
+struct mc_diag_ws {
+    int chains, n;
+    size_t size;
+    double *zt;           /* zt[i]: the normal score of rank i + 1 */
+    uint64_t *key, *key2; /* radix sort keys and their ping-pong copy */
+    uint32_t *ord, *ord2; /* the draws' order; the folded draws' (first the sort's ping-pong copy) */
+    double *s, *fs;       /* the draws sorted, the folded draws sorted */
+    double *z;            /* normal scores, then the tail's indicators */
+    double *f, *cen;      /* ess_ws: chain means and autocorrelations; centered draws */
+    uint32_t *cnt;        /* radix histograms */
+};
+
+#define RADIX_BITS 11
+#define RADIX_PASSES 6   /* ceil(64 / RADIX_BITS); ws_argsort's counting is written for six */
+
+void mc_diag_ws_free(mc_diag_ws *w) {
+    if (!w) return;
+    free(w->zt);
+    free(w->key);
+    free(w->key2);
+    free(w->ord);
+    free(w->ord2);
+    free(w->s);
+    free(w->fs);
+    free(w->z);
+    free(w->f);
+    free(w->cen);
+    free(w->cnt);
+    free(w);
 }
 
-/* R-hat, bulk and tail ESS of one column with two sorts instead of the
- * seven that mc_rhat, mc_ess_bulk and mc_ess_tail do apart (the summary's
- * cost was mostly sorting): with an even n the split chains are x itself
- * in memory, so one order of x gives the median, the quantiles and the
- * bulk ranks, and only the folded draws need a sort of their own.  The
- * results are those of the three functions, bit for bit. */
-int mc_column_diag(const double *x, int chains, int n, double *sorted, double *rhat, double *ess_bulk,
-                   double *ess_tail) {
+mc_diag_ws *mc_diag_ws_new(int chains, int n) {
+    if (chains < 1 || n < 1 || (size_t)chains * (size_t)n > UINT32_MAX) return NULL;
+    mc_diag_ws *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
     size_t size = (size_t)chains * (size_t)n;
+    w->chains = chains;
+    w->n = n;
+    w->size = size;
+    w->zt = malloc(size * sizeof *w->zt);
+    w->key = malloc(size * sizeof *w->key);
+    w->key2 = malloc(size * sizeof *w->key2);
+    w->ord = malloc(size * sizeof *w->ord);
+    w->ord2 = malloc(size * sizeof *w->ord2);
+    w->s = malloc(size * sizeof *w->s);
+    w->fs = malloc(size * sizeof *w->fs);
+    w->z = malloc(size * sizeof *w->z);
+    w->f = malloc(size * sizeof *w->f);
+    w->cen = malloc(size * sizeof *w->cen);
+    w->cnt = malloc((size_t)RADIX_PASSES * ((size_t)1 << RADIX_BITS) * sizeof *w->cnt);
+    if (!w->zt || !w->key || !w->key2 || !w->ord || !w->ord2 || !w->s || !w->fs || !w->z || !w->f || !w->cen ||
+        !w->cnt) {
+        mc_diag_ws_free(w);
+        return NULL;
+    }
+    for (size_t i = 0; i < size && n % 2 == 0; i++) {   /* odd n: mc_column_diag_ws does not use them */
+        /* z_from_order's expression for a group of one (i == j), so the
+         * scores are the same bits */
+        double avg = 0.5 * (double)(i + i) + 1.0;
+        w->zt[i] = bk_ndtri((avg - 0.375) / ((double)size + 0.25));
+    }
+    return w;
+}
+
+/* The ascending order of x (no NaN) in w->ord and the sorted values in w->s:
+ * an LSD radix sort with 11-bit digits (six passes instead of eight), all
+ * histograms in one pass over the keys, and ping-pong buffers instead of
+ * copies back.  Stable, like radix_sort; any sorted order would do. */
+static void ws_argsort(mc_diag_ws *w, const double *x) {
+    size_t n = w->size, nb = (size_t)1 << RADIX_BITS;
+    uint64_t *k = w->key, *k2 = w->key2, mask = nb - 1;
+    uint32_t *o = w->ord, *o2 = w->ord2;
+    memset(w->cnt, 0, RADIX_PASSES * nb * sizeof *w->cnt);
+    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb, *c3 = c2 + nb, *c4 = c3 + nb, *c5 = c4 + nb;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = sort_key(x[i]);
+        k[i] = v;
+        o[i] = (uint32_t)i;
+        /* the six digits' counts, unrolled (a loop over them was twice the
+         * instructions) */
+        c0[v & mask]++;
+        c1[(v >> RADIX_BITS) & mask]++;
+        c2[(v >> 2 * RADIX_BITS) & mask]++;
+        c3[(v >> 3 * RADIX_BITS) & mask]++;
+        c4[(v >> 4 * RADIX_BITS) & mask]++;
+        c5[v >> 5 * RADIX_BITS]++;
+    }
+    for (int p = 0; p < RADIX_PASSES; p++) {
+        uint32_t *cnt = w->cnt + (size_t)p * nb;
+        int shift = p * RADIX_BITS;
+        if (cnt[(k[0] >> shift) & mask] == n) continue;   /* a digit all keys share */
+        uint32_t pos = 0;
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t c = cnt[b];
+            cnt[b] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint32_t d = cnt[(k[i] >> shift) & mask]++;
+            k2[d] = k[i];
+            o2[d] = o[i];
+        }
+        uint64_t *tk = k;
+        k = k2;
+        k2 = tk;
+        uint32_t *to = o;
+        o = o2;
+        o2 = to;
+    }
+    if (o != w->ord) memcpy(w->ord, o, n * sizeof *o);
+    for (size_t i = 0; i < n; i++) w->s[i] = x[w->ord[i]];
+}
+
+/* z_from_order with the sorted values v (v[i] = a[ord[i]]) at hand: the
+ * shared score wherever a value is unique, the average rank of a group of
+ * ties as z_from_order computes it. */
+static void ws_scores(const mc_diag_ws *w, const double *v, const uint32_t *ord, double *z) {
+    size_t size = w->size;
+    for (size_t i = 0; i < size;) {
+        if (i + 1 == size || v[i + 1] != v[i]) {
+            z[ord[i]] = w->zt[i];
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < size && v[j + 1] == v[i]) j++;
+        double avg = 0.5 * (double)(i + j) + 1.0;
+        double zi = bk_ndtri((avg - 0.375) / ((double)size + 0.25));
+        for (size_t k = i; k <= j; k++) z[ord[k]] = zi;
+        i = j + 1;
+    }
+}
+
+/* The order of f = |x - med| from the order of x: the draws below the
+ * median, from the median down, and those at or above it, upwards, are
+ * each in ascending order of f (x - med rounds monotonically), so one merge
+ * sorts f.  Order in w->ord2, values in w->fs. */
+static void ws_fold_order(mc_diag_ws *w, double med) {
+    size_t size = w->size, p = 0;
+    while (p < size && w->s[p] < med) p++;
+    size_t lo = p, hi = p, k = 0;   /* lo: one past the next below; hi: the next at or above */
+    while (lo > 0 || hi < size) {
+        double fl = lo > 0 ? fabs(w->s[lo - 1] - med) : INFINITY, fh = hi < size ? fabs(w->s[hi] - med) : INFINITY;
+        if (hi == size || (lo > 0 && fl <= fh)) {
+            w->fs[k] = fl;
+            w->ord2[k++] = w->ord[--lo];
+        } else {
+            w->fs[k] = fh;
+            w->ord2[k++] = w->ord[hi++];
+        }
+    }
+}
+
+/* mean_acov of the centered draws c at lags t and t + 1 in one pass, each
+ * sum in mean_acov's order (so the same bits). */
+static void acov_pair(const double *c, int m, int n, int t, double *at, double *at1) {
+    double st = 0.0, st1 = 0.0;
+    for (int ch = 0; ch < m; ch++) {
+        const double *x = c + (size_t)ch * n;
+        double a0 = 0.0, a1 = 0.0;
+        int i = 0;
+        for (; i + t + 1 < n; i++) {
+            a0 += x[i] * x[i + t];
+            a1 += x[i] * x[i + t + 1];
+        }
+        for (; i + t < n; i++) a0 += x[i] * x[i + t];
+        st += a0 / n;
+        st1 += a1 / n;
+    }
+    *at = st / m;
+    *at1 = st1 / m;
+}
+
+/* tau_hat on draws centered once (mean_acov subtracted the chain means at
+ * every lag), two lags per pass; the same arithmetic, bit for bit. */
+static double tau_hat_ws(mc_diag_ws *w, const double *a, const double *cm, int m, int n, double *rho) {
+    double *c = w->cen;
+    for (int ch = 0; ch < m; ch++)
+        for (int i = 0; i < n; i++) c[(size_t)ch * n + i] = a[(size_t)ch * n + i] - cm[ch];
+    double a0, a1;
+    acov_pair(c, m, n, 0, &a0, &a1);
+    double mean_var = a0 * n / (n - 1.0);
+    double var_plus = mean_var * (n - 1.0) / n;
+    if (m > 1) var_plus += var_of(cm, (size_t)m);
+    memset(rho, 0, (size_t)n * sizeof *rho);
+    double even = 1.0, odd = 1.0 - (mean_var - a1) / var_plus;
+    rho[0] = even;
+    rho[1] = odd;
+    int t = 1;
+    while (t < n - 3 && even + odd > 0.0) {
+        double e1, e2;
+        acov_pair(c, m, n, t + 1, &e1, &e2);
+        even = 1.0 - (mean_var - e1) / var_plus;
+        odd = 1.0 - (mean_var - e2) / var_plus;
+        if (even + odd >= 0.0) {
+            rho[t + 1] = even;
+            rho[t + 2] = odd;
+        }
+        t += 2;
+    }
+    int max_t = t - 2;
+    if (even > 0.0) rho[max_t + 1] = even;
+    for (t = 1; t <= max_t - 2; t += 2) {
+        if (rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]) {
+            rho[t + 1] = 0.5 * (rho[t - 1] + rho[t]);
+            rho[t + 2] = rho[t + 1];
+        }
+    }
+    double sum = 0.0;
+    int nan_seen = 0;
+    for (int i = 0; i < n; i++) nan_seen |= isnan(rho[i]);
+    for (int i = 0; i <= max_t; i++) sum += rho[i];
+    double tau = -1.0 + 2.0 * sum + (max_t + 1 < n ? rho[max_t + 1] : 0.0);
+    return nan_seen ? NAN : tau;
+}
+
+/* ess_basic of the 2 * chains split chains of a, with tau_hat_ws; rho and
+ * the chain means live in w->f (so a must not be w->f). */
+static double ess_ws(mc_diag_ws *w, const double *a) {
+    int m = 2 * w->chains, n = w->n / 2;
+    size_t size = (size_t)m * n;
+    double lo = a[0], hi = a[0];
+    for (size_t i = 1; i < size; i++) {
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    if (hi - lo < 1e-15) return (double)size;
+    if (n < 4) return NAN;
+    double *cm = w->f, *rho = w->f + m;   /* m + n <= m * n = size for m, n >= 2 */
+    for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
+    double tau = tau_hat_ws(w, a, cm, m, n, rho);
+    double floor_tau = 1.0 / log10((double)size);
+    if (tau < floor_tau) tau = floor_tau;
+    return (double)size / tau;
+}
+
+/* ESS of the indicator x <= q (mc_ess_mean of it: with an even n its split
+ * chains are itself). */
+static double ess_below_ws(mc_diag_ws *w, const double *x, double q) {
+    for (size_t i = 0; i < w->size; i++) w->z[i] = x[i] <= q ? 1.0 : 0.0;
+    return ess_ws(w, w->z);
+}
+
+/* R-hat, bulk and tail ESS of one column with one sort instead of the
+ * seven that mc_rhat, mc_ess_bulk and mc_ess_tail do apart: with an even n
+ * the split chains are x itself in memory, so one order of x gives the
+ * median, the quantiles, the bulk ranks and (by a merge) the order of the
+ * folded draws.  The results are those of the three functions, bit for
+ * bit. */
+int mc_column_diag_ws(mc_diag_ws *w, const double *x, double *sorted, double *rhat, double *ess_bulk,
+                      double *ess_tail) {
+    int chains = w->chains, n = w->n;
+    size_t size = w->size;
     if (invalid(x, chains, n) || n % 2) {
         *rhat = mc_rhat(x, chains, n);
         *ess_bulk = mc_ess_bulk(x, chains, n);
@@ -380,32 +627,36 @@ int mc_column_diag(const double *x, int chains, int n, double *sorted, double *r
         }
         return 0;
     }
-    uint32_t *ord = malloc(size * sizeof *ord);
-    double *s = malloc(size * sizeof *s), *z = malloc(size * sizeof *z), *f = malloc(size * sizeof *f);
-    int rc = -1;
-    if (ord && s && z && f && argsort(x, size, ord) == 0) {
-        for (size_t i = 0; i < size; i++) s[i] = x[ord[i]];
-        if (sorted) memcpy(sorted, s, size * sizeof *s);
-        double med = size % 2 ? s[size / 2] : 0.5 * (s[size / 2 - 1] + s[size / 2]);
-        int h = n / 2;
-        z_from_order(x, ord, size, z);   /* bulk: the split chains' ranks */
-        double bulk = rhat_basic(z, 2 * chains, h);
-        *ess_bulk = ess_basic(z, 2 * chains, h);
-        double q05 = quantile7_sorted(s, size, 0.05), q95 = quantile7_sorted(s, size, 0.95);
-        for (size_t i = 0; i < size; i++) f[i] = fabs(x[i] - med);
-        if (argsort(f, size, ord) == 0) {
-            z_from_order(f, ord, size, z);
-            double tail = rhat_basic(z, 2 * chains, h);
-            *rhat = bulk > tail ? bulk : tail;
-            if (isnan(bulk) || isnan(tail)) *rhat = NAN;
-            double lo = ess_below(x, size, q05, f, chains, n), hi = ess_below(x, size, q95, f, chains, n);
-            *ess_tail = isnan(lo) || isnan(hi) ? NAN : lo < hi ? lo : hi;
-            rc = 0;
+    ws_argsort(w, x);
+    const double *s = w->s;
+    if (sorted) memcpy(sorted, s, size * sizeof *s);
+    double med = size % 2 ? s[size / 2] : 0.5 * (s[size / 2 - 1] + s[size / 2]);
+    int h = n / 2;
+    ws_scores(w, s, w->ord, w->z);   /* bulk: the split chains' ranks */
+    double bulk = rhat_basic(w->z, 2 * chains, h);
+    *ess_bulk = ess_ws(w, w->z);
+    ws_fold_order(w, med);
+    ws_scores(w, w->fs, w->ord2, w->z);
+    double tail = rhat_basic(w->z, 2 * chains, h);
+    *rhat = bulk > tail ? bulk : tail;
+    if (isnan(bulk) || isnan(tail)) *rhat = NAN;
+    double q05 = quantile7_sorted(s, size, 0.05), q95 = quantile7_sorted(s, size, 0.95);
+    double lo = ess_below_ws(w, x, q05), hi = ess_below_ws(w, x, q95);
+    *ess_tail = isnan(lo) || isnan(hi) ? NAN : lo < hi ? lo : hi;
+    return 0;
+}
+
+int mc_column_diag(const double *x, int chains, int n, double *sorted, double *rhat, double *ess_bulk,
+                   double *ess_tail) {
+    mc_diag_ws *w = mc_diag_ws_new(chains, n);
+    if (!w) {
+        if (chains < 1 || n < 1) {   /* nothing to sort: the NaNs of invalid input */
+            *rhat = *ess_bulk = *ess_tail = NAN;
+            return 0;
         }
+        return -1;
     }
-    free(ord);
-    free(s);
-    free(z);
-    free(f);
+    int rc = mc_column_diag_ws(w, x, sorted, rhat, ess_bulk, ess_tail);
+    mc_diag_ws_free(w);
     return rc;
 }

@@ -210,6 +210,9 @@ typedef struct inf_result {
     double min_ebfmi;        /* MCMC: lowest E-BFMI over the chains */
     int max_depth;           /* MCMC (NUTS): the tree-depth limit, else 0 */
     int treedepth_hits;      /* MCMC (NUTS): draws whose tree reached it */
+    double *chain_secs;      /* MCMC: per chain, warm-up and sampling seconds
+                                (inf_mcmc.secs), else NULL */
+    int nchains;             /* MCMC: the chains of chain_secs */
     inf_epoch_log *epochs;   /* SVI by epochs, else NULL */
     long fast_replays;       /* SVI: steps replayed from a recording (svi_fast.h) */
     rt_value model, guide;   /* SVI from a script: kept for predictive (retained) */

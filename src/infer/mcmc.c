@@ -90,6 +90,7 @@ void inf_mcmc_free(inf_mcmc *m) {
     free(m->draws);
     for (int c = 0; c < m->chains; c++) mc_chain_out_free(&m->out[c]);
     free(m->out);
+    free(m->secs);
     free(m);
 }
 
@@ -393,9 +394,36 @@ static int stop_requested(void *ud) {
     return p->vm->interrupted != 0;
 }
 
-/* Runs chain c to its end (from its saved state when *chp is set). */
+/* CPU seconds of the calling thread: a chain's own work whatever else runs
+ * beside it (other chains' threads, other processes), unlike wall time;
+ * NaN where the clock is missing. */
+static double thread_cpu_sec(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return NAN;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The chain's clock: thread CPU seconds since the last mark go to the
+ * current phase (0 warm-up, 1 sampling) of secs. */
+typedef struct chain_clock {
+    double *secs, mark;
+} chain_clock;
+
+static void clock_charge(chain_clock *t, int phase) {
+    double now = thread_cpu_sec();
+    t->secs[phase] += now - t->mark;
+    t->mark = now;
+}
+
+/* A checkpoint save is output, not sampling: its time is left out. */
+static void clock_skip(chain_clock *t, double since) { t->mark += thread_cpu_sec() - since; }
+
+/* Runs chain c to its end (from its saved state when *chp is set), adding
+ * its warm-up and sampling seconds to secs[0] and secs[1].  As Stan's
+ * "Elapsed Time", they start after the initial point and step size are
+ * found; a resumed chain counts this run's iterations only. */
 static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo, int c, mc_chain **chp,
-                     ckpt *k, progress *pg, bool poll, double *q, mc_chain_out *out, rt_loc loc) {
+                     ckpt *k, progress *pg, bool poll, double *q, mc_chain_out *out, double *secs, rt_loc loc) {
     rt_vm *vm = p->vm;
     char err[256] = "";
     if (!*chp) {
@@ -413,7 +441,9 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
     mc_chain *ch = *chp;
     mc_chain_bind(ch, logp_cb, p);   /* a restored chain: this thread's model */
     int total = mc_chain_total(ch), every = k->every;
+    chain_clock clk = {.secs = secs, .mark = thread_cpu_sec()};
     while (mc_chain_done(ch) < total) {
+        bool warming = mc_chain_done(ch) < mo->warmup;
         int src = mc_chain_step(ch, stop_requested, p, err, sizeof err);
         if (src == 0 && vm->interrupted) src = 1;
         if (src == 1 || src == 2) {
@@ -423,11 +453,17 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
             return rt_fail(vm, 7, loc, "interrupted");
         }
         if (src < 0) return rt_error_loc(vm, loc, "mcmc: chain %d: %s", c + 1, err);
+        int done = mc_chain_done(ch);
+        if (warming && done >= mo->warmup) clock_charge(&clk, 0);
         progress_publish(pg, c, ch);
         if (poll) progress_poll(pg);
-        int done = mc_chain_done(ch);
-        if (done % every == 0 && done < total && ckpt_periodic(vm, k, o, c, ch, loc)) return -1;
+        if (done % every == 0 && done < total && k->path) {
+            double t0 = thread_cpu_sec();
+            if (ckpt_periodic(vm, k, o, c, ch, loc)) return -1;
+            clock_skip(&clk, t0);
+        }
     }
+    clock_charge(&clk, mc_chain_done(ch) > mo->warmup ? 1 : 0);
     if (ckpt_save(vm, k, o, c, ch, loc)) return -1;
     mc_chain_finish(ch, out);
     *chp = NULL;
@@ -447,6 +483,7 @@ typedef struct pool {
     const mc_opts *mo;
     mc_chain **ch;
     mc_chain_out *out;
+    double *secs;            /* per chain: warm-up and sampling seconds */
     ckpt *k;
     progress *pg;
     rt_loc loc;
@@ -468,7 +505,8 @@ static void *worker_main(void *arg) {
         int c = pl->next < pl->o->chains && !atomic_load(&pl->stop) ? pl->next++ : -1;
         pthread_mutex_unlock(&pl->mu);
         if (c < 0) break;
-        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, pl->pg, false, w->q, &pl->out[c], pl->loc);
+        int rc = run_chain(&w->pot, pl->o, pl->mo, c, &pl->ch[c], pl->k, pl->pg, false, w->q, &pl->out[c],
+                           pl->secs + 2 * c, pl->loc);
         rt_vm *cv = w->cl.vm;
         pthread_mutex_lock(&pl->mu);
         if (rc) {
@@ -498,11 +536,11 @@ static int divergences_of(const mc_chain_out *out, int samples) {
 /* Runs the chains on nthreads threads, each with a private copy of the
  * model.  1: the model cannot be copied (nothing was run); 0 / -1. */
 static int run_parallel(inf_potential *p, rt_func *model, const rt_record *data, const inf_mcmc_opts *o,
-                        const mc_opts *mo, mc_chain **ch, ckpt *k, progress *pg, mc_chain_out *out, int nthreads,
-                        rt_loc loc) {
+                        const mc_opts *mo, mc_chain **ch, ckpt *k, progress *pg, mc_chain_out *out, double *secs,
+                        int nthreads, rt_loc loc) {
     rt_vm *vm = p->vm;
     worker *w = calloc((size_t)nthreads, sizeof *w);
-    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .k = k, .pg = pg, .loc = loc};
+    pool pl = {.o = o, .mo = mo, .ch = ch, .out = out, .secs = secs, .k = k, .pg = pg, .loc = loc};
     pl.state = calloc((size_t)o->chains, sizeof *pl.state);
     pl.code = calloc((size_t)o->chains, sizeof *pl.code);
     pl.err = calloc((size_t)o->chains, sizeof *pl.err);
@@ -622,11 +660,13 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
               .model = model->name,
               .dim = (int)p->dim,
               .last = -INFINITY};   /* the first periodic save is due at once */
-    if (!m || !q || !ch || !k.snap || !(m->out = calloc((size_t)o->chains, sizeof *m->out))) {
+    if (!m || !q || !ch || !k.snap || !(m->out = calloc((size_t)o->chains, sizeof *m->out)) ||
+        !(m->secs = calloc((size_t)o->chains * 2, sizeof *m->secs))) {
         free(q);
         free(ch);
         free(k.snap);
         if (m) free(m->out);
+        if (m) free(m->secs);
         free(m);
         inf_potential_free(p);
         return rt_fail(vm, 5, loc, "out of memory");
@@ -647,14 +687,14 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
     if (rc == 0 && progress_init(&pg, vm, o, ch)) rc = rt_fail(vm, 5, loc, "out of memory");
     else if (rc) memset(&pg, 0, sizeof pg);
     if (rc == 0 && nthreads > 1) {
-        int prc = run_parallel(p, model, data, o, &mo, ch, &k, &pg, m->out, nthreads, loc);
+        int prc = run_parallel(p, model, data, o, &mo, ch, &k, &pg, m->out, m->secs, nthreads, loc);
         if (prc != 1) {
             rc = prc;
             seq = 0;
         }
     }
     for (int c = 0; c < o->chains && rc == 0 && seq; c++) {
-        rc = run_chain(p, o, &mo, c, &ch[c], &k, &pg, true, q, &m->out[c], loc);
+        rc = run_chain(p, o, &mo, c, &ch[c], &k, &pg, true, q, &m->out[c], m->secs + 2 * c, loc);
         if (rc == 0 && vm->progress) {
             int div = 0;
             for (int j = 0; j <= c; j++)
@@ -704,19 +744,22 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
     double *col = malloc(sizeof(double) * (size_t)n), *sorted = malloc(sizeof(double) * (size_t)n);
-    if (!r || !col || !sorted || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
-        !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws))) {
-        free(col);
-        free(sorted);
-        inf_result_free(r);
-        return NULL;
-    }
+    /* the diagnostics' scratch, made once for all the columns */
+    mc_diag_ws *ws = mc_diag_ws_new(m->chains, m->samples);
+    if (!r || !col || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
+        !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws)))
+        goto fail;
     r->kind = 1;
     r->ndraws = (int)n;
     r->divergences = m->divergences;
     r->max_depth = m->max_depth;
     r->treedepth_hits = m->treedepth_hits;
     r->min_ebfmi = INFINITY;
+    if (m->secs) {
+        if (!(r->chain_secs = malloc(sizeof(double) * 2 * (size_t)m->chains))) goto fail;
+        memcpy(r->chain_secs, m->secs, sizeof(double) * 2 * (size_t)m->chains);
+        r->nchains = m->chains;
+    }
     for (int c = 0; c < m->chains && !m->rwm; c++) {
         double e = mc_ebfmi(m->out[c].energy, m->samples);
         if (e < r->min_ebfmi) r->min_ebfmi = e;
@@ -727,12 +770,7 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->name = strdup(m->names[j]);
         r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
         r->nrows++;
-        if (!w->name || !r->draws[r->nrows - 1]) {
-            free(col);
-            free(sorted);
-            inf_result_free(r);
-            return NULL;
-        }
+        if (!w->name || !r->draws[r->nrows - 1]) goto fail;
         memcpy(r->draws[r->nrows - 1], col, sizeof(double) * (size_t)n);
         double mean = 0, var = 0;
         for (int64_t i = 0; i < n; i++) mean += col[i];
@@ -740,19 +778,21 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
         w->sd = n > 1 ? sqrt(var / (double)(n - 1)) : 0;
-        if (mc_column_diag(col, m->chains, m->samples, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) {
-            free(col);
-            free(sorted);
-            inf_result_free(r);
-            return NULL;
-        }
+        if (mc_column_diag_ws(ws, col, sorted, &w->r_hat, &w->ess_bulk, &w->ess_tail)) goto fail;
         w->q5 = inf_quantile_sorted(sorted, (int)n, 0.05);
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
     }
     free(col);
     free(sorted);
+    mc_diag_ws_free(ws);
     return r;
+fail:
+    free(col);
+    free(sorted);
+    mc_diag_ws_free(ws);
+    inf_result_free(r);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ Stan CSV --- */
@@ -794,6 +834,15 @@ static void put_small_ints(rt_sb *sb, int a, int b, int c) {
     rt_sb_put(sb, buf, k);
 }
 
+/* Stan's footer (stan::services::util::mcmc_writer::write_timing, through
+ * its "# " comment writer), which ArviZ's from_cmdstan and cmdstanpy read
+ * as the chain's warm-up and sampling times; %g is C++'s default stream
+ * format. */
+static void put_elapsed(rt_sb *sb, double warmup, double sampling) {
+    rt_sb_printf(sb, "# \n#  Elapsed Time: %g seconds (Warm-up)\n#                %g seconds (Sampling)\n"
+                 "#                %g seconds (Total)\n# \n", warmup, sampling, warmup + sampling);
+}
+
 int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen) {
     /* draws.csv with one chain; draws_1.csv ... with several */
     for (int c = 0; c < m->chains; c++) {
@@ -829,19 +878,20 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
         for (int i = 0; i < m->samples; i++) {
             /* rt_sb_put_g17 writes "%.17g" byte for byte, several times faster */
             rt_sb_put_g17(&sb, o->lp[i]);
-            rt_sb_puts(&sb, ",");
+            rt_sb_putc(&sb, ',');
             rt_sb_put_g17(&sb, o->accept_stat[i]);
-            rt_sb_puts(&sb, ",");
+            rt_sb_putc(&sb, ',');
             rt_sb_put_g17(&sb, o->stepsize[i]);
             put_small_ints(&sb, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
             rt_sb_put_g17(&sb, o->energy[i]);
             const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
             for (int j = 0; j < m->nnames; j++) {
-                rt_sb_put(&sb, ",", 1);
+                rt_sb_putc(&sb, ',');
                 rt_sb_put_g17(&sb, row[j]);
             }
-            rt_sb_puts(&sb, "\n");
+            rt_sb_putc(&sb, '\n');
         }
+        if (m->secs) put_elapsed(&sb, m->secs[2 * c], m->secs[2 * c + 1]);
         size_t len = sb.n;
         char *buf = rt_sb_finish(&sb);
         if (!buf) {

@@ -39,6 +39,10 @@ typedef struct inf_mcmc {
     int rwm;             /* random-walk Metropolis: no energies (E-BFMI) */
     int max_depth;       /* NUTS: the tree-depth limit; 0 for HMC and RWM */
     int treedepth_hits;  /* NUTS draws whose tree reached max_depth */
+    /* per chain c: secs[2c] warm-up and secs[2c + 1] sampling seconds, the
+     * CPU time of the chain's thread (run_chain in mcmc.c; Stan's CSV
+     * "Elapsed Time"); output and diagnostics are not in them */
+    double *secs;
 } inf_mcmc;
 
 int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcmc_opts *o, rt_loc loc,

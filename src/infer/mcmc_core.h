@@ -125,6 +125,14 @@ double mc_ebfmi(const double *energy, int n);
  * and x sorted ascending into `sorted` when it is not NULL.  0 or -1 (OOM). */
 int mc_column_diag(const double *x, int chains, int n, double *sorted, double *rhat, double *ess_bulk,
                    double *ess_tail);
+/* The same over many columns of chains x n draws, with scratch made once
+ * (buffers, and the normal scores of the ranks that the columns share);
+ * mc_diag_ws_new returns NULL on OOM or chains * n outside 1..2^32-1. */
+typedef struct mc_diag_ws mc_diag_ws;
+mc_diag_ws *mc_diag_ws_new(int chains, int n);
+void mc_diag_ws_free(mc_diag_ws *w);
+int mc_column_diag_ws(mc_diag_ws *w, const double *x, double *sorted, double *rhat, double *ess_bulk,
+                      double *ess_tail);
 /* Sorts a ascending (NaNs last) by a radix sort: no comparison callbacks. */
 int mc_sort_doubles(double *a, size_t n);
 /* ESS of x as it is (split chains, no ranking): the ESS of the mean. */

@@ -135,6 +135,16 @@ char *inf_result_json(bk_ctx *ctx, const inf_result *r) {
             rt_sb_printf(&b, ",\n\"max_depth\": %d,\n\"treedepth_hits\": %d", r->max_depth, r->treedepth_hits);
         rt_sb_printf(&b, ",\n\"min_ebfmi\": ");
         jnum(&b, r->min_ebfmi);
+        if (r->chain_secs) {   /* the CPU seconds of the Stan CSV's "Elapsed Time" */
+            for (int ph = 0; ph < 2; ph++) {
+                rt_sb_printf(&b, ph ? "], \"sampling\": [" : ",\n\"time\": {\"warmup\": [");
+                for (int c = 0; c < r->nchains; c++) {
+                    if (c) rt_sb_puts(&b, ", ");
+                    jnum(&b, r->chain_secs[2 * c + ph]);
+                }
+            }
+            rt_sb_puts(&b, "]}");
+        }
     }
     rt_sb_printf(&b, "}\n");
     return rt_sb_finish(&b);

@@ -556,6 +556,7 @@ void inf_result_free(inf_result *r) {
     rt_release(r->model);
     rt_release(r->guide);
     free(r->losses);
+    free(r->chain_secs);
     inf_epoch_log_free(r->epochs);
     free(r);
 }

@@ -66,15 +66,30 @@ static int digits17(double x, uint64_t *n, int *e10) {
     static const long double p10[] = {1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
                                       1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
                                       1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
-    int b2;
-    frexp(x, &b2);   /* x in [2^(b2-1), 2^b2): e within one of floor(log10 x) */
-    int e = (int)floor((b2 - 1) * 0.30102999566398120);
+    /* x in [2^b, 2^(b+1)): e = floor(b log10 2), within one of floor(log10 x)
+     * (78913 / 2^18 is log10 2 to 6e-7, exact in the floor for |b| < 1700);
+     * from the bits, not frexp and floor, which are calls */
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int be = (int)(bits >> 52) & 0x7ff, b;
+    if (be) {
+        b = be - 1023;
+    } else {   /* subnormal */
+        frexp(x, &b);
+        b--;
+    }
+    int e = b >= 0 ? (b * 78913) >> 18 : -((-b * 78913 + (1 << 18) - 1) >> 18);
     for (int tries = 0; tries < 3; tries++) {
         int k = 16 - e;   /* N = x * 10^k */
         if (k > 27 || k < -27) return 0;
         long double v = k >= 0 ? (long double)x * p10[k] : (long double)x / p10[-k];
-        if (!(v < 1e19L)) return 0;
-        long double f = (long double)(uint64_t)v, frac = v - f;   /* v > 0: truncation is floor */
+        if (!(v < 1e18L)) {   /* 17 digits are below 1e17: one too many */
+            e++;
+            continue;
+        }
+        /* v < 2^63: the signed conversion, one instruction where the
+         * unsigned one branches */
+        long double f = (long double)(int64_t)v, frac = v - f;   /* v > 0: truncation is floor */
         if (fabsl(frac - 0.5L) < 1.0L / 64) return 0;
         /* the digit count is v's, before rounding */
         if (f >= 1e17L) {
@@ -85,7 +100,7 @@ static int digits17(double x, uint64_t *n, int *e10) {
             e--;
             continue;
         }
-        uint64_t r = (uint64_t)f + (frac > 0.5L);
+        uint64_t r = (uint64_t)(int64_t)f + (frac > 0.5L);
         if (r == UINT64_C(100000000000000000)) {   /* carried: 10^16 at the next exponent */
             *n = UINT64_C(10000000000000000);
             *e10 = e + 1;
@@ -101,6 +116,31 @@ static int digits17(double x, uint64_t *n, int *e10) {
     return 0;
 }
 
+/* "00" .. "99" */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The 8 decimal digits of v < 10^8, two at a time, in 32-bit arithmetic. */
+static void put8(char *d, uint32_t v) {
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(d, digit_pairs + 2 * (hi / 100), 2);
+    memcpy(d + 2, digit_pairs + 2 * (hi % 100), 2);
+    memcpy(d + 4, digit_pairs + 2 * (lo / 100), 2);
+    memcpy(d + 6, digit_pairs + 2 * (lo % 100), 2);
+}
+
+/* The 17 digits of n in [10^16, 10^17): one 64-bit division into a
+ * leading nine and a trailing eight, then pairs (digit by digit, the
+ * 64-bit divisions by ten were half of the function). */
+static void put17(char *d, uint64_t n) {
+    uint32_t hi = (uint32_t)(n / 100000000), lo = (uint32_t)(n % 100000000);
+    d[0] = (char)('0' + hi / 100000000);
+    put8(d + 1, hi % 100000000);
+    put8(d + 9, lo);
+}
+
 void rt_sb_put_g17(rt_sb *b, double x) {
     uint64_t n;
     int e;
@@ -109,37 +149,55 @@ void rt_sb_put_g17(rt_sb *b, double x) {
         rt_sb_printf(b, "%.17g", x);
         return;
     }
-    char d[17], out[40];
-    for (int i = 16; i >= 0; i--, n /= 10) d[i] = (char)('0' + n % 10);
+    /* written in place: at most 24 bytes ("-d.dddddddddddddddde-308"), and
+     * the copies below move fixed 16 or 17 bytes (inline moves, where a
+     * copy of the digits' own length was a call) past the text's end */
+    if ((b->oom || b->n + 48 > b->cap) && !reserve(b, 48)) return;
+    /* the 17 digits, then 16 zeros that the fixed 16-byte copy of the
+     * fraction may read past them */
+    char d[33], *out = b->s + b->n;
+    put17(d, n);
+    memset(d + 17, '0', 16);
     int nd = 17;
     while (nd > 1 && d[nd - 1] == '0') nd--;   /* %g drops trailing zeros */
     size_t k = 0;
     if (x < 0) out[k++] = '-';
     if (e < -4 || e >= 17) {   /* %g's exponent form */
-        out[k++] = d[0];
-        if (nd > 1) {
-            out[k++] = '.';
-            for (int i = 1; i < nd; i++) out[k++] = d[i];
-        }
+        out[k] = d[0];
+        out[k + 1] = '.';
+        memcpy(out + k + 2, d + 1, 16);
+        k += nd > 1 ? (size_t)nd + 1 : 1;
         out[k++] = 'e';
         out[k++] = e < 0 ? '-' : '+';
         int ae = e < 0 ? -e : e;
         if (ae >= 100) out[k++] = (char)('0' + ae / 100);
-        out[k++] = (char)('0' + ae / 10 % 10);
-        out[k++] = (char)('0' + ae % 10);
-    } else if (e < 0) {   /* 0.000ddd */
-        out[k++] = '0';
-        out[k++] = '.';
-        for (int i = -1; i > e; i--) out[k++] = '0';
-        for (int i = 0; i < nd; i++) out[k++] = d[i];
+        memcpy(out + k, digit_pairs + 2 * (ae % 100), 2);
+        k += 2;
+    } else if (e < 0) {   /* 0.000ddd: up to three zeros after the point */
+        memcpy(out + k, "0.000", 5);
+        k += (size_t)(1 - e);
+        memcpy(out + k, d, 17);
+        k += (size_t)nd;
     } else {
-        for (int i = 0; i <= e; i++) out[k++] = i < nd ? d[i] : '0';
+        /* the digits (those past nd are the zeros an integer needs), then
+         * the fraction moved one place right for the point */
+        memcpy(out + k, d, 17);
         if (nd > e + 1) {
-            out[k++] = '.';
-            for (int i = e + 1; i < nd; i++) out[k++] = d[i];
+            memcpy(out + k + e + 2, d + e + 1, 16);
+            out[k + e + 1] = '.';
+            k += (size_t)nd + 1;
+        } else {
+            k += (size_t)e + 1;
         }
     }
-    rt_sb_put(b, out, k);
+    b->n += k;
+    b->s[b->n] = 0;
+}
+
+void rt_sb_putc(rt_sb *b, char c) {
+    if ((b->oom || b->n + 2 > b->cap) && !reserve(b, 1)) return;
+    b->s[b->n++] = c;
+    b->s[b->n] = 0;
 }
 
 char *rt_sb_finish(rt_sb *b) {

@@ -16,6 +16,7 @@ typedef struct rt_sb {
 
 void rt_sb_put(rt_sb *b, const char *s, size_t n);
 void rt_sb_puts(rt_sb *b, const char *s);
+void rt_sb_putc(rt_sb *b, char c);
 void rt_sb_printf(rt_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* x as printf's "%.17g" writes it (round-trippable), byte for byte, without
  * printf's multiprecision arithmetic in the common case. */

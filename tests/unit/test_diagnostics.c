@@ -142,12 +142,63 @@ START_TEST(test_sort_doubles) {
 }
 END_TEST
 
+/* mc_column_diag_ws with one scratch over many columns, bit for bit the
+ * three functions apart: continuous draws (the shared rank scores), ties
+ * of every kind (rounded and discrete draws, a constant column, -0 beside
+ * 0, runs of the median itself, which the folded draws' merge meets at
+ * both ends), infinities, a NaN and an odd n (the fallbacks), and the
+ * column sorted. */
+START_TEST(test_column_diag_workspace) {
+    const int shapes[][2] = {{4, 1000}, {1, 40}, {3, 8}, {2, 7}, {4, 2}};
+    uint64_t st = 99;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        int chains = shapes[sh][0], n = shapes[sh][1];
+        size_t size = (size_t)chains * n;
+        double *x = malloc(size * sizeof *x), *sorted = malloc(size * sizeof *sorted);
+        mc_diag_ws *w = mc_diag_ws_new(chains, n);
+        ck_assert(x && sorted && w);
+        for (int kind = 0; kind < 9; kind++) {
+            double prev = 0.0;
+            for (size_t i = 0; i < size; i++) {
+                st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+                double u = (double)(st >> 11) / 9007199254740992.0;
+                prev = 0.7 * prev + u - 0.5;   /* autocorrelated */
+                switch (kind) {
+                case 0: x[i] = prev; break;
+                case 1: x[i] = round(prev * 8) / 8; break;            /* many ties */
+                case 2: x[i] = (double)(st >> 62); break;              /* 0 .. 3 */
+                case 3: x[i] = 2.5; break;                              /* constant */
+                case 4: x[i] = u < 0.3 ? -0.0 : u < 0.6 ? 0.0 : prev; break;
+                case 5: x[i] = u < 0.5 ? 1.0 : prev + 1.0; break;      /* half at the median */
+                case 6: x[i] = u < 0.01 ? INFINITY : u > 0.99 ? -INFINITY : prev * 1e300; break;
+                case 7: x[i] = i == size / 2 ? NAN : prev; break;
+                default: x[i] = u < 0.5 ? 1e-310 * prev : prev; break;   /* subnormals */
+                }
+            }
+            double rh, eb, et;
+            ck_assert_int_eq(mc_column_diag_ws(w, x, sorted, &rh, &eb, &et), 0);
+            double want[3] = {mc_rhat(x, chains, n), mc_ess_bulk(x, chains, n), mc_ess_tail(x, chains, n)},
+                   got[3] = {rh, eb, et};
+            for (int k = 0; k < 3; k++)
+                ck_assert_msg(memcmp(&got[k], &want[k], sizeof got[k]) == 0 || (isnan(got[k]) && isnan(want[k])),
+                              "%d x %d, kind %d, value %d: %.17g vs %.17g", chains, n, kind, k, got[k], want[k]);
+            for (size_t i = 1; i < size; i++) ck_assert(isnan(sorted[i]) || sorted[i - 1] <= sorted[i]);
+        }
+        mc_diag_ws_free(w);
+        free(x);
+        free(sorted);
+    }
+    ck_assert_ptr_null(mc_diag_ws_new(0, 10));
+}
+END_TEST
+
 static Suite *diag_suite(void) {
     Suite *s = suite_create("diagnostics");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_against_arviz);
     tcase_add_test(tc, test_edge_cases);
     tcase_add_test(tc, test_sort_doubles);
+    tcase_add_test(tc, test_column_diag_workspace);
     suite_add_tcase(s, tc);
     return s;
 }

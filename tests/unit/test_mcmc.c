@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "mcmc.h"
 #include "vm_fixture.h"
 
@@ -274,6 +275,71 @@ START_TEST(eight_schools_noncentered) {
 }
 END_TEST
 
+static double process_cpu_sec(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The chains' warm-up and sampling seconds (thread CPU time), in turn and on
+ * two threads: positive, within the process's CPU time of the run, in each
+ * CSV's Stan footer (%g, the total their sum) and in the summary JSON's
+ * "time", which summaries, tables and draws otherwise do not depend on. */
+START_TEST(chain_times) {
+    for (int threads = 1; threads <= 2; threads++) {
+        rt_vm *vm = vm_running(SCHOOLS);
+        inf_mcmc_opts o = {.chains = 2, .warmup = 150, .samples = 300, .max_depth = 10, .target_accept = 0.8,
+                           .seed = 4, .threads = threads};
+        double t0 = process_cpu_sec();
+        inf_mcmc *m = run_model(vm, "schools", "data = load_json(\"examples/eight_schools.json\")\n", &o);
+        double used = process_cpu_sec() - t0, sum = 0;
+        for (int k = 0; k < 2 * m->chains; k++) {
+            ck_assert_msg(m->secs[k] > 0 && isfinite(m->secs[k]), "chain %d phase %d: %g s", k / 2, k % 2, m->secs[k]);
+            sum += m->secs[k];
+        }
+        ck_assert_msg(sum <= used, "the chains' %g s are more than the run's %g s", sum, used);
+        char path[] = "/tmp/ppl_times_XXXXXX", err[256], csv[300], f1[320], line[256], last[5][256];
+        int fd = mkstemp(path);
+        ck_assert(fd >= 0);
+        close(fd);
+        snprintf(csv, sizeof csv, "%s.csv", path);
+        ck_assert_msg(inf_mcmc_write_csv(m, csv, err, sizeof err) == 0, "%s", err);
+        for (int c = 0; c < m->chains; c++) {
+            snprintf(f1, sizeof f1, "%s_%d.csv", path, c + 1);
+            FILE *f = fopen(f1, "r");
+            ck_assert(f);
+            int nl = 0;
+            while (fgets(line, sizeof line, f)) memcpy(last[nl++ % 5], line, sizeof line);
+            fclose(f);
+            remove(f1);
+            double w, s, t;
+            ck_assert_str_eq(last[nl % 5], "# \n");
+            ck_assert_int_eq(sscanf(last[(nl + 1) % 5], "#  Elapsed Time: %lf seconds (Warm-up)\n", &w), 1);
+            ck_assert_int_eq(sscanf(last[(nl + 2) % 5], "#                %lf seconds (Sampling)\n", &s), 1);
+            ck_assert_int_eq(sscanf(last[(nl + 3) % 5], "#                %lf seconds (Total)\n", &t), 1);
+            ck_assert_str_eq(last[(nl + 4) % 5], "# \n");
+            ck_assert(fabs(w - m->secs[2 * c]) <= 1e-5 * w && fabs(s - m->secs[2 * c + 1]) <= 1e-5 * s);
+            ck_assert(fabs(t - (m->secs[2 * c] + m->secs[2 * c + 1])) <= 1e-5 * t);
+        }
+        remove(path);
+        inf_result *r = inf_mcmc_result(m);
+        ck_assert(r && r->nchains == 2 && r->chain_secs);
+        ck_assert(memcmp(r->chain_secs, m->secs, 4 * sizeof *m->secs) == 0);
+        char *j = inf_result_json(NULL, r);
+        ck_assert_ptr_nonnull(j);
+        double v[4];
+        const char *p = strstr(j, "\"time\": {\"warmup\": [");
+        ck_assert_msg(p && sscanf(p, "\"time\": {\"warmup\": [%lf, %lf], \"sampling\": [%lf, %lf]}}", &v[0], &v[2], &v[1],
+                                  &v[3]) == 4, "%s", j);
+        for (int k = 0; k < 4; k++) ck_assert(v[k] == m->secs[k]);   /* %.17g reads back exactly */
+        free(j);
+        inf_result_free(r);
+        inf_mcmc_free(m);
+        rt_vm_free(vm);
+    }
+}
+END_TEST
+
 START_TEST(hmc_trajectory_length_script) {
     /* HMC(trajectory_length=) from a script reaches the sampler: every draw
      * took ceil(L / eps) leapfrog steps of its step size (n_leapfrog__,
@@ -476,6 +542,7 @@ int main(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, normal_normal);
     tcase_add_test(tc, hmc_trajectory_length_script);
+    tcase_add_test(tc, chain_times);
     tcase_add_test(tc, beta_bernoulli);
     tcase_add_test(tc, beta_bernoulli_2d);
     tcase_add_test(tc, normal_gamma_unknown_mean_and_precision);
