@@ -48,6 +48,13 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
     double *gxx = gx[0], *gm = gx[1], *gs = gx[2];
     if (is == 0) { /* a shared scale: multiply by its reciprocal */
         const double r = 1 / s[0];
+        if (gxx && !gm && !gs) { /* a latent's prior: the value's gradient only */
+            for (int64_t k = 0; k < n; k++) {
+                double z = (x[k * ix] - m[k * im]) * r;
+                gxx[k] = -(g[k * ig] * z * r);
+            }
+            return;
+        }
         for (int64_t k = 0; k < n; k++) {
             double z = (x[k * ix] - m[k * im]) * r, gk = g[k * ig], zs = gk * z * r;
             if (gxx) gxx[k] = -zs;

@@ -38,6 +38,9 @@ typedef struct nat_ins {
     uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
                                      adjoint, 2 a leaf's gradient */
     natx *ext;                    /* the kinds from K_BMAP on, else NULL */
+    uint8_t need;                 /* bit k: input k is a slot that needs a gradient */
+    uint8_t alone;                /* bit k: input k is a slot of n elements that no
+                                     other input of this op is (K_FUSED's direct writes) */
 } nat_ins;
 
 struct bk_native {
@@ -50,10 +53,12 @@ struct bk_native {
     uint8_t *rg;                  /* per slot: needs a gradient */
     uint8_t *leaf;                /* per slot: an input */
     double *val, *at, *as;
-    uint8_t *has_s, *has_t;
+    uint8_t *has;                 /* per slot: HAS_S, HAS_T (program_native.c) */
     double *scratch;              /* BK_MAXIN runs of the largest n */
     int64_t maxn;
     uint8_t failed;               /* an op of program_native_ops.c failed in this replay */
+    size_t ncall;                 /* K_CALL instructions (bk__natx_done's work) */
+    size_t input_guards;          /* guards on inputs (checked before the ops) */
 };
 
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not
