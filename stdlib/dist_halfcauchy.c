@@ -55,6 +55,10 @@ static inline double hc_grad(bool scalar, double ok, double x, double sc, double
 static void hc_backward_rows(bool scalar, int64_t n, const double *const *in, const int64_t *inc, const double *g,
                              int64_t ig, double *const *gx) {
     if (!gx[1]) return; /* (ok, the scale and its log need none) */
+    if (n == 1) { /* a scalar scale's prior: no strides */
+        gx[1][0] = hc_grad(scalar, in[0][0], in[1][0], in[2][0], g[0]);
+        return;
+    }
     for (int64_t k = 0; k < n; k++)
         gx[1][k] = hc_grad(scalar, in[0][k * inc[0]], in[1][k * inc[1]], in[2][k * inc[2]], g[k * ig]);
 }

@@ -196,6 +196,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         J->n = out->numel;
         J->fused = kind == K_FUSED ? p->args[I->args - 1].fused : NULL;
         J->o = n->val + n->off[I->out];
+        J->ga = n->at + n->off[I->out];
         for (int k = 0; k < I->nin; k++) {
             int32_t s = J->src[k];
             J->pass[k] = (uint8_t)(s < 0 || !n->rg[s] ? 0 : n->leaf[s] ? 2 : 1);
@@ -226,12 +227,16 @@ fail:
 
 /* The SUM kernel's sum of m contiguous elements: four partial sums. */
 static double sum4(const double *q, int64_t m) {
-    double a4[4] = {0, 0, 0, 0};
+    double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     int64_t k = 0;
-    for (; k + 4 <= m; k += 4)
-        for (int u = 0; u < 4; u++) a4[u] += q[k + u];
-    for (; k < m; k++) a4[0] += q[k];
-    return (a4[0] + a4[1]) + (a4[2] + a4[3]);
+    for (; k + 4 <= m; k += 4) {
+        a0 += q[k];
+        a1 += q[k + 1];
+        a2 += q[k + 2];
+        a3 += q[k + 3];
+    }
+    for (; k < m; k++) a0 += q[k];
+    return (a0 + a1) + (a2 + a3);
 }
 
 
@@ -312,12 +317,28 @@ static int forward(bk_native *N, const nat_ins *J) {
 
 /* Per slot, in N->has: the tape's has_adj (a scalar adjoint in N->as) and
  * has_grad (a tensor adjoint in N->at).  Only the flags are cleared per
- * replay: an adjoint is written, never added to, while its flag is off. */
-enum { HAS_S = 1, HAS_T = 2 };
+ * replay: an adjoint is written, never added to, while its flag is off.
+ * HAS_U (with HAS_T, a slot of several elements): the tensor adjoint is
+ * one value repeated, held in its first element only, as a sum's gradient
+ * is before anything else is added to it (the tape's stride-0 expansion):
+ * a fused kernel reads it with stride 0, anything else expands it first. */
+enum { HAS_S = 1, HAS_T = 2, HAS_U = 4 };
+
+/* The tensor adjoint of slot s in full (its HAS_U value in every element). */
+static void expand_fill(bk_native *N, int32_t s) {
+    double *a = N->at + N->off[s];
+    for (int64_t j = 1; j < N->numel[s]; j++) a[j] = a[0];
+    N->has[s] &= (uint8_t)~HAS_U;
+}
+
+static inline void expand(bk_native *N, int32_t s) {
+    if (N->has[s] & HAS_U) expand_fill(N, s);
+}
 
 /* The tensor adjoint of slot s += c (m elements: s's own, or its single
  * element gets the four-way sum of c), as tensor.c's accumulate. */
 static void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
+    expand(N, s);
     double *a = N->at + N->off[s];
     bool had = N->has[s] & HAS_T;
     if (N->numel[s] == m) {
@@ -356,7 +377,7 @@ static void backward_scalar(bk_native *N, const nat_ins *J) {
     uint8_t h = N->has[s];
     if (!h) return;
     double g = h & HAS_S ? N->as[s] : 0.0;
-    if (h & HAS_T) g += N->at[N->off[s]];
+    if (h & HAS_T) g += J->ga[0];
     double x = J->x[0][0], y = J->nin == 2 ? J->x[1][0] : 0;
     bk_dpair d;
     switch (J->op) { /* bk__pointwise_grad's values, inline for the commonest */
@@ -371,7 +392,7 @@ static void backward_scalar(bk_native *N, const nat_ins *J) {
 }
 
 /* A fused kernel's backward: the gradients of the inputs that need one. */
-static void backward_fused(bk_native *N, const nat_ins *J, const double *g) {
+static void backward_fused(bk_native *N, const nat_ins *J, const double *g, int64_t ig) {
     const int64_t n = J->n;
     double *gx[BK_MAXIN] = {0};
     unsigned direct = 0;
@@ -386,7 +407,7 @@ static void backward_fused(bk_native *N, const nat_ins *J, const double *g) {
         direct |= (unsigned)alone << k;
         gx[k] = alone ? N->at + N->off[sk] : N->scratch + k * N->maxn;
     }
-    J->fused->backward(n, J->x, J->inc, J->o, g, n == 1 ? 0 : 1, gx);
+    J->fused->backward(n, J->x, J->inc, J->o, g, ig, gx);
     for (unsigned m = J->need; m; m &= m - 1) {
         int k = __builtin_ctz(m);
         if (direct >> k & 1) N->has[J->src[k]] |= HAS_T;
@@ -399,16 +420,22 @@ static void backward_fused(bk_native *N, const nat_ins *J, const double *g) {
 static void backward_input(bk_native *N, const nat_ins *J, const double *g, int k) {
     const int64_t n = J->n;
     const double *o = J->o;
-    double *c = N->scratch;
+    /* as backward_fused: an input alone of the output's size with no
+     * adjoint yet gets its contribution written in place (no copy) */
+    int32_t sk = J->src[k];
+    bool direct = (J->alone >> k & 1) && !(N->has[sk] & HAS_T) && J->kind != K_MATVEC;
+    double *c = direct ? N->at + N->off[sk] : N->scratch;
     switch (J->kind) {
     case K_SUM: { /* accumulate() of g[0] * 1.0 in every element, in place */
         int32_t t = J->src[0];
         double *a = N->at + N->off[t], v = g[0] * 1.0;
-        if (N->has[t] & HAS_T)
-            for (int64_t j = 0; j < N->numel[t]; j++) a[j] += v;
-        else
-            for (int64_t j = 0; j < N->numel[t]; j++) a[j] = v;
-        N->has[t] |= HAS_T;
+        if (!(N->has[t] & HAS_T)) { /* v in every element: held once (HAS_U) */
+            a[0] = v;
+            N->has[t] |= N->numel[t] > 1 ? HAS_T | HAS_U : HAS_T;
+            return;
+        }
+        expand(N, t);
+        for (int64_t j = 0; j < N->numel[t]; j++) a[j] += v;
         return;
     }
     case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
@@ -448,7 +475,8 @@ static void backward_input(bk_native *N, const nat_ins *J, const double *g, int 
         }
     }
     }
-    accumulate(N, J->src[k], c, n);
+    if (direct) N->has[sk] |= HAS_T;
+    else accumulate(N, sk, c, n);
 }
 
 /* J's backward (J->rg); 0, or -1 when the op failed (K_CALL) */
@@ -460,17 +488,18 @@ static int backward(bk_native *N, const nat_ins *J) {
     /* a general record: its gradient is the tensor adjoint plus the scalar one */
     int32_t s = J->out;
     uint8_t h = N->has[s];
-    double *g = N->at + N->off[s];
+    double *g = J->ga;
     if (h & HAS_S) {
         g[0] = h & HAS_T ? g[0] + N->as[s] : N->as[s];
         N->has[s] = h |= HAS_T;
     }
     if (!(h & HAS_T)) return 0;
-    if (J->kind >= K_BMAP) return bk__natx_backward(N, J, g);
-    if (J->kind == K_FUSED) {
-        backward_fused(N, J, g);
+    if (J->kind == K_FUSED) { /* (a uniform adjoint read with stride 0) */
+        backward_fused(N, J, g, h & HAS_U ? 0 : J->n == 1 ? 0 : 1);
         return 0;
     }
+    expand(N, s);
+    if (J->kind >= K_BMAP) return bk__natx_backward(N, J, g);
     for (unsigned m = J->need; m; m &= m - 1) backward_input(N, J, g, __builtin_ctz(m));
     return 0;
 }
@@ -493,7 +522,6 @@ static bool guard_ok(const bk_native *N, const prog_guard *g) {
 
 /* A replay that stops (a guard, a failed op): nothing is kept. */
 static int natx_fail(bk_native *N) {
-    N->failed = 0;
     bk__natx_done(N);
     return 1;
 }
@@ -515,7 +543,7 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     for (const nat_ins *J = ins; J < end; J++) {
         if (J->kind == K_SCALAR) /* (the commonest in a small model: no call) */
             J->o[0] = scalar_op(J->op, J->x[0][0], J->nin == 2 ? J->x[1][0] : 0);
-        else if (forward(N, J) || N->failed)
+        else if (forward(N, J))
             return natx_fail(N);
         for (int32_t g = J->guard; g; g = p->guards[g - 1].next)
             if (!guard_ok(N, &p->guards[g - 1])) return natx_fail(N);
@@ -544,7 +572,7 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     N->as[p->out] = 1.0; /* the seed d out / d out */
     N->has[p->out] = HAS_S;
     for (const nat_ins *J = end; J-- > ins;)
-        if (J->rg && (backward(N, J) || N->failed)) return natx_fail(N);
+        if (J->rg && backward(N, J)) return natx_fail(N);
     bk__natx_done(N);
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];
@@ -553,6 +581,7 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
         if (io->has) io->has[i] = got;
         if (in->noise) continue;
         double *gi = grad + in->offset;
+        if (got) expand(N, in->slot);
         const double *a = N->at + N->off[in->slot];
         if (in->numel == 1) gi[0] = got ? a[0] : 0.0;
         else if (got) memcpy(gi, a, (size_t)in->numel * sizeof *grad);

@@ -34,6 +34,7 @@ typedef struct nat_ins {
     int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
     const bk_fused *fused;
     double *o;                    /* the output's values */
+    double *ga;                   /* the output's tensor adjoint (in at) */
     int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
     uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
                                      adjoint, 2 a leaf's gradient */
@@ -56,7 +57,6 @@ struct bk_native {
     uint8_t *has;                 /* per slot: HAS_S, HAS_T (program_native.c) */
     double *scratch;              /* BK_MAXIN runs of the largest n */
     int64_t maxn;
-    uint8_t failed;               /* an op of program_native_ops.c failed in this replay */
     size_t ncall;                 /* K_CALL instructions (bk__natx_done's work) */
     size_t input_guards;          /* guards on inputs (checked before the ops) */
 };
