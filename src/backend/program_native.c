@@ -125,6 +125,50 @@ static bool plain_f64(const bk_tensor *t) {
     return t->dtype == BK_F64 && t->st->dev == &bk_cpu_device && bk_is_contiguous(t);
 }
 
+/* Whether scalar record J is an addition or subtraction (whose derivatives
+ * are the constants 1 and +-1). */
+static bool add_sub(const nat_ins *J) {
+    return J->kind == K_SCALAR && J->rg && (J->op == BK_OP_ADD || J->op == BK_OP_SUB);
+}
+
+/* Chains: runs of consecutive scalar additions and subtractions, each one's
+ * output an input of the next and of nothing else (the log density's sum
+ * of terms, lp = ((t1 + t2) + t3) + ...), whose reverse sweep
+ * backward_chain runs in one loop, with the arithmetic of the members'
+ * scalar records.  0, or -1 when out of memory. */
+static int find_chains(bk_native *n, const bk_prog *p) {
+    for (size_t i = 0; i < n->nins; i++) n->ins[i].bw = n->ins[i].rg;
+    if (n->nins < 2) return 0;
+    int32_t *uses = bk_malloc(n->ctx, (size_t)n->nslots * sizeof *uses);
+    if (!uses) return -1;
+    memset(uses, 0, (size_t)n->nslots * sizeof *uses);
+    for (size_t i = 0; i < n->nins; i++)
+        for (int k = 0; k < n->ins[i].nin; k++)
+            if (n->ins[i].src[k] >= 0) uses[n->ins[i].src[k]]++;
+    /* (a slot read other than by an op: one use more) */
+    if (p->out >= 0) uses[p->out]++;
+    if (p->result >= 0) uses[p->result]++;
+    for (size_t i = 0; i < p->nouts; i++)
+        if (p->outs[i].slot >= 0) uses[p->outs[i].slot]++;
+    size_t first = 0; /* the current chain's first member */
+    for (size_t i = 1; i < n->nins; i++) {
+        nat_ins *A = &n->ins[i - 1], *B = &n->ins[i];
+        int q = B->nin == 2 && B->src[0] == A->out ? 0 : B->nin == 2 && B->src[1] == A->out ? 1 : -1;
+        bool link = add_sub(A) && add_sub(B) && q >= 0 && B->src[1 - q] != A->out && B->pass[q] == 1 &&
+                    uses[A->out] == 1 && !A->guard && !n->leaf[A->out];
+        if (!link) {
+            first = i;
+            continue;
+        }
+        B->cpos = (uint8_t)q;
+        B->chain = (int32_t)(i - first + 1);
+        A->chain = 0;
+        A->bw = 0; /* (B's backward_chain does it) */
+    }
+    bk_free(n->ctx, uses);
+    return 0;
+}
+
 bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
     bk_ctx *ctx = p->ctx;
     bk_native *n = bk_malloc(ctx, sizeof *n);
@@ -216,6 +260,7 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
         for (int k = 0; k < I->nin; k++)
             J->inc[k] = in[k]->numel == 1 && (J->n != 1 || kind == K_FUSED) ? 0 : 1;
     }
+    if (find_chains(n, p)) goto fail;
     return n;
 fail:
     bk__native_free(ctx, n);
@@ -391,6 +436,28 @@ static void backward_scalar(bk_native *N, const nat_ins *J) {
     if (J->nin == 2 && J->pass[1]) pass_scalar(N, J->pass[1], J->src[1], g * d.d[1]);
 }
 
+/* The reverse sweep of a chain (find_chains), J its last member: as the
+ * members' backward_scalar one after the other.  A member's output has one
+ * use, the next member, so its scalar adjoint is 0 + g d and nothing else
+ * (no tensor adjoint): the g of its own record. */
+static void backward_chain(bk_native *N, const nat_ins *J) {
+    uint8_t h = N->has[J->out];
+    if (!h) return;
+    double g = h & HAS_S ? N->as[J->out] : 0.0;
+    if (h & HAS_T) g += J->ga[0];
+    for (int32_t c = J->chain - 1;; c--, J--) {
+        double d1 = J->op == BK_OP_SUB ? -1.0 : 1.0; /* (d0 is 1) */
+        if (c == 0) { /* the first member: both inputs, as backward_scalar */
+            if (J->pass[0]) pass_scalar(N, J->pass[0], J->src[0], g * 1.0);
+            if (J->pass[1]) pass_scalar(N, J->pass[1], J->src[1], g * d1);
+            return;
+        }
+        int q = J->cpos, o = 1 - q; /* (two slots: the order of the two does not matter) */
+        if (J->pass[o]) pass_scalar(N, J->pass[o], J->src[o], g * (o ? d1 : 1.0));
+        g = 0.0 + g * (q ? d1 : 1.0);
+    }
+}
+
 /* A fused kernel's backward: the gradients of the inputs that need one. */
 static void backward_fused(bk_native *N, const nat_ins *J, const double *g, int64_t ig) {
     const int64_t n = J->n;
@@ -482,7 +549,8 @@ static void backward_input(bk_native *N, const nat_ins *J, const double *g, int 
 /* J's backward (J->rg); 0, or -1 when the op failed (K_CALL) */
 static int backward(bk_native *N, const nat_ins *J) {
     if (J->kind == K_SCALAR) {
-        backward_scalar(N, J);
+        if (J->chain) backward_chain(N, J);
+        else backward_scalar(N, J);
         return 0;
     }
     /* a general record: its gradient is the tensor adjoint plus the scalar one */
@@ -572,7 +640,7 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
     N->as[p->out] = 1.0; /* the seed d out / d out */
     N->has[p->out] = HAS_S;
     for (const nat_ins *J = end; J-- > ins;)
-        if (J->rg && backward(N, J)) return natx_fail(N);
+        if (J->bw && backward(N, J)) return natx_fail(N);
     bk__natx_done(N);
     for (size_t i = 0; i < p->ninputs; i++) {
         const prog_input *in = &p->inputs[i];

@@ -39,6 +39,12 @@ typedef struct nat_ins {
     uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
                                      adjoint, 2 a leaf's gradient */
     natx *ext;                    /* the kinds from K_BMAP on, else NULL */
+    uint8_t bw;                   /* the backward sweep runs this instruction (rg, and
+                                     not a chain's member before its last) */
+    uint8_t cpos;                 /* a chain's member after its first: the input that is
+                                     the member before's output */
+    int32_t chain;                /* a chain's last member: the chain's length (the
+                                     members are this one and the chain - 1 before) */
     uint8_t need;                 /* bit k: input k is a slot that needs a gradient */
     uint8_t alone;                /* bit k: input k is a slot of n elements that no
                                      other input of this op is (K_FUSED's direct writes) */
