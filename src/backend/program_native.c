@@ -382,7 +382,7 @@ static inline void expand(bk_native *N, int32_t s) {
 
 /* The tensor adjoint of slot s += c (m elements: s's own, or its single
  * element gets the four-way sum of c), as tensor.c's accumulate. */
-static void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
+static inline void accumulate(bk_native *N, int32_t s, const double *c, int64_t m) {
     expand(N, s);
     double *a = N->at + N->off[s];
     bool had = N->has[s] & HAS_T;
