@@ -661,3 +661,7 @@ int bk__native_run(bk_prog *p, bk_native *N, bk_prog_io *io) {
 int bk__native_kind(const bk_prog *p, size_t i) {
     return p && p->nat && i < p->nat->nins ? p->nat->ins[i].kind : -1;
 }
+
+int bk__native_chain(const bk_prog *p, size_t i) {
+    return p && p->nat && i < p->nat->nins ? p->nat->ins[i].chain : 0;
+}

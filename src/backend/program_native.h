@@ -70,6 +70,10 @@ struct bk_native {
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not
  * compiled (for the tests). */
 int bk__native_kind(const bk_prog *p, size_t i);
+/* The length of the chain of scalar additions (program_native.c's
+ * find_chains) instruction i of p ends, 0 when none ends there or p is not
+ * compiled (for the tests). */
+int bk__native_chain(const bk_prog *p, size_t i);
 
 /* The tensor adjoint of slot s += c (m elements: s's own, or its single
  * element gets the four-way sum of c), as tensor.c's accumulate. */
