@@ -292,6 +292,8 @@ static inline double scalar_op(int op, double x, double y) {
     case BK_OP_SUB: return x - y;
     case BK_OP_MUL: return x * y;
     case BK_OP_DIV: return x / y;
+    case BK_OP_EXP: return exp(x); /* (a positive parameter's transform) */
+    case BK_OP_LOG: return log(x);
     default: return bk__pointwise(op, x, y);
     }
 }
@@ -430,6 +432,8 @@ static void backward_scalar(bk_native *N, const nat_ins *J) {
     case BK_OP_SUB: d = (bk_dpair){{1, -1}}; break;
     case BK_OP_MUL: d = (bk_dpair){{y, x}}; break;
     case BK_OP_DIV: d = (bk_dpair){{1 / y, -(J->o[0] / y)}}; break;
+    case BK_OP_EXP: d = (bk_dpair){{J->o[0], 0}}; break;
+    case BK_OP_LOG: d = (bk_dpair){{1 / x, 0}}; break;
     default: d = bk__pointwise_grad(J->op, x, y, J->o[0]);
     }
     if (J->pass[0]) pass_scalar(N, J->pass[0], J->src[0], g * d.d[0]);
