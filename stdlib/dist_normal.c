@@ -143,9 +143,12 @@ static void lpl_forward(int64_t n, const double *const *in, const int64_t *inc, 
 static void lpl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
                          const double *g, int64_t ig, double *const *gx) {
     double *gs = gx[2], *gl = gx[3];
+    if (!gs && !gl) { /* the scale needs no gradient: the case this form is made for */
+        lp_backward(n, in, inc, out, g, ig, gx); /* (its gx[2], the scale's, is NULL) */
+        return;
+    }
     double *const g3[3] = {gx[0], gx[1], NULL};
     lp_backward(n, in, inc, out, g, ig, g3);
-    if (!gs && !gl) return; /* (the scale needs no gradient: the case this form is made for) */
     const double *x = in[0], *m = in[1], *s = in[2];
     int64_t ix = inc[0], im = inc[1], is = inc[2];
     for (int64_t k = 0; (gs || gl) && k < n; k++) {
