@@ -60,7 +60,7 @@ struct bk_native {
     uint8_t *rg;                  /* per slot: needs a gradient */
     uint8_t *leaf;                /* per slot: an input */
     double *val, *at, *as;
-    uint8_t *has;                 /* per slot: HAS_S, HAS_T (program_native.c) */
+    uint8_t *has;                 /* per slot: HAS_S, HAS_T, HAS_U (program_native.c) */
     double *scratch;              /* BK_MAXIN runs of the largest n */
     int64_t maxn;
     size_t ncall;                 /* K_CALL instructions (bk__natx_done's work) */
