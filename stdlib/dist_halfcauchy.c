@@ -20,21 +20,26 @@ static int build(const sl_args *a, sl_dist *d) {
  * g * d(op) added to a zero adjoint; a quotient's d/dx is 1 / y), larger
  * ones its tensor rules (g * d(op) copied; d/dx of x / y is g / y). */
 static inline double hc_elem(double ok, double x, double sc, double ls) {
-    double z = (ok != 0 ? x : 0.0) / sc, sq = bk__pointwise(BK_OP_SQUARE, z, 0);
-    return (bk__pointwise(BK_OP_LOG1P, sq, 0) + ls) * -1.0 + (SL_LOG2 - SL_LOG_PI);
+    /* bk__pointwise's SQUARE (x * x) and LOG1P (log1p) inline */
+    double z = (ok != 0 ? x : 0.0) / sc, sq = z * z;
+    return (log1p(sq) + ls) * -1.0 + (SL_LOG2 - SL_LOG_PI);
 }
 
 static void hc_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
+    if (n == 1) { /* one element (a scalar scale's prior): no strides */
+        out[0] = hc_elem(in[0][0], in[1][0], in[2][0], in[3][0]);
+        return;
+    }
     for (int64_t k = 0; k < n; k++)
         out[k] = hc_elem(in[0][k * inc[0]], in[1][k * inc[1]], in[2][k * inc[2]], in[3][k * inc[3]]);
 }
 
 /* d lp / d x for one element with output gradient g; `scalar`: the tape's
- * scalar records (every operand one element) */
+ * scalar records (every operand one element).  The derivatives are
+ * bk__pointwise_grad's: LOG1P 1 / (sq + 1), SQUARE 2 z. */
 static inline double hc_grad(bool scalar, double ok, double x, double sc, double g) {
-    double z = (ok != 0 ? x : 0.0) / sc, sq = bk__pointwise(BK_OP_SQUARE, z, 0);
-    double l = bk__pointwise(BK_OP_LOG1P, sq, 0);
-    double dl = bk__pointwise_grad(BK_OP_LOG1P, sq, 0, l).d[0], dz = bk__pointwise_grad(BK_OP_SQUARE, z, 0, sq).d[0];
+    double z = (ok != 0 ? x : 0.0) / sc, sq = z * z;
+    double dl = 1 / (sq + 1), dz = 2 * z;
     double gv;
     if (scalar) {
         double gm = 0.0 + g * 1.0, ga = 0.0 + gm * -1.0, gl = 0.0 + ga * 1.0;
@@ -50,6 +55,10 @@ static inline double hc_grad(bool scalar, double ok, double x, double sc, double
 static void hc_backward_rows(bool scalar, int64_t n, const double *const *in, const int64_t *inc, const double *g,
                              int64_t ig, double *const *gx) {
     if (!gx[1]) return; /* (ok, the scale and its log need none) */
+    if (n == 1) { /* a scalar scale's prior: no strides */
+        gx[1][0] = hc_grad(scalar, in[0][0], in[1][0], in[2][0], g[0]);
+        return;
+    }
     for (int64_t k = 0; k < n; k++)
         gx[1][k] = hc_grad(scalar, in[0][k * inc[0]], in[1][k * inc[1]], in[2][k * inc[2]], g[k * ig]);
 }

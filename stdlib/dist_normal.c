@@ -48,6 +48,30 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
     double *gxx = gx[0], *gm = gx[1], *gs = gx[2];
     if (is == 0) { /* a shared scale: multiply by its reciprocal */
         const double r = 1 / s[0];
+        if (gxx && !gm && !gs) { /* a latent's prior: the value's gradient only */
+            if (n == 1) {
+                double z = (x[0] - m[0]) * r;
+                gxx[0] = -(g[0] * z * r);
+            } else if (ix == 1 && im == 0 && ig == 0) { /* a vector of latents, one loc, a sum's gradient */
+                const double mu = m[0], gk = g[0];
+                for (int64_t k = 0; k < n; k++) {
+                    double z = (x[k] - mu) * r;
+                    gxx[k] = -(gk * z * r);
+                }
+            } else if (ix == 1 && im == 0 && ig == 1) { /* the same, any gradient */
+                const double mu = m[0];
+                for (int64_t k = 0; k < n; k++) {
+                    double z = (x[k] - mu) * r;
+                    gxx[k] = -(g[k] * z * r);
+                }
+            } else {
+                for (int64_t k = 0; k < n; k++) {
+                    double z = (x[k * ix] - m[k * im]) * r;
+                    gxx[k] = -(g[k * ig] * z * r);
+                }
+            }
+            return;
+        }
         for (int64_t k = 0; k < n; k++) {
             double z = (x[k * ix] - m[k * im]) * r, gk = g[k * ig], zs = gk * z * r;
             if (gxx) gxx[k] = -zs;
@@ -57,10 +81,22 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
         return;
     }
     if (gm && !gxx && !gs && ix == 1 && im == 1 && is == 1) { /* observed data: the loc's gradient */
-        for (int64_t k = 0; k < n; k++) {
-            double sc = s[k], z = (x[k] - m[k]) / sc;
-            gm[k] = g[k * ig] * z / sc;
-        }
+        if (ig == 0) {
+            const double gk = g[0];
+            for (int64_t k = 0; k < n; k++) {
+                double sc = s[k], z = (x[k] - m[k]) / sc;
+                gm[k] = gk * z / sc;
+            }
+        } else if (ig == 1)
+            for (int64_t k = 0; k < n; k++) {
+                double sc = s[k], z = (x[k] - m[k]) / sc;
+                gm[k] = g[k] * z / sc;
+            }
+        else
+            for (int64_t k = 0; k < n; k++) {
+                double sc = s[k], z = (x[k] - m[k]) / sc;
+                gm[k] = g[k * ig] * z / sc;
+            }
         return;
     }
     for (int64_t k = 0; k < n; k++) {
@@ -83,6 +119,10 @@ static void lp_backward(int64_t n, const double *const *in, const int64_t *inc, 
 static void lpl_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
     const double *x = in[0], *m = in[1], *s = in[2], *l = in[3];
     int64_t ix = inc[0], im = inc[1], is = inc[2], il = inc[3];
+    if (n == 1) { /* a scalar latent's prior */
+        out[0] = lp_elem(x[0], m[0], s[0], l[0]);
+        return;
+    }
     if (ix == 1 && im == 1 && is == 1 && il == 1) { /* observations with their own scales */
         for (int64_t k = 0; k < n; k++) out[k] = lp_elem(x[k], m[k], s[k], l[k]);
         return;
@@ -103,6 +143,10 @@ static void lpl_forward(int64_t n, const double *const *in, const int64_t *inc, 
 static void lpl_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
                          const double *g, int64_t ig, double *const *gx) {
     double *gs = gx[2], *gl = gx[3];
+    if (!gs && !gl) { /* the scale needs no gradient: the case this form is made for */
+        lp_backward(n, in, inc, out, g, ig, gx); /* (its gx[2], the scale's, is NULL) */
+        return;
+    }
     double *const g3[3] = {gx[0], gx[1], NULL};
     lp_backward(n, in, inc, out, g, ig, g3);
     const double *x = in[0], *m = in[1], *s = in[2];

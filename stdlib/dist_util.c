@@ -272,6 +272,14 @@ static bool value_ok(int kind, double v) {
 /* value_ok over n values, in loops without a call per element (a replay
  * runs this on every evaluation: 10^4 logits of a logistic regression). */
 static bool values_ok(int kind, const double *v, int64_t n) {
+    if (kind == SL_V_REAL && n < 64) { /* no NaN, for a few values: v != v, four at a time */
+        bool nan = false;
+        int64_t k = 0;
+        for (; k + 4 <= n; k += 4)
+            nan |= (v[k] != v[k]) | (v[k + 1] != v[k + 1]) | (v[k + 2] != v[k + 2]) | (v[k + 3] != v[k + 3]);
+        for (; k < n; k++) nan |= v[k] != v[k];
+        return !nan;
+    }
     if (kind == SL_V_REAL) { /* no NaN: an OR over the bits, in blocks of 64 (a loop gcc vectorizes) */
         int64_t o = 0, k = 0;
         for (; k + 64 <= n; k += 64) {

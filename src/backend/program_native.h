@@ -34,10 +34,20 @@ typedef struct nat_ins {
     int64_t inc[BK_MAXIN];        /* 0: one element repeated, 1: n elements */
     const bk_fused *fused;
     double *o;                    /* the output's values */
+    double *ga;                   /* the output's tensor adjoint (in at) */
     int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
     uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
                                      adjoint, 2 a leaf's gradient */
     natx *ext;                    /* the kinds from K_BMAP on, else NULL */
+    uint8_t bw;                   /* the backward sweep runs this instruction (rg, and
+                                     not a chain's member before its last) */
+    uint8_t cpos;                 /* a chain's member after its first: the input that is
+                                     the member before's output */
+    int32_t chain;                /* a chain's last member: the chain's length (the
+                                     members are this one and the chain - 1 before) */
+    uint8_t need;                 /* bit k: input k is a slot that needs a gradient */
+    uint8_t alone;                /* bit k: input k is a slot of n elements that no
+                                     other input of this op is (K_FUSED's direct writes) */
 } nat_ins;
 
 struct bk_native {
@@ -50,15 +60,20 @@ struct bk_native {
     uint8_t *rg;                  /* per slot: needs a gradient */
     uint8_t *leaf;                /* per slot: an input */
     double *val, *at, *as;
-    uint8_t *has_s, *has_t;
+    uint8_t *has;                 /* per slot: HAS_S, HAS_T, HAS_U (program_native.c) */
     double *scratch;              /* BK_MAXIN runs of the largest n */
     int64_t maxn;
-    uint8_t failed;               /* an op of program_native_ops.c failed in this replay */
+    size_t ncall;                 /* K_CALL instructions (bk__natx_done's work) */
+    size_t input_guards;          /* guards on inputs (checked before the ops) */
 };
 
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not
  * compiled (for the tests). */
 int bk__native_kind(const bk_prog *p, size_t i);
+/* The length of the chain of scalar additions (program_native.c's
+ * find_chains) instruction i of p ends, 0 when none ends there or p is not
+ * compiled (for the tests). */
+int bk__native_chain(const bk_prog *p, size_t i);
 
 /* The tensor adjoint of slot s += c (m elements: s's own, or its single
  * element gets the four-way sum of c), as tensor.c's accumulate. */

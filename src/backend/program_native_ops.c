@@ -44,7 +44,7 @@ void bk__natx_free(bk_ctx *ctx, natx *x) {
 }
 
 void bk__natx_done(bk_native *N) {
-    for (size_t i = 0; i < N->nins; i++)
+    for (size_t i = 0; N->ncall && i < N->nins; i++)
         if (N->ins[i].kind == K_CALL && N->ins[i].ext) {
             bk_release(N->ins[i].ext->tout);
             N->ins[i].ext->tout = NULL;

@@ -8,7 +8,10 @@
  * points give the value and gradient of an interpreted evaluation (the
  * ops again, then bk_backward) bit for bit; the gradient matches central
  * differences.  A program the compiler refuses (a stack of five tensors)
- * is replayed through the ops with the same bits.  At the model level, an
+ * is replayed through the ops with the same bits.  A small model's shapes
+ * (single elements, a chain of scalar additions, a scalar broadcast into
+ * vectors, a fused kernel under a sum) replay as interpreted too, and the
+ * chain is found.  At the model level, an
  * HMM with Dirichlet priors (the shape of bench/hmm_cat_model.ppl) runs
  * compiled in the MCMC potential with the interpreted results, and so does
  * a logistic regression (X @ beta into Bernoulli(logits), with and without
@@ -195,6 +198,65 @@ static bk_tensor *case_wide(arena *a, bk_tensor *x) {
     return wsum(a, keep(a, bk_reduce(c, BK_OP_LOGSUMEXP, st, 0, false)));
 }
 
+/* a test kernel (bk_fused): out = x y + x; its backward reads g with the
+ * stride it is given (0: a sum's gradient, one value for every element) */
+static void tk_forward(int64_t n, const double *const *in, const int64_t *inc, double *out) {
+    for (int64_t k = 0; k < n; k++) {
+        double x = in[0][k * inc[0]], y = in[1][k * inc[1]];
+        out[k] = x * y + x;
+    }
+}
+
+static void tk_backward(int64_t n, const double *const *in, const int64_t *inc, const double *out,
+                        const double *g, int64_t ig, double *const *gx) {
+    (void)out;
+    for (int64_t k = 0; k < n; k++) {
+        double x = in[0][k * inc[0]], y = in[1][k * inc[1]], gk = g[k * ig];
+        if (gx[0]) gx[0][k] = gk * (y + 1);
+        if (gx[1]) gx[1][k] = gk * x;
+    }
+}
+
+static const bk_fused test_kernel = {"test_kernel", 2, tk_forward, tk_backward, NULL, NULL};
+
+static bk_idx at(int64_t i) { return (bk_idx){.kind = BK_IDX_INT, .start = i}; }
+
+/* A small model's shapes (program_native.c): single elements (scalar
+ * records), a chain of scalar additions and subtractions (the log
+ * density's sum of terms, swept in one loop) with constants and repeated
+ * terms in it, vectors with a single element broadcast on either side of
+ * +, -, *, / (the stride-free loops), a fused kernel whose output is summed
+ * (its gradient held once and read with stride 0), and a slot summed that
+ * other ops use too (the held gradient expanded before they add to it). */
+static bk_tensor *case_small(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_idx e0[2] = {at(0), at(1)}, e1[2] = {at(2), at(3)}, r1[2] = {at(1), slice(0, 4, 1)};
+    bk_tensor *u = keep(a, bk_index(c, x, 2, e0)), *w = keep(a, bk_index(c, x, 2, e1)); /* one element each */
+    bk_tensor *v = keep(a, bk_unop(c, BK_OP_EXP, keep(a, bk_index(c, x, 2, r1))));   /* [4] */
+    bk_tensor *eu = keep(a, bk_unop(c, BK_OP_EXP, u));
+    bk_tensor *m1 = keep(a, bk_mul(c, eu, v));   /* one element times a vector */
+    bk_tensor *m2 = keep(a, bk_add(c, v, w));    /* a vector plus one element */
+    bk_tensor *m3 = keep(a, bk_sub(c, m1, m2));  /* two vectors */
+    bk_tensor *m4 = keep(a, bk_div(c, w, v));    /* one element over a vector */
+    bk_tensor *m5 = keep(a, bk_sub(c, u, m1));   /* one element minus a vector */
+    bk_tensor *f = keep(a, bk_fused_apply(c, &test_kernel, (bk_tensor *[]){m3, v}));
+    bk_tensor *uw = keep(a, bk_mul(c, u, w));
+    bk_tensor *dw = keep(a, bk_div(c, u, keep(a, bk_add_s(c, keep(a, bk_unop(c, BK_OP_SQUARE, w)), 1.0))));
+    bk_tensor *terms[] = {keep(a, bk_sum_all(c, f)), uw, keep(a, bk_sum_all(c, v)), wsum(a, m4), dw,
+                          keep(a, bk_sum_all(c, m5)), uw, keep(a, bk_scalar(c, 0.25)),
+                          keep(a, bk_sum_all(c, x))};
+    bk_tensor *l = keep(a, bk_add_s(c, keep(a, bk_unop(c, BK_OP_EXP, w)), -0.5));
+    for (size_t i = 0; i < sizeof terms / sizeof *terms; i++)
+        l = keep(a, i % 3 == 1 ? bk_sub(c, l, terms[i]) : bk_add(c, l, terms[i]));
+    return l;
+}
+
+/* The gradient of a sum of the input alone: held once to the end (the
+ * replay's gradient expands it). */
+static bk_tensor *case_sum_input(arena *a, bk_tensor *x) {
+    return keep(a, bk_mul_s(a->c, keep(a, bk_sum_all(a->c, x)), 0.5));
+}
+
 /* ------------------------------------------------------------ harness --- */
 
 /* The interpreted value and gradient at q. */
@@ -284,6 +346,40 @@ END_TEST
 START_TEST(native_kernel_calls) { run_case(case_call, true, K_CALL, 4, 4); }
 END_TEST
 START_TEST(replay_through_ops_wide) { run_case(case_wide, false, 0, 0, 0); }
+END_TEST
+START_TEST(native_small_model) {
+    run_case(case_small, true, K_SCALAR, 8, 0);
+    run_case(case_sum_input, true, K_SUM, 1, 0);
+}
+END_TEST
+
+/* The chains case_small's sum of terms makes: one, of all nine terms
+ * (the tenth op, the first term, starts it). */
+START_TEST(native_chain_found) {
+    arena a = {.c = bk_ctx_new(NULL)};
+    bk_ctx *c = a.c;
+    double q0[12];
+    for (int i = 0; i < 12; i++) q0[i] = 0.1 * i - 0.4;
+    ck_assert(bk_prog_begin(c) == 0);
+    bk_tensor *x = keep(&a, bk_from_f64(c, 2, SH(3, 4), q0));
+    bk_set_requires_grad(x, true);
+    bk_prog_input(c, x, 0);
+    bk_tensor *l = case_small(&a, x);
+    bk_prog *p = bk_prog_end(c, l, NULL, 0);
+    ck_assert(p != NULL && bk_prog_native(p));
+    bk_tape_reset(c);
+    arena_clear(&a);
+    int chains = 0, longest = 0;
+    for (size_t i = 0; i < bk_prog_len(p); i++) {
+        int n = bk__native_chain(p, i);
+        chains += n > 0;
+        if (n > longest) longest = n;
+    }
+    ck_assert_int_eq(chains, 1);
+    ck_assert_int_eq(longest, 10);
+    bk_prog_free(p);
+    bk_ctx_free(c);
+}
 END_TEST
 
 /* An op called through its kernel that fails at a point (a Cholesky
@@ -464,6 +560,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, native_concat_stack);
     tcase_add_test(tc, native_kernel_calls);
     tcase_add_test(tc, replay_through_ops_wide);
+    tcase_add_test(tc, native_small_model);
+    tcase_add_test(tc, native_chain_found);
     tcase_add_test(tc, native_call_failure);
     tcase_add_test(tc, hmm_potential_native);
     tcase_add_test(tc, logreg_potential_native);
