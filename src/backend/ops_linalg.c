@@ -121,8 +121,9 @@ GEMV_CLONES static void gemv_thin_t(int64_t m, int64_t n, const double *A, const
  *   op(A) = A^T: per block, the four by four triangle, then the block's
  *   contribution to the rest of x, x_j -= (a0_j y0 + a1_j y1) + (a2_j y2 +
  *   a3_j y3), as the axpy form of the substitution reads A by rows.
- * Rows left over from the blocks of four go one by one, where the vectors
- * would not be full.  Returns false when a diagonal entry is zero (and
+ * The blocks are placed so that their dots and updates run over whole
+ * vectors (lengths multiples of 4); the n mod 4 rows left over go one by
+ * one.  Returns false when a diagonal entry is zero (and
  * not unit): x is then garbage. */
 #define TRI_INLINE static inline __attribute__((always_inline))
 
@@ -135,10 +136,11 @@ TRI_INLINE double tri_dot1(const double *a, const double *x, int64_t len) {
     return s;
 }
 
-/* s[r] = row r (a + r * lda) dot x over len entries, the order of tri_dot1 */
+/* s[r] = row r (a + r * lda) dot x over len entries, len a multiple of 4
+ * (the blocks below are placed so), the order of tri_dot1 */
 TRI_INLINE void tri_dot4(const double *a, int64_t lda, const double *x, int64_t len, double *s) {
     const double *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-    int64_t nv = len / 4;
+    int64_t nv = len / 4; /* len % 4 == 0 */
     gemv_v4 c0 = {0, 0, 0, 0}, c1 = c0, c2 = c0, c3 = c0;
     for (int64_t j = 0; j < nv; j++) {
         gemv_v4 xv = gemv_ld(x + 4 * j);
@@ -151,12 +153,6 @@ TRI_INLINE void tri_dot4(const double *a, int64_t lda, const double *x, int64_t 
     s[1] = (c1[0] + c1[1]) + (c1[2] + c1[3]);
     s[2] = (c2[0] + c2[1]) + (c2[2] + c2[3]);
     s[3] = (c3[0] + c3[1]) + (c3[2] + c3[3]);
-    for (int64_t j = 4 * nv; j < len; j++) {
-        s[0] = s[0] + a0[j] * x[j];
-        s[1] = s[1] + a1[j] * x[j];
-        s[2] = s[2] + a2[j] * x[j];
-        s[3] = s[3] + a3[j] * x[j];
-    }
 }
 
 /* x[j] -= a[j] y for j < len */
@@ -170,7 +166,8 @@ TRI_INLINE void tri_axpy1(double *x, const double *a, double y, int64_t len) {
     for (int64_t j = 4 * nv; j < len; j++) x[j] = x[j] - a[j] * y;
 }
 
-/* x[j] -= (a0_j y0 + a1_j y1) + (a2_j y2 + a3_j y3), rows r at a + r * lda */
+/* x[j] -= (a0_j y0 + a1_j y1) + (a2_j y2 + a3_j y3) for j < len, len a
+ * multiple of 4, rows r at a + r * lda */
 TRI_INLINE void tri_axpy4(double *x, const double *a, int64_t lda, const double *y, int64_t len) {
     const double *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
     int64_t nv = len / 4;
@@ -181,8 +178,6 @@ TRI_INLINE void tri_axpy4(double *x, const double *a, int64_t lda, const double 
                                           (gemv_ld(a2 + 4 * j) * y2 + gemv_ld(a3 + 4 * j) * y3));
         memcpy(x + 4 * j, &v, sizeof v);
     }
-    for (int64_t j = 4 * nv; j < len; j++)
-        x[j] = x[j] - ((a0[j] * y[0] + a1[j] * y[1]) + (a2[j] * y[2] + a3[j] * y[3]));
 }
 
 /* t / d, or t when the diagonal is unit; false (through *ok) on a zero d */
