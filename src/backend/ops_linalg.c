@@ -117,14 +117,14 @@ GEMV_CLONES static void gemv_thin_t(int64_t m, int64_t n, const double *A, const
  *   op(A) = A (forward substitution for lower, backward for upper): per
  *   block of four rows, their four dots with the solved part of x (lanes
  *   j mod 4 in order of j, then (l0 + l1) + (l2 + l3), then the columns
- *   past the last full vector), then the four by four triangle;
+ *   past the last full vector), then the four by four triangle (tri4);
  *   op(A) = A^T: per block, the four by four triangle, then the block's
  *   contribution to the rest of x, x_j -= (a0_j y0 + a1_j y1) + (a2_j y2 +
  *   a3_j y3), as the axpy form of the substitution reads A by rows.
  * The blocks are placed so that their dots and updates run over whole
  * vectors (lengths multiples of 4); the n mod 4 rows left over go one by
- * one.  Returns false when a diagonal entry is zero (and
- * not unit): x is then garbage. */
+ * one.  Returns false when a diagonal entry is zero (and not unit): x is
+ * then garbage. */
 #define TRI_INLINE static inline __attribute__((always_inline))
 
 TRI_INLINE double tri_dot1(const double *a, const double *x, int64_t len) {
@@ -187,20 +187,59 @@ TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
     return t / d;
 }
 
+/* x = T^-1 y for a block's four by four lower triangle T (rows and
+ * columns in the order the block solves them; only c <= r read), unit:
+ * ones on the diagonal.  Through the explicit inverse W = T^-1 when the
+ * diagonal's reciprocals are normal numbers (every |d| in [2^-1000,
+ * 2^1000]): W depends on A alone, so it is worked out off the chain of
+ * dependent updates, and x is one small matrix-vector product on it, one
+ * multiply and two adds deep where substitution row after row would be
+ * four divisions and six multiply-subtracts deep (most of the time of a
+ * solve at n = 100).  Else by substitution with divisions.  A zero on the
+ * diagonal clears *ok. */
+TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool *ok) {
+    gemv_v4 one = {1, 1, 1, 1}, d = {T[0][0], T[1][1], T[2][2], T[3][3]};
+    bool inv = true;
+    if (unit) d = one;
+    for (int r = 0; r < 4; r++) {
+        double m = fabs(d[r]);
+        if (m == 0.0) *ok = false;
+        if (!(m >= 0x1p-1000 && m <= 0x1p1000)) inv = false;
+    }
+    if (!inv) {
+        for (int r = 0; r < 4; r++) {
+            double t = y[r];
+            for (int c = 0; c < r; c++) t = t - T[r][c] * x[c];
+            x[r] = t / d[r];
+        }
+        return;
+    }
+    d = one / d;
+    /* W[r][c] = -d_r sum_{c <= k < r} T[r][k] W[k][c], W[r][r] = d_r */
+    double w10 = -d[1] * (T[1][0] * d[0]);
+    double w21 = -d[2] * (T[2][1] * d[1]);
+    double w20 = -d[2] * (T[2][0] * d[0] + T[2][1] * w10);
+    double w32 = -d[3] * (T[3][2] * d[2]);
+    double w31 = -d[3] * (T[3][1] * d[1] + T[3][2] * w21);
+    double w30 = -d[3] * ((T[3][0] * d[0] + T[3][1] * w10) + T[3][2] * w20);
+    x[0] = d[0] * y[0];
+    x[1] = w10 * y[0] + d[1] * y[1];
+    x[2] = (w20 * y[0] + w21 * y[1]) + d[2] * y[2];
+    x[3] = (w30 * y[0] + w31 * y[1]) + (w32 * y[2] + d[3] * y[3]);
+}
+
 /* lower, A x = b: blocks of four rows from the top, the rest one by one */
 GEMV_CLONES static bool trsv_ln(int64_t n, const double *A, bool unit, double *x) {
     bool ok = true;
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
         const double *a = A + i * n;
-        double s[4];
+        double T[4][4], s[4], y[4];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c <= r; c++) T[r][c] = a[r * n + i + c];
         tri_dot4(a, n, x, i, s);
-        for (int r = 0; r < 4; r++) {
-            const double *ar = a + r * n;
-            double t = x[i + r] - s[r];
-            for (int c = 0; c < r; c++) t = t - ar[i + c] * x[i + c];
-            x[i + r] = tri_div(t, ar[i + r], unit, &ok);
-        }
+        for (int r = 0; r < 4; r++) y[r] = x[i + r] - s[r];
+        tri4(T, unit, y, x + i, &ok);
     }
     for (; i < n; i++) {
         const double *a = A + i * n;
@@ -216,14 +255,13 @@ GEMV_CLONES static bool trsv_un(int64_t n, const double *A, bool unit, double *x
     int64_t m = n % 4;
     for (int64_t i = n - 4; i >= m; i -= 4) {
         const double *a = A + i * n;
-        double s[4];
+        double T[4][4], s[4], y[4], z[4];
+        for (int r = 0; r < 4; r++) /* rows and columns from the bottom */
+            for (int c = 0; c <= r; c++) T[r][c] = a[(3 - r) * n + i + 3 - c];
         tri_dot4(a + i + 4, n, x + i + 4, n - i - 4, s);
-        for (int r = 3; r >= 0; r--) {
-            const double *ar = a + r * n;
-            double t = x[i + r] - s[r];
-            for (int c = 3; c > r; c--) t = t - ar[i + c] * x[i + c];
-            x[i + r] = tri_div(t, ar[i + r], unit, &ok);
-        }
+        for (int r = 0; r < 4; r++) y[r] = x[i + 3 - r] - s[3 - r];
+        tri4(T, unit, y, z, &ok);
+        for (int r = 0; r < 4; r++) x[i + 3 - r] = z[r];
     }
     for (int64_t i = m - 1; i >= 0; i--) {
         const double *a = A + i * n;
@@ -244,11 +282,12 @@ GEMV_CLONES static bool trsv_lt(int64_t n, const double *A, bool unit, double *x
     }
     for (int64_t i = nb - 4; i >= 0; i -= 4) {
         const double *a = A + i * n;
-        for (int r = 3; r >= 0; r--) {
-            double t = x[i + r];
-            for (int c = 3; c > r; c--) t = t - a[c * n + i + r] * x[i + c];
-            x[i + r] = tri_div(t, a[r * n + i + r], unit, &ok);
-        }
+        double T[4][4], y[4], z[4];
+        for (int r = 0; r < 4; r++) /* A^T's rows and columns from the bottom */
+            for (int c = 0; c <= r; c++) T[r][c] = a[(3 - c) * n + i + 3 - r];
+        for (int r = 0; r < 4; r++) y[r] = x[i + 3 - r];
+        tri4(T, unit, y, z, &ok);
+        for (int r = 0; r < 4; r++) x[i + 3 - r] = z[r];
         tri_axpy4(x, a, n, x + i, i);
     }
     return ok;
@@ -266,11 +305,11 @@ GEMV_CLONES static bool trsv_ut(int64_t n, const double *A, bool unit, double *x
     }
     for (int64_t i = m; i + 4 <= n; i += 4) {
         const double *a = A + i * n;
-        for (int r = 0; r < 4; r++) {
-            double t = x[i + r];
-            for (int c = 0; c < r; c++) t = t - a[c * n + i + r] * x[i + c];
-            x[i + r] = tri_div(t, a[r * n + i + r], unit, &ok);
-        }
+        double T[4][4], y[4];
+        for (int r = 0; r < 4; r++) /* A^T's rows and columns */
+            for (int c = 0; c <= r; c++) T[r][c] = a[c * n + i + r];
+        for (int r = 0; r < 4; r++) y[r] = x[i + r];
+        tri4(T, unit, y, x + i, &ok);
         tri_axpy4(x + i + 4, a + i + 4, n, x + i, n - i - 4);
     }
     return ok;
