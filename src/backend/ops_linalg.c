@@ -1,6 +1,7 @@
 /* ops_linalg.c - linear algebra: matmul (NumPy semantics, batched, BLAS
- * gemm/gemv/dot with a native float32 path), cholesky, solve_triangular,
- * logdet and inverse (LAPACK), with their backward rules.
+ * gemm/gemv/dot with a native float32 path), cholesky, solve_triangular
+ * (own vectorized substitution loops for one right-hand side, BLAS dtrsm
+ * for several), logdet and inverse (LAPACK), with their backward rules.
  *
  * Matrices are row-major.  LAPACK is called in column-major mode on the
  * row-major buffer, which hands it the transpose: harmless for symmetric
@@ -126,6 +127,7 @@ GEMV_CLONES static void gemv_thin_t(int64_t m, int64_t n, const double *A, const
  * one.  Returns false when a diagonal entry is zero (and not unit): x is
  * then garbage. */
 #define TRI_INLINE static inline __attribute__((always_inline))
+typedef int64_t tri_m4 __attribute__((vector_size(32))); /* lanes of a comparison of gemv_v4 */
 
 TRI_INLINE double tri_dot1(const double *a, const double *x, int64_t len) {
     int64_t nv = len / 4;
@@ -199,13 +201,17 @@ TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
  * diagonal clears *ok. */
 TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool *ok) {
     gemv_v4 one = {1, 1, 1, 1}, d = {T[0][0], T[1][1], T[2][2], T[3][3]};
-    bool inv = true;
     if (unit) d = one;
-    for (int r = 0; r < 4; r++) {
-        double m = fabs(d[r]);
-        if (m == 0.0) *ok = false;
-        if (!(m >= 0x1p-1000 && m <= 0x1p1000)) inv = false;
-    }
+    /* the four tests at once: m = |d| (the sign bits cleared); lanes of
+     * the comparisons are -1 where true */
+    gemv_v4 m, lo = {0x1p-1000, 0x1p-1000, 0x1p-1000, 0x1p-1000}, hi = {0x1p1000, 0x1p1000, 0x1p1000, 0x1p1000};
+    tri_m4 bits, sign = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    memcpy(&bits, &d, sizeof bits);
+    bits &= sign;
+    memcpy(&m, &bits, sizeof m);
+    tri_m4 zero = m == 0.0, in = (m >= lo) & (m <= hi);
+    if ((zero[0] | zero[1]) | (zero[2] | zero[3])) *ok = false;
+    bool inv = (in[0] & in[1]) & (in[2] & in[3]);
     if (!inv) {
         for (int r = 0; r < 4; r++) {
             double t = y[r];
