@@ -91,6 +91,18 @@ static int build(const sl_args *a, sl_dist *d) {
     return sl_build_finish(a, &b, d);
 }
 
+/* a expanded to shape (nd dims), or a itself where it has that shape: an
+ * expand to the same shape would be one more op per evaluation (a copy, in
+ * a recorded program) for nothing. */
+static bk_tensor *expand_to(sl_scope *s, bk_tensor *a, int nd, const int64_t *shape) {
+    if (s->err || !a) {
+        s->err = true;
+        return NULL;
+    }
+    if (a->ndim == nd && !memcmp(a->shape, shape, (size_t)nd * sizeof *shape)) return a;
+    return s_expand(s, a, nd, shape);
+}
+
 /* L broadcast to batch shape B (nb dims) + [n, n]. */
 static bk_tensor *L_for(sl_scope *s, const sl_dist *d, int nb, const int64_t *B) {
     int64_t sh[BK_MAXDIM];
@@ -98,7 +110,7 @@ static bk_tensor *L_for(sl_scope *s, const sl_dist *d, int nb, const int64_t *B)
     memcpy(sh, B, nb * sizeof *sh);
     sh[nb] = n;
     sh[nb + 1] = n;
-    return s_expand(s, d->p[2], nb + 2, sh);
+    return expand_to(s, d->p[2], nb + 2, sh);
 }
 
 static bk_tensor *half_logdet(sl_scope *s, const sl_dist *d) {
@@ -123,12 +135,13 @@ static bk_tensor *log_prob(bk_ctx *ctx, const sl_dist *d, bk_tensor *x) {
         nb + 2 > BK_MAXDIM)
         return s_done(&s, NULL);
     B[nb] = n;
-    diff = s_expand(&s, diff, nb + 1, B);
+    diff = expand_to(&s, diff, nb + 1, B);
     bk_tensor *Lb = L_for(&s, d, nb, B);
     bk_tensor *z = NULL;
-    bk_tensor *col = s_unsq(&s, diff, -1);
-    if (!s.err) z = s_keep(&s, bk_solve_triangular(ctx, Lb, col, false));
-    bk_tensor *maha = s_sum(&s, s_sum(&s, s_square(&s, z), -1, false), -1, false);
+    /* diff [B, n] against L [B, n, n]: solve_triangular takes diff as a
+     * batch of vectors (one forward substitution each), z = L^-1 diff */
+    if (!s.err) z = s_keep(&s, bk_solve_triangular(ctx, Lb, diff, false));
+    bk_tensor *maha = s_sum(&s, s_square(&s, z), -1, false);
     bk_tensor *lp = s_adds(&s, s_muls(&s, maha, -0.5), -0.5 * (double)n * SL_LOG_2PI);
     return s_done(&s, s_sub(&s, lp, half_logdet(&s, d)));
 }

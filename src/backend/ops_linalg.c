@@ -1,6 +1,7 @@
 /* ops_linalg.c - linear algebra: matmul (NumPy semantics, batched, BLAS
- * gemm/gemv/dot with a native float32 path), cholesky, solve_triangular,
- * logdet and inverse (LAPACK), with their backward rules.
+ * gemm/gemv/dot with a native float32 path), cholesky, solve_triangular
+ * (own vectorized substitution loops for one right-hand side, BLAS dtrsm
+ * for several), logdet and inverse (LAPACK), with their backward rules.
  *
  * Matrices are row-major.  LAPACK is called in column-major mode on the
  * row-major buffer, which hands it the transpose: harmless for symmetric
@@ -106,9 +107,230 @@ GEMV_CLONES static void gemv_thin_t(int64_t m, int64_t n, const double *A, const
     memcpy(y, out, (size_t)n * sizeof *y);
 }
 
+/* Triangular solves of one right-hand side in place, x = op(A)^-1 x, A
+ * n x n row-major (solve_batches below; the MultivariateNormal density
+ * makes one forward solve per evaluation and its gradient one transposed
+ * solve).  OpenBLAS's dtrsv cost about 16k instructions at n = 100, most
+ * of it in calls of its small dot and axpy kernels; these loops take
+ * four rows of A at a time, with the same four-lane vectors and fixed
+ * order of operations as the gemv loops above (so the clones agree to the
+ * bit):
+ *   op(A) = A (forward substitution for lower, backward for upper): per
+ *   block of four rows, their four dots with the solved part of x (lanes
+ *   j mod 4 in order of j, then (l0 + l1) + (l2 + l3), then the columns
+ *   past the last full vector), then the four by four triangle (tri4);
+ *   op(A) = A^T: per block, the four by four triangle, then the block's
+ *   contribution to the rest of x, x_j -= (a0_j y0 + a1_j y1) + (a2_j y2 +
+ *   a3_j y3), as the axpy form of the substitution reads A by rows.
+ * The blocks are placed so that their dots and updates run over whole
+ * vectors (lengths multiples of 4); the n mod 4 rows left over go one by
+ * one.  Returns false when a diagonal entry is zero (and not unit): x is
+ * then garbage. */
+#define TRI_INLINE static inline __attribute__((always_inline))
+typedef int64_t tri_m4 __attribute__((vector_size(32))); /* lanes of a comparison of gemv_v4 */
+
+TRI_INLINE double tri_dot1(const double *a, const double *x, int64_t len) {
+    int64_t nv = len / 4;
+    gemv_v4 c = {0, 0, 0, 0};
+    for (int64_t j = 0; j < nv; j++) c = c + gemv_ld(a + 4 * j) * gemv_ld(x + 4 * j);
+    double s = (c[0] + c[1]) + (c[2] + c[3]);
+    for (int64_t j = 4 * nv; j < len; j++) s = s + a[j] * x[j];
+    return s;
+}
+
+/* s[r] = row r (a + r * lda) dot x over len entries, len a multiple of 4
+ * (the blocks below are placed so), the order of tri_dot1 */
+TRI_INLINE void tri_dot4(const double *a, int64_t lda, const double *x, int64_t len, double *s) {
+    const double *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    int64_t nv = len / 4; /* len % 4 == 0 */
+    gemv_v4 c0 = {0, 0, 0, 0}, c1 = c0, c2 = c0, c3 = c0;
+    for (int64_t j = 0; j < nv; j++) {
+        gemv_v4 xv = gemv_ld(x + 4 * j);
+        c0 = c0 + gemv_ld(a0 + 4 * j) * xv;
+        c1 = c1 + gemv_ld(a1 + 4 * j) * xv;
+        c2 = c2 + gemv_ld(a2 + 4 * j) * xv;
+        c3 = c3 + gemv_ld(a3 + 4 * j) * xv;
+    }
+    s[0] = (c0[0] + c0[1]) + (c0[2] + c0[3]);
+    s[1] = (c1[0] + c1[1]) + (c1[2] + c1[3]);
+    s[2] = (c2[0] + c2[1]) + (c2[2] + c2[3]);
+    s[3] = (c3[0] + c3[1]) + (c3[2] + c3[3]);
+}
+
+/* x[j] -= a[j] y for j < len */
+TRI_INLINE void tri_axpy1(double *x, const double *a, double y, int64_t len) {
+    int64_t nv = len / 4;
+    gemv_v4 yv = {y, y, y, y};
+    for (int64_t j = 0; j < nv; j++) {
+        gemv_v4 v = gemv_ld(x + 4 * j) - gemv_ld(a + 4 * j) * yv;
+        memcpy(x + 4 * j, &v, sizeof v);
+    }
+    for (int64_t j = 4 * nv; j < len; j++) x[j] = x[j] - a[j] * y;
+}
+
+/* x[j] -= (a0_j y0 + a1_j y1) + (a2_j y2 + a3_j y3) for j < len, len a
+ * multiple of 4, rows r at a + r * lda */
+TRI_INLINE void tri_axpy4(double *x, const double *a, int64_t lda, const double *y, int64_t len) {
+    const double *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+    int64_t nv = len / 4;
+    gemv_v4 y0 = {y[0], y[0], y[0], y[0]}, y1 = {y[1], y[1], y[1], y[1]};
+    gemv_v4 y2 = {y[2], y[2], y[2], y[2]}, y3 = {y[3], y[3], y[3], y[3]};
+    for (int64_t j = 0; j < nv; j++) {
+        gemv_v4 v = gemv_ld(x + 4 * j) - ((gemv_ld(a0 + 4 * j) * y0 + gemv_ld(a1 + 4 * j) * y1) +
+                                          (gemv_ld(a2 + 4 * j) * y2 + gemv_ld(a3 + 4 * j) * y3));
+        memcpy(x + 4 * j, &v, sizeof v);
+    }
+}
+
+/* t / d, or t when the diagonal is unit; false (through *ok) on a zero d */
+TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
+    if (unit) return t;
+    if (d == 0.0) *ok = false;
+    return t / d;
+}
+
+/* x = T^-1 y for a block's four by four lower triangle T (rows and
+ * columns in the order the block solves them; only c <= r read), unit:
+ * ones on the diagonal.  Through the explicit inverse W = T^-1 when the
+ * diagonal's reciprocals are normal numbers (every |d| in [2^-1000,
+ * 2^1000]): W depends on A alone, so it is worked out off the chain of
+ * dependent updates, and x is one small matrix-vector product on it, one
+ * multiply and two adds deep where substitution row after row would be
+ * four divisions and six multiply-subtracts deep (most of the time of a
+ * solve at n = 100).  Else by substitution with divisions.  A zero on the
+ * diagonal clears *ok. */
+TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool *ok) {
+    gemv_v4 one = {1, 1, 1, 1}, d = {T[0][0], T[1][1], T[2][2], T[3][3]};
+    if (unit) d = one;
+    /* the four tests at once: m = |d| (the sign bits cleared); lanes of
+     * the comparisons are -1 where true */
+    gemv_v4 m, lo = {0x1p-1000, 0x1p-1000, 0x1p-1000, 0x1p-1000}, hi = {0x1p1000, 0x1p1000, 0x1p1000, 0x1p1000};
+    tri_m4 bits, sign = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+    memcpy(&bits, &d, sizeof bits);
+    bits &= sign;
+    memcpy(&m, &bits, sizeof m);
+    tri_m4 zero = m == 0.0, in = (m >= lo) & (m <= hi);
+    if ((zero[0] | zero[1]) | (zero[2] | zero[3])) *ok = false;
+    bool inv = (in[0] & in[1]) & (in[2] & in[3]);
+    if (!inv) {
+        for (int r = 0; r < 4; r++) {
+            double t = y[r];
+            for (int c = 0; c < r; c++) t = t - T[r][c] * x[c];
+            x[r] = t / d[r];
+        }
+        return;
+    }
+    d = one / d;
+    /* W[r][c] = -d_r sum_{c <= k < r} T[r][k] W[k][c], W[r][r] = d_r */
+    double w10 = -d[1] * (T[1][0] * d[0]);
+    double w21 = -d[2] * (T[2][1] * d[1]);
+    double w20 = -d[2] * (T[2][0] * d[0] + T[2][1] * w10);
+    double w32 = -d[3] * (T[3][2] * d[2]);
+    double w31 = -d[3] * (T[3][1] * d[1] + T[3][2] * w21);
+    double w30 = -d[3] * ((T[3][0] * d[0] + T[3][1] * w10) + T[3][2] * w20);
+    x[0] = d[0] * y[0];
+    x[1] = w10 * y[0] + d[1] * y[1];
+    x[2] = (w20 * y[0] + w21 * y[1]) + d[2] * y[2];
+    x[3] = (w30 * y[0] + w31 * y[1]) + (w32 * y[2] + d[3] * y[3]);
+}
+
+/* lower, A x = b: blocks of four rows from the top, the rest one by one */
+GEMV_CLONES static bool trsv_ln(int64_t n, const double *A, bool unit, double *x) {
+    bool ok = true;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const double *a = A + i * n;
+        double T[4][4], s[4], y[4];
+        for (int r = 0; r < 4; r++)
+            for (int c = 0; c <= r; c++) T[r][c] = a[r * n + i + c];
+        tri_dot4(a, n, x, i, s);
+        for (int r = 0; r < 4; r++) y[r] = x[i + r] - s[r];
+        tri4(T, unit, y, x + i, &ok);
+    }
+    for (; i < n; i++) {
+        const double *a = A + i * n;
+        x[i] = tri_div(x[i] - tri_dot1(a, x, i), a[i], unit, &ok);
+    }
+    return ok;
+}
+
+/* upper, A x = b: blocks of four rows from the bottom (their dots over
+ * whole vectors), then the n mod 4 top rows one by one */
+GEMV_CLONES static bool trsv_un(int64_t n, const double *A, bool unit, double *x) {
+    bool ok = true;
+    int64_t m = n % 4;
+    for (int64_t i = n - 4; i >= m; i -= 4) {
+        const double *a = A + i * n;
+        double T[4][4], s[4], y[4], z[4];
+        for (int r = 0; r < 4; r++) /* rows and columns from the bottom */
+            for (int c = 0; c <= r; c++) T[r][c] = a[(3 - r) * n + i + 3 - c];
+        tri_dot4(a + i + 4, n, x + i + 4, n - i - 4, s);
+        for (int r = 0; r < 4; r++) y[r] = x[i + 3 - r] - s[3 - r];
+        tri4(T, unit, y, z, &ok);
+        for (int r = 0; r < 4; r++) x[i + 3 - r] = z[r];
+    }
+    for (int64_t i = m - 1; i >= 0; i--) {
+        const double *a = A + i * n;
+        x[i] = tri_div(x[i] - tri_dot1(a + i + 1, x + i + 1, n - i - 1), a[i], unit, &ok);
+    }
+    return ok;
+}
+
+/* lower, A^T x = b: the rows past the last block of four one by one from
+ * the bottom, then the blocks upwards (their updates over whole vectors) */
+GEMV_CLONES static bool trsv_lt(int64_t n, const double *A, bool unit, double *x) {
+    bool ok = true;
+    int64_t nb = n - n % 4;
+    for (int64_t i = n - 1; i >= nb; i--) {
+        const double *a = A + i * n;
+        x[i] = tri_div(x[i], a[i], unit, &ok);
+        tri_axpy1(x, a, x[i], i);
+    }
+    for (int64_t i = nb - 4; i >= 0; i -= 4) {
+        const double *a = A + i * n;
+        double T[4][4], y[4], z[4];
+        for (int r = 0; r < 4; r++) /* A^T's rows and columns from the bottom */
+            for (int c = 0; c <= r; c++) T[r][c] = a[(3 - c) * n + i + 3 - r];
+        for (int r = 0; r < 4; r++) y[r] = x[i + 3 - r];
+        tri4(T, unit, y, z, &ok);
+        for (int r = 0; r < 4; r++) x[i + 3 - r] = z[r];
+        tri_axpy4(x, a, n, x + i, i);
+    }
+    return ok;
+}
+
+/* upper, A^T x = b: the n mod 4 top rows one by one, then blocks of four
+ * downwards (their updates over whole vectors) */
+GEMV_CLONES static bool trsv_ut(int64_t n, const double *A, bool unit, double *x) {
+    bool ok = true;
+    int64_t m = n % 4;
+    for (int64_t i = 0; i < m; i++) {
+        const double *a = A + i * n;
+        x[i] = tri_div(x[i], a[i], unit, &ok);
+        tri_axpy1(x + i + 1, a + i + 1, x[i], n - i - 1);
+    }
+    for (int64_t i = m; i + 4 <= n; i += 4) {
+        const double *a = A + i * n;
+        double T[4][4], y[4];
+        for (int r = 0; r < 4; r++) /* A^T's rows and columns */
+            for (int c = 0; c <= r; c++) T[r][c] = a[c * n + i + r];
+        for (int r = 0; r < 4; r++) y[r] = x[i + r];
+        tri4(T, unit, y, x + i, &ok);
+        tri_axpy4(x + i + 4, a + i + 4, n, x + i, n - i - 4);
+    }
+    return ok;
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC pop_options
 #endif
+
+/* x = op(A)^-1 x for one right-hand side (the loops above); false on a
+ * zero diagonal entry (not unit). */
+static bool trsv(int64_t n, const double *A, bool upper, bool trans, bool unit, double *x) {
+    if (upper) return trans ? trsv_ut(n, A, unit, x) : trsv_un(n, A, unit, x);
+    return trans ? trsv_lt(n, A, unit, x) : trsv_ln(n, A, unit, x);
+}
 
 void bk__dgemv(int trans, int64_t m, int64_t n, const double *A, int64_t lda, const double *x, int64_t incx,
                double *y) {
@@ -691,6 +913,19 @@ static int solve_shape(bk_ctx *ctx, const bk_tensor *A, const bk_tensor *b, solv
     return 0;
 }
 
+/* Whether A (n x n) has a zero on its diagonal (never when unit); *at,
+ * when not NULL, receives the first such position. */
+static bool singular_at(const double *A, int n, bool unit, int *at)
+{
+    for (int d = 0; d < n && !unit; d++)
+        if (A[(int64_t)d * n + d] == 0.0) {
+            if (at)
+                *at = d;
+            return true;
+        }
+    return false;
+}
+
 static int solve_batches(bk_ctx *ctx, const bk_opargs *args, const solve_geom *g,
                          const bk_tensor *A, const double *Ad, const bk_tensor *b,
                          const double *bd, double *x)
@@ -709,23 +944,27 @@ static int solve_batches(bk_ctx *ctx, const bk_opargs *args, const solve_geom *g
     for (int64_t i = 0; i < nbatch; i++) {
         const double *Ai = Ad + ao;
         double *xi = x + i * nk;
-        for (int d = 0; d < g->n && !args->unit; d++) {
-            if (Ai[(int64_t)d * g->n + d] == 0.0) {
-                bk_seterr(ctx, "solve_triangular: matrix is singular (zero at diagonal "
-                               "position %d)", d);
-                return -1;
-            }
-        }
         memcpy(xi, bd + bo, (size_t)nk * sizeof(double));
         /* one right-hand side (a vector, or a matrix of one column, as the
-         * MultivariateNormal density solves): the triangular solve of a
-         * vector; dtrsm would pack A into blocks on every call (most of a
-         * 100-d MVN gradient went to that packing) */
-        if (g->vec || g->k == 1)
-            cblas_dtrsv(CblasRowMajor, uplo, tr, diag, g->n, Ai, g->n, xi, 1);
-        else
-            cblas_dtrsm(CblasRowMajor, CblasLeft, uplo, tr, diag, g->n, g->k, 1.0, Ai, g->n,
-                        xi, g->k);
+         * MultivariateNormal density solves): the loops of trsv, which
+         * check the diagonal as they go; dtrsm would pack A into blocks on
+         * every call (most of a 100-d MVN gradient went to that packing) */
+        bool ok = true;
+        if (g->vec || g->k == 1) {
+            ok = trsv(g->n, Ai, args->upper, args->trans, args->unit, xi);
+        } else {
+            ok = !singular_at(Ai, g->n, args->unit, NULL);
+            if (ok)
+                cblas_dtrsm(CblasRowMajor, CblasLeft, uplo, tr, diag, g->n, g->k, 1.0, Ai, g->n,
+                            xi, g->k);
+        }
+        if (!ok) {
+            int d = 0;
+            singular_at(Ai, g->n, args->unit, &d);
+            bk_seterr(ctx, "solve_triangular: matrix is singular (zero at diagonal "
+                           "position %d)", d);
+            return -1;
+        }
         batch_next(g->onb, g->obshape, cnt, sa, sb, &ao, &bo);
     }
     return 0;

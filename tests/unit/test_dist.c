@@ -615,6 +615,60 @@ START_TEST(test_logprob_grad_vector) {
 }
 END_TEST
 
+/* MultivariateNormal at n = 100 with the AR(1) covariance rho^|i-j| (the
+ * MCMC benchmark's mvn100), a batch of three points, against the closed
+ * form in long double, independent of any Cholesky factor or triangular
+ * solve: the precision is tridiagonal, (1 - rho^2) P = tridiag(-rho, 1 +
+ * rho^2 (1 at both ends), -rho), and log det Sigma = (n - 1) log(1 -
+ * rho^2).  The gradient in x is -P (x - mu) (the transposed solve). */
+START_TEST(test_mvn_ar1_100) {
+    enum { N = 100, NB = 3 };
+    const long double rho = 0.9L;
+    bk_ctx *ctx = bk_ctx_new(NULL);
+    double *S = malloc(sizeof *S * N * N), mu[N], x[NB * N];
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < N; j++) S[i * N + j] = (double)powl(rho, (long double)abs(i - j));
+        mu[i] = 0.01 * (i % 7) - 0.03;
+    }
+    bk_rng r;
+    bk_rng_init(&r, 7, 0);
+    for (int i = 0; i < NB * N; i++) x[i] = 3 * bk_rng_uniform(&r) - 1.5;
+    bk_tensor *p[2] = {bk_from_f64(ctx, 1, (int64_t[]){N}, mu), bk_from_f64(ctx, 2, (int64_t[]){N, N}, S)};
+    bk_tensor *xt = bk_from_f64(ctx, 2, (int64_t[]){NB, N}, x);
+    bk_set_requires_grad(xt, true);
+    sl_dist *d = make(ctx, "MultivariateNormal", 0, 2, p);
+    bk_tensor *lp = sl_log_prob(ctx, d, xt), *tot = lp ? bk_reduce(ctx, BK_OP_SUM, lp, -1, false) : NULL;
+    ck_assert_msg(tot != NULL, "%s", bk_errmsg(ctx));
+    ck_assert_int_eq(bk_backward(ctx, tot), 0);
+    const long double q = 1 - rho * rho;
+    for (int b = 0; b < NB; b++) {
+        long double y[N], quad = 0;
+        for (int i = 0; i < N; i++) y[i] = (long double)x[b * N + i] - mu[i];
+        for (int i = 0; i < N; i++) {
+            long double diag = (i == 0 || i == N - 1) ? 1 : 1 + rho * rho;
+            long double Py = diag * y[i] - (i > 0 ? rho * y[i - 1] : 0) - (i < N - 1 ? rho * y[i + 1] : 0);
+            Py /= q;
+            quad += y[i] * Py;
+            double g = bk_get(xt->grad, b * N + i);
+            ck_assert_msg(fabsl(g + Py) <= 1e-12L * (1 + fabsl(Py)), "grad [%d, %d]: %.17g, want %.17Lg", b, i, g,
+                          -Py);
+        }
+        long double want = -0.5L * (N * logl(2 * acosl(-1.0L)) + (N - 1) * logl(q) + quad);
+        double got = bk_get(lp, b);
+        ck_assert_msg(fabsl(got - want) <= 1e-13L * fabsl(want), "log_prob [%d]: %.17g, want %.17Lg", b, got, want);
+    }
+    bk_release(tot);
+    bk_release(lp);
+    bk_release(xt);
+    sl_dist_release(d);
+    bk_tape_reset(ctx);
+    bk_release(p[0]);
+    bk_release(p[1]);
+    free(S);
+    bk_ctx_free(ctx);
+}
+END_TEST
+
 /* ----------------------------------------------------------- shapes --- */
 
 static void assert_shape(const bk_tensor *t, int nd, const int64_t *shape) {
@@ -1443,6 +1497,7 @@ static Suite *dist_suite(void) {
     tcase_add_test(tc, test_kl_fixtures);
     tcase_add_loop_test(tc, test_sampling, 0, (int)(sizeof sample_cases / sizeof *sample_cases));
     tcase_add_test(tc, test_sampling_vector);
+    tcase_add_test(tc, test_mvn_ar1_100);
     tcase_add_loop_test(tc, test_rsample_grad_fd, 0, (int)(sizeof rs_cases / sizeof *rs_cases));
     tcase_add_test(tc, test_rsample_grad_implicit);
     tcase_add_loop_test(tc, test_logprob_grad_fd, 0, (int)(sizeof lp_cases / sizeof *lp_cases));

@@ -320,6 +320,111 @@ START_TEST(solve_one_column)
 }
 END_TEST
 
+/* The substitution loops of one right-hand side (blocks of four rows, the
+ * rest one by one) at sizes around and past the block: lower and upper,
+ * plain and transposed, unit diagonal or not, against the substitution in
+ * long double.  The matrix is triangular with a dominant diagonal, so the
+ * solution is well conditioned and must agree to a few ulps. */
+static void solve_ref(int n, const double *A, bool upper, bool trans, bool unit, long double *x)
+{
+    /* op(A)[i][j]: the entry of A at (j, i) when transposed */
+#define OPA(i, j) ((long double)(trans ? A[(j) * n + (i)] : A[(i) * n + (j)]))
+    bool low = upper == trans; /* op(A) lower triangular */
+    for (int k = 0; k < n; k++) {
+        int i = low ? k : n - 1 - k;
+        long double t = x[i];
+        for (int j = 0; j < n; j++)
+            if (j != i && (low ? j < i : j > i))
+                t -= OPA(i, j) * x[j];
+        x[i] = unit ? t : t / OPA(i, i);
+    }
+#undef OPA
+}
+
+START_TEST(solve_blocked_sizes)
+{
+    static const int sizes[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 31, 64, 100, 101};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        int n = sizes[si];
+        double *A = malloc(sizeof *A * n * n), *b = malloc(sizeof *b * n);
+        long double *ref = malloc(sizeof *ref * n);
+        unsigned s = 12345u + (unsigned)n;
+        for (int i = 0; i < n; i++) {
+            s = s * 1103515245u + 12345u;
+            b[i] = ((s >> 8) % 2001) / 1000.0 - 1.0;
+            for (int j = 0; j < n; j++) {
+                s = s * 1103515245u + 12345u;
+                /* off-diagonal entries of about 1 / n keep the solve stable */
+                A[i * n + j] = i == j ? 1.5 + ((s >> 8) % 100) / 100.0 : (((s >> 8) % 2001) / 1000.0 - 1.0) / n;
+            }
+        }
+        for (int v = 0; v < 8; v++) {
+            bool upper = v & 1, trans = v & 2, unit = v & 4;
+            double *T = malloc(sizeof *T * n * n);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) /* zero the other triangle: it must not be read anyway */
+                    T[i * n + j] = (upper ? j >= i : j <= i) ? A[i * n + j] : NAN;
+            bk_tensor *a = mat(n, n, T), *bv = bk_from_f64(ctx, 1, (int64_t[]){n}, b), *in[2] = {a, bv};
+            bk_opargs args;
+            memset(&args, 0, sizeof args);
+            args.upper = upper;
+            args.trans = trans;
+            args.unit = unit;
+            bk_tensor *r = bk_apply(ctx, BK_OP_SOLVE_TRIANGULAR, 2, in, &args);
+            ck_assert_msg(r != NULL, "n %d variant %d: %s", n, v, bk_errmsg(ctx));
+            for (int i = 0; i < n; i++)
+                ref[i] = b[i];
+            solve_ref(n, T, upper, trans, unit, ref);
+            for (int i = 0; i < n; i++) {
+                double g = bk_get(r, i);
+                ck_assert_msg(fabsl(g - ref[i]) <= 1e-14L * (1 + fabsl(ref[i])),
+                              "n %d upper %d trans %d unit %d x[%d]: %.17g, want %.17Lg", n, upper, trans, unit,
+                              i, g, ref[i]);
+            }
+            bk_release(a);
+            bk_release(bv);
+            bk_release(r);
+            free(T);
+        }
+        free(A);
+        free(b);
+        free(ref);
+    }
+}
+END_TEST
+
+/* A zero on the diagonal found inside the substitution loops (past the
+ * first block) is reported at its position, for each direction. */
+START_TEST(solve_singular_blocked)
+{
+    enum { N = 10 };
+    double A[N * N], b[N];
+    for (int v = 0; v < 4; v++) {
+        bool upper = v & 1, trans = v & 2;
+        for (int i = 0; i < N; i++) {
+            b[i] = 1;
+            for (int j = 0; j < N; j++)
+                A[i * N + j] = i == j ? 2.0 : ((upper ? j > i : j < i) ? 0.1 : 0.0);
+        }
+        A[6 * N + 6] = 0.0;
+        A[8 * N + 8] = 0.0;
+        bk_tensor *a = mat(N, N, A), *bv = bk_from_f64(ctx, 1, (int64_t[]){N}, b), *in[2] = {a, bv};
+        bk_opargs args;
+        memset(&args, 0, sizeof args);
+        args.upper = upper;
+        args.trans = trans;
+        ck_assert_ptr_null(bk_apply(ctx, BK_OP_SOLVE_TRIANGULAR, 2, in, &args));
+        ck_assert_str_eq(bk_errmsg(ctx), "solve_triangular: matrix is singular (zero at diagonal position 6)");
+        args.unit = 1; /* the diagonal is not read */
+        bk_tensor *r = bk_apply(ctx, BK_OP_SOLVE_TRIANGULAR, 2, in, &args);
+        ck_assert_msg(r != NULL, "%s", bk_errmsg(ctx));
+        bk_release(r);
+        bk_release(a);
+        bk_release(bv);
+    }
+}
+END_TEST
+
 START_TEST(solve_errors)
 {
     bk_tensor *a = mat(2, 2, (double[]){1, 0, 1, 0});
@@ -425,6 +530,8 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, solve_trans_flag);
     tcase_add_test(tc, solve_one_column);
     tcase_add_test(tc, solve_errors);
+    tcase_add_test(tc, solve_blocked_sizes);
+    tcase_add_test(tc, solve_singular_blocked);
     tcase_add_test(tc, logdet_inverse_numpy);
     tcase_add_test(tc, singular_matrices);
     tcase_add_test(tc, thin_gemv_reference);

@@ -183,6 +183,7 @@ static const gcase CASES[] = {
     {BK_OP_CHOLESKY, "cholesky", 1, {2}, {S2(3, 3)}, {ANY}, false, f_chol, false},
     {BK_OP_SOLVE_TRIANGULAR, "solve_triangular", 2, {2, 2}, {S2(3, 3), S2(3, 2)}, {ANY, ANY}, false, f_solve, false},
     {BK_OP_SOLVE_TRIANGULAR, "solve_triangular, one column", 2, {2, 2}, {S2(3, 3), S2(3, 1)}, {ANY, ANY}, false, f_solve, false},
+    {BK_OP_SOLVE_TRIANGULAR, "solve_triangular, vector n 10", 2, {2, 1}, {S2(10, 10), S1(10)}, {ANY, ANY}, false, f_solve, false},
     {BK_OP_LOGDET, "logdet", 1, {2}, {S2(3, 3)}, {ANY}, false, f_logdet, false},
     {BK_OP_INVERSE, "inverse", 1, {2}, {S2(3, 3)}, {ANY}, false, f_inverse, false},
     {BK_OP_RESHAPE, "reshape", 1, {2}, {S2(2, 3)}, {ANY}, true, f_reshape, false},

@@ -4,7 +4,8 @@
  * potential with the fast path off) for several models (eight schools,
  * logistic regression, hierarchical Poisson, bounds that depend on other
  * latents, plates, the fused Normal density, a data matrix times a latent
- * vector; indexing and a product along an axis, compiled by program_native_ops.c;
+ * vector, a MultivariateNormal with a constant covariance; indexing and a
+ * product along an axis, compiled by program_native_ops.c;
  * test_program_native.c has the op-by-op cases), the gradient matches central
  * finite differences, and models whose ops depend on their random values
  * (an `if` on a latent, an index computed from one, a host read, a random
@@ -36,7 +37,9 @@ static const char *DATA =
     "yb = [1.0, 0.0, 1.0, 1.0, 0.0]\n"
     "tp = [94.3, 15.7, 62.9, 126.0, 5.24, 31.4]\n"
     "xp = [5.0, 1.0, 5.0, 14.0, 3.0, 19.0]\n"
-    "tab = [1.0, 2.0, 3.0, 4.0, 5.0]\n";
+    "tab = [1.0, 2.0, 3.0, 4.0, 5.0]\n"
+    "i9 = arange(9)\n"
+    "S9 = exp(abs(reshape(i9, [9, 1]) - reshape(i9, [1, 9])) * log(0.9))\n";
 
 static const char *MODELS =
     "model schools(y, sigma) {\n"
@@ -109,6 +112,12 @@ static const char *MODELS =
     "  sample m ~ Normal(0.0, 1.0)\n"
     "  e = Normal(0.0, 1.0).sample()\n"
     "  observe y[0] ~ Normal(m + 0.0 * e, 1.0)\n"
+    "}\n"
+    /* MultivariateNormal, n = 9 (two blocks of the triangular solves and a
+     * row left over): the constant factor, a loc depending on a latent */
+    "model mvn(S) {\n"
+    "  sample x ~ MultivariateNormal(zeros(9), covariance_matrix=S)\n"
+    "  sample y ~ MultivariateNormal(0.5 * x, covariance_matrix=S)\n"
     "}\n";
 
 typedef struct pair {
@@ -212,6 +221,8 @@ END_TEST
 START_TEST(replay_hierarchical_poisson) { fast_model_case("pumps", "t", "x", "tp", "xp", true); }
 END_TEST
 START_TEST(replay_dependent_bounds) { fast_model_case("bounds", "y", NULL, "ys", NULL, true); }
+END_TEST
+START_TEST(replay_mvnormal) { fast_model_case("mvn", "S", NULL, "S9", NULL, true); }
 END_TEST
 
 /* The branch on m > 0 is a guard: points on the other side than the
@@ -722,6 +733,7 @@ int main(void) {
     tcase_add_test(tc, replay_hierarchical_poisson);
     tcase_add_test(tc, replay_through_ops);
     tcase_add_test(tc, replay_dependent_bounds);
+    tcase_add_test(tc, replay_mvnormal);
     tcase_add_test(tc, fallback_value_dependent_if);
     tcase_add_test(tc, fallback_index_from_latent);
     tcase_add_test(tc, fallback_random_draw);
