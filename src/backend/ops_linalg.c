@@ -189,6 +189,15 @@ TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
     return t / d;
 }
 
+/* x = T^-1 y for a block's four by four lower triangle T (as tri4) by substitution, a division per row */
+TRI_INLINE void tri4_subst(double T[4][4], gemv_v4 d, const double *y, double *x) {
+    for (int r = 0; r < 4; r++) {
+        double t = y[r];
+        for (int c = 0; c < r; c++) t = t - T[r][c] * x[c];
+        x[r] = t / d[r];
+    }
+}
+
 /* x = T^-1 y for a block's four by four lower triangle T (rows and
  * columns in the order the block solves them; only c <= r read), unit:
  * ones on the diagonal.  Through the explicit inverse W = T^-1 when the
@@ -197,8 +206,8 @@ TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
  * dependent updates, and x is one small matrix-vector product on it, one
  * multiply and two adds deep where substitution row after row would be
  * four divisions and six multiply-subtracts deep (most of the time of a
- * solve at n = 100).  Else by substitution with divisions.  A zero on the
- * diagonal clears *ok. */
+ * solve at n = 100).  Else, or when W overflows, by substitution with
+ * divisions.  A zero on the diagonal clears *ok. */
 TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool *ok) {
     gemv_v4 one = {1, 1, 1, 1}, d = {T[0][0], T[1][1], T[2][2], T[3][3]};
     if (unit) d = one;
@@ -213,21 +222,25 @@ TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool
     if ((zero[0] | zero[1]) | (zero[2] | zero[3])) *ok = false;
     bool inv = (in[0] & in[1]) & (in[2] & in[3]);
     if (!inv) {
-        for (int r = 0; r < 4; r++) {
-            double t = y[r];
-            for (int c = 0; c < r; c++) t = t - T[r][c] * x[c];
-            x[r] = t / d[r];
-        }
+        tri4_subst(T, d, y, x);
         return;
     }
-    d = one / d;
+    gemv_v4 r = one / d;
     /* W[r][c] = -d_r sum_{c <= k < r} T[r][k] W[k][c], W[r][r] = d_r */
-    double w10 = -d[1] * (T[1][0] * d[0]);
-    double w21 = -d[2] * (T[2][1] * d[1]);
-    double w20 = -d[2] * (T[2][0] * d[0] + T[2][1] * w10);
-    double w32 = -d[3] * (T[3][2] * d[2]);
-    double w31 = -d[3] * (T[3][1] * d[1] + T[3][2] * w21);
-    double w30 = -d[3] * ((T[3][0] * d[0] + T[3][1] * w10) + T[3][2] * w20);
+    double w10 = -r[1] * (T[1][0] * r[0]);
+    double w21 = -r[2] * (T[2][1] * r[1]);
+    double w20 = -r[2] * (T[2][0] * r[0] + T[2][1] * w10);
+    double w32 = -r[3] * (T[3][2] * r[2]);
+    double w31 = -r[3] * (T[3][1] * r[1] + T[3][2] * w21);
+    double w30 = -r[3] * ((T[3][0] * r[0] + T[3][1] * w10) + T[3][2] * w20);
+    /* W's entries are products of reciprocals: with a tiny diagonal they
+     * overflow though the solution is finite (inf times a zero right-hand
+     * side would be NaN), so substitute then */
+    if (!isfinite(((w10 + w21) + (w20 + w32)) + (w31 + w30))) {
+        tri4_subst(T, d, y, x);
+        return;
+    }
+    d = r;
     x[0] = d[0] * y[0];
     x[1] = w10 * y[0] + d[1] * y[1];
     x[2] = (w20 * y[0] + w21 * y[1]) + d[2] * y[2];

@@ -425,6 +425,52 @@ START_TEST(solve_singular_blocked)
 }
 END_TEST
 
+/* A tiny diagonal (2^-600: its reciprocal is normal, a product of two is
+ * not) with a zero in the right-hand side: the solution is finite, and
+ * equal to plain substitution's, in every direction (the block's explicit
+ * inverse would overflow to inf and give inf * 0 = NaN). */
+START_TEST(solve_tiny_diagonal)
+{
+    enum { N = 4 };
+    const double d = 0x1p-600;
+    for (int v = 0; v < 4; v++) {
+        bool upper = v & 1, trans = v & 2;
+        /* M: the matrix as solved (A, or A^T with trans), lower when low;
+         * its one off-diagonal entry couples the first two rows solved */
+        bool low = upper == trans;
+        double M[N][N] = {{0}}, A[N * N], b[N] = {0}, x[N];
+        for (int i = 0; i < N; i++) M[i][i] = d;
+        if (low) M[1][0] = 1.0, b[1] = 1.0;
+        else M[2][3] = 1.0, b[2] = 1.0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) A[i * N + j] = trans ? M[j][i] : M[i][j];
+        for (int k = 0; k < N; k++) {
+            int i = low ? k : N - 1 - k;
+            double t = b[i];
+            for (int j = 0; j < N; j++)
+                if (low ? j < i : j > i) t -= M[i][j] * x[j];
+            x[i] = t / M[i][i];
+        }
+        bk_tensor *a = mat(N, N, A), *bv = bk_from_f64(ctx, 1, (int64_t[]){N}, b), *in[2] = {a, bv};
+        bk_opargs args;
+        memset(&args, 0, sizeof args);
+        args.upper = upper;
+        args.trans = trans;
+        bk_tensor *r = bk_apply(ctx, BK_OP_SOLVE_TRIANGULAR, 2, in, &args);
+        ck_assert_msg(r != NULL, "%s", bk_errmsg(ctx));
+        double got[N];
+        bk_copy_out(r, got);
+        for (int i = 0; i < N; i++) {
+            ck_assert_msg(isfinite(got[i]), "v=%d x[%d] = %g", v, i, got[i]);
+            ck_assert_msg(got[i] == x[i], "v=%d x[%d] = %a, substitution %a", v, i, got[i], x[i]);
+        }
+        bk_release(r);
+        bk_release(a);
+        bk_release(bv);
+    }
+}
+END_TEST
+
 START_TEST(solve_errors)
 {
     bk_tensor *a = mat(2, 2, (double[]){1, 0, 1, 0});
@@ -532,6 +578,7 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, solve_errors);
     tcase_add_test(tc, solve_blocked_sizes);
     tcase_add_test(tc, solve_singular_blocked);
+    tcase_add_test(tc, solve_tiny_diagonal);
     tcase_add_test(tc, logdet_inverse_numpy);
     tcase_add_test(tc, singular_matrices);
     tcase_add_test(tc, thin_gemv_reference);
