@@ -357,6 +357,16 @@ static void progress_poll(progress *pg) {
     pg->vm->mcmc_progress(pg->vm->progress_ud, &info);
 }
 
+/* Whether progress_poll would report now: the chains' iterations reached
+ * the next threshold (a cheap test, so the host's callback alone can be
+ * kept out of a chain's clock). */
+static bool progress_due(const progress *pg) {
+    if (!pg->vm) return false;
+    long sum = 0;
+    for (int c = 0; c < pg->chains; c++) sum += atomic_load_explicit(&pg->done[c], memory_order_acquire);
+    return sum >= pg->next;
+}
+
 /* Chains restored from a checkpoint start where they stopped. */
 static int progress_init(progress *pg, rt_vm *vm, const inf_mcmc_opts *o, mc_chain *const *ch) {
     memset(pg, 0, sizeof *pg);
@@ -415,7 +425,8 @@ static void clock_charge(chain_clock *t, int phase) {
     t->mark = now;
 }
 
-/* A checkpoint save is output, not sampling: its time is left out. */
+/* A checkpoint save or a progress report is output, not sampling: its
+ * time is left out. */
 static void clock_skip(chain_clock *t, double since) { t->mark += thread_cpu_sec() - since; }
 
 /* Runs chain c to its end (from its saved state when *chp is set), adding
@@ -456,7 +467,11 @@ static int run_chain(inf_potential *p, const inf_mcmc_opts *o, const mc_opts *mo
         int done = mc_chain_done(ch);
         if (warming && done >= mo->warmup) clock_charge(&clk, 0);
         progress_publish(pg, c, ch);
-        if (poll) progress_poll(pg);
+        if (poll && progress_due(pg)) { /* the host's callback is not the chain's time */
+            double t0 = thread_cpu_sec();
+            progress_poll(pg);
+            clock_skip(&clk, t0);
+        }
         if (done % every == 0 && done < total && k->path) {
             double t0 = thread_cpu_sec();
             if (ckpt_periodic(vm, k, o, c, ch, loc)) return -1;

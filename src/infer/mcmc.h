@@ -41,7 +41,7 @@ typedef struct inf_mcmc {
     int treedepth_hits;  /* NUTS draws whose tree reached max_depth */
     /* per chain c: secs[2c] warm-up and secs[2c + 1] sampling seconds, the
      * CPU time of the chain's thread (run_chain in mcmc.c; Stan's CSV
-     * "Elapsed Time"); output and diagnostics are not in them */
+     * "Elapsed Time"); output, progress reports and diagnostics are not in them */
     double *secs;
 } inf_mcmc;
 

@@ -860,7 +860,7 @@ static bool csv_number(const char *cell, double *v) {
     const char *end = cell + strlen(cell), *stop;
     if (rt_parse_number(cell, end, v, &stop) == RT_NUM_OK && stop == end) return true;
     char *endp;
-    *v = strtod(cell, &endp);
+    *v = rt_strtod_c(cell, &endp);
     return !*endp;
 }
 

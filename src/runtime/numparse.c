@@ -11,6 +11,7 @@
  *      declines subnormals, overflow and (rare) ambiguous products.
  *   3. strtod on a NUL-terminated copy for everything declined. */
 #include <float.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include "numparse.h"
@@ -134,13 +135,24 @@ bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
 
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
+double rt_strtod_c(const char *s, char **endp) {
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    locale_t old = c ? uselocale(c) : (locale_t)0;
+    double v = strtod(s, endp);
+    if (c) {
+        uselocale(old);
+        freelocale(c);
+    }
+    return v;
+}
+
 /* Step 3: strtod on a NUL-terminated copy of [s, s + n). */
 static int strtod_copy(const char *s, size_t n, double *v) {
     char small[64], *txt = n < sizeof small ? small : malloc(n + 1);
     if (!txt) return RT_NUM_OOM;
     memcpy(txt, s, n);
     txt[n] = 0;
-    *v = strtod(txt, NULL);
+    *v = rt_strtod_c(txt, NULL);
     if (txt != small) free(txt);
     return RT_NUM_OK;
 }

@@ -32,4 +32,9 @@ int rt_parse_number(const char *s, const char *end, double *v, const char **stop
  * false otherwise (then use strtod).  m is at most 19 digits. */
 bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v);
 
+/* strtod in the "C" locale whatever locale the host program set (under
+ * de_DE, say, plain strtod would stop "0.5" at "0"): the calling thread's
+ * locale is switched for the call only, other threads are untouched. */
+double rt_strtod_c(const char *s, char **endp);
+
 #endif
