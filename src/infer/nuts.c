@@ -92,6 +92,16 @@ void mc_sample_momentum(const mc_ham *h, bk_rng *rng, double *p) {
     }
 }
 
+/* A leapfrog step's half kick and drift for a diagonal metric m, in one
+ * pass (the arithmetic of mc_dtau_dp term for term). */
+static inline __attribute__((always_inline)) void kick_drift_diag(int d, const double *m, double eps, double *q,
+                                                                   double *p, const double *grad) {
+    for (int i = 0; i < d; i++) {
+        p[i] += 0.5 * eps * grad[i];
+        q[i] += eps * (m[i] * p[i]);
+    }
+}
+
 static int ham_leapfrog(const mc_ham *h, double eps, int steps, double *q, double *p,
                         double *grad, double *logp, double *scratch) {
     int d = h->d;
@@ -100,12 +110,8 @@ static int ham_leapfrog(const mc_ham *h, double eps, int steps, double *q, doubl
             for (int i = 0; i < d; i++) p[i] += 0.5 * eps * grad[i];
             mc_dtau_dp(h, p, scratch);
             for (int i = 0; i < d; i++) q[i] += eps * scratch[i];
-        } else if (h->inv_metric) { /* the same arithmetic as mc_dtau_dp, in one pass */
-            const double *m = h->inv_metric;
-            for (int i = 0; i < d; i++) {
-                p[i] += 0.5 * eps * grad[i];
-                q[i] += eps * (m[i] * p[i]);
-            }
+        } else if (h->inv_metric) {
+            kick_drift_diag(d, h->inv_metric, eps, q, p, grad);
         } else {
             for (int i = 0; i < d; i++) {
                 p[i] += 0.5 * eps * grad[i];
@@ -289,6 +295,29 @@ static int merge_ok(const double *ps_beg, const double *ps_end, const double *rh
     return wp > 0.0 && wm > 0.0 && ap > 0.0 && am > 0.0 && bp > 0.0 && bm > 0.0;
 }
 
+/* leaf_ends' pass for a diagonal metric (kick: first the last half kick
+ * of a leapfrog step of size eps, fused in): the ends' velocities and
+ * momenta, rho, and the Hamiltonian (mc_dtau_dp's and mc_kinetic's
+ * arithmetic: the kinetic terms are the velocity times p_i). */
+static inline __attribute__((always_inline)) double ends_diag(nuts_ws *w, bool kick, double eps, double *ps_beg,
+                                                              double *ps_end, double *rho, double *p_beg,
+                                                              double *p_end) {
+    int d = w->d;
+    double *p = w->z.p, k = 0.0;
+    const double *m = w->h->inv_metric, *g = w->z.g;
+    for (int i = 0; i < d; i++) {
+        double pi = kick ? p[i] + 0.5 * eps * g[i] : p[i];
+        double v = m[i] * pi;
+        p[i] = pi;
+        k += v * pi;
+        ps_beg[i] = ps_end[i] = v;
+        rho[i] = 0.0 + pi;
+        p_beg[i] = p_end[i] = pi;
+    }
+    double e = -w->z.lp + 0.5 * k;
+    return isnan(e) ? INFINITY : e;
+}
+
 /* A new leaf w->z: its velocity into ps_beg and ps_end, its momentum into
  * p_beg and p_end and into rho, written as 0 + p (rho is the subtree's
  * accumulator, which the leaf is the first to fill: the value a zeroed one
@@ -307,16 +336,7 @@ static double leaf_ends(nuts_ws *w, double *ps_beg, double *ps_end, double *rho,
         memcpy(p_end, p, (size_t)d * sizeof(double));
         return e;
     }
-    double k = 0.0;
-    for (int i = 0; i < d; i++) {
-        double v = m[i] * p[i];
-        k += v * p[i];
-        ps_beg[i] = ps_end[i] = v;
-        rho[i] = 0.0 + p[i];
-        p_beg[i] = p_end[i] = p[i];
-    }
-    double e = -w->z.lp + 0.5 * k;
-    return isnan(e) ? INFINITY : e;
+    return ends_diag(w, false, 0.0, ps_beg, ps_end, rho, p_beg, p_end);
 }
 
 /* One leapfrog step of w->z of size eps, then leaf_ends; the Hamiltonian,
@@ -332,29 +352,14 @@ static double leaf(nuts_ws *w, double eps, double *ps_beg, double *ps_end, doubl
         double e = leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end);
         return bad ? INFINITY : e;
     }
-    int d = w->d;
-    double *q = w->z.q, *p = w->z.p, *g = w->z.g;
-    for (int i = 0; i < d; i++) {
-        p[i] += 0.5 * eps * g[i];
-        q[i] += eps * (m[i] * p[i]);
-    }
+    double *q = w->z.q, *g = w->z.g;
+    kick_drift_diag(w->d, m, eps, q, w->z.p, g);
     if (h->f(h->ud, q, &w->z.lp, g) != 0 || isnan(w->z.lp)) {
         w->z.lp = -INFINITY;
         leaf_ends(w, ps_beg, ps_end, rho, p_beg, p_end); /* (as ham_leapfrog's failure left it) */
         return INFINITY;
     }
-    double k = 0.0;
-    for (int i = 0; i < d; i++) {
-        double pi = p[i] + 0.5 * eps * g[i];
-        double v = m[i] * pi;
-        p[i] = pi;
-        k += v * pi;
-        ps_beg[i] = ps_end[i] = v;
-        rho[i] = 0.0 + pi;
-        p_beg[i] = p_end[i] = pi;
-    }
-    double e = -w->z.lp + 0.5 * k;
-    return isnan(e) ? INFINITY : e;
+    return ends_diag(w, true, eps, ps_beg, ps_end, rho, p_beg, p_end);
 }
 
 /* Extends the trajectory by 2^depth leapfrog steps in direction sign from
