@@ -169,32 +169,48 @@ static double rhat_basic(const double *a, int m, int n) {
     return sqrt((b / w + n - 1.0) / n);
 }
 
-/* Mean over chains of the biased lag-t autocovariance. */
-static double mean_acov(const double *a, const double *cm, int m, int n, int t) {
-    double s = 0.0;
-    for (int c = 0; c < m; c++) {
-        const double *x = a + (size_t)c * n;
-        double acc = 0.0;
-        for (int i = 0; i + t < n; i++) acc += (x[i] - cm[c]) * (x[i + t] - cm[c]);
-        s += acc / n;
+/* The mean over chains of the biased lag-t and lag-(t + 1) autocovariances
+ * of the centered draws c (chain ch: c[ch * n + i], its mean subtracted)
+ * in one pass; each sum runs over i in order, chain by chain. */
+static void acov_pair(const double *c, int m, int n, int t, double *at, double *at1) {
+    double st = 0.0, st1 = 0.0;
+    for (int ch = 0; ch < m; ch++) {
+        const double *x = c + (size_t)ch * n;
+        double a0 = 0.0, a1 = 0.0;
+        int i = 0;
+        for (; i + t + 1 < n; i++) {
+            a0 += x[i] * x[i + t];
+            a1 += x[i] * x[i + t + 1];
+        }
+        for (; i + t < n; i++) a0 += x[i] * x[i + t];
+        st += a0 / n;
+        st1 += a1 / n;
     }
-    return s / m;
+    *at = st / m;
+    *at1 = st1 / m;
 }
 
-/* Sums the autocorrelations with Geyer's initial positive sequence made
- * monotone; tau = -1 + 2 * sum. */
-static double tau_hat(const double *a, const double *cm, int m, int n, double *rho) {
-    double mean_var = mean_acov(a, cm, m, n, 0) * n / (n - 1.0);
+/* Sums the autocorrelations of the centered draws c of m chains of n (cm:
+ * the chain means) with Geyer's initial positive sequence made monotone;
+ * tau = -1 + 2 * sum.  rho: n doubles of scratch.  The one place for it:
+ * ess_basic and the per-column ess_ws both come here, so their results are
+ * the same bits. */
+static double tau_centered(const double *c, const double *cm, int m, int n, double *rho) {
+    double a0, a1;
+    acov_pair(c, m, n, 0, &a0, &a1);
+    double mean_var = a0 * n / (n - 1.0);
     double var_plus = mean_var * (n - 1.0) / n;
     if (m > 1) var_plus += var_of(cm, (size_t)m);
     memset(rho, 0, (size_t)n * sizeof *rho);
-    double even = 1.0, odd = 1.0 - (mean_var - mean_acov(a, cm, m, n, 1)) / var_plus;
+    double even = 1.0, odd = 1.0 - (mean_var - a1) / var_plus;
     rho[0] = even;
     rho[1] = odd;
     int t = 1;
     while (t < n - 3 && even + odd > 0.0) {
-        even = 1.0 - (mean_var - mean_acov(a, cm, m, n, t + 1)) / var_plus;
-        odd = 1.0 - (mean_var - mean_acov(a, cm, m, n, t + 2)) / var_plus;
+        double e1, e2;
+        acov_pair(c, m, n, t + 1, &e1, &e2);
+        even = 1.0 - (mean_var - e1) / var_plus;
+        odd = 1.0 - (mean_var - e2) / var_plus;
         if (even + odd >= 0.0) {
             rho[t + 1] = even;
             rho[t + 2] = odd;
@@ -217,6 +233,13 @@ static double tau_hat(const double *a, const double *cm, int m, int n, double *r
     return nan_seen ? NAN : tau;
 }
 
+/* tau_centered of the draws a, centered into cen (m * n doubles). */
+static double tau_hat(const double *a, const double *cm, int m, int n, double *rho, double *cen) {
+    for (int ch = 0; ch < m; ch++)
+        for (int i = 0; i < n; i++) cen[(size_t)ch * n + i] = a[(size_t)ch * n + i] - cm[ch];
+    return tau_centered(cen, cm, m, n, rho);
+}
+
 /* ESS of m chains of n draws as they are. */
 static double ess_basic(const double *a, int m, int n) {
     size_t size = (size_t)m * n;
@@ -229,13 +252,15 @@ static double ess_basic(const double *a, int m, int n) {
     if (n < 4) return NAN;
     double *cm = malloc((size_t)m * sizeof *cm);
     double *rho = malloc((size_t)n * sizeof *rho);
+    double *cen = malloc(size * sizeof *cen);
     double tau = NAN;
-    if (cm && rho) {
+    if (cm && rho && cen) {
         for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-        tau = tau_hat(a, cm, m, n, rho);
+        tau = tau_hat(a, cm, m, n, rho, cen);
     }
     free(cm);
     free(rho);
+    free(cen);
     double floor_tau = 1.0 / log10((double)size);
     if (tau < floor_tau) tau = floor_tau;
     return (double)size / tau;
@@ -517,70 +542,7 @@ static void ws_fold_order(mc_diag_ws *w, double med) {
     }
 }
 
-/* mean_acov of the centered draws c at lags t and t + 1 in one pass, each
- * sum in mean_acov's order (so the same bits). */
-static void acov_pair(const double *c, int m, int n, int t, double *at, double *at1) {
-    double st = 0.0, st1 = 0.0;
-    for (int ch = 0; ch < m; ch++) {
-        const double *x = c + (size_t)ch * n;
-        double a0 = 0.0, a1 = 0.0;
-        int i = 0;
-        for (; i + t + 1 < n; i++) {
-            a0 += x[i] * x[i + t];
-            a1 += x[i] * x[i + t + 1];
-        }
-        for (; i + t < n; i++) a0 += x[i] * x[i + t];
-        st += a0 / n;
-        st1 += a1 / n;
-    }
-    *at = st / m;
-    *at1 = st1 / m;
-}
-
-/* tau_hat on draws centered once (mean_acov subtracted the chain means at
- * every lag), two lags per pass; the same arithmetic, bit for bit. */
-static double tau_hat_ws(mc_diag_ws *w, const double *a, const double *cm, int m, int n, double *rho) {
-    double *c = w->cen;
-    for (int ch = 0; ch < m; ch++)
-        for (int i = 0; i < n; i++) c[(size_t)ch * n + i] = a[(size_t)ch * n + i] - cm[ch];
-    double a0, a1;
-    acov_pair(c, m, n, 0, &a0, &a1);
-    double mean_var = a0 * n / (n - 1.0);
-    double var_plus = mean_var * (n - 1.0) / n;
-    if (m > 1) var_plus += var_of(cm, (size_t)m);
-    memset(rho, 0, (size_t)n * sizeof *rho);
-    double even = 1.0, odd = 1.0 - (mean_var - a1) / var_plus;
-    rho[0] = even;
-    rho[1] = odd;
-    int t = 1;
-    while (t < n - 3 && even + odd > 0.0) {
-        double e1, e2;
-        acov_pair(c, m, n, t + 1, &e1, &e2);
-        even = 1.0 - (mean_var - e1) / var_plus;
-        odd = 1.0 - (mean_var - e2) / var_plus;
-        if (even + odd >= 0.0) {
-            rho[t + 1] = even;
-            rho[t + 2] = odd;
-        }
-        t += 2;
-    }
-    int max_t = t - 2;
-    if (even > 0.0) rho[max_t + 1] = even;
-    for (t = 1; t <= max_t - 2; t += 2) {
-        if (rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]) {
-            rho[t + 1] = 0.5 * (rho[t - 1] + rho[t]);
-            rho[t + 2] = rho[t + 1];
-        }
-    }
-    double sum = 0.0;
-    int nan_seen = 0;
-    for (int i = 0; i < n; i++) nan_seen |= isnan(rho[i]);
-    for (int i = 0; i <= max_t; i++) sum += rho[i];
-    double tau = -1.0 + 2.0 * sum + (max_t + 1 < n ? rho[max_t + 1] : 0.0);
-    return nan_seen ? NAN : tau;
-}
-
-/* ess_basic of the 2 * chains split chains of a, with tau_hat_ws; rho and
+/* ess_basic of the 2 * chains split chains of a; rho and
  * the chain means live in w->f (so a must not be w->f). */
 static double ess_ws(mc_diag_ws *w, const double *a) {
     int m = 2 * w->chains, n = w->n / 2;
@@ -594,7 +556,7 @@ static double ess_ws(mc_diag_ws *w, const double *a) {
     if (n < 4) return NAN;
     double *cm = w->f, *rho = w->f + m;   /* m + n <= m * n = size for m, n >= 2 */
     for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-    double tau = tau_hat_ws(w, a, cm, m, n, rho);
+    double tau = tau_hat(a, cm, m, n, rho, w->cen);
     double floor_tau = 1.0 / log10((double)size);
     if (tau < floor_tau) tau = floor_tau;
     return (double)size / tau;
