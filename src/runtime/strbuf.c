@@ -9,7 +9,7 @@
 #include "strbuf.h"
 
 /* Room for n more bytes plus the terminating NUL. */
-static bool reserve(rt_sb *b, size_t n) {
+bool rt_sb_reserve(rt_sb *b, size_t n) {
     if (b->oom) return false;
     if (b->n + n + 1 <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
@@ -25,7 +25,7 @@ static bool reserve(rt_sb *b, size_t n) {
 }
 
 void rt_sb_put(rt_sb *b, const char *s, size_t n) {
-    if (!reserve(b, n)) return;
+    if (!rt_sb_reserve(b, n)) return;
     memcpy(b->s + b->n, s, n);
     b->n += n;
     b->s[b->n] = 0;
@@ -37,7 +37,7 @@ void rt_sb_printf(rt_sb *b, const char *fmt, ...) {
     /* format straight into the free space: one vsnprintf unless the text
      * does not fit (writers such as the Stan CSV call this per number, and
      * a measuring pass first doubled their cost) */
-    if (b->oom || !reserve(b, 64)) return;
+    if (b->oom || !rt_sb_reserve(b, 64)) return;
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
@@ -47,7 +47,7 @@ void rt_sb_printf(rt_sb *b, const char *fmt, ...) {
         return;
     }
     if ((size_t)k >= b->cap - b->n) {
-        if (!reserve(b, (size_t)k)) return;
+        if (!rt_sb_reserve(b, (size_t)k)) return;
         va_start(ap, fmt);
         vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
         va_end(ap);
@@ -141,21 +141,20 @@ static void put17(char *d, uint64_t n) {
     put8(d + 9, lo);
 }
 
-void rt_sb_put_g17(rt_sb *b, double x) {
+char *rt_g17_at(char *out, double x) {
     uint64_t n;
     int e;
     double a = fabs(x);
     if (!isfinite(x) || a == 0 || !digits17(a, &n, &e)) {
-        rt_sb_printf(b, "%.17g", x);
-        return;
+        int len = snprintf(out, RT_G17_ROOM, "%.17g", x);   /* at most 24 bytes */
+        return out + (len > 0 ? len : 0);
     }
-    /* written in place: at most 24 bytes ("-d.dddddddddddddddde-308"), and
-     * the copies below move fixed 16 or 17 bytes (inline moves, where a
-     * copy of the digits' own length was a call) past the text's end */
-    if ((b->oom || b->n + 48 > b->cap) && !reserve(b, 48)) return;
-    /* the 17 digits, then 16 zeros that the fixed 16-byte copy of the
-     * fraction may read past them */
-    char d[33], *out = b->s + b->n;
+    /* at most 24 bytes ("-d.dddddddddddddddde-308"), but the copies below
+     * move fixed 16 or 17 bytes (inline moves, where a copy of the digits'
+     * own length was a call) past the text's end: RT_G17_ROOM in all.
+     * The 17 digits, then 16 zeros that the fixed 16-byte copy of the
+     * fraction may read past them. */
+    char d[33];
     put17(d, n);
     memset(d + 17, '0', 16);
     int nd = 17;
@@ -190,12 +189,17 @@ void rt_sb_put_g17(rt_sb *b, double x) {
             k += (size_t)e + 1;
         }
     }
-    b->n += k;
+    return out + k;
+}
+
+void rt_sb_put_g17(rt_sb *b, double x) {
+    if ((b->oom || b->n + RT_G17_ROOM + 1 > b->cap) && !rt_sb_reserve(b, RT_G17_ROOM)) return;
+    b->n = (size_t)(rt_g17_at(b->s + b->n, x) - b->s);
     b->s[b->n] = 0;
 }
 
 void rt_sb_putc(rt_sb *b, char c) {
-    if ((b->oom || b->n + 2 > b->cap) && !reserve(b, 1)) return;
+    if ((b->oom || b->n + 2 > b->cap) && !rt_sb_reserve(b, 1)) return;
     b->s[b->n++] = c;
     b->s[b->n] = 0;
 }
