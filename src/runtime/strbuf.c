@@ -117,6 +117,9 @@ static const uint64_t pow5[56][2] = {
     {UINT64_C(0xd0cf4b50cfe20765), UINT64_C(0xfff4b4e3f741cf6d)},
 };
 
+/* p10_dbl[i]: the double nearest 10^(i - 40), i = 0..58 */
+static const double p10_dbl[] = {1e-40, 1e-39, 1e-38, 1e-37, 1e-36, 1e-35, 1e-34, 1e-33, 1e-32, 1e-31, 1e-30, 1e-29, 1e-28, 1e-27, 1e-26, 1e-25, 1e-24, 1e-23, 1e-22, 1e-21, 1e-20, 1e-19, 1e-18, 1e-17, 1e-16, 1e-15, 1e-14, 1e-13, 1e-12, 1e-11, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
+
 /* The floor of V = w2:w1:w0 (192 bits) over 2^r, r >= 1, if below 2^64
  * (else UINT64_MAX), and how the remainder compares with 2^(r - 1), half a
  * unit of it: -1 below, 0 equal, 1 above. */
@@ -160,18 +163,31 @@ static int digits17(double x, uint64_t *n, int *e10) {
     /* x in [2^b, 2^(b+1)): e = floor(b log10 2), within one of floor(log10 x)
      * (78913 / 2^18 is log10 2 to 6e-7, exact in the floor for |b| < 1700) */
     int e = b >= 0 ? (b * 78913) >> 18 : -((-b * 78913 + (1 << 18) - 1) >> 18);
+    /* and one up where x reaches the next power (the double nearest it:
+     * a retry below mends the rare x between the two) */
+    if (e >= -40 && e <= 17 && x >= p10_dbl[e + 41]) e++;
     for (int tries = 0; tries < 3; tries++) {
         int k = 16 - e;   /* N = x * 10^k */
         if (k < 0 || k > 55) return 0;
-        u128 p0 = (u128)m * pow5[k][1], p1 = (u128)m * pow5[k][0];
-        u128 t = (p0 >> 64) + (uint64_t)p1;   /* below 2^65 */
-        uint64_t w0 = (uint64_t)p0, w1 = (uint64_t)t, w2 = (uint64_t)(t >> 64) + (uint64_t)(p1 >> 64);
         int s = q + k, half = -1;
         uint64_t fl;
-        if (s >= 0)   /* an integer: V 2^s */
-            fl = w2 || w1 || s >= 64 || (s && w0 >> (64 - s)) ? UINT64_MAX : w0 << s;
-        else
-            fl = shift_floor(w2, w1, w0, -s, &half);
+        if (k <= 27 && s < 0 && s > -64) {
+            /* the common case (1e-11 <= x < 1e16): 5^k and so m 5^k fit
+             * in 64 and 128 bits, the floor in the shift of one product */
+            int r = -s;
+            u128 p = (u128)m * pow5[k][1], f = p >> r;
+            uint64_t rem = (uint64_t)p & ((UINT64_C(1) << r) - 1), hv = UINT64_C(1) << (r - 1);
+            half = rem > hv ? 1 : rem == hv ? 0 : -1;
+            fl = f >> 64 ? UINT64_MAX : (uint64_t)f;
+        } else {
+            u128 p0 = (u128)m * pow5[k][1], p1 = (u128)m * pow5[k][0];
+            u128 t = (p0 >> 64) + (uint64_t)p1;   /* below 2^65 */
+            uint64_t w0 = (uint64_t)p0, w1 = (uint64_t)t, w2 = (uint64_t)(t >> 64) + (uint64_t)(p1 >> 64);
+            if (s >= 0)   /* an integer: V 2^s */
+                fl = w2 || w1 || s >= 64 || (s && w0 >> (64 - s)) ? UINT64_MAX : w0 << s;
+            else
+                fl = shift_floor(w2, w1, w0, -s, &half);
+        }
         /* the digit count is the exact value's, before rounding */
         if (fl >= UINT64_C(100000000000000000)) {
             e++;
