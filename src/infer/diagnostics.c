@@ -154,10 +154,8 @@ static double var_about(const double *a, size_t n, double m) {
 
 static double var_of(const double *a, size_t n) { return var_about(a, n, mean_of(a, n)); }
 
-/* Classic R-hat of m chains of n draws. */
-static double rhat_basic(const double *a, int m, int n) {
-    double *cm = malloc((size_t)m * sizeof *cm);
-    if (!cm) return NAN;
+/* Classic R-hat of m chains of n draws; their means left in cm. */
+static double rhat_cm(const double *a, int m, int n, double *cm) {
     double w = 0.0;
     for (int c = 0; c < m; c++) {
         cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
@@ -165,8 +163,14 @@ static double rhat_basic(const double *a, int m, int n) {
     }
     w /= m;
     double b = n * var_of(cm, (size_t)m);
-    free(cm);
     return sqrt((b / w + n - 1.0) / n);
+}
+
+static double rhat_basic(const double *a, int m, int n) {
+    double *cm = malloc((size_t)m * sizeof *cm);
+    double r = cm ? rhat_cm(a, m, n, cm) : NAN;
+    free(cm);
+    return r;
 }
 
 /* The mean over chains of the biased lag-t and lag-(t + 1) autocovariances
@@ -542,31 +546,44 @@ static void ws_fold_order(mc_diag_ws *w, double med) {
     }
 }
 
-/* ess_basic of the 2 * chains split chains of a; rho and
- * the chain means live in w->f (so a must not be w->f). */
-static double ess_ws(mc_diag_ws *w, const double *a) {
+/* ess_basic's end for the 2 * chains split chains: their range hi - lo,
+ * their centered draws c and chain means w->f (ess_basic's values, from
+ * wherever the caller had them at hand); rho goes after the means. */
+static double ess_centered_ws(mc_diag_ws *w, double range, const double *c) {
     int m = 2 * w->chains, n = w->n / 2;
     size_t size = (size_t)m * n;
-    double lo = a[0], hi = a[0];
-    for (size_t i = 1; i < size; i++) {
-        lo = a[i] < lo ? a[i] : lo;
-        hi = a[i] > hi ? a[i] : hi;
-    }
-    if (hi - lo < 1e-15) return (double)size;
+    if (range < 1e-15) return (double)size;
     if (n < 4) return NAN;
     double *cm = w->f, *rho = w->f + m;   /* m + n <= m * n = size for m, n >= 2 */
-    for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-    double tau = tau_hat(a, cm, m, n, rho, w->cen);
+    double tau = tau_centered(c, cm, m, n, rho);
     double floor_tau = 1.0 / log10((double)size);
     if (tau < floor_tau) tau = floor_tau;
     return (double)size / tau;
 }
 
 /* ESS of the indicator x <= q (mc_ess_mean of it: with an even n its split
- * chains are itself). */
+ * chains are itself).  A 0/1 chain's sum is its count, exactly, so its mean
+ * is count / n as mean_of divides it, and its centered draws are 1 - mean
+ * and 0 - mean: two passes where the indicators, their range, means and
+ * centering were four. */
 static double ess_below_ws(mc_diag_ws *w, const double *x, double q) {
-    for (size_t i = 0; i < w->size; i++) w->z[i] = x[i] <= q ? 1.0 : 0.0;
-    return ess_ws(w, w->z);
+    int m = 2 * w->chains, n = w->n / 2;
+    double *cm = w->f, *c = w->cen;
+    size_t total = 0;
+    for (int ch = 0; ch < m; ch++) {
+        const double *xc = x + (size_t)ch * n;
+        size_t cnt = 0;
+        for (int i = 0; i < n; i++) cnt += xc[i] <= q;
+        cm[ch] = (double)cnt / (double)n;
+        total += cnt;
+    }
+    if (total == 0 || total == w->size) return (double)w->size;   /* constant: range 0 */
+    for (int ch = 0; ch < m; ch++) {
+        const double *xc = x + (size_t)ch * n;
+        double *cc = c + (size_t)ch * n, c1 = 1.0 - cm[ch], c0 = 0.0 - cm[ch];
+        for (int i = 0; i < n; i++) cc[i] = xc[i] <= q ? c1 : c0;
+    }
+    return ess_centered_ws(w, 1.0, c);
 }
 
 /* R-hat, bulk and tail ESS of one column with one sort instead of the
@@ -595,11 +612,14 @@ int mc_column_diag_ws(mc_diag_ws *w, const double *x, double *sorted, double *rh
     double med = size % 2 ? s[size / 2] : 0.5 * (s[size / 2 - 1] + s[size / 2]);
     int h = n / 2;
     ws_scores(w, s, w->ord, w->z);   /* bulk: the split chains' ranks */
-    double bulk = rhat_basic(w->z, 2 * chains, h);
-    *ess_bulk = ess_ws(w, w->z);
+    double bulk = rhat_cm(w->z, 2 * chains, h, w->f);   /* the chain means, for the ESS too */
+    for (int ch = 0; ch < 2 * chains; ch++)
+        for (int i = 0; i < h; i++) w->cen[(size_t)ch * h + i] = w->z[(size_t)ch * h + i] - w->f[ch];
+    /* the scores rise with the values: their range from the ends of the order */
+    *ess_bulk = ess_centered_ws(w, w->z[w->ord[size - 1]] - w->z[w->ord[0]], w->cen);
     ws_fold_order(w, med);
     ws_scores(w, w->fs, w->ord2, w->z);
-    double tail = rhat_basic(w->z, 2 * chains, h);
+    double tail = rhat_cm(w->z, 2 * chains, h, w->f);
     *rhat = bulk > tail ? bulk : tail;
     if (isnan(bulk) || isnan(tail)) *rhat = NAN;
     double q05 = quantile7_sorted(s, size, 0.05), q95 = quantile7_sorted(s, size, 0.95);
