@@ -743,10 +743,10 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
 inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
-    double *col = malloc(sizeof(double) * (size_t)n), *sorted = malloc(sizeof(double) * (size_t)n);
+    double *sorted = malloc(sizeof(double) * (size_t)n);
     /* the diagnostics' scratch, made once for all the columns */
     mc_diag_ws *ws = mc_diag_ws_new(m->chains, m->samples);
-    if (!r || !col || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
+    if (!r || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
         !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws)))
         goto fail;
     r->kind = 1;
@@ -765,15 +765,17 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         if (e < r->min_ebfmi) r->min_ebfmi = e;
     }
     for (int j = 0; j < m->nnames; j++) {
-        for (int64_t i = 0; i < n; i++) col[i] = m->draws[i * m->nnames + j];
         inf_row *w = &r->rows[r->nrows];
         w->name = strdup(m->names[j]);
-        r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
+        double *col = r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
         r->nrows++;
-        if (!w->name || !r->draws[r->nrows - 1]) goto fail;
-        memcpy(r->draws[r->nrows - 1], col, sizeof(double) * (size_t)n);
+        if (!w->name || !col) goto fail;
+        /* the column gathered straight into the result's copy, its sum on the way */
         double mean = 0, var = 0;
-        for (int64_t i = 0; i < n; i++) mean += col[i];
+        for (int64_t i = 0; i < n; i++) {
+            col[i] = m->draws[i * m->nnames + j];
+            mean += col[i];
+        }
         mean /= (double)n;
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
@@ -783,12 +785,10 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
     }
-    free(col);
     free(sorted);
     mc_diag_ws_free(ws);
     return r;
 fail:
-    free(col);
     free(sorted);
     mc_diag_ws_free(ws);
     inf_result_free(r);
