@@ -406,7 +406,7 @@ struct mc_diag_ws {
 };
 
 #define RADIX_BITS 11
-#define RADIX_PASSES 6   /* ceil(64 / RADIX_BITS); ws_argsort's counting is written for six */
+#define RADIX_PASSES 3   /* of the high 33 bits; ws_argsort's counting is written for three */
 
 void mc_diag_ws_free(mc_diag_ws *w) {
     if (!w) return;
@@ -457,50 +457,103 @@ mc_diag_ws *mc_diag_ws_new(int chains, int n) {
     return w;
 }
 
+/* One LSD pass of 11-bit digit `shift` from (k, o) into (k2, o2), given the
+ * digit's counts; 0 (nothing moved) when every key has the same digit. */
+static int radix_pass(const uint64_t *k, const uint32_t *o, uint64_t *k2, uint32_t *o2, size_t n, int shift,
+                      uint32_t *cnt) {
+    const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
+    if (cnt[(k[0] >> shift) & mask] == n) return 0;   /* a digit all keys share */
+    uint32_t pos = 0;
+    for (size_t b = 0; b < (size_t)1 << RADIX_BITS; b++) {
+        uint32_t c = cnt[b];
+        cnt[b] = pos;
+        pos += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t d = cnt[(k[i] >> shift) & mask]++;
+        k2[d] = k[i];
+        o2[d] = o[i];
+    }
+    return 1;
+}
+
+/* Orders a run of keys that agree above bit RUN_SHIFT by their low bits, in
+ * place (k2, o2: as much scratch): insertion for a short run (the usual one
+ * or two keys), else three radix passes over bits 0..32. */
+#define RUN_SHIFT 31
+static void sort_run(uint64_t *k, uint32_t *o, size_t len, uint64_t *k2, uint32_t *o2, uint32_t *cnt) {
+    if (len <= 48) {
+        for (size_t i = 1; i < len; i++) {
+            uint64_t v = k[i];
+            uint32_t ov = o[i];
+            size_t j = i;
+            for (; j > 0 && k[j - 1] > v; j--) {
+                k[j] = k[j - 1];
+                o[j] = o[j - 1];
+            }
+            k[j] = v;
+            o[j] = ov;
+        }
+        return;
+    }
+    size_t nb = (size_t)1 << RADIX_BITS;
+    const uint64_t mask = nb - 1;
+    uint64_t *ka = k, *kb = k2;
+    uint32_t *oa = o, *ob = o2;
+    for (int shift = 0; shift < RUN_SHIFT; shift += RADIX_BITS) {
+        memset(cnt, 0, nb * sizeof *cnt);
+        for (size_t i = 0; i < len; i++) cnt[(ka[i] >> shift) & mask]++;
+        if (!radix_pass(ka, oa, kb, ob, len, shift, cnt)) continue;
+        uint64_t *tk = ka;
+        ka = kb;
+        kb = tk;
+        uint32_t *to = oa;
+        oa = ob;
+        ob = to;
+    }
+    if (ka != k) {
+        memcpy(k, ka, len * sizeof *k);
+        memcpy(o, oa, len * sizeof *o);
+    }
+}
+
 /* The ascending order of x (no NaN) in w->ord and the sorted values in w->s:
- * an LSD radix sort with 11-bit digits (six passes instead of eight), all
- * histograms in one pass over the keys, and ping-pong buffers instead of
- * copies back.  Stable, like radix_sort; any sorted order would do. */
+ * an LSD radix sort on the keys' high 33 bits only (three 11-bit passes,
+ * all histograms in one pass over the keys, ping-pong buffers instead of
+ * copies back), then the runs that agree on those bits (two draws within
+ * a relative 2^-20 or so: rare in continuous draws, whole runs of one value
+ * in discrete ones) ordered by the rest: half the passes of sorting all 64
+ * bits.  Any sorted order would do (ties get equal scores). */
 static void ws_argsort(mc_diag_ws *w, const double *x) {
     size_t n = w->size, nb = (size_t)1 << RADIX_BITS;
     uint64_t *k = w->key, *k2 = w->key2, mask = nb - 1;
     uint32_t *o = w->ord, *o2 = w->ord2;
-    memset(w->cnt, 0, RADIX_PASSES * nb * sizeof *w->cnt);
-    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb, *c3 = c2 + nb, *c4 = c3 + nb, *c5 = c4 + nb;
+    memset(w->cnt, 0, 3 * nb * sizeof *w->cnt);
+    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb;
     for (size_t i = 0; i < n; i++) {
         uint64_t v = sort_key(x[i]);
         k[i] = v;
         o[i] = (uint32_t)i;
-        /* the six digits' counts, unrolled (a loop over them was twice the
-         * instructions) */
-        c0[v & mask]++;
-        c1[(v >> RADIX_BITS) & mask]++;
-        c2[(v >> 2 * RADIX_BITS) & mask]++;
-        c3[(v >> 3 * RADIX_BITS) & mask]++;
-        c4[(v >> 4 * RADIX_BITS) & mask]++;
-        c5[v >> 5 * RADIX_BITS]++;
+        c0[(v >> RUN_SHIFT) & mask]++;
+        c1[(v >> (RUN_SHIFT + RADIX_BITS)) & mask]++;
+        c2[v >> (RUN_SHIFT + 2 * RADIX_BITS)]++;
     }
-    for (int p = 0; p < RADIX_PASSES; p++) {
-        uint32_t *cnt = w->cnt + (size_t)p * nb;
-        int shift = p * RADIX_BITS;
-        if (cnt[(k[0] >> shift) & mask] == n) continue;   /* a digit all keys share */
-        uint32_t pos = 0;
-        for (size_t b = 0; b < nb; b++) {
-            uint32_t c = cnt[b];
-            cnt[b] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++) {
-            uint32_t d = cnt[(k[i] >> shift) & mask]++;
-            k2[d] = k[i];
-            o2[d] = o[i];
-        }
+    for (int p = 0; p < 3; p++) {
+        if (!radix_pass(k, o, k2, o2, n, RUN_SHIFT + p * RADIX_BITS, w->cnt + (size_t)p * nb)) continue;
         uint64_t *tk = k;
         k = k2;
         k2 = tk;
         uint32_t *to = o;
         o = o2;
         o2 = to;
+    }
+    for (size_t i = 0; i + 1 < n;) {
+        size_t j = i + 1;
+        uint64_t hi = k[i] >> RUN_SHIFT;
+        int same = 1;   /* the whole keys equal: already in order */
+        for (; j < n && k[j] >> RUN_SHIFT == hi; j++) same &= k[j] == k[i];
+        if (j - i > 1 && !same) sort_run(k + i, o + i, j - i, k2 + i, o2 + i, w->cnt);
+        i = j;
     }
     if (o != w->ord) memcpy(w->ord, o, n * sizeof *o);
     for (size_t i = 0; i < n; i++) w->s[i] = x[w->ord[i]];
