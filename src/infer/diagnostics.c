@@ -457,12 +457,17 @@ mc_diag_ws *mc_diag_ws_new(int chains, int n) {
     return w;
 }
 
-/* One LSD pass of 11-bit digit `shift` from (k, o) into (k2, o2), given the
- * digit's counts; 0 (nothing moved) when every key has the same digit. */
-static int radix_pass(const uint64_t *k, const uint32_t *o, uint64_t *k2, uint32_t *o2, size_t n, int shift,
-                      uint32_t *cnt) {
+/* One LSD pass of 11-bit digit `shift` from (*k, *o) into (*k2, *o2),
+ * given the digit's counts, then the buffers swapped (ping-pong: *k, *o
+ * hold the result); nothing moves when every key has the same digit. */
+static void radix_pass(uint64_t **k, uint32_t **o, uint64_t **k2, uint32_t **o2, size_t n, int shift,
+                       uint32_t *cnt) {
     const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
-    if (cnt[(k[0] >> shift) & mask] == n) return 0;   /* a digit all keys share */
+    const uint64_t *ka = *k;
+    const uint32_t *oa = *o;
+    uint64_t *kb = *k2;
+    uint32_t *ob = *o2;
+    if (cnt[(ka[0] >> shift) & mask] == n) return;   /* a digit all keys share */
     uint32_t pos = 0;
     for (size_t b = 0; b < (size_t)1 << RADIX_BITS; b++) {
         uint32_t c = cnt[b];
@@ -470,11 +475,14 @@ static int radix_pass(const uint64_t *k, const uint32_t *o, uint64_t *k2, uint32
         pos += c;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t d = cnt[(k[i] >> shift) & mask]++;
-        k2[d] = k[i];
-        o2[d] = o[i];
+        uint32_t d = cnt[(ka[i] >> shift) & mask]++;
+        kb[d] = ka[i];
+        ob[d] = oa[i];
     }
-    return 1;
+    *k2 = *k;
+    *o2 = *o;
+    *k = kb;
+    *o = ob;
 }
 
 /* Orders a run of keys that agree above bit RUN_SHIFT by their low bits, in
@@ -503,13 +511,7 @@ static void sort_run(uint64_t *k, uint32_t *o, size_t len, uint64_t *k2, uint32_
     for (int shift = 0; shift < RUN_SHIFT; shift += RADIX_BITS) {
         memset(cnt, 0, nb * sizeof *cnt);
         for (size_t i = 0; i < len; i++) cnt[(ka[i] >> shift) & mask]++;
-        if (!radix_pass(ka, oa, kb, ob, len, shift, cnt)) continue;
-        uint64_t *tk = ka;
-        ka = kb;
-        kb = tk;
-        uint32_t *to = oa;
-        oa = ob;
-        ob = to;
+        radix_pass(&ka, &oa, &kb, &ob, len, shift, cnt);
     }
     if (ka != k) {
         memcpy(k, ka, len * sizeof *k);
@@ -538,15 +540,8 @@ static void ws_argsort(mc_diag_ws *w, const double *x) {
         c1[(v >> (RUN_SHIFT + RADIX_BITS)) & mask]++;
         c2[v >> (RUN_SHIFT + 2 * RADIX_BITS)]++;
     }
-    for (int p = 0; p < 3; p++) {
-        if (!radix_pass(k, o, k2, o2, n, RUN_SHIFT + p * RADIX_BITS, w->cnt + (size_t)p * nb)) continue;
-        uint64_t *tk = k;
-        k = k2;
-        k2 = tk;
-        uint32_t *to = o;
-        o = o2;
-        o2 = to;
-    }
+    for (int p = 0; p < 3; p++)
+        radix_pass(&k, &o, &k2, &o2, n, RUN_SHIFT + p * RADIX_BITS, w->cnt + (size_t)p * nb);
     for (size_t i = 0; i + 1 < n;) {
         size_t j = i + 1;
         uint64_t hi = k[i] >> RUN_SHIFT;
