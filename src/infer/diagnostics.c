@@ -628,8 +628,9 @@ static double ess_below_ws(mc_diag_ws *w, const double *x, double q) {
     if (total == 0 || total == w->size) return (double)w->size;   /* constant: range 0 */
     for (int ch = 0; ch < m; ch++) {
         const double *xc = x + (size_t)ch * n;
-        double *cc = c + (size_t)ch * n, c1 = 1.0 - cm[ch], c0 = 0.0 - cm[ch];
-        for (int i = 0; i < n; i++) cc[i] = xc[i] <= q ? c1 : c0;
+        double *cc = c + (size_t)ch * n;
+        const double cv[2] = {0.0 - cm[ch], 1.0 - cm[ch]};   /* indexed by the indicator: no branch */
+        for (int i = 0; i < n; i++) cc[i] = cv[xc[i] <= q];
     }
     return ess_centered_ws(w, 1.0, c);
 }
