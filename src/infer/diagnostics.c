@@ -154,10 +154,8 @@ static double var_about(const double *a, size_t n, double m) {
 
 static double var_of(const double *a, size_t n) { return var_about(a, n, mean_of(a, n)); }
 
-/* Classic R-hat of m chains of n draws. */
-static double rhat_basic(const double *a, int m, int n) {
-    double *cm = malloc((size_t)m * sizeof *cm);
-    if (!cm) return NAN;
+/* Classic R-hat of m chains of n draws; their means left in cm. */
+static double rhat_cm(const double *a, int m, int n, double *cm) {
     double w = 0.0;
     for (int c = 0; c < m; c++) {
         cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
@@ -165,36 +163,58 @@ static double rhat_basic(const double *a, int m, int n) {
     }
     w /= m;
     double b = n * var_of(cm, (size_t)m);
-    free(cm);
     return sqrt((b / w + n - 1.0) / n);
 }
 
-/* Mean over chains of the biased lag-t autocovariance. */
-static double mean_acov(const double *a, const double *cm, int m, int n, int t) {
-    double s = 0.0;
-    for (int c = 0; c < m; c++) {
-        const double *x = a + (size_t)c * n;
-        double acc = 0.0;
-        for (int i = 0; i + t < n; i++) acc += (x[i] - cm[c]) * (x[i + t] - cm[c]);
-        s += acc / n;
-    }
-    return s / m;
+static double rhat_basic(const double *a, int m, int n) {
+    double *cm = malloc((size_t)m * sizeof *cm);
+    double r = cm ? rhat_cm(a, m, n, cm) : NAN;
+    free(cm);
+    return r;
 }
 
-/* Sums the autocorrelations with Geyer's initial positive sequence made
- * monotone; tau = -1 + 2 * sum. */
-static double tau_hat(const double *a, const double *cm, int m, int n, double *rho) {
-    double mean_var = mean_acov(a, cm, m, n, 0) * n / (n - 1.0);
+/* The mean over chains of the biased lag-t and lag-(t + 1) autocovariances
+ * of the centered draws c (chain ch: c[ch * n + i], its mean subtracted)
+ * in one pass; each sum runs over i in order, chain by chain. */
+static void acov_pair(const double *c, int m, int n, int t, double *at, double *at1) {
+    double st = 0.0, st1 = 0.0;
+    for (int ch = 0; ch < m; ch++) {
+        const double *x = c + (size_t)ch * n;
+        double a0 = 0.0, a1 = 0.0;
+        int i = 0;
+        for (; i + t + 1 < n; i++) {
+            a0 += x[i] * x[i + t];
+            a1 += x[i] * x[i + t + 1];
+        }
+        for (; i + t < n; i++) a0 += x[i] * x[i + t];
+        st += a0 / n;
+        st1 += a1 / n;
+    }
+    *at = st / m;
+    *at1 = st1 / m;
+}
+
+/* Sums the autocorrelations of the centered draws c of m chains of n (cm:
+ * the chain means) with Geyer's initial positive sequence made monotone;
+ * tau = -1 + 2 * sum.  rho: n doubles of scratch.  The one place for it:
+ * ess_basic and the per-column ess_ws both come here, so their results are
+ * the same bits. */
+static double tau_centered(const double *c, const double *cm, int m, int n, double *rho) {
+    double a0, a1;
+    acov_pair(c, m, n, 0, &a0, &a1);
+    double mean_var = a0 * n / (n - 1.0);
     double var_plus = mean_var * (n - 1.0) / n;
     if (m > 1) var_plus += var_of(cm, (size_t)m);
     memset(rho, 0, (size_t)n * sizeof *rho);
-    double even = 1.0, odd = 1.0 - (mean_var - mean_acov(a, cm, m, n, 1)) / var_plus;
+    double even = 1.0, odd = 1.0 - (mean_var - a1) / var_plus;
     rho[0] = even;
     rho[1] = odd;
     int t = 1;
     while (t < n - 3 && even + odd > 0.0) {
-        even = 1.0 - (mean_var - mean_acov(a, cm, m, n, t + 1)) / var_plus;
-        odd = 1.0 - (mean_var - mean_acov(a, cm, m, n, t + 2)) / var_plus;
+        double e1, e2;
+        acov_pair(c, m, n, t + 1, &e1, &e2);
+        even = 1.0 - (mean_var - e1) / var_plus;
+        odd = 1.0 - (mean_var - e2) / var_plus;
         if (even + odd >= 0.0) {
             rho[t + 1] = even;
             rho[t + 2] = odd;
@@ -217,6 +237,13 @@ static double tau_hat(const double *a, const double *cm, int m, int n, double *r
     return nan_seen ? NAN : tau;
 }
 
+/* tau_centered of the draws a, centered into cen (m * n doubles). */
+static double tau_hat(const double *a, const double *cm, int m, int n, double *rho, double *cen) {
+    for (int ch = 0; ch < m; ch++)
+        for (int i = 0; i < n; i++) cen[(size_t)ch * n + i] = a[(size_t)ch * n + i] - cm[ch];
+    return tau_centered(cen, cm, m, n, rho);
+}
+
 /* ESS of m chains of n draws as they are. */
 static double ess_basic(const double *a, int m, int n) {
     size_t size = (size_t)m * n;
@@ -229,13 +256,15 @@ static double ess_basic(const double *a, int m, int n) {
     if (n < 4) return NAN;
     double *cm = malloc((size_t)m * sizeof *cm);
     double *rho = malloc((size_t)n * sizeof *rho);
+    double *cen = malloc(size * sizeof *cen);
     double tau = NAN;
-    if (cm && rho) {
+    if (cm && rho && cen) {
         for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-        tau = tau_hat(a, cm, m, n, rho);
+        tau = tau_hat(a, cm, m, n, rho, cen);
     }
     free(cm);
     free(rho);
+    free(cen);
     double floor_tau = 1.0 / log10((double)size);
     if (tau < floor_tau) tau = floor_tau;
     return (double)size / tau;
@@ -377,7 +406,7 @@ struct mc_diag_ws {
 };
 
 #define RADIX_BITS 11
-#define RADIX_PASSES 6   /* ceil(64 / RADIX_BITS); ws_argsort's counting is written for six */
+#define RADIX_PASSES 3   /* of the high 33 bits; ws_argsort's counting is written for three */
 
 void mc_diag_ws_free(mc_diag_ws *w) {
     if (!w) return;
@@ -428,50 +457,98 @@ mc_diag_ws *mc_diag_ws_new(int chains, int n) {
     return w;
 }
 
+/* One LSD pass of 11-bit digit `shift` from (*k, *o) into (*k2, *o2),
+ * given the digit's counts, then the buffers swapped (ping-pong: *k, *o
+ * hold the result); nothing moves when every key has the same digit. */
+static void radix_pass(uint64_t **k, uint32_t **o, uint64_t **k2, uint32_t **o2, size_t n, int shift,
+                       uint32_t *cnt) {
+    const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
+    const uint64_t *ka = *k;
+    const uint32_t *oa = *o;
+    uint64_t *kb = *k2;
+    uint32_t *ob = *o2;
+    if (cnt[(ka[0] >> shift) & mask] == n) return;   /* a digit all keys share */
+    uint32_t pos = 0;
+    for (size_t b = 0; b < (size_t)1 << RADIX_BITS; b++) {
+        uint32_t c = cnt[b];
+        cnt[b] = pos;
+        pos += c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t d = cnt[(ka[i] >> shift) & mask]++;
+        kb[d] = ka[i];
+        ob[d] = oa[i];
+    }
+    *k2 = *k;
+    *o2 = *o;
+    *k = kb;
+    *o = ob;
+}
+
+/* Orders a run of keys that agree above bit RUN_SHIFT by their low bits, in
+ * place (k2, o2: as much scratch): insertion for a short run (the usual one
+ * or two keys), else three radix passes over bits 0..32. */
+#define RUN_SHIFT 31
+static void sort_run(uint64_t *k, uint32_t *o, size_t len, uint64_t *k2, uint32_t *o2, uint32_t *cnt) {
+    if (len <= 48) {
+        for (size_t i = 1; i < len; i++) {
+            uint64_t v = k[i];
+            uint32_t ov = o[i];
+            size_t j = i;
+            for (; j > 0 && k[j - 1] > v; j--) {
+                k[j] = k[j - 1];
+                o[j] = o[j - 1];
+            }
+            k[j] = v;
+            o[j] = ov;
+        }
+        return;
+    }
+    size_t nb = (size_t)1 << RADIX_BITS;
+    const uint64_t mask = nb - 1;
+    uint64_t *ka = k, *kb = k2;
+    uint32_t *oa = o, *ob = o2;
+    for (int shift = 0; shift < RUN_SHIFT; shift += RADIX_BITS) {
+        memset(cnt, 0, nb * sizeof *cnt);
+        for (size_t i = 0; i < len; i++) cnt[(ka[i] >> shift) & mask]++;
+        radix_pass(&ka, &oa, &kb, &ob, len, shift, cnt);
+    }
+    if (ka != k) {
+        memcpy(k, ka, len * sizeof *k);
+        memcpy(o, oa, len * sizeof *o);
+    }
+}
+
 /* The ascending order of x (no NaN) in w->ord and the sorted values in w->s:
- * an LSD radix sort with 11-bit digits (six passes instead of eight), all
- * histograms in one pass over the keys, and ping-pong buffers instead of
- * copies back.  Stable, like radix_sort; any sorted order would do. */
+ * an LSD radix sort on the keys' high 33 bits only (three 11-bit passes,
+ * all histograms in one pass over the keys, ping-pong buffers instead of
+ * copies back), then the runs that agree on those bits (two draws within
+ * a relative 2^-20 or so: rare in continuous draws, whole runs of one value
+ * in discrete ones) ordered by the rest: half the passes of sorting all 64
+ * bits.  Any sorted order would do (ties get equal scores). */
 static void ws_argsort(mc_diag_ws *w, const double *x) {
     size_t n = w->size, nb = (size_t)1 << RADIX_BITS;
     uint64_t *k = w->key, *k2 = w->key2, mask = nb - 1;
     uint32_t *o = w->ord, *o2 = w->ord2;
-    memset(w->cnt, 0, RADIX_PASSES * nb * sizeof *w->cnt);
-    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb, *c3 = c2 + nb, *c4 = c3 + nb, *c5 = c4 + nb;
+    memset(w->cnt, 0, 3 * nb * sizeof *w->cnt);
+    uint32_t *c0 = w->cnt, *c1 = c0 + nb, *c2 = c1 + nb;
     for (size_t i = 0; i < n; i++) {
         uint64_t v = sort_key(x[i]);
         k[i] = v;
         o[i] = (uint32_t)i;
-        /* the six digits' counts, unrolled (a loop over them was twice the
-         * instructions) */
-        c0[v & mask]++;
-        c1[(v >> RADIX_BITS) & mask]++;
-        c2[(v >> 2 * RADIX_BITS) & mask]++;
-        c3[(v >> 3 * RADIX_BITS) & mask]++;
-        c4[(v >> 4 * RADIX_BITS) & mask]++;
-        c5[v >> 5 * RADIX_BITS]++;
+        c0[(v >> RUN_SHIFT) & mask]++;
+        c1[(v >> (RUN_SHIFT + RADIX_BITS)) & mask]++;
+        c2[v >> (RUN_SHIFT + 2 * RADIX_BITS)]++;
     }
-    for (int p = 0; p < RADIX_PASSES; p++) {
-        uint32_t *cnt = w->cnt + (size_t)p * nb;
-        int shift = p * RADIX_BITS;
-        if (cnt[(k[0] >> shift) & mask] == n) continue;   /* a digit all keys share */
-        uint32_t pos = 0;
-        for (size_t b = 0; b < nb; b++) {
-            uint32_t c = cnt[b];
-            cnt[b] = pos;
-            pos += c;
-        }
-        for (size_t i = 0; i < n; i++) {
-            uint32_t d = cnt[(k[i] >> shift) & mask]++;
-            k2[d] = k[i];
-            o2[d] = o[i];
-        }
-        uint64_t *tk = k;
-        k = k2;
-        k2 = tk;
-        uint32_t *to = o;
-        o = o2;
-        o2 = to;
+    for (int p = 0; p < 3; p++)
+        radix_pass(&k, &o, &k2, &o2, n, RUN_SHIFT + p * RADIX_BITS, w->cnt + (size_t)p * nb);
+    for (size_t i = 0; i + 1 < n;) {
+        size_t j = i + 1;
+        uint64_t hi = k[i] >> RUN_SHIFT;
+        int same = 1;   /* the whole keys equal: already in order */
+        for (; j < n && k[j] >> RUN_SHIFT == hi; j++) same &= k[j] == k[i];
+        if (j - i > 1 && !same) sort_run(k + i, o + i, j - i, k2 + i, o2 + i, w->cnt);
+        i = j;
     }
     if (o != w->ord) memcpy(w->ord, o, n * sizeof *o);
     for (size_t i = 0; i < n; i++) w->s[i] = x[w->ord[i]];
@@ -517,94 +594,45 @@ static void ws_fold_order(mc_diag_ws *w, double med) {
     }
 }
 
-/* mean_acov of the centered draws c at lags t and t + 1 in one pass, each
- * sum in mean_acov's order (so the same bits). */
-static void acov_pair(const double *c, int m, int n, int t, double *at, double *at1) {
-    double st = 0.0, st1 = 0.0;
-    for (int ch = 0; ch < m; ch++) {
-        const double *x = c + (size_t)ch * n;
-        double a0 = 0.0, a1 = 0.0;
-        int i = 0;
-        for (; i + t + 1 < n; i++) {
-            a0 += x[i] * x[i + t];
-            a1 += x[i] * x[i + t + 1];
-        }
-        for (; i + t < n; i++) a0 += x[i] * x[i + t];
-        st += a0 / n;
-        st1 += a1 / n;
-    }
-    *at = st / m;
-    *at1 = st1 / m;
-}
-
-/* tau_hat on draws centered once (mean_acov subtracted the chain means at
- * every lag), two lags per pass; the same arithmetic, bit for bit. */
-static double tau_hat_ws(mc_diag_ws *w, const double *a, const double *cm, int m, int n, double *rho) {
-    double *c = w->cen;
-    for (int ch = 0; ch < m; ch++)
-        for (int i = 0; i < n; i++) c[(size_t)ch * n + i] = a[(size_t)ch * n + i] - cm[ch];
-    double a0, a1;
-    acov_pair(c, m, n, 0, &a0, &a1);
-    double mean_var = a0 * n / (n - 1.0);
-    double var_plus = mean_var * (n - 1.0) / n;
-    if (m > 1) var_plus += var_of(cm, (size_t)m);
-    memset(rho, 0, (size_t)n * sizeof *rho);
-    double even = 1.0, odd = 1.0 - (mean_var - a1) / var_plus;
-    rho[0] = even;
-    rho[1] = odd;
-    int t = 1;
-    while (t < n - 3 && even + odd > 0.0) {
-        double e1, e2;
-        acov_pair(c, m, n, t + 1, &e1, &e2);
-        even = 1.0 - (mean_var - e1) / var_plus;
-        odd = 1.0 - (mean_var - e2) / var_plus;
-        if (even + odd >= 0.0) {
-            rho[t + 1] = even;
-            rho[t + 2] = odd;
-        }
-        t += 2;
-    }
-    int max_t = t - 2;
-    if (even > 0.0) rho[max_t + 1] = even;
-    for (t = 1; t <= max_t - 2; t += 2) {
-        if (rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]) {
-            rho[t + 1] = 0.5 * (rho[t - 1] + rho[t]);
-            rho[t + 2] = rho[t + 1];
-        }
-    }
-    double sum = 0.0;
-    int nan_seen = 0;
-    for (int i = 0; i < n; i++) nan_seen |= isnan(rho[i]);
-    for (int i = 0; i <= max_t; i++) sum += rho[i];
-    double tau = -1.0 + 2.0 * sum + (max_t + 1 < n ? rho[max_t + 1] : 0.0);
-    return nan_seen ? NAN : tau;
-}
-
-/* ess_basic of the 2 * chains split chains of a, with tau_hat_ws; rho and
- * the chain means live in w->f (so a must not be w->f). */
-static double ess_ws(mc_diag_ws *w, const double *a) {
+/* ess_basic's end for the 2 * chains split chains: their range hi - lo,
+ * their centered draws c and chain means w->f (ess_basic's values, from
+ * wherever the caller had them at hand); rho goes after the means. */
+static double ess_centered_ws(mc_diag_ws *w, double range, const double *c) {
     int m = 2 * w->chains, n = w->n / 2;
     size_t size = (size_t)m * n;
-    double lo = a[0], hi = a[0];
-    for (size_t i = 1; i < size; i++) {
-        lo = a[i] < lo ? a[i] : lo;
-        hi = a[i] > hi ? a[i] : hi;
-    }
-    if (hi - lo < 1e-15) return (double)size;
+    if (range < 1e-15) return (double)size;
     if (n < 4) return NAN;
     double *cm = w->f, *rho = w->f + m;   /* m + n <= m * n = size for m, n >= 2 */
-    for (int c = 0; c < m; c++) cm[c] = mean_of(a + (size_t)c * n, (size_t)n);
-    double tau = tau_hat_ws(w, a, cm, m, n, rho);
+    double tau = tau_centered(c, cm, m, n, rho);
     double floor_tau = 1.0 / log10((double)size);
     if (tau < floor_tau) tau = floor_tau;
     return (double)size / tau;
 }
 
 /* ESS of the indicator x <= q (mc_ess_mean of it: with an even n its split
- * chains are itself). */
+ * chains are itself).  A 0/1 chain's sum is its count, exactly, so its mean
+ * is count / n as mean_of divides it, and its centered draws are 1 - mean
+ * and 0 - mean: two passes where the indicators, their range, means and
+ * centering were four. */
 static double ess_below_ws(mc_diag_ws *w, const double *x, double q) {
-    for (size_t i = 0; i < w->size; i++) w->z[i] = x[i] <= q ? 1.0 : 0.0;
-    return ess_ws(w, w->z);
+    int m = 2 * w->chains, n = w->n / 2;
+    double *cm = w->f, *c = w->cen;
+    size_t total = 0;
+    for (int ch = 0; ch < m; ch++) {
+        const double *xc = x + (size_t)ch * n;
+        size_t cnt = 0;
+        for (int i = 0; i < n; i++) cnt += xc[i] <= q;
+        cm[ch] = (double)cnt / (double)n;
+        total += cnt;
+    }
+    if (total == 0 || total == w->size) return (double)w->size;   /* constant: range 0 */
+    for (int ch = 0; ch < m; ch++) {
+        const double *xc = x + (size_t)ch * n;
+        double *cc = c + (size_t)ch * n;
+        const double cv[2] = {0.0 - cm[ch], 1.0 - cm[ch]};   /* indexed by the indicator: no branch */
+        for (int i = 0; i < n; i++) cc[i] = cv[xc[i] <= q];
+    }
+    return ess_centered_ws(w, 1.0, c);
 }
 
 /* R-hat, bulk and tail ESS of one column with one sort instead of the
@@ -633,11 +661,14 @@ int mc_column_diag_ws(mc_diag_ws *w, const double *x, double *sorted, double *rh
     double med = size % 2 ? s[size / 2] : 0.5 * (s[size / 2 - 1] + s[size / 2]);
     int h = n / 2;
     ws_scores(w, s, w->ord, w->z);   /* bulk: the split chains' ranks */
-    double bulk = rhat_basic(w->z, 2 * chains, h);
-    *ess_bulk = ess_ws(w, w->z);
+    double bulk = rhat_cm(w->z, 2 * chains, h, w->f);   /* the chain means, for the ESS too */
+    for (int ch = 0; ch < 2 * chains; ch++)
+        for (int i = 0; i < h; i++) w->cen[(size_t)ch * h + i] = w->z[(size_t)ch * h + i] - w->f[ch];
+    /* the scores rise with the values: their range from the ends of the order */
+    *ess_bulk = ess_centered_ws(w, w->z[w->ord[size - 1]] - w->z[w->ord[0]], w->cen);
     ws_fold_order(w, med);
     ws_scores(w, w->fs, w->ord2, w->z);
-    double tail = rhat_basic(w->z, 2 * chains, h);
+    double tail = rhat_cm(w->z, 2 * chains, h, w->f);
     *rhat = bulk > tail ? bulk : tail;
     if (isnan(bulk) || isnan(tail)) *rhat = NAN;
     double q05 = quantile7_sorted(s, size, 0.05), q95 = quantile7_sorted(s, size, 0.95);

@@ -758,10 +758,10 @@ int inf_mcmc_run(rt_vm *vm, rt_func *model, const rt_record *data, const inf_mcm
 inf_result *inf_mcmc_result(const inf_mcmc *m) {
     inf_result *r = calloc(1, sizeof *r);
     int64_t n = (int64_t)m->chains * m->samples;
-    double *col = malloc(sizeof(double) * (size_t)n), *sorted = malloc(sizeof(double) * (size_t)n);
+    double *sorted = malloc(sizeof(double) * (size_t)n);
     /* the diagnostics' scratch, made once for all the columns */
     mc_diag_ws *ws = mc_diag_ws_new(m->chains, m->samples);
-    if (!r || !col || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
+    if (!r || !sorted || !ws || !(r->rows = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->rows)) ||
         !(r->draws = calloc((size_t)(m->nnames ? m->nnames : 1), sizeof *r->draws)))
         goto fail;
     r->kind = 1;
@@ -780,15 +780,17 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         if (e < r->min_ebfmi) r->min_ebfmi = e;
     }
     for (int j = 0; j < m->nnames; j++) {
-        for (int64_t i = 0; i < n; i++) col[i] = m->draws[i * m->nnames + j];
         inf_row *w = &r->rows[r->nrows];
         w->name = strdup(m->names[j]);
-        r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
+        double *col = r->draws[r->nrows] = malloc(sizeof(double) * (size_t)n);
         r->nrows++;
-        if (!w->name || !r->draws[r->nrows - 1]) goto fail;
-        memcpy(r->draws[r->nrows - 1], col, sizeof(double) * (size_t)n);
+        if (!w->name || !col) goto fail;
+        /* the column gathered straight into the result's copy, its sum on the way */
         double mean = 0, var = 0;
-        for (int64_t i = 0; i < n; i++) mean += col[i];
+        for (int64_t i = 0; i < n; i++) {
+            col[i] = m->draws[i * m->nnames + j];
+            mean += col[i];
+        }
         mean /= (double)n;
         for (int64_t i = 0; i < n; i++) var += (col[i] - mean) * (col[i] - mean);
         w->mean = mean;
@@ -798,12 +800,10 @@ inf_result *inf_mcmc_result(const inf_mcmc *m) {
         w->q50 = inf_quantile_sorted(sorted, (int)n, 0.5);
         w->q95 = inf_quantile_sorted(sorted, (int)n, 0.95);
     }
-    free(col);
     free(sorted);
     mc_diag_ws_free(ws);
     return r;
 fail:
-    free(col);
     free(sorted);
     mc_diag_ws_free(ws);
     inf_result_free(r);
@@ -831,22 +831,43 @@ static void stan_name(const char *name, char *out, size_t n) {
     }
 }
 
-/* ",a,b,c," for the sampler's integer columns, without printf. */
-static void put_small_ints(rt_sb *sb, int a, int b, int c) {
-    char buf[48];
-    size_t k = 0;
+/* ",a,b,c," for the sampler's integer columns at out, without printf;
+ * returns the end (at most 36 bytes). */
+static char *put_small_ints(char *out, int a, int b, int c) {
     int v[3] = {a, b, c};
-    buf[k++] = ',';
+    *out++ = ',';
     for (int i = 0; i < 3; i++) {
         char d[12];
         int nd = 0;
         unsigned u = v[i] < 0 ? 0u - (unsigned)v[i] : (unsigned)v[i];
         do d[nd++] = (char)('0' + u % 10); while (u /= 10);
-        if (v[i] < 0) buf[k++] = '-';
-        while (nd) buf[k++] = d[--nd];
-        buf[k++] = ',';
+        if (v[i] < 0) *out++ = '-';
+        while (nd) *out++ = d[--nd];
+        *out++ = ',';
     }
-    rt_sb_put(sb, buf, k);
+    return out;
+}
+
+/* One draw's line: the sampler's columns, then the model's.  The room for
+ * the whole line is reserved once and the numbers written straight into it
+ * (rt_g17_at), with no room check, call or NUL per number. */
+static void put_draw_line(rt_sb *sb, const mc_chain_out *o, int i, const double *row, int nnames) {
+    if (!rt_sb_reserve(sb, ((size_t)nnames + 4) * RT_G17_ROOM + 40)) return;
+    char *p = sb->s + sb->n;
+    p = rt_g17_at(p, o->lp[i]);
+    *p++ = ',';
+    p = rt_g17_at(p, o->accept_stat[i]);
+    *p++ = ',';
+    p = rt_g17_at(p, o->stepsize[i]);
+    p = put_small_ints(p, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
+    p = rt_g17_at(p, o->energy[i]);
+    for (int j = 0; j < nnames; j++) {
+        *p++ = ',';
+        p = rt_g17_at(p, row[j]);
+    }
+    *p++ = '\n';
+    *p = 0;
+    sb->n = (size_t)(p - sb->s);
 }
 
 /* Stan's footer (stan::services::util::mcmc_writer::write_timing, through
@@ -859,8 +880,14 @@ static void put_elapsed(rt_sb *sb, double warmup, double sampling) {
 }
 
 int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t errlen) {
+    /* one buffer for every chain's file, sized once for a chain's draws
+     * (~24 bytes a number; growing it by doubling copied the text ~twice) */
+    rt_sb sb = {0};
+    if (!rt_sb_reserve(&sb, (size_t)m->samples * ((size_t)m->nnames + 7) * 24 + 4096))
+        sb.oom = false;   /* only a guess: the lines reserve what they need */
+    int rc = 0;
     /* draws.csv with one chain; draws_1.csv ... with several */
-    for (int c = 0; c < m->chains; c++) {
+    for (int c = 0; c < m->chains && rc == 0; c++) {
         char file[4096];
         if (m->chains == 1) {
             snprintf(file, sizeof file, "%s", path);
@@ -870,7 +897,8 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
             if (!dot || (slash && dot < slash)) dot = path + strlen(path);
             snprintf(file, sizeof file, "%.*s_%d%s", (int)(dot - path), path, c + 1, dot);
         }
-        rt_sb sb = {0};
+        sb.n = 0;
+        if (sb.s) sb.s[0] = 0;
         const mc_chain_out *o = &m->out[c];
         rt_sb_printf(&sb, "# model = ppl\n# method = sample (Default)\n#   sample\n#     num_samples = %d\n",
                      m->samples);
@@ -890,32 +918,16 @@ int inf_mcmc_write_csv(const inf_mcmc *m, const char *path, char *err, size_t er
             rt_sb_printf(&sb, ",%s", nm);
         }
         rt_sb_printf(&sb, "\n# Adaptation terminated\n# Step size = %.17g\n", o->final_step);
-        for (int i = 0; i < m->samples; i++) {
-            /* rt_sb_put_g17 writes "%.17g" byte for byte, several times faster */
-            rt_sb_put_g17(&sb, o->lp[i]);
-            rt_sb_putc(&sb, ',');
-            rt_sb_put_g17(&sb, o->accept_stat[i]);
-            rt_sb_putc(&sb, ',');
-            rt_sb_put_g17(&sb, o->stepsize[i]);
-            put_small_ints(&sb, (int)o->treedepth[i], (int)o->n_leapfrog[i], (int)o->divergent[i]);
-            rt_sb_put_g17(&sb, o->energy[i]);
-            const double *row = m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames;
-            for (int j = 0; j < m->nnames; j++) {
-                rt_sb_putc(&sb, ',');
-                rt_sb_put_g17(&sb, row[j]);
-            }
-            rt_sb_putc(&sb, '\n');
-        }
+        for (int i = 0; i < m->samples; i++)
+            put_draw_line(&sb, o, i, m->draws + ((size_t)c * m->samples + (size_t)i) * (size_t)m->nnames, m->nnames);
         if (m->secs) put_elapsed(&sb, m->secs[2 * c], m->secs[2 * c + 1]);
-        size_t len = sb.n;
-        char *buf = rt_sb_finish(&sb);
-        if (!buf) {
+        if (sb.oom) {
             snprintf(err, errlen, "out of memory");
-            return -1;
+            rc = -1;
+        } else {
+            rc = rt_write_file_atomic(file, sb.s, sb.n, err, errlen);
         }
-        int rc = rt_write_file_atomic(file, buf, len, err, errlen);
-        free(buf);
-        if (rc) return -1;
     }
-    return 0;
+    free(sb.s);
+    return rc ? -1 : 0;
 }

@@ -146,8 +146,8 @@ END_TEST
  * three functions apart: continuous draws (the shared rank scores), ties
  * of every kind (rounded and discrete draws, a constant column, -0 beside
  * 0, runs of the median itself, which the folded draws' merge meets at
- * both ends), infinities, a NaN and an odd n (the fallbacks), and the
- * column sorted. */
+ * both ends), infinities, a NaN and an odd n (the fallbacks), draws
+ * equal in their high bits but not their low ones, and the column sorted. */
 START_TEST(test_column_diag_workspace) {
     const int shapes[][2] = {{4, 1000}, {1, 40}, {3, 8}, {2, 7}, {4, 2}};
     uint64_t st = 99;
@@ -157,7 +157,7 @@ START_TEST(test_column_diag_workspace) {
         double *x = malloc(size * sizeof *x), *sorted = malloc(size * sizeof *sorted);
         mc_diag_ws *w = mc_diag_ws_new(chains, n);
         ck_assert(x && sorted && w);
-        for (int kind = 0; kind < 9; kind++) {
+        for (int kind = 0; kind < 11; kind++) {
             double prev = 0.0;
             for (size_t i = 0; i < size; i++) {
                 st = st * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -172,7 +172,13 @@ START_TEST(test_column_diag_workspace) {
                 case 5: x[i] = u < 0.5 ? 1.0 : prev + 1.0; break;      /* half at the median */
                 case 6: x[i] = u < 0.01 ? INFINITY : u > 0.99 ? -INFINITY : prev * 1e300; break;
                 case 7: x[i] = i == size / 2 ? NAN : prev; break;
-                default: x[i] = u < 0.5 ? 1e-310 * prev : prev; break;   /* subnormals */
+                case 8: x[i] = u < 0.5 ? 1e-310 * prev : prev; break;   /* subnormals */
+                /* draws that agree in their high 33 bits, which the sort
+                 * orders first: long runs (1 + j 2^-44, j < 2^24) and
+                 * short ones (a 1/1024 grid, each point moved in its low
+                 * bits) */
+                case 9: x[i] = 1.0 + (double)(st >> 40) * 0x1p-44; break;
+                default: x[i] = round(prev * 1024) / 1024 + (double)(st >> 54) * 0x1p-50; break;
                 }
             }
             double rh, eb, et;

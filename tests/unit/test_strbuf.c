@@ -76,6 +76,34 @@ START_TEST(test_g17_matches_printf) {
 }
 END_TEST
 
+/* Exact ties, x 10^k = N + 1/2 with 17-digit N (the digits come from
+ * integer arithmetic; printf rounds them to even), and their neighbours:
+ * m 2^-j for 53-bit m and j = 1..60 puts the half at every shift the
+ * product can have, with k up to 34.  Then x = d 10^p for every 8-digit
+ * block pattern the digit pairs write (each v < 10^8 as the low and the
+ * high block of 17 digits), and random values over the whole exact range
+ * 1e-39..1e17 and just outside it. */
+START_TEST(test_g17_ties_and_digits) {
+    uint64_t st = 5;
+    for (int j = 1; j <= 60; j++)
+        for (int i = 0; i < 400; i++) {
+            uint64_t m = (next(&st) >> 11) | UINT64_C(1) << 52;
+            double x = ldexp((double)(m | 1), -j);
+            check_one(x);
+            check_one(nextafter(x, 0));
+            check_one(nextafter(x, INFINITY));
+        }
+    for (uint32_t v = 0; v < 100000000; v += 997) {
+        check_one(1e16 + (double)v);              /* the low block, exact */
+        check_one((1.0 + (double)v * 1e-8) * 1e8); /* the high block */
+    }
+    for (int i = 0; i < 60000; i++) {
+        double u = (double)(next(&st) >> 11) / 9007199254740992.0;
+        check_one((1.0 + u) * pow(10.0, (double)(i % 60) - 42));
+    }
+}
+END_TEST
+
 /* Many values and commas (rt_sb_putc) into one buffer, which grows while
  * they are written in place: the concatenation of printf's texts. */
 START_TEST(test_g17_appends) {
@@ -107,6 +135,7 @@ int main(void) {
     Suite *s = suite_create("strbuf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_g17_matches_printf);
+    tcase_add_test(tc, test_g17_ties_and_digits);
     tcase_add_test(tc, test_g17_appends);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
