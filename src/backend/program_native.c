@@ -118,12 +118,6 @@ static int kind_of(const bk_prog *p, const prog_ins *I, bk_tensor *const *in, co
         in[1]->ndim == 1 && in[0]->shape[0] > 1 && in[0]->shape[1] > 1 && in[0]->shape[1] == in[1]->shape[0] &&
         in[0]->shape[0] <= INT32_MAX && in[0]->shape[1] <= INT32_MAX)
         return K_MATVEC;
-    /* a constant triangular matrix solving a vector (MultivariateNormal's
-     * L^-1 (x - loc)): ops_linalg.c's loops on the program's buffers */
-    if (op == BK_OP_SOLVE_TRIANGULAR && I->nin == 2 && p->srcs[I->src] < 0 && p->srcs[I->src + 1] >= 0 &&
-        in[0]->ndim == 2 && in[0]->shape[0] == in[0]->shape[1] && in[0]->shape[0] >= 1 && in[1]->ndim == 1 &&
-        in[1]->shape[0] == in[0]->shape[0] && out->numel == in[1]->numel)
-        return K_SOLVE;
     return -1;
 }
 
@@ -261,12 +255,6 @@ bk_native *bk__native_compile(bk_prog *p, bk_tensor *const *held) {
             J->m = in[0]->shape[0];
             J->k = in[0]->shape[1];
         }
-        if (kind == K_SOLVE) {
-            const bk_opargs *a = I->args ? &p->args[I->args - 1] : NULL;
-            J->m = in[0]->shape[0];
-            J->tri = (uint8_t)((a && a->upper ? TRI_UPPER : 0) | (a && a->trans ? TRI_TRANS : 0) |
-                               (a && a->unit ? TRI_UNIT : 0));
-        }
         /* the strides the kernels see (a fused kernel may treat a single
          * element apart: ops_fused.c's row_inc) */
         for (int k = 0; k < I->nin; k++)
@@ -379,9 +367,6 @@ static int forward(bk_native *N, const nat_ins *J) {
     case K_SUM:
         o[0] = sum4(J->x[0], N->numel[J->src[0]]); /* (its one input is a slot) */
         return 0;
-    case K_SOLVE: /* as solve_batches: b copied, solved in place */
-        memcpy(o, J->x[1], (size_t)n * sizeof *o);
-        return bk__trsv(J->m, J->x[0], J->tri & TRI_UPPER, J->tri & TRI_TRANS, J->tri & TRI_UNIT, o) ? 0 : -1;
     default: /* program_native_ops.c's */
         return bk__natx_forward(N, J);
     }
@@ -513,16 +498,42 @@ static void backward_fused(bk_native *N, const nat_ins *J, const double *g, int6
     }
 }
 
+/* A unary op's input gradient c = g f'(x) (n elements; g with stride ig),
+ * bk__pointwise_grad's values inline for the commonest.  (Apart: inlined,
+ * it would keep backward_input from being inlined in the sweep.) */
+static __attribute__((noinline)) void unary_grad(const nat_ins *J, const double *g, int64_t ig, double *c) {
+    const int64_t n = J->n;
+    const double *a = J->x[0], *o = J->o;
+    switch (J->op) {
+    case BK_OP_SQUARE: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (2 * a[j]); break;
+    case BK_OP_NEG: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * -1.0; break;
+    case BK_OP_EXP: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * o[j]; break;
+    case BK_OP_LOG: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (1 / a[j]); break;
+    default: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0];
+    }
+}
+
+/* A unary op's backward with its output's adjoint uniform (HAS_U, a sum's
+ * gradient: the square of MultivariateNormal's solved vector), read with
+ * stride 0 instead of expanded first. */
+static __attribute__((noinline)) void backward_unary_held(bk_native *N, const nat_ins *J, const double *g) {
+    int32_t sk = J->src[0];
+    bool direct = (J->alone & 1) && !(N->has[sk] & HAS_T);
+    double *c = direct ? N->at + N->off[sk] : N->scratch;
+    unary_grad(J, g, 0, c);
+    if (direct) N->has[sk] |= HAS_T;
+    else accumulate(N, sk, c, J->n);
+}
+
 /* Input k's contribution of a general record of the elementwise kinds and
- * the sum, with the tensor rules of ops_elementwise.c.  g's stride ig is 1,
- * or 0 for a unary K_MAP's uniform adjoint (HAS_U: read, not expanded). */
-static void backward_input(bk_native *N, const nat_ins *J, const double *g, int64_t ig, int k) {
+ * the sum, with the tensor rules of ops_elementwise.c. */
+static void backward_input(bk_native *N, const nat_ins *J, const double *g, int k) {
     const int64_t n = J->n;
     const double *o = J->o;
     /* as backward_fused: an input alone of the output's size with no
      * adjoint yet gets its contribution written in place (no copy) */
     int32_t sk = J->src[k];
-    bool direct = (J->alone >> k & 1) && !(N->has[sk] & HAS_T) && J->kind != K_MATVEC && J->kind != K_SOLVE;
+    bool direct = (J->alone >> k & 1) && !(N->has[sk] & HAS_T) && J->kind != K_MATVEC;
     double *c = direct ? N->at + N->off[sk] : N->scratch;
     switch (J->kind) {
     case K_SUM: { /* accumulate() of g[0] * 1.0 in every element, in place */
@@ -540,11 +551,6 @@ static void backward_input(bk_native *N, const nat_ins *J, const double *g, int6
     case K_MATVEC: /* d/dx = X^T g, as bk_bw_MATMUL computes it */
         bk__dgemv(CblasTrans, J->m, J->k, J->x[0], J->k, g, 1, c);
         accumulate(N, J->src[1], c, J->k);
-        return;
-    case K_SOLVE: /* d/db = op(A)^-T g: bk_bw_SOLVE_TRIANGULAR's second solve */
-        memcpy(c, g, (size_t)n * sizeof *c);
-        bk__trsv(J->m, J->x[0], J->tri & TRI_UPPER, !(J->tri & TRI_TRANS), J->tri & TRI_UNIT, c);
-        accumulate(N, J->src[1], c, n);
         return;
     case K_WHERE:
         for (int64_t j = 0; j < n; j++) {
@@ -574,20 +580,8 @@ static void backward_input(bk_native *N, const nat_ins *J, const double *g, int6
         case BK_OP_DIV:
             for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] / b[j * ib] : g[j] * -(o[j] / b[j * ib]);
             break;
-        case BK_OP_SQUARE: /* bk__pointwise_grad's d = 2 x, inline */
-            for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (2 * a[j]);
-            break;
-        case BK_OP_NEG:
-            for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * -1.0;
-            break;
-        case BK_OP_EXP:
-            for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * o[j];
-            break;
-        case BK_OP_LOG:
-            for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (1 / a[j]);
-            break;
         default:
-            for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0];
+            unary_grad(J, g, 1, c);
         }
     }
     }
@@ -615,13 +609,15 @@ static int backward(bk_native *N, const nat_ins *J) {
         backward_fused(N, J, g, h & HAS_U ? 0 : J->n == 1 ? 0 : 1);
         return 0;
     }
-    if (J->kind == K_MAP && J->nin == 1 && (h & HAS_U)) { /* (square after a sum: no fill) */
-        if (J->need) backward_input(N, J, g, 0, 0);
-        return 0;
+    if (h & HAS_U) {
+        if (J->kind == K_MAP && J->nin == 1) { /* (square after a sum: read, not filled) */
+            if (J->need) backward_unary_held(N, J, g);
+            return 0;
+        }
+        expand_fill(N, s);
     }
-    expand(N, s);
     if (J->kind >= K_BMAP) return bk__natx_backward(N, J, g);
-    for (unsigned m = J->need; m; m &= m - 1) backward_input(N, J, g, 1, __builtin_ctz(m));
+    for (unsigned m = J->need; m; m &= m - 1) backward_input(N, J, g, __builtin_ctz(m));
     return 0;
 }
 

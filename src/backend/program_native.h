@@ -9,7 +9,6 @@
 
 enum {
     K_SCALAR, K_MAP, K_WHERE, K_FUSED, K_SUM, K_MATVEC,
-    K_SOLVE,  /* a constant triangular [n, n] matrix solving a vector (MVN) */
     /* program_native_ops.c */
     K_BMAP,   /* pointwise op or where with broadcasting over any shapes */
     K_RED,    /* sum, mean, max, min, prod, logsumexp along an axis or all */
@@ -17,6 +16,8 @@ enum {
     K_GATHER, /* out[i] = x[offs[i]]: index, index_select, gather, expand,
                  reshape, transpose, contiguous */
     K_CONCAT, /* concat, stack */
+    K_SOLVE,  /* a constant triangular [n, n] matrix solving a vector (the
+                 MultivariateNormal density's L^-1 (x - loc)) */
     K_CALL    /* any other op: its kernel and backward rule on tensors */
 };
 
@@ -36,9 +37,7 @@ typedef struct nat_ins {
     const bk_fused *fused;
     double *o;                    /* the output's values */
     double *ga;                   /* the output's tensor adjoint (in at) */
-    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1];
-                                     K_SOLVE: m = n */
-    uint8_t tri;                  /* K_SOLVE: TRI_UPPER | TRI_TRANS | TRI_UNIT */
+    int64_t m, k;                 /* K_MATVEC: a constant [m, k] matrix times x[1] */
     uint8_t pass[BK_MAXIN];       /* K_SCALAR: input k gets 0 nothing, 1 a scalar
                                      adjoint, 2 a leaf's gradient */
     natx *ext;                    /* the kinds from K_BMAP on, else NULL */
@@ -70,14 +69,12 @@ struct bk_native {
     size_t input_guards;          /* guards on inputs (checked before the ops) */
 };
 
-enum { TRI_UPPER = 1, TRI_TRANS = 2, TRI_UNIT = 4 };
-
 /* ops_linalg.c's one-right-hand-side triangular solve, the loops
  * solve_triangular runs for a vector: x = op(A)^-1 x, A [n, n] row-major
  * (upper or lower, op the transpose when trans, a unit diagonal not read
  * when unit); false on a zero diagonal entry (x is then partly solved).
- * The compiled replay calls it on its own buffers for bit-identical
- * values (K_SOLVE). */
+ * program_native_ops.c's K_SOLVE calls it on the replay's own buffers:
+ * the interpreted op's bits, with no tensor made or copied. */
 bool bk__trsv(int64_t n, const double *A, bool upper, bool trans, bool unit, double *x);
 
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not
