@@ -504,13 +504,24 @@ static void backward_fused(bk_native *N, const nat_ins *J, const double *g, int6
 static __attribute__((noinline)) void unary_grad(const nat_ins *J, const double *g, int64_t ig, double *c) {
     const int64_t n = J->n;
     const double *a = J->x[0], *o = J->o;
+/* (g's stride as a constant: the loops vectorize) */
+#define UN_LOOP(D)                                                                     \
+    do {                                                                               \
+        if (ig == 0) {                                                                 \
+            const double g0 = g[0];                                                    \
+            for (int64_t j = 0; j < n; j++) c[j] = g0 * (D);                           \
+        } else {                                                                       \
+            for (int64_t j = 0; j < n; j++) c[j] = g[j] * (D);                         \
+        }                                                                              \
+    } while (0)
     switch (J->op) {
-    case BK_OP_SQUARE: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (2 * a[j]); break;
-    case BK_OP_NEG: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * -1.0; break;
-    case BK_OP_EXP: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * o[j]; break;
-    case BK_OP_LOG: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * (1 / a[j]); break;
-    default: for (int64_t j = 0; j < n; j++) c[j] = g[j * ig] * bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0];
+    case BK_OP_SQUARE: UN_LOOP(2 * a[j]); break;
+    case BK_OP_NEG: UN_LOOP(-1.0); break;
+    case BK_OP_EXP: UN_LOOP(o[j]); break;
+    case BK_OP_LOG: UN_LOOP(1 / a[j]); break;
+    default: UN_LOOP(bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0]);
     }
+#undef UN_LOOP
 }
 
 /* A unary op's backward with its output's adjoint uniform (HAS_U, a sum's
