@@ -17,6 +17,7 @@
 #include <lapacke.h>
 
 #include "ops_impl.h"
+#include "program_native.h" /* (bk__trsv) */
 
 /* ------------------------------------------------------------ helpers --- */
 
@@ -343,6 +344,10 @@ GEMV_CLONES static bool trsv_ut(int64_t n, const double *A, bool unit, double *x
 static bool trsv(int64_t n, const double *A, bool upper, bool trans, bool unit, double *x) {
     if (upper) return trans ? trsv_ut(n, A, unit, x) : trsv_un(n, A, unit, x);
     return trans ? trsv_lt(n, A, unit, x) : trsv_ln(n, A, unit, x);
+}
+
+bool bk__trsv(int64_t n, const double *A, bool upper, bool trans, bool unit, double *x) {
+    return trsv(n, A, upper, trans, unit, x);
 }
 
 void bk__dgemv(int trans, int64_t m, int64_t n, const double *A, int64_t lda, const double *x, int64_t incx,

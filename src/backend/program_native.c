@@ -294,6 +294,10 @@ static inline double scalar_op(int op, double x, double y) {
     case BK_OP_DIV: return x / y;
     case BK_OP_EXP: return exp(x); /* (a positive parameter's transform) */
     case BK_OP_LOG: return log(x);
+    case BK_OP_LT: return x < y; /* (a support check's mask: tau >= 0) */
+    case BK_OP_LE: return x <= y;
+    case BK_OP_GT: return x > y;
+    case BK_OP_GE: return x >= y;
     default: return bk__pointwise(op, x, y);
     }
 }
@@ -326,7 +330,15 @@ static void forward_map(const nat_ins *J) {
     case BK_OP_SUB: MAP_LOOP(x - y); break;
     case BK_OP_MUL: MAP_LOOP(x * y); break;
     case BK_OP_DIV: MAP_LOOP(x / y); break;
-    case -1: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k], 0); break;
+    case -1: /* a unary op on a vector: the commonest inline (bk__pointwise's expressions) */
+        switch (J->op) {
+        case BK_OP_SQUARE: for (int64_t k = 0; k < n; k++) o[k] = a[k] * a[k]; break;
+        case BK_OP_NEG: for (int64_t k = 0; k < n; k++) o[k] = -a[k]; break;
+        case BK_OP_EXP: for (int64_t k = 0; k < n; k++) o[k] = exp(a[k]); break;
+        case BK_OP_LOG: for (int64_t k = 0; k < n; k++) o[k] = log(a[k]); break;
+        default: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k], 0);
+        }
+        break;
     default: for (int64_t k = 0; k < n; k++) o[k] = bk__pointwise(J->op, a[k * ia], b[k * ib]);
     }
 }
@@ -486,6 +498,44 @@ static void backward_fused(bk_native *N, const nat_ins *J, const double *g, int6
     }
 }
 
+/* A unary op's input gradient c = g f'(x) (n elements; g with stride ig),
+ * bk__pointwise_grad's values inline for the commonest.  (Apart: inlined,
+ * it would keep backward_input from being inlined in the sweep.) */
+static __attribute__((noinline)) void unary_grad(const nat_ins *J, const double *g, int64_t ig, double *c) {
+    const int64_t n = J->n;
+    const double *a = J->x[0], *o = J->o;
+/* (g's stride as a constant: the loops vectorize) */
+#define UN_LOOP(D)                                                                     \
+    do {                                                                               \
+        if (ig == 0) {                                                                 \
+            const double g0 = g[0];                                                    \
+            for (int64_t j = 0; j < n; j++) c[j] = g0 * (D);                           \
+        } else {                                                                       \
+            for (int64_t j = 0; j < n; j++) c[j] = g[j] * (D);                         \
+        }                                                                              \
+    } while (0)
+    switch (J->op) {
+    case BK_OP_SQUARE: UN_LOOP(2 * a[j]); break;
+    case BK_OP_NEG: UN_LOOP(-1.0); break;
+    case BK_OP_EXP: UN_LOOP(o[j]); break;
+    case BK_OP_LOG: UN_LOOP(1 / a[j]); break;
+    default: UN_LOOP(bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0]);
+    }
+#undef UN_LOOP
+}
+
+/* A unary op's backward with its output's adjoint uniform (HAS_U, a sum's
+ * gradient: the square of MultivariateNormal's solved vector), read with
+ * stride 0 instead of expanded first. */
+static __attribute__((noinline)) void backward_unary_held(bk_native *N, const nat_ins *J, const double *g) {
+    int32_t sk = J->src[0];
+    bool direct = (J->alone & 1) && !(N->has[sk] & HAS_T);
+    double *c = direct ? N->at + N->off[sk] : N->scratch;
+    unary_grad(J, g, 0, c);
+    if (direct) N->has[sk] |= HAS_T;
+    else accumulate(N, sk, c, J->n);
+}
+
 /* Input k's contribution of a general record of the elementwise kinds and
  * the sum, with the tensor rules of ops_elementwise.c. */
 static void backward_input(bk_native *N, const nat_ins *J, const double *g, int k) {
@@ -542,7 +592,7 @@ static void backward_input(bk_native *N, const nat_ins *J, const double *g, int 
             for (int64_t j = 0; j < n; j++) c[j] = k == 0 ? g[j] / b[j * ib] : g[j] * -(o[j] / b[j * ib]);
             break;
         default:
-            for (int64_t j = 0; j < n; j++) c[j] = g[j] * bk__pointwise_grad(J->op, a[j], 0, o[j]).d[0];
+            unary_grad(J, g, 1, c);
         }
     }
     }
@@ -570,7 +620,13 @@ static int backward(bk_native *N, const nat_ins *J) {
         backward_fused(N, J, g, h & HAS_U ? 0 : J->n == 1 ? 0 : 1);
         return 0;
     }
-    expand(N, s);
+    if (h & HAS_U) {
+        if (J->kind == K_MAP && J->nin == 1) { /* (square after a sum: read, not filled) */
+            if (J->need) backward_unary_held(N, J, g);
+            return 0;
+        }
+        expand_fill(N, s);
+    }
     if (J->kind >= K_BMAP) return bk__natx_backward(N, J, g);
     for (unsigned m = J->need; m; m &= m - 1) backward_input(N, J, g, __builtin_ctz(m));
     return 0;

@@ -16,6 +16,8 @@ enum {
     K_GATHER, /* out[i] = x[offs[i]]: index, index_select, gather, expand,
                  reshape, transpose, contiguous */
     K_CONCAT, /* concat, stack */
+    K_SOLVE,  /* a constant triangular [n, n] matrix solving a vector (the
+                 MultivariateNormal density's L^-1 (x - loc)) */
     K_CALL    /* any other op: its kernel and backward rule on tensors */
 };
 
@@ -66,6 +68,14 @@ struct bk_native {
     size_t ncall;                 /* K_CALL instructions (bk__natx_done's work) */
     size_t input_guards;          /* guards on inputs (checked before the ops) */
 };
+
+/* ops_linalg.c's one-right-hand-side triangular solve, the loops
+ * solve_triangular runs for a vector: x = op(A)^-1 x, A [n, n] row-major
+ * (upper or lower, op the transpose when trans, a unit diagonal not read
+ * when unit); false on a zero diagonal entry (x is then partly solved).
+ * program_native_ops.c's K_SOLVE calls it on the replay's own buffers:
+ * the interpreted op's bits, with no tensor made or copied. */
+bool bk__trsv(int64_t n, const double *A, bool upper, bool trans, bool unit, double *x);
 
 /* The kind (K_*) of compiled instruction i of p, -1 when p is not
  * compiled (for the tests). */

@@ -1,7 +1,8 @@
 /* program_native_ops.c - the compiled replay's kinds beyond the elementwise
  * ones of program_native.c: pointwise ops broadcast over any shapes,
  * reductions and scans along an axis, indexing and the other ops that
- * pick elements (expand, reshape, transpose), concat and stack, and, for
+ * pick elements (expand, reshape, transpose), concat and stack, a constant
+ * triangular matrix solving a vector, and, for
  * any other op (the HMM forward algorithm, say), a call of its own kernel
  * and backward rule on tensors that live as long as the program.
  *
@@ -24,7 +25,8 @@ struct natx {
     int64_t ishape[BK_MAXIN][BK_MAXDIM];
     int64_t st[BK_MAXIN][BK_MAXDIM];  /* K_BMAP: input strides along the output's axes (0: repeated) */
     int64_t outer, len, inner;        /* K_RED, K_SCAN: the input as [outer, len, inner];
-                                         K_CONCAT: outer */
+                                         K_CONCAT: outer; K_SOLVE: len = n */
+    bool upper, trans, unit;          /* K_SOLVE: solve_triangular's flags */
     int64_t block[BK_MAXIN];          /* K_CONCAT: elements of each input per outer row */
     int64_t *offs;                    /* K_GATHER: out[i] = x[offs[i]] */
     int bw;                           /* K_GATHER: BW_* */
@@ -275,6 +277,25 @@ static int compile_concat(natx *x, const bk_prog *p, const prog_ins *I, bk_tenso
     return total * x->outer == out->numel ? K_CONCAT : -1;
 }
 
+/* A constant triangular matrix [n, n] solving a vector b [n] (a slot):
+ * solve_triangular's one-right-hand-side loops, called on the program's
+ * buffers as solve_batches calls them (no tensor, no copy in and out). */
+static int compile_solve(natx *x, const bk_prog *p, const prog_ins *I, bk_tensor *const *in,
+                         const bk_tensor *out) {
+    if (I->op != BK_OP_SOLVE_TRIANGULAR || I->nin != 2 || p->srcs[I->src] >= 0 || p->srcs[I->src + 1] < 0)
+        return -1;
+    const bk_tensor *A = in[0], *b = in[1];
+    if (A->ndim != 2 || A->shape[0] != A->shape[1] || A->shape[0] < 1 || b->ndim != 1 ||
+        b->shape[0] != A->shape[0] || out->numel != b->numel)
+        return -1;
+    const bk_opargs *a = I->args ? &p->args[I->args - 1] : &no_args;
+    x->len = A->shape[0];
+    x->upper = a->upper != 0;
+    x->trans = a->trans != 0;
+    x->unit = a->unit != 0;
+    return K_SOLVE;
+}
+
 /* Any op with a CPU kernel, called on tensors the program keeps. */
 static int compile_call(bk_native *N, natx *x, const bk_prog *p, const prog_ins *I, bk_tensor *const *in,
                         const bk_tensor *out) {
@@ -309,6 +330,7 @@ int bk__natx_compile(bk_native *N, const bk_prog *p, const prog_ins *I, bk_tenso
     if (kind < 0) kind = compile_red(x, p, I, in);
     if (kind < 0) kind = compile_gather(N, x, p, I, in, out);
     if (kind < 0) kind = compile_concat(x, p, I, in, out);
+    if (kind < 0) kind = compile_solve(x, p, I, in, out);
     if (kind < 0) kind = compile_call(N, x, p, I, in, out);
     if (kind < 0) {
         bk__natx_free(N->ctx, x);
@@ -441,6 +463,14 @@ static void fw_concat(const nat_ins *J) {
     }
 }
 
+/* x = op(A)^-1 b: b copied into the output, solved there (solve_batches);
+ * -1 on a zero diagonal entry (the interpreted op raises the error). */
+static int fw_solve(const nat_ins *J) {
+    const natx *x = J->ext;
+    memcpy(J->o, J->x[1], (size_t)x->len * sizeof *J->o);
+    return bk__trsv(x->len, J->x[0], x->upper, x->trans, x->unit, J->o) ? 0 : -1;
+}
+
 static int fw_call(bk_native *N, const nat_ins *J) {
     natx *x = J->ext;
     for (int k = 0; k < J->nin; k++)
@@ -464,6 +494,7 @@ int bk__natx_forward(bk_native *N, const nat_ins *J) {
         for (int64_t i = 0; i < J->n; i++) J->o[i] = J->x[0][J->ext->offs[i]];
         return 0;
     case K_CONCAT: fw_concat(J); return 0;
+    case K_SOLVE: return fw_solve(J);
     case K_CALL: return fw_call(N, J);
     default: return -1;
     }
@@ -617,6 +648,18 @@ static void bw_concat(bk_native *N, const nat_ins *J, const double *g) {
     }
 }
 
+/* d/db = op(A)^-T g: bk_bw_SOLVE_TRIANGULAR's second solve (the op with
+ * trans flipped, on g); A is a constant and gets none. */
+static int bw_solve(bk_native *N, const nat_ins *J, const double *g) {
+    const natx *x = J->ext;
+    if (!wants(N, J, 1)) return 0;
+    double *c = N->scratch;
+    memcpy(c, g, (size_t)x->len * sizeof *c);
+    if (!bk__trsv(x->len, J->x[0], x->upper, !x->trans, x->unit, c)) return -1;
+    bk__nat_accumulate(N, J->src[1], c, x->len);
+    return 0;
+}
+
 /* backward_general of tensor.c on the kept tensors */
 static int bw_call(bk_native *N, const nat_ins *J, const double *g) {
     natx *x = J->ext;
@@ -660,6 +703,7 @@ int bk__natx_backward(bk_native *N, const nat_ins *J, const double *g) {
     case K_SCAN: bw_scan(N, J, g); return 0;
     case K_GATHER: bw_gather(N, J, g); return 0;
     case K_CONCAT: bw_concat(N, J, g); return 0;
+    case K_SOLVE: return bw_solve(N, J, g);
     case K_CALL: return bw_call(N, J, g);
     default: return -1;
     }

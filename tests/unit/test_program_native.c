@@ -11,7 +11,9 @@
  * is replayed through the ops with the same bits.  A small model's shapes
  * (single elements, a chain of scalar additions, a scalar broadcast into
  * vectors, a fused kernel under a sum) replay as interpreted too, and the
- * chain is found.  At the model level, an
+ * chain is found.  A constant triangular matrix solving a vector (K_SOLVE)
+ * in its four variants, the inline unary ops and comparisons replay as
+ * interpreted.  At the model level, an
  * HMM with Dirichlet priors (the shape of bench/hmm_cat_model.ppl) runs
  * compiled in the MCMC potential with the interpreted results, and so does
  * a logistic regression (X @ beta into Bernoulli(logits), with and without
@@ -257,6 +259,50 @@ static bk_tensor *case_sum_input(arena *a, bk_tensor *x) {
     return keep(a, bk_mul_s(a->c, keep(a, bk_sum_all(a->c, x)), 0.5));
 }
 
+/* A constant triangular matrix solving a vector (K_SOLVE: the
+ * MultivariateNormal density's L^-1 (x - loc)), lower and upper, plain and
+ * transposed, unit diagonal or not, the solution squared and summed (the
+ * square reads the sum's gradient held once) or weighted; the unary ops the
+ * replay runs inline (square, neg, exp, log) on vectors; comparisons of
+ * single elements (a support check's mask). */
+static bk_tensor *solve(arena *a, bk_tensor *b, bool upper, bool trans, bool unit) {
+    enum { N = 12 };
+    double m[N * N];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            bool in = upper ? j >= i : j <= i;
+            /* a diagonal from 1.5 to 2.6 (the unit case does not read it),
+             * off-diagonal entries of both signs */
+            m[i * N + j] = !in ? 7.0 : i == j ? (unit ? 0.0 : 1.5 + 0.1 * i) : 0.3 * sin(0.7 * i + 1.1 * j);
+        }
+    bk_tensor *A = keep(a, bk_from_f64(a->c, 2, SH(N, N), m));
+    bk_opargs args = {0};
+    args.upper = upper;
+    args.trans = trans;
+    args.unit = unit;
+    return keep(a, bk_apply(a->c, BK_OP_SOLVE_TRIANGULAR, 2, (bk_tensor *[]){A, b}, &args));
+}
+
+static bk_tensor *case_solve(arena *a, bk_tensor *x) {
+    bk_ctx *c = a->c;
+    bk_tensor *v = keep(a, bk_reshape(c, x, 1, SH(12)));
+    bk_tensor *d = keep(a, bk_sub(c, v, konst(a, 1, SH(12), 0.2)));
+    bk_tensor *s1 = solve(a, d, false, false, false), *s2 = solve(a, d, true, true, false);
+    bk_tensor *s3 = solve(a, v, false, true, true), *s4 = solve(a, s1, true, false, true);
+    bk_tensor *sq = keep(a, bk_unop(c, BK_OP_SQUARE, s1));
+    bk_tensor *t1 = keep(a, bk_sum_all(c, sq));
+    bk_tensor *t2 = wsum(a, keep(a, bk_unop(c, BK_OP_SQUARE, s2)));
+    bk_tensor *t3 = wsum(a, keep(a, bk_unop(c, BK_OP_NEG, s3)));
+    bk_tensor *ex = keep(a, bk_unop(c, BK_OP_EXP, keep(a, bk_mul_s(c, s4, 0.1))));
+    bk_tensor *t4 = wsum(a, ex);
+    bk_tensor *t5 = keep(a, bk_sum_all(c, keep(a, bk_unop(c, BK_OP_LOG, ex))));
+    bk_idx e0[2] = {at(0), at(1)};
+    bk_tensor *u = keep(a, bk_index(c, x, 2, e0)), *z = keep(a, bk_scalar(c, 0.1));
+    bk_tensor *t6 = add(a, keep(a, bk_mul(c, keep(a, bk_binop(c, BK_OP_GE, u, z)), u)),
+                        keep(a, bk_mul(c, keep(a, bk_binop(c, BK_OP_LT, u, z)), keep(a, bk_unop(c, BK_OP_SQUARE, u)))));
+    return add(a, add(a, add(a, t1, t2), add(a, t3, t4)), add(a, t5, t6));
+}
+
 /* ------------------------------------------------------------ harness --- */
 
 /* The interpreted value and gradient at q. */
@@ -346,6 +392,8 @@ END_TEST
 START_TEST(native_kernel_calls) { run_case(case_call, true, K_CALL, 4, 4); }
 END_TEST
 START_TEST(replay_through_ops_wide) { run_case(case_wide, false, 0, 0, 0); }
+END_TEST
+START_TEST(native_solve) { run_case(case_solve, true, K_SOLVE, 4, 0); }
 END_TEST
 START_TEST(native_small_model) {
     run_case(case_small, true, K_SCALAR, 8, 0);
@@ -561,6 +609,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, native_kernel_calls);
     tcase_add_test(tc, replay_through_ops_wide);
     tcase_add_test(tc, native_small_model);
+    tcase_add_test(tc, native_solve);
     tcase_add_test(tc, native_chain_found);
     tcase_add_test(tc, native_call_failure);
     tcase_add_test(tc, hmm_potential_native);
