@@ -635,6 +635,20 @@ static double ess_below_ws(mc_diag_ws *w, const double *x, double q) {
     return ess_centered_ws(w, 1.0, c);
 }
 
+/* mc_column_diag_ws's result by the three functions apart (the draws'
+ * order not shared): for the cases its shortcuts do not cover. */
+static int column_diag_apart(const double *x, int chains, int n, double *sorted, double *rhat, double *ess_bulk,
+                             double *ess_tail) {
+    *rhat = mc_rhat(x, chains, n);
+    *ess_bulk = mc_ess_bulk(x, chains, n);
+    *ess_tail = mc_ess_tail(x, chains, n);
+    if (sorted) {
+        memcpy(sorted, x, (size_t)chains * n * sizeof *sorted);
+        if (mc_sort_doubles(sorted, (size_t)chains * n)) return -1;
+    }
+    return 0;
+}
+
 /* R-hat, bulk and tail ESS of one column with one sort instead of the
  * seven that mc_rhat, mc_ess_bulk and mc_ess_tail do apart: with an even n
  * the split chains are x itself in memory, so one order of x gives the
@@ -645,20 +659,14 @@ int mc_column_diag_ws(mc_diag_ws *w, const double *x, double *sorted, double *rh
                       double *ess_tail) {
     int chains = w->chains, n = w->n;
     size_t size = w->size;
-    if (invalid(x, chains, n) || n % 2) {
-        *rhat = mc_rhat(x, chains, n);
-        *ess_bulk = mc_ess_bulk(x, chains, n);
-        *ess_tail = mc_ess_tail(x, chains, n);
-        if (sorted) {
-            memcpy(sorted, x, size * sizeof *sorted);
-            if (mc_sort_doubles(sorted, size)) return -1;
-        }
-        return 0;
-    }
+    if (invalid(x, chains, n) || n % 2) return column_diag_apart(x, chains, n, sorted, rhat, ess_bulk, ess_tail);
     ws_argsort(w, x);
     const double *s = w->s;
-    if (sorted) memcpy(sorted, s, size * sizeof *s);
     double med = size % 2 ? s[size / 2] : 0.5 * (s[size / 2 - 1] + s[size / 2]);
+    /* an infinite median makes |x - med| NaN at the infinite draws, where
+     * the merge below would order them otherwise than the sort does */
+    if (!isfinite(med)) return column_diag_apart(x, chains, n, sorted, rhat, ess_bulk, ess_tail);
+    if (sorted) memcpy(sorted, s, size * sizeof *s);
     int h = n / 2;
     ws_scores(w, s, w->ord, w->z);   /* bulk: the split chains' ranks */
     double bulk = rhat_cm(w->z, 2 * chains, h, w->f);   /* the chain means, for the ESS too */

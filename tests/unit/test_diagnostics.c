@@ -146,7 +146,8 @@ END_TEST
  * three functions apart: continuous draws (the shared rank scores), ties
  * of every kind (rounded and discrete draws, a constant column, -0 beside
  * 0, runs of the median itself, which the folded draws' merge meets at
- * both ends), infinities, a NaN and an odd n (the fallbacks), draws
+ * both ends), infinities (a median of inf too), a NaN and an odd n (the
+ * fallbacks), draws
  * equal in their high bits but not their low ones, and the column sorted. */
 START_TEST(test_column_diag_workspace) {
     const int shapes[][2] = {{4, 1000}, {1, 40}, {3, 8}, {2, 7}, {4, 2}};
@@ -157,7 +158,7 @@ START_TEST(test_column_diag_workspace) {
         double *x = malloc(size * sizeof *x), *sorted = malloc(size * sizeof *sorted);
         mc_diag_ws *w = mc_diag_ws_new(chains, n);
         ck_assert(x && sorted && w);
-        for (int kind = 0; kind < 11; kind++) {
+        for (int kind = 0; kind < 12; kind++) {
             double prev = 0.0;
             for (size_t i = 0; i < size; i++) {
                 st = st * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -178,6 +179,9 @@ START_TEST(test_column_diag_workspace) {
                  * short ones (a 1/1024 grid, each point moved in its low
                  * bits) */
                 case 9: x[i] = 1.0 + (double)(st >> 40) * 0x1p-44; break;
+                /* most draws +inf: the median is inf, the folded draws
+                 * |x - inf| NaN where x is inf */
+                case 10: x[i] = u < 0.7 ? INFINITY : prev; break;
                 default: x[i] = round(prev * 1024) / 1024 + (double)(st >> 54) * 0x1p-50; break;
                 }
             }
