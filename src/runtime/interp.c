@@ -1227,6 +1227,44 @@ static bool calls_action(const rt_vm *vm, const ir_node *n) {
     return false;
 }
 
+/* True when the expression reads a global that skipped[] marks. */
+static bool reads_skipped(const ir_node *n, const bool *skipped) {
+    if (!n) return false;
+    if (n->op == IR_GLOBAL && skipped[n->slot]) return true;
+    for (int i = 0; i < n->nkids; i++)
+        if (reads_skipped(n->kids[i], skipped)) return true;
+    return false;
+}
+
+/* A definitions-only load (ppl sample / svi FILE): definitions and data
+ * assignments run; script actions do not, nor does an assignment that
+ * reads what a skipped one would have assigned (`pz = mean(post.z)` after
+ * `post = mcmc(...)`), which is then skipped in turn. */
+static int exec_definitions(rt_vm *vm, frame *top, const ir_unit *u) {
+    bool *skipped = calloc((size_t)(vm->nglobals > 0 ? vm->nglobals : 1), sizeof *skipped);
+    if (!skipped) {
+        oom(vm, u->body->loc);
+        return CTL_ERROR;
+    }
+    int c = CTL_NORMAL;
+    for (int i = 0; i < u->body->nkids && c == CTL_NORMAL; i++) {
+        const ir_node *st = u->body->kids[i];
+        if (st->op == IR_DEF) {
+            c = exec(vm, top, st);
+            continue;
+        }
+        if (st->op != IR_ASSIGN) continue;
+        const ir_target *t = &st->tgt;
+        bool skip = calls_action(vm, st->kids[0]) || reads_skipped(st->kids[0], skipped);
+        for (int k = 0; k < t->nidx && !skip; k++) skip = reads_skipped(t->idx[k], skipped);
+        if (t->scope == IR_GLOBAL && (t->nidx || t->field) && skipped[t->slot]) skip = true;
+        if (!skip) c = exec(vm, top, st);
+        else if (t->scope == IR_GLOBAL) skipped[t->slot] = true;
+    }
+    free(skipped);
+    return c;
+}
+
 int rt_exec_unit(rt_vm *vm, ir_unit *u, rt_value *echo) {
     frame top = {0};
     const rt_source *saved = vm->cur_src;
@@ -1234,12 +1272,7 @@ int rt_exec_unit(rt_vm *vm, ir_unit *u, rt_value *echo) {
     int c = CTL_NORMAL;
     if (echo) *echo = rt_none();
     if (vm->defs_only) {
-        /* definitions and data assignments only (ppl svi FILE) */
-        for (int i = 0; i < u->body->nkids && c == CTL_NORMAL; i++) {
-            const ir_node *st = u->body->kids[i];
-            if (st->op == IR_DEF || (st->op == IR_ASSIGN && !calls_action(vm, st->kids[0])))
-                c = exec(vm, &top, st);
-        }
+        c = exec_definitions(vm, &top, u);
     } else if (u->echo && echo) {
         c = eval(vm, &top, u->body->kids[0]->kids[0], echo) ? CTL_ERROR : CTL_NORMAL;
     } else {

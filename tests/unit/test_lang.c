@@ -4,6 +4,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "ppl.h"
 
 static ppl_state *S;
@@ -280,6 +281,36 @@ START_TEST(incomplete_input) {
 }
 END_TEST
 
+/* A definitions-only load (what ppl sample / svi FILE run): definitions
+ * and data assignments, not script actions, nor assignments that read what
+ * a skipped one would have assigned (and, in turn, what those assign). */
+START_TEST(definitions_only_load) {
+    char path[] = "/tmp/ppl_defs_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    const char *src = "data = {y: [1.0, 2.0]}\n"
+                      "model m(y) {\n    sample mu ~ Normal(0.0, 1.0)\n    observe y ~ Normal(mu, 1.0)\n}\n"
+                      "post = mcmc(m, data, warmup=10, samples=10, chains=1, seed=1)\n"
+                      "pz = mean(post.mu)\n"
+                      "pz2 = pz + 1\n"
+                      "r = {a: 1}\n"
+                      "r.a = pz\n"
+                      "n = len(data.y)\n"
+                      "print(\"not run\")\n";
+    ck_assert(write(fd, src, strlen(src)) == (ssize_t)strlen(src));
+    close(fd);
+    ppl_status st = ppl_load_definitions(S, path);
+    unlink(path);
+    ck_assert_msg(st == PPL_OK, "%s", ppl_errmsg(S));
+    ck_assert_str_eq(outbuf, "");
+    ECHO("n", "2");
+    ECHO("r.a", "1");
+    const char *e;
+    ck_assert_int_ne(ppl_eval(S, "<test>", "pz2", &e), PPL_OK);
+    ck_assert_int_ne(ppl_eval(S, "<test>", "post", &e), PPL_OK);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("lang");
     TCase *tc = tcase_create("core");
@@ -300,6 +331,7 @@ int main(void) {
     tcase_add_test(tc, params_and_constraints);
     tcase_add_test(tc, misuse);
     tcase_add_test(tc, incomplete_input);
+    tcase_add_test(tc, definitions_only_load);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
