@@ -191,7 +191,7 @@ TRI_INLINE double tri_div(double t, double d, bool unit, bool *ok) {
 }
 
 /* x = T^-1 y for a block's four by four lower triangle T (as tri4) by substitution, a division per row */
-TRI_INLINE void tri4_subst(double T[4][4], gemv_v4 d, const double *y, double *x) {
+TRI_INLINE void tri4_subst(double T[4][4], const double *d, const double *y, double *x) {
     for (int r = 0; r < 4; r++) {
         double t = y[r];
         for (int c = 0; c < r; c++) t = t - T[r][c] * x[c];
@@ -223,7 +223,7 @@ TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool
     if ((zero[0] | zero[1]) | (zero[2] | zero[3])) *ok = false;
     bool inv = (in[0] & in[1]) & (in[2] & in[3]);
     if (!inv) {
-        tri4_subst(T, d, y, x);
+        tri4_subst(T, (const double *)&d, y, x);
         return;
     }
     gemv_v4 r = one / d;
@@ -238,7 +238,7 @@ TRI_INLINE void tri4(double T[4][4], bool unit, const double *y, double *x, bool
      * overflow though the solution is finite (inf times a zero right-hand
      * side would be NaN), so substitute then */
     if (!isfinite(((w10 + w21) + (w20 + w32)) + (w31 + w30))) {
-        tri4_subst(T, d, y, x);
+        tri4_subst(T, (const double *)&d, y, x);
         return;
     }
     d = r;
