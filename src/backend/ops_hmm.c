@@ -356,6 +356,27 @@ static inline const double *emission(const hmm_in *h, int64_t b, int64_t t, doub
 #define HMM_LO 1e-100
 #define HMM_HI 1e100
 
+/* That policy, once for the generic, small-K and AVX-512 sweeps (each with
+ * its own row primitives SUM(K, r) and SCALE(K, r, f)): when the new row
+ * n's total tot left the range, a is scaled to sum 1 and the step redone
+ * (STEP: n from a again, giving its total), and n is scaled to 1 if its
+ * total is still outside; the log factors go to ll.  A redone total that
+ * is 0, inf or NaN ends the sweep, returning -inf (or the inf / NaN). */
+#define HMM_RESCALE_STEP(K, a, n, tot, ll, STEP, SUM, SCALE)                     \
+    do {                                                                         \
+        if (!(tot >= HMM_LO && tot <= HMM_HI)) {                                 \
+            double sp_ = SUM(K, a);                                              \
+            SCALE(K, a, 1.0 / sp_);                                              \
+            ll += log(sp_);                                                      \
+            tot = (STEP);                                                        \
+            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY; \
+            if (!(tot >= HMM_LO && tot <= HMM_HI)) {                             \
+                SCALE(K, n, 1.0 / tot);                                          \
+                ll += log(tot);                                                  \
+            }                                                                    \
+        }                                                                        \
+    } while (0)
+
 /* out = (a A) .* e; returns sum(out). */
 static inline __attribute__((always_inline)) double fstep(int64_t K, const double *restrict a,
                                                           const double *restrict A,
@@ -408,17 +429,7 @@ static inline __attribute__((always_inline)) double fwd_run(const hmm_in *h, int
         if (!isfinite(c)) return c;
         const double *At = h->A + (h->tv ? t * K * K : 0);
         tot = fstep(K, a, At, e, n, t & 1);
-        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-            double sp = row_sum(K, a);
-            row_scale(K, a, 1.0 / sp);
-            ll += log(sp);
-            tot = fstep(K, a, At, e, n, t & 1);
-            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-                row_scale(K, n, 1.0 / tot);
-                ll += log(tot);
-            }
-        }
+        HMM_RESCALE_STEP(K, a, n, tot, ll, fstep(K, a, At, e, n, t & 1), row_sum, row_scale);
         ll += c;
         if (store) {
             a = n;
@@ -597,17 +608,7 @@ SK_ATTR double sk_fwd(const hmm_in *h, int64_t bi, const int64_t K, const double
         if (!isfinite(c)) return c;
         const double *P = tab + v * SK_TAB;
         tot = sk_fstep(K, a, P, n);
-        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-            double sp = sk_sum(K, a);
-            sk_scale(K, a, 1.0 / sp);
-            ll += log(sp);
-            tot = sk_fstep(K, a, P, n);
-            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-                sk_scale(K, n, 1.0 / tot);
-                ll += log(tot);
-            }
-        }
+        HMM_RESCALE_STEP(K, a, n, tot, ll, sk_fstep(K, a, P, n), sk_sum, sk_scale);
         ll += c;
         if (store) {
             /* row t-1 as this step used it (the redo may have rescaled it) */
@@ -1089,6 +1090,12 @@ SW_ATTR void sw_scale(int64_t K, double *r, double f) {
     __m512d ff = _mm512_set1_pd(f);
     for (int64_t k = 0; k < K; k += 8) _mm512_storeu_pd(r + k, _mm512_mul_pd(_mm512_loadu_pd(r + k), ff));
 }
+/* fstep on 8-wide rows: out = (a A) .* e; returns sum(out) */
+SW_ATTR double sw_fstep(int64_t K, const double *a, const double *A, const double *e, double *out, bool rev) {
+    bk_hmm_vecmat_dir(K, a, A, out, rev);
+    sw_mul(K, out, out, e, 1.0);
+    return sw_sum(K, out);
+}
 /* out += f * a */
 SW_ATTR void sw_axpy(int64_t K, double *out, const double *a, double f) {
     __m512d ff = _mm512_set1_pd(f);
@@ -1138,22 +1145,8 @@ fwd_store512(const hmm_in *h, int64_t bi, const int64_t K, double *store, double
          * fetched for writing some steps ahead */
         if (store && t + HMM_PREFETCH < L)
             for (int64_t k = 0; k < K; k += 8) __builtin_prefetch(n + HMM_PREFETCH * K + k, 1, 3);
-        bk_hmm_vecmat_dir(K, a, h->A, n, t & 1);
-        sw_mul(K, n, n, e, 1.0);
-        tot = sw_sum(K, n);
-        if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-            double sp = sw_sum(K, a);
-            sw_scale(K, a, 1.0 / sp);
-            ll += log(sp);
-            bk_hmm_vecmat_dir(K, a, h->A, n, t & 1);
-            sw_mul(K, n, n, e, 1.0);
-            tot = sw_sum(K, n);
-            if (!(tot > 0) || !(tot < INFINITY)) return tot > 0 ? tot : -INFINITY;
-            if (!(tot >= HMM_LO && tot <= HMM_HI)) {
-                sw_scale(K, n, 1.0 / tot);
-                ll += log(tot);
-            }
-        }
+        tot = sw_fstep(K, a, h->A, e, n, t & 1);
+        HMM_RESCALE_STEP(K, a, n, tot, ll, sw_fstep(K, a, h->A, e, n, t & 1), sw_sum, sw_scale);
         ll += c;
         if (store) {
             a = n;
