@@ -524,6 +524,70 @@ START_TEST(small_cat_paths_match_reference) {
 }
 END_TEST
 
+/* A weighted batch through the forward op (the Categorical table form
+ * when cat, else logB [B, T, K] with lengths Ls) and its backward, against
+ * exact log-space forward-backward: each sequence's log p to 1e-11 (with
+ * estep, the E-step's log p of bk_hmm_expected_counts too), the gradients
+ * to 1e-9 (d/dlogpi = gamma_0, d/dA = sum_t xi_t / A, the emissions' the
+ * gamma_t summed as they enter). */
+static void check_batch_against_logspace(bk_ctx *ctx, int K, int B, int T, int V, const double *Ls,
+                                         const double *wts, bool cat, bool estep, const double *lpi,
+                                         const double *A, const double *lA, const double *lE, const double *y,
+                                         const double *lB, const char *label) {
+    double *gam = malloc((size_t)T * K * sizeof *gam), *xs = malloc((size_t)K * K * sizeof *xs);
+    double *ell = malloc((size_t)B * sizeof *ell);
+    bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
+                          cat ? tensor(ctx, 2, (int64_t[]){K, V}, lE) : tensor(ctx, 3, (int64_t[]){B, T, K}, lB)};
+    bk_tensor *last = cat ? tensor(ctx, 2, (int64_t[]){B, T}, y) : tensor(ctx, 1, (int64_t[]){B}, Ls);
+    bk_tensor *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
+    bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], last};
+    for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
+    bool g = bk_set_grad_enabled(ctx, true);
+    bk_tensor *f = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4, in, NULL);
+    bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
+    ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
+    bk_set_grad_enabled(ctx, g);
+    double *wpi = calloc(K, sizeof *wpi), *wA = calloc((size_t)K * K, sizeof *wA);
+    double *wE = calloc(cat ? (size_t)K * V : (size_t)B * T * K, sizeof *wE);
+    /* the E-step's log p (Baum-Welch's trace) comes from the stored
+     * forward, not from the op's forward */
+    if (estep) ck_assert(bk_hmm_expected_counts(ctx, in, cat, ell, NULL, NULL, NULL, NULL) == 0);
+    for (int b = 0; b < B; b++) {
+        int L = (int)Ls[b];
+        const double *lb = lB + (size_t)b * T * K;
+        double want = L ? logspace_fb(K, L, lpi, lA, lb, gam) : 0;
+        ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
+                      "%s K=%d seq %d: %.15g vs %.15g", label, K, b, bk_get(f, b), want);
+        if (estep)
+            ck_assert_msg(fabs(ell[b] - want) <= 1e-11 * fmax(1, fabs(want)),
+                          "%s K=%d seq %d: E-step log p %.15g vs %.15g", label, K, b, ell[b], want);
+        if (!L) continue;
+        logspace_xi(K, L, lpi, lA, lb, want, xs);
+        for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
+        for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
+        for (int t = 0; t < L; t++)
+            for (int k = 0; k < K; k++) {
+                if (cat) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
+                else wE[(b * T + t) * K + k] += wts[b] * gam[t * K + k];
+            }
+    }
+    const double *want[3] = {wpi, wA, wE};
+    for (int i = 0; i < 3; i++)
+        for (int64_t k = 0; k < leaf[i]->numel; k++) {
+            double got = bk_get(leaf[i]->grad, k), w = want[i][k];
+            ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)), "%s K=%d cat=%d leaf %d entry %lld: %.12g vs %.12g",
+                          label, K, cat, i, (long long)k, got, w);
+        }
+    bk_release(tot);
+    bk_release(fw);
+    bk_release(f);
+    bk_tape_reset(ctx);
+    for (int i = 0; i < 3; i++) bk_release(leaf[i]);
+    bk_release(last);
+    bk_release(tw);
+    free(gam), free(xs), free(ell), free(wpi), free(wA), free(wE);
+}
+
 /* Batches at K >= 128 (the lock-step forward and backward sweep, one GEMM
  * per step, pair sums over all steps), both op forms (Categorical table
  * and logB), lengths 0, 1, 2, ... with weights on the sequences' log p,
@@ -543,7 +607,6 @@ START_TEST(batch_lockstep_matches_reference) {
         double *lpi = malloc(K * sizeof *lpi), *A = malloc(K * K * sizeof *A);
         double *lA = malloc(K * K * sizeof *lA), *lE = malloc((size_t)K * V * sizeof *lE);
         double *y = malloc((size_t)B * T * sizeof *y), *lB = malloc((size_t)B * T * K * sizeof *lB);
-        double *gam = malloc((size_t)T * K * sizeof *gam), *xs = malloc(K * K * sizeof *xs);
         rand_params(&r, K, V, lpi, A, lE);
         for (int i = 0; extreme && cat && i < K * V; i++) lE[i] = -300 * bk_rng_uniform(&r);
         /* extreme: a nearly deterministic cycle (other transitions 1e-120),
@@ -565,58 +628,10 @@ START_TEST(batch_lockstep_matches_reference) {
                                               : extreme && !cat ? -300 * bk_rng_uniform(&r)
                                                                 : lE[k * V + (int)y[b * T + t]];
             }
-        bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
-                              cat ? tensor(ctx, 2, (int64_t[]){K, V}, lE)
-                                  : tensor(ctx, 3, (int64_t[]){B, T, K}, lB)};
-        bk_tensor *last = cat ? tensor(ctx, 2, (int64_t[]){B, T}, y) : tensor(ctx, 1, (int64_t[]){B}, Ls);
-        bk_tensor *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
-        bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], last};
-        for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
-        bool g = bk_set_grad_enabled(ctx, true);
-        bk_tensor *f = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4, in, NULL);
-        bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
-        ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
-        bk_set_grad_enabled(ctx, g);
-        double *wpi = calloc(K, sizeof *wpi), *wA = calloc(K * K, sizeof *wA);
-        double *wE = calloc(cat ? (size_t)K * V : (size_t)B * T * K, sizeof *wE), ell[B];
-        /* the E-step's log p (Baum-Welch's trace) comes from the lock-step
-         * stored forward, not from the op's forward */
-        ck_assert(bk_hmm_expected_counts(ctx, in, cat, ell, NULL, NULL, NULL, NULL) == 0);
-        for (int b = 0; b < B; b++) {
-            int L = (int)Ls[b];
-            const double *lb = lB + b * T * K;
-            double want = L ? logspace_fb(K, L, lpi, lA, lb, gam) : 0;
-            ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
-                          "case %d K=%d seq %d: %.15g vs %.15g", c, K, b, bk_get(f, b), want);
-            ck_assert_msg(fabs(ell[b] - want) <= 1e-11 * fmax(1, fabs(want)),
-                          "case %d K=%d seq %d: E-step log p %.15g vs %.15g", c, K, b, ell[b], want);
-            if (!L) continue;
-            logspace_xi(K, L, lpi, lA, lb, want, xs);
-            for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
-            for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
-            for (int t = 0; t < L; t++)
-                for (int k = 0; k < K; k++) {
-                    if (cat) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
-                    else wE[(b * T + t) * K + k] = wts[b] * gam[t * K + k];
-                }
-        }
-        const double *want[3] = {wpi, wA, wE};
-        for (int i = 0; i < 3; i++)
-            for (int64_t k = 0; k < leaf[i]->numel; k++) {
-                double got = bk_get(leaf[i]->grad, k), w = want[i][k];
-                ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)),
-                              "case %d K=%d cat=%d leaf %d entry %lld: %.12g vs %.12g", c, K, cat,
-                              i, (long long)k, got, w);
-            }
-        bk_release(tot);
-        bk_release(fw);
-        bk_release(f);
-        bk_tape_reset(ctx);
-        for (int i = 0; i < 3; i++) bk_release(leaf[i]);
-        bk_release(last);
-        bk_release(tw);
-        free(lpi), free(A), free(lA), free(lE), free(y), free(lB), free(gam), free(xs);
-        free(wpi), free(wA), free(wE);
+        char label[32];
+        snprintf(label, sizeof label, "case %d", c);
+        check_batch_against_logspace(ctx, K, B, T, V, Ls, wts, cat, true, lpi, A, lA, lE, y, lB, label);
+        free(lpi), free(A), free(lA), free(lE), free(y), free(lB);
     }
     bk_ctx_free(ctx);
 }
@@ -803,7 +818,6 @@ START_TEST(sweep_paths_match_reference) {
             double *lpi = malloc(K * sizeof *lpi), *A = malloc((size_t)K * K * sizeof *A);
             double *lA = malloc((size_t)K * K * sizeof *lA), *lE = malloc((size_t)K * V * sizeof *lE);
             double *y = malloc((size_t)B * T * sizeof *y), *lB = malloc((size_t)B * T * K * sizeof *lB);
-            double *gam = malloc((size_t)T * K * sizeof *gam), *xs = malloc((size_t)K * K * sizeof *xs);
             rand_params(&r, K, V, lpi, A, lE);
             if (extreme) {
                 for (int i = 0; i < K; i++) {
@@ -821,53 +835,10 @@ START_TEST(sweep_paths_match_reference) {
                     for (int k = 0; k < K; k++)
                         lB[(b * T + t) * K + k] = t < Ls[b] ? lE[k * V + (int)y[b * T + t]] : 0.0;
                 }
-            bk_tensor *leaf[3] = {tensor(ctx, 1, (int64_t[]){K}, lpi), tensor(ctx, 2, (int64_t[]){K, K}, A),
-                                  cat ? tensor(ctx, 2, (int64_t[]){K, V}, lE)
-                                      : tensor(ctx, 3, (int64_t[]){B, T, K}, lB)};
-            bk_tensor *ty = cat ? tensor(ctx, 2, (int64_t[]){B, T}, y) : tensor(ctx, 1, (int64_t[]){B}, Ls);
-            bk_tensor *tw = tensor(ctx, 1, (int64_t[]){B}, wts);
-            bk_tensor *in[4] = {leaf[0], leaf[1], leaf[2], ty};
-            for (int i = 0; i < 3; i++) bk_set_requires_grad(leaf[i], true);
-            bool g = bk_set_grad_enabled(ctx, true);
-            bk_tensor *f = bk_apply(ctx, cat ? BK_OP_HMM_FORWARD_CAT : BK_OP_HMM_FORWARD, 4, in, NULL);
-            bk_tensor *fw = f ? bk_mul(ctx, f, tw) : NULL, *tot = fw ? bk_sum_all(ctx, fw) : NULL;
-            ck_assert_msg(tot != NULL && bk_backward(ctx, tot) == 0, "%s", bk_errmsg(ctx));
-            bk_set_grad_enabled(ctx, g);
-            double *wpi = calloc(K, sizeof *wpi), *wA = calloc((size_t)K * K, sizeof *wA);
-            double *wE = calloc(cat ? (size_t)K * V : (size_t)B * T * K, sizeof *wE);
-            for (int b = 0; b < B; b++) {
-                int L = (int)Ls[b];
-                const double *lBb = lB + b * T * K;
-                double want = L ? logspace_fb(K, L, lpi, lA, lBb, gam) : 0;
-                ck_assert_msg(fabs(bk_get(f, b) - want) <= 1e-11 * fmax(1, fabs(want)),
-                              "K=%d case %d seq %d: %.15g vs %.15g", K, c, b, bk_get(f, b), want);
-                if (!L) continue;
-                logspace_xi(K, L, lpi, lA, lBb, want, xs);
-                for (int k = 0; k < K; k++) wpi[k] += wts[b] * gam[k];
-                for (int i = 0; i < K * K; i++) wA[i] += wts[b] * xs[i] / A[i];
-                for (int t = 0; t < L; t++)
-                    for (int k = 0; k < K; k++) {
-                        if (cat) wE[k * V + (int)y[b * T + t]] += wts[b] * gam[t * K + k];
-                        else wE[(b * T + t) * K + k] += wts[b] * gam[t * K + k];
-                    }
-            }
-            const double *want[3] = {wpi, wA, wE};
-            for (int i = 0; i < 3; i++)
-                for (int64_t k = 0; k < leaf[i]->numel; k++) {
-                    double got = bk_get(leaf[i]->grad, k), w = want[i][k];
-                    ck_assert_msg(fabs(got - w) <= 1e-9 * fmax(1, fabs(w)),
-                                  "K=%d case %d leaf %d entry %lld: %.12g vs %.12g", K, c, i,
-                                  (long long)k, got, w);
-                }
-            bk_release(tot);
-            bk_release(fw);
-            bk_release(f);
-            bk_tape_reset(ctx);
-            for (int i = 0; i < 3; i++) bk_release(leaf[i]);
-            bk_release(ty);
-            bk_release(tw);
-            free(lpi), free(A), free(lA), free(lE), free(y), free(lB), free(gam), free(xs);
-            free(wpi), free(wA), free(wE);
+            char label[32];
+            snprintf(label, sizeof label, "case %d", c);
+            check_batch_against_logspace(ctx, K, B, T, V, Ls, wts, cat, false, lpi, A, lA, lE, y, lB, label);
+            free(lpi), free(A), free(lA), free(lE), free(y), free(lB);
         }
     bk_ctx_free(ctx);
 }
