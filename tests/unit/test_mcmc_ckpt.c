@@ -203,15 +203,22 @@ static inf_mcmc *run_model(rt_vm *vm, const inf_mcmc_opts *o, int expect_rc) {
     return m;
 }
 
-START_TEST(test_model_resume_after_interrupt) {
-    const char *src = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
-                      "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
-                      "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
-    rt_vm *vm = vm_running(src);
-    char path[] = "/tmp/ppl_ckpt_XXXXXX";
+/* The model both resume tests run, with its data. */
+static const char normal_model_src[] = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
+                                       "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
+                                       "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
+
+/* An empty file made at path (a mkstemp template), for a checkpoint. */
+static void make_temp(char *path) {
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
     close(fd);
+}
+
+START_TEST(test_model_resume_after_interrupt) {
+    rt_vm *vm = vm_running(normal_model_src);
+    char path[] = "/tmp/ppl_ckpt_XXXXXX";
+    make_temp(path);
     /* chains in turn: the stop comes right after chain 1, whatever the
      * machine's cores and load (parallel chains: test_mcmc_threads.c) */
     inf_mcmc_opts o = {.chains = 3, .warmup = 200, .samples = 150, .max_depth = 10, .target_accept = 0.8, .seed = 3,
@@ -249,14 +256,9 @@ END_TEST
 /* HMC(trajectory_length=): the file records the length; a resume with
  * another length or kernel is refused, the same one continues exactly. */
 START_TEST(test_model_resume_trajectory_length) {
-    const char *src = "model m(y) {\n  sample mu ~ Normal(0.0, 10.0)\n  sample s ~ HalfNormal(2.0)\n"
-                      "  plate n(len(y)) {\n    observe y ~ Normal(mu, s)\n  }\n}\n"
-                      "data = {y: [1.5, 3.0, 2.0, 4.5, 1.5]}\n";
-    rt_vm *vm = vm_running(src);
+    rt_vm *vm = vm_running(normal_model_src);
     char path[] = "/tmp/ppl_ckpt_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
+    make_temp(path);
     inf_mcmc_opts o = {.chains = 2, .warmup = 150, .samples = 100, .max_depth = 10, .target_accept = 0.8, .seed = 4,
                        .threads = 1, .hmc_steps = MC_HMC_TRAJ, .trajectory_length = 1.5};
     inf_mcmc *ref = run_model(vm, &o, 0);
