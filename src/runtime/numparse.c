@@ -135,7 +135,9 @@ bool rt_decimal_to_double(uint64_t m, int64_t e10, bool neg, double *v) {
 
 static inline bool is_digit(char c) { return (unsigned char)(c - '0') < 10; }
 
-double rt_strtod_c(const char *s, char **endp) {
+/* strtod in the "C" locale: the calling thread's locale switched for the
+ * call only (other threads are untouched). */
+static double strtod_in_c(const char *s, char **endp) {
     locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     locale_t old = c ? uselocale(c) : (locale_t)0;
     double v = strtod(s, endp);
@@ -146,13 +148,25 @@ double rt_strtod_c(const char *s, char **endp) {
     return v;
 }
 
+double rt_strtod_c(const char *s, char **endp) {
+    /* a number in JSON's grammar (most are) needs no locale: what strtod
+     * reads of it, unless "0x" makes it a hexadecimal float for strtod */
+    double v;
+    const char *stop;
+    if (rt_parse_number(s, s + strlen(s), &v, &stop) == RT_NUM_OK && *stop != 'x' && *stop != 'X') {
+        if (endp) *endp = (char *)stop;
+        return v;
+    }
+    return strtod_in_c(s, endp);
+}
+
 /* Step 3: strtod on a NUL-terminated copy of [s, s + n). */
 static int strtod_copy(const char *s, size_t n, double *v) {
     char small[64], *txt = n < sizeof small ? small : malloc(n + 1);
     if (!txt) return RT_NUM_OOM;
     memcpy(txt, s, n);
     txt[n] = 0;
-    *v = rt_strtod_c(txt, NULL);
+    *v = strtod_in_c(txt, NULL);
     if (txt != small) free(txt);
     return RT_NUM_OK;
 }

@@ -337,6 +337,23 @@ START_TEST(fast_path_coverage) {
 }
 END_TEST
 
+/* rt_strtod_c is strtod (in the C locale this test runs in): value, bits
+ * and end, also for what JSON's grammar lacks (hexadecimal floats, a sign
+ * or space first, "1.", ".5", inf, nan) or ends early at. */
+START_TEST(strtod_c_is_strtod) {
+    static const char *cases[] = {"0.5", "-0", "1e5x", "0x10", "-0x1p3", "0X1P-2", " 7", "+1", ".5", "1.", "inf",
+                                  "-Infinity", "nan", "1e", "012", "1.5.2", "2.2250738585072011e-308",
+                                  "123456789012345678901234567890", "1e400", "", "x", "0e0", "5e-324"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *e1, *e2;
+        double want = strtod(cases[i], &e1), got = rt_strtod_c(cases[i], &e2);
+        ck_assert_msg(bits_of(got) == bits_of(want) || (isnan(got) && isnan(want)), "%s: %.17g vs %.17g", cases[i],
+                      got, want);
+        ck_assert_msg(e1 == e2, "%s: end %td vs %td", cases[i], e2 - cases[i], e1 - cases[i]);
+    }
+}
+END_TEST
+
 /* Under a host's decimal-comma locale, the strtod fallback and
  * rt_strtod_c still read a decimal point (plain strtod would stop "0.5" at
  * "0" and read long numbers as their integer part, silently).  Needs such
@@ -382,6 +399,7 @@ int main(void) {
     tcase_add_test(tc, prefixes_and_stops);
     tcase_add_test(tc, fast_path_coverage);
     tcase_add_test(tc, comma_locale);
+    tcase_add_test(tc, strtod_c_is_strtod);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
